@@ -1,0 +1,31 @@
+//! How a process ended, as reported to its parent by `wait_child`.
+
+/// Why a process ended.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// It called `exit(code)`.
+    Exited = 0,
+    /// The kernel killed it for a CPU fault it had no handler for;
+    /// `code` is the x86 vector, `fault_addr` the faulting address (CR2 for
+    /// page faults, 0 otherwise) and `fault_ip` the faulting instruction.
+    Faulted = 1,
+}
+
+/// One reaped child: filled in by `wait_child`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The child's process id.
+    pub pid: u32,
+    /// An [`ExitKind`] value.
+    pub kind: u32,
+    /// The exit code (`Exited`) or the CPU vector (`Faulted`).
+    pub code: i64,
+    /// The faulting address (`Faulted`), else 0.
+    pub fault_addr: u64,
+    /// The faulting instruction pointer (`Faulted`), else 0.
+    pub fault_ip: u64,
+    /// The CPU error code pushed with the fault (`Faulted`), else 0.
+    pub fault_error: u64,
+}

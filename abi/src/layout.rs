@@ -1,0 +1,48 @@
+//! The user address-space layout every program is linked and loaded against.
+
+/// Size of a page: the unit of mapping, protection and DMA.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Lowest user address that may be mapped. The pages below stay unmapped so
+/// that a null-pointer dereference (plus a small offset) always faults.
+pub const USER_MIN: u64 = 0x1_0000;
+
+/// One past the highest user address: the top of the lower canonical half,
+/// less one guard page so that no user mapping touches the boundary.
+pub const USER_END: u64 = 0x0000_7fff_ffff_f000;
+
+/// Where programs are linked (the `.text` of every user ELF starts here).
+pub const USER_IMAGE_BASE: u64 = 0x40_0000;
+
+/// Top of the initial user stack (exclusive); it grows down.
+pub const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
+
+/// Size of the initial user stack the kernel maps for a new program.
+pub const USER_STACK_SIZE: u64 = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::ExitStatus;
+    use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn layout_constants_are_page_aligned() {
+        for v in [USER_MIN, USER_END, USER_IMAGE_BASE, USER_STACK_TOP, USER_STACK_SIZE] {
+            assert_eq!(v % PAGE_SIZE, 0);
+        }
+        assert!(USER_STACK_TOP < USER_END);
+        assert!(USER_MIN < USER_IMAGE_BASE);
+    }
+
+    #[test]
+    fn exit_status_layout_is_pinned() {
+        assert_eq!(size_of::<ExitStatus>(), 40);
+        assert_eq!(offset_of!(ExitStatus, pid), 0);
+        assert_eq!(offset_of!(ExitStatus, kind), 4);
+        assert_eq!(offset_of!(ExitStatus, code), 8);
+        assert_eq!(offset_of!(ExitStatus, fault_addr), 16);
+        assert_eq!(offset_of!(ExitStatus, fault_ip), 24);
+        assert_eq!(offset_of!(ExitStatus, fault_error), 32);
+    }
+}

@@ -1,0 +1,65 @@
+//! System-call numbers and the register convention.
+//!
+//! `syscall` instruction; number in `rax`; arguments in `rdi`, `rsi`, `rdx`,
+//! `r10`, `r8`, `r9`; result in `rax` (see [`crate::error`] for its sign
+//! convention). `rcx` and `r11` are clobbered by the instruction itself; all
+//! other registers are preserved.
+
+/// System-call numbers. Stable: append only.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sysno {
+    /// `log_write(ptr, len) -> len`: append bytes to the kernel log.
+    LogWrite = 1,
+    /// `exit(status) -> !`: end the calling process.
+    Exit = 2,
+    /// `getpid() -> pid`.
+    GetPid = 3,
+    /// `yield() -> 0`: give the CPU to the next runnable process of the
+    /// same priority.
+    Yield = 4,
+    /// `wait_child(&mut ExitStatus, flags) -> pid`: reap one exited child.
+    WaitChild = 5,
+}
+
+impl Sysno {
+    /// Every system call, in number order.
+    pub const ALL: [Sysno; 5] = [
+        Sysno::LogWrite,
+        Sysno::Exit,
+        Sysno::GetPid,
+        Sysno::Yield,
+        Sysno::WaitChild,
+    ];
+
+    /// The system call with this number, if any.
+    pub const fn from_raw(raw: u64) -> Option<Sysno> {
+        if raw >= 1 && raw as usize <= Self::ALL.len() {
+            Some(Self::ALL[raw as usize - 1])
+        } else {
+            None
+        }
+    }
+}
+
+/// Largest byte count one `log_write` accepts; longer writes are an error,
+/// not a truncation, so a caller never loses bytes silently.
+pub const LOG_WRITE_MAX: usize = 4096;
+
+/// `wait_child` flag: return `WouldBlock` instead of sleeping.
+pub const WAIT_NOHANG: u64 = 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_dense() {
+        for (i, s) in Sysno::ALL.iter().enumerate() {
+            assert_eq!(*s as u64, i as u64 + 1);
+            assert_eq!(Sysno::from_raw(*s as u64), Some(*s));
+        }
+        assert_eq!(Sysno::from_raw(0), None);
+        assert_eq!(Sysno::from_raw(u64::MAX), None);
+    }
+}
