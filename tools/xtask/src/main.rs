@@ -1,1 +1,222 @@
-fn main() {}
+//! `cargo xtask`: MH's build, run, test and debug driver. This file parses
+//! the command line, dispatches to a subcommand and turns every failure into
+//! one `error:` line and an exit status.
+//!
+//! Rules: arguments are parsed by hand (no clap: a handful of options does
+//! not justify the dependency); every subcommand checks its prerequisites up
+//! front; progress lines start with `[xtask]` so they stand out from cargo's
+//! and QEMU's output; user errors never end in a panic.
+
+mod build;
+mod error;
+mod gdb;
+mod harness;
+mod image;
+mod manifest;
+mod paths;
+mod prereq;
+mod qemu;
+mod run;
+mod suite;
+
+use error::{Result, bail};
+
+const USAGE: &str = "\
+cargo xtask: build, run, test and debug MH
+
+USAGE:
+    cargo xtask build [--image NAME]
+        Build the kernel and all user programs (release, x86_64-unknown-none)
+        and assemble the image in target/mh/image/NAME/; prints the sizes.
+    cargo xtask run [--image NAME] [-- QEMU ARGS...]
+        Build, then boot the image in QEMU with the console on this terminal
+        (Ctrl-A X quits). Extra QEMU arguments go after `--`, e.g.
+        `cargo xtask run -- -d int,cpu_reset -D target/mh/qemu.log`.
+    cargo xtask test
+        Run the host unit tests (cargo test), then boot the `test` image
+        headless and check the guest test runner's report. Ends with the line
+        `N passed, M failed`; the serial log is in target/mh/test-serial.log.
+    cargo xtask gdb [--image NAME] [--program BINARY]
+        Build, start QEMU halted with a gdb stub on :1234 (serial output in
+        target/mh/gdb-serial.log) and run gdb with the kernel's symbols;
+        --program also loads one user program's symbols. Use `hbreak` for
+        breakpoints in early boot code.
+    cargo xtask help
+        Show this text.
+
+Images are described by tools/images/NAME.toml (default: `default`).
+Missing pieces are installed on first use: the rustup target
+x86_64-unknown-none, and QEMU or gdb through apt-get when run as root.
+
+Exit status: 0 on success. `run` reports how the image ended: 0 clean
+power-off, 1 init failed (or any other failure), 2 kernel panic. `test`
+exits 0 only when nothing failed.
+See docs/getting-started.md and docs/debugging.md.";
+
+/// Prints a progress line.
+pub fn progress(message: &str) {
+    println!("[xtask] {message}");
+}
+
+/// The arguments after the subcommand name: options before `--`, and
+/// everything after it (passed through to QEMU by `run`).
+pub struct Args {
+    command: &'static str,
+    options: Vec<String>,
+    extra: Option<Vec<String>>,
+}
+
+impl Args {
+    fn new(command: &'static str, args: Vec<String>) -> Args {
+        let mut options = args;
+        let extra = options
+            .iter()
+            .position(|a| a == "--")
+            .map(|i| options.split_off(i).split_off(1));
+        Args {
+            command,
+            options,
+            extra,
+        }
+    }
+
+    /// Takes `NAME value` or `NAME=value` out of the options.
+    pub fn option(&mut self, name: &str) -> Result<Option<String>> {
+        let Some(i) = self
+            .options
+            .iter()
+            .position(|a| a == name || a.starts_with(&format!("{name}=")))
+        else {
+            return Ok(None);
+        };
+        let arg = self.options.remove(i);
+        let value = match arg.split_once('=') {
+            Some((_, value)) => value.to_string(),
+            None => {
+                if i >= self.options.len() || self.options[i].starts_with("--") {
+                    bail!("{name} needs a value (see `cargo xtask help`)");
+                }
+                self.options.remove(i)
+            }
+        };
+        if value.is_empty() {
+            bail!("{name} needs a value (see `cargo xtask help`)");
+        }
+        if self
+            .options
+            .iter()
+            .any(|a| a == name || a.starts_with(&format!("{name}=")))
+        {
+            bail!("{name} given more than once");
+        }
+        Ok(Some(value))
+    }
+
+    /// `--image NAME`, or the default image.
+    pub fn image(&mut self) -> Result<String> {
+        Ok(self
+            .option("--image")?
+            .unwrap_or_else(|| "default".to_string()))
+    }
+
+    /// The arguments after `--`.
+    pub fn take_extra(&mut self) -> Vec<String> {
+        self.extra.take().unwrap_or_default()
+    }
+
+    /// Fails on anything the subcommand did not take.
+    pub fn finish(self) -> Result<()> {
+        if let Some(arg) = self.options.first() {
+            bail!(
+                "unexpected argument '{arg}' for `cargo xtask {}` (see `cargo xtask help`)",
+                self.command
+            );
+        }
+        if self.extra.is_some() {
+            bail!(
+                "`cargo xtask {}` takes no arguments after `--` (only `run` passes them to QEMU)",
+                self.command
+            );
+        }
+        Ok(())
+    }
+}
+
+fn dispatch(mut argv: Vec<String>) -> Result<i32> {
+    if argv.is_empty() {
+        println!("{USAGE}");
+        return Ok(0);
+    }
+    let command = argv.remove(0);
+    match command.as_str() {
+        "build" => build::command(Args::new("build", argv)),
+        "run" => run::command(Args::new("run", argv)),
+        "test" => suite::command(Args::new("test", argv)),
+        "gdb" => gdb::command(Args::new("gdb", argv)),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => {
+            eprintln!("error: unknown subcommand '{other}'\n");
+            eprintln!("{USAGE}");
+            Ok(1)
+        }
+    }
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let code = match dispatch(argv) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            failure.code
+        }
+    };
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Args {
+        Args::new("t", list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn options_in_both_spellings() {
+        let mut a = args(&["--image", "test"]);
+        assert_eq!(a.image().unwrap(), "test");
+        assert!(a.finish().is_ok());
+        let mut b = args(&["--image=test", "--program", "init"]);
+        assert_eq!(b.image().unwrap(), "test");
+        assert_eq!(b.option("--program").unwrap().as_deref(), Some("init"));
+        assert!(b.finish().is_ok());
+        assert_eq!(args(&[]).image().unwrap(), "default");
+    }
+
+    #[test]
+    fn bad_options_are_errors() {
+        assert!(args(&["--image"]).image().is_err());
+        assert!(args(&["--image", "--program"]).image().is_err());
+        assert!(args(&["--image=a", "--image=b"]).image().is_err());
+        let mut extra = args(&["--bogus"]);
+        assert!(extra.image().is_ok());
+        assert!(extra.finish().unwrap_err().message.contains("--bogus"));
+    }
+
+    #[test]
+    fn extra_args_after_double_dash() {
+        let mut a = args(&["--image", "x", "--", "-d", "int", "--image"]);
+        assert_eq!(a.image().unwrap(), "x");
+        assert_eq!(a.take_extra(), ["-d", "int", "--image"]);
+        assert!(a.finish().is_ok());
+        let b = args(&["--", "-s"]);
+        assert!(b.finish().is_err());
+    }
+}

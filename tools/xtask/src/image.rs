@@ -1,0 +1,106 @@
+//! Assembling a built image: the kernel plus each module's ELF copied into
+//! `target/mh/image/<name>/`, the directory QEMU runs in.
+//!
+//! Rules: QEMU's `-initrd` list names module files relative to its working
+//! directory, because an absolute path with spaces or commas would break the
+//! list's syntax; so every module is copied under its binary name into one
+//! directory and QEMU is started there. The directory is rebuilt from scratch
+//! each time so a stale module from an older manifest cannot linger.
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::error::{Result, bail, io_failure};
+use crate::manifest::Manifest;
+use crate::paths::{self, KERNEL_BINARY};
+
+/// A built, assembled image, ready to boot.
+#[derive(Debug)]
+pub struct Image {
+    pub manifest: Manifest,
+    /// The absolute path of the kernel ELF (QEMU's `-kernel`).
+    pub kernel: PathBuf,
+    /// The directory holding the modules (QEMU's working directory).
+    pub dir: PathBuf,
+}
+
+/// Checks the build's artifacts against the manifest, copies the modules
+/// into the image directory and prints the sizes.
+pub fn assemble(manifest: Manifest) -> Result<Image> {
+    let kernel = paths::guest_binary(KERNEL_BINARY);
+    if !kernel.is_file() {
+        bail!(
+            "no kernel binary {} (the guest build should have produced it: is the `kernel` crate's binary still called `kernel`?)",
+            paths::display(&kernel)
+        );
+    }
+    let binaries = manifest.binaries();
+    for binary in &binaries {
+        let path = paths::guest_binary(binary);
+        if !path.is_file() {
+            bail!(
+                "module '{binary}': no binary {} (is there a crate with [[bin]] name = \"{binary}\"?)",
+                paths::display(&path)
+            );
+        }
+    }
+
+    let dir = paths::mh_dir().join("image").join(&manifest.name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| io_failure("cannot clear", &dir, &e))?;
+    }
+    fs::create_dir_all(&dir).map_err(|e| io_failure("cannot create", &dir, &e))?;
+
+    println!(
+        "  {:<12} {:>10}  {}",
+        "kernel",
+        size_of(&kernel),
+        paths::display(&kernel)
+    );
+    for binary in &binaries {
+        let from = paths::guest_binary(binary);
+        let to = dir.join(binary);
+        fs::copy(&from, &to).map_err(|e| io_failure("cannot copy module to", &to, &e))?;
+        println!(
+            "  {:<12} {:>10}  {}",
+            binary,
+            size_of(&to),
+            paths::display(&to)
+        );
+    }
+    Ok(Image {
+        manifest,
+        kernel,
+        dir,
+    })
+}
+
+/// A file's size for the build summary, in KiB for readability.
+fn size_of(path: &std::path::Path) -> String {
+    match fs::metadata(path) {
+        Ok(meta) => format_size(meta.len()),
+        Err(_) => "?".to_string(),
+    }
+}
+
+fn format_size(bytes: u64) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else {
+        // Integer arithmetic: one decimal is plenty and avoids float casts.
+        let tenths = bytes * 10 / 1024;
+        format!("{}.{} KiB", tenths / 10, tenths % 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_size;
+
+    #[test]
+    fn sizes_are_readable() {
+        assert_eq!(format_size(10), "10 B");
+        assert_eq!(format_size(1024), "1.0 KiB");
+        assert_eq!(format_size(15 * 1024 + 512), "15.5 KiB");
+    }
+}

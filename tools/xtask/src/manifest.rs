@@ -1,0 +1,349 @@
+//! Image manifests: `tools/images/<name>.toml`, which name the boot modules
+//! of an image (in boot order, the first is init), their arguments and a few
+//! machine settings.
+//!
+//! Rules: unknown fields are errors (a typo must not be silently ignored) and
+//! every error names the file and the field. Validation here covers what can
+//! be checked without a build; that each module's binary exists is checked by
+//! `image` after the build. The `-initrd` string is built here because its
+//! escaping rules follow from what a manifest may contain.
+
+use std::fs;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Failure, Result, bail, io_failure};
+use crate::paths;
+
+/// The memory size when the manifest names none.
+const DEFAULT_MEMORY_MIB: u32 = 256;
+/// The host-side limit for headless runs when the manifest names none.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    image: RawImage,
+    #[serde(default)]
+    module: Vec<RawModule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    description: String,
+    timeout_secs: Option<u64>,
+    kernel_args: Option<String>,
+    memory_mib: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModule {
+    binary: String,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+/// A validated image manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The image name (the file stem).
+    pub name: String,
+    pub description: String,
+    pub timeout_secs: u64,
+    pub kernel_args: Option<String>,
+    pub memory_mib: u32,
+    /// Boot modules in boot order; never empty.
+    pub modules: Vec<Module>,
+}
+
+/// One boot module: a user ELF by its binary name and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    pub binary: String,
+    pub args: Vec<String>,
+}
+
+/// The manifest file of image `name`.
+pub fn path_of(name: &str) -> PathBuf {
+    paths::images_dir().join(format!("{name}.toml"))
+}
+
+/// Loads and validates the manifest of image `name`.
+pub fn load(name: &str) -> Result<Manifest> {
+    // The name becomes a path component and a directory under target/mh:
+    // keep it to a plain word so it cannot point elsewhere.
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("bad image name '{name}': use letters, digits, '-' and '_' only");
+    }
+    let path = path_of(name);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "no image '{name}': {} does not exist (available: {})",
+                paths::display(&path),
+                available().join(", ")
+            )
+        }
+        Err(e) => return Err(io_failure("cannot read", &path, &e)),
+    };
+    parse(name, &paths::display(&path), &text)
+}
+
+/// The names of all images under tools/images, sorted.
+pub fn available() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(paths::images_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            (path.extension()? == "toml").then_some(())?;
+            Some(path.file_stem()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Parses and validates manifest text; `file` is only used in messages.
+pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
+    let raw: RawManifest = toml::from_str(text)
+        .map_err(|e| Failure::new(format!("{file}: {}", e.to_string().trim_end())))?;
+    let err = |field: &str, what: String| Failure::new(format!("{file}: {field}: {what}"));
+
+    if raw.module.is_empty() {
+        return Err(err(
+            "module",
+            "no [[module]] entries: an image needs at least init".into(),
+        ));
+    }
+    let timeout_secs = match raw.image.timeout_secs {
+        Some(0) => return Err(err("image.timeout_secs", "must be at least 1".into())),
+        Some(secs) => secs,
+        None => DEFAULT_TIMEOUT_SECS,
+    };
+    let memory_mib = match raw.image.memory_mib {
+        // Below a few MiB the kernel and modules would not even load; catch a
+        // unit mistake (bytes or GiB) early with a clear message.
+        Some(m) if !(16..=65536).contains(&m) => {
+            return Err(err(
+                "image.memory_mib",
+                format!("{m} is out of range (16 to 65536 MiB)"),
+            ));
+        }
+        Some(m) => m,
+        None => DEFAULT_MEMORY_MIB,
+    };
+    if let Some(args) = &raw.image.kernel_args
+        && args.contains(['\n', '\r'])
+    {
+        return Err(err("image.kernel_args", "must be a single line".into()));
+    }
+
+    let mut modules = Vec::with_capacity(raw.module.len());
+    for (i, m) in raw.module.into_iter().enumerate() {
+        let field = format!("module[{i}]");
+        // The binary name is the module's file name in the image directory
+        // and the first word of its QEMU module string.
+        if m.binary.is_empty()
+            || m.binary
+                .contains(|c: char| c.is_whitespace() || c == '/' || c == ',')
+        {
+            return Err(err(
+                &format!("{field}.binary"),
+                format!(
+                    "'{}' is not a binary name (no spaces, '/' or ',')",
+                    m.binary
+                ),
+            ));
+        }
+        for (j, arg) in m.args.iter().enumerate() {
+            // QEMU splits a module string at spaces only for the file name;
+            // the kernel splits the command line at whitespace, so an arg
+            // with whitespace would silently become two, and an empty one
+            // would vanish.
+            if arg.is_empty() {
+                return Err(err(&format!("{field}.args[{j}]"), "is empty".into()));
+            }
+            if arg.contains(char::is_whitespace) {
+                return Err(err(
+                    &format!("{field}.args[{j}]"),
+                    format!("'{arg}' contains whitespace (each arg must be one word)"),
+                ));
+            }
+        }
+        modules.push(Module {
+            binary: m.binary,
+            args: m.args,
+        });
+    }
+
+    Ok(Manifest {
+        name: name.to_string(),
+        description: raw.image.description,
+        timeout_secs,
+        kernel_args: raw.image.kernel_args,
+        memory_mib,
+        modules,
+    })
+}
+
+impl Manifest {
+    /// The value of QEMU's `-initrd`: modules joined with ",", each
+    /// "<binary> <args…>". QEMU splits the list at single commas and reads a
+    /// doubled comma as a literal one, so commas are doubled here.
+    pub fn initrd(&self) -> String {
+        self.modules
+            .iter()
+            .map(|m| {
+                let mut line = m.binary.clone();
+                for arg in &m.args {
+                    line.push(' ');
+                    line.push_str(arg);
+                }
+                line.replace(',', ",,")
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The distinct binaries of the image, in first-use order.
+    pub fn binaries(&self) -> Vec<&str> {
+        let mut seen: Vec<&str> = Vec::new();
+        for m in &self.modules {
+            if !seen.contains(&m.binary.as_str()) {
+                seen.push(&m.binary);
+            }
+        }
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> Manifest {
+        match parse("t", "t.toml", text) {
+            Ok(m) => m,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    fn parse_err(text: &str) -> String {
+        match parse("t", "t.toml", text) {
+            Ok(m) => panic!("expected an error, got {m:?}"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn minimal_manifest_gets_defaults() {
+        let m = parse_ok("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n");
+        assert_eq!(m.memory_mib, 256);
+        assert_eq!(m.timeout_secs, 300);
+        assert_eq!(m.kernel_args, None);
+        assert_eq!(m.initrd(), "init");
+    }
+
+    #[test]
+    fn initrd_joins_modules_and_doubles_commas() {
+        let m = parse_ok(
+            r#"
+            [image]
+            description = "d"
+            kernel_args = "log=debug x"
+            memory_mib = 64
+            timeout_secs = 5
+            [[module]]
+            binary = "a"
+            args = ["x", "y,z"]
+            [[module]]
+            binary = "b"
+            "#,
+        );
+        assert_eq!(m.initrd(), "a x y,,z,b");
+        assert_eq!(m.kernel_args.as_deref(), Some("log=debug x"));
+        assert_eq!((m.memory_mib, m.timeout_secs), (64, 5));
+    }
+
+    #[test]
+    fn unknown_field_names_file_and_field() {
+        let e =
+            parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\nargz = []\n");
+        assert!(e.starts_with("t.toml:"), "{e}");
+        assert!(e.contains("argz"), "{e}");
+    }
+
+    #[test]
+    fn missing_description_is_an_error() {
+        let e = parse_err("[image]\n[[module]]\nbinary = \"init\"\n");
+        assert!(e.contains("description"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let e = parse_err(
+            "[image]\ndescription = \"d\"\nmemory_mib = \"lots\"\n[[module]]\nbinary = \"i\"\n",
+        );
+        assert!(e.contains("memory_mib"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let no_modules = parse_err("[image]\ndescription = \"d\"\n");
+        assert!(no_modules.contains("module"), "{no_modules}");
+        let space = parse_err(
+            "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\nargs = [\"a b\"]\n",
+        );
+        assert!(space.contains("module[0].args[0]"), "{space}");
+        assert!(space.contains("whitespace"), "{space}");
+        let empty =
+            parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\nargs = [\"\"]\n");
+        assert!(empty.contains("module[0].args[0]"), "{empty}");
+        let binary = parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"a b\"\n");
+        assert!(binary.contains("module[0].binary"), "{binary}");
+        let timeout = parse_err(
+            "[image]\ndescription = \"d\"\ntimeout_secs = 0\n[[module]]\nbinary = \"i\"\n",
+        );
+        assert!(timeout.contains("image.timeout_secs"), "{timeout}");
+        let memory =
+            parse_err("[image]\ndescription = \"d\"\nmemory_mib = 1\n[[module]]\nbinary = \"i\"\n");
+        assert!(memory.contains("image.memory_mib"), "{memory}");
+    }
+
+    #[test]
+    fn binaries_are_distinct_in_order() {
+        let m = parse_ok(
+            "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"b\"\n[[module]]\nbinary = \"a\"\n[[module]]\nbinary = \"b\"\n",
+        );
+        assert_eq!(m.binaries(), ["b", "a"]);
+    }
+
+    #[test]
+    fn bad_image_names_are_rejected() {
+        assert!(load("../etc").is_err());
+        assert!(load("").is_err());
+        let missing = load("no-such-image").unwrap_err().message;
+        assert!(missing.contains("no image 'no-such-image'"), "{missing}");
+    }
+
+    #[test]
+    fn shipped_manifests_parse() {
+        let default = load("default").unwrap();
+        assert_eq!(default.initrd(), "init");
+        let test = load("test").unwrap();
+        assert_eq!(
+            test.initrd(),
+            "mhtest runner,mhtest helper fault,mhtest helper spin"
+        );
+    }
+}

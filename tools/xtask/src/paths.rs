@@ -1,0 +1,58 @@
+//! Where things live: the workspace root, the guest build's artifacts and
+//! xtask's own output directory (`target/mh`).
+//!
+//! Rules: every path is derived from the workspace root, which is found from
+//! xtask's own manifest directory at compile time, so `cargo xtask` works from
+//! any subdirectory. The target directory is the workspace's `target/`
+//! (xtask does not follow `CARGO_TARGET_DIR`: the docs and gdbinit name
+//! `target/` literally).
+
+use std::path::{Path, PathBuf};
+
+/// The rustc target every guest binary (kernel and user programs) is built for.
+pub const GUEST_TARGET: &str = "x86_64-unknown-none";
+
+/// The name of the kernel's binary target.
+pub const KERNEL_BINARY: &str = "kernel";
+
+/// The workspace root (where the top-level Cargo.toml and
+/// rust-toolchain.toml are).
+pub fn root() -> PathBuf {
+    // tools/xtask → the root is two levels up.
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}
+
+/// The directory of release binaries built for the guest.
+pub fn guest_release_dir() -> PathBuf {
+    root().join("target").join(GUEST_TARGET).join("release")
+}
+
+/// The path of a guest binary (kernel or user program) by its target name.
+pub fn guest_binary(name: &str) -> PathBuf {
+    guest_release_dir().join(name)
+}
+
+/// xtask's own output: assembled images, serial logs, gdbinit.
+pub fn mh_dir() -> PathBuf {
+    root().join("target").join("mh")
+}
+
+/// The directory of image manifests.
+pub fn images_dir() -> PathBuf {
+    root().join("tools").join("images")
+}
+
+/// `path` relative to the workspace root when it is inside it (for messages:
+/// short and copy-pasteable from the root), otherwise unchanged.
+pub fn display(path: &Path) -> String {
+    let root = root();
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

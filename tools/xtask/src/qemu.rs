@@ -1,0 +1,389 @@
+//! Launching QEMU: the one place that knows the machine's command line, the
+//! three ways xtask runs it (foreground, headless with a time limit, in the
+//! background for gdb) and what its exit status means.
+//!
+//! Rules: every boot goes through `command`, so `run`, `test`, `gdb` (and a
+//! later `bench`, which only adds `-icount …` as extra arguments) boot the
+//! same machine. Always TCG: user mode is broken under this host's KVM. The
+//! kernel ends a run by writing a byte v to the isa-debug-exit port and QEMU
+//! exits with (v << 1) | 1 (abi::power); with -no-reboot a triple fault
+//! exits 0, which is never a success.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, LineWriter, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use abi::power::{DEBUG_EXIT_PORT, EXIT_CLEAN, EXIT_INIT_FAILED, EXIT_KERNEL_PANIC, qemu_status};
+
+use crate::error::{Failure, Result, io_failure, spawn_failure};
+use crate::image::Image;
+use crate::paths;
+use crate::prereq::QEMU;
+use crate::progress;
+
+/// Where the guest's first serial port goes.
+#[derive(Debug)]
+pub enum Serial {
+    /// This terminal, multiplexed with the QEMU monitor (Ctrl-A X quits).
+    MonitorStdio,
+    /// Plain stdin/stdout (not a terminal, or captured by xtask).
+    Stdio,
+    /// A file (absolute path: QEMU runs in the image directory).
+    File(std::path::PathBuf),
+}
+
+impl Serial {
+    fn arg(&self) -> String {
+        match self {
+            Serial::MonitorStdio => "mon:stdio".to_string(),
+            Serial::Stdio => "stdio".to_string(),
+            Serial::File(path) => format!("file:{}", path.display()),
+        }
+    }
+}
+
+/// The QEMU command that boots `image`; `extra` is appended last so callers
+/// can add debugging or measuring options.
+pub fn command(image: &Image, serial: &Serial, extra: &[String]) -> Command {
+    let m = &image.manifest;
+    let mut cmd = Command::new(QEMU.program);
+    cmd.current_dir(&image.dir)
+        .args(["-accel", "tcg", "-M", "pc", "-cpu", "max", "-smp", "1"])
+        .arg("-m")
+        .arg(format!("{}M", m.memory_mib))
+        .args(["-display", "none", "-no-reboot", "-device"])
+        .arg(format!(
+            "isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04"
+        ))
+        .arg("-serial")
+        .arg(serial.arg())
+        .arg("-kernel")
+        .arg(&image.kernel)
+        .arg("-initrd")
+        .arg(m.initrd());
+    if let Some(kernel_args) = &m.kernel_args {
+        cmd.arg("-append").arg(kernel_args);
+    }
+    cmd.args(with_absolute_log(extra));
+    cmd
+}
+
+/// `extra` with a relative `-D <file>` made absolute against xtask's own
+/// working directory. QEMU runs in the image directory (see `image`), so
+/// `-D target/mh/qemu.log` typed at the workspace root would otherwise land
+/// inside that directory, which the next build wipes. Only `-D` is
+/// rewritten: it is the path option the docs suggest; others are left as
+/// given (relative to the image directory).
+fn with_absolute_log(extra: &[String]) -> Vec<String> {
+    let cwd = std::env::current_dir().ok();
+    let mut out = Vec::with_capacity(extra.len());
+    let mut after_d = false;
+    for arg in extra {
+        let path = Path::new(arg);
+        match &cwd {
+            Some(cwd) if after_d && path.is_relative() => {
+                out.push(cwd.join(path).to_string_lossy().into_owned())
+            }
+            _ => out.push(arg.clone()),
+        }
+        after_d = arg == "-D";
+    }
+    out
+}
+
+/// Prints the command so it can be rerun (or tweaked) by hand.
+pub fn show(cmd: &Command) {
+    let mut line = format!(
+        "cd {} &&",
+        quote(&paths::display(
+            cmd.get_current_dir().unwrap_or(Path::new(".")),
+        ))
+    );
+    for part in std::iter::once(cmd.get_program()).chain(cmd.get_args()) {
+        line.push(' ');
+        line.push_str(&quote(&part.to_string_lossy()));
+    }
+    progress(&line);
+}
+
+/// Shell-quotes a word only when it needs it, to keep the line readable.
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=.,:/+@".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// How a QEMU run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The kernel wrote EXIT_CLEAN: init exited with status 0.
+    Clean,
+    /// The kernel wrote EXIT_INIT_FAILED.
+    InitFailed,
+    /// The kernel wrote EXIT_KERNEL_PANIC.
+    KernelPanic,
+    /// Status 0: a reset or triple fault (or the user quit the monitor).
+    Reset,
+    /// Any other status: QEMU itself failed (bad option, missing file…).
+    Status(i32),
+    /// QEMU was killed by a signal.
+    Signal(i32),
+    /// xtask killed QEMU at the time limit (seconds).
+    TimedOut(u64),
+}
+
+impl Outcome {
+    pub fn from_status(status: ExitStatus) -> Outcome {
+        match status.code() {
+            Some(code) => Outcome::from_code(code),
+            None => Outcome::Signal(status.signal().unwrap_or(0)),
+        }
+    }
+
+    pub fn from_code(code: i32) -> Outcome {
+        match code {
+            0 => Outcome::Reset,
+            c if c == qemu_status(EXIT_CLEAN) => Outcome::Clean,
+            c if c == qemu_status(EXIT_INIT_FAILED) => Outcome::InitFailed,
+            c if c == qemu_status(EXIT_KERNEL_PANIC) => Outcome::KernelPanic,
+            c => Outcome::Status(c),
+        }
+    }
+
+    pub fn is_clean(self) -> bool {
+        self == Outcome::Clean
+    }
+
+    /// What happened, in one phrase.
+    pub fn describe(self) -> String {
+        match self {
+            Outcome::Clean => "the image ended cleanly".to_string(),
+            Outcome::InitFailed => "init exited with a failure status".to_string(),
+            Outcome::KernelPanic => "kernel panic".to_string(),
+            Outcome::Reset => {
+                "QEMU reset or triple fault (status 0) — the guest never powered off".to_string()
+            }
+            Outcome::Status(n) => format!("QEMU failed with status {n}"),
+            Outcome::Signal(s) => format!("QEMU was killed by signal {s}"),
+            Outcome::TimedOut(secs) => format!("timed out after {secs} s"),
+        }
+    }
+
+    /// xtask's exit status for a run that ended this way.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::KernelPanic => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs QEMU with this terminal's stdio and waits for it.
+pub fn run_foreground(mut cmd: Command) -> Result<Outcome> {
+    show(&cmd);
+    let status = cmd.status().map_err(|e| spawn_failure(QEMU.program, &e))?;
+    Ok(Outcome::from_status(status))
+}
+
+/// Starts QEMU in the background for a debugger: stdin closed, and in its
+/// own process group so the Ctrl-C that interrupts gdb does not kill it.
+pub fn spawn_background(mut cmd: Command) -> Result<Child> {
+    show(&cmd);
+    cmd.stdin(Stdio::null()).process_group(0);
+    cmd.spawn().map_err(|e| spawn_failure(QEMU.program, &e))
+}
+
+/// Which of QEMU's output streams a captured line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The guest's serial port (QEMU's stdout under `Serial::Stdio`).
+    Serial,
+    /// QEMU's own messages (stderr).
+    Qemu,
+}
+
+/// The result of a headless run: how it ended and every serial line.
+#[derive(Debug)]
+pub struct Headless {
+    pub outcome: Outcome,
+    pub serial: Vec<String>,
+}
+
+/// Runs `cmd` (built with `Serial::Stdio`) with stdin closed and its output
+/// captured line by line; each line goes to `log` (QEMU's own messages
+/// prefixed with "[qemu] ") and to `on_line` as it arrives. Kills QEMU when
+/// `timeout` passes.
+pub fn run_headless(
+    mut cmd: Command,
+    timeout: Duration,
+    log: &Path,
+    mut on_line: impl FnMut(Stream, &str),
+) -> Result<Headless> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_failure("cannot create", dir, &e))?;
+    }
+    let file = File::create(log).map_err(|e| io_failure("cannot create", log, &e))?;
+    // Line-buffered, so the log is complete up to the last line even if
+    // xtask itself is interrupted.
+    let mut log_writer = LineWriter::new(file);
+
+    show(&cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| spawn_failure(QEMU.program, &e))?;
+
+    // One reader thread per pipe, both feeding one channel, so the main
+    // thread can wait for lines and the deadline at once.
+    let (tx, rx) = mpsc::channel::<(Stream, String)>();
+    if let Some(out) = child.stdout.take() {
+        spawn_reader(out, Stream::Serial, tx.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        spawn_reader(err, Stream::Qemu, tx.clone());
+    }
+    drop(tx);
+
+    let limit = timeout.as_secs();
+    let deadline = Instant::now() + timeout;
+    let mut serial = Vec::new();
+    let mut timed_out = false;
+    let mut handle = |stream: Stream, line: String| {
+        let logged = match stream {
+            Stream::Serial => writeln!(log_writer, "{line}"),
+            Stream::Qemu => writeln!(log_writer, "[qemu] {line}"),
+        };
+        // A full disk should not abort the run; the console still has it.
+        let _ = logged;
+        on_line(stream, &line);
+        if stream == Stream::Serial {
+            serial.push(line);
+        }
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((stream, line)) => handle(stream, line),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                // Ignore the error: QEMU may have exited just now.
+                let _ = child.kill();
+                // The readers see end-of-file once QEMU is gone; keep what
+                // it printed last.
+                for (stream, line) in rx.iter() {
+                    handle(stream, line);
+                }
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Failure::new(format!("waiting for QEMU failed: {e}")))?;
+    let outcome = if timed_out {
+        Outcome::TimedOut(limit)
+    } else {
+        Outcome::from_status(status)
+    };
+    Ok(Headless { outcome, serial })
+}
+
+fn spawn_reader(
+    pipe: impl Read + Send + 'static,
+    stream: Stream,
+    tx: mpsc::Sender<(Stream, String)>,
+) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send((stream, clean_line(&buf))).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A serial line as text: invalid UTF-8 replaced (a crashing guest may print
+/// garbage) and the line ending, "\n" or "\r\n", removed.
+fn clean_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.trim_end_matches(['\n', '\r']).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_mapping_follows_abi() {
+        assert_eq!(Outcome::from_code(33), Outcome::Clean);
+        assert_eq!(Outcome::from_code(35), Outcome::InitFailed);
+        assert_eq!(Outcome::from_code(37), Outcome::KernelPanic);
+        assert_eq!(Outcome::from_code(0), Outcome::Reset);
+        assert_eq!(Outcome::from_code(1), Outcome::Status(1));
+        assert_eq!(Outcome::Clean.exit_code(), 0);
+        assert_eq!(Outcome::InitFailed.exit_code(), 1);
+        assert_eq!(Outcome::KernelPanic.exit_code(), 2);
+        assert_eq!(Outcome::Reset.exit_code(), 1);
+        assert_eq!(Outcome::TimedOut(5).exit_code(), 1);
+        assert!(
+            Outcome::Reset
+                .describe()
+                .contains("triple fault (status 0)")
+        );
+        assert_eq!(Outcome::Status(1).describe(), "QEMU failed with status 1");
+        assert_eq!(Outcome::TimedOut(120).describe(), "timed out after 120 s");
+    }
+
+    #[test]
+    fn lines_lose_their_endings_only() {
+        assert_eq!(clean_line(b"abc\r\n"), "abc");
+        assert_eq!(clean_line(b"  x \n"), "  x ");
+        assert_eq!(clean_line(b"\xffok"), "\u{fffd}ok");
+    }
+
+    #[test]
+    fn only_the_log_file_is_made_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        let extra: Vec<String> = ["-d", "int", "-D", "target/mh/qemu.log", "-s"]
+            .map(String::from)
+            .to_vec();
+        let out = with_absolute_log(&extra);
+        assert_eq!(out[..3], extra[..3]);
+        assert_eq!(Path::new(&out[3]), cwd.join("target/mh/qemu.log"));
+        assert_eq!(out[4], "-s");
+        let absolute = ["-D".to_string(), "/tmp/q.log".to_string()];
+        assert_eq!(with_absolute_log(&absolute), absolute);
+    }
+
+    #[test]
+    fn quoting_only_when_needed() {
+        assert_eq!(quote("-m"), "-m");
+        assert_eq!(
+            quote("isa-debug-exit,iobase=0xf4"),
+            "isa-debug-exit,iobase=0xf4"
+        );
+        assert_eq!(quote("a b,c"), "'a b,c'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}
