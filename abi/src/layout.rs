@@ -28,7 +28,13 @@ mod tests {
 
     #[test]
     fn layout_constants_are_page_aligned() {
-        for v in [USER_MIN, USER_END, USER_IMAGE_BASE, USER_STACK_TOP, USER_STACK_SIZE] {
+        for v in [
+            USER_MIN,
+            USER_END,
+            USER_IMAGE_BASE,
+            USER_STACK_TOP,
+            USER_STACK_SIZE,
+        ] {
             assert_eq!(v % PAGE_SIZE, 0);
         }
         assert!(USER_STACK_TOP < USER_END);

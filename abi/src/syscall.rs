@@ -20,16 +20,21 @@ pub enum Sysno {
     Yield = 4,
     /// `wait_child(&mut ExitStatus, flags) -> pid`: reap one exited child.
     WaitChild = 5,
+    /// `log_read(pos, buf, len) -> n`: copy kernel-log bytes starting at
+    /// absolute position `pos` (the log is a ring: `NotFound` if `pos` has
+    /// been overwritten already).
+    LogRead = 6,
 }
 
 impl Sysno {
     /// Every system call, in number order.
-    pub const ALL: [Sysno; 5] = [
+    pub const ALL: [Sysno; 6] = [
         Sysno::LogWrite,
         Sysno::Exit,
         Sysno::GetPid,
         Sysno::Yield,
         Sysno::WaitChild,
+        Sysno::LogRead,
     ];
 
     /// The system call with this number, if any.

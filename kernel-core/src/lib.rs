@@ -7,3 +7,16 @@
 //! parsed into `Result`s.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod acpi;
+pub mod bootinfo;
+pub mod elf;
+pub mod frame;
+pub mod klog;
+pub mod paging;
+pub mod slab;
+
+pub mod idhash;
+pub mod runqueue;
+#[cfg(test)]
+mod testmem;

@@ -1,4 +1,214 @@
+//! The MH microkernel.
+//!
+//! Boot order: serial and log; descriptor tables and CPU features; the boot
+//! loader's information (parsed defensively); ACPI (while the boot page
+//! tables still map the first 4 GiB); the frame table; the kernel's own page
+//! tables; the interrupt controllers and the preemption timer; then every
+//! boot module becomes a process (the first is init, the parent of the
+//! others) and the scheduler starts.
+//!
+//! Rules: nothing a user process does may panic the kernel; a panic is a
+//! kernel bug and ends the run with `abi::power::EXIT_KERNEL_PANIC`.
 #![no_std]
 #![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+mod arch;
+mod loader;
+mod log;
+mod mm;
+mod process;
+mod sched;
+mod syscall;
+mod trap;
+mod usercopy;
+
+use abi::{ExitKind, ExitStatus};
+use arch::{boot, cpu, entry, gdt, idt, ioapic, lapic, paging, pic};
+use arrayvec::ArrayVec;
+use kernel_core::acpi;
+use kernel_core::bootinfo::{self, BootInfo};
+use mm::phys::{self, BootPhysMemory};
+
+#[unsafe(no_mangle)]
+extern "C" fn kmain() -> ! {
+    log::init();
+    let record = boot::boot_record();
+    gdt::init();
+    idt::init();
+    pic::disable();
+    let features = cpu::init();
+    entry::init_syscall();
+
+    let boot_info =
+        match bootinfo::parse_multiboot1(&BootPhysMemory, record.magic, record.info_phys) {
+            Ok(info) => info,
+            Err(e) => panic!("unusable boot information: {e}"),
+        };
+    // ACPI tables sit in reserved RAM that the final direct map leaves out:
+    // read them while the boot tables still map the first 4 GiB.
+    let madt = acpi::find_rsdp(&BootPhysMemory).map(|rsdp| acpi::parse_madt(&BootPhysMemory, rsdp));
+
+    let mut reserved: ArrayVec<(u64, u64), 40> = ArrayVec::new();
+    let sections = boot::kernel_sections();
+    reserved.push((
+        boot::image_phys(sections.text.0) & !0xfffff,
+        boot::image_phys(sections.data.1),
+    ));
+    for m in &boot_info.modules {
+        reserved.push((m.start, m.end));
+    }
+    let stats = match mm::frames::init(&boot_info, &reserved) {
+        Ok(stats) => stats,
+        Err(e) => panic!("cannot manage memory: {e}"),
+    };
+    if stats.dropped_ranges > 0 {
+        kprintln!(
+            "[kernel] memory map too fragmented: {} ranges ignored",
+            stats.dropped_ranges
+        );
+    }
+    if let Err(e) = paging::init_kernel(stats.ram_top, features.nx) {
+        panic!("cannot build the kernel page tables: {e:?}");
+    }
+
+    let madt = match madt {
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            kprintln!("[kernel] ACPI MADT unusable ({e:?}); using the standard APIC addresses");
+            None
+        }
+        None => {
+            kprintln!("[kernel] no ACPI RSDP; using the standard APIC addresses");
+            None
+        }
+    };
+    let lapic_addr = madt.as_ref().map_or(0xfee0_0000, |m| m.local_apic_addr);
+    let mut ioapic_lines = 0;
+    if let Some(m) = &madt {
+        for info in &m.io_apics {
+            match ioapic::IoApic::init(info) {
+                Ok(a) => {
+                    kprintln!(
+                        "[kernel] I/O APIC {} at {:#x}: GSIs {}..{}, all masked",
+                        info.id,
+                        info.addr,
+                        a.gsi_base,
+                        a.gsi_base + a.lines
+                    );
+                    ioapic_lines += a.lines;
+                }
+                Err(e) => kprintln!("[kernel] I/O APIC at {:#x} unusable: {e:?}", info.addr),
+            }
+        }
+    }
+    let timer = match lapic::init(lapic_addr) {
+        Ok(t) => t,
+        Err(e) => panic!("cannot map the local APIC: {e:?}"),
+    };
+
+    let loaded = start_modules(&boot_info);
+    let now = cpu::rdtsc();
+    kprintln!(
+        "MH kernel: {} MiB RAM, {} MiB free, {} of {} modules started, NX={} SMEP={} SMAP={}",
+        stats.ram_bytes >> 20,
+        (mm::frames::free_count() as u64 * 4096) >> 20,
+        loaded,
+        boot_info.modules.len(),
+        features.nx,
+        features.smep,
+        features.smap,
+    );
+    kprintln!(
+        "MH kernel: LAPIC timer {} ticks/ms ({}), TSC {} MHz, {} I/O APIC lines, tick {} Hz",
+        timer.lapic_ticks_per_ms,
+        if timer.calibrated {
+            "calibrated with the PIT"
+        } else {
+            "PIT gate absent: assumed"
+        },
+        timer.tsc_per_ms / 1000,
+        ioapic_lines,
+        lapic::TICK_HZ,
+    );
+    kprintln!(
+        "MH kernel: kernel entry to first user instruction: {} us ({} TSC ticks)",
+        lapic::tsc_to_us(now - record.entry_tsc),
+        now - record.entry_tsc,
+    );
+    if loaded == 0 {
+        panic!("no boot module could be started");
+    }
+    sched::start()
+}
+
+/// Turns every boot module into a process; returns how many started.
+fn start_modules(info: &BootInfo) -> usize {
+    let mut started = 0;
+    for (index, module) in info.modules.iter().enumerate() {
+        let cmdline = module.cmdline.as_str();
+        let (path, args) = cmdline.split_once(' ').unwrap_or((cmdline, ""));
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let len = (module.end - module.start) as usize;
+        // SAFETY: the module's frames are reserved (never allocated) and
+        // lie in RAM below ram_top, which the direct map covers.
+        let image = unsafe { core::slice::from_raw_parts(phys::to_virt(module.start), len) };
+        let parent = if index == 0 { 0 } else { process::INIT_PID };
+        let result = paging::with_kernel_table(|k| loader::load(k, image, args.as_bytes()))
+            .unwrap_or(Err(abi::Error::OutOfMemory))
+            .and_then(|loaded| {
+                let mut frame = entry::TrapFrame::default();
+                loaded.initial_frame(&mut frame);
+                sched::SCHED
+                    .lock()
+                    .spawn(parent, name, None, loaded.space, |f| *f = frame)
+                    .map_err(|(e, space)| {
+                        mm::release_user_space(space);
+                        e
+                    })
+            });
+        match result {
+            Ok(pid) => {
+                started += 1;
+                kprintln!("[kernel] module {index} '{name}' is pid {pid}");
+            }
+            Err(e) if index == 0 => panic!("init ('{cmdline}') cannot start: {e}"),
+            Err(e) => kprintln!("[kernel] module {index} '{cmdline}' not started: {e}"),
+        }
+    }
+    started
+}
+
+/// Init is gone: the run is over.
+pub fn power_off_after_init(status: &ExitStatus) -> ! {
+    let clean = status.kind == ExitKind::Exited as u32 && status.code == 0;
+    if status.kind == ExitKind::Exited as u32 {
+        kprintln!(
+            "[kernel] init exited with status {}; powering off",
+            status.code
+        );
+    } else {
+        kprintln!(
+            "[kernel] init was killed (vector {}); powering off",
+            status.code
+        );
+    }
+    cpu::power_off(if clean {
+        abi::power::EXIT_CLEAN
+    } else {
+        abi::power::EXIT_INIT_FAILED
+    })
+}
+
 #[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    log::force_write(format_args!("\nKERNEL PANIC: {info}\n"));
+    let rbp: u64;
+    // SAFETY: reads a register.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
+    arch::fault::backtrace(0, rbp);
+    cpu::power_off(abi::power::EXIT_KERNEL_PANIC)
+}

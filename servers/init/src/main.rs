@@ -1,4 +1,23 @@
+//! init: the first process. For now it greets, reports what it was given,
+//! and exits, which powers the machine off cleanly; it grows into the
+//! supervisor of the servers as they arrive.
 #![no_std]
 #![no_main]
-#[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+
+use libmh::{Args, println, process};
+
+libmh::entry!(main);
+
+fn main(args: Args) -> i32 {
+    println!("init: hello from MH init, pid {}", process::getpid());
+    println!("init: arguments: '{}'", args.as_str());
+    // Reap whatever the kernel started beside us before powering off.
+    while let Ok(status) = process::wait_child() {
+        println!(
+            "init: child {} ended (kind {}, code {})",
+            status.pid, status.kind, status.code
+        );
+    }
+    println!("init: nothing left to do; goodbye");
+    0
+}

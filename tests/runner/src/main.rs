@@ -1,4 +1,34 @@
+//! mhtest: the in-QEMU test suite. One program, two roles chosen by its
+//! arguments: `runner` (init of the test image) runs the catalogue and
+//! prints one line per test; `helper <what>` processes are started beside
+//! it and misbehave on purpose (fault, spin, ...) so that the runner can
+//! check what the kernel did to them.
 #![no_std]
 #![no_main]
-#[panic_handler]
-fn p(_: &core::panic::PanicInfo) -> ! { loop {} }
+
+mod helpers;
+mod suite;
+mod t_procs;
+mod t_syscalls;
+
+use libmh::{Args, println};
+
+libmh::entry!(main);
+
+fn main(args: Args) -> i32 {
+    match (args.get(0), args.get(1)) {
+        (Some("runner"), _) => run_all(),
+        (Some("helper"), Some(what)) => helpers::run(what),
+        _ => {
+            println!("mhtest: usage: mhtest runner | mhtest helper <what>");
+            2
+        }
+    }
+}
+
+fn run_all() -> i32 {
+    let mut s = suite::Suite::new();
+    t_syscalls::run(&mut s);
+    t_procs::run(&mut s);
+    s.finish()
+}

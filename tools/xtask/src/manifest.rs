@@ -340,10 +340,9 @@ mod tests {
     fn shipped_manifests_parse() {
         let default = load("default").unwrap();
         assert_eq!(default.initrd(), "init");
+        // The test image's first module is the runner; the rest are its
+        // helpers (their list changes as tests are added).
         let test = load("test").unwrap();
-        assert_eq!(
-            test.initrd(),
-            "mhtest runner,mhtest helper fault,mhtest helper spin"
-        );
+        assert!(test.initrd().starts_with("mhtest runner,mhtest helper "));
     }
 }

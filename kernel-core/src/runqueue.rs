@@ -1,0 +1,152 @@
+//! The scheduler's ready queues: fixed priorities, round-robin within a
+//! priority.
+//!
+//! Rules: level 0 is the most urgent; the caller queues an id at most once
+//! (the kernel keeps a "queued" bit per process, so checking here would
+//! only make every push O(n)); queue memory is
+//! reserved ahead with [`RunQueue::reserve`] when a process is created, so
+//! that making a process runnable never allocates and so never fails.
+
+extern crate alloc;
+
+use alloc::collections::TryReserveError;
+use alloc::collections::VecDeque;
+
+/// Ready queues for `L` priority levels over ids of type `u32`.
+pub struct RunQueue<const L: usize> {
+    levels: [VecDeque<u32>; L],
+    queued: usize,
+}
+
+impl<const L: usize> Default for RunQueue<L> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const L: usize> RunQueue<L> {
+    pub const fn new() -> Self {
+        RunQueue {
+            levels: [const { VecDeque::new() }; L],
+            queued: 0,
+        }
+    }
+
+    /// Makes room so that `total` ids can be queued at any one level
+    /// without allocating.
+    pub fn reserve(&mut self, total: usize) -> Result<(), TryReserveError> {
+        for level in &mut self.levels {
+            let extra = total.saturating_sub(level.len());
+            level.try_reserve(extra)?;
+        }
+        Ok(())
+    }
+
+    /// Queues `id` at the tail of `priority` (clamped to the last level).
+    /// The caller guarantees `id` is not queued already.
+    pub fn push(&mut self, id: u32, priority: u8) {
+        let level = (priority as usize).min(L - 1);
+        self.levels[level].push_back(id);
+        self.queued += 1;
+    }
+
+    /// Takes the head of the most urgent non-empty level.
+    pub fn pop(&mut self) -> Option<u32> {
+        let id = self.levels.iter_mut().find_map(|q| q.pop_front())?;
+        self.queued -= 1;
+        Some(id)
+    }
+
+    /// Removes `id` wherever it is queued.
+    pub fn remove(&mut self, id: u32) -> bool {
+        for q in &mut self.levels {
+            if let Some(pos) = q.iter().position(|&x| x == id) {
+                q.remove(pos);
+                self.queued -= 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        self.levels.iter().any(|q| q.contains(&id))
+    }
+
+    /// Whether some queued id is at least as urgent as `priority`.
+    pub fn has_at_least(&self, priority: u8) -> bool {
+        let level = (priority as usize).min(L - 1);
+        self.levels[..=level].iter().any(|q| !q.is_empty())
+    }
+
+    pub fn len(&self) -> usize {
+        self.queued
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_within_a_level() {
+        let mut q = RunQueue::<4>::new();
+        q.reserve(8).unwrap();
+        for id in 1..=3 {
+            q.push(id, 2);
+        }
+        assert_eq!(q.pop(), Some(1));
+        q.push(1, 2);
+        assert_eq!(q.pop(), Some(2));
+        assert_eq!(q.pop(), Some(3));
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.pop(), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn urgent_levels_first_and_clamping() {
+        let mut q = RunQueue::<4>::new();
+        q.push(10, 3);
+        q.push(11, 200); // clamped to level 3
+        q.push(12, 0);
+        assert!(q.has_at_least(0));
+        assert_eq!(q.pop(), Some(12));
+        assert!(!q.has_at_least(2));
+        assert!(q.has_at_least(3));
+        assert_eq!(q.pop(), Some(10));
+        assert_eq!(q.pop(), Some(11));
+    }
+
+    #[test]
+    fn remove_and_contains() {
+        let mut q = RunQueue::<2>::new();
+        q.push(5, 0);
+        q.push(6, 1);
+        assert!(q.contains(5));
+        assert_eq!(q.len(), 2);
+        assert!(q.remove(6));
+        assert_eq!(q.len(), 1);
+        assert!(q.remove(5));
+        assert!(!q.remove(5));
+        assert!(!q.contains(5));
+        assert_eq!(q.len(), 0);
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn reserved_pushes_do_not_grow() {
+        let mut q = RunQueue::<3>::new();
+        q.reserve(100).unwrap();
+        let caps: alloc::vec::Vec<usize> = q.levels.iter().map(|l| l.capacity()).collect();
+        for id in 0..100 {
+            q.push(id, (id % 3) as u8);
+        }
+        let after: alloc::vec::Vec<usize> = q.levels.iter().map(|l| l.capacity()).collect();
+        assert_eq!(caps, after);
+    }
+}

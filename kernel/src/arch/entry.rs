@@ -1,0 +1,253 @@
+//! Kernel entry and exit: the saved-register frame, the 256 interrupt
+//! stubs, the SYSCALL entry and the single path back to user mode.
+//!
+//! The design is seL4's: there is one kernel stack, and a process's user
+//! registers live in its process record, not on a kernel stack. On a
+//! SYSCALL the entry code points `rsp` at the end of the current process's
+//! [`TrapFrame`] and pushes the registers there; on an interrupt or
+//! exception from ring 3 the CPU does the same through `TSS.rsp0`. The
+//! kernel then runs on the kernel stack, may switch `CURRENT_FRAME` to
+//! another process, and leaves through `resume_user`, which pops whatever
+//! frame is current. Nothing survives on the kernel stack between entries,
+//! so switching processes is just switching which frame is popped.
+//!
+//! Rules: the kernel runs with interrupts disabled except in the idle loop;
+//! every entry sets RFLAGS to a known state (DF and AC clear) before Rust
+//! code runs, because user mode controls both; the frame layout below is
+//! shared with the assembly and pinned by a size assertion.
+
+use core::arch::global_asm;
+
+/// User registers as saved on kernel entry (the order is the push order,
+/// reversed).
+#[repr(C, align(16))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// The vector, or [`SYSCALL_VECTOR`] for a SYSCALL.
+    pub vector: u64,
+    /// The CPU's error code, or 0.
+    pub error: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 176);
+
+/// The pseudo-vector recorded for a SYSCALL entry.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// RFLAGS a new user context starts with: IF set, everything else clear.
+pub const USER_RFLAGS: u64 = 0x202;
+
+/// Address of the current process's [`TrapFrame`]; read by the assembly.
+#[unsafe(no_mangle)]
+static mut CURRENT_FRAME: u64 = 0;
+
+/// Scratch for the user `rsp` during SYSCALL entry (one CPU, IF clear).
+#[unsafe(no_mangle)]
+static mut SYSCALL_USER_RSP: u64 = 0;
+
+global_asm!(
+    r#"
+    .section .text
+    .balign 16
+    .global isr_stubs
+isr_stubs:
+    .set vec, 0
+    .rept 256
+    .balign 16
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vec
+    jmp isr_common
+    .set vec, vec + 1
+    .endr
+
+isr_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    /* IST vectors (NMI, double fault, machine check) never use the process
+       frame: handle them where they landed. */
+    cmpq $2, 120(%rsp)
+    je 1f
+    cmpq $8, 120(%rsp)
+    je 1f
+    cmpq $18, 120(%rsp)
+    je 1f
+    testb $3, 144(%rsp)
+    jz 1f
+    movq %rsp, %rdi
+    leaq __kstack_top(%rip), %rsp
+    /* Clear DF and AC (user mode controls both; IF is already clear).
+       Only now: a push at the old rsp would land below the process's
+       frame, inside its process record. */
+    pushq $2
+    popfq
+    call trap_from_user
+    jmp resume_user
+1:
+    movq %rsp, %rdi
+    pushq $2
+    popfq
+    call trap_from_kernel
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+
+    .balign 16
+    .global syscall_entry
+syscall_entry:
+    movq %rsp, SYSCALL_USER_RSP(%rip)
+    movq CURRENT_FRAME(%rip), %rsp
+    addq $176, %rsp
+    pushq $0x1b
+    pushq SYSCALL_USER_RSP(%rip)
+    pushq %r11
+    pushq $0x23
+    pushq %rcx
+    pushq $0
+    pushq $0x100
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    leaq __kstack_top(%rip), %rsp
+    call syscall_from_user
+    /* fall through */
+
+    .global resume_user
+resume_user:
+    movq CURRENT_FRAME(%rip), %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+"#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn syscall_entry();
+    fn resume_user() -> !;
+}
+
+/// Makes `frame` the one the next return to user mode restores, and the one
+/// the CPU saves into on the next entry from user mode.
+///
+/// # Safety
+/// `frame` must stay valid (not freed or moved) until another frame is made
+/// current.
+#[inline]
+pub unsafe fn set_current_frame(frame: *mut TrapFrame) {
+    let addr = frame as u64;
+    // SAFETY: one CPU and interrupts disabled: nothing reads these
+    // concurrently.
+    unsafe { CURRENT_FRAME = addr };
+    super::gdt::set_rsp0(addr + core::mem::size_of::<TrapFrame>() as u64);
+}
+
+/// Leaves the kernel into the current frame. The kernel stack is abandoned.
+pub fn enter_user() -> ! {
+    // SAFETY: a current frame has been set by the scheduler; resume_user
+    // restores it and irets to ring 3 with the selectors it holds.
+    unsafe { resume_user() }
+}
+
+/// Programs the SYSCALL MSRs.
+pub fn init_syscall() {
+    use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+    use x86_64::registers::rflags::RFlags;
+    use x86_64::structures::gdt::SegmentSelector;
+    // SAFETY: the selectors match gdt.rs's fixed order; syscall_entry is the
+    // entry defined above.
+    unsafe {
+        Star::write(
+            SegmentSelector(super::gdt::USER_CS),
+            SegmentSelector(super::gdt::USER_SS),
+            SegmentSelector(super::gdt::KERNEL_CS),
+            SegmentSelector(super::gdt::KERNEL_SS),
+        )
+        .expect("GDT order matches SYSCALL/SYSRET");
+        LStar::write(x86_64::VirtAddr::new(syscall_entry as *const () as u64));
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::ALIGNMENT_CHECK
+                | RFlags::NESTED_TASK,
+        );
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
+}

@@ -1,0 +1,115 @@
+//! The local APIC: end-of-interrupt, and the timer that drives preemption.
+//!
+//! Rules: the timer runs periodically at [`TICK_HZ`]; its rate is measured
+//! against PIT channel 2 at boot (with the TSC measured in the same window),
+//! never assumed.
+
+use super::pic;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+pub const TIMER_VECTOR: u8 = 0x20;
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// Preemption ticks per second.
+pub const TICK_HZ: u64 = 100;
+
+const REG_TPR: usize = 0x80;
+const REG_EOI: usize = 0xb0;
+const REG_SVR: usize = 0xf0;
+const REG_LVT_TIMER: usize = 0x320;
+const REG_LVT_LINT0: usize = 0x350;
+const REG_LVT_LINT1: usize = 0x360;
+const REG_LVT_ERROR: usize = 0x370;
+const REG_TIMER_INIT: usize = 0x380;
+const REG_TIMER_CURRENT: usize = 0x390;
+const REG_TIMER_DIVIDE: usize = 0x3e0;
+const LVT_MASKED: u32 = 1 << 16;
+const LVT_PERIODIC: u32 = 1 << 17;
+
+static BASE: AtomicUsize = AtomicUsize::new(0);
+static TSC_PER_MS: AtomicU64 = AtomicU64::new(0);
+
+fn write(reg: usize, value: u32) {
+    let base = BASE.load(Ordering::Relaxed);
+    // SAFETY: `base` is the LAPIC page mapped uncached by `init`; `reg` is a
+    // register offset inside it.
+    unsafe { core::ptr::write_volatile((base + reg) as *mut u32, value) }
+}
+
+fn read(reg: usize) -> u32 {
+    let base = BASE.load(Ordering::Relaxed);
+    // SAFETY: as in `write`.
+    unsafe { core::ptr::read_volatile((base + reg) as *const u32) }
+}
+
+/// What calibration measured.
+#[derive(Clone, Copy, Debug)]
+pub struct TimerInfo {
+    pub lapic_ticks_per_ms: u64,
+    pub tsc_per_ms: u64,
+    pub calibrated: bool,
+}
+
+/// Enables the LAPIC at `phys` (mapped uncached) and starts the periodic
+/// preemption timer.
+pub fn init(phys: u64) -> Result<TimerInfo, super::paging::MapError> {
+    let base = super::paging::map_mmio(phys, 4096)?;
+    BASE.store(base as usize, Ordering::Relaxed);
+    write(REG_TPR, 0);
+    write(REG_LVT_LINT0, LVT_MASKED);
+    write(REG_LVT_LINT1, LVT_MASKED);
+    write(REG_LVT_ERROR, LVT_MASKED);
+    write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+
+    // Divide by 16; count down from the top for 10 ms of PIT time.
+    write(REG_TIMER_DIVIDE, 0x3);
+    write(REG_LVT_TIMER, LVT_MASKED);
+    let mut tsc0 = 0;
+    let mut tsc1 = 0;
+    let mut remaining = 0;
+    let calibrated = pic::stopwatch(
+        10,
+        || {
+            write(REG_TIMER_INIT, u32::MAX);
+            tsc0 = super::cpu::rdtsc();
+        },
+        || {
+            remaining = read(REG_TIMER_CURRENT);
+            tsc1 = super::cpu::rdtsc();
+        },
+    );
+    let (lapic_ticks_per_ms, tsc_per_ms) = if calibrated {
+        (
+            ((u32::MAX - remaining) as u64 / 10).max(1),
+            ((tsc1 - tsc0) / 10).max(1),
+        )
+    } else {
+        // No PIT gate: assume QEMU's 1 GHz LAPIC bus and a 1 GHz TSC.
+        (1_000_000 / 16, 1_000_000)
+    };
+    TSC_PER_MS.store(tsc_per_ms, Ordering::Relaxed);
+    write(REG_TIMER_INIT, 0);
+    write(REG_LVT_TIMER, LVT_PERIODIC | TIMER_VECTOR as u32);
+    let period = (lapic_ticks_per_ms * 1000 / TICK_HZ).clamp(1, u32::MAX as u64);
+    write(REG_TIMER_INIT, period as u32);
+    Ok(TimerInfo {
+        lapic_ticks_per_ms,
+        tsc_per_ms,
+        calibrated,
+    })
+}
+
+/// Signals the end of the interrupt being handled.
+#[inline]
+pub fn eoi() {
+    write(REG_EOI, 0);
+}
+
+/// Converts TSC ticks to microseconds (0 before calibration).
+pub fn tsc_to_us(ticks: u64) -> u64 {
+    let per_ms = TSC_PER_MS.load(Ordering::Relaxed);
+    if per_ms == 0 {
+        0
+    } else {
+        ticks * 1000 / per_ms
+    }
+}

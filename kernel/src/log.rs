@@ -1,0 +1,77 @@
+//! The kernel log: every line the kernel or a `log_write` call produces
+//! goes into a ring (the future klog device) and, while the kernel owns the
+//! UART, to the serial port.
+//!
+//! Rules: logging never allocates and never fails; a panic may log while
+//! the log lock is held by the code that panicked, so the panic path uses
+//! [`force_write`], which steals the lock.
+
+use crate::arch::serial::Serial;
+use core::fmt::{self, Write};
+use kernel_core::klog::LogRing;
+use spin::Mutex;
+
+/// Size of the kernel log ring.
+pub const LOG_RING_SIZE: usize = 64 * 1024;
+
+pub struct Log {
+    ring: LogRing<LOG_RING_SIZE>,
+    serial: Serial,
+}
+
+static LOG: Mutex<Log> = Mutex::new(Log {
+    ring: LogRing::new(),
+    serial: Serial::absent(),
+});
+
+impl Write for Log {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl Log {
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        self.ring.write(bytes);
+        self.serial.write(bytes);
+    }
+}
+
+/// Brings up the serial port.
+pub fn init() {
+    LOG.lock().serial = Serial::init();
+}
+
+/// Appends raw bytes (used by the `log_write` system call).
+pub fn write_bytes(bytes: &[u8]) {
+    LOG.lock().write_bytes(bytes);
+}
+
+/// Appends formatted text.
+pub fn write_fmt(args: fmt::Arguments<'_>) {
+    let _ = LOG.lock().write_fmt(args);
+}
+
+/// Appends formatted text even if the lock is held (panic path only).
+pub fn force_write(args: fmt::Arguments<'_>) {
+    if LOG.is_locked() {
+        // SAFETY: only called on the way to halting the machine; the holder
+        // of the lock will never run again.
+        unsafe { LOG.force_unlock() };
+    }
+    write_fmt(args);
+}
+
+/// Copies log bytes from absolute position `pos` (see `LogRing::read_from`).
+pub fn read_from(pos: u64, out: &mut [u8]) -> (usize, u64, u64) {
+    LOG.lock().ring.read_from(pos, out)
+}
+
+/// `println!` for the kernel.
+#[macro_export]
+macro_rules! kprintln {
+    ($($arg:tt)*) => {
+        $crate::log::write_fmt(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}

@@ -1,0 +1,306 @@
+//! The scheduler and the process table: which process runs, and the
+//! operations that change process states (create, block, wake, exit, reap).
+//!
+//! Policy: fixed priorities (0 most urgent), round-robin within a priority;
+//! the LAPIC tick preempts the running process when another one at the same
+//! or a more urgent level is ready, and waking a more urgent process
+//! preempts at once. A blocked system call is restarted when its process
+//! wakes (its `rip` is moved back over the `syscall` instruction), so waking
+//! never has to complete a call on the sleeper's behalf.
+//!
+//! Rules: all of this state sits behind one lock, taken by system calls and
+//! traps from user mode (the kernel is not preemptible and runs with
+//! interrupts off, so the lock is never contended); the idle loop runs
+//! without it. Anything that stops the current process from continuing sets
+//! `resched`; without it the exit path returns to the same process at once.
+
+use crate::arch::{cpu, entry, paging};
+use crate::process::{Block, DEFAULT_PRIORITY, INIT_PID, PRIORITY_LEVELS, Pid, Process, State};
+use abi::{Error, ExitKind, ExitStatus};
+use alloc::boxed::Box;
+use hashbrown::HashMap;
+use kernel_core::idhash::{IdHashBuilder, id_hash_builder};
+use kernel_core::runqueue::RunQueue;
+use spin::Mutex;
+
+pub struct Scheduler {
+    procs: HashMap<Pid, Box<Process>, IdHashBuilder>,
+    ready: RunQueue<PRIORITY_LEVELS>,
+    /// The process whose frame is current; 0 before the first.
+    current: Pid,
+    /// The current process must not simply continue.
+    resched: bool,
+    next_pid: Pid,
+}
+
+pub static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
+    procs: HashMap::with_hasher(id_hash_builder()),
+    ready: RunQueue::new(),
+    current: 0,
+    resched: true,
+    next_pid: 1,
+});
+
+/// Length of the `syscall` instruction, for restarting a blocked call.
+const SYSCALL_INSN_LEN: u64 = 2;
+
+impl Scheduler {
+    /// The running process.
+    pub fn current(&mut self) -> &mut Process {
+        let pid = self.current;
+        self.procs
+            .get_mut(&pid)
+            .expect("the current process is in the table")
+    }
+
+    pub fn current_pid(&self) -> Pid {
+        self.current
+    }
+
+    fn fresh_pid(&mut self) -> Pid {
+        loop {
+            let pid = self.next_pid;
+            self.next_pid = self.next_pid.checked_add(1).unwrap_or(2);
+            if pid != 0 && !self.procs.contains_key(&pid) {
+                return pid;
+            }
+        }
+    }
+
+    fn enqueue(&mut self, pid: Pid) {
+        if let Some(p) = self.procs.get_mut(&pid)
+            && !p.queued
+        {
+            p.queued = true;
+            let prio = p.priority;
+            self.ready.push(pid, prio);
+        }
+    }
+
+    /// Adds a process (already loaded) and makes it ready. On failure the
+    /// address space comes back so the caller can release it.
+    pub fn spawn(
+        &mut self,
+        parent: Pid,
+        name: &str,
+        priority: Option<u8>,
+        space: paging::PageTable,
+        init: impl FnOnce(&mut entry::TrapFrame),
+    ) -> Result<Pid, (Error, paging::PageTable)> {
+        let total = self.procs.len() + 1;
+        if self.procs.try_reserve(1).is_err() || self.ready.reserve(total).is_err() {
+            return Err((Error::OutOfMemory, space));
+        }
+        let pid = self.fresh_pid();
+        let mut proc = Process::new(
+            pid,
+            parent,
+            name,
+            priority.unwrap_or(DEFAULT_PRIORITY),
+            space,
+        );
+        init(&mut proc.frame);
+        match crate::process::try_box(proc) {
+            Ok(boxed) => {
+                self.procs.insert(pid, boxed);
+                self.enqueue(pid);
+                Ok(pid)
+            }
+            Err(mut proc) => {
+                let space = proc.space.take().expect("a new process has its space");
+                Err((Error::OutOfMemory, space))
+            }
+        }
+    }
+
+    /// Puts the current process to sleep; its system call restarts when it
+    /// is woken.
+    pub fn block_current(&mut self, why: Block) {
+        let p = self.current();
+        p.state = State::Blocked(why);
+        p.frame.rip -= SYSCALL_INSN_LEN;
+        self.resched = true;
+    }
+
+    fn wake(&mut self, pid: Pid) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if !matches!(p.state, State::Blocked(_)) {
+            return;
+        }
+        p.state = State::Runnable;
+        let prio = p.priority;
+        self.enqueue(pid);
+        let cur = self.current;
+        if let Some(c) = self.procs.get(&cur)
+            && c.state == State::Runnable
+            && prio < c.priority
+        {
+            self.enqueue(cur);
+            self.resched = true;
+        }
+    }
+
+    /// Sends the current process to the back of its level.
+    pub fn yield_current(&mut self) {
+        let pid = self.current;
+        self.enqueue(pid);
+        self.resched = true;
+    }
+
+    /// On a timer tick: preempt if someone as urgent is waiting.
+    pub fn tick(&mut self) {
+        let pid = self.current;
+        if let Some(p) = self.procs.get(&pid)
+            && p.state == State::Runnable
+            && self.ready.has_at_least(p.priority)
+        {
+            self.enqueue(pid);
+            self.resched = true;
+        }
+    }
+
+    /// Ends process `pid`: frees its memory, makes it a zombie, hands its
+    /// children to init and wakes its parent.
+    pub fn exit(&mut self, pid: Pid, status: ExitStatus) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.state == State::Zombie {
+            return;
+        }
+        p.state = State::Zombie;
+        p.exit = ExitStatus { pid, ..status };
+        let parent = p.parent;
+        let space = p.space.take();
+        if p.queued {
+            p.queued = false;
+            self.ready.remove(pid);
+        }
+        if let Some(space) = space {
+            // The dying table may be the one in CR3: leave it first.
+            paging::with_kernel_table(|k| k.activate());
+            crate::mm::release_user_space(space);
+        }
+        for child in self.procs.values_mut() {
+            if child.parent == pid {
+                child.parent = INIT_PID;
+            }
+        }
+        if pid == INIT_PID {
+            crate::power_off_after_init(&status);
+        }
+        if pid == self.current {
+            self.resched = true;
+        }
+        self.wake(parent);
+        // An orphaned zombie may now be init's to reap.
+        self.wake(INIT_PID);
+    }
+
+    /// Reaps one zombie child of the current process: copies its status to
+    /// user memory at `out` first, so a bad pointer loses nothing. `None`
+    /// means the caller now sleeps until a child exits.
+    pub fn wait_child(&mut self, out: u64, nohang: bool) -> Result<Option<Pid>, Error> {
+        let me = self.current;
+        let mut any_child = false;
+        let mut zombie = None;
+        for p in self.procs.values() {
+            if p.parent == me {
+                any_child = true;
+                if p.state == State::Zombie {
+                    zombie = Some((p.pid, p.exit));
+                    break;
+                }
+            }
+        }
+        let Some((child, status)) = zombie else {
+            if !any_child {
+                return Err(Error::NoChildren);
+            }
+            if nohang {
+                return Err(Error::WouldBlock);
+            }
+            self.block_current(Block::Child);
+            return Ok(None);
+        };
+        let space = self.current().space.as_mut().ok_or(Error::BadAddress)?;
+        crate::usercopy::write_struct(space, out, &status)?;
+        self.procs.remove(&child);
+        Ok(Some(child))
+    }
+
+    /// The process to run next, or None if all are asleep.
+    fn pick(&mut self) -> Option<Pid> {
+        if !self.resched {
+            return Some(self.current);
+        }
+        while let Some(pid) = self.ready.pop() {
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.queued = false;
+                if p.state == State::Runnable {
+                    self.resched = false;
+                    return Some(pid);
+                }
+            }
+        }
+        None
+    }
+
+    fn switch_to(&mut self, pid: Pid) {
+        if pid == self.current {
+            return;
+        }
+        self.current = pid;
+        let p = self.procs.get_mut(&pid).expect("picked from the table");
+        if let Some(space) = &p.space {
+            space.activate();
+        }
+        // SAFETY: the frame lives in a boxed process that stays in the
+        // table at least until another frame is made current (a process is
+        // only removed when reaped, which happens while its parent runs).
+        unsafe { entry::set_current_frame(&mut p.frame) };
+    }
+}
+
+/// Makes sure a runnable process is current, idling with interrupts on
+/// until one is. Called at the end of every trap and system call.
+pub fn settle() {
+    loop {
+        {
+            let mut s = SCHED.lock();
+            if let Some(pid) = s.pick() {
+                s.switch_to(pid);
+                return;
+            }
+        }
+        cpu::idle_wait();
+    }
+}
+
+/// Gives the CPU to the first process; never returns.
+pub fn start() -> ! {
+    settle();
+    entry::enter_user()
+}
+
+/// Kills the current process for a fault it cannot handle.
+pub fn kill_current_for_fault(vector: u64, error: u64, addr: u64, rip: u64) {
+    let mut s = SCHED.lock();
+    let pid = s.current;
+    let name = s.current().name;
+    crate::kprintln!(
+        "[kernel] pid {pid} ({name}) killed: {} (vector {vector}) error={error:#x} addr={addr:#x} rip={rip:#x}",
+        crate::arch::fault::vector_name(vector),
+    );
+    let status = ExitStatus {
+        pid,
+        kind: ExitKind::Faulted as u32,
+        code: vector as i64,
+        fault_addr: addr,
+        fault_ip: rip,
+        fault_error: error,
+    };
+    s.exit(pid, status);
+}
