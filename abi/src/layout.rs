@@ -37,8 +37,8 @@ mod tests {
         ] {
             assert_eq!(v % PAGE_SIZE, 0);
         }
-        assert!(USER_STACK_TOP < USER_END);
-        assert!(USER_MIN < USER_IMAGE_BASE);
+        const { assert!(USER_STACK_TOP < USER_END) };
+        const { assert!(USER_MIN < USER_IMAGE_BASE) };
     }
 
     #[test]

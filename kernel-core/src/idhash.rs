@@ -46,12 +46,10 @@ pub const fn id_hash_builder() -> IdHashBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::hash::{BuildHasher, Hash};
+    use core::hash::BuildHasher;
 
     fn hash(n: u32) -> u64 {
-        let mut h = id_hash_builder().build_hasher();
-        n.hash(&mut h);
-        h.finish()
+        id_hash_builder().hash_one(n)
     }
 
     #[test]

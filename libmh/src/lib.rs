@@ -27,7 +27,7 @@ macro_rules! entry {
     ($main:path) => {
         #[unsafe(no_mangle)]
         #[unsafe(link_section = ".text._start")]
-        pub extern "C" fn _start(args_ptr: *const u8, args_len: usize) -> ! {
+        extern "C" fn _start(args_ptr: *const u8, args_len: usize) -> ! {
             // SAFETY: the kernel passes the argument string it copied onto
             // this program's stack, which stays mapped for its lifetime.
             let args = unsafe { $crate::Args::from_raw(args_ptr, args_len) };

@@ -79,7 +79,7 @@ pub fn backtrace(rip: u64, mut rbp: u64) {
     ));
     log(format_args!("    {rip:#018x}\n"));
     for _ in 0..24 {
-        if rbp % 8 != 0 || !in_kernel_stack(rbp) {
+        if !rbp.is_multiple_of(8) || !in_kernel_stack(rbp) {
             break;
         }
         // SAFETY: rbp is aligned and inside the kernel stack, which is

@@ -40,11 +40,11 @@ pub fn init() {
     let nmi_top = (&raw const NMI_STACK) as u64 + IST_STACK_SIZE as u64;
     // SAFETY: single CPU, interrupts off, and nothing else references the
     // TSS before the GDT below captures its address.
+    let tss_ptr = &raw mut TSS;
     let tss: &'static TaskStateSegment = unsafe {
-        let tss = &mut *(&raw mut TSS);
-        tss.interrupt_stack_table[(IST_DOUBLE_FAULT - 1) as usize] = VirtAddr::new(df_top);
-        tss.interrupt_stack_table[(IST_NMI - 1) as usize] = VirtAddr::new(nmi_top);
-        &*(&raw const TSS)
+        (*tss_ptr).interrupt_stack_table[(IST_DOUBLE_FAULT - 1) as usize] = VirtAddr::new(df_top);
+        (*tss_ptr).interrupt_stack_table[(IST_NMI - 1) as usize] = VirtAddr::new(nmi_top);
+        &*tss_ptr
     };
     let gdt = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
@@ -75,7 +75,8 @@ pub fn init() {
 pub fn set_rsp0(top: u64) {
     // SAFETY: single CPU, called with interrupts disabled; the CPU reads the
     // TSS only on privilege changes, which cannot happen concurrently.
+    let tss = &raw mut TSS;
     unsafe {
-        (*(&raw mut TSS)).privilege_stack_table[0] = VirtAddr::new_truncate(top);
+        (*tss).privilege_stack_table[0] = VirtAddr::new_truncate(top);
     }
 }

@@ -62,9 +62,9 @@ unsafe extern "C" {
 pub fn init() {
     let base = (&raw const isr_stubs) as u64;
     // SAFETY: single CPU, interrupts disabled; the table is 'static.
+    let idt = &raw mut IDT;
     unsafe {
-        let idt = &mut *(&raw mut IDT);
-        for (vector, gate) in idt.0.iter_mut().enumerate() {
+        for (vector, gate) in (*idt).0.iter_mut().enumerate() {
             let ist = match vector {
                 8 => IST_DOUBLE_FAULT,
                 2 | 18 => IST_NMI,

@@ -107,9 +107,5 @@ pub fn eoi() {
 /// Converts TSC ticks to microseconds (0 before calibration).
 pub fn tsc_to_us(ticks: u64) -> u64 {
     let per_ms = TSC_PER_MS.load(Ordering::Relaxed);
-    if per_ms == 0 {
-        0
-    } else {
-        ticks * 1000 / per_ms
-    }
+    (ticks * 1000).checked_div(per_ms).unwrap_or(0)
 }

@@ -103,7 +103,7 @@ pub fn run(s: &mut Suite) {
             // The spinner counts the times it lost the CPU.
             let gaps = st.code - SPIN_EXIT_BASE as i64;
             ensure!(
-                gaps >= 1 && gaps < 100,
+                (1..100).contains(&gaps),
                 "spinner exit code {} (gaps {gaps})",
                 st.code
             );
