@@ -21,6 +21,7 @@ mod log;
 mod mm;
 mod process;
 mod sched;
+mod selftest;
 mod syscall;
 mod trap;
 mod usercopy;
@@ -138,6 +139,7 @@ extern "C" fn kmain() -> ! {
         lapic::tsc_to_us(now - record.entry_tsc),
         now - record.entry_tsc,
     );
+    selftest::run(boot_info.cmdline.as_str());
     if loaded == 0 {
         panic!("no boot module could be started");
     }

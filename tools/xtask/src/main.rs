@@ -17,6 +17,7 @@ mod paths;
 mod prereq;
 mod qemu;
 mod run;
+mod selftest;
 mod suite;
 
 use error::{Result, bail};

@@ -27,6 +27,15 @@ struct RawManifest {
     image: RawImage,
     #[serde(default)]
     module: Vec<RawModule>,
+    expect: Option<RawExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    outcome: String,
+    #[serde(default)]
+    output: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +66,24 @@ pub struct Manifest {
     pub memory_mib: u32,
     /// Boot modules in boot order; never empty.
     pub modules: Vec<Module>,
+    /// For self-test images: how the run must end.
+    pub expect: Option<Expect>,
+}
+
+/// How a self-test image must end: the QEMU outcome and lines of text the
+/// serial output must contain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect {
+    pub outcome: ExpectedOutcome,
+    pub output: Vec<String>,
+}
+
+/// The outcomes a self-test image can expect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedOutcome {
+    Clean,
+    InitFailed,
+    KernelPanic,
 }
 
 /// One boot module: a user ELF by its binary name and its arguments.
@@ -186,6 +213,27 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         });
     }
 
+    let expect = match raw.expect {
+        None => None,
+        Some(e) => {
+            let outcome = match e.outcome.as_str() {
+                "clean" => ExpectedOutcome::Clean,
+                "init-failed" => ExpectedOutcome::InitFailed,
+                "kernel-panic" => ExpectedOutcome::KernelPanic,
+                other => {
+                    return Err(err(
+                        "expect.outcome",
+                        format!("'{other}' is not one of clean, init-failed, kernel-panic"),
+                    ));
+                }
+            };
+            Some(Expect {
+                outcome,
+                output: e.output,
+            })
+        }
+    };
+
     Ok(Manifest {
         name: name.to_string(),
         description: raw.image.description,
@@ -193,6 +241,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         kernel_args: raw.image.kernel_args,
         memory_mib,
         modules,
+        expect,
     })
 }
 

@@ -37,6 +37,10 @@ pub fn command(args: Args) -> Result<i32> {
         Ok(()) => {
             host = host_tests();
             guest = guest_tests();
+            progress("booting the self-test images (expected kernel failures)…");
+            let selftests = crate::selftest::run_all();
+            guest.passed += selftests.passed;
+            guest.failed.extend(selftests.failed);
         }
     }
 
