@@ -8,6 +8,10 @@ use libmh::{Args, println, process};
 libmh::entry!(main);
 
 fn main(args: Args) -> i32 {
-    println!("hello from MH: pid {}, arguments '{}'", process::getpid(), args.as_str());
+    println!(
+        "hello from MH: pid {}, arguments '{}'",
+        process::getpid(),
+        args.as_str()
+    );
     0
 }
