@@ -12,6 +12,7 @@ use arrayvec::ArrayVec;
 use core::fmt;
 
 use crate::bootinfo::PhysMemory;
+use crate::le::{u16_at, u32_at, u64_at};
 
 /// Physical address of the BIOS data area word holding the EBDA segment.
 const EBDA_SEGMENT_PTR: u64 = 0x40E;
@@ -140,22 +141,6 @@ impl fmt::Display for AcpiError {
 
 fn sum(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0u8, |acc, &b| acc.wrapping_add(b))
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut v = [0; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        v.copy_from_slice(s);
-    }
-    u32::from_le_bytes(v)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut v = [0; 8];
-    if let Some(s) = b.get(at..at + 8) {
-        v.copy_from_slice(s);
-    }
-    u64::from_le_bytes(v)
 }
 
 /// Reads `N` bytes at `base + off`.
@@ -293,7 +278,7 @@ fn parse_madt_table(mem: &impl PhysMemory, addr: u64) -> Result<Madt, AcpiError>
             }
             SOURCE_OVERRIDE => {
                 need(10)?;
-                let flags = u16::from_le_bytes([e[8], e[9]]);
+                let flags = u16_at(&e, 8);
                 // 0 means "conforms to the bus": ISA is edge, active high.
                 let _ = madt.overrides.try_push(IrqOverride {
                     source: e[3],

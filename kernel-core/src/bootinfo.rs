@@ -11,6 +11,7 @@
 use arrayvec::{ArrayString, ArrayVec};
 use core::fmt;
 
+use crate::le::{u32_at, u64_at};
 use crate::paging::is_page_aligned;
 
 /// Read access to physical memory, provided by the kernel (through its
@@ -152,24 +153,6 @@ const MAX_MODULES: u32 = 32;
 /// Command lines are at most this long, not counting the NUL.
 const CMDLINE_MAX: usize = 255;
 
-/// Little-endian field readers over a byte buffer; out-of-range reads give 0,
-/// which cannot happen for the fixed offsets used here.
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut v = [0; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        v.copy_from_slice(s);
-    }
-    u32::from_le_bytes(v)
-}
-
-fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut v = [0; 8];
-    if let Some(s) = b.get(at..at + 8) {
-        v.copy_from_slice(s);
-    }
-    u64::from_le_bytes(v)
-}
-
 /// Reads `N` bytes at `base + off`, or says what could not be read.
 fn read_array<const N: usize>(
     mem: &impl PhysMemory,
@@ -244,27 +227,27 @@ pub fn parse_multiboot1(
         return Err(BootError::BadMagic(magic));
     }
     let info: [u8; INFO_LEN] = read_array(mem, info_addr, 0, "multiboot information")?;
-    let flags = le_u32(&info, 0);
+    let flags = u32_at(&info, 0);
 
-    let cmdline = if flags & FLAG_CMDLINE != 0 && le_u32(&info, 16) != 0 {
-        read_cstr(mem, u64::from(le_u32(&info, 16)), None)?
+    let cmdline = if flags & FLAG_CMDLINE != 0 && u32_at(&info, 16) != 0 {
+        read_cstr(mem, u64::from(u32_at(&info, 16)), None)?
     } else {
         ArrayString::new()
     };
 
     let mut modules = ArrayVec::new();
     if flags & FLAG_MODS != 0 {
-        let count = le_u32(&info, 20);
-        let base = u64::from(le_u32(&info, 24));
+        let count = u32_at(&info, 20);
+        let base = u64::from(u32_at(&info, 24));
         if count > MAX_MODULES {
             return Err(BootError::TooManyModules(count));
         }
         for index in 0..count as usize {
             let raw: [u8; MODULE_LEN as usize] =
                 read_array(mem, base, index as u64 * MODULE_LEN, "module list")?;
-            let start = u64::from(le_u32(&raw, 0));
-            let end = u64::from(le_u32(&raw, 4));
-            let string = u64::from(le_u32(&raw, 8));
+            let start = u64::from(u32_at(&raw, 0));
+            let end = u64::from(u32_at(&raw, 4));
+            let string = u64::from(u32_at(&raw, 8));
             if end < start {
                 return Err(BootError::BadModule {
                     index,
@@ -296,8 +279,8 @@ pub fn parse_multiboot1(
     }
     let memory = parse_mmap(
         mem,
-        u64::from(le_u32(&info, 48)),
-        u64::from(le_u32(&info, 44)),
+        u64::from(u32_at(&info, 48)),
+        u64::from(u32_at(&info, 44)),
     )?;
 
     Ok(BootInfo {
@@ -331,9 +314,9 @@ fn parse_mmap(
             return Err(bad);
         }
         let entry: [u8; MMAP_ENTRY_MIN as usize] = read_array(mem, base, offset + 4, "memory map")?;
-        let start = le_u64(&entry, 0);
-        let len = le_u64(&entry, 8);
-        let kind = MemKind::from_multiboot(le_u32(&entry, 16));
+        let start = u64_at(&entry, 0);
+        let len = u64_at(&entry, 8);
+        let kind = MemKind::from_multiboot(u32_at(&entry, 16));
         offset = next;
         if len == 0 {
             continue;

@@ -13,6 +13,7 @@ pub mod bootinfo;
 pub mod elf;
 pub mod frame;
 pub mod klog;
+pub mod le;
 pub mod paging;
 pub mod slab;
 
@@ -20,3 +21,5 @@ pub mod idhash;
 pub mod runqueue;
 #[cfg(test)]
 mod testmem;
+#[cfg(test)]
+mod testrng;

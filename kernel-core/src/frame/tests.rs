@@ -171,18 +171,7 @@ fn table_near_top_of_pfn_space() {
     assert_eq!(t.len(), 3);
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::testrng::Rng;
 
 #[test]
 fn randomized_against_model() {

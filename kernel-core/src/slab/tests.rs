@@ -216,18 +216,7 @@ fn heap_too_big_is_none() {
     assert!(src.live.is_empty());
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::testrng::Rng;
 
 #[test]
 fn heap_randomized_against_model() {

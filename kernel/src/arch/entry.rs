@@ -67,6 +67,43 @@ static mut SYSCALL_USER_RSP: u64 = 0;
 
 global_asm!(
     r#"
+    /* The general-purpose registers in TrapFrame order (rax pushed
+       first, so it sits highest). */
+    .macro push_gprs
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    .endm
+    .macro pop_gprs
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    .endm
+
     .section .text
     .balign 16
     .global isr_stubs
@@ -84,21 +121,7 @@ isr_stubs:
     .endr
 
 isr_common:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    push_gprs
     /* IST vectors (NMI, double fault, machine check) never use the process
        frame: handle them where they landed. */
     cmpq $2, 120(%rsp)
@@ -123,21 +146,7 @@ isr_common:
     pushq $2
     popfq
     call trap_from_kernel
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    pop_gprs
     addq $16, %rsp
     iretq
 
@@ -154,21 +163,7 @@ syscall_entry:
     pushq %rcx
     pushq $0
     pushq $0x100
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    push_gprs
     movq %rsp, %rdi
     leaq __kstack_top(%rip), %rsp
     call syscall_from_user
@@ -177,21 +172,7 @@ syscall_entry:
     .global resume_user
 resume_user:
     movq CURRENT_FRAME(%rip), %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    pop_gprs
     addq $16, %rsp
     iretq
 "#,
