@@ -42,6 +42,35 @@ mod tests {
     }
 
     #[test]
+    fn int_frame_layout_is_pinned() {
+        use crate::IntFrame;
+        assert_eq!(size_of::<IntFrame>(), 192);
+        assert_eq!(offset_of!(IntFrame, rax), 0);
+        assert_eq!(offset_of!(IntFrame, r15), 112);
+        assert_eq!(offset_of!(IntFrame, rip), 120);
+        assert_eq!(offset_of!(IntFrame, rsp), 128);
+        assert_eq!(offset_of!(IntFrame, rflags), 136);
+        assert_eq!(offset_of!(IntFrame, kind), 144);
+        assert_eq!(offset_of!(IntFrame, int_enabled), 148);
+        assert_eq!(offset_of!(IntFrame, vector), 152);
+        assert_eq!(offset_of!(IntFrame, error), 160);
+        assert_eq!(offset_of!(IntFrame, addr), 168);
+        assert_eq!(offset_of!(IntFrame, reason), 176);
+        assert_eq!(offset_of!(IntFrame, pending), 184);
+    }
+
+    #[test]
+    fn sys_info_layout_is_pinned() {
+        use crate::SysInfo;
+        assert_eq!(size_of::<SysInfo>(), 40);
+        assert_eq!(offset_of!(SysInfo, free_frames), 0);
+        assert_eq!(offset_of!(SysInfo, total_frames), 8);
+        assert_eq!(offset_of!(SysInfo, processes), 16);
+        assert_eq!(offset_of!(SysInfo, ticks), 24);
+        assert_eq!(offset_of!(SysInfo, tick_hz), 32);
+    }
+
+    #[test]
     fn exit_status_layout_is_pinned() {
         assert_eq!(size_of::<ExitStatus>(), 40);
         assert_eq!(offset_of!(ExitStatus, pid), 0);

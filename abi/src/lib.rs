@@ -13,10 +13,15 @@
 
 pub mod error;
 pub mod exit;
+pub mod interrupt;
 pub mod layout;
 pub mod power;
 pub mod syscall;
+pub mod sysinfo;
+pub mod vm;
 
 pub use error::Error;
 pub use exit::{ExitKind, ExitStatus};
+pub use interrupt::IntFrame;
+pub use sysinfo::SysInfo;
 pub use syscall::Sysno;

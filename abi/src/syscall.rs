@@ -24,17 +24,58 @@ pub enum Sysno {
     /// absolute position `pos` (the log is a ring: `NotFound` if `pos` has
     /// been overwritten already).
     LogRead = 6,
+    /// `fork() -> pid` in the parent, `0` in the child.
+    Fork = 7,
+    /// `exec(image, image_len, cmdline, cmdline_len) -> !`: replace the
+    /// caller's program with the ELF image in its memory.
+    Exec = 8,
+    /// `vm_map(va, len, prot) -> 0`: fresh zeroed pages.
+    VmMap = 9,
+    /// `vm_protect(va, len, prot) -> 0`.
+    VmProtect = 10,
+    /// `vm_unmap(va, len) -> 0`.
+    VmUnmap = 11,
+    /// `vm_move(dst, src, len) -> 0`: move mappings, replacing `dst`.
+    VmMove = 12,
+    /// `set_handler(entry, stack_base, stack_size) -> 0`.
+    SetHandler = 13,
+    /// `int_return(&IntFrame) -> !`: resume the context a handler got.
+    IntReturn = 14,
+    /// `int_enable(on) -> was_on`: allow or hold interrupt delivery.
+    IntEnable = 15,
+    /// `irq_wait(mask) -> vectors`: sleep until a vector in `mask` is
+    /// pending; take and return those pending vectors.
+    IrqWait = 16,
+    /// `irq_raise(vector) -> 0`: make a vector pending on the caller.
+    IrqRaise = 17,
+    /// `set_priority(pid, priority) -> 0`.
+    SetPriority = 18,
+    /// `sys_info(&mut SysInfo) -> 0`: counters for tests and tools.
+    SysInfo = 19,
 }
 
 impl Sysno {
     /// Every system call, in number order.
-    pub const ALL: [Sysno; 6] = [
+    pub const ALL: [Sysno; 19] = [
         Sysno::LogWrite,
         Sysno::Exit,
         Sysno::GetPid,
         Sysno::Yield,
         Sysno::WaitChild,
         Sysno::LogRead,
+        Sysno::Fork,
+        Sysno::Exec,
+        Sysno::VmMap,
+        Sysno::VmProtect,
+        Sysno::VmUnmap,
+        Sysno::VmMove,
+        Sysno::SetHandler,
+        Sysno::IntReturn,
+        Sysno::IntEnable,
+        Sysno::IrqWait,
+        Sysno::IrqRaise,
+        Sysno::SetPriority,
+        Sysno::SysInfo,
     ];
 
     /// The system call with this number, if any.
@@ -53,6 +94,12 @@ pub const LOG_WRITE_MAX: usize = 4096;
 
 /// `wait_child` flag: return `WouldBlock` instead of sleeping.
 pub const WAIT_NOHANG: u64 = 1;
+
+/// Largest ELF image `exec` accepts.
+pub const EXEC_IMAGE_MAX: usize = 16 << 20;
+
+/// Largest command line `exec` accepts (and the kernel passes on).
+pub const CMDLINE_MAX: usize = 1024;
 
 #[cfg(test)]
 mod tests {

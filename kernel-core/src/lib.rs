@@ -23,3 +23,4 @@ pub mod runqueue;
 mod testmem;
 #[cfg(test)]
 mod testrng;
+pub mod vm;

@@ -1,0 +1,17 @@
+//! `sys_info`: counters for tests, benchmarks and tools.
+
+/// Filled in by `sys_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SysInfo {
+    /// Frames of RAM free right now.
+    pub free_frames: u64,
+    /// Frames of RAM the kernel manages (free + in use).
+    pub total_frames: u64,
+    /// Processes in the table (zombies included).
+    pub processes: u64,
+    /// Preemption ticks since boot.
+    pub ticks: u64,
+    /// Preemption ticks per second.
+    pub tick_hz: u64,
+}

@@ -1,0 +1,544 @@
+//! User page states and every transition between them (seed 000's state
+//! machine), with exact frame reference counts.
+//!
+//! A user page is unmapped, or it maps a frame as one of:
+//! - **private**: the only reference to a RAM frame (refcount 1), any
+//!   protection (none, R, RX, RW, RWX when allowed);
+//! - **COW-shared**: one of the references to a frame shared by `fork`;
+//!   never writable in hardware; remembers whether it was writable before
+//!   (`was_writable`) so a write can be told from a bug;
+//! - **wired**: a private page pinned for DMA (a wire count > 0): it cannot
+//!   be unmapped, moved or re-protected until unwired;
+//! - **I/O-mapped**: device memory, not reference-counted, never inherited.
+//!
+//! Rules this module keeps (the original C kernel broke each one):
+//! - a frame's reference count equals the number of page-table entries
+//!   that map it, on every path (unmap, move-over, fork, exit, exec);
+//! - the last sharer of a COW frame gets it back as private *read-only*
+//!   (and learns that it was writable, so it can ask for write again);
+//! - `move(x, x)` changes nothing;
+//! - a multi-page operation checks every page first and either happens to
+//!   all of them or to none (allocation failures roll back);
+//! - nothing here trusts its arguments: every address and length is
+//!   checked and every failure is an `abi::Error`.
+//!
+//! The page tables and frames are reached through [`PageTableOps`] and
+//! [`FrameOps`], which the kernel implements on real memory and the tests
+//! on plain maps.
+
+use crate::frame::Frame;
+use crate::paging::{PTE_ADDR_MASK, PteFlags, is_page_aligned, is_user_range};
+use abi::Error;
+use abi::interrupt::{FAULT_COW, FAULT_EXEC, FAULT_PRESENT, FAULT_WAS_WRITABLE, FAULT_WRITE};
+use abi::vm::{PROT_EXEC, PROT_MASK, PROT_READ, PROT_WRITE, VM_ALLOW_WX, VM_FLAGS_MASK};
+
+const PAGE: u64 = 4096;
+
+/// Software bits of a user PTE.
+const PTE_COW: u64 = PteFlags::SW0.bits();
+const PTE_WAS_WRITABLE: u64 = PteFlags::SW1.bits();
+const PTE_IO: u64 = PteFlags::SW2.bits();
+/// A mapping with no access: the frame is held but PRESENT is clear.
+const PTE_NOACCESS: u64 = 1 << 52;
+const WIRE_SHIFT: u64 = 53;
+const WIRE_MASK: u64 = 0x3f << WIRE_SHIFT;
+/// The most times one page can be wired at once.
+pub const MAX_WIRES: u8 = 63;
+
+/// Access rights of a mapping, as the hardware enforces them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prot {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Prot {
+    pub const NONE: Prot = Prot {
+        read: false,
+        write: false,
+        exec: false,
+    };
+    pub const R: Prot = Prot {
+        read: true,
+        write: false,
+        exec: false,
+    };
+    pub const RX: Prot = Prot {
+        read: true,
+        write: false,
+        exec: true,
+    };
+    pub const RW: Prot = Prot {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    pub const RWX: Prot = Prot {
+        read: true,
+        write: true,
+        exec: true,
+    };
+
+    /// Decodes the `prot` argument of `vm_map`/`vm_protect`.
+    pub fn from_abi(prot: u64) -> Result<Prot, Error> {
+        if prot & !(PROT_MASK | VM_FLAGS_MASK) != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        let write = prot & PROT_WRITE != 0;
+        let exec = prot & PROT_EXEC != 0;
+        if write && exec && prot & VM_ALLOW_WX == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        // x86 cannot make a page writable or executable but unreadable.
+        let read = prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0;
+        Ok(Prot { read, write, exec })
+    }
+
+    fn without_write(self) -> Prot {
+        Prot {
+            write: false,
+            ..self
+        }
+    }
+}
+
+/// What kind of thing a mapping maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Private,
+    Cow,
+    Io,
+}
+
+/// A decoded user page-table entry that maps something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub frame: Frame,
+    pub kind: Kind,
+    pub prot: Prot,
+    pub was_writable: bool,
+    pub wires: u8,
+}
+
+impl Mapping {
+    pub fn private(frame: Frame, prot: Prot) -> Mapping {
+        Mapping {
+            frame,
+            kind: Kind::Private,
+            prot,
+            was_writable: false,
+            wires: 0,
+        }
+    }
+
+    fn is_pinned(&self) -> bool {
+        self.wires > 0 || self.kind == Kind::Io
+    }
+}
+
+/// Turns mappings into PTE values and back. `nx` says whether the CPU has
+/// no-execute (without it bit 63 is reserved and must stay clear).
+#[derive(Clone, Copy, Debug)]
+pub struct Codec {
+    pub nx: bool,
+}
+
+impl Codec {
+    pub fn encode(&self, m: &Mapping) -> u64 {
+        let mut pte = (m.frame.addr() & PTE_ADDR_MASK) | PteFlags::USER.bits();
+        if m.prot.read {
+            pte |= PteFlags::PRESENT.bits();
+        } else {
+            pte |= PTE_NOACCESS;
+        }
+        if m.prot.write {
+            pte |= PteFlags::WRITABLE.bits();
+        }
+        if !m.prot.exec && self.nx {
+            pte |= PteFlags::NO_EXECUTE.bits();
+        }
+        match m.kind {
+            Kind::Private => {}
+            Kind::Cow => pte |= PTE_COW,
+            Kind::Io => pte |= PTE_IO | PteFlags::NO_CACHE.bits() | PteFlags::WRITE_THROUGH.bits(),
+        }
+        if m.was_writable {
+            pte |= PTE_WAS_WRITABLE;
+        }
+        pte | ((m.wires as u64) << WIRE_SHIFT)
+    }
+
+    /// The mapping an entry holds, or `None` for an unmapped page.
+    pub fn decode(&self, pte: u64) -> Option<Mapping> {
+        let present = pte & PteFlags::PRESENT.bits() != 0;
+        if !present && pte & PTE_NOACCESS == 0 {
+            return None;
+        }
+        let kind = if pte & PTE_IO != 0 {
+            Kind::Io
+        } else if pte & PTE_COW != 0 {
+            Kind::Cow
+        } else {
+            Kind::Private
+        };
+        let prot = if present {
+            Prot {
+                read: true,
+                write: pte & PteFlags::WRITABLE.bits() != 0,
+                exec: !self.nx || pte & PteFlags::NO_EXECUTE.bits() == 0,
+            }
+        } else {
+            Prot::NONE
+        };
+        Some(Mapping {
+            frame: Frame::containing(pte & PTE_ADDR_MASK),
+            kind,
+            prot,
+            was_writable: pte & PTE_WAS_WRITABLE != 0,
+            wires: ((pte & WIRE_MASK) >> WIRE_SHIFT) as u8,
+        })
+    }
+}
+
+/// The leaf entries of one address space.
+pub trait PageTableOps {
+    /// The leaf entry for the page at `va` (0 if there is none).
+    fn entry(&mut self, va: u64) -> u64;
+    /// Creates the tables above `va`'s leaf entry if missing.
+    fn prepare(&mut self, va: u64) -> Result<(), Error>;
+    /// Sets the leaf entry for `va`; its tables exist (`prepare` ran or the
+    /// entry was mapped).
+    fn set(&mut self, va: u64, pte: u64);
+    /// Forgets any cached translation of `va`.
+    fn flush(&mut self, va: u64);
+}
+
+/// Physical frames: allocation, contents and reference counts.
+pub trait FrameOps {
+    fn alloc_zeroed(&mut self) -> Option<Frame>;
+    fn copy(&mut self, dst: Frame, src: Frame);
+    fn add_ref(&mut self, frame: Frame);
+    /// Drops one reference; true if the frame became free.
+    fn release(&mut self, frame: Frame) -> bool;
+    fn refcount(&self, frame: Frame) -> u32;
+}
+
+/// The pages of `[va, va+len)`, after checking the range.
+fn pages(va: u64, len: u64) -> Result<impl Iterator<Item = u64>, Error> {
+    if len == 0 || !is_page_aligned(va) || !is_page_aligned(len) {
+        return Err(Error::InvalidArgument);
+    }
+    if !is_user_range(va, len) {
+        return Err(Error::BadAddress);
+    }
+    Ok((0..len / PAGE).map(move |i| va + i * PAGE))
+}
+
+/// The user-memory operations of one address space.
+pub struct Vm<'a, P: PageTableOps, F: FrameOps> {
+    pub pt: &'a mut P,
+    pub frames: &'a mut F,
+    pub codec: Codec,
+}
+
+/// What a user page fault means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Deliver it to the process with these `FAULT_*` reason bits.
+    Deliver(u64),
+    /// The page already allows the access (a stale translation): retry.
+    Retry,
+}
+
+/// What fork does with one parent entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkedEntry {
+    /// The parent's entry after fork.
+    pub parent: u64,
+    /// The child's entry, if the page is inherited.
+    pub child: Option<u64>,
+}
+
+/// What releasing an entry did with its frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Released {
+    Nothing,
+    /// A reference was dropped (the frame may now be free).
+    Dropped,
+    /// The page was wired: a device may still write the frame, so the
+    /// caller must keep it out of circulation (quarantine).
+    StillWired(Frame),
+}
+
+impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
+    fn get(&mut self, va: u64) -> Option<Mapping> {
+        self.codec.decode(self.pt.entry(va))
+    }
+
+    fn put(&mut self, va: u64, m: Option<&Mapping>) {
+        let pte = m.map_or(0, |m| self.codec.encode(m));
+        self.pt.set(va, pte);
+        self.pt.flush(va);
+    }
+
+    /// The mapping at `va` (for tests and tools).
+    pub fn mapping(&mut self, va: u64) -> Option<Mapping> {
+        self.get(va)
+    }
+
+    /// Maps fresh zeroed pages at `[va, va+len)`; every page must be
+    /// unmapped (`AlreadyExists` otherwise).
+    pub fn map_new(&mut self, va: u64, len: u64, prot: u64) -> Result<(), Error> {
+        let prot = Prot::from_abi(prot)?;
+        for page in pages(va, len)? {
+            if self.get(page).is_some() {
+                return Err(Error::AlreadyExists);
+            }
+        }
+        let mut done = 0;
+        let result = pages(va, len)?.try_for_each(|page| {
+            self.pt.prepare(page)?;
+            let frame = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
+            self.put(page, Some(&Mapping::private(frame, prot)));
+            done += 1;
+            Ok(())
+        });
+        if result.is_err() {
+            for page in pages(va, len)?.take(done) {
+                self.drop_mapping(page);
+            }
+        }
+        result
+    }
+
+    /// Unmaps `page` and releases its frame (the caller checked it is not
+    /// pinned).
+    fn drop_mapping(&mut self, page: u64) {
+        if let Some(m) = self.get(page) {
+            self.put(page, None);
+            if m.kind != Kind::Io {
+                self.frames.release(m.frame);
+            }
+        }
+    }
+
+    /// Changes the protection of `[va, va+len)`. Every page must be mapped
+    /// and not pinned; a COW page can be made writable only when it is no
+    /// longer shared (then it becomes private).
+    pub fn protect(&mut self, va: u64, len: u64, prot: u64) -> Result<(), Error> {
+        let prot = Prot::from_abi(prot)?;
+        for page in pages(va, len)? {
+            let m = self.get(page).ok_or(Error::NotFound)?;
+            if m.is_pinned() {
+                return Err(Error::Busy);
+            }
+            if m.kind == Kind::Cow && prot.write && self.frames.refcount(m.frame) > 1 {
+                return Err(Error::Busy);
+            }
+        }
+        for page in pages(va, len)? {
+            let Some(mut m) = self.get(page) else {
+                continue;
+            };
+            if prot.write {
+                // Checked above: a COW page here is no longer shared.
+                m.kind = Kind::Private;
+                m.was_writable = false;
+            }
+            // A COW page stays read-only whatever else it may do.
+            m.prot = if m.kind == Kind::Cow {
+                prot.without_write()
+            } else {
+                prot
+            };
+            self.put(page, Some(&m));
+        }
+        Ok(())
+    }
+
+    /// Unmaps `[va, va+len)`; unmapped pages in the range are skipped.
+    /// Pinned pages make the whole call fail with `Busy`.
+    pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), Error> {
+        for page in pages(va, len)? {
+            if self.get(page).is_some_and(|m| m.is_pinned()) {
+                return Err(Error::Busy);
+            }
+        }
+        for page in pages(va, len)? {
+            self.drop_mapping(page);
+        }
+        Ok(())
+    }
+
+    /// Moves the mappings of `[src, src+len)` to `[dst, dst+len)`,
+    /// releasing what `dst` mapped. Every source page must be mapped; no
+    /// page of either range may be pinned; the ranges may not overlap
+    /// (unless equal, which changes nothing).
+    pub fn move_pages(&mut self, dst: u64, src: u64, len: u64) -> Result<(), Error> {
+        let dst_pages = pages(dst, len)?;
+        let src_pages = pages(src, len)?;
+        if dst == src {
+            return Ok(());
+        }
+        if dst.abs_diff(src) < len {
+            return Err(Error::InvalidArgument);
+        }
+        for (d, s) in dst_pages.zip(src_pages) {
+            let m = self.get(s).ok_or(Error::NotFound)?;
+            if m.is_pinned() || self.get(d).is_some_and(|m| m.is_pinned()) {
+                return Err(Error::Busy);
+            }
+        }
+        // Create every destination table first, so nothing below can fail.
+        for d in pages(dst, len)? {
+            self.pt.prepare(d)?;
+        }
+        for (d, s) in pages(dst, len)?.zip(pages(src, len)?) {
+            let moving = self.get(s);
+            self.drop_mapping(d);
+            self.put(d, moving.as_ref());
+            self.put(s, None);
+        }
+        Ok(())
+    }
+
+    /// Classifies a user page fault at `va`; `write`/`exec` describe the
+    /// access. A write to a COW page whose frame is no longer shared turns
+    /// it back into a private read-only page first (the process is told it
+    /// was writable, and may `protect` it).
+    pub fn fault(&mut self, va: u64, write: bool, exec: bool) -> Fault {
+        let access = if write { FAULT_WRITE } else { 0 } | if exec { FAULT_EXEC } else { 0 };
+        let Some(mut m) = self.get(va & !(PAGE - 1)) else {
+            return Fault::Deliver(access);
+        };
+        let allowed = m.prot.read && (!write || m.prot.write) && (!exec || m.prot.exec);
+        if allowed {
+            return Fault::Retry;
+        }
+        let mut reason = FAULT_PRESENT | access;
+        if m.was_writable {
+            reason |= FAULT_WAS_WRITABLE;
+        }
+        if m.kind == Kind::Cow {
+            if write && self.frames.refcount(m.frame) == 1 {
+                m.kind = Kind::Private;
+                self.put(va & !(PAGE - 1), Some(&m));
+            } else {
+                reason |= FAULT_COW;
+            }
+        }
+        Fault::Deliver(reason)
+    }
+
+    /// Makes the COW page at `va` privately writable, copying it if it is
+    /// still shared: what the kernel does before writing user memory for a
+    /// system call, and for processes with no fault handler. Only pages
+    /// that were writable before `fork` qualify (`BadAddress` otherwise).
+    pub fn break_cow(&mut self, va: u64) -> Result<(), Error> {
+        let page = va & !(PAGE - 1);
+        let mut m = self.get(page).ok_or(Error::BadAddress)?;
+        if !m.was_writable || !matches!(m.kind, Kind::Cow | Kind::Private) || !m.prot.read {
+            return Err(Error::BadAddress);
+        }
+        if m.kind == Kind::Cow && self.frames.refcount(m.frame) > 1 {
+            let copy = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
+            self.frames.copy(copy, m.frame);
+            self.frames.release(m.frame);
+            m.frame = copy;
+        }
+        m.kind = Kind::Private;
+        m.prot.write = true;
+        m.was_writable = false;
+        self.put(page, Some(&m));
+        Ok(())
+    }
+
+    /// What fork does with the parent's entry at `va` (see [`fork_pte`]);
+    /// updates the parent's entry and returns the child's.
+    pub fn fork_entry(&mut self, va: u64) -> Result<Option<u64>, Error> {
+        let pte = self.pt.entry(va);
+        let forked = fork_pte(self.codec, self.frames, pte)?;
+        if forked.parent != pte {
+            self.pt.set(va, forked.parent);
+            self.pt.flush(va);
+        }
+        Ok(forked.child)
+    }
+
+    /// Releases what the entry at `va` holds (the address space is going
+    /// away: exit or exec) and clears it.
+    pub fn release(&mut self, va: u64) -> Released {
+        let pte = self.pt.entry(va);
+        if pte != 0 {
+            self.pt.set(va, 0);
+        }
+        release_entry(self.codec, self.frames, pte)
+    }
+}
+
+/// What fork does with one parent entry: private pages become COW on both
+/// sides (one more reference, remembering whether they were writable), COW
+/// pages gain a sharer, wired pages are copied for the child (the parent's
+/// stay pinned and private), I/O mappings are not inherited. Fails only
+/// when copying a wired page finds no frame (nothing changed then).
+pub fn fork_pte<F: FrameOps>(codec: Codec, frames: &mut F, pte: u64) -> Result<ForkedEntry, Error> {
+    let Some(m) = codec.decode(pte) else {
+        return Ok(ForkedEntry {
+            parent: pte,
+            child: None,
+        });
+    };
+    match m.kind {
+        Kind::Io => Ok(ForkedEntry {
+            parent: pte,
+            child: None,
+        }),
+        _ if m.wires > 0 => {
+            let copy = frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
+            frames.copy(copy, m.frame);
+            let child = codec.encode(&Mapping::private(copy, m.prot));
+            Ok(ForkedEntry {
+                parent: pte,
+                child: Some(child),
+            })
+        }
+        Kind::Private => {
+            let shared = codec.encode(&Mapping {
+                kind: Kind::Cow,
+                prot: m.prot.without_write(),
+                was_writable: m.was_writable || m.prot.write,
+                ..m
+            });
+            frames.add_ref(m.frame);
+            Ok(ForkedEntry {
+                parent: shared,
+                child: Some(shared),
+            })
+        }
+        Kind::Cow => {
+            frames.add_ref(m.frame);
+            Ok(ForkedEntry {
+                parent: pte,
+                child: Some(pte),
+            })
+        }
+    }
+}
+
+/// Releases a raw entry that is no longer in any table (the kernel's
+/// page-table teardown walks tables itself and hands each leaf here).
+pub fn release_entry<F: FrameOps>(codec: Codec, frames: &mut F, pte: u64) -> Released {
+    match codec.decode(pte) {
+        None => Released::Nothing,
+        Some(m) if m.kind == Kind::Io => Released::Nothing,
+        Some(m) if m.wires > 0 => Released::StillWired(m.frame),
+        Some(m) => {
+            frames.release(m.frame);
+            Released::Dropped
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

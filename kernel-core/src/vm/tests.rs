@@ -1,0 +1,696 @@
+//! Every page-state transition, with the frame counts checked after each.
+
+use super::*;
+use crate::frame::{FrameInfo, FrameTable};
+use crate::testrng::Rng;
+use std::collections::{HashMap, HashSet};
+
+const BASE: u64 = 0x40_0000;
+const P: u64 = 4096;
+
+/// A page table as a map, with a switch to make table creation fail.
+#[derive(Default)]
+struct FakePt {
+    entries: HashMap<u64, u64>,
+    tables: HashSet<u64>,
+    fail_prepare: bool,
+    flushes: usize,
+}
+
+impl PageTableOps for FakePt {
+    fn entry(&mut self, va: u64) -> u64 {
+        self.entries.get(&va).copied().unwrap_or(0)
+    }
+    fn prepare(&mut self, va: u64) -> Result<(), Error> {
+        if self.fail_prepare && !self.tables.contains(&(va >> 21)) {
+            return Err(Error::OutOfMemory);
+        }
+        self.tables.insert(va >> 21);
+        Ok(())
+    }
+    fn set(&mut self, va: u64, pte: u64) {
+        assert!(
+            self.tables.contains(&(va >> 21)),
+            "set without tables at {va:#x}"
+        );
+        if pte == 0 {
+            self.entries.remove(&va);
+        } else {
+            self.entries.insert(va, pte);
+        }
+    }
+    fn flush(&mut self, _va: u64) {
+        self.flushes += 1;
+    }
+}
+
+/// Frames from a real FrameTable, with contents.
+struct FakeFrames {
+    table: FrameTable<'static>,
+    data: HashMap<u64, Vec<u8>>,
+}
+
+impl FakeFrames {
+    fn new(n: usize) -> FakeFrames {
+        let infos: &'static mut [FrameInfo] =
+            Box::leak(vec![FrameInfo::RESERVED; n].into_boxed_slice());
+        let mut table = FrameTable::new(infos, 0x100);
+        table.free_range(Frame::from_pfn(0x100), Frame::from_pfn(0x100 + n as u64));
+        FakeFrames {
+            table,
+            data: HashMap::new(),
+        }
+    }
+    fn free(&self) -> usize {
+        self.table.free_count()
+    }
+    fn write(&mut self, f: Frame, byte: u8) {
+        self.data.insert(f.pfn(), vec![byte; 4096]);
+    }
+    fn byte(&self, f: Frame) -> u8 {
+        self.data.get(&f.pfn()).map_or(0, |d| d[0])
+    }
+}
+
+impl FrameOps for FakeFrames {
+    fn alloc_zeroed(&mut self) -> Option<Frame> {
+        let f = self.table.alloc()?;
+        self.data.insert(f.pfn(), vec![0; 4096]);
+        Some(f)
+    }
+    fn copy(&mut self, dst: Frame, src: Frame) {
+        let d = self
+            .data
+            .get(&src.pfn())
+            .cloned()
+            .unwrap_or_else(|| vec![0; 4096]);
+        self.data.insert(dst.pfn(), d);
+    }
+    fn add_ref(&mut self, frame: Frame) {
+        self.table
+            .add_ref(frame)
+            .expect("add_ref on an allocated frame");
+    }
+    fn release(&mut self, frame: Frame) -> bool {
+        self.table
+            .release(frame)
+            .expect("release of an allocated frame")
+    }
+    fn refcount(&self, frame: Frame) -> u32 {
+        self.table.refcount(frame).unwrap_or(0)
+    }
+}
+
+const CODEC: Codec = Codec { nx: true };
+
+fn vm<'a>(pt: &'a mut FakePt, fr: &'a mut FakeFrames) -> Vm<'a, FakePt, FakeFrames> {
+    Vm {
+        pt,
+        frames: fr,
+        codec: CODEC,
+    }
+}
+
+const RW: u64 = PROT_READ | PROT_WRITE;
+
+/// Forks `parent` into a new table the way the kernel does.
+fn fork(parent: &mut FakePt, fr: &mut FakeFrames) -> FakePt {
+    let mut child = FakePt::default();
+    let vas: Vec<u64> = parent.entries.keys().copied().collect();
+    for va in vas {
+        let entry = vm(parent, fr).fork_entry(va).unwrap();
+        if let Some(pte) = entry {
+            child.prepare(va).unwrap();
+            child.set(va, pte);
+        }
+    }
+    child
+}
+
+/// Tears an address space down the way exit does.
+fn destroy(pt: &mut FakePt, fr: &mut FakeFrames) {
+    let vas: Vec<u64> = pt.entries.keys().copied().collect();
+    for va in vas {
+        vm(pt, fr).release(va);
+    }
+}
+
+#[test]
+fn prot_decoding() {
+    assert_eq!(Prot::from_abi(0), Ok(Prot::NONE));
+    assert_eq!(Prot::from_abi(PROT_READ), Ok(Prot::R));
+    assert_eq!(Prot::from_abi(PROT_READ | PROT_EXEC), Ok(Prot::RX));
+    assert_eq!(Prot::from_abi(PROT_EXEC), Ok(Prot::RX));
+    assert_eq!(Prot::from_abi(RW), Ok(Prot::RW));
+    assert_eq!(Prot::from_abi(PROT_WRITE), Ok(Prot::RW));
+    assert_eq!(Prot::from_abi(RW | PROT_EXEC), Err(Error::InvalidArgument));
+    assert_eq!(Prot::from_abi(RW | PROT_EXEC | VM_ALLOW_WX), Ok(Prot::RWX));
+    assert_eq!(Prot::from_abi(8), Err(Error::InvalidArgument));
+    assert_eq!(Prot::from_abi(1 << 40), Err(Error::InvalidArgument));
+}
+
+#[test]
+fn codec_round_trips_every_state() {
+    for nx in [true, false] {
+        let codec = Codec { nx };
+        let f = Frame::from_pfn(0x1234);
+        for kind in [Kind::Private, Kind::Cow, Kind::Io] {
+            for prot in [Prot::NONE, Prot::R, Prot::RX, Prot::RW, Prot::RWX] {
+                for was_writable in [false, true] {
+                    for wires in [0, 1, MAX_WIRES] {
+                        let mut m = Mapping {
+                            frame: f,
+                            kind,
+                            prot,
+                            was_writable,
+                            wires,
+                        };
+                        if !nx && m.prot.read {
+                            // Without NX every readable page is executable.
+                            m.prot.exec = true;
+                        }
+                        let pte = codec.encode(&m);
+                        assert_eq!(codec.decode(pte), Some(m), "{m:?}");
+                        assert_eq!(pte & PteFlags::USER.bits(), PteFlags::USER.bits());
+                        if !nx {
+                            assert_eq!(pte & PteFlags::NO_EXECUTE.bits(), 0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(CODEC.decode(0), None);
+}
+
+#[test]
+fn map_new_gives_zeroed_private_pages_and_counts_frames() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(64));
+    let before = fr.free();
+    vm(&mut pt, &mut fr).map_new(BASE, 3 * P, RW).unwrap();
+    assert_eq!(fr.free(), before - 3);
+    for i in 0..3 {
+        let m = vm(&mut pt, &mut fr).mapping(BASE + i * P).unwrap();
+        assert_eq!((m.kind, m.prot, m.wires), (Kind::Private, Prot::RW, 0));
+        assert_eq!(fr.refcount(m.frame), 1);
+        assert_eq!(fr.byte(m.frame), 0);
+    }
+    vm(&mut pt, &mut fr).unmap(BASE, 3 * P).unwrap();
+    assert_eq!(fr.free(), before);
+    assert!(pt.entries.is_empty());
+}
+
+#[test]
+fn map_new_refuses_bad_arguments_and_mapped_pages() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    let mut v = vm(&mut pt, &mut fr);
+    assert_eq!(v.map_new(BASE + 1, P, RW), Err(Error::InvalidArgument));
+    assert_eq!(v.map_new(BASE, 0, RW), Err(Error::InvalidArgument));
+    assert_eq!(v.map_new(BASE, 100, RW), Err(Error::InvalidArgument));
+    assert_eq!(v.map_new(0, P, RW), Err(Error::BadAddress));
+    assert_eq!(
+        v.map_new(0xffff_8000_0000_0000, P, RW),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        v.map_new(abi::layout::USER_END - P, 2 * P, RW),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        v.map_new(BASE, P, RW | PROT_EXEC),
+        Err(Error::InvalidArgument)
+    );
+    v.map_new(BASE + P, P, RW).unwrap();
+    // One page of the range is mapped: nothing happens at all.
+    let free = v.frames.free();
+    assert_eq!(v.map_new(BASE, 3 * P, RW), Err(Error::AlreadyExists));
+    assert_eq!(v.frames.free(), free);
+    assert!(v.mapping(BASE).is_none());
+}
+
+#[test]
+fn map_new_rolls_back_when_frames_run_out() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(4));
+    let before = fr.free();
+    assert_eq!(
+        vm(&mut pt, &mut fr).map_new(BASE, 8 * P, RW),
+        Err(Error::OutOfMemory)
+    );
+    assert_eq!(fr.free(), before);
+    assert!(pt.entries.is_empty());
+}
+
+#[test]
+fn map_new_rolls_back_when_tables_run_out() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    let before = fr.free();
+    // The range crosses into a second 2 MiB table that cannot be made.
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    pt.fail_prepare = true;
+    let r = vm(&mut pt, &mut fr).map_new(BASE + 0x20_0000 - P, 2 * P, RW);
+    assert_eq!(r, Err(Error::OutOfMemory));
+    assert_eq!(fr.free(), before - 1);
+    assert_eq!(pt.entries.len(), 1);
+}
+
+#[test]
+fn protect_changes_rights_and_refuses_unmapped() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    let mut v = vm(&mut pt, &mut fr);
+    v.map_new(BASE, 2 * P, RW).unwrap();
+    v.protect(BASE, 2 * P, PROT_READ).unwrap();
+    assert_eq!(v.mapping(BASE).unwrap().prot, Prot::R);
+    v.protect(BASE, P, 0).unwrap();
+    assert_eq!(v.mapping(BASE).unwrap().prot, Prot::NONE);
+    v.protect(BASE, P, PROT_READ | PROT_EXEC).unwrap();
+    assert_eq!(v.mapping(BASE).unwrap().prot, Prot::RX);
+    assert_eq!(v.protect(BASE, 3 * P, PROT_READ), Err(Error::NotFound));
+    assert_eq!(
+        v.protect(BASE, P, RW | PROT_EXEC),
+        Err(Error::InvalidArgument)
+    );
+    v.protect(BASE, P, RW | PROT_EXEC | VM_ALLOW_WX).unwrap();
+    assert_eq!(v.mapping(BASE).unwrap().prot, Prot::RWX);
+}
+
+#[test]
+fn no_access_pages_keep_their_frame() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let f = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
+    fr.write(f, 9);
+    vm(&mut pt, &mut fr).protect(BASE, P, 0).unwrap();
+    assert_eq!(pt.entries[&BASE] & PteFlags::PRESENT.bits(), 0);
+    assert_eq!(
+        vm(&mut pt, &mut fr).fault(BASE, false, false),
+        Fault::Deliver(FAULT_PRESENT)
+    );
+    vm(&mut pt, &mut fr).protect(BASE, P, RW).unwrap();
+    let m = vm(&mut pt, &mut fr).mapping(BASE).unwrap();
+    assert_eq!((m.frame, fr.byte(m.frame)), (f, 9));
+}
+
+#[test]
+fn unmap_skips_holes_and_frees_frames() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    let before = fr.free();
+    vm(&mut pt, &mut fr).map_new(BASE + P, P, RW).unwrap();
+    vm(&mut pt, &mut fr).unmap(BASE, 4 * P).unwrap();
+    assert_eq!(fr.free(), before);
+    assert_eq!(
+        vm(&mut pt, &mut fr).unmap(BASE, 3),
+        Err(Error::InvalidArgument)
+    );
+}
+
+#[test]
+fn move_replaces_destination_and_frees_its_frame() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    let mut v = vm(&mut pt, &mut fr);
+    v.map_new(BASE, P, RW).unwrap();
+    v.map_new(BASE + 0x10_0000, P, PROT_READ).unwrap();
+    let src_frame = v.mapping(BASE + 0x10_0000).unwrap().frame;
+    let free = v.frames.free();
+    v.move_pages(BASE, BASE + 0x10_0000, P).unwrap();
+    assert_eq!(v.frames.free(), free + 1);
+    let m = v.mapping(BASE).unwrap();
+    assert_eq!((m.frame, m.prot), (src_frame, Prot::R));
+    assert!(v.mapping(BASE + 0x10_0000).is_none());
+    assert_eq!(v.frames.refcount(src_frame), 1);
+}
+
+#[test]
+fn move_onto_itself_changes_nothing() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    vm(&mut pt, &mut fr).map_new(BASE, 2 * P, RW).unwrap();
+    let before = (pt.entries.clone(), fr.free());
+    vm(&mut pt, &mut fr).move_pages(BASE, BASE, 2 * P).unwrap();
+    assert_eq!((pt.entries.clone(), fr.free()), before);
+    let f = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
+    assert_eq!(fr.refcount(f), 1);
+}
+
+#[test]
+fn move_errors() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    let mut v = vm(&mut pt, &mut fr);
+    v.map_new(BASE, 2 * P, RW).unwrap();
+    assert_eq!(
+        v.move_pages(BASE + P, BASE, 2 * P),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        v.move_pages(BASE + 0x10_0000, BASE + 4 * P, P),
+        Err(Error::NotFound)
+    );
+    assert_eq!(
+        v.move_pages(0xffff_8000_0000_0000, BASE, P),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(
+        v.move_pages(BASE + 0x10_0000, BASE + 1, P),
+        Err(Error::InvalidArgument)
+    );
+    // A failed move leaves everything in place.
+    assert!(v.mapping(BASE).is_some() && v.mapping(BASE + P).is_some());
+}
+
+#[test]
+fn move_rolls_nothing_when_tables_run_out() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    pt.fail_prepare = true;
+    let r = vm(&mut pt, &mut fr).move_pages(BASE + 0x40_0000, BASE, P);
+    assert_eq!(r, Err(Error::OutOfMemory));
+    assert!(vm(&mut pt, &mut fr).mapping(BASE).is_some());
+}
+
+#[test]
+fn fork_shares_every_private_page_copy_on_write() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr)
+        .map_new(BASE, P, PROT_READ | PROT_EXEC)
+        .unwrap();
+    vm(&mut pt, &mut fr).map_new(BASE + P, P, RW).unwrap();
+    let free = fr.free();
+    let mut child = fork(&mut pt, &mut fr);
+    assert_eq!(fr.free(), free, "fork copies no page");
+    for (va, exec, was_writable) in [(BASE, true, false), (BASE + P, false, true)] {
+        let p = vm(&mut pt, &mut fr).mapping(va).unwrap();
+        let c = vm(&mut child, &mut fr).mapping(va).unwrap();
+        assert_eq!(p, c);
+        assert_eq!(p.kind, Kind::Cow);
+        assert!(!p.prot.write);
+        assert_eq!((p.prot.exec, p.was_writable), (exec, was_writable));
+        assert_eq!(fr.refcount(p.frame), 2);
+    }
+    destroy(&mut child, &mut fr);
+    destroy(&mut pt, &mut fr);
+    assert_eq!(fr.free(), free + 2);
+}
+
+#[test]
+fn cow_write_fault_is_delivered_while_shared() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let _child = fork(&mut pt, &mut fr);
+    let r = vm(&mut pt, &mut fr).fault(BASE + 8, true, false);
+    assert_eq!(
+        r,
+        Fault::Deliver(FAULT_PRESENT | FAULT_WRITE | FAULT_COW | FAULT_WAS_WRITABLE)
+    );
+    // A read of a COW page is allowed: only a stale TLB could fault.
+    assert_eq!(vm(&mut pt, &mut fr).fault(BASE, false, false), Fault::Retry);
+}
+
+#[test]
+fn user_style_cow_copy_then_move_over() {
+    // What libmh does: map a scratch page, copy, move it over the COW page.
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let shared = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
+    fr.write(shared, 5);
+    let mut child = fork(&mut pt, &mut fr);
+    let scratch = BASE + 0x100_0000;
+    vm(&mut child, &mut fr).map_new(scratch, P, RW).unwrap();
+    let copy = vm(&mut child, &mut fr).mapping(scratch).unwrap().frame;
+    fr.copy(copy, shared);
+    vm(&mut child, &mut fr)
+        .move_pages(BASE, scratch, P)
+        .unwrap();
+    let c = vm(&mut child, &mut fr).mapping(BASE).unwrap();
+    assert_eq!(
+        (c.kind, c.prot, fr.byte(c.frame)),
+        (Kind::Private, Prot::RW, 5)
+    );
+    assert_eq!(fr.refcount(shared), 1, "the child's reference went away");
+}
+
+#[test]
+fn last_sharer_gets_the_page_back_private_read_only() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let mut child = fork(&mut pt, &mut fr);
+    destroy(&mut child, &mut fr);
+    let f = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
+    assert_eq!(fr.refcount(f), 1);
+    // The write fault finds the frame unshared: private, still read-only,
+    // and the process is told the page was writable.
+    let r = vm(&mut pt, &mut fr).fault(BASE, true, false);
+    assert_eq!(
+        r,
+        Fault::Deliver(FAULT_PRESENT | FAULT_WRITE | FAULT_WAS_WRITABLE)
+    );
+    let m = vm(&mut pt, &mut fr).mapping(BASE).unwrap();
+    assert_eq!((m.kind, m.prot, m.frame), (Kind::Private, Prot::R, f));
+    vm(&mut pt, &mut fr).protect(BASE, P, RW).unwrap();
+    assert_eq!(vm(&mut pt, &mut fr).fault(BASE, true, false), Fault::Retry);
+}
+
+#[test]
+fn protect_on_cow_pages() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let mut child = fork(&mut pt, &mut fr);
+    // Still shared: write is refused, narrower rights are fine and the page
+    // stays COW.
+    assert_eq!(vm(&mut pt, &mut fr).protect(BASE, P, RW), Err(Error::Busy));
+    vm(&mut pt, &mut fr).protect(BASE, P, 0).unwrap();
+    let m = vm(&mut pt, &mut fr).mapping(BASE).unwrap();
+    assert_eq!(
+        (m.kind, m.prot, m.was_writable),
+        (Kind::Cow, Prot::NONE, true)
+    );
+    // Once the child is gone, write makes it private.
+    destroy(&mut child, &mut fr);
+    vm(&mut pt, &mut fr).protect(BASE, P, RW).unwrap();
+    assert_eq!(
+        vm(&mut pt, &mut fr).mapping(BASE).unwrap().kind,
+        Kind::Private
+    );
+}
+
+#[test]
+fn cow_chains_fork_of_a_fork() {
+    let (mut a, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut a, &mut fr).map_new(BASE, P, RW).unwrap();
+    let f = vm(&mut a, &mut fr).mapping(BASE).unwrap().frame;
+    let free = fr.free();
+    let mut b = fork(&mut a, &mut fr);
+    let mut c = fork(&mut b, &mut fr);
+    assert_eq!(fr.refcount(f), 3);
+    vm(&mut b, &mut fr).break_cow(BASE).unwrap();
+    assert_eq!(fr.refcount(f), 2);
+    destroy(&mut a, &mut fr);
+    assert_eq!(fr.refcount(f), 1);
+    destroy(&mut c, &mut fr);
+    destroy(&mut b, &mut fr);
+    assert_eq!(fr.free(), free + 1, "every frame came back, none twice");
+}
+
+#[test]
+fn break_cow_copies_only_while_shared() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let f = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
+    fr.write(f, 3);
+    let mut child = fork(&mut pt, &mut fr);
+    vm(&mut child, &mut fr).break_cow(BASE + 100).unwrap();
+    let c = vm(&mut child, &mut fr).mapping(BASE).unwrap();
+    assert_ne!(c.frame, f);
+    assert_eq!(
+        (c.kind, c.prot, fr.byte(c.frame)),
+        (Kind::Private, Prot::RW, 3)
+    );
+    // The parent is now the only sharer: no copy needed.
+    vm(&mut pt, &mut fr).break_cow(BASE).unwrap();
+    let p = vm(&mut pt, &mut fr).mapping(BASE).unwrap();
+    assert_eq!((p.frame, p.kind, p.prot), (f, Kind::Private, Prot::RW));
+}
+
+#[test]
+fn break_cow_refuses_pages_that_were_never_writable() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr)
+        .map_new(BASE, P, PROT_READ | PROT_EXEC)
+        .unwrap();
+    let _child = fork(&mut pt, &mut fr);
+    assert_eq!(vm(&mut pt, &mut fr).break_cow(BASE), Err(Error::BadAddress));
+    assert_eq!(
+        vm(&mut pt, &mut fr).break_cow(BASE + P),
+        Err(Error::BadAddress)
+    );
+    let r = vm(&mut pt, &mut fr).fault(BASE, true, false);
+    assert_eq!(r, Fault::Deliver(FAULT_PRESENT | FAULT_WRITE | FAULT_COW));
+}
+
+#[test]
+fn break_cow_out_of_memory_changes_nothing() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(2));
+    vm(&mut pt, &mut fr).map_new(BASE, 2 * P, RW).unwrap();
+    let _child = fork(&mut pt, &mut fr);
+    let before = pt.entries.clone();
+    assert_eq!(
+        vm(&mut pt, &mut fr).break_cow(BASE),
+        Err(Error::OutOfMemory)
+    );
+    assert_eq!(pt.entries, before);
+}
+
+fn wire(pt: &mut FakePt, va: u64, wires: u8) {
+    let mut m = CODEC.decode(pt.entry(va)).unwrap();
+    m.wires = wires;
+    pt.set(va, CODEC.encode(&m));
+}
+
+#[test]
+fn wired_pages_refuse_unmap_move_protect() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr).map_new(BASE, 2 * P, RW).unwrap();
+    wire(&mut pt, BASE, 1);
+    let mut v = vm(&mut pt, &mut fr);
+    assert_eq!(v.unmap(BASE, 2 * P), Err(Error::Busy));
+    assert_eq!(v.protect(BASE, P, PROT_READ), Err(Error::Busy));
+    assert_eq!(v.move_pages(BASE + 0x10_0000, BASE, P), Err(Error::Busy));
+    assert_eq!(v.move_pages(BASE, BASE + P, P), Err(Error::Busy));
+    // Nothing was half-done.
+    assert!(v.mapping(BASE + P).is_some());
+}
+
+#[test]
+fn fork_copies_wired_pages_and_release_reports_them() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(32));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let f = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
+    fr.write(f, 7);
+    wire(&mut pt, BASE, 2);
+    let mut child = fork(&mut pt, &mut fr);
+    let c = vm(&mut child, &mut fr).mapping(BASE).unwrap();
+    assert_ne!(c.frame, f);
+    assert_eq!(
+        (c.kind, c.prot, c.wires, fr.byte(c.frame)),
+        (Kind::Private, Prot::RW, 0, 7)
+    );
+    let p = vm(&mut pt, &mut fr).mapping(BASE).unwrap();
+    assert_eq!((p.kind, p.wires, fr.refcount(f)), (Kind::Private, 2, 1));
+    assert_eq!(vm(&mut pt, &mut fr).release(BASE), Released::StillWired(f));
+    assert_eq!(fr.refcount(f), 1, "the caller quarantines it");
+}
+
+#[test]
+fn io_mappings_are_not_refcounted_nor_inherited() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(8));
+    let io = Mapping {
+        frame: Frame::from_pfn(0xfee00),
+        kind: Kind::Io,
+        prot: Prot::RW,
+        was_writable: false,
+        wires: 0,
+    };
+    pt.prepare(BASE).unwrap();
+    pt.set(BASE, CODEC.encode(&io));
+    let mut child = fork(&mut pt, &mut fr);
+    assert!(child.entries.is_empty());
+    assert_eq!(vm(&mut pt, &mut fr).unmap(BASE, P), Err(Error::Busy));
+    assert_eq!(vm(&mut pt, &mut fr).release(BASE), Released::Nothing);
+    assert_eq!(
+        release_entry(CODEC, &mut fr, CODEC.encode(&io)),
+        Released::Nothing
+    );
+    destroy(&mut child, &mut fr);
+}
+
+#[test]
+fn faults_on_unmapped_and_protected_pages() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(8));
+    let mut v = vm(&mut pt, &mut fr);
+    assert_eq!(v.fault(BASE, false, false), Fault::Deliver(0));
+    assert_eq!(v.fault(BASE, true, false), Fault::Deliver(FAULT_WRITE));
+    assert_eq!(v.fault(BASE, false, true), Fault::Deliver(FAULT_EXEC));
+    v.map_new(BASE, P, PROT_READ).unwrap();
+    assert_eq!(
+        v.fault(BASE, true, false),
+        Fault::Deliver(FAULT_PRESENT | FAULT_WRITE)
+    );
+    assert_eq!(
+        v.fault(BASE, false, true),
+        Fault::Deliver(FAULT_PRESENT | FAULT_EXEC)
+    );
+    assert_eq!(v.fault(BASE, false, false), Fault::Retry);
+}
+
+/// A random sequence of operations over three address spaces; after every
+/// step each frame's reference count must equal the number of entries that
+/// map it, and at the end every frame must be free again.
+#[test]
+fn randomized_refcounts_stay_exact() {
+    let mut fr = FakeFrames::new(48);
+    let total = fr.free();
+    let mut spaces: Vec<FakePt> = (0..3).map(|_| FakePt::default()).collect();
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let steps = if cfg!(miri) { 300 } else { 5_000 };
+    for _ in 0..steps {
+        let s = rng.below(3) as usize;
+        let page = BASE + rng.below(8) * P;
+        let other = BASE + rng.below(8) * P;
+        let n = 1 + rng.below(2);
+        match rng.below(9) {
+            0 | 1 => {
+                let _ = vm(&mut spaces[s], &mut fr).map_new(page, n * P, RW);
+            }
+            2 => {
+                let _ = vm(&mut spaces[s], &mut fr).unmap(page, n * P);
+            }
+            3 => {
+                let prot = [0, PROT_READ, RW, PROT_READ | PROT_EXEC][rng.below(4) as usize];
+                let _ = vm(&mut spaces[s], &mut fr).protect(page, P, prot);
+            }
+            4 => {
+                let _ = vm(&mut spaces[s], &mut fr).move_pages(page, other, P);
+            }
+            5 => {
+                let _ = vm(&mut spaces[s], &mut fr).break_cow(page);
+            }
+            6 => {
+                let _ = vm(&mut spaces[s], &mut fr).fault(page, rng.below(2) == 0, false);
+            }
+            7 => {
+                let t = (s + 1 + rng.below(2) as usize) % 3;
+                destroy(&mut spaces[t], &mut fr);
+                spaces[t] = fork(&mut spaces[s], &mut fr);
+            }
+            _ => destroy(&mut spaces[s], &mut fr),
+        }
+        let mut counts: HashMap<u64, u32> = HashMap::new();
+        for sp in &spaces {
+            for &pte in sp.entries.values() {
+                let m = CODEC.decode(pte).unwrap();
+                *counts.entry(m.frame.pfn()).or_default() += 1;
+                if m.kind == Kind::Private {
+                    assert!(!m.was_writable || !m.prot.write);
+                }
+                if m.kind == Kind::Cow {
+                    assert!(!m.prot.write, "a COW page is never writable");
+                }
+            }
+        }
+        for (&pfn, &n) in &counts {
+            assert_eq!(fr.refcount(Frame::from_pfn(pfn)), n, "frame {pfn:#x}");
+            let m = spaces
+                .iter()
+                .flat_map(|sp| sp.entries.values())
+                .map(|&p| CODEC.decode(p).unwrap())
+                .find(|m| m.frame.pfn() == pfn)
+                .unwrap();
+            if m.kind == Kind::Private {
+                assert_eq!(n, 1, "a private page is not shared");
+            }
+        }
+        let mapped: u32 = counts.len() as u32;
+        assert_eq!(fr.free() + mapped as usize, total);
+    }
+    for sp in &mut spaces {
+        destroy(sp, &mut fr);
+    }
+    assert_eq!(fr.free(), total);
+}
