@@ -10,6 +10,10 @@ pub enum ExitKind {
     /// `code` is the x86 vector, `fault_addr` the faulting address (CR2 for
     /// page faults, 0 otherwise) and `fault_ip` the faulting instruction.
     Faulted = 1,
+    /// The kernel ended it for another reason: `code` is an `Error` code
+    /// saying why (e.g. `LimitReached`: its handler stack was full when
+    /// interrupts had to be delivered).
+    Killed = 2,
 }
 
 /// One reaped child: filled in by `wait_child`.

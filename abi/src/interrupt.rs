@@ -9,8 +9,10 @@
 //! with `int_return(frame)`, which restores every register from the frame
 //! (which the handler may have changed) and the interrupt-enable state.
 
-/// Number of interrupt vectors a process has (bits of the pending mask).
-pub const VECTOR_COUNT: u32 = 64;
+/// Number of interrupt vectors a process has (bits 0..62 of the pending
+/// mask). Bit 63 is never used, so a mask returned by `irq_wait` is always
+/// a non-negative system-call result.
+pub const VECTOR_COUNT: u32 = 63;
 
 /// Vector raised on a parent when one of its children exits.
 pub const VECTOR_CHILD: u32 = 0;

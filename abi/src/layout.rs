@@ -20,6 +20,22 @@ pub const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 /// Size of the initial user stack the kernel maps for a new program.
 pub const USER_STACK_SIZE: u64 = 64 * 1024;
 
+/// How far the main stack may grow (libmh maps it on demand below the
+/// initial part). The lowest page of this range is a guard that is never
+/// mapped: a fault there is reported as a stack overflow.
+pub const USER_STACK_MAX: u64 = 8 * 1024 * 1024;
+
+/// The heap region libmh maps on demand (demand-zero pages).
+pub const USER_HEAP_BASE: u64 = 0x0000_1000_0000_0000;
+/// Size of the heap region.
+pub const USER_HEAP_SIZE: u64 = 0x0000_0100_0000_0000;
+
+/// Scratch pages libmh uses to copy copy-on-write pages, one per level of
+/// fault nesting.
+pub const USER_SCRATCH_BASE: u64 = 0x0000_7f00_0000_0000;
+/// How many scratch pages there are (the deepest COW-fault nesting).
+pub const USER_SCRATCH_PAGES: u64 = 8;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +55,8 @@ mod tests {
         }
         const { assert!(USER_STACK_TOP < USER_END) };
         const { assert!(USER_MIN < USER_IMAGE_BASE) };
+        const { assert!(USER_HEAP_BASE + USER_HEAP_SIZE < USER_SCRATCH_BASE) };
+        const { assert!(USER_SCRATCH_BASE < USER_STACK_TOP - USER_STACK_MAX) };
     }
 
     #[test]

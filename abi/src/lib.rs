@@ -23,5 +23,5 @@ pub mod vm;
 pub use error::Error;
 pub use exit::{ExitKind, ExitStatus};
 pub use interrupt::IntFrame;
-pub use sysinfo::SysInfo;
 pub use syscall::Sysno;
+pub use sysinfo::SysInfo;

@@ -79,6 +79,15 @@ impl<const L: usize> RunQueue<L> {
         self.levels[..=level].iter().any(|q| !q.is_empty())
     }
 
+    /// Gives back memory beyond what `total` queued ids need.
+    pub fn shrink(&mut self, total: usize) {
+        for level in &mut self.levels {
+            if level.capacity() > 2 * total.max(8) {
+                level.shrink_to(total.max(8));
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.queued
     }
@@ -136,6 +145,16 @@ mod tests {
         assert!(!q.contains(5));
         assert_eq!(q.len(), 0);
         assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn shrink_gives_memory_back() {
+        let mut q = RunQueue::<2>::new();
+        q.reserve(1000).unwrap();
+        q.push(1, 0);
+        q.shrink(1);
+        assert!(q.levels.iter().all(|l| l.capacity() < 100));
+        assert_eq!(q.pop(), Some(1));
     }
 
     #[test]

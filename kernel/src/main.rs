@@ -24,6 +24,7 @@ mod sched;
 mod selftest;
 mod syscall;
 mod trap;
+mod upcall;
 mod usercopy;
 
 use abi::{ExitKind, ExitStatus};

@@ -28,6 +28,16 @@ pub const DEFAULT_PRIORITY: u8 = 4;
 pub enum Block {
     /// `wait_child` found live children but no zombie.
     Child,
+    /// `irq_wait(mask)` found none of `mask` pending.
+    Irq(u64),
+}
+
+/// Where a process wants its faults and interrupts delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handler {
+    pub entry: u64,
+    pub stack_base: u64,
+    pub stack_size: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,28 +61,49 @@ pub struct Process {
     /// None once the process has exited.
     pub space: Option<PageTable>,
     pub exit: ExitStatus,
+    /// The registered fault/interrupt handler, if any.
+    pub handler: Option<Handler>,
+    /// Whether pending interrupts may be delivered to the handler now.
+    pub int_enabled: bool,
+    /// Pending interrupt vectors (bit n = vector n).
+    pub pending: u64,
 }
 
 impl Process {
     pub fn new(pid: Pid, parent: Pid, name: &str, priority: u8, space: PageTable) -> Process {
-        let mut short = ArrayString::new();
-        for c in name.chars() {
-            if short.try_push(c).is_err() {
-                break;
-            }
-        }
         Process {
             frame: TrapFrame::default(),
             pid,
             parent,
-            name: short,
+            name: short_name(name),
             priority: priority.min(PRIORITY_LEVELS as u8 - 1),
             state: State::Runnable,
             queued: false,
             space: Some(space),
             exit: ExitStatus::default(),
+            handler: None,
+            int_enabled: false,
+            pending: 0,
         }
     }
+}
+
+impl Process {
+    /// Changes the name (exec).
+    pub fn rename(&mut self, name: &str) {
+        self.name = short_name(name);
+    }
+}
+
+/// The first 32 bytes' worth of whole characters of `name`.
+fn short_name(name: &str) -> ArrayString<32> {
+    let mut short = ArrayString::new();
+    for c in name.chars() {
+        if short.try_push(c).is_err() {
+            break;
+        }
+    }
+    short
 }
 
 /// Boxes a value, or hands it back if the heap is exhausted (no panic,

@@ -122,6 +122,57 @@ impl Scheduler {
         self.resched = true;
     }
 
+    /// The process `pid`, if it exists.
+    pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Process> {
+        self.procs.get_mut(&pid).map(|b| &mut **b)
+    }
+
+    pub fn process_count(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Makes `vector` pending on `pid`, waking it if it waits for it.
+    pub fn raise(&mut self, pid: Pid, vector: u32) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.state == State::Zombie {
+            return;
+        }
+        let bit = 1u64 << vector;
+        p.pending |= bit;
+        if matches!(p.state, State::Blocked(Block::Irq(mask)) if mask & bit != 0) {
+            self.wake(pid);
+        }
+    }
+
+    /// Wakes `pid` if it sleeps in `wait_child`.
+    fn wake_child_waiter(&mut self, pid: Pid) {
+        if self
+            .procs
+            .get(&pid)
+            .is_some_and(|p| p.state == State::Blocked(Block::Child))
+        {
+            self.wake(pid);
+        }
+    }
+
+    /// Moves `pid` to another priority level.
+    pub fn set_priority(&mut self, pid: Pid, priority: u8) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        p.priority = priority;
+        if p.queued {
+            self.ready.remove(pid);
+            self.ready.push(pid, priority);
+        }
+        // The current process may now be less urgent than a ready one.
+        if pid == self.current {
+            self.yield_current();
+        }
+    }
+
     fn wake(&mut self, pid: Pid) {
         let Some(p) = self.procs.get_mut(&pid) else {
             return;
@@ -194,9 +245,10 @@ impl Scheduler {
         if pid == self.current {
             self.resched = true;
         }
-        self.wake(parent);
+        self.raise(parent, abi::interrupt::VECTOR_CHILD);
+        self.wake_child_waiter(parent);
         // An orphaned zombie may now be init's to reap.
-        self.wake(INIT_PID);
+        self.wake_child_waiter(INIT_PID);
     }
 
     /// Reaps one zombie child of the current process: copies its status to
@@ -228,6 +280,13 @@ impl Scheduler {
         let space = self.current().space.as_mut().ok_or(Error::BadAddress)?;
         crate::usercopy::write_struct(space, out, &status)?;
         self.procs.remove(&child);
+        // Give back table memory a burst of processes made the tables grow
+        // to, so the kernel's footprint follows the process count.
+        let live = self.procs.len();
+        if self.procs.capacity() > 4 * live.max(16) {
+            self.procs.shrink_to(2 * live);
+        }
+        self.ready.shrink(live);
         Ok(Some(child))
     }
 
@@ -272,7 +331,22 @@ pub fn settle() {
             let mut s = SCHED.lock();
             if let Some(pid) = s.pick() {
                 s.switch_to(pid);
-                return;
+                let p = s.current();
+                if crate::upcall::deliver_pending(p) {
+                    return;
+                }
+                let pid = s.current_pid();
+                crate::kprintln!(
+                    "[kernel] pid {pid} killed: its interrupts cannot be delivered (handler stack full or unusable)"
+                );
+                let status = ExitStatus {
+                    pid,
+                    kind: ExitKind::Killed as u32,
+                    code: Error::LimitReached.code() as i64,
+                    ..ExitStatus::default()
+                };
+                s.exit(pid, status);
+                continue;
             }
         }
         cpu::idle_wait();
@@ -286,12 +360,18 @@ pub fn start() -> ! {
 }
 
 /// Kills the current process for a fault it cannot handle.
-pub fn kill_current_for_fault(vector: u64, error: u64, addr: u64, rip: u64) {
-    let mut s = SCHED.lock();
+pub fn kill_current_for_fault(
+    s: &mut Scheduler,
+    vector: u64,
+    error: u64,
+    addr: u64,
+    rip: u64,
+    why: &str,
+) {
     let pid = s.current;
     let name = s.current().name;
     crate::kprintln!(
-        "[kernel] pid {pid} ({name}) killed: {} (vector {vector}) error={error:#x} addr={addr:#x} rip={rip:#x}",
+        "[kernel] pid {pid} ({name}) killed: {} (vector {vector}) error={error:#x} addr={addr:#x} rip={rip:#x}{why}",
         crate::arch::fault::vector_name(vector),
     );
     let status = ExitStatus {

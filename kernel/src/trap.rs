@@ -9,6 +9,8 @@
 use crate::arch::entry::{SYSCALL_VECTOR, TrapFrame};
 use crate::arch::{cpu, fault, lapic, pic};
 use crate::sched;
+use abi::Error;
+use abi::interrupt::{FAULT_WAS_WRITABLE, VECTOR_PAGE_FAULT};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Timer ticks since boot.
@@ -26,10 +28,7 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) {
     let frame = unsafe { frame.read() };
     let vector = frame.vector;
     match vector {
-        0..=31 => {
-            let addr = if vector == 14 { cpu::cr2() } else { 0 };
-            sched::kill_current_for_fault(vector, frame.error, addr, frame.rip);
-        }
+        0..=31 => user_fault(vector, frame.error, frame.rip),
         v if v == lapic::TIMER_VECTOR as u64 => {
             TICKS.fetch_add(1, Ordering::Relaxed);
             lapic::eoi();
@@ -42,6 +41,67 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) {
         }
     }
     sched::settle();
+}
+
+/// A CPU exception in user mode: resolved, delivered to the handler, or
+/// fatal for the process.
+fn user_fault(vector: u64, error: u64, rip: u64) {
+    use crate::upcall::{Event, deliver};
+    use kernel_core::vm::{Fault, Vm};
+    let mut s = sched::SCHED.lock();
+    let addr = if vector == VECTOR_PAGE_FAULT {
+        cpu::cr2()
+    } else {
+        0
+    };
+    let p = s.current();
+    let mut reason = 0;
+    if vector == VECTOR_PAGE_FAULT {
+        let Some(space) = p.space.as_mut() else {
+            return;
+        };
+        let mut frames = crate::mm::KernelFrames;
+        let mut vm = Vm {
+            pt: space,
+            frames: &mut frames,
+            codec: crate::mm::codec(),
+        };
+        let write = error & 2 != 0;
+        match vm.fault(addr, write, error & 16 != 0) {
+            Fault::Retry => {
+                x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(addr));
+                return;
+            }
+            Fault::Deliver(r) => reason = r,
+        }
+        // Without a handler the kernel resolves what it safely can: a
+        // write to a page that was writable before fork.
+        if p.handler.is_none()
+            && write
+            && reason & FAULT_WAS_WRITABLE != 0
+            && vm.break_cow(addr).is_ok()
+        {
+            return;
+        }
+    }
+    let why = if p.handler.is_none() {
+        ""
+    } else {
+        match deliver(
+            p,
+            Event::Fault {
+                vector,
+                error,
+                addr,
+                reason,
+            },
+        ) {
+            Ok(()) => return,
+            Err(Error::LimitReached) => " (handler stack overflow)",
+            Err(_) => " (handler stack unusable)",
+        }
+    };
+    sched::kill_current_for_fault(&mut s, vector, error, addr, rip, why);
 }
 
 #[unsafe(no_mangle)]

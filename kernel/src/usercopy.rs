@@ -4,12 +4,15 @@
 //! in the process's own page table and must be present and user-accessible
 //! (and writable, for writes) before a byte moves. The copy goes through
 //! the direct map, so it works for any process (current or not), never
-//! faults, and needs no SMAP window.
+//! faults, and needs no SMAP window. Before writing, the kernel breaks
+//! copy-on-write sharing of pages that were writable before `fork` (as the
+//! process's own write would have, after its fault handler ran).
 
 use crate::arch::paging::PageTable;
 use crate::mm::phys;
 use abi::Error;
 use kernel_core::paging::{PteFlags, is_user_range, pte_addr, pte_flags};
+use kernel_core::vm::Vm;
 
 /// Visits each page-sized piece of `[va, va+len)` as (phys, offset in the
 /// buffer, length), after checking the page's permissions.
@@ -30,9 +33,19 @@ fn for_each_piece(
     if write {
         need |= PteFlags::WRITABLE;
     }
-    // Check every page first, so that a failing copy changes nothing.
+    // Check every page first, so that a failing copy writes nothing.
     let mut page = va & !0xfff;
     while page < va + len as u64 {
+        let pte = pt.lookup(page).ok_or(Error::BadAddress)?;
+        if write && !pte_flags(pte).contains(PteFlags::WRITABLE) {
+            let mut frames = crate::mm::KernelFrames;
+            let mut vm = Vm {
+                pt: &mut *pt,
+                frames: &mut frames,
+                codec: crate::mm::codec(),
+            };
+            vm.break_cow(page)?;
+        }
         let pte = pt.lookup(page).ok_or(Error::BadAddress)?;
         if !pte_flags(pte).contains(need) {
             return Err(Error::BadAddress);

@@ -14,6 +14,8 @@ pub mod args;
 pub mod print;
 pub mod process;
 pub mod raw;
+pub mod rt;
+pub mod vm;
 
 pub use abi::{Error, ExitKind, ExitStatus};
 pub use args::Args;
@@ -31,6 +33,7 @@ macro_rules! entry {
             // SAFETY: the kernel passes the argument string it copied onto
             // this program's stack, which stays mapped for its lifetime.
             let args = unsafe { $crate::Args::from_raw(args_ptr, args_len) };
+            $crate::rt::init();
             let code: i32 = $main(args);
             $crate::process::exit(code as i64)
         }

@@ -1,9 +1,9 @@
 //! Process system calls: exit, getpid, yield, wait_child, and the kernel
 //! log.
 
-use crate::raw::syscall3;
+use crate::raw::{syscall3, syscall6};
 use abi::syscall::WAIT_NOHANG;
-use abi::{Error, ExitStatus, Sysno};
+use abi::{Error, ExitStatus, SysInfo, Sysno};
 
 fn call(n: Sysno, a0: u64, a1: u64, a2: u64) -> Result<usize, Error> {
     // SAFETY: every pointer argument passed by this module comes from a
@@ -62,4 +62,71 @@ pub fn log_read(pos: u64, buf: &mut [u8]) -> Result<usize, Error> {
         buf.as_mut_ptr() as u64,
         buf.len() as u64,
     )
+}
+
+/// Forks: `Ok(0)` in the child, the child's pid in the parent.
+pub fn fork() -> Result<u32, Error> {
+    call(Sysno::Fork, 0, 0, 0).map(|pid| pid as u32)
+}
+
+/// Replaces this program with the ELF `image`; `cmdline` is "name args…".
+/// Returns only on failure.
+pub fn exec(image: &[u8], cmdline: &str) -> Error {
+    // SAFETY: both pointers come from references the caller holds.
+    let r = unsafe {
+        syscall6(
+            Sysno::Exec as u64,
+            image.as_ptr() as u64,
+            image.len() as u64,
+            cmdline.as_ptr() as u64,
+            cmdline.len() as u64,
+            0,
+            0,
+        )
+    };
+    match Error::decode(r) {
+        Err(e) => e,
+        Ok(_) => Error::InvalidArgument,
+    }
+}
+
+/// Starts `image` as a child: fork, then exec in the child (which exits
+/// with status 127 if exec fails). Returns the child's pid.
+pub fn spawn(image: &[u8], cmdline: &str) -> Result<u32, Error> {
+    match fork()? {
+        0 => {
+            let e = exec(image, cmdline);
+            crate::println!("spawn: exec of '{cmdline}' failed: {e}");
+            exit(127)
+        }
+        pid => Ok(pid),
+    }
+}
+
+/// Sets the priority (0 most urgent) of the caller (`pid` 0) or a child.
+pub fn set_priority(pid: u32, priority: u8) -> Result<(), Error> {
+    call(Sysno::SetPriority, pid as u64, priority as u64, 0).map(|_| ())
+}
+
+/// The kernel's counters.
+pub fn sys_info() -> Result<SysInfo, Error> {
+    let mut info = SysInfo::default();
+    call(Sysno::SysInfo, &raw mut info as u64, 0, 0)?;
+    Ok(info)
+}
+
+/// Allows (true) or holds (false) delivery of pending interrupts to the
+/// handler; returns the previous setting.
+pub fn int_enable(on: bool) -> Result<bool, Error> {
+    call(Sysno::IntEnable, on as u64, 0, 0).map(|was| was == 1)
+}
+
+/// Sleeps until a vector in `mask` is pending; takes and returns those.
+pub fn irq_wait(mask: u64) -> Result<u64, Error> {
+    call(Sysno::IrqWait, mask, 0, 0).map(|v| v as u64)
+}
+
+/// Makes `vector` pending on the caller.
+pub fn irq_raise(vector: u32) -> Result<(), Error> {
+    call(Sysno::IrqRaise, vector as u64, 0, 0).map(|_| ())
 }

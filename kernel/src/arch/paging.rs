@@ -140,36 +140,129 @@ impl PageTable {
         }
     }
 
-    /// Frees the lower half: calls `leaf` for every present user leaf
-    /// (which releases what the leaf owns), then frees the tables and the
-    /// root.
-    pub fn destroy(self, mut leaf: impl FnMut(u64, u64)) {
-        fn walk(table_addr: u64, level: usize, va_base: u64, leaf: &mut dyn FnMut(u64, u64)) {
-            let shift = 12 + 9 * (level as u64);
+    /// Whether this table is the one in CR3.
+    pub fn is_active(&self) -> bool {
+        let current: u64;
+        // SAFETY: reads CR3.
+        unsafe { core::arch::asm!("mov {}, cr3", out(reg) current, options(nomem, nostack)) };
+        current & !0xfff == self.root.addr()
+    }
+
+    /// Frees the lower half: calls `leaf` with every non-zero user leaf
+    /// entry (to release what it maps), then frees the tables and the root.
+    pub fn destroy(self, mut leaf: impl FnMut(u64)) {
+        fn walk(table_addr: u64, level: usize, leaf: &mut dyn FnMut(u64)) {
             for i in 0..512usize {
                 // SAFETY: a page-table frame of this address space.
                 let entry = unsafe { (*table_mut(table_addr))[i] };
-                if entry & PteFlags::PRESENT.bits() == 0 {
+                if entry == 0 {
                     continue;
                 }
-                let va = va_base | ((i as u64) << shift);
                 if level == 0 {
-                    leaf(va, entry);
+                    leaf(entry);
                 } else {
-                    walk(pte_addr(entry), level - 1, va, leaf);
+                    walk(pte_addr(entry), level - 1, leaf);
                     let _ = crate::mm::frames::release(Frame::containing(pte_addr(entry)));
                 }
             }
         }
         // SAFETY: the root is ours; only the lower half is walked.
         let root = unsafe { *table_mut(self.root.addr()) };
-        for (i, &entry) in root.iter().enumerate().take(KERNEL_HALF_FIRST_SLOT) {
+        for &entry in root.iter().take(KERNEL_HALF_FIRST_SLOT) {
             if entry & PteFlags::PRESENT.bits() != 0 {
-                walk(pte_addr(entry), 2, (i as u64) << 39, &mut leaf);
+                walk(pte_addr(entry), 2, &mut leaf);
                 let _ = crate::mm::frames::release(Frame::containing(pte_addr(entry)));
             }
         }
         let _ = crate::mm::frames::release(self.root);
+    }
+
+    /// Copies the lower half into `child` for fork: `f` turns each non-zero
+    /// parent leaf into (new parent leaf, child leaf or 0). The child's
+    /// tables mirror the parent's. On error the parent keeps the leaves
+    /// already converted (they stay valid) and the child is partial: the
+    /// caller destroys it.
+    pub fn fork_into(
+        &mut self,
+        child: &mut PageTable,
+        mut f: impl FnMut(u64) -> Result<(u64, u64), abi::Error>,
+    ) -> Result<(), abi::Error> {
+        fn walk(
+            parent: u64,
+            child: u64,
+            level: usize,
+            f: &mut dyn FnMut(u64) -> Result<(u64, u64), abi::Error>,
+        ) -> Result<(), abi::Error> {
+            // At the root only the user half: the kernel half is shared.
+            let slots = if level == 3 {
+                KERNEL_HALF_FIRST_SLOT
+            } else {
+                512
+            };
+            for i in 0..slots {
+                // SAFETY: `parent` and `child` are page-table frames at the
+                // same level of the two address spaces; only this function
+                // edits them now.
+                let (p_entry, c_slot) =
+                    unsafe { (&mut (*table_mut(parent))[i], &mut (*table_mut(child))[i]) };
+                if *p_entry == 0 {
+                    continue;
+                }
+                if level == 0 {
+                    let (new_parent, child_leaf) = f(*p_entry)?;
+                    *p_entry = new_parent;
+                    *c_slot = child_leaf;
+                    continue;
+                }
+                if *c_slot == 0 {
+                    let frame = crate::mm::frames::alloc_zeroed().ok_or(abi::Error::OutOfMemory)?;
+                    *c_slot = make_pte(frame.addr(), pte_flags(*p_entry));
+                }
+                walk(pte_addr(*p_entry), pte_addr(*c_slot), level - 1, f)?;
+            }
+            Ok(())
+        }
+        let (parent_root, child_root) = (self.root.addr(), child.root.addr());
+        let result = walk(parent_root, child_root, 3, &mut |pte| f(pte));
+        // Parent leaves lost their write permission: flush them all at once.
+        if self.is_active() {
+            x86_64::instructions::tlb::flush_all();
+        }
+        result
+    }
+}
+
+/// The kernel-core view of a user page table (see `kernel_core::vm`).
+impl kernel_core::vm::PageTableOps for PageTable {
+    fn entry(&mut self, va: u64) -> u64 {
+        match self.leaf(va, false, PteFlags::empty()) {
+            // SAFETY: `slot` points into a live page-table frame of ours.
+            Ok(Some(slot)) => unsafe { *slot },
+            _ => 0,
+        }
+    }
+
+    fn prepare(&mut self, va: u64) -> Result<(), abi::Error> {
+        match self.leaf(va, true, PteFlags::WRITABLE | PteFlags::USER) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(MapError::OutOfMemory) => Err(abi::Error::OutOfMemory),
+            Err(_) => Err(abi::Error::BadAddress),
+        }
+    }
+
+    fn set(&mut self, va: u64, pte: u64) {
+        if let Ok(Some(slot)) = self.leaf(va, false, PteFlags::empty()) {
+            // SAFETY: `slot` points into a live page-table frame of ours.
+            unsafe { *slot = pte };
+        }
+    }
+
+    fn flush(&mut self, va: u64) {
+        // An inactive table has no cached translations (no PCIDs: every
+        // CR3 load flushes the user half).
+        if self.is_active() {
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
+        }
     }
 }
 

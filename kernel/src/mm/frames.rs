@@ -122,6 +122,21 @@ pub fn release(frame: Frame) -> Result<bool, FrameError> {
     with(|t| t.release(frame))
 }
 
+/// Adds one reference to an allocated frame.
+pub fn add_ref(frame: Frame) -> Result<u32, FrameError> {
+    with(|t| t.add_ref(frame))
+}
+
+/// The reference count of an allocated frame (0 otherwise).
+pub fn refcount(frame: Frame) -> u32 {
+    with(|t| t.refcount(frame).unwrap_or(0))
+}
+
+/// How many frames the table manages (free + allocated).
+pub fn managed_count() -> usize {
+    with(|t| t.managed_count())
+}
+
 /// How many frames are free right now.
 pub fn free_count() -> usize {
     with(|t| t.free_count())

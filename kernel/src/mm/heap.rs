@@ -148,6 +148,13 @@ impl Heap {
     }
 }
 
+/// Gives the slab caches' spare empty pages back to the frame table (so a
+/// free-frame count reflects only live objects).
+pub fn trim() {
+    // SAFETY: FramePages is where every slab page came from.
+    unsafe { HEAP.small.lock().trim(&mut FramePages) };
+}
+
 // SAFETY: every path returns memory that is exclusively the caller's until
 // dealloc, sized and aligned per the layout (slab classes are aligned to
 // their size; pages to 4096), or null.

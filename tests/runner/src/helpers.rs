@@ -73,3 +73,9 @@ pub fn run(what: &str) -> i32 {
     println!("mhtest helper '{what}': survived what should have killed it");
     3
 }
+
+/// Exit status of a child whose exec failed: 200 + the error code.
+pub fn report_exec_failure(e: abi::Error) -> i32 {
+    println!("mhtest: exec failed: {e}");
+    200 + e.code() as i32
+}

@@ -11,8 +11,13 @@
 
 mod helpers;
 mod suite;
+mod t_exec;
+mod t_fork;
+mod t_irq;
 mod t_procs;
 mod t_syscalls;
+mod t_vm;
+mod util;
 
 use libmh::{Args, println};
 
@@ -32,6 +37,11 @@ fn main(args: Args) -> i32 {
 fn run_all() -> i32 {
     let mut s = suite::Suite::new();
     t_syscalls::run(&mut s);
+    // Reaps the helper modules: the groups after it start with no children.
     t_procs::run(&mut s);
+    t_vm::run(&mut s);
+    t_fork::run(&mut s);
+    t_irq::run(&mut s);
+    t_exec::run(&mut s);
     s.finish()
 }

@@ -54,6 +54,19 @@ macro_rules! ensure {
 /// Fails unless `$got == $want`, showing both.
 #[macro_export]
 macro_rules! ensure_eq {
+    ($got:expr, $want:expr, $($why:tt)+) => {{
+        let got = $got;
+        let want = $want;
+        if got != want {
+            return Err($crate::suite::Fail::new(format_args!(
+                "{}: {} = {:?}, expected {:?}",
+                format_args!($($why)+),
+                stringify!($got),
+                got,
+                want
+            )));
+        }
+    }};
     ($got:expr, $want:expr) => {{
         let got = $got;
         let want = $want;

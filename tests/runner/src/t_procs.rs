@@ -4,7 +4,7 @@
 //!
 //! The helpers are the other modules of the test image, children of the
 //! runner (see tools/images/test.toml): fault, spin, gp, int, ud, kread,
-//! and the `hello` example.
+//! and the `hello` and `hello-c` examples.
 
 use crate::helpers::{KERNEL_ADDR, SPIN_EXIT_BASE};
 use crate::suite::Suite;
@@ -23,8 +23,8 @@ const FAULTERS: [(&str, i64, Option<u64>); 5] = [
     ("kread", 14, Some(KERNEL_ADDR)),
 ];
 
-/// Every child of the runner: the faulters, the spinner and hello.
-const CHILDREN: usize = FAULTERS.len() + 2;
+/// Every child of the runner: the faulters, the spinner, hello, hello-c.
+const CHILDREN: usize = FAULTERS.len() + 3;
 
 fn wait_raw(ptr: u64, flags: u64) -> Result<usize, Error> {
     // SAFETY: the pointer may lie on purpose; the kernel checks it.
@@ -32,7 +32,7 @@ fn wait_raw(ptr: u64, flags: u64) -> Result<usize, Error> {
 }
 
 pub fn run(s: &mut Suite) {
-    let mut reaped: [Option<ExitStatus>; 8] = [None; 8];
+    let mut reaped: [Option<ExitStatus>; 12] = [None; 12];
     let mut count = 0usize;
 
     s.run("busy_loop_does_not_starve_others", || {
@@ -142,14 +142,33 @@ pub fn run(s: &mut Suite) {
     });
 
     s.run("example_hello_runs", || {
-        let hello = reaped[..count]
+        let clean = reaped[..count]
             .iter()
             .flatten()
-            .find(|st| st.kind == ExitKind::Exited as u32 && st.code == 0);
-        ensure!(hello.is_some(), "no child exited with status 0");
+            .filter(|st| st.kind == ExitKind::Exited as u32 && st.code == 0)
+            .count();
+        ensure_eq!(clean, 2, "hello and hello-c both exit with 0");
         ensure!(
             crate::t_syscalls::log_contains(b"arguments 'from the test image'"),
             "hello's line (with its arguments) is not in the log"
+        );
+        Ok(())
+    });
+
+    s.run("example_hello_c_forks_and_waits", || {
+        // hello-c (C, built against mh.h) exits 0 only if its forked child
+        // exited with 7 and wait_child reported the pid fork returned.
+        ensure!(
+            crate::t_syscalls::log_contains(b"hello-c: hello from C"),
+            "no greeting"
+        );
+        ensure!(
+            crate::t_syscalls::log_contains(b"hello-c: reaped child pid"),
+            "no reap line"
+        );
+        ensure!(
+            crate::t_syscalls::log_contains(b"hello-c: ok"),
+            "hello-c did not report ok"
         );
         Ok(())
     });

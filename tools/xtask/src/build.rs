@@ -1,5 +1,6 @@
 //! The guest build (`cargo build --release --target x86_64-unknown-none` of
-//! every workspace crate but xtask) and the `build` subcommand.
+//! every workspace crate but xtask, then the C programs of `cprog`) and the
+//! `build` subcommand.
 //!
 //! Rules: the build uses the cargo that runs xtask (the `CARGO` variable), so
 //! the toolchain pinned in rust-toolchain.toml builds host and guest alike.
@@ -14,7 +15,7 @@ use crate::error::{Result, bail, spawn_failure};
 use crate::image::{self, Image};
 use crate::manifest;
 use crate::paths::{self, GUEST_TARGET};
-use crate::{Args, prereq, progress};
+use crate::{Args, cprog, prereq, progress};
 
 /// The cargo that runs xtask, or plain `cargo` when started some other way.
 pub fn cargo() -> String {
@@ -35,7 +36,7 @@ pub fn guest() -> Result<()> {
     if !status.success() {
         bail!("the guest build failed ({status}); see cargo's errors above");
     }
-    Ok(())
+    cprog::build_all()
 }
 
 /// Reads image `name`'s manifest, builds, and assembles the image.

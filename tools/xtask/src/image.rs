@@ -39,7 +39,7 @@ pub fn assemble(manifest: Manifest) -> Result<Image> {
         let path = paths::guest_binary(binary);
         if !path.is_file() {
             bail!(
-                "module '{binary}': no binary {} (is there a crate with [[bin]] name = \"{binary}\"?)",
+                "module '{binary}': no binary {} (is there a crate with [[bin]] name = \"{binary}\", or a C program in examples/{binary}/?)",
                 paths::display(&path)
             );
         }

@@ -8,9 +8,12 @@
 //! and QEMU's output; user errors never end in a panic.
 
 mod build;
+mod cprog;
+mod elf;
 mod error;
 mod gdb;
 mod harness;
+mod header;
 mod image;
 mod manifest;
 mod paths;
@@ -42,17 +45,22 @@ USAGE:
         target/mh/gdb-serial.log) and run gdb with the kernel's symbols;
         --program also loads one user program's symbols. Use `hbreak` for
         breakpoints in early boot code.
+    cargo xtask header [--check]
+        Regenerate the C header abi/include/mh.h from the abi crate; with
+        --check, only compare and fail if the committed file is stale.
     cargo xtask help
         Show this text.
 
 Images are described by tools/images/NAME.toml (default: `default`).
-Missing pieces are installed on first use: the rustup target
-x86_64-unknown-none, and QEMU or gdb through apt-get when run as root.
+C programs (examples/NAME/*.c, no Cargo.toml) are built with gcc against
+mh.h as binary NAME, see docs/c.md. Missing pieces are installed on first
+use: the rustup target x86_64-unknown-none, and QEMU, gcc or gdb through
+apt-get when run as root.
 
 Exit status: 0 on success. `run` reports how the image ended: 0 clean
 power-off, 1 init failed (or any other failure), 2 kernel panic. `test`
 exits 0 only when nothing failed.
-See docs/getting-started.md and docs/debugging.md.";
+See docs/getting-started.md, docs/debugging.md and docs/c.md.";
 
 /// Prints a progress line.
 pub fn progress(message: &str) {
@@ -113,6 +121,13 @@ impl Args {
         Ok(Some(value))
     }
 
+    /// Takes a boolean flag (`--check`) out of the options; true if given.
+    pub fn flag(&mut self, name: &str) -> bool {
+        let before = self.options.len();
+        self.options.retain(|a| a != name);
+        self.options.len() != before
+    }
+
     /// `--image NAME`, or the default image.
     pub fn image(&mut self) -> Result<String> {
         Ok(self
@@ -154,6 +169,7 @@ fn dispatch(mut argv: Vec<String>) -> Result<i32> {
         "run" => run::command(Args::new("run", argv)),
         "test" => suite::command(Args::new("test", argv)),
         "gdb" => gdb::command(Args::new("gdb", argv)),
+        "header" => header::command(Args::new("header", argv)),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
@@ -209,6 +225,18 @@ mod tests {
         let mut extra = args(&["--bogus"]);
         assert!(extra.image().is_ok());
         assert!(extra.finish().unwrap_err().message.contains("--bogus"));
+    }
+
+    #[test]
+    fn flags() {
+        let mut a = args(&["--check"]);
+        assert!(a.flag("--check"));
+        assert!(a.finish().is_ok());
+        let mut b = args(&[]);
+        assert!(!b.flag("--check"));
+        let mut c = args(&["--check=yes"]);
+        assert!(!c.flag("--check"));
+        assert!(c.finish().is_err());
     }
 
     #[test]

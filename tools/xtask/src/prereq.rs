@@ -1,8 +1,9 @@
 //! Prerequisites checked before anything is built or booted: the rustup
-//! target for the guest, QEMU and (for `gdb`) GDB.
+//! target for the guest, QEMU, gcc (when there are C programs) and (for
+//! `gdb`) GDB.
 //!
 //! Rules: a fresh Debian machine with rustup must need nothing else, so a
-//! missing target is added with rustup and a missing QEMU/GDB is installed
+//! missing target is added with rustup and a missing QEMU/gcc/GDB is installed
 //! with apt-get when we are root. Otherwise each check fails with one line
 //! that says what to install. apt-get never prompts (CI has no stdin).
 
@@ -24,6 +25,12 @@ pub struct Tool {
 pub const QEMU: Tool = Tool {
     program: "qemu-system-x86_64",
     package: "qemu-system-x86",
+};
+
+/// For C programs (examples/NAME/*.c, see `cprog`).
+pub const GCC: Tool = Tool {
+    program: "gcc",
+    package: "gcc",
 };
 
 pub const GDB: Tool = Tool {

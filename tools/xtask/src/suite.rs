@@ -1,5 +1,5 @@
-//! `cargo xtask test`: the host unit tests, then the `test` image booted
-//! headless, then one verdict line.
+//! `cargo xtask test`: the host unit tests and the C header's staleness
+//! check, then the `test` image booted headless, then one verdict line.
 //!
 //! Rules: whatever goes wrong after the arguments are accepted (a missing
 //! tool, a build error, a hung guest) is counted as a failure, so the output
@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::error::{Failure, Result, spawn_failure};
 use crate::harness::{Failed, GuestRun, HostRun, Tally, Verdict};
 use crate::qemu::{self, Serial, Stream};
-use crate::{Args, build, paths, prereq, progress};
+use crate::{Args, build, header, paths, prereq, progress};
 
 /// The image the guest tests run in.
 const TEST_IMAGE: &str = "test";
@@ -36,6 +36,7 @@ pub fn command(args: Args) -> Result<i32> {
         }
         Ok(()) => {
             host = host_tests();
+            header_test(&mut host);
             guest = guest_tests();
             progress("booting the self-test images (expected kernel failures)…");
             let selftests = crate::selftest::run_all();
@@ -126,6 +127,23 @@ fn run_cargo_test() -> Result<Tally> {
         .wait()
         .map_err(|e| Failure::new(format!("waiting for cargo test failed: {e}")))?;
     Ok(run.finish(status.success(), &status.to_string()))
+}
+
+/// `cargo xtask header --check`, counted as one host test: a stale mh.h
+/// would let C programs compile against numbers the kernel no longer uses.
+fn header_test(tally: &mut Tally) {
+    const NAME: &str = "abi/include/mh.h is up to date";
+    progress("checking the generated C header (cargo xtask header --check)…");
+    match header::check() {
+        Ok(()) => {
+            println!("test {NAME} ... ok");
+            tally.passed += 1;
+        }
+        Err(e) => {
+            println!("test {NAME} ... FAILED: {e}");
+            tally.failed.push(failure("header", &e));
+        }
+    }
 }
 
 /// Builds and boots the test image and reads the runner's report.

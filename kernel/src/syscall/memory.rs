@@ -1,0 +1,39 @@
+//! `vm_map`, `vm_protect`, `vm_unmap`, `vm_move`: the caller's own pages,
+//! through the state machine in `kernel_core::vm`.
+
+use super::with_space;
+use crate::mm::{KernelFrames, codec};
+use crate::sched::SCHED;
+use abi::Error;
+use kernel_core::vm::Vm;
+
+fn with_vm(
+    f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, KernelFrames>) -> Result<(), Error>,
+) -> Result<usize, Error> {
+    with_space(&mut SCHED.lock(), |space| {
+        let mut frames = KernelFrames;
+        let mut vm = Vm {
+            pt: space,
+            frames: &mut frames,
+            codec: codec(),
+        };
+        f(&mut vm)
+    })?;
+    Ok(0)
+}
+
+pub fn map(va: u64, len: u64, prot: u64) -> Result<usize, Error> {
+    with_vm(|vm| vm.map_new(va, len, prot))
+}
+
+pub fn protect(va: u64, len: u64, prot: u64) -> Result<usize, Error> {
+    with_vm(|vm| vm.protect(va, len, prot))
+}
+
+pub fn unmap(va: u64, len: u64) -> Result<usize, Error> {
+    with_vm(|vm| vm.unmap(va, len))
+}
+
+pub fn move_pages(dst: u64, src: u64, len: u64) -> Result<usize, Error> {
+    with_vm(|vm| vm.move_pages(dst, src, len))
+}

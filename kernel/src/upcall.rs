@@ -1,0 +1,192 @@
+//! Delivering faults and interrupts to a process's handler (see
+//! `abi::interrupt`): the kernel writes an `IntFrame` on the handler stack
+//! and points the process at its handler; `int_return` undoes it.
+//!
+//! Rules: a frame goes below the interrupted stack pointer (less a 128-byte
+//! red zone) when the process is already on its handler stack, so nested
+//! deliveries never overwrite an outer frame (the original wrote every
+//! frame at one fixed address); a frame that does not fit, or a stack that
+//! is not writable, makes the delivery fail and the caller kills the
+//! process; the frame a process hands back is checked before any register
+//! is restored from it.
+
+use crate::arch::entry::{TrapFrame, USER_RFLAGS};
+use crate::process::{Handler, Process};
+use abi::interrupt::{INT_KIND_FAULT, INT_KIND_INTERRUPTS};
+use abi::{Error, IntFrame};
+use kernel_core::paging::is_user_range;
+
+/// The user stack-pointer area a leaf function may use without moving rsp.
+const RED_ZONE: u64 = 128;
+/// The smallest handler stack `set_handler` accepts.
+pub const MIN_HANDLER_STACK: u64 = 1024;
+/// RFLAGS bits a handler may hand back: the arithmetic flags and DF.
+const USER_SETTABLE_FLAGS: u64 = 0x0cd5;
+
+/// What is being delivered.
+pub enum Event {
+    Fault {
+        vector: u64,
+        error: u64,
+        addr: u64,
+        reason: u64,
+    },
+    Interrupts {
+        pending: u64,
+    },
+}
+
+fn snapshot(f: &TrapFrame) -> IntFrame {
+    IntFrame {
+        rax: f.rax,
+        rbx: f.rbx,
+        rcx: f.rcx,
+        rdx: f.rdx,
+        rsi: f.rsi,
+        rdi: f.rdi,
+        rbp: f.rbp,
+        r8: f.r8,
+        r9: f.r9,
+        r10: f.r10,
+        r11: f.r11,
+        r12: f.r12,
+        r13: f.r13,
+        r14: f.r14,
+        r15: f.r15,
+        rip: f.rip,
+        rsp: f.rsp,
+        rflags: f.rflags,
+        ..IntFrame::default()
+    }
+}
+
+/// Where the frame goes on the handler stack, if it fits.
+fn frame_address(h: &Handler, rsp: u64) -> Option<u64> {
+    let top = h.stack_base + h.stack_size;
+    let start = if rsp > h.stack_base && rsp <= top {
+        rsp.checked_sub(RED_ZONE)?
+    } else {
+        top
+    };
+    let addr = start.checked_sub(core::mem::size_of::<IntFrame>() as u64)? & !15;
+    // Keep room for the return-address slot below the frame.
+    (addr >= h.stack_base + 16).then_some(addr)
+}
+
+/// Delivers `event` to `p`'s handler. On error nothing was changed and the
+/// caller should kill the process.
+pub fn deliver(p: &mut Process, event: Event) -> Result<(), Error> {
+    let h = p.handler.ok_or(Error::NotFound)?;
+    let mut frame = snapshot(&p.frame);
+    frame.int_enabled = p.int_enabled as u32;
+    match event {
+        Event::Fault {
+            vector,
+            error,
+            addr,
+            reason,
+        } => {
+            frame.kind = INT_KIND_FAULT;
+            frame.vector = vector;
+            frame.error = error;
+            frame.addr = addr;
+            frame.reason = reason;
+        }
+        Event::Interrupts { pending } => {
+            frame.kind = INT_KIND_INTERRUPTS;
+            frame.pending = pending;
+        }
+    }
+    let at = frame_address(&h, p.frame.rsp).ok_or(Error::LimitReached)?;
+    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    crate::usercopy::write_struct(space, at, &frame)?;
+    p.frame.rip = h.entry;
+    p.frame.rsp = at - 8;
+    p.frame.rdi = at;
+    p.frame.rflags = USER_RFLAGS;
+    p.int_enabled = false;
+    Ok(())
+}
+
+/// Delivers `p`'s pending interrupts if it takes them now. Returns false if
+/// the delivery failed (the caller kills the process).
+pub fn deliver_pending(p: &mut Process) -> bool {
+    if !p.int_enabled || p.pending == 0 || p.handler.is_none() {
+        return true;
+    }
+    let pending = p.pending;
+    p.pending = 0;
+    if deliver(p, Event::Interrupts { pending }).is_err() {
+        p.pending = pending;
+        return false;
+    }
+    true
+}
+
+/// `int_return`: restores the context in the frame at user address `at`.
+pub fn int_return(p: &mut Process, at: u64) -> Result<(), Error> {
+    let mut frame = IntFrame::default();
+    {
+        let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+        // SAFETY: IntFrame is plain repr(C) data; any bytes are a value.
+        let bytes = unsafe {
+            core::slice::from_raw_parts_mut(
+                (&raw mut frame).cast::<u8>(),
+                core::mem::size_of::<IntFrame>(),
+            )
+        };
+        crate::usercopy::copy_from_user(space, at, bytes)?;
+    }
+    // The new rip must be user code; rsp must at least be canonical user
+    // (a bad one faults in user mode, where it belongs).
+    if !is_user_range(frame.rip, 1) || !is_user_range(frame.rsp.max(1), 1) {
+        return Err(Error::InvalidArgument);
+    }
+    if frame.int_enabled > 1 {
+        return Err(Error::InvalidArgument);
+    }
+    let f = &mut p.frame;
+    f.rax = frame.rax;
+    f.rbx = frame.rbx;
+    f.rcx = frame.rcx;
+    f.rdx = frame.rdx;
+    f.rsi = frame.rsi;
+    f.rdi = frame.rdi;
+    f.rbp = frame.rbp;
+    f.r8 = frame.r8;
+    f.r9 = frame.r9;
+    f.r10 = frame.r10;
+    f.r11 = frame.r11;
+    f.r12 = frame.r12;
+    f.r13 = frame.r13;
+    f.r14 = frame.r14;
+    f.r15 = frame.r15;
+    f.rip = frame.rip;
+    f.rsp = frame.rsp;
+    f.rflags = (frame.rflags & USER_SETTABLE_FLAGS) | USER_RFLAGS;
+    p.int_enabled = frame.int_enabled == 1;
+    Ok(())
+}
+
+/// `set_handler(entry, stack_base, stack_size)`; entry 0 removes it.
+pub fn set_handler(p: &mut Process, entry: u64, base: u64, size: u64) -> Result<(), Error> {
+    if entry == 0 {
+        if base != 0 || size != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        p.handler = None;
+        return Ok(());
+    }
+    if !is_user_range(entry, 1) || !is_user_range(base, size) {
+        return Err(Error::BadAddress);
+    }
+    if size < MIN_HANDLER_STACK {
+        return Err(Error::InvalidArgument);
+    }
+    p.handler = Some(Handler {
+        entry,
+        stack_base: base,
+        stack_size: size,
+    });
+    Ok(())
+}
