@@ -29,6 +29,92 @@
 #endif
 
 /**
+ * Slots on one process's bus.
+ */
+#define MH_BUS_SLOTS 256
+
+/**
+ * `port_in`: read a port.
+ */
+#define MH_RIGHT_READ (1 << 0)
+
+/**
+ * `port_out`: write a port.
+ */
+#define MH_RIGHT_WRITE (1 << 1)
+
+/**
+ * `export`/`unexport`: let the device reach the caller's pages.
+ */
+#define MH_RIGHT_DMA (1 << 2)
+
+/**
+ * `irq_map`/`irq_ack`: take the device's interrupts.
+ */
+#define MH_RIGHT_IRQ (1 << 3)
+
+/**
+ * `iomap`/`iounmap`: map the device's memory.
+ */
+#define MH_RIGHT_MAP (1 << 4)
+
+/**
+ * The handle is inherited by `fork`.
+ */
+#define MH_RIGHT_CLONE (1 << 5)
+
+/**
+ * Registry: attach devices by name.
+ */
+#define MH_RIGHT_LOOKUP (1 << 6)
+
+/**
+ * Registry: create user devices (which registers their names).
+ */
+#define MH_RIGHT_REGISTER (1 << 7)
+
+/**
+ * A served user device (the server's side): poll and answer clients.
+ */
+#define MH_RIGHT_SERVE (1 << 8)
+
+/**
+ * Every right.
+ */
+#define MH_RIGHTS_ALL ((1 << 9) - 1)
+
+/**
+ * `attach` flag: drop this handle on `exec`.
+ */
+#define MH_ATTACH_CLOSE_ON_EXEC (1 << 31)
+
+/**
+ * The handle every process is started with: its registry handle, if its
+ * parent gave it one (init gets one with every right).
+ */
+#define MH_REGISTRY_HANDLE_SLOT 0
+
+/**
+ * Longest device name.
+ */
+#define MH_DEVICE_NAME_MAX 32
+
+/**
+ * [`DeviceInfo::kind`]: a device the kernel implements.
+ */
+#define MH_DEVICE_KIND_KERNEL 0
+
+/**
+ * [`DeviceInfo::kind`]: a slice of the machine.
+ */
+#define MH_DEVICE_KIND_HARDWARE 1
+
+/**
+ * [`DeviceInfo::kind`]: a device served by a process.
+ */
+#define MH_DEVICE_KIND_USER 2
+
+/**
  * Number of interrupt vectors a process has (bits 0..62 of the pending
  * mask). Bit 63 is never used, so a mask returned by `irq_wait` is always
  * a non-negative system-call result.
@@ -83,6 +169,72 @@
  * The x86 page-fault vector.
  */
 #define MH_VECTOR_PAGE_FAULT 14
+
+/**
+ * in: how many devices are registered.
+ */
+#define MH_PORT_COUNT 0
+
+/**
+ * out: select the n-th device (in name order) for the ports below.
+ */
+#define MH_PORT_SELECT 1
+
+/**
+ * in: bytes 4k..4k+4 of the selected name, for k in 0..8 (port
+ * `PORT_NAME + k`); unused bytes are 0.
+ */
+#define MH_PORT_NAME 2
+
+/**
+ * in: the selected device's kind (`DEVICE_KIND_*`).
+ */
+#define MH_PORT_KIND 10
+
+/**
+ * in: its clients now.
+ */
+#define MH_PORT_CLIENTS 11
+
+/**
+ * in: its server's pid (user devices), else 0.
+ */
+#define MH_PORT_SERVER 12
+
+/**
+ * in: its size in bytes.
+ */
+#define MH_PORT_SIZE 2
+
+/**
+ * in: the length of its command line.
+ */
+#define MH_PORT_CMDLINE_LEN 3
+
+/**
+ * out (size 4 or 8): where in the module the next read starts.
+ */
+#define MH_PORT_OFFSET 4
+
+/**
+ * out (size 4 or 8): how many bytes the next read copies at most.
+ */
+#define MH_PORT_LEN 5
+
+/**
+ * out (size 8): copy module bytes to this iova (inside an export).
+ */
+#define MH_PORT_READ 6
+
+/**
+ * out (size 8): copy the command line to this iova.
+ */
+#define MH_PORT_READ_CMDLINE 7
+
+/**
+ * in: how many bytes the last read copied.
+ */
+#define MH_PORT_DONE 8
 
 /**
  * Size of a page: the unit of mapping, protection and DMA.
@@ -176,6 +328,11 @@
 #define MH_WAIT_NOHANG 1
 
 /**
+ * `dev_poll` flag: return `WouldBlock` instead of sleeping.
+ */
+#define MH_POLL_NOWAIT 1
+
+/**
  * Largest ELF image `exec` accepts.
  */
 #define MH_EXEC_IMAGE_MAX (16 << 20)
@@ -184,6 +341,52 @@
  * Largest command line `exec` accepts (and the kernel passes on).
  */
 #define MH_CMDLINE_MAX 1024
+
+/**
+ * Largest I/O space per client, in bytes.
+ */
+#define MH_IOSPACE_MAX 256
+
+/**
+ * Most IRQ lines a user device has.
+ */
+#define MH_USER_IRQ_LINES_MAX 16
+
+/**
+ * Most clients one user device serves at once.
+ */
+#define MH_USER_CLIENTS_MAX 1024
+
+/**
+ * Most requests waiting on one device before `port_out` says `Busy`.
+ */
+#define MH_REQUEST_QUEUE_MAX 4096
+
+/**
+ * Most exports one client makes to one device.
+ */
+#define MH_EXPORTS_MAX 16
+
+/**
+ * [`Request::kind`]: a client attached (`client` is its new id).
+ */
+#define MH_REQUEST_OPEN 0
+
+/**
+ * A client forked: `client` is the child's new id, `parent_client` the
+ * parent's.
+ */
+#define MH_REQUEST_CLONE 1
+
+/**
+ * A client wrote `value` (`size` bytes) to `port`.
+ */
+#define MH_REQUEST_OUT 2
+
+/**
+ * A client detached or exited; its id is no longer valid.
+ */
+#define MH_REQUEST_CLOSE 3
 
 /**
  * Readable.
@@ -380,6 +583,81 @@ enum MhSysno
    * `sys_info(&mut SysInfo) -> 0`: counters for tests and tools.
    */
   MH_SYSNO_SYS_INFO = 19,
+  /**
+   * `attach(registry, name, name_len, rights) -> handle`.
+   */
+  MH_SYSNO_ATTACH = 20,
+  /**
+   * `detach(handle) -> 0`.
+   */
+  MH_SYSNO_DETACH = 21,
+  /**
+   * `info(handle, &mut DeviceInfo) -> 0`.
+   */
+  MH_SYSNO_INFO = 22,
+  /**
+   * `restrict(handle, rights) -> 0`: keep only `rights`.
+   */
+  MH_SYSNO_RESTRICT = 23,
+  /**
+   * `port_in(handle, port, size) -> value`.
+   */
+  MH_SYSNO_PORT_IN = 24,
+  /**
+   * `port_out(handle, port, size, value) -> 0`.
+   */
+  MH_SYSNO_PORT_OUT = 25,
+  /**
+   * `export(handle, va, len) -> iova`: let the device reach these pages.
+   */
+  MH_SYSNO_EXPORT = 26,
+  /**
+   * `unexport(handle, iova) -> 0`.
+   */
+  MH_SYSNO_UNEXPORT = 27,
+  /**
+   * `irq_map(handle, line, vector) -> 0`: deliver `line` as `vector`.
+   */
+  MH_SYSNO_IRQ_MAP = 28,
+  /**
+   * `irq_ack(handle, line) -> 0`.
+   */
+  MH_SYSNO_IRQ_ACK = 29,
+  /**
+   * `dev_create(&DeviceConfig) -> handle`: serve a new user device.
+   */
+  MH_SYSNO_DEV_CREATE = 30,
+  /**
+   * `dev_poll(dev, &mut Request, flags) -> client`.
+   */
+  MH_SYSNO_DEV_POLL = 31,
+  /**
+   * `dev_write_iospace(dev, client, port, size, value) -> 0`.
+   */
+  MH_SYSNO_DEV_WRITE_IOSPACE = 32,
+  /**
+   * `dev_irq(dev, client, line) -> 0`.
+   */
+  MH_SYSNO_DEV_IRQ = 33,
+  /**
+   * `dev_dma_read(dev, client, iova, buf, len) -> 0`: client to server.
+   */
+  MH_SYSNO_DEV_DMA_READ = 34,
+  /**
+   * `dev_dma_write(dev, client, buf, len, iova) -> 0`: server to client.
+   */
+  MH_SYSNO_DEV_DMA_WRITE = 35,
+  /**
+   * `port_out_wait(handle, port, size, value, mask) -> vectors`:
+   * `port_out` then `irq_wait(mask)`, in one call.
+   */
+  MH_SYSNO_PORT_OUT_WAIT = 36,
+  /**
+   * `dev_reply_poll(dev, client, port_size, value, line, &mut Request)
+   * -> client`: `dev_write_iospace` (unless `port_size` is 0), `dev_irq`
+   * (unless `line` is `u64::MAX`) and `dev_poll`, in one call.
+   */
+  MH_SYSNO_DEV_REPLY_POLL = 37,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum MhSysno MhSysno;
@@ -524,7 +802,107 @@ typedef struct MhSysInfo {
    * Preemption ticks per second.
    */
   uint64_t tick_hz;
+  /**
+   * Handles on the caller's bus.
+   */
+  uint64_t handles;
 } MhSysInfo;
+
+/**
+ * What `info(h)` reports.
+ */
+typedef struct MhDeviceInfo {
+  /**
+   * The name (not NUL-terminated when it is 32 bytes long).
+   */
+  uint8_t name[MH_DEVICE_NAME_MAX];
+  /**
+   * `DEVICE_KIND_*`.
+   */
+  uint32_t kind;
+  /**
+   * The rights of this handle.
+   */
+  uint32_t rights;
+  /**
+   * Interrupt lines the device has.
+   */
+  uint32_t irq_lines;
+  /**
+   * Bytes of I/O space a user-device client can read.
+   */
+  uint32_t iospace_size;
+  /**
+   * The serving process (user devices), else 0.
+   */
+  uint32_t server_pid;
+  /**
+   * Clients attached now.
+   */
+  uint32_t clients;
+  /**
+   * This attachment's client id (user devices), else 0.
+   */
+  uint32_t client;
+  uint32_t reserved;
+} MhDeviceInfo;
+
+/**
+ * What `dev_create` makes.
+ */
+typedef struct MhDeviceConfig {
+  /**
+   * The name clients attach by (registered in the registry).
+   */
+  uint8_t name[MH_DEVICE_NAME_MAX];
+  /**
+   * Bytes of `name` that are the name.
+   */
+  uint32_t name_len;
+  /**
+   * IRQ lines the device can raise on each client (0..=16).
+   */
+  uint32_t irq_lines;
+  /**
+   * Bytes of I/O space per client (0..=256).
+   */
+  uint32_t iospace_size;
+  /**
+   * The server's vector raised when a request is queued.
+   */
+  uint32_t vector;
+} MhDeviceConfig;
+
+/**
+ * One request, as `dev_poll` returns it.
+ */
+typedef struct MhRequest {
+  /**
+   * `REQUEST_*`.
+   */
+  uint32_t kind;
+  /**
+   * The client the request is about.
+   */
+  uint32_t client;
+  /**
+   * The client's process.
+   */
+  uint32_t pid;
+  /**
+   * For `REQUEST_CLONE`: the parent's client id.
+   */
+  uint32_t parent_client;
+  /**
+   * For `REQUEST_OUT`: the port and size (1, 2, 4 or 8).
+   */
+  uint32_t port;
+  uint32_t size;
+  /**
+   * For `REQUEST_OUT`: the value written.
+   */
+  uint64_t value;
+} MhRequest;
 
 
 /*
@@ -666,6 +1044,117 @@ static inline long mh_set_priority(uint64_t pid, uint64_t priority) {
 static inline long mh_sys_info(MhSysInfo *out) {
   return mh_syscall6(MH_SYSNO_SYS_INFO, (uint64_t)(uintptr_t)out, 0, 0, 0, 0,
                      0);
+}
+
+/* Attaches a device by name; returns the handle. */
+static inline long mh_attach(uint64_t registry, const char *name,
+                             size_t name_len, uint64_t rights) {
+  return mh_syscall6(MH_SYSNO_ATTACH, registry, (uint64_t)(uintptr_t)name,
+                     (uint64_t)name_len, rights, 0, 0);
+}
+
+/* Detaches a handle; returns 0. */
+static inline long mh_detach(uint64_t handle) {
+  return mh_syscall6(MH_SYSNO_DETACH, handle, 0, 0, 0, 0, 0);
+}
+
+/* Fills *out with what the handle names; returns 0. */
+static inline long mh_info(uint64_t handle, MhDeviceInfo *out) {
+  return mh_syscall6(MH_SYSNO_INFO, handle, (uint64_t)(uintptr_t)out, 0, 0, 0,
+                     0);
+}
+
+/* Keeps only these rights of the handle; returns 0. */
+static inline long mh_restrict(uint64_t handle, uint64_t rights) {
+  return mh_syscall6(MH_SYSNO_RESTRICT, handle, rights, 0, 0, 0, 0);
+}
+
+/* Reads a port; returns its value. */
+static inline long mh_port_in(uint64_t handle, uint64_t port, uint64_t size) {
+  return mh_syscall6(MH_SYSNO_PORT_IN, handle, port, size, 0, 0, 0);
+}
+
+/* Writes a port; returns 0. */
+static inline long mh_port_out(uint64_t handle, uint64_t port, uint64_t size,
+                               uint64_t value) {
+  return mh_syscall6(MH_SYSNO_PORT_OUT, handle, port, size, value, 0, 0);
+}
+
+/* Lets the device reach this memory; returns the iova. */
+static inline long mh_export(uint64_t handle, void *va, size_t len) {
+  return mh_syscall6(MH_SYSNO_EXPORT, handle, (uint64_t)(uintptr_t)va,
+                     (uint64_t)len, 0, 0, 0);
+}
+
+/* Withdraws an export; returns 0. */
+static inline long mh_unexport(uint64_t handle, uint64_t iova) {
+  return mh_syscall6(MH_SYSNO_UNEXPORT, handle, iova, 0, 0, 0, 0);
+}
+
+/* Maps a device line to a vector; returns 0. */
+static inline long mh_irq_map(uint64_t handle, uint64_t line, uint64_t vector) {
+  return mh_syscall6(MH_SYSNO_IRQ_MAP, handle, line, vector, 0, 0, 0);
+}
+
+/* Acknowledges a device line; returns 0. */
+static inline long mh_irq_ack(uint64_t handle, uint64_t line) {
+  return mh_syscall6(MH_SYSNO_IRQ_ACK, handle, line, 0, 0, 0, 0);
+}
+
+/* Creates and registers a user device; returns its serving handle. */
+static inline long mh_dev_create(const MhDeviceConfig *config) {
+  return mh_syscall6(MH_SYSNO_DEV_CREATE, (uint64_t)(uintptr_t)config, 0, 0, 0,
+                     0, 0);
+}
+
+/* Takes the next request; returns its client id. */
+static inline long mh_dev_poll(uint64_t dev, MhRequest *out, uint64_t flags) {
+  return mh_syscall6(MH_SYSNO_DEV_POLL, dev, (uint64_t)(uintptr_t)out, flags, 0,
+                     0, 0);
+}
+
+/* Writes a client's I/O space; returns 0. */
+static inline long mh_dev_write_iospace(uint64_t dev, uint64_t client,
+                                        uint64_t port, uint64_t size,
+                                        uint64_t value) {
+  return mh_syscall6(MH_SYSNO_DEV_WRITE_IOSPACE, dev, client, port, size, value,
+                     0);
+}
+
+/* Raises a client's line; returns 0. */
+static inline long mh_dev_irq(uint64_t dev, uint64_t client, uint64_t line) {
+  return mh_syscall6(MH_SYSNO_DEV_IRQ, dev, client, line, 0, 0, 0);
+}
+
+/* Copies from a client's export into buf; returns 0. */
+static inline long mh_dev_dma_read(uint64_t dev, uint64_t client, uint64_t iova,
+                                   void *buf, size_t len) {
+  return mh_syscall6(MH_SYSNO_DEV_DMA_READ, dev, client, iova,
+                     (uint64_t)(uintptr_t)buf, (uint64_t)len, 0);
+}
+
+/* Copies buf into a client's export; returns 0. */
+static inline long mh_dev_dma_write(uint64_t dev, uint64_t client,
+                                    const void *buf, size_t len,
+                                    uint64_t iova) {
+  return mh_syscall6(MH_SYSNO_DEV_DMA_WRITE, dev, client,
+                     (uint64_t)(uintptr_t)buf, (uint64_t)len, iova, 0);
+}
+
+/* Writes a port, then waits for a vector of mask. */
+static inline long mh_port_out_wait(uint64_t handle, uint64_t port,
+                                    uint64_t size, uint64_t value,
+                                    uint64_t mask) {
+  return mh_syscall6(MH_SYSNO_PORT_OUT_WAIT, handle, port, size, value, mask,
+                     0);
+}
+
+/* Answers a client, then takes the next request. */
+static inline long mh_dev_reply_poll(uint64_t dev, uint64_t client,
+                                     uint64_t port_size, uint64_t value,
+                                     uint64_t line, MhRequest *out) {
+  return mh_syscall6(MH_SYSNO_DEV_REPLY_POLL, dev, client, port_size, value,
+                     line, (uint64_t)(uintptr_t)out);
 }
 
 #endif /* MH_H */

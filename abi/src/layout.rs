@@ -78,14 +78,30 @@ mod tests {
     }
 
     #[test]
+    fn bus_layouts_are_pinned() {
+        use crate::{DeviceConfig, DeviceInfo, Request};
+        assert_eq!(size_of::<DeviceInfo>(), 64);
+        assert_eq!(offset_of!(DeviceInfo, kind), 32);
+        assert_eq!(offset_of!(DeviceInfo, rights), 36);
+        assert_eq!(offset_of!(DeviceInfo, client), 56);
+        assert_eq!(size_of::<Request>(), 32);
+        assert_eq!(offset_of!(Request, port), 16);
+        assert_eq!(offset_of!(Request, value), 24);
+        assert_eq!(size_of::<DeviceConfig>(), 48);
+        assert_eq!(offset_of!(DeviceConfig, name_len), 32);
+        assert_eq!(offset_of!(DeviceConfig, vector), 44);
+    }
+
+    #[test]
     fn sys_info_layout_is_pinned() {
         use crate::SysInfo;
-        assert_eq!(size_of::<SysInfo>(), 40);
+        assert_eq!(size_of::<SysInfo>(), 48);
         assert_eq!(offset_of!(SysInfo, free_frames), 0);
         assert_eq!(offset_of!(SysInfo, total_frames), 8);
         assert_eq!(offset_of!(SysInfo, processes), 16);
         assert_eq!(offset_of!(SysInfo, ticks), 24);
         assert_eq!(offset_of!(SysInfo, tick_hz), 32);
+        assert_eq!(offset_of!(SysInfo, handles), 40);
     }
 
     #[test]

@@ -11,17 +11,22 @@
 //!   very same definitions.
 #![no_std]
 
+pub mod bus;
 pub mod error;
 pub mod exit;
 pub mod interrupt;
+pub mod kdev;
 pub mod layout;
 pub mod power;
 pub mod syscall;
 pub mod sysinfo;
+pub mod userdev;
 pub mod vm;
 
+pub use bus::DeviceInfo;
 pub use error::Error;
 pub use exit::{ExitKind, ExitStatus};
 pub use interrupt::IntFrame;
 pub use syscall::Sysno;
 pub use sysinfo::SysInfo;
+pub use userdev::{DeviceConfig, Request};

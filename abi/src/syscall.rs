@@ -52,11 +52,50 @@ pub enum Sysno {
     SetPriority = 18,
     /// `sys_info(&mut SysInfo) -> 0`: counters for tests and tools.
     SysInfo = 19,
+    /// `attach(registry, name, name_len, rights) -> handle`.
+    Attach = 20,
+    /// `detach(handle) -> 0`.
+    Detach = 21,
+    /// `info(handle, &mut DeviceInfo) -> 0`.
+    Info = 22,
+    /// `restrict(handle, rights) -> 0`: keep only `rights`.
+    Restrict = 23,
+    /// `port_in(handle, port, size) -> value`.
+    PortIn = 24,
+    /// `port_out(handle, port, size, value) -> 0`.
+    PortOut = 25,
+    /// `export(handle, va, len) -> iova`: let the device reach these pages.
+    Export = 26,
+    /// `unexport(handle, iova) -> 0`.
+    Unexport = 27,
+    /// `irq_map(handle, line, vector) -> 0`: deliver `line` as `vector`.
+    IrqMap = 28,
+    /// `irq_ack(handle, line) -> 0`.
+    IrqAck = 29,
+    /// `dev_create(&DeviceConfig) -> handle`: serve a new user device.
+    DevCreate = 30,
+    /// `dev_poll(dev, &mut Request, flags) -> client`.
+    DevPoll = 31,
+    /// `dev_write_iospace(dev, client, port, size, value) -> 0`.
+    DevWriteIospace = 32,
+    /// `dev_irq(dev, client, line) -> 0`.
+    DevIrq = 33,
+    /// `dev_dma_read(dev, client, iova, buf, len) -> 0`: client to server.
+    DevDmaRead = 34,
+    /// `dev_dma_write(dev, client, buf, len, iova) -> 0`: server to client.
+    DevDmaWrite = 35,
+    /// `port_out_wait(handle, port, size, value, mask) -> vectors`:
+    /// `port_out` then `irq_wait(mask)`, in one call.
+    PortOutWait = 36,
+    /// `dev_reply_poll(dev, client, port_size, value, line, &mut Request)
+    /// -> client`: `dev_write_iospace` (unless `port_size` is 0), `dev_irq`
+    /// (unless `line` is `u64::MAX`) and `dev_poll`, in one call.
+    DevReplyPoll = 37,
 }
 
 impl Sysno {
     /// Every system call, in number order.
-    pub const ALL: [Sysno; 19] = [
+    pub const ALL: [Sysno; 37] = [
         Sysno::LogWrite,
         Sysno::Exit,
         Sysno::GetPid,
@@ -76,6 +115,24 @@ impl Sysno {
         Sysno::IrqRaise,
         Sysno::SetPriority,
         Sysno::SysInfo,
+        Sysno::Attach,
+        Sysno::Detach,
+        Sysno::Info,
+        Sysno::Restrict,
+        Sysno::PortIn,
+        Sysno::PortOut,
+        Sysno::Export,
+        Sysno::Unexport,
+        Sysno::IrqMap,
+        Sysno::IrqAck,
+        Sysno::DevCreate,
+        Sysno::DevPoll,
+        Sysno::DevWriteIospace,
+        Sysno::DevIrq,
+        Sysno::DevDmaRead,
+        Sysno::DevDmaWrite,
+        Sysno::PortOutWait,
+        Sysno::DevReplyPoll,
     ];
 
     /// The system call with this number, if any.
@@ -94,6 +151,9 @@ pub const LOG_WRITE_MAX: usize = 4096;
 
 /// `wait_child` flag: return `WouldBlock` instead of sleeping.
 pub const WAIT_NOHANG: u64 = 1;
+
+/// `dev_poll` flag: return `WouldBlock` instead of sleeping.
+pub const POLL_NOWAIT: u64 = 1;
 
 /// Largest ELF image `exec` accepts.
 pub const EXEC_IMAGE_MAX: usize = 16 << 20;

@@ -14,4 +14,6 @@ pub struct SysInfo {
     pub ticks: u64,
     /// Preemption ticks per second.
     pub tick_hz: u64,
+    /// Handles on the caller's bus.
+    pub handles: u64,
 }

@@ -17,10 +17,12 @@ pub mod le;
 pub mod paging;
 pub mod slab;
 
+pub mod bus;
 pub mod idhash;
 pub mod runqueue;
 #[cfg(test)]
 mod testmem;
 #[cfg(test)]
 mod testrng;
+pub mod userdev;
 pub mod vm;

@@ -16,6 +16,7 @@
 extern crate alloc;
 
 mod arch;
+mod bus;
 mod loader;
 mod log;
 mod mm;
@@ -111,6 +112,10 @@ extern "C" fn kmain() -> ! {
         Err(e) => panic!("cannot map the local APIC: {e:?}"),
     };
 
+    record_modules(&boot_info);
+    if let Err(e) = bus::init(&mut sched::SCHED.lock().devices) {
+        panic!("cannot register the kernel devices: {e}");
+    }
     let loaded = start_modules(&boot_info);
     let now = cpu::rdtsc();
     kprintln!(
@@ -147,6 +152,20 @@ extern "C" fn kmain() -> ! {
     sched::start()
 }
 
+/// Keeps the module list for bootfs.
+fn record_modules(info: &BootInfo) {
+    bus::kdev::MODULES.call_once(|| {
+        info.modules
+            .iter()
+            .map(|m| bus::kdev::BootModule {
+                phys: m.start,
+                len: m.end - m.start,
+                cmdline: m.cmdline,
+            })
+            .collect()
+    });
+}
+
 /// Turns every boot module into a process; returns how many started.
 fn start_modules(info: &BootInfo) -> usize {
     let mut started = 0;
@@ -174,6 +193,15 @@ fn start_modules(info: &BootInfo) -> usize {
             });
         match result {
             Ok(pid) => {
+                if index == 0 {
+                    // Init holds the registry: every other capability
+                    // flows from it.
+                    if let Err(e) =
+                        bus::give_registry(&mut sched::SCHED.lock(), pid, abi::bus::RIGHTS_ALL)
+                    {
+                        panic!("cannot give init its registry handle: {e}");
+                    }
+                }
                 started += 1;
                 kprintln!("[kernel] module {index} '{name}' is pid {pid}");
             }

@@ -26,10 +26,18 @@ pub const DEFAULT_PRIORITY: u8 = 4;
 /// What a blocked process waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Block {
-    /// `wait_child` found live children but no zombie.
+    /// `wait_child` found live children but no zombie (restarted when
+    /// woken).
     Child,
-    /// `irq_wait(mask)` found none of `mask` pending.
-    Irq(u64),
+    /// `irq_wait(mask)` (or `port_out_wait` on device `dev`) found none of
+    /// `mask` pending: completed by whoever raises one.
+    Irq {
+        mask: u64,
+        dev: Option<crate::bus::DeviceId>,
+    },
+    /// `dev_poll` on `dev` found no request: completed by whoever queues
+    /// one, which writes it at `out`.
+    Poll { dev: crate::bus::DeviceId, out: u64 },
 }
 
 /// Where a process wants its faults and interrupts delivered.
@@ -67,6 +75,8 @@ pub struct Process {
     pub int_enabled: bool,
     /// Pending interrupt vectors (bit n = vector n).
     pub pending: u64,
+    /// The process's attachments.
+    pub bus: kernel_core::bus::Bus<crate::bus::Attachment>,
 }
 
 impl Process {
@@ -84,6 +94,7 @@ impl Process {
             handler: None,
             int_enabled: false,
             pending: 0,
+            bus: kernel_core::bus::Bus::new(),
         }
     }
 }

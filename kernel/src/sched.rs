@@ -24,6 +24,8 @@ use kernel_core::runqueue::RunQueue;
 use spin::Mutex;
 
 pub struct Scheduler {
+    /// Every device (kept here: one lock covers processes and devices).
+    pub devices: crate::bus::Devices,
     procs: HashMap<Pid, Box<Process>, IdHashBuilder>,
     ready: RunQueue<PRIORITY_LEVELS>,
     /// The process whose frame is current; 0 before the first.
@@ -34,6 +36,7 @@ pub struct Scheduler {
 }
 
 pub static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
+    devices: crate::bus::Devices::new(),
     procs: HashMap::with_hasher(id_hash_builder()),
     ready: RunQueue::new(),
     current: 0,
@@ -113,13 +116,37 @@ impl Scheduler {
         }
     }
 
-    /// Puts the current process to sleep; its system call restarts when it
-    /// is woken.
+    /// Puts the current process to sleep. A `Child` wait restarts its
+    /// system call when woken; the others are completed by their waker.
     pub fn block_current(&mut self, why: Block) {
         let p = self.current();
         p.state = State::Blocked(why);
-        p.frame.rip -= SYSCALL_INSN_LEN;
+        if why == Block::Child {
+            p.frame.rip -= SYSCALL_INSN_LEN;
+        }
         self.resched = true;
+    }
+
+    /// Completes the call `pid` sleeps in with `ret` (a result word or an
+    /// error) and makes it runnable.
+    pub fn complete(&mut self, pid: Pid, ret: isize) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.frame.rax = ret as u64;
+        }
+        self.wake(pid);
+    }
+
+    /// The processes sleeping in a call on device `dev`.
+    pub fn sleepers_on(&self, dev: crate::bus::DeviceId) -> alloc::vec::Vec<Pid> {
+        self.procs
+            .values()
+            .filter(|p| match p.state {
+                State::Blocked(Block::Irq { dev: Some(d), .. }) => d == dev,
+                State::Blocked(Block::Poll { dev: d, .. }) => d == dev,
+                _ => false,
+            })
+            .map(|p| p.pid)
+            .collect()
     }
 
     /// The process `pid`, if it exists.
@@ -139,10 +166,13 @@ impl Scheduler {
         if p.state == State::Zombie {
             return;
         }
-        let bit = 1u64 << vector;
-        p.pending |= bit;
-        if matches!(p.state, State::Blocked(Block::Irq(mask)) if mask & bit != 0) {
-            self.wake(pid);
+        p.pending |= 1u64 << vector;
+        if let State::Blocked(Block::Irq { mask, .. }) = p.state
+            && p.pending & mask != 0
+        {
+            let taken = p.pending & mask;
+            p.pending &= !taken;
+            self.complete(pid, taken as isize);
         }
     }
 
@@ -212,6 +242,20 @@ impl Scheduler {
         }
     }
 
+    /// Removes a process that never ran (a fork that failed half-way):
+    /// releases what it holds and forgets it, leaving no zombie.
+    pub fn discard(&mut self, pid: Pid) {
+        crate::bus::calls::exit_bus(self, pid);
+        if let Some(mut p) = self.procs.remove(&pid) {
+            if p.queued {
+                self.ready.remove(pid);
+            }
+            if let Some(space) = p.space.take() {
+                crate::mm::release_user_space(space);
+            }
+        }
+    }
+
     /// Ends process `pid`: frees its memory, makes it a zombie, hands its
     /// children to init and wakes its parent.
     pub fn exit(&mut self, pid: Pid, status: ExitStatus) {
@@ -224,6 +268,11 @@ impl Scheduler {
         p.state = State::Zombie;
         p.exit = ExitStatus { pid, ..status };
         let parent = p.parent;
+        // Detach everything first: clients close, served devices go away.
+        crate::bus::calls::exit_bus(self, pid);
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         let space = p.space.take();
         if p.queued {
             p.queued = false;

@@ -26,14 +26,8 @@ pub fn int_enable(on: u64) -> Result<usize, Error> {
     Ok(was as usize)
 }
 
-fn all_vectors() -> u64 {
-    (1u64 << VECTOR_COUNT) - 1
-}
-
 pub fn irq_wait(mask: u64) -> Result<Option<usize>, Error> {
-    if mask == 0 || mask & !all_vectors() != 0 {
-        return Err(Error::InvalidArgument);
-    }
+    super::check_vector_mask(mask)?;
     let mut s = SCHED.lock();
     let p = s.current();
     let taken = p.pending & mask;
@@ -41,7 +35,7 @@ pub fn irq_wait(mask: u64) -> Result<Option<usize>, Error> {
         p.pending &= !taken;
         return Ok(Some(taken as usize));
     }
-    s.block_current(Block::Irq(mask));
+    s.block_current(Block::Irq { mask, dev: None });
     Ok(None)
 }
 

@@ -6,6 +6,7 @@
 //! convention is in `abi::syscall`; the calls live in the submodules by
 //! subject.
 
+mod devices;
 mod interrupts;
 mod log;
 mod memory;
@@ -49,6 +50,28 @@ pub fn dispatch(frame: &TrapFrame) -> Option<isize> {
         Some(Sysno::IntEnable) => interrupts::int_enable(a[0]),
         Some(Sysno::IrqWait) => return blocking(interrupts::irq_wait(a[0])),
         Some(Sysno::IrqRaise) => interrupts::irq_raise(a[0]),
+        Some(Sysno::Attach) => devices::attach(a[0], a[1], a[2], a[3]),
+        Some(Sysno::Detach) => devices::detach(a[0]),
+        Some(Sysno::Info) => devices::info(a[0], a[1]),
+        Some(Sysno::Restrict) => devices::restrict(a[0], a[1]),
+        Some(Sysno::PortIn) => devices::port_in(a[0], a[1], a[2]),
+        Some(Sysno::PortOut) => devices::port_out(a[0], a[1], a[2], a[3]),
+        Some(Sysno::Export) => devices::export(a[0], a[1], a[2]),
+        Some(Sysno::Unexport) => devices::unexport(a[0], a[1]),
+        Some(Sysno::IrqMap) => devices::irq_map(a[0], a[1], a[2]),
+        Some(Sysno::IrqAck) => devices::irq_ack(a[0], a[1]),
+        Some(Sysno::DevCreate) => devices::dev_create(a[0]),
+        Some(Sysno::DevPoll) => return blocking(devices::dev_poll(a[0], a[1], a[2])),
+        Some(Sysno::DevWriteIospace) => devices::dev_write_iospace(a[0], a[1], a[2], a[3], a[4]),
+        Some(Sysno::DevIrq) => devices::dev_irq(a[0], a[1], a[2]),
+        Some(Sysno::DevDmaRead) => devices::dev_dma(a[0], a[1], a[2], a[3], a[4], false),
+        Some(Sysno::DevDmaWrite) => devices::dev_dma(a[0], a[1], a[4], a[2], a[3], true),
+        Some(Sysno::PortOutWait) => {
+            return blocking(devices::port_out_wait(a[0], a[1], a[2], a[3], a[4]));
+        }
+        Some(Sysno::DevReplyPoll) => {
+            return blocking(devices::dev_reply_poll(a[0], a[1], a[2], a[3], a[4], a[5]));
+        }
     };
     Some(encode(result))
 }
@@ -72,6 +95,15 @@ fn blocking(result: Result<Option<usize>, Error>) -> Option<isize> {
         Ok(Some(v)) => Some(v as isize),
         Err(e) => Some(e.to_ret()),
     }
+}
+
+/// Checks an interrupt-vector mask (non-empty, vectors 0..62 only).
+pub fn check_vector_mask(mask: u64) -> Result<(), Error> {
+    let all = (1u64 << abi::interrupt::VECTOR_COUNT) - 1;
+    if mask == 0 || mask & !all != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
 }
 
 /// Runs `f` on the caller's address space.

@@ -68,6 +68,10 @@ pub fn fork(frame: &TrapFrame) -> Result<usize, Error> {
         child.handler = handler;
         child.int_enabled = int_enabled;
     }
+    if let Err(e) = crate::bus::calls::fork_bus(&mut s, ppid, pid) {
+        s.discard(pid);
+        return Err(e);
+    }
     Ok(pid as usize)
 }
 
@@ -113,6 +117,7 @@ pub fn exec(image: u64, image_len: u64, cmdline: u64, cmdline_len: u64) -> Resul
     if !name.is_empty() {
         p.rename(name);
     }
+    crate::bus::calls::exec_bus(&mut s);
     Ok(())
 }
 
@@ -153,6 +158,7 @@ pub fn sys_info(out: u64) -> Result<usize, Error> {
         processes: s.process_count() as u64,
         ticks: crate::trap::TICKS.load(core::sync::atomic::Ordering::Relaxed),
         tick_hz: crate::arch::lapic::TICK_HZ,
+        handles: s.current().bus.len() as u64,
     };
     with_space(&mut s, |space| {
         crate::usercopy::write_struct(space, out, &info)

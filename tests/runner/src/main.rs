@@ -11,6 +11,7 @@
 
 mod helpers;
 mod suite;
+mod t_bus;
 mod t_exec;
 mod t_fork;
 mod t_irq;
@@ -43,5 +44,6 @@ fn run_all() -> i32 {
     t_fork::run(&mut s);
     t_irq::run(&mut s);
     t_exec::run(&mut s);
+    t_bus::run(&mut s);
     s.finish()
 }

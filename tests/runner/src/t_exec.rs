@@ -23,6 +23,15 @@ const CODE: [u8; 31] = [
 ];
 const LEN: usize = CODE_AT + CODE.len();
 
+/// A program that exits with `port_in(handle, 0, 4)` (its value, or the
+/// error as a negative number): `handle` is patched in at byte 1.
+/// mov edi, imm32; xor esi, esi; mov edx, 4; mov eax, 24 (port_in);
+/// syscall; mov rdi, rax; mov eax, 2 (exit); syscall; ud2; padding
+pub const PORT_IN_CODE: [u8; 31] = [
+    0xbf, 0, 0, 0, 0, 0x31, 0xf6, 0xba, 0x04, 0x00, 0x00, 0x00, 0xb8, 0x18, 0x00, 0x00, 0x00, 0x0f,
+    0x05, 0x48, 0x89, 0xc7, 0xb8, 0x02, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x0f, 0x0b,
+];
+
 fn put16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_le_bytes());
 }
@@ -35,6 +44,11 @@ fn put64(b: &mut [u8], at: usize, v: u64) {
 
 /// A minimal static x86-64 executable: one R+X segment holding it all.
 fn tiny_elf() -> [u8; LEN] {
+    tiny_elf_with(&CODE)
+}
+
+/// The same executable around other code of the same length.
+pub fn tiny_elf_with(code: &[u8; 31]) -> [u8; LEN] {
     let mut b = [0u8; LEN];
     b[..4].copy_from_slice(b"\x7fELF");
     b[4] = 2; // 64-bit
@@ -57,7 +71,7 @@ fn tiny_elf() -> [u8; LEN] {
     put64(&mut b, p + 32, LEN as u64); // filesz
     put64(&mut b, p + 40, LEN as u64); // memsz
     put64(&mut b, p + 48, 4096); // align
-    b[CODE_AT..].copy_from_slice(&CODE);
+    b[CODE_AT..].copy_from_slice(code);
     b
 }
 

@@ -31,6 +31,9 @@ pub const TYPES: &[&str] = &[
     "ExitStatus",
     "IntFrame",
     "SysInfo",
+    "DeviceInfo",
+    "DeviceConfig",
+    "Request",
 ];
 
 /// Associated constants cbindgen would emit as broken `MhError_ALL`-style

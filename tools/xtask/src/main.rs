@@ -7,6 +7,7 @@
 //! front; progress lines start with `[xtask]` so they stand out from cargo's
 //! and QEMU's output; user errors never end in a panic.
 
+mod bench;
 mod build;
 mod cprog;
 mod elf;
@@ -40,6 +41,12 @@ USAGE:
         Run the host unit tests (cargo test), then boot the `test` image
         headless and check the guest test runner's report. Ends with the line
         `N passed, M failed`; the serial log is in target/mh/test-serial.log.
+    cargo xtask bench
+        Boot the `bench` image headless under QEMU -icount, where the guest
+        TSC counts instructions, and print guest instructions per operation
+        next to reference figures (Linux, seL4) and the TCG wall time. Results
+        go to target/mh/bench.txt (`name value` lines), the serial log to
+        target/mh/bench-serial.log; see docs/benchmarks.md.
     cargo xtask gdb [--image NAME] [--program BINARY]
         Build, start QEMU halted with a gdb stub on :1234 (serial output in
         target/mh/gdb-serial.log) and run gdb with the kernel's symbols;
@@ -59,8 +66,11 @@ apt-get when run as root.
 
 Exit status: 0 on success. `run` reports how the image ended: 0 clean
 power-off, 1 init failed (or any other failure), 2 kernel panic. `test`
-exits 0 only when nothing failed.
-See docs/getting-started.md, docs/debugging.md and docs/c.md.";
+exits 0 only when nothing failed. `bench` exits 0 when the image ended
+cleanly and no benchmark failed (a figure that misses its goal is not a
+failure).
+See docs/getting-started.md, docs/debugging.md, docs/c.md and
+docs/benchmarks.md.";
 
 /// Prints a progress line.
 pub fn progress(message: &str) {
@@ -168,6 +178,7 @@ fn dispatch(mut argv: Vec<String>) -> Result<i32> {
         "build" => build::command(Args::new("build", argv)),
         "run" => run::command(Args::new("run", argv)),
         "test" => suite::command(Args::new("test", argv)),
+        "bench" => bench::command(Args::new("bench", argv)),
         "gdb" => gdb::command(Args::new("gdb", argv)),
         "header" => header::command(Args::new("header", argv)),
         "help" | "--help" | "-h" => {

@@ -1,0 +1,46 @@
+//! Port maps of the kernel devices (one page each in docs/devices/).
+//!
+//! All ports take size 4 unless noted; a port that does not exist, or an
+//! access in the wrong direction, is `InvalidArgument`.
+
+/// `registry`: the name space. Attach by name through it (LOOKUP right);
+/// user devices register their names in it (REGISTER right, at
+/// `dev_create`). Its ports list the registered devices.
+pub mod registry {
+    /// in: how many devices are registered.
+    pub const PORT_COUNT: u32 = 0;
+    /// out: select the n-th device (in name order) for the ports below.
+    pub const PORT_SELECT: u32 = 1;
+    /// in: bytes 4k..4k+4 of the selected name, for k in 0..8 (port
+    /// `PORT_NAME + k`); unused bytes are 0.
+    pub const PORT_NAME: u32 = 2;
+    /// in: the selected device's kind (`DEVICE_KIND_*`).
+    pub const PORT_KIND: u32 = 10;
+    /// in: its clients now.
+    pub const PORT_CLIENTS: u32 = 11;
+    /// in: its server's pid (user devices), else 0.
+    pub const PORT_SERVER: u32 = 12;
+}
+
+/// `bootfs`: the boot modules and their command lines, read by DMA into
+/// memory the client exported to the device.
+pub mod bootfs {
+    /// in: how many modules there are.
+    pub const PORT_COUNT: u32 = 0;
+    /// out: select module n for the ports below.
+    pub const PORT_SELECT: u32 = 1;
+    /// in: its size in bytes.
+    pub const PORT_SIZE: u32 = 2;
+    /// in: the length of its command line.
+    pub const PORT_CMDLINE_LEN: u32 = 3;
+    /// out (size 4 or 8): where in the module the next read starts.
+    pub const PORT_OFFSET: u32 = 4;
+    /// out (size 4 or 8): how many bytes the next read copies at most.
+    pub const PORT_LEN: u32 = 5;
+    /// out (size 8): copy module bytes to this iova (inside an export).
+    pub const PORT_READ: u32 = 6;
+    /// out (size 8): copy the command line to this iova.
+    pub const PORT_READ_CMDLINE: u32 = 7;
+    /// in: how many bytes the last read copied.
+    pub const PORT_DONE: u32 = 8;
+}

@@ -1,0 +1,332 @@
+//! The bus system calls, client side: attach, detach, info, restrict,
+//! ports, exports, IRQ mapping; and the bus's part in fork, exec and exit.
+
+use super::{Attachment, Device, DeviceId, KernelDevice, kdev, max_rights, user};
+use crate::process::{Block, Pid};
+use crate::sched::Scheduler;
+use abi::bus::*;
+use abi::{DeviceInfo, Error};
+use arrayvec::ArrayVec;
+use kernel_core::paging::is_user_range;
+use kernel_core::userdev::Export;
+
+/// `attach(registry, name, rights | flags) -> handle`.
+pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Result<u64, Error> {
+    let close_on_exec = rights & ATTACH_CLOSE_ON_EXEC as u64 != 0;
+    let rights = rights & !(ATTACH_CLOSE_ON_EXEC as u64);
+    if rights & !(RIGHTS_ALL as u64) != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    let rights = rights as u32;
+    match s.current().bus.require(registry, RIGHT_LOOKUP)?.value {
+        Attachment::Kernel {
+            kind: KernelDevice::Registry,
+            ..
+        } => {}
+        _ => return Err(Error::AccessDenied),
+    }
+    let name = core::str::from_utf8(name).map_err(|_| Error::InvalidArgument)?;
+    if name.is_empty() || name.len() > DEVICE_NAME_MAX {
+        return Err(Error::InvalidArgument);
+    }
+    let id = s.devices.lookup(name).ok_or(Error::NotFound)?;
+    let dev = s.devices.get(id)?;
+    if rights & !max_rights(dev) != 0 {
+        return Err(Error::AccessDenied);
+    }
+    let pid = s.current_pid();
+    let att = match dev {
+        Device::Kernel(kind) => Attachment::Kernel {
+            dev: id,
+            kind: *kind,
+            state: [0; 4],
+            exports: ArrayVec::new(),
+        },
+        Device::User(_) => {
+            let client = s.devices.user(id)?.open(pid)?;
+            Attachment::Client { dev: id, client }
+        }
+    };
+    match s.current().bus.insert(att, rights, close_on_exec) {
+        Ok(h) => {
+            if let Attachment::Client { .. } = s.current().bus.get(h)?.value {
+                user::notify_server(s, id);
+            }
+            Ok(h)
+        }
+        Err((e, att)) => {
+            release(s, att);
+            Err(e)
+        }
+    }
+}
+
+/// Undoes what an attachment holds: a client closes (its server hears of
+/// it), a served device goes away.
+fn release(s: &mut Scheduler, att: Attachment) {
+    match att {
+        Attachment::Client { dev, client } => {
+            if let Ok(u) = s.devices.user(dev) {
+                u.close(client);
+                user::notify_server(s, dev);
+            }
+        }
+        Attachment::Serve { dev } => user::destroy(s, dev),
+        Attachment::Kernel { .. } => {}
+    }
+}
+
+/// `detach(handle)`.
+pub fn detach(s: &mut Scheduler, h: u64) -> Result<(), Error> {
+    let entry = s.current().bus.remove(h)?;
+    release(s, entry.value);
+    Ok(())
+}
+
+/// `restrict(handle, rights)`.
+pub fn restrict(s: &mut Scheduler, h: u64, rights: u64) -> Result<(), Error> {
+    let rights = u32::try_from(rights).map_err(|_| Error::InvalidArgument)?;
+    s.current().bus.restrict(h, rights)
+}
+
+/// `info(handle)`.
+pub fn info(s: &mut Scheduler, h: u64) -> Result<DeviceInfo, Error> {
+    let entry = s.current().bus.get(h)?;
+    let rights = entry.rights;
+    let (id, client) = match entry.value {
+        Attachment::Kernel { dev, .. } | Attachment::Serve { dev } => (dev, 0),
+        Attachment::Client { dev, client } => (dev, client),
+    };
+    let mut info = DeviceInfo {
+        rights,
+        client,
+        ..DeviceInfo::default()
+    };
+    let name = s
+        .devices
+        .listing()
+        .find(|(_, d)| *d == id)
+        .map(|(n, _)| n)
+        .ok_or(Error::DeviceGone)?;
+    info.name[..name.len()].copy_from_slice(name.as_bytes());
+    match s.devices.get(id)? {
+        Device::Kernel(_) => info.kind = DEVICE_KIND_KERNEL,
+        Device::User(u) => {
+            info.kind = DEVICE_KIND_USER;
+            info.irq_lines = u.irq_lines;
+            info.iospace_size = u.iospace_size;
+            info.server_pid = u.server;
+            info.clients = u.client_count() as u32;
+        }
+    }
+    Ok(info)
+}
+
+/// `port_in(handle, port, size)`.
+pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, Error> {
+    let att = s.current().bus.require(h, RIGHT_READ)?.value.clone();
+    let value = match att {
+        Attachment::Client { dev, client } => {
+            s.devices.user(dev)?.read_iospace(client, port, size)?
+        }
+        Attachment::Kernel { kind, state, .. } => {
+            kdev::port_in(&s.devices, kind, &state, port, size)?
+        }
+        Attachment::Serve { .. } => return Err(Error::NotSupported),
+    };
+    // A result must stay a non-negative word: 8-byte values with the top
+    // bit set cannot be returned.
+    if value > isize::MAX as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    Ok(value)
+}
+
+/// `port_out(handle, port, size, value)`; for a user device, the device
+/// it queued a request on.
+pub fn port_out(
+    s: &mut Scheduler,
+    h: u64,
+    port: u64,
+    size: u64,
+    value: u64,
+) -> Result<Option<DeviceId>, Error> {
+    let p = s.current();
+    let entry = p.bus.require_mut(h, RIGHT_WRITE)?;
+    match entry.value {
+        Attachment::Client { dev, client } => {
+            s.devices.user(dev)?.out(client, port, size, value)?;
+            user::notify_server(s, dev);
+            Ok(Some(dev))
+        }
+        Attachment::Kernel { .. } => {
+            let mut att = entry.value.clone();
+            let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+            kdev::port_out(&mut att, space, port, size, value)?;
+            s.current().bus.get_mut(h)?.value = att;
+            Ok(None)
+        }
+        Attachment::Serve { .. } => Err(Error::NotSupported),
+    }
+}
+
+/// `port_out_wait`: `port_out`, then sleep until a vector of `mask` is
+/// pending (woken with `DeviceGone` if the device goes away meanwhile).
+pub fn port_out_wait(
+    s: &mut Scheduler,
+    h: u64,
+    port: u64,
+    size: u64,
+    value: u64,
+    mask: u64,
+) -> Result<Option<usize>, Error> {
+    crate::syscall::check_vector_mask(mask)?;
+    let dev = port_out(s, h, port, size, value)?;
+    let p = s.current();
+    let taken = p.pending & mask;
+    if taken != 0 {
+        p.pending &= !taken;
+        return Ok(Some(taken as usize));
+    }
+    s.block_current(Block::Irq { mask, dev });
+    Ok(None)
+}
+
+/// `export(handle, va, len) -> iova`.
+pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error> {
+    if !is_user_range(va, len) {
+        return Err(Error::BadAddress);
+    }
+    let entry = s.current().bus.require_mut(h, RIGHT_DMA)?;
+    match &mut entry.value {
+        Attachment::Client { dev, client } => {
+            let (dev, client) = (*dev, *client);
+            s.devices.user(dev)?.export(client, va, len)
+        }
+        Attachment::Kernel { exports, .. } => {
+            let end = va + len;
+            if exports.iter().any(|e| va < e.iova + e.len && e.iova < end) {
+                return Err(Error::AlreadyExists);
+            }
+            exports
+                .try_push(Export { iova: va, len })
+                .map_err(|_| Error::LimitReached)?;
+            Ok(va)
+        }
+        Attachment::Serve { .. } => Err(Error::NotSupported),
+    }
+}
+
+/// `unexport(handle, iova)`.
+pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
+    let entry = s.current().bus.require_mut(h, RIGHT_DMA)?;
+    match &mut entry.value {
+        Attachment::Client { dev, client } => {
+            let (dev, client) = (*dev, *client);
+            s.devices.user(dev)?.unexport(client, iova)
+        }
+        Attachment::Kernel { exports, .. } => {
+            let i = exports
+                .iter()
+                .position(|e| e.iova == iova)
+                .ok_or(Error::NotFound)?;
+            exports.remove(i);
+            Ok(())
+        }
+        Attachment::Serve { .. } => Err(Error::NotSupported),
+    }
+}
+
+/// `irq_map(handle, line, vector)`.
+pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<(), Error> {
+    match s.current().bus.require(h, RIGHT_IRQ)?.value {
+        Attachment::Client { dev, client } => s.devices.user(dev)?.irq_map(client, line, vector),
+        _ => Err(Error::NotSupported),
+    }
+}
+
+/// `irq_ack(handle, line)`: user-device lines need no acknowledgement
+/// (they are edge-like: each `dev_irq` raises the vector once).
+pub fn irq_ack(s: &mut Scheduler, h: u64, line: u64) -> Result<(), Error> {
+    match s.current().bus.require(h, RIGHT_IRQ)?.value {
+        Attachment::Client { dev, .. } => {
+            if line >= s.devices.user(dev)?.irq_lines as u64 {
+                return Err(Error::InvalidArgument);
+            }
+            Ok(())
+        }
+        _ => Err(Error::NotSupported),
+    }
+}
+
+/// Fork: the child's bus gets every handle with the CLONE right, at the
+/// same value; user devices see a CLONE request. Served devices stay with
+/// the parent.
+pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error> {
+    let entries: alloc::vec::Vec<(u64, u32, bool, Attachment)> = s
+        .get_mut(parent)
+        .ok_or(Error::NotFound)?
+        .bus
+        .iter()
+        .filter(|(_, e)| e.rights & RIGHT_CLONE != 0)
+        .map(|(h, e)| (h, e.rights, e.close_on_exec, e.value.clone()))
+        .collect();
+    for (h, rights, coe, att) in entries {
+        let copy = match att {
+            Attachment::Serve { .. } => continue,
+            Attachment::Kernel {
+                dev, kind, state, ..
+            } => Attachment::Kernel {
+                dev,
+                kind,
+                state,
+                exports: ArrayVec::new(),
+            },
+            Attachment::Client { dev, client } => match s.devices.user(dev) {
+                Ok(u) => Attachment::Client {
+                    dev,
+                    client: u.clone_client(client, child)?,
+                },
+                // The device is gone: the child inherits a dead handle, as
+                // the parent holds one.
+                Err(_) => Attachment::Client { dev, client },
+            },
+        };
+        let dev = match copy {
+            Attachment::Client { dev, .. } => Some(dev),
+            _ => None,
+        };
+        let c = s.get_mut(child).ok_or(Error::NotFound)?;
+        if let Err((e, att)) = c.bus.insert_at(h, copy, rights, coe) {
+            release(s, att);
+            return Err(e);
+        }
+        if let Some(dev) = dev {
+            user::notify_server(s, dev);
+        }
+    }
+    Ok(())
+}
+
+/// Exec: close-on-exec handles go.
+pub fn exec_bus(s: &mut Scheduler) {
+    let doomed: alloc::vec::Vec<u64> = s
+        .current()
+        .bus
+        .iter()
+        .filter(|(_, e)| e.close_on_exec)
+        .map(|(h, _)| h)
+        .collect();
+    for h in doomed {
+        let _ = detach(s, h);
+    }
+}
+
+/// Exit: every handle of `pid` goes (its served devices with them).
+pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
+    let Some(p) = s.get_mut(pid) else { return };
+    let all = core::mem::take(&mut p.bus);
+    for (_, e) in all.iter() {
+        release(s, e.value.clone());
+    }
+}

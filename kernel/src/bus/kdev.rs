@@ -1,0 +1,164 @@
+//! The kernel devices' ports (maps in `abi::kdev`): the registry (names
+//! and their listing) and bootfs (the boot modules, read by DMA).
+//!
+//! Rules: every port, size and selected index is checked; bootfs copies
+//! only into memory the caller exported to its bootfs handle, and only
+//! from the module's own bytes.
+
+use super::{Attachment, Device, Devices, KernelDevice};
+use crate::arch::paging::PageTable;
+use abi::Error;
+use abi::bus::{DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
+use abi::kdev::{bootfs, registry};
+use arrayvec::{ArrayString, ArrayVec};
+use spin::Once;
+
+/// A boot module, as bootfs serves it.
+pub struct BootModule {
+    pub phys: u64,
+    pub len: u64,
+    pub cmdline: ArrayString<256>,
+}
+
+/// The boot modules, recorded once at boot.
+pub static MODULES: Once<ArrayVec<BootModule, 32>> = Once::new();
+
+fn modules() -> &'static [BootModule] {
+    MODULES.get().map_or(&[], |m| m.as_slice())
+}
+
+fn require_size(size: u64, allowed: &[u64]) -> Result<(), Error> {
+    if allowed.contains(&size) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument)
+    }
+}
+
+/// `port_in` on a kernel device.
+pub fn port_in(
+    devices: &Devices,
+    kind: KernelDevice,
+    state: &[u64; 4],
+    port: u64,
+    size: u64,
+) -> Result<u64, Error> {
+    require_size(size, &[4, 8])?;
+    let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    match kind {
+        KernelDevice::Registry => {
+            if port == registry::PORT_COUNT {
+                return Ok(devices.count() as u64);
+            }
+            let (name, id) = devices
+                .listing()
+                .nth(state[0] as usize)
+                .ok_or(Error::NotFound)?;
+            match port {
+                p if (registry::PORT_NAME..registry::PORT_NAME + 8).contains(&p) => {
+                    let at = 4 * (p - registry::PORT_NAME) as usize;
+                    let mut word = [0u8; 4];
+                    for (i, b) in name.as_bytes().iter().skip(at).take(4).enumerate() {
+                        word[i] = *b;
+                    }
+                    Ok(u32::from_le_bytes(word) as u64)
+                }
+                registry::PORT_KIND => Ok(match devices.get(id)? {
+                    Device::Kernel(_) => DEVICE_KIND_KERNEL,
+                    Device::User(_) => DEVICE_KIND_USER,
+                } as u64),
+                registry::PORT_CLIENTS => Ok(match devices.get(id)? {
+                    Device::User(u) => u.client_count() as u64,
+                    Device::Kernel(_) => 0,
+                }),
+                registry::PORT_SERVER => Ok(match devices.get(id)? {
+                    Device::User(u) => u.server as u64,
+                    Device::Kernel(_) => 0,
+                }),
+                _ => Err(Error::InvalidArgument),
+            }
+        }
+        KernelDevice::Bootfs => {
+            if port == bootfs::PORT_COUNT {
+                return Ok(modules().len() as u64);
+            }
+            if port == bootfs::PORT_DONE {
+                return Ok(state[3]);
+            }
+            let m = modules().get(state[0] as usize).ok_or(Error::NotFound)?;
+            match port {
+                bootfs::PORT_SIZE => Ok(m.len),
+                bootfs::PORT_CMDLINE_LEN => Ok(m.cmdline.len() as u64),
+                _ => Err(Error::InvalidArgument),
+            }
+        }
+    }
+}
+
+/// `port_out` on a kernel device; `state` and `exports` are the caller's
+/// attachment's, `space` its memory.
+pub fn port_out(
+    att: &mut Attachment,
+    space: &mut PageTable,
+    port: u64,
+    size: u64,
+    value: u64,
+) -> Result<(), Error> {
+    let Attachment::Kernel {
+        kind,
+        state,
+        exports,
+        ..
+    } = att
+    else {
+        return Err(Error::NotSupported);
+    };
+    let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    match (*kind, port) {
+        (KernelDevice::Registry, registry::PORT_SELECT)
+        | (KernelDevice::Bootfs, bootfs::PORT_SELECT) => {
+            require_size(size, &[4, 8])?;
+            state[0] = value;
+            Ok(())
+        }
+        (KernelDevice::Bootfs, bootfs::PORT_OFFSET) => {
+            require_size(size, &[4, 8])?;
+            state[1] = value;
+            Ok(())
+        }
+        (KernelDevice::Bootfs, bootfs::PORT_LEN) => {
+            require_size(size, &[4, 8])?;
+            state[2] = value;
+            Ok(())
+        }
+        (KernelDevice::Bootfs, bootfs::PORT_READ | bootfs::PORT_READ_CMDLINE) => {
+            require_size(size, &[8])?;
+            let m = modules().get(state[0] as usize).ok_or(Error::NotFound)?;
+            let bytes: &[u8] = if port == bootfs::PORT_READ {
+                // SAFETY: module frames are reserved at boot, never handed
+                // out, and covered by the direct map.
+                unsafe {
+                    core::slice::from_raw_parts(crate::mm::phys::to_virt(m.phys), m.len as usize)
+                }
+            } else {
+                m.cmdline.as_bytes()
+            };
+            let start = (state[1] as usize).min(bytes.len());
+            let n = (state[2] as usize).min(bytes.len() - start);
+            let end = value.checked_add(n as u64).ok_or(Error::InvalidArgument)?;
+            if !exports
+                .iter()
+                .any(|e| value >= e.iova && end <= e.iova + e.len)
+            {
+                return Err(Error::AccessDenied);
+            }
+            // In pieces, so that a large read needs no large buffer.
+            for (i, piece) in bytes[start..start + n].chunks(4096).enumerate() {
+                crate::usercopy::copy_to_user(space, value + (i * 4096) as u64, piece)?;
+            }
+            state[3] = n as u64;
+            Ok(())
+        }
+        _ => Err(Error::InvalidArgument),
+    }
+}

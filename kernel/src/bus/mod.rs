@@ -1,0 +1,155 @@
+//! The bus: every device, and each process's attachments to them.
+//!
+//! Devices live in one table, by id; the registry maps names to ids. A
+//! process reaches a device only through a handle on its own bus (see
+//! `kernel_core::bus`), with rights. Kernel devices (`kdev`) are served by
+//! the kernel; user devices (`user`) by a process, through the request
+//! queues of `kernel_core::userdev`.
+//!
+//! Rules: a device that goes away (its server exited or destroyed it) is
+//! removed from the table at once, so every later operation through a
+//! client's handle finds no device and fails with `DeviceGone`, and the
+//! client may attach again once a new server registers the name; a handle
+//! is only inherited by `fork` if it has the CLONE right (served devices
+//! never are); `exec` drops close-on-exec handles.
+
+pub mod calls;
+pub mod kdev;
+pub mod user;
+
+use crate::process::Pid;
+use abi::Error;
+use alloc::collections::BTreeMap;
+use arrayvec::{ArrayString, ArrayVec};
+use kernel_core::userdev::{Export, UserDevice};
+
+pub type DeviceId = u32;
+
+/// The kernel devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelDevice {
+    Registry,
+    Bootfs,
+}
+
+pub enum Device {
+    Kernel(KernelDevice),
+    User(UserDevice),
+}
+
+/// What a bus slot holds.
+#[derive(Clone, Debug)]
+pub enum Attachment {
+    /// A kernel device, with this attachment's state (a selected index,
+    /// an offset: device-specific) and its exports.
+    Kernel {
+        dev: DeviceId,
+        kind: KernelDevice,
+        state: [u64; 4],
+        exports: ArrayVec<Export, 8>,
+    },
+    /// A client of a user device.
+    Client { dev: DeviceId, client: u32 },
+    /// The server side of a user device.
+    Serve { dev: DeviceId },
+}
+
+/// Every device, and the registry's names.
+pub struct Devices {
+    table: BTreeMap<DeviceId, Device>,
+    names: BTreeMap<ArrayString<32>, DeviceId>,
+    next_id: DeviceId,
+}
+
+impl Devices {
+    pub const fn new() -> Devices {
+        Devices {
+            table: BTreeMap::new(),
+            names: BTreeMap::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn get(&self, id: DeviceId) -> Result<&Device, Error> {
+        self.table.get(&id).ok_or(Error::DeviceGone)
+    }
+
+    pub fn get_mut(&mut self, id: DeviceId) -> Result<&mut Device, Error> {
+        self.table.get_mut(&id).ok_or(Error::DeviceGone)
+    }
+
+    pub fn user(&mut self, id: DeviceId) -> Result<&mut UserDevice, Error> {
+        match self.get_mut(id)? {
+            Device::User(u) => Ok(u),
+            Device::Kernel(_) => Err(Error::NotSupported),
+        }
+    }
+
+    /// The id registered under `name`.
+    pub fn lookup(&self, name: &str) -> Option<DeviceId> {
+        self.names.get(name).copied()
+    }
+
+    /// Adds a device under `name` (unique).
+    pub fn add(&mut self, name: &str, device: Device) -> Result<DeviceId, Error> {
+        let key = ArrayString::from(name).map_err(|_| Error::InvalidArgument)?;
+        if self.names.contains_key(&key) {
+            return Err(Error::AlreadyExists);
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.checked_add(1).ok_or(Error::LimitReached)?;
+        self.table.insert(id, device);
+        self.names.insert(key, id);
+        Ok(id)
+    }
+
+    /// Removes a device and its name.
+    pub fn remove(&mut self, id: DeviceId) -> Option<Device> {
+        let dev = self.table.remove(&id)?;
+        self.names.retain(|_, v| *v != id);
+        Some(dev)
+    }
+
+    /// The registered names in order, with their ids.
+    pub fn listing(&self) -> impl Iterator<Item = (&str, DeviceId)> {
+        self.names.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    pub fn count(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// The most rights an attachment to each kind of device can hold.
+pub fn max_rights(dev: &Device) -> u32 {
+    use abi::bus::*;
+    match dev {
+        Device::Kernel(KernelDevice::Registry) => {
+            RIGHT_LOOKUP | RIGHT_REGISTER | RIGHT_READ | RIGHT_WRITE | RIGHT_CLONE
+        }
+        Device::Kernel(KernelDevice::Bootfs) => RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_CLONE,
+        Device::User(_) => RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_CLONE,
+    }
+}
+
+/// Registers the kernel devices at boot.
+pub fn init(devices: &mut Devices) -> Result<(), Error> {
+    devices.add("registry", Device::Kernel(KernelDevice::Registry))?;
+    devices.add("bootfs", Device::Kernel(KernelDevice::Bootfs))?;
+    Ok(())
+}
+
+/// Gives process `pid` a registry handle (init gets one with every right
+/// at boot: it is handle 0, `abi::bus::REGISTRY_HANDLE_SLOT`).
+pub fn give_registry(s: &mut crate::sched::Scheduler, pid: Pid, rights: u32) -> Result<u64, Error> {
+    let id = s.devices.lookup("registry").ok_or(Error::NotFound)?;
+    let att = Attachment::Kernel {
+        dev: id,
+        kind: KernelDevice::Registry,
+        state: [0; 4],
+        exports: ArrayVec::new(),
+    };
+    let p = s.get_mut(pid).ok_or(Error::NotFound)?;
+    let rights = rights & max_rights(&Device::Kernel(KernelDevice::Registry));
+    p.bus.insert(att, rights, false).map_err(|(e, _)| e)
+}

@@ -1,0 +1,192 @@
+//! User devices in the kernel: creating and destroying them, the server's
+//! calls, and how a client's request reaches its server.
+//!
+//! A request is handed straight to a server sleeping in `dev_poll` on that
+//! device (written into its request buffer, its call completed): no queue
+//! round trip, no second system call (seL4's fast path, in spirit).
+//! Otherwise it is queued and the server's vector is raised.
+//!
+//! Rules: the server's calls name clients by id, checked against the
+//! device's client table; DMA reaches only what that client exported to
+//! this device; when a device goes away every sleeper on it is woken with
+//! `DeviceGone`.
+
+use super::{Attachment, Device, DeviceId};
+use crate::process::{Block, Pid};
+use crate::sched::Scheduler;
+use abi::userdev::Request;
+use abi::{DeviceConfig, Error};
+use kernel_core::userdev::UserDevice;
+
+/// Hands the next request of `dev` to its server if it sleeps in
+/// `dev_poll`; otherwise raises the server's vector. Called after every
+/// request is queued.
+pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
+    let Ok(u) = s.devices.user(dev) else { return };
+    let (server, vector) = (u.server, u.server_vector);
+    let waiting = s.get_mut(server).and_then(|p| match p.state {
+        crate::process::State::Blocked(Block::Poll { dev: d, out }) if d == dev => Some(out),
+        _ => None,
+    });
+    match waiting {
+        Some(out) => {
+            if let Some(r) = s.devices.user(dev).ok().and_then(|u| u.poll()) {
+                deliver_request(s, dev, server, out, r);
+            }
+        }
+        None => s.raise(server, vector),
+    }
+}
+
+/// Writes request `r` into the sleeping server's buffer and completes its
+/// poll; if the buffer is bad the request goes back and the poll fails.
+fn deliver_request(s: &mut Scheduler, dev: DeviceId, server: Pid, out: u64, r: Request) {
+    let written = s
+        .get_mut(server)
+        .and_then(|p| p.space.as_mut())
+        .map(|space| crate::usercopy::write_struct(space, out, &r));
+    match written {
+        Some(Ok(())) => s.complete(server, r.client as isize),
+        other => {
+            if let Ok(u) = s.devices.user(dev) {
+                u.unpoll(r);
+            }
+            let e = other.map_or(Error::BadAddress, |r| r.err().unwrap_or(Error::BadAddress));
+            s.complete(server, e.to_ret());
+        }
+    }
+}
+
+/// `dev_create`: a new user device served by the caller, registered under
+/// its name. Needs a registry handle with REGISTER? The caller's bus must
+/// hold one (capability: no ambient authority to take names).
+pub fn create(s: &mut Scheduler, config: &DeviceConfig) -> Result<u64, Error> {
+    let pid = s.current_pid();
+    let can_register = s.current().bus.iter().any(|(_, e)| {
+        e.rights & abi::bus::RIGHT_REGISTER != 0
+            && matches!(
+                e.value,
+                Attachment::Kernel {
+                    kind: super::KernelDevice::Registry,
+                    ..
+                }
+            )
+    });
+    if !can_register {
+        return Err(Error::AccessDenied);
+    }
+    let dev = UserDevice::new(config, pid)?;
+    let name = dev.name;
+    let id = s.devices.add(name.as_str(), Device::User(dev))?;
+    let rights = abi::bus::RIGHT_SERVE;
+    match s
+        .current()
+        .bus
+        .insert(Attachment::Serve { dev: id }, rights, false)
+    {
+        Ok(h) => Ok(h),
+        Err((e, _)) => {
+            s.devices.remove(id);
+            Err(e)
+        }
+    }
+}
+
+/// Removes device `dev`: its name is free again, its clients' next
+/// operations fail with `DeviceGone`, and whoever sleeps on it wakes with
+/// that error.
+pub fn destroy(s: &mut Scheduler, dev: DeviceId) {
+    if s.devices.remove(dev).is_none() {
+        return;
+    }
+    for pid in s.sleepers_on(dev) {
+        s.complete(pid, Error::DeviceGone.to_ret());
+    }
+}
+
+/// The device a `Serve` handle names, checked.
+pub fn served(s: &mut Scheduler, h: u64) -> Result<DeviceId, Error> {
+    match s.current().bus.require(h, abi::bus::RIGHT_SERVE)?.value {
+        Attachment::Serve { dev } => Ok(dev),
+        _ => Err(Error::AccessDenied),
+    }
+}
+
+/// `dev_poll`: the next request, or sleep until one comes (unless
+/// `nowait`). `Ok(None)` means the caller sleeps.
+pub fn poll(
+    s: &mut Scheduler,
+    dev: DeviceId,
+    out: u64,
+    nowait: bool,
+) -> Result<Option<usize>, Error> {
+    let r = s.devices.user(dev)?.poll();
+    let Some(r) = r else {
+        if nowait {
+            return Err(Error::WouldBlock);
+        }
+        s.block_current(Block::Poll { dev, out });
+        return Ok(None);
+    };
+    let written = {
+        let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+        crate::usercopy::write_struct(space, out, &r)
+    };
+    if let Err(e) = written {
+        s.devices.user(dev)?.unpoll(r);
+        return Err(e);
+    }
+    Ok(Some(r.client as usize))
+}
+
+/// `dev_irq`: raises `line` on client `client` (nothing if unmapped).
+pub fn irq(s: &mut Scheduler, dev: DeviceId, client: u64, line: u64) -> Result<(), Error> {
+    if let Some((pid, vector)) = s.devices.user(dev)?.irq_target(client, line)? {
+        s.raise(pid, vector);
+    }
+    Ok(())
+}
+
+/// The most bytes one `dev_dma_read/write` moves.
+pub const DMA_MAX: u64 = 1 << 20;
+
+/// `dev_dma_read` / `dev_dma_write`: copies between the server's buffer and
+/// what `client` exported, in pieces through a kernel buffer.
+pub fn dma(
+    s: &mut Scheduler,
+    dev: DeviceId,
+    client: u64,
+    iova: u64,
+    buf: u64,
+    len: u64,
+    to_client: bool,
+) -> Result<(), Error> {
+    // The kernel is not preemptible: one call moves at most DMA_MAX bytes.
+    if len > DMA_MAX || buf.checked_add(len).is_none() {
+        return Err(Error::InvalidArgument);
+    }
+    let client_pid = s.devices.user(dev)?.dma_target(client, iova, len)?;
+    let server_pid = s.current_pid();
+    let mut chunk = [0u8; 512];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(chunk.len() as u64) as usize;
+        let (from_pid, from, to_pid, to) = if to_client {
+            (server_pid, buf + done, client_pid, iova + done)
+        } else {
+            (client_pid, iova + done, server_pid, buf + done)
+        };
+        let src = s
+            .get_mut(from_pid)
+            .and_then(|p| p.space.as_mut())
+            .ok_or(Error::DeviceGone)?;
+        crate::usercopy::copy_from_user(src, from, &mut chunk[..n])?;
+        let dst = s
+            .get_mut(to_pid)
+            .and_then(|p| p.space.as_mut())
+            .ok_or(Error::DeviceGone)?;
+        crate::usercopy::copy_to_user(dst, to, &chunk[..n])?;
+        done += n as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Devices from a program's point of view: attach by name through the
+//! registry, ports, DMA exports, IRQs; and serving a user device.
+//!
+//! Rules: every call returns `Result<_, abi::Error>`; a `Handle` is just
+//! the number the kernel gave (the kernel checks it on every use), so
+//! copying one is harmless; buffers passed to the kernel are Rust
+//! references the caller holds.
+
+use crate::raw::{syscall3, syscall6};
+use abi::{Error, Sysno};
+
+pub use abi::bus::*;
+pub use abi::userdev::*;
+
+/// A handle on the caller's bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handle(pub u64);
+
+/// The registry handle init starts with (and passes on by `fork`).
+pub const REGISTRY: Handle = Handle(REGISTRY_HANDLE_SLOT as u64);
+
+fn call(n: Sysno, a: [u64; 6]) -> Result<usize, Error> {
+    // SAFETY: pointer arguments built in this module come from references
+    // the caller holds; the kernel checks everything else.
+    Error::decode(unsafe { syscall6(n as u64, a[0], a[1], a[2], a[3], a[4], a[5]) })
+}
+
+fn call3(n: Sysno, a0: u64, a1: u64, a2: u64) -> Result<usize, Error> {
+    // SAFETY: as in `call`.
+    Error::decode(unsafe { syscall3(n as u64, a0, a1, a2) })
+}
+
+/// Attaches the device called `name` with `rights` (plus
+/// `ATTACH_CLOSE_ON_EXEC` if wanted), looking it up through `registry`.
+pub fn attach(registry: Handle, name: &str, rights: u32) -> Result<Handle, Error> {
+    call(
+        Sysno::Attach,
+        [
+            registry.0,
+            name.as_ptr() as u64,
+            name.len() as u64,
+            rights as u64,
+            0,
+            0,
+        ],
+    )
+    .map(|h| Handle(h as u64))
+}
+
+impl Handle {
+    pub fn detach(self) -> Result<(), Error> {
+        call3(Sysno::Detach, self.0, 0, 0).map(|_| ())
+    }
+
+    pub fn info(self) -> Result<DeviceInfo, Error> {
+        let mut info = DeviceInfo::default();
+        call3(Sysno::Info, self.0, &raw mut info as u64, 0)?;
+        Ok(info)
+    }
+
+    /// Keeps only `rights` (a subset of what the handle has).
+    pub fn restrict(self, rights: u32) -> Result<(), Error> {
+        call3(Sysno::Restrict, self.0, rights as u64, 0).map(|_| ())
+    }
+
+    pub fn port_in(self, port: u32, size: u32) -> Result<u64, Error> {
+        call3(Sysno::PortIn, self.0, port as u64, size as u64).map(|v| v as u64)
+    }
+
+    pub fn port_out(self, port: u32, size: u32, value: u64) -> Result<(), Error> {
+        call(
+            Sysno::PortOut,
+            [self.0, port as u64, size as u64, value, 0, 0],
+        )
+        .map(|_| ())
+    }
+
+    /// `port_out`, then sleep until a vector of `mask` is pending; returns
+    /// the vectors taken.
+    pub fn port_out_wait(self, port: u32, size: u32, value: u64, mask: u64) -> Result<u64, Error> {
+        call(
+            Sysno::PortOutWait,
+            [self.0, port as u64, size as u64, value, mask, 0],
+        )
+        .map(|v| v as u64)
+    }
+
+    /// Lets the device reach `buf` (until `unexport`); returns its iova.
+    pub fn export(self, buf: &mut [u8]) -> Result<u64, Error> {
+        call3(
+            Sysno::Export,
+            self.0,
+            buf.as_mut_ptr() as u64,
+            buf.len() as u64,
+        )
+        .map(|v| v as u64)
+    }
+
+    pub fn unexport(self, iova: u64) -> Result<(), Error> {
+        call3(Sysno::Unexport, self.0, iova, 0).map(|_| ())
+    }
+
+    /// Delivers the device's `line` as the caller's `vector`.
+    pub fn irq_map(self, line: u32, vector: u32) -> Result<(), Error> {
+        call3(Sysno::IrqMap, self.0, line as u64, vector as u64).map(|_| ())
+    }
+
+    pub fn irq_ack(self, line: u32) -> Result<(), Error> {
+        call3(Sysno::IrqAck, self.0, line as u64, 0).map(|_| ())
+    }
+}
+
+/// A user device this program serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served(pub Handle);
+
+/// Creates and registers a user device; the caller must hold a registry
+/// handle with the REGISTER right. `vector` is raised when requests queue.
+pub fn create(name: &str, irq_lines: u32, iospace_size: u32, vector: u32) -> Result<Served, Error> {
+    let mut config = DeviceConfig {
+        irq_lines,
+        iospace_size,
+        vector,
+        ..DeviceConfig::default()
+    };
+    let n = name.len().min(config.name.len());
+    config.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    config.name_len = name.len() as u32;
+    call3(Sysno::DevCreate, &raw const config as u64, 0, 0).map(|h| Served(Handle(h as u64)))
+}
+
+impl Served {
+    /// The next request; sleeps until one comes.
+    pub fn poll(self) -> Result<Request, Error> {
+        let mut r = Request::default();
+        call3(Sysno::DevPoll, self.0.0, &raw mut r as u64, 0)?;
+        Ok(r)
+    }
+
+    /// The next request, or `WouldBlock`.
+    pub fn try_poll(self) -> Result<Request, Error> {
+        let mut r = Request::default();
+        call3(
+            Sysno::DevPoll,
+            self.0.0,
+            &raw mut r as u64,
+            abi::syscall::POLL_NOWAIT,
+        )?;
+        Ok(r)
+    }
+
+    pub fn write_iospace(self, client: u32, port: u32, size: u32, value: u64) -> Result<(), Error> {
+        call(
+            Sysno::DevWriteIospace,
+            [self.0.0, client as u64, port as u64, size as u64, value, 0],
+        )
+        .map(|_| ())
+    }
+
+    pub fn irq(self, client: u32, line: u32) -> Result<(), Error> {
+        call3(Sysno::DevIrq, self.0.0, client as u64, line as u64).map(|_| ())
+    }
+
+    /// Copies from `client`'s export at `iova` into `buf`.
+    pub fn dma_read(self, client: u32, iova: u64, buf: &mut [u8]) -> Result<(), Error> {
+        call(
+            Sysno::DevDmaRead,
+            [
+                self.0.0,
+                client as u64,
+                iova,
+                buf.as_mut_ptr() as u64,
+                buf.len() as u64,
+                0,
+            ],
+        )
+        .map(|_| ())
+    }
+
+    /// Copies `buf` into `client`'s export at `iova`.
+    pub fn dma_write(self, client: u32, buf: &[u8], iova: u64) -> Result<(), Error> {
+        call(
+            Sysno::DevDmaWrite,
+            [
+                self.0.0,
+                client as u64,
+                buf.as_ptr() as u64,
+                buf.len() as u64,
+                iova,
+                0,
+            ],
+        )
+        .map(|_| ())
+    }
+
+    /// Answers `client` (writes `value` to its I/O space at `port`, `size`
+    /// bytes, if `size` > 0; raises `line` if given) and polls the next
+    /// request, in one call.
+    pub fn reply_poll(
+        self,
+        client: u32,
+        port: u32,
+        size: u32,
+        value: u64,
+        line: Option<u32>,
+    ) -> Result<Request, Error> {
+        let mut r = Request::default();
+        let port_size = if size == 0 {
+            0
+        } else {
+            ((port as u64) << 8) | size as u64
+        };
+        let line = line.map_or(u64::MAX, |l| l as u64);
+        call(
+            Sysno::DevReplyPoll,
+            [
+                self.0.0,
+                client as u64,
+                port_size,
+                value,
+                line,
+                &raw mut r as u64,
+            ],
+        )?;
+        Ok(r)
+    }
+
+    /// Stops serving: the name is free, clients see `DeviceGone`.
+    pub fn destroy(self) -> Result<(), Error> {
+        self.0.detach()
+    }
+}

@@ -1,0 +1,487 @@
+//! `cargo xtask bench`: boots the `bench` image (mhbench as init) headless
+//! under QEMU `-icount`, reads its `bench` lines and prints guest
+//! instructions per operation next to the reference figures of other
+//! kernels measured on the same QEMU (docs/benchmarks.md).
+//!
+//! Rules: benchmarks are not tests, so a figure that misses its goal never
+//! fails the command; it fails (status 1, or 2 for a kernel panic) only
+//! when the run itself went wrong: the image did not end cleanly, a
+//! benchmark printed `FAILED`, or `bench done` never came. The protocol
+//! mhbench follows: `bench <name> <instructions> <iterations>`, `bench
+//! <name> FAILED <reason>`, `bench done`, each possibly after a kernel log
+//! prefix such as `[mhbench 1] `. Results also go to target/mh/bench.txt as
+//! `<name> <value>` lines, the serial log to target/mh/bench-serial.log.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use crate::error::{Result, io_failure};
+use crate::qemu::{self, Outcome, Serial, Stream};
+use crate::{Args, build, paths, prereq, progress};
+
+/// The image the benchmarks run in.
+const BENCH_IMAGE: &str = "bench";
+/// Makes the guest TSC count instructions: one tick per instruction
+/// (shift=0), never synchronised with host time (align=off), and idle time
+/// skipped rather than slept (sleep=off).
+const ICOUNT: [&str; 2] = ["-icount", "shift=0,align=off,sleep=off"];
+/// How much of the serial log to show when the run goes wrong.
+const TAIL_LINES: usize = 40;
+
+/// A figure from another kernel, measured in guest instructions on the
+/// same QEMU, and MH's goal for the same operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reference {
+    /// The mhbench benchmark it compares with.
+    pub bench: &'static str,
+    /// Whose figure: kernel and operation.
+    pub source: &'static str,
+    pub value: u64,
+    /// MH's goal (at most this many instructions), if it has one.
+    pub goal: Option<u64>,
+}
+
+/// The references, from the project brief (see docs/benchmarks.md).
+pub const REFERENCES: [Reference; 4] = [
+    Reference {
+        bench: "null_syscall",
+        source: "Linux 6.1",
+        value: 338,
+        goal: Some(120),
+    },
+    Reference {
+        bench: "fork_exit_wait_1mib",
+        source: "Linux 6.1",
+        value: 465_250,
+        goal: Some(230_000),
+    },
+    Reference {
+        bench: "cow_fault",
+        source: "Linux 6.1",
+        value: 11_250,
+        goal: Some(11_250),
+    },
+    Reference {
+        bench: "boot_to_init",
+        source: "Linux 6.1 (approx.)",
+        value: 1_700_000_000,
+        goal: None,
+    },
+];
+
+/// The reference with no MH benchmark yet: a round trip to a user-space
+/// device needs user devices, which the kernel does not have yet.
+const IPC_ROW: (&str, &str, u64, u64) = ("ipc_round_trip", "seL4 Call+ReplyRecv", 415, 620);
+
+/// One parsed `bench` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BenchLine {
+    /// `bench <name> <instructions> <iterations>`.
+    Result {
+        name: String,
+        value: u64,
+        iterations: u64,
+    },
+    /// `bench <name> FAILED <reason>`.
+    Failed { name: String, reason: String },
+    /// `bench done`.
+    Done,
+}
+
+/// Finds a `bench …` line. `bench` must start a word (so the log prefix
+/// `[mhbench 1]` does not match) and every occurrence is tried, because
+/// the prefix may itself contain the word. Anything that does not follow
+/// the protocol exactly is not a bench line.
+pub fn parse_line(line: &str) -> Option<BenchLine> {
+    const WORD: &str = "bench ";
+    let mut from = 0;
+    while let Some(found) = line[from..].find(WORD) {
+        let start = from + found;
+        from = start + WORD.len();
+        let word_start = line[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        if word_start && let Some(parsed) = parse_words(&line[from..]) {
+            return Some(parsed);
+        }
+    }
+    None
+}
+
+fn parse_words(rest: &str) -> Option<BenchLine> {
+    let mut words = rest.split_whitespace();
+    let name = words.next()?;
+    let second = words.next();
+    if name == "done" && second.is_none() {
+        return Some(BenchLine::Done);
+    }
+    if second == Some("FAILED") {
+        let reason = rest.trim().split_once("FAILED").map_or("", |(_, r)| r);
+        return Some(BenchLine::Failed {
+            name: name.to_string(),
+            reason: reason.trim().to_string(),
+        });
+    }
+    let value = second?.parse().ok()?;
+    let iterations = words.next()?.parse().ok()?;
+    if words.next().is_some() {
+        return None;
+    }
+    Some(BenchLine::Result {
+        name: name.to_string(),
+        value,
+        iterations,
+    })
+}
+
+/// Everything a run printed that matters.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// (name, instructions, iterations), in the order printed.
+    pub results: Vec<(String, u64, u64)>,
+    /// (name, reason).
+    pub failed: Vec<(String, String)>,
+    pub done: bool,
+}
+
+impl Report {
+    /// Takes one serial line; returns the bench line it held, if any.
+    pub fn feed(&mut self, line: &str) -> Option<BenchLine> {
+        let parsed = parse_line(line)?;
+        match &parsed {
+            BenchLine::Result {
+                name,
+                value,
+                iterations,
+            } => self.results.push((name.clone(), *value, *iterations)),
+            BenchLine::Failed { name, reason } => self.failed.push((name.clone(), reason.clone())),
+            BenchLine::Done => self.done = true,
+        }
+        Some(parsed)
+    }
+
+    /// What went wrong with the run, if anything (never a missed goal).
+    pub fn problems(&self, outcome: Outcome) -> Vec<String> {
+        let mut problems: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(name, reason)| format!("benchmark {name} FAILED: {reason}"))
+            .collect();
+        if !self.done {
+            problems.push("mhbench never printed `bench done`".to_string());
+        }
+        if !outcome.is_clean() {
+            problems.push(format!(
+                "the image did not end cleanly: {}",
+                outcome.describe()
+            ));
+        }
+        problems
+    }
+
+    /// The machine-readable results: `<name> <value>` per line, then the
+    /// run's wall time in milliseconds.
+    pub fn machine_lines(&self, wall: Duration) -> String {
+        let mut out = String::new();
+        for (name, value, _) in &self.results {
+            let _ = writeln!(out, "{name} {value}");
+        }
+        let _ = writeln!(out, "tcg_wall_ms {}", wall.as_millis());
+        out
+    }
+
+    /// The human-readable table, one row per result plus the reference
+    /// that has no MH benchmark yet.
+    pub fn table(&self) -> String {
+        let mut rows = vec![[
+            "benchmark".to_string(),
+            "instructions".to_string(),
+            "iters".to_string(),
+            "reference".to_string(),
+            "MH/ref".to_string(),
+            "goal".to_string(),
+        ]];
+        for (name, value, iterations) in &self.results {
+            let reference = REFERENCES.iter().find(|r| r.bench == name);
+            let (source, ratio, goal) = match reference {
+                None => (String::new(), String::new(), String::new()),
+                Some(r) => (
+                    format!("{} {}", r.source, thousands(r.value)),
+                    ratio(*value, r.value),
+                    r.goal.map_or(String::new(), |g| {
+                        let verdict = if *value <= g { "met" } else { "not yet" };
+                        format!("<= {} ({verdict})", thousands(g))
+                    }),
+                ),
+            };
+            rows.push([
+                name.clone(),
+                thousands(*value),
+                iterations.to_string(),
+                source,
+                ratio,
+                goal,
+            ]);
+        }
+        let (name, source, value, goal) = IPC_ROW;
+        rows.push([
+            name.to_string(),
+            "n/a".to_string(),
+            String::new(),
+            format!("{source} {value}"),
+            String::new(),
+            format!("<= {goal} (n/a: needs user devices)"),
+        ]);
+        let mut widths = [0; 6];
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for row in &rows {
+            let mut line = String::new();
+            for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+                // Names and text left, numbers right.
+                if i == 1 || i == 2 || i == 4 {
+                    let _ = write!(line, "{cell:>w$}  ");
+                } else {
+                    let _ = write!(line, "{cell:<w$}  ");
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `value / reference` with two significant decimals, more when small
+/// (boot_to_init is a hundredth of Linux's).
+pub fn ratio(value: u64, reference: u64) -> String {
+    let r = value as f64 / reference.max(1) as f64;
+    if r >= 0.1 {
+        format!("{r:.2}")
+    } else {
+        format!("{r:.4}")
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `cargo xtask bench`.
+pub fn command(args: Args) -> Result<i32> {
+    args.finish()?;
+    prereq::rust_target()?;
+    prereq::host_tool(prereq::QEMU)?;
+    let image = build::image(BENCH_IMAGE)?;
+    let log = paths::mh_dir().join("bench-serial.log");
+    let timeout = image.manifest.timeout_secs;
+    progress(&format!(
+        "booting the bench image under -icount (time limit {timeout} s, serial log in {})…",
+        paths::display(&log)
+    ));
+    let extra: Vec<String> = ICOUNT.iter().map(|s| s.to_string()).collect();
+    let cmd = qemu::command(&image, &Serial::Stdio, &extra);
+    let mut report = Report::default();
+    let started = Instant::now();
+    let run =
+        qemu::run_headless(
+            cmd,
+            Duration::from_secs(timeout),
+            &log,
+            |stream, line| match stream {
+                Stream::Qemu => println!("  [qemu] {line}"),
+                Stream::Serial => {
+                    if report.feed(line).is_some() || line.contains("KERNEL PANIC") {
+                        println!("  {}", line.trim());
+                    }
+                }
+            },
+        )?;
+    let wall = started.elapsed();
+    progress(&format!("QEMU: {}", run.outcome.describe()));
+
+    let results = paths::mh_dir().join("bench.txt");
+    std::fs::write(&results, report.machine_lines(wall))
+        .map_err(|e| io_failure("cannot write", &results, &e))?;
+    println!();
+    print!("{}", report.table());
+    println!();
+    println!(
+        "guest instructions per operation (QEMU -icount: not hardware cycles); TCG wall time of the whole run: {:.1} s",
+        wall.as_secs_f64()
+    );
+    progress(&format!("results in {}", paths::display(&results)));
+
+    let problems = report.problems(run.outcome);
+    if problems.is_empty() {
+        return Ok(0);
+    }
+    let skip = run.serial.len().saturating_sub(TAIL_LINES);
+    println!(
+        "[xtask] last {} serial lines (all of them in {}):",
+        run.serial.len() - skip,
+        paths::display(&log)
+    );
+    for line in &run.serial[skip..] {
+        println!("  | {line}");
+    }
+    for problem in &problems {
+        eprintln!("error: {problem}");
+    }
+    Ok(match run.outcome.exit_code() {
+        0 => 1,
+        code => code,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, value: u64, iterations: u64) -> Option<BenchLine> {
+        Some(BenchLine::Result {
+            name: name.to_string(),
+            value,
+            iterations,
+        })
+    }
+
+    #[test]
+    fn result_lines_with_and_without_a_log_prefix() {
+        assert_eq!(
+            parse_line("bench null_syscall 236 20000"),
+            result("null_syscall", 236, 20000)
+        );
+        assert_eq!(
+            parse_line("[mhbench 1] bench cow_fault 5507 256\r"),
+            result("cow_fault", 5507, 256)
+        );
+        assert_eq!(parse_line("[mhbench 1] bench done"), Some(BenchLine::Done));
+    }
+
+    #[test]
+    fn failed_lines_keep_their_reason() {
+        assert_eq!(
+            parse_line("bench cow_fault FAILED cow_copies did not grow (got 3)"),
+            Some(BenchLine::Failed {
+                name: "cow_fault".to_string(),
+                reason: "cow_copies did not grow (got 3)".to_string(),
+            })
+        );
+        assert_eq!(
+            parse_line("bench exec_tiny FAILED"),
+            Some(BenchLine::Failed {
+                name: "exec_tiny".to_string(),
+                reason: String::new(),
+            })
+        );
+    }
+
+    #[test]
+    fn other_lines_are_not_bench_lines() {
+        for line in [
+            "",
+            "[mhbench 1] hello",
+            "mhbench 1 2",
+            "bench",
+            "bench x",
+            "bench x 1",
+            "bench x 1 2 3",
+            "bench x -1 2",
+            "bench x 1.5 2",
+            "bench done now",
+            "workbench x 1 2",
+        ] {
+            assert_eq!(parse_line(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_later_occurrence_is_found() {
+        assert_eq!(
+            parse_line("[bench 1] bench yield_alone 396 10000"),
+            result("yield_alone", 396, 10000)
+        );
+    }
+
+    #[test]
+    fn a_clean_complete_run_has_no_problems() {
+        let mut r = Report::default();
+        for line in ["boot", "bench null_syscall 236 20000", "bench done"] {
+            r.feed(line);
+        }
+        assert_eq!(r.results, [("null_syscall".to_string(), 236, 20000)]);
+        assert!(r.problems(Outcome::Clean).is_empty());
+        assert_eq!(
+            r.machine_lines(Duration::from_millis(1234)),
+            "null_syscall 236\ntcg_wall_ms 1234\n"
+        );
+    }
+
+    #[test]
+    fn failures_missing_done_and_bad_ends_are_problems() {
+        let mut r = Report::default();
+        r.feed("bench cow_fault FAILED nope");
+        let problems = r.problems(Outcome::InitFailed);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("cow_fault FAILED: nope"));
+        assert!(problems[1].contains("bench done"));
+        assert!(problems[2].contains("init exited"));
+    }
+
+    #[test]
+    fn a_missed_goal_is_not_a_problem() {
+        let mut r = Report::default();
+        r.feed("bench null_syscall 999999 10");
+        r.feed("bench done");
+        assert!(r.problems(Outcome::Clean).is_empty());
+        assert!(r.table().contains("(not yet)"));
+    }
+
+    #[test]
+    fn table_shows_references_ratios_and_the_ipc_row() {
+        let mut r = Report::default();
+        r.feed("bench null_syscall 169 20000");
+        r.feed("bench yield_alone 396 10000");
+        let table = r.table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[0].starts_with("benchmark"));
+        assert!(lines[1].contains("Linux 6.1 338"), "{table}");
+        assert!(lines[1].contains("0.50"), "{table}");
+        assert!(lines[1].contains("<= 120 (not yet)"), "{table}");
+        assert!(!lines[2].contains("Linux"), "{table}");
+        assert!(lines[3].contains("n/a: needs user devices"), "{table}");
+        assert!(lines[3].contains("415"), "{table}");
+    }
+
+    #[test]
+    fn ratios_keep_small_values_readable() {
+        assert_eq!(ratio(169, 338), "0.50");
+        assert_eq!(ratio(20_651_602, 1_700_000_000), "0.0121");
+        assert_eq!(ratio(5, 0), "5.00");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(465_250), "465,250");
+        assert_eq!(thousands(1_700_000_000), "1,700,000,000");
+    }
+}
