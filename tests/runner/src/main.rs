@@ -9,6 +9,7 @@
 // here), so test results are deliberately large.
 #![allow(clippy::result_large_err)]
 
+mod echo;
 mod helpers;
 mod suite;
 mod t_bus;
@@ -17,6 +18,7 @@ mod t_fork;
 mod t_irq;
 mod t_procs;
 mod t_syscalls;
+mod t_userdev;
 mod t_vm;
 mod util;
 
@@ -45,5 +47,6 @@ fn run_all() -> i32 {
     t_irq::run(&mut s);
     t_exec::run(&mut s);
     t_bus::run(&mut s);
+    t_userdev::run(&mut s);
     s.finish()
 }

@@ -1,0 +1,121 @@
+//! The test device server (runs in a forked child): answers the runner's
+//! commands through a user device, and runs negative checks on its own
+//! server-side calls, reporting each result through the client's I/O
+//! space. Ports (all size 8):
+//! - 0: reply value + 1 (I/O space 0, line 0);
+//! - 1: DMA: read `value` bytes at the iova last written to port 2,
+//!   uppercase them, write them back; reply the byte sum (I/O space 8);
+//! - 3: sequence: the value must be the next in 0, 1, 2...; reply it;
+//! - 4: reply the counts of OPEN, CLONE and CLOSE seen (I/O space 16, 24,
+//!   32);
+//! - 10 + k: run negative check k, reply its error code (I/O space 8);
+//! - 9: stop serving (the process exits 0).
+
+use abi::Error;
+use abi::userdev::{REQUEST_CLONE, REQUEST_CLOSE, REQUEST_OPEN, REQUEST_OUT};
+use libmh::dev::{self, Handle, REGISTRY, Served};
+use libmh::process;
+
+/// Server-side checks: (what, the error it must give).
+pub const CHECKS: [(&str, Error); 8] = [
+    ("write_iospace_to_unknown_client", Error::NotFound),
+    ("irq_to_unknown_client", Error::NotFound),
+    ("dma_from_unknown_client", Error::NotFound),
+    ("dma_beyond_the_export", Error::AccessDenied),
+    ("write_iospace_beyond_its_size", Error::InvalidArgument),
+    ("irq_on_a_line_it_has_not", Error::InvalidArgument),
+    ("poll_through_a_non_serving_handle", Error::AccessDenied),
+    ("register_a_taken_name", Error::AlreadyExists),
+];
+
+fn check(k: usize, d: Served, client: u32, iova: u64, name: &str) -> Error {
+    let mut buf = [0u8; 16];
+    let r = match k {
+        0 => d.write_iospace(999, 0, 8, 1),
+        1 => d.irq(5000, 0),
+        2 => d.dma_read(777, iova, &mut buf),
+        3 => d.dma_read(client, iova + 4096, &mut buf),
+        4 => d.write_iospace(client, 60, 8, 1),
+        5 => d.irq(client, 7),
+        6 => Served(REGISTRY).try_poll().map(|_| ()),
+        _ => dev::create(name, 0, 0, 1).map(|_| ()),
+    };
+    r.err().unwrap_or(Error::NotSupported)
+}
+
+pub fn serve(name: &str) -> i32 {
+    let d = match dev::create(name, 2, 64, 1) {
+        Ok(d) => d,
+        Err(_) => return 90,
+    };
+    let (mut opens, mut clones, mut closes) = (0u64, 0u64, 0u64);
+    let mut iova = 0;
+    let mut expect = 0u64;
+    let mut next = d.poll();
+    loop {
+        let r = match next {
+            Ok(r) => r,
+            Err(_) => return 91,
+        };
+        let reply = |port: u32, value: u64| d.reply_poll(r.client, port, 8, value, Some(0));
+        next = match (r.kind, r.port) {
+            (REQUEST_OPEN, _) => {
+                opens += 1;
+                d.poll()
+            }
+            (REQUEST_CLONE, _) => {
+                clones += 1;
+                d.poll()
+            }
+            (REQUEST_CLOSE, _) => {
+                closes += 1;
+                d.poll()
+            }
+            (REQUEST_OUT, 0) => reply(0, r.value + 1),
+            (REQUEST_OUT, 2) => {
+                iova = r.value;
+                d.poll()
+            }
+            (REQUEST_OUT, 1) => {
+                let mut buf = [0u8; 256];
+                let n = (r.value as usize).min(buf.len());
+                let sum = match d.dma_read(r.client, iova, &mut buf[..n]) {
+                    Ok(()) => {
+                        buf[..n].make_ascii_uppercase();
+                        let _ = d.dma_write(r.client, &buf[..n], iova);
+                        buf[..n].iter().map(|&b| b as u64).sum()
+                    }
+                    Err(e) => 1_000_000 + e.code() as u64,
+                };
+                reply(8, sum)
+            }
+            (REQUEST_OUT, 3) => {
+                let ok = r.value == expect;
+                expect += 1;
+                reply(0, if ok { r.value } else { u64::MAX >> 1 })
+            }
+            (REQUEST_OUT, 4) => {
+                let _ = d.write_iospace(r.client, 16, 8, opens);
+                let _ = d.write_iospace(r.client, 24, 8, clones);
+                reply(32, closes)
+            }
+            (REQUEST_OUT, 9) => return 0,
+            (REQUEST_OUT, p) if (10..10 + CHECKS.len() as u32).contains(&p) => {
+                let e = check((p - 10) as usize, d, r.client, iova, name);
+                reply(8, e.code() as u64)
+            }
+            _ => d.poll(),
+        };
+    }
+}
+
+/// Attaches `name`, waiting (yielding) until its server has registered it.
+pub fn attach_when_ready(name: &str, rights: u32) -> Result<Handle, Error> {
+    for _ in 0..10_000 {
+        match dev::attach(REGISTRY, name, rights) {
+            Err(Error::NotFound) => process::yield_now(),
+            other => return other,
+        }
+    }
+    Err(Error::NotFound)
+}
