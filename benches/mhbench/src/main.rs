@@ -12,6 +12,7 @@
 #![no_std]
 #![no_main]
 
+mod ipc;
 mod measure;
 mod tiny;
 
@@ -38,7 +39,7 @@ const FAULT_PAGES: u64 = 256;
 /// operation, iterations per batch).
 type Bench = (&'static str, fn() -> Result<(u64, u64), Fail>);
 
-const BENCHES: [Bench; 9] = [
+const BENCHES: [Bench; 14] = [
     ("null_syscall", null_syscall),
     ("yield_alone", yield_alone),
     ("fork_exit_wait", fork_exit_wait),
@@ -48,6 +49,11 @@ const BENCHES: [Bench; 9] = [
     ("vm_map_unmap", vm_map_unmap),
     ("irq_raise_wait", irq_raise_wait),
     ("exec_tiny", exec_tiny),
+    ("ipc_round_trip", ipc::round_trip_fused),
+    ("ipc_round_trip_plain", ipc::round_trip_plain),
+    ("ipc_round_trip_dma_4k", ipc::round_trip_dma_4k),
+    ("port_in_kernel_device", ipc::port_in_kernel),
+    ("attach_detach", ipc::attach_detach),
 ];
 
 fn main(_args: Args) -> i32 {
