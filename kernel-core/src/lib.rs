@@ -18,7 +18,7 @@ pub mod paging;
 pub mod slab;
 
 pub mod bus;
-pub mod idhash;
+pub mod idtable;
 pub mod runqueue;
 #[cfg(test)]
 mod testmem;

@@ -17,31 +17,36 @@
 use crate::arch::{cpu, entry, paging};
 use crate::process::{Block, DEFAULT_PRIORITY, INIT_PID, PRIORITY_LEVELS, Pid, Process, State};
 use abi::{Error, ExitKind, ExitStatus};
-use alloc::boxed::Box;
-use hashbrown::HashMap;
-use kernel_core::idhash::{IdHashBuilder, id_hash_builder};
+use kernel_core::idtable::IdTable;
 use kernel_core::runqueue::RunQueue;
-use spin::Mutex;
+use spin::{Mutex, MutexGuard};
 
 pub struct Scheduler {
     /// Every device (kept here: one lock covers processes and devices).
     pub devices: crate::bus::Devices,
-    procs: HashMap<Pid, Box<Process>, IdHashBuilder>,
+    /// Every process, by pid (the lowest free pid is reused, as in Unix;
+    /// nothing keeps a pid once its process is reaped).
+    procs: IdTable<Process>,
     ready: RunQueue<PRIORITY_LEVELS>,
     /// The process whose frame is current; 0 before the first.
     current: Pid,
+    /// The same process, for the system-call path (null before the first).
+    current_ptr: *mut Process,
     /// The current process must not simply continue.
     resched: bool,
-    next_pid: Pid,
 }
+
+// SAFETY: `current_ptr` points into a boxed process owned by `procs`, and
+// the scheduler is only ever reached through the SCHED lock on one CPU.
+unsafe impl Send for Scheduler {}
 
 pub static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     devices: crate::bus::Devices::new(),
-    procs: HashMap::with_hasher(id_hash_builder()),
+    procs: IdTable::new(),
     ready: RunQueue::new(),
     current: 0,
+    current_ptr: core::ptr::null_mut(),
     resched: true,
-    next_pid: 1,
 });
 
 /// Length of the `syscall` instruction, for restarting a blocked call.
@@ -49,29 +54,22 @@ const SYSCALL_INSN_LEN: u64 = 2;
 
 impl Scheduler {
     /// The running process.
+    #[inline]
     pub fn current(&mut self) -> &mut Process {
-        let pid = self.current;
-        self.procs
-            .get_mut(&pid)
-            .expect("the current process is in the table")
+        assert!(!self.current_ptr.is_null(), "no current process yet");
+        // SAFETY: `current_ptr` is set by `switch_to` to a boxed process in
+        // `procs`; a process leaves the table only when reaped or discarded,
+        // which never happens to the current one (its parent does the
+        // reaping while it runs), so the pointer is live.
+        unsafe { &mut *self.current_ptr }
     }
 
     pub fn current_pid(&self) -> Pid {
         self.current
     }
 
-    fn fresh_pid(&mut self) -> Pid {
-        loop {
-            let pid = self.next_pid;
-            self.next_pid = self.next_pid.checked_add(1).unwrap_or(2);
-            if pid != 0 && !self.procs.contains_key(&pid) {
-                return pid;
-            }
-        }
-    }
-
     fn enqueue(&mut self, pid: Pid) {
-        if let Some(p) = self.procs.get_mut(&pid)
+        if let Some(p) = self.procs.get_mut(pid)
             && !p.queued
         {
             p.queued = true;
@@ -91,10 +89,10 @@ impl Scheduler {
         init: impl FnOnce(&mut entry::TrapFrame),
     ) -> Result<Pid, (Error, paging::PageTable)> {
         let total = self.procs.len() + 1;
-        if self.procs.try_reserve(1).is_err() || self.ready.reserve(total).is_err() {
+        if self.ready.reserve(total).is_err() {
             return Err((Error::OutOfMemory, space));
         }
-        let pid = self.fresh_pid();
+        let pid = self.procs.free_id();
         let mut proc = Process::new(
             pid,
             parent,
@@ -103,9 +101,10 @@ impl Scheduler {
             space,
         );
         init(&mut proc.frame);
-        match crate::process::try_box(proc) {
-            Ok(boxed) => {
-                self.procs.insert(pid, boxed);
+        let boxed =
+            crate::process::try_box(proc).and_then(|b| self.procs.insert(pid, b).map_err(|b| *b));
+        match boxed {
+            Ok(()) => {
                 self.enqueue(pid);
                 Ok(pid)
             }
@@ -130,7 +129,7 @@ impl Scheduler {
     /// Completes the call `pid` sleeps in with `ret` (a result word or an
     /// error) and makes it runnable.
     pub fn complete(&mut self, pid: Pid, ret: isize) {
-        if let Some(p) = self.procs.get_mut(&pid) {
+        if let Some(p) = self.procs.get_mut(pid) {
             p.frame.rax = ret as u64;
         }
         self.wake(pid);
@@ -139,7 +138,8 @@ impl Scheduler {
     /// The processes sleeping in a call on device `dev`.
     pub fn sleepers_on(&self, dev: crate::bus::DeviceId) -> alloc::vec::Vec<Pid> {
         self.procs
-            .values()
+            .iter()
+            .map(|(_, p)| p)
             .filter(|p| match p.state {
                 State::Blocked(Block::Irq { dev: Some(d), .. }) => d == dev,
                 State::Blocked(Block::Poll { dev: d, .. }) => d == dev,
@@ -150,8 +150,9 @@ impl Scheduler {
     }
 
     /// The process `pid`, if it exists.
+    #[inline]
     pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Process> {
-        self.procs.get_mut(&pid).map(|b| &mut **b)
+        self.procs.get_mut(pid)
     }
 
     pub fn process_count(&self) -> usize {
@@ -160,7 +161,7 @@ impl Scheduler {
 
     /// Makes `vector` pending on `pid`, waking it if it waits for it.
     pub fn raise(&mut self, pid: Pid, vector: u32) {
-        let Some(p) = self.procs.get_mut(&pid) else {
+        let Some(p) = self.procs.get_mut(pid) else {
             return;
         };
         if p.state == State::Zombie {
@@ -180,7 +181,7 @@ impl Scheduler {
     fn wake_child_waiter(&mut self, pid: Pid) {
         if self
             .procs
-            .get(&pid)
+            .get(pid)
             .is_some_and(|p| p.state == State::Blocked(Block::Child))
         {
             self.wake(pid);
@@ -189,7 +190,7 @@ impl Scheduler {
 
     /// Moves `pid` to another priority level.
     pub fn set_priority(&mut self, pid: Pid, priority: u8) {
-        let Some(p) = self.procs.get_mut(&pid) else {
+        let Some(p) = self.procs.get_mut(pid) else {
             return;
         };
         p.priority = priority;
@@ -204,7 +205,7 @@ impl Scheduler {
     }
 
     fn wake(&mut self, pid: Pid) {
-        let Some(p) = self.procs.get_mut(&pid) else {
+        let Some(p) = self.procs.get_mut(pid) else {
             return;
         };
         if !matches!(p.state, State::Blocked(_)) {
@@ -214,7 +215,7 @@ impl Scheduler {
         let prio = p.priority;
         self.enqueue(pid);
         let cur = self.current;
-        if let Some(c) = self.procs.get(&cur)
+        if let Some(c) = self.procs.get(cur)
             && c.state == State::Runnable
             && prio < c.priority
         {
@@ -233,7 +234,7 @@ impl Scheduler {
     /// On a timer tick: preempt if someone as urgent is waiting.
     pub fn tick(&mut self) {
         let pid = self.current;
-        if let Some(p) = self.procs.get(&pid)
+        if let Some(p) = self.procs.get(pid)
             && p.state == State::Runnable
             && self.ready.has_at_least(p.priority)
         {
@@ -246,7 +247,7 @@ impl Scheduler {
     /// releases what it holds and forgets it, leaving no zombie.
     pub fn discard(&mut self, pid: Pid) {
         crate::bus::calls::exit_bus(self, pid);
-        if let Some(mut p) = self.procs.remove(&pid) {
+        if let Some(mut p) = self.procs.remove(pid) {
             if p.queued {
                 self.ready.remove(pid);
             }
@@ -259,7 +260,7 @@ impl Scheduler {
     /// Ends process `pid`: frees its memory, makes it a zombie, hands its
     /// children to init and wakes its parent.
     pub fn exit(&mut self, pid: Pid, status: ExitStatus) {
-        let Some(p) = self.procs.get_mut(&pid) else {
+        let Some(p) = self.procs.get_mut(pid) else {
             return;
         };
         if p.state == State::Zombie {
@@ -270,7 +271,7 @@ impl Scheduler {
         let parent = p.parent;
         // Detach everything first: clients close, served devices go away.
         crate::bus::calls::exit_bus(self, pid);
-        let Some(p) = self.procs.get_mut(&pid) else {
+        let Some(p) = self.procs.get_mut(pid) else {
             return;
         };
         let space = p.space.take();
@@ -307,7 +308,7 @@ impl Scheduler {
         let me = self.current;
         let mut any_child = false;
         let mut zombie = None;
-        for p in self.procs.values() {
+        for (_, p) in self.procs.iter() {
             if p.parent == me {
                 any_child = true;
                 if p.state == State::Zombie {
@@ -328,14 +329,10 @@ impl Scheduler {
         };
         let space = self.current().space.as_mut().ok_or(Error::BadAddress)?;
         crate::usercopy::write_struct(space, out, &status)?;
-        self.procs.remove(&child);
-        // Give back table memory a burst of processes made the tables grow
-        // to, so the kernel's footprint follows the process count.
-        let live = self.procs.len();
-        if self.procs.capacity() > 4 * live.max(16) {
-            self.procs.shrink_to(2 * live);
-        }
-        self.ready.shrink(live);
+        // The table and the queues give back the memory a burst of
+        // processes made them grow to.
+        self.procs.remove(child);
+        self.ready.shrink(self.procs.len());
         Ok(Some(child))
     }
 
@@ -345,7 +342,7 @@ impl Scheduler {
             return Some(self.current);
         }
         while let Some(pid) = self.ready.pop() {
-            if let Some(p) = self.procs.get_mut(&pid) {
+            if let Some(p) = self.procs.get_mut(pid) {
                 p.queued = false;
                 if p.state == State::Runnable {
                     self.resched = false;
@@ -361,7 +358,8 @@ impl Scheduler {
             return;
         }
         self.current = pid;
-        let p = self.procs.get_mut(&pid).expect("picked from the table");
+        let p = self.procs.get_mut(pid).expect("picked from the table");
+        self.current_ptr = p;
         if let Some(space) = &p.space {
             space.activate();
         }
@@ -373,11 +371,11 @@ impl Scheduler {
 }
 
 /// Makes sure a runnable process is current, idling with interrupts on
-/// until one is. Called at the end of every trap and system call.
-pub fn settle() {
+/// (and the lock released) until one is. Called at the end of every trap
+/// and system call, with the lock the call took.
+pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
     loop {
         {
-            let mut s = SCHED.lock();
             if let Some(pid) = s.pick() {
                 s.switch_to(pid);
                 let p = s.current();
@@ -398,13 +396,15 @@ pub fn settle() {
                 continue;
             }
         }
+        drop(s);
         cpu::idle_wait();
+        s = SCHED.lock();
     }
 }
 
 /// Gives the CPU to the first process; never returns.
 pub fn start() -> ! {
-    settle();
+    settle(SCHED.lock());
     entry::enter_user()
 }
 

@@ -40,7 +40,7 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) {
             lapic::eoi();
         }
     }
-    sched::settle();
+    sched::settle(sched::SCHED.lock());
 }
 
 /// A CPU exception in user mode: resolved, delivered to the handler, or
@@ -127,15 +127,20 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
 
 #[unsafe(no_mangle)]
 extern "C" fn syscall_from_user(frame: *mut TrapFrame) {
-    // SAFETY: the entry code passes the current, live frame; no reference
-    // to it is held while `dispatch` runs (it may reach the same memory
-    // through the process table, e.g. to restart a blocked call).
-    let saved = unsafe { frame.read() };
-    debug_assert_eq!(saved.vector, SYSCALL_VECTOR);
-    if let Some(ret) = crate::syscall::dispatch(&saved) {
-        // SAFETY: as above; the frame still belongs to the caller, which
-        // neither exited nor blocked (dispatch returned a value).
-        unsafe { (*frame).rax = ret as u64 };
+    let mut s = sched::SCHED.lock();
+    // SAFETY: the entry code passes the current process's frame, which it
+    // just filled; only the argument registers are read here.
+    let args = unsafe {
+        let f = &*frame;
+        debug_assert_eq!(f.vector, SYSCALL_VECTOR);
+        crate::syscall::Args {
+            number: f.rax,
+            a: [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
+        }
+    };
+    if let Some(ret) = crate::syscall::dispatch(&mut s, &args) {
+        // The caller neither exited nor blocked: it is still current.
+        s.current().frame.rax = ret as u64;
     }
-    sched::settle();
+    sched::settle(s);
 }

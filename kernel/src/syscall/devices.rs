@@ -2,122 +2,131 @@
 //! `bus::user` for what they do).
 
 use crate::bus::{calls, user};
-use crate::sched::SCHED;
+use crate::sched::Scheduler;
 use abi::bus::DEVICE_NAME_MAX;
 use abi::syscall::POLL_NOWAIT;
 use abi::{DeviceConfig, Error};
 
-fn copy_in<T: Copy + Default>(ptr: u64) -> Result<T, Error> {
+fn copy_in<T: Copy + Default>(s: &mut Scheduler, ptr: u64) -> Result<T, Error> {
     let mut value = T::default();
     // SAFETY: T is a plain repr(C) abi type: any bytes are a value of it.
     let bytes = unsafe {
         core::slice::from_raw_parts_mut((&raw mut value).cast::<u8>(), core::mem::size_of::<T>())
     };
-    let mut s = SCHED.lock();
     let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
     crate::usercopy::copy_from_user(space, ptr, bytes)?;
     Ok(value)
 }
 
-pub fn attach(registry: u64, name: u64, len: u64, rights: u64) -> Result<usize, Error> {
+pub fn attach(
+    s: &mut Scheduler,
+    registry: u64,
+    name: u64,
+    len: u64,
+    rights: u64,
+) -> Result<usize, Error> {
     if len == 0 || len > DEVICE_NAME_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
     let mut buf = [0u8; DEVICE_NAME_MAX];
-    let mut s = SCHED.lock();
     {
         let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
         crate::usercopy::copy_from_user(space, name, &mut buf[..len as usize])?;
     }
-    calls::attach(&mut s, registry, &buf[..len as usize], rights).map(|h| h as usize)
+    calls::attach(s, registry, &buf[..len as usize], rights).map(|h| h as usize)
 }
 
-pub fn detach(h: u64) -> Result<usize, Error> {
-    calls::detach(&mut SCHED.lock(), h).map(|()| 0)
+pub fn detach(s: &mut Scheduler, h: u64) -> Result<usize, Error> {
+    calls::detach(s, h).map(|()| 0)
 }
 
-pub fn info(h: u64, out: u64) -> Result<usize, Error> {
-    let mut s = SCHED.lock();
-    let info = calls::info(&mut s, h)?;
+pub fn info(s: &mut Scheduler, h: u64, out: u64) -> Result<usize, Error> {
+    let info = calls::info(s, h)?;
     let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
     crate::usercopy::write_struct(space, out, &info)?;
     Ok(0)
 }
 
-pub fn restrict(h: u64, rights: u64) -> Result<usize, Error> {
-    calls::restrict(&mut SCHED.lock(), h, rights).map(|()| 0)
+pub fn restrict(s: &mut Scheduler, h: u64, rights: u64) -> Result<usize, Error> {
+    calls::restrict(s, h, rights).map(|()| 0)
 }
 
-pub fn port_in(h: u64, port: u64, size: u64) -> Result<usize, Error> {
-    calls::port_in(&mut SCHED.lock(), h, port, size).map(|v| v as usize)
+pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<usize, Error> {
+    calls::port_in(s, h, port, size).map(|v| v as usize)
 }
 
-pub fn port_out(h: u64, port: u64, size: u64, value: u64) -> Result<usize, Error> {
-    calls::port_out(&mut SCHED.lock(), h, port, size, value).map(|_| 0)
+pub fn port_out(
+    s: &mut Scheduler,
+    h: u64,
+    port: u64,
+    size: u64,
+    value: u64,
+) -> Result<usize, Error> {
+    calls::port_out(s, h, port, size, value).map(|_| 0)
 }
 
 pub fn port_out_wait(
+    s: &mut Scheduler,
     h: u64,
     port: u64,
     size: u64,
     value: u64,
     mask: u64,
 ) -> Result<Option<usize>, Error> {
-    calls::port_out_wait(&mut SCHED.lock(), h, port, size, value, mask)
+    calls::port_out_wait(s, h, port, size, value, mask)
 }
 
-pub fn export(h: u64, va: u64, len: u64) -> Result<usize, Error> {
-    calls::export(&mut SCHED.lock(), h, va, len).map(|iova| iova as usize)
+pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<usize, Error> {
+    calls::export(s, h, va, len).map(|iova| iova as usize)
 }
 
-pub fn unexport(h: u64, iova: u64) -> Result<usize, Error> {
-    calls::unexport(&mut SCHED.lock(), h, iova).map(|()| 0)
+pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<usize, Error> {
+    calls::unexport(s, h, iova).map(|()| 0)
 }
 
-pub fn irq_map(h: u64, line: u64, vector: u64) -> Result<usize, Error> {
-    calls::irq_map(&mut SCHED.lock(), h, line, vector).map(|()| 0)
+pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<usize, Error> {
+    calls::irq_map(s, h, line, vector).map(|()| 0)
 }
 
-pub fn irq_ack(h: u64, line: u64) -> Result<usize, Error> {
-    calls::irq_ack(&mut SCHED.lock(), h, line).map(|()| 0)
+pub fn irq_ack(s: &mut Scheduler, h: u64, line: u64) -> Result<usize, Error> {
+    calls::irq_ack(s, h, line).map(|()| 0)
 }
 
-pub fn dev_create(config: u64) -> Result<usize, Error> {
-    let config: DeviceConfig = copy_in(config)?;
-    user::create(&mut SCHED.lock(), &config).map(|h| h as usize)
+pub fn dev_create(s: &mut Scheduler, config: u64) -> Result<usize, Error> {
+    let config: DeviceConfig = copy_in(s, config)?;
+    user::create(s, &config).map(|h| h as usize)
 }
 
-pub fn dev_poll(dev: u64, out: u64, flags: u64) -> Result<Option<usize>, Error> {
+pub fn dev_poll(s: &mut Scheduler, dev: u64, out: u64, flags: u64) -> Result<Option<usize>, Error> {
     if flags & !POLL_NOWAIT != 0 {
         return Err(Error::InvalidArgument);
     }
-    let mut s = SCHED.lock();
-    let dev = user::served(&mut s, dev)?;
-    user::poll(&mut s, dev, out, flags & POLL_NOWAIT != 0)
+    let dev = user::served(s, dev)?;
+    user::poll(s, dev, out, flags & POLL_NOWAIT != 0)
 }
 
 pub fn dev_write_iospace(
+    s: &mut Scheduler,
     dev: u64,
     client: u64,
     port: u64,
     size: u64,
     value: u64,
 ) -> Result<usize, Error> {
-    let mut s = SCHED.lock();
-    let dev = user::served(&mut s, dev)?;
+    let dev = user::served(s, dev)?;
     s.devices
         .user(dev)?
         .write_iospace(client, port, size, value)?;
     Ok(0)
 }
 
-pub fn dev_irq(dev: u64, client: u64, line: u64) -> Result<usize, Error> {
-    let mut s = SCHED.lock();
-    let dev = user::served(&mut s, dev)?;
-    user::irq(&mut s, dev, client, line).map(|()| 0)
+pub fn dev_irq(s: &mut Scheduler, dev: u64, client: u64, line: u64) -> Result<usize, Error> {
+    let dev = user::served(s, dev)?;
+    user::irq(s, dev, client, line).map(|()| 0)
 }
 
 pub fn dev_dma(
+    s: &mut Scheduler,
     dev: u64,
     client: u64,
     iova: u64,
@@ -125,15 +134,15 @@ pub fn dev_dma(
     len: u64,
     to_client: bool,
 ) -> Result<usize, Error> {
-    let mut s = SCHED.lock();
-    let dev = user::served(&mut s, dev)?;
-    user::dma(&mut s, dev, client, iova, buf, len, to_client).map(|()| 0)
+    let dev = user::served(s, dev)?;
+    user::dma(s, dev, client, iova, buf, len, to_client).map(|()| 0)
 }
 
 /// `dev_reply_poll(dev, client, port_size, value, line, out)`: answer one
 /// client (I/O-space write unless `port_size` is 0, IRQ unless `line` is
 /// `u64::MAX`), then poll.
 pub fn dev_reply_poll(
+    s: &mut Scheduler,
     dev: u64,
     client: u64,
     port_size: u64,
@@ -141,8 +150,7 @@ pub fn dev_reply_poll(
     line: u64,
     out: u64,
 ) -> Result<Option<usize>, Error> {
-    let mut s = SCHED.lock();
-    let dev = user::served(&mut s, dev)?;
+    let dev = user::served(s, dev)?;
     if port_size != 0 {
         let (port, size) = (port_size >> 8, port_size & 0xff);
         s.devices
@@ -150,7 +158,7 @@ pub fn dev_reply_poll(
             .write_iospace(client, port, size, value)?;
     }
     if line != u64::MAX {
-        user::irq(&mut s, dev, client, line)?;
+        user::irq(s, dev, client, line)?;
     }
-    user::poll(&mut s, dev, out, false)
+    user::poll(s, dev, out, false)
 }

@@ -1,31 +1,29 @@
 //! `log_write` and `log_read`: the kernel log.
 
 use super::with_space;
-use crate::sched::SCHED;
+use crate::sched::Scheduler;
 use abi::Error;
 use abi::syscall::LOG_WRITE_MAX;
 
-pub fn write(ptr: u64, len: u64) -> Result<usize, Error> {
+pub fn write(s: &mut Scheduler, ptr: u64, len: u64) -> Result<usize, Error> {
     if len > LOG_WRITE_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
     let mut buf = [0u8; LOG_WRITE_MAX];
     let buf = &mut buf[..len as usize];
-    with_space(&mut SCHED.lock(), |space| {
-        crate::usercopy::copy_from_user(space, ptr, buf)
-    })?;
+    with_space(s, |space| crate::usercopy::copy_from_user(space, ptr, buf))?;
     crate::log::write_bytes(buf);
     Ok(buf.len())
 }
 
-pub fn read(pos: u64, ptr: u64, len: u64) -> Result<usize, Error> {
+pub fn read(s: &mut Scheduler, pos: u64, ptr: u64, len: u64) -> Result<usize, Error> {
     let len = len.min(LOG_WRITE_MAX as u64) as usize;
     let mut buf = [0u8; LOG_WRITE_MAX];
     let (copied, _next, lost) = crate::log::read_from(pos, &mut buf[..len]);
     if lost > 0 {
         return Err(Error::NotFound);
     }
-    with_space(&mut SCHED.lock(), |space| {
+    with_space(s, |space| {
         crate::usercopy::copy_to_user(space, ptr, &buf[..copied])
     })?;
     Ok(copied)

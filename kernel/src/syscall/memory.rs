@@ -3,14 +3,15 @@
 
 use super::with_space;
 use crate::mm::{KernelFrames, codec};
-use crate::sched::SCHED;
+use crate::sched::Scheduler;
 use abi::Error;
 use kernel_core::vm::Vm;
 
 fn with_vm(
+    s: &mut Scheduler,
     f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, KernelFrames>) -> Result<(), Error>,
 ) -> Result<usize, Error> {
-    with_space(&mut SCHED.lock(), |space| {
+    with_space(s, |space| {
         let mut frames = KernelFrames;
         let mut vm = Vm {
             pt: space,
@@ -22,18 +23,18 @@ fn with_vm(
     Ok(0)
 }
 
-pub fn map(va: u64, len: u64, prot: u64) -> Result<usize, Error> {
-    with_vm(|vm| vm.map_new(va, len, prot))
+pub fn map(s: &mut Scheduler, va: u64, len: u64, prot: u64) -> Result<usize, Error> {
+    with_vm(s, |vm| vm.map_new(va, len, prot))
 }
 
-pub fn protect(va: u64, len: u64, prot: u64) -> Result<usize, Error> {
-    with_vm(|vm| vm.protect(va, len, prot))
+pub fn protect(s: &mut Scheduler, va: u64, len: u64, prot: u64) -> Result<usize, Error> {
+    with_vm(s, |vm| vm.protect(va, len, prot))
 }
 
-pub fn unmap(va: u64, len: u64) -> Result<usize, Error> {
-    with_vm(|vm| vm.unmap(va, len))
+pub fn unmap(s: &mut Scheduler, va: u64, len: u64) -> Result<usize, Error> {
+    with_vm(s, |vm| vm.unmap(va, len))
 }
 
-pub fn move_pages(dst: u64, src: u64, len: u64) -> Result<usize, Error> {
-    with_vm(|vm| vm.move_pages(dst, src, len))
+pub fn move_pages(s: &mut Scheduler, dst: u64, src: u64, len: u64) -> Result<usize, Error> {
+    with_vm(s, |vm| vm.move_pages(dst, src, len))
 }

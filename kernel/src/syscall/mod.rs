@@ -12,65 +12,71 @@ mod log;
 mod memory;
 mod process;
 
-use crate::arch::entry::TrapFrame;
-use crate::sched::{SCHED, Scheduler};
+use crate::sched::Scheduler;
 use abi::{Error, Sysno};
+
+/// A system call's number and argument registers.
+pub struct Args {
+    pub number: u64,
+    pub a: [u64; 6],
+}
 
 /// What a call produced: `Some(word)` for the caller's `rax`, or `None`
 /// when the caller does not simply return (it exited, exec'd, returned
-/// from a handler, or blocked and will restart the call when woken).
-pub fn dispatch(frame: &TrapFrame) -> Option<isize> {
-    let a = [
-        frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9,
-    ];
-    let result = match Sysno::from_raw(frame.rax) {
+/// from a handler, or blocked and will be completed or restarted when
+/// woken).
+pub fn dispatch(s: &mut Scheduler, args: &Args) -> Option<isize> {
+    let a = args.a;
+    let result = match Sysno::from_raw(args.number) {
         None => Err(Error::NoSuchSyscall),
-        Some(Sysno::LogWrite) => log::write(a[0], a[1]),
-        Some(Sysno::LogRead) => log::read(a[0], a[1], a[2]),
+        Some(Sysno::LogWrite) => log::write(s, a[0], a[1]),
+        Some(Sysno::LogRead) => log::read(s, a[0], a[1], a[2]),
         Some(Sysno::Exit) => {
-            process::exit(a[0] as i64);
+            process::exit(s, a[0] as i64);
             return None;
         }
-        Some(Sysno::GetPid) => Ok(SCHED.lock().current_pid() as usize),
+        Some(Sysno::GetPid) => Ok(s.current_pid() as usize),
         Some(Sysno::Yield) => {
-            SCHED.lock().yield_current();
+            s.yield_current();
             Ok(0)
         }
-        Some(Sysno::WaitChild) => return blocking(process::wait_child(a[0], a[1])),
-        Some(Sysno::Fork) => process::fork(frame),
-        Some(Sysno::Exec) => return silent(process::exec(a[0], a[1], a[2], a[3])),
-        Some(Sysno::SetPriority) => process::set_priority(a[0], a[1]),
-        Some(Sysno::SysInfo) => process::sys_info(a[0]),
-        Some(Sysno::VmMap) => memory::map(a[0], a[1], a[2]),
-        Some(Sysno::VmProtect) => memory::protect(a[0], a[1], a[2]),
-        Some(Sysno::VmUnmap) => memory::unmap(a[0], a[1]),
-        Some(Sysno::VmMove) => memory::move_pages(a[0], a[1], a[2]),
-        Some(Sysno::SetHandler) => interrupts::set_handler(a[0], a[1], a[2]),
-        Some(Sysno::IntReturn) => return silent(interrupts::int_return(a[0])),
-        Some(Sysno::IntEnable) => interrupts::int_enable(a[0]),
-        Some(Sysno::IrqWait) => return blocking(interrupts::irq_wait(a[0])),
-        Some(Sysno::IrqRaise) => interrupts::irq_raise(a[0]),
-        Some(Sysno::Attach) => devices::attach(a[0], a[1], a[2], a[3]),
-        Some(Sysno::Detach) => devices::detach(a[0]),
-        Some(Sysno::Info) => devices::info(a[0], a[1]),
-        Some(Sysno::Restrict) => devices::restrict(a[0], a[1]),
-        Some(Sysno::PortIn) => devices::port_in(a[0], a[1], a[2]),
-        Some(Sysno::PortOut) => devices::port_out(a[0], a[1], a[2], a[3]),
-        Some(Sysno::Export) => devices::export(a[0], a[1], a[2]),
-        Some(Sysno::Unexport) => devices::unexport(a[0], a[1]),
-        Some(Sysno::IrqMap) => devices::irq_map(a[0], a[1], a[2]),
-        Some(Sysno::IrqAck) => devices::irq_ack(a[0], a[1]),
-        Some(Sysno::DevCreate) => devices::dev_create(a[0]),
-        Some(Sysno::DevPoll) => return blocking(devices::dev_poll(a[0], a[1], a[2])),
-        Some(Sysno::DevWriteIospace) => devices::dev_write_iospace(a[0], a[1], a[2], a[3], a[4]),
-        Some(Sysno::DevIrq) => devices::dev_irq(a[0], a[1], a[2]),
-        Some(Sysno::DevDmaRead) => devices::dev_dma(a[0], a[1], a[2], a[3], a[4], false),
-        Some(Sysno::DevDmaWrite) => devices::dev_dma(a[0], a[1], a[4], a[2], a[3], true),
+        Some(Sysno::WaitChild) => return blocking(process::wait_child(s, a[0], a[1])),
+        Some(Sysno::Fork) => process::fork(s),
+        Some(Sysno::Exec) => return silent(process::exec(s, a[0], a[1], a[2], a[3])),
+        Some(Sysno::SetPriority) => process::set_priority(s, a[0], a[1]),
+        Some(Sysno::SysInfo) => process::sys_info(s, a[0]),
+        Some(Sysno::VmMap) => memory::map(s, a[0], a[1], a[2]),
+        Some(Sysno::VmProtect) => memory::protect(s, a[0], a[1], a[2]),
+        Some(Sysno::VmUnmap) => memory::unmap(s, a[0], a[1]),
+        Some(Sysno::VmMove) => memory::move_pages(s, a[0], a[1], a[2]),
+        Some(Sysno::SetHandler) => interrupts::set_handler(s, a[0], a[1], a[2]),
+        Some(Sysno::IntReturn) => return silent(interrupts::int_return(s, a[0])),
+        Some(Sysno::IntEnable) => interrupts::int_enable(s, a[0]),
+        Some(Sysno::IrqWait) => return blocking(interrupts::irq_wait(s, a[0])),
+        Some(Sysno::IrqRaise) => interrupts::irq_raise(s, a[0]),
+        Some(Sysno::Attach) => devices::attach(s, a[0], a[1], a[2], a[3]),
+        Some(Sysno::Detach) => devices::detach(s, a[0]),
+        Some(Sysno::Info) => devices::info(s, a[0], a[1]),
+        Some(Sysno::Restrict) => devices::restrict(s, a[0], a[1]),
+        Some(Sysno::PortIn) => devices::port_in(s, a[0], a[1], a[2]),
+        Some(Sysno::PortOut) => devices::port_out(s, a[0], a[1], a[2], a[3]),
+        Some(Sysno::Export) => devices::export(s, a[0], a[1], a[2]),
+        Some(Sysno::Unexport) => devices::unexport(s, a[0], a[1]),
+        Some(Sysno::IrqMap) => devices::irq_map(s, a[0], a[1], a[2]),
+        Some(Sysno::IrqAck) => devices::irq_ack(s, a[0], a[1]),
+        Some(Sysno::DevCreate) => devices::dev_create(s, a[0]),
+        Some(Sysno::DevPoll) => return blocking(devices::dev_poll(s, a[0], a[1], a[2])),
+        Some(Sysno::DevWriteIospace) => devices::dev_write_iospace(s, a[0], a[1], a[2], a[3], a[4]),
+        Some(Sysno::DevIrq) => devices::dev_irq(s, a[0], a[1], a[2]),
+        Some(Sysno::DevDmaRead) => devices::dev_dma(s, a[0], a[1], a[2], a[3], a[4], false),
+        Some(Sysno::DevDmaWrite) => devices::dev_dma(s, a[0], a[1], a[4], a[2], a[3], true),
         Some(Sysno::PortOutWait) => {
-            return blocking(devices::port_out_wait(a[0], a[1], a[2], a[3], a[4]));
+            return blocking(devices::port_out_wait(s, a[0], a[1], a[2], a[3], a[4]));
         }
         Some(Sysno::DevReplyPoll) => {
-            return blocking(devices::dev_reply_poll(a[0], a[1], a[2], a[3], a[4], a[5]));
+            return blocking(devices::dev_reply_poll(
+                s, a[0], a[1], a[2], a[3], a[4], a[5],
+            ));
         }
     };
     Some(encode(result))

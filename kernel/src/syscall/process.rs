@@ -6,14 +6,13 @@ use crate::arch::entry::TrapFrame;
 use crate::arch::paging::{self, PageTable};
 use crate::mm::{self, KernelFrames, codec};
 use crate::process::PRIORITY_LEVELS;
-use crate::sched::SCHED;
+use crate::sched::Scheduler;
 use abi::syscall::{CMDLINE_MAX, EXEC_IMAGE_MAX, WAIT_NOHANG};
 use abi::{Error, ExitKind, ExitStatus, SysInfo};
 use alloc::vec::Vec;
 use kernel_core::vm::fork_pte;
 
-pub fn exit(code: i64) {
-    let mut s = SCHED.lock();
+pub fn exit(s: &mut Scheduler, code: i64) {
     let pid = s.current_pid();
     let status = ExitStatus {
         pid,
@@ -24,11 +23,11 @@ pub fn exit(code: i64) {
     s.exit(pid, status);
 }
 
-pub fn wait_child(out: u64, flags: u64) -> Result<Option<usize>, Error> {
+pub fn wait_child(s: &mut Scheduler, out: u64, flags: u64) -> Result<Option<usize>, Error> {
     if flags & !WAIT_NOHANG != 0 {
         return Err(Error::InvalidArgument);
     }
-    let pid = SCHED.lock().wait_child(out, flags & WAIT_NOHANG != 0)?;
+    let pid = s.wait_child(out, flags & WAIT_NOHANG != 0)?;
     Ok(pid.map(|p| p as usize))
 }
 
@@ -36,13 +35,14 @@ pub fn wait_child(out: u64, flags: u64) -> Result<Option<usize>, Error> {
 /// this call's result), its handler and interrupt-enable state (not its
 /// pending interrupts), its priority, and an address space sharing every
 /// page (see `kernel_core::vm::fork_pte`).
-pub fn fork(frame: &TrapFrame) -> Result<usize, Error> {
-    let mut s = SCHED.lock();
+pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
+    // The caller's registers as its syscall saved them.
+    let frame = s.current().frame;
     let mut child_space = paging::with_kernel_table(PageTable::new_user)
         .ok_or(Error::OutOfMemory)?
         .map_err(|_| Error::OutOfMemory)?;
     let codec = codec();
-    let copied = with_space(&mut s, |space| {
+    let copied = with_space(s, |space| {
         space.fork_into(&mut child_space, |pte| {
             let forked = fork_pte(codec, &mut KernelFrames, pte)?;
             Ok((forked.parent, forked.child.unwrap_or(0)))
@@ -55,7 +55,7 @@ pub fn fork(frame: &TrapFrame) -> Result<usize, Error> {
     let parent = s.current();
     let (ppid, name, priority) = (parent.pid, parent.name, parent.priority);
     let (handler, int_enabled) = (parent.handler, parent.int_enabled);
-    let child_frame = TrapFrame { rax: 0, ..*frame };
+    let child_frame = TrapFrame { rax: 0, ..frame };
     let pid = s
         .spawn(ppid, name.as_str(), Some(priority), child_space, |f| {
             *f = child_frame
@@ -68,7 +68,7 @@ pub fn fork(frame: &TrapFrame) -> Result<usize, Error> {
         child.handler = handler;
         child.int_enabled = int_enabled;
     }
-    if let Err(e) = crate::bus::calls::fork_bus(&mut s, ppid, pid) {
+    if let Err(e) = crate::bus::calls::fork_bus(s, ppid, pid) {
         s.discard(pid);
         return Err(e);
     }
@@ -81,7 +81,13 @@ pub fn fork(frame: &TrapFrame) -> Result<usize, Error> {
 /// Survives exec: pid, parent, children, priority, pending interrupts.
 /// Does not: the address space, the handler (the new program installs its
 /// own), interrupt enabling.
-pub fn exec(image: u64, image_len: u64, cmdline: u64, cmdline_len: u64) -> Result<(), Error> {
+pub fn exec(
+    s: &mut Scheduler,
+    image: u64,
+    image_len: u64,
+    cmdline: u64,
+    cmdline_len: u64,
+) -> Result<(), Error> {
     if image_len == 0 || image_len > EXEC_IMAGE_MAX as u64 || cmdline_len > CMDLINE_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
@@ -92,7 +98,7 @@ pub fn exec(image: u64, image_len: u64, cmdline: u64, cmdline_len: u64) -> Resul
     bytes.resize(image_len as usize, 0);
     let mut cmd = [0u8; CMDLINE_MAX];
     let cmd = &mut cmd[..cmdline_len as usize];
-    with_space(&mut SCHED.lock(), |space| {
+    with_space(s, |space| {
         crate::usercopy::copy_from_user(space, image, &mut bytes)?;
         crate::usercopy::copy_from_user(space, cmdline, cmd)
     })?;
@@ -105,7 +111,6 @@ pub fn exec(image: u64, image_len: u64, cmdline: u64, cmdline_len: u64) -> Resul
         .ok_or(Error::OutOfMemory)??;
     drop(bytes);
 
-    let mut s = SCHED.lock();
     let p = s.current();
     loaded.initial_frame(&mut p.frame);
     loaded.space.activate();
@@ -117,18 +122,17 @@ pub fn exec(image: u64, image_len: u64, cmdline: u64, cmdline_len: u64) -> Resul
     if !name.is_empty() {
         p.rename(name);
     }
-    crate::bus::calls::exec_bus(&mut s);
+    crate::bus::calls::exec_bus(s);
     Ok(())
 }
 
 /// `set_priority(pid, priority)`: `pid` 0 means the caller. A process may
 /// set its own priority or a child's, never more urgent than its own.
-pub fn set_priority(pid: u64, priority: u64) -> Result<usize, Error> {
+pub fn set_priority(s: &mut Scheduler, pid: u64, priority: u64) -> Result<usize, Error> {
     if priority >= PRIORITY_LEVELS as u64 {
         return Err(Error::InvalidArgument);
     }
     let priority = priority as u8;
-    let mut s = SCHED.lock();
     let me = s.current_pid();
     let mine = s.current().priority;
     let target = if pid == 0 {
@@ -149,9 +153,8 @@ pub fn set_priority(pid: u64, priority: u64) -> Result<usize, Error> {
     Ok(0)
 }
 
-pub fn sys_info(out: u64) -> Result<usize, Error> {
+pub fn sys_info(s: &mut Scheduler, out: u64) -> Result<usize, Error> {
     mm::heap::trim();
-    let mut s = SCHED.lock();
     let info = SysInfo {
         free_frames: mm::frames::free_count() as u64,
         total_frames: mm::frames::managed_count() as u64,
@@ -160,8 +163,6 @@ pub fn sys_info(out: u64) -> Result<usize, Error> {
         tick_hz: crate::arch::lapic::TICK_HZ,
         handles: s.current().bus.len() as u64,
     };
-    with_space(&mut s, |space| {
-        crate::usercopy::write_struct(space, out, &info)
-    })?;
+    with_space(s, |space| crate::usercopy::write_struct(space, out, &info))?;
     Ok(0)
 }
