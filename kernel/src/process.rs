@@ -119,6 +119,7 @@ fn short_name(name: &str) -> ArrayString<32> {
 
 /// Boxes a value, or hands it back if the heap is exhausted (no panic,
 /// and nothing the value owns is lost).
+#[allow(clippy::result_large_err)] // the error is the value itself, handed back
 pub fn try_box<T>(value: T) -> Result<Box<T>, T> {
     let layout = core::alloc::Layout::new::<T>();
     // SAFETY: Process and friends are not zero-sized; the pointer is checked

@@ -101,8 +101,10 @@ impl Scheduler {
             space,
         );
         init(&mut proc.frame);
-        let boxed =
-            crate::process::try_box(proc).and_then(|b| self.procs.insert(pid, b).map_err(|b| *b));
+        let boxed = match crate::process::try_box(proc) {
+            Ok(b) => self.procs.insert(pid, b).map_err(|b| *b),
+            Err(p) => Err(p),
+        };
         match boxed {
             Ok(()) => {
                 self.enqueue(pid);
@@ -373,7 +375,21 @@ impl Scheduler {
 /// Makes sure a runnable process is current, idling with interrupts on
 /// (and the lock released) until one is. Called at the end of every trap
 /// and system call, with the lock the call took.
+#[inline]
 pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
+    // The common case: the caller simply continues, with nothing to
+    // deliver.
+    if !s.resched && !s.current_ptr.is_null() {
+        let p = s.current();
+        if p.pending == 0 || !p.int_enabled {
+            return;
+        }
+    }
+    settle_slow(s)
+}
+
+#[inline(never)]
+fn settle_slow(mut s: MutexGuard<'static, Scheduler>) {
     loop {
         {
             if let Some(pid) = s.pick() {

@@ -33,6 +33,25 @@ fn for_each_piece(
     if write {
         need |= PteFlags::WRITABLE;
     }
+    // One page (the common case): check and copy with a single walk.
+    if (va & 0xfff) + len as u64 <= 4096 {
+        let mut pte = pt.lookup(va & !0xfff).ok_or(Error::BadAddress)?;
+        if write && !pte_flags(pte).contains(PteFlags::WRITABLE) {
+            let mut frames = crate::mm::KernelFrames;
+            let mut vm = Vm {
+                pt: &mut *pt,
+                frames: &mut frames,
+                codec: crate::mm::codec(),
+            };
+            vm.break_cow(va)?;
+            pte = pt.lookup(va & !0xfff).ok_or(Error::BadAddress)?;
+        }
+        if !pte_flags(pte).contains(need) {
+            return Err(Error::BadAddress);
+        }
+        f(pte_addr(pte) + (va & 0xfff), 0, len);
+        return Ok(());
+    }
     // Check every page first, so that a failing copy writes nothing.
     let mut page = va & !0xfff;
     while page < va + len as u64 {

@@ -118,11 +118,30 @@ impl PageTable {
         Ok(())
     }
 
-    /// The leaf entry for `va`, if a 4 KiB page is mapped there.
-    pub fn lookup(&mut self, va: u64) -> Option<u64> {
-        let slot = self.leaf(va, false, PteFlags::empty()).ok()??;
-        // SAFETY: `slot` points into a live page-table frame of ours.
-        let pte = unsafe { *slot };
+    /// The raw leaf entry for `va` (0 when no table reaches it): a
+    /// read-only walk, the hot path of every user copy.
+    #[inline]
+    pub fn leaf_entry(&self, va: u64) -> u64 {
+        let idx = table_indices(va);
+        let mut table = self.root.addr();
+        for &i in &idx[..3] {
+            // SAFETY: `table` is a page-table frame of this address space
+            // (the root, or found in a present non-large entry), mapped by
+            // the direct map; `i` < 512 by construction of table_indices.
+            let e = unsafe { *(*table_mut(table)).get_unchecked(i & 511) };
+            if e & PteFlags::PRESENT.bits() == 0 || e & PteFlags::HUGE.bits() != 0 {
+                return 0;
+            }
+            table = pte_addr(e);
+        }
+        // SAFETY: as above, for the last level.
+        unsafe { *(*table_mut(table)).get_unchecked(idx[3] & 511) }
+    }
+
+    /// The leaf entry for `va`, if a 4 KiB page is present there.
+    #[inline]
+    pub fn lookup(&self, va: u64) -> Option<u64> {
+        let pte = self.leaf_entry(va);
         (pte & PteFlags::PRESENT.bits() != 0).then_some(pte)
     }
 
@@ -235,11 +254,7 @@ impl PageTable {
 /// The kernel-core view of a user page table (see `kernel_core::vm`).
 impl kernel_core::vm::PageTableOps for PageTable {
     fn entry(&mut self, va: u64) -> u64 {
-        match self.leaf(va, false, PteFlags::empty()) {
-            // SAFETY: `slot` points into a live page-table frame of ours.
-            Ok(Some(slot)) => unsafe { *slot },
-            _ => 0,
-        }
+        self.leaf_entry(va)
     }
 
     fn prepare(&mut self, va: u64) -> Result<(), abi::Error> {

@@ -20,6 +20,7 @@ pub mod user;
 use crate::process::Pid;
 use abi::Error;
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use arrayvec::{ArrayString, ArrayVec};
 use kernel_core::userdev::{Export, UserDevice};
 
@@ -55,29 +56,54 @@ pub enum Attachment {
 }
 
 /// Every device, and the registry's names.
+///
+/// Devices sit in a slab; an id is `slot | generation << 16`, so the id of
+/// a device that went away never reaches the device that took its slot
+/// (its clients get `DeviceGone`, not someone else's device).
 pub struct Devices {
-    table: BTreeMap<DeviceId, Device>,
+    slots: Vec<DeviceSlot>,
     names: BTreeMap<ArrayString<32>, DeviceId>,
-    next_id: DeviceId,
+    count: usize,
 }
+
+struct DeviceSlot {
+    generation: u32,
+    device: Option<Device>,
+}
+
+const SLOT_BITS: u32 = 16;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
 
 impl Devices {
     pub const fn new() -> Devices {
         Devices {
-            table: BTreeMap::new(),
+            slots: Vec::new(),
             names: BTreeMap::new(),
-            next_id: 1,
+            count: 0,
         }
     }
 
+    #[inline]
     pub fn get(&self, id: DeviceId) -> Result<&Device, Error> {
-        self.table.get(&id).ok_or(Error::DeviceGone)
+        match self.slots.get((id & SLOT_MASK) as usize) {
+            Some(s) if s.generation == id >> SLOT_BITS => {
+                s.device.as_ref().ok_or(Error::DeviceGone)
+            }
+            _ => Err(Error::DeviceGone),
+        }
     }
 
+    #[inline]
     pub fn get_mut(&mut self, id: DeviceId) -> Result<&mut Device, Error> {
-        self.table.get_mut(&id).ok_or(Error::DeviceGone)
+        match self.slots.get_mut((id & SLOT_MASK) as usize) {
+            Some(s) if s.generation == id >> SLOT_BITS => {
+                s.device.as_mut().ok_or(Error::DeviceGone)
+            }
+            _ => Err(Error::DeviceGone),
+        }
     }
 
+    #[inline]
     pub fn user(&mut self, id: DeviceId) -> Result<&mut UserDevice, Error> {
         match self.get_mut(id)? {
             Device::User(u) => Ok(u),
@@ -96,17 +122,34 @@ impl Devices {
         if self.names.contains_key(&key) {
             return Err(Error::AlreadyExists);
         }
-        let id = self.next_id;
-        self.next_id = self.next_id.checked_add(1).ok_or(Error::LimitReached)?;
-        self.table.insert(id, device);
+        let slot = match self.slots.iter().position(|s| s.device.is_none()) {
+            Some(slot) => slot,
+            None if self.slots.len() <= SLOT_MASK as usize => {
+                self.slots.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+                self.slots.push(DeviceSlot {
+                    generation: 0,
+                    device: None,
+                });
+                self.slots.len() - 1
+            }
+            None => return Err(Error::LimitReached),
+        };
+        let s = &mut self.slots[slot];
+        s.device = Some(device);
+        let id = slot as u32 | s.generation << SLOT_BITS;
         self.names.insert(key, id);
+        self.count += 1;
         Ok(id)
     }
 
     /// Removes a device and its name.
     pub fn remove(&mut self, id: DeviceId) -> Option<Device> {
-        let dev = self.table.remove(&id)?;
+        self.get(id).ok()?;
+        let s = &mut self.slots[(id & SLOT_MASK) as usize];
+        let dev = s.device.take()?;
+        s.generation = (s.generation + 1) & 0xffff;
         self.names.retain(|_, v| *v != id);
+        self.count -= 1;
         Some(dev)
     }
 
@@ -116,7 +159,7 @@ impl Devices {
     }
 
     pub fn count(&self) -> usize {
-        self.names.len()
+        self.count
     }
 }
 
