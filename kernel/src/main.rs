@@ -119,7 +119,7 @@ extern "C" fn kmain() -> ! {
     let loaded = start_modules(&boot_info);
     let now = cpu::rdtsc();
     kprintln!(
-        "MH kernel: {} MiB RAM, {} MiB free, {} of {} modules started, NX={} SMEP={} SMAP={}",
+        "MH kernel: {} MiB RAM, {} MiB free, init started, {} of {} modules in bootfs, NX={} SMEP={} SMAP={}",
         stats.ram_bytes >> 20,
         (mm::frames::free_count() as u64 * 4096) >> 20,
         loaded,
@@ -166,10 +166,11 @@ fn record_modules(info: &BootInfo) {
     });
 }
 
-/// Turns every boot module into a process; returns how many started.
+/// Starts the first boot module as init; the others wait in bootfs for
+/// init to start them (fork + exec). Returns how many started (0 or 1).
 fn start_modules(info: &BootInfo) -> usize {
     let mut started = 0;
-    for (index, module) in info.modules.iter().enumerate() {
+    for (index, module) in info.modules.iter().enumerate().take(1) {
         let cmdline = module.cmdline.as_str();
         let (path, args) = cmdline.split_once(' ').unwrap_or((cmdline, ""));
         let name = path.rsplit('/').next().unwrap_or(path);

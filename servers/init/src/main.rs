@@ -11,7 +11,11 @@ libmh::entry!(main);
 fn main(args: Args) -> i32 {
     println!("init: hello from MH init, pid {}", process::getpid());
     println!("init: arguments: '{}'", args.as_str());
-    // Reap whatever the kernel started beside us before powering off.
+    match libmh::bootfs::spawn_boot_modules() {
+        Ok(n) => println!("init: started {n} boot modules"),
+        Err(e) => println!("init: cannot start the boot modules: {e}"),
+    }
+    // Reap what we started before powering off.
     while let Ok(status) = process::wait_child() {
         println!(
             "init: child {} ended (kind {}, code {})",

@@ -39,6 +39,14 @@ fn main(args: Args) -> i32 {
 
 fn run_all() -> i32 {
     let mut s = suite::Suite::new();
+    // The helpers are the other boot modules: start them first (they die,
+    // spin and print while the first tests run).
+    s.run("init_spawns_the_boot_modules", || {
+        let n = libmh::bootfs::spawn_boot_modules()
+            .map_err(|e| suite::Fail::new(format_args!("{e}")))?;
+        ensure_eq!(n, 8);
+        Ok(())
+    });
     t_syscalls::run(&mut s);
     // Reaps the helper modules: the groups after it start with no children.
     t_procs::run(&mut s);

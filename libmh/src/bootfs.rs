@@ -1,0 +1,123 @@
+//! The boot modules, through the `bootfs` kernel device, and starting
+//! them as processes (fork + exec).
+//!
+//! Rules: the image is read by the child, into pages it maps for the
+//! purpose just before `exec` replaces them, so the parent's memory is
+//! never touched and no allocator is needed.
+
+use crate::dev::{self, Handle, REGISTRY};
+use crate::process;
+use crate::vm;
+use abi::Error;
+use abi::kdev::bootfs::*;
+
+/// Where a child reads the image it is about to exec.
+const LOAD_AREA: u64 = 0x0000_7e00_0000_0000;
+const PAGE: u64 = 4096;
+
+/// A bootfs handle.
+#[derive(Clone, Copy, Debug)]
+pub struct Bootfs(pub Handle);
+
+impl Bootfs {
+    /// Attaches bootfs through the registry (needs LOOKUP; bootfs is for
+    /// init and whoever it hands a handle to). The handle passes to a
+    /// forked child (which reads the image) but not across exec (the
+    /// started program has no business with bootfs).
+    pub fn open() -> Result<Bootfs, Error> {
+        let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA | dev::RIGHT_CLONE;
+        dev::attach(REGISTRY, "bootfs", rights | dev::ATTACH_CLOSE_ON_EXEC).map(Bootfs)
+    }
+
+    pub fn count(self) -> Result<u32, Error> {
+        self.0.port_in(PORT_COUNT, 4).map(|n| n as u32)
+    }
+
+    /// Module `index`'s size in bytes.
+    pub fn size(self, index: u32) -> Result<u64, Error> {
+        self.0.port_out(PORT_SELECT, 4, index as u64)?;
+        self.0.port_in(PORT_SIZE, 4)
+    }
+
+    /// Copies module `index`'s command line into `buf`; returns it.
+    pub fn cmdline(self, index: u32, buf: &mut [u8]) -> Result<&str, Error> {
+        self.0.port_out(PORT_SELECT, 4, index as u64)?;
+        let iova = self.0.export(buf)?;
+        let read = (|| {
+            self.0.port_out(PORT_OFFSET, 8, 0)?;
+            self.0.port_out(PORT_LEN, 8, buf.len() as u64)?;
+            self.0.port_out(PORT_READ_CMDLINE, 8, iova)?;
+            self.0.port_in(PORT_DONE, 4)
+        })();
+        self.0.unexport(iova)?;
+        let n = read? as usize;
+        core::str::from_utf8(&buf[..n]).map_err(|_| Error::BadImage)
+    }
+
+    /// Reads all of module `index` into `buf` (at least its size).
+    pub fn read(self, index: u32, buf: &mut [u8]) -> Result<usize, Error> {
+        self.0.port_out(PORT_SELECT, 4, index as u64)?;
+        let iova = self.0.export(buf)?;
+        let read = (|| {
+            self.0.port_out(PORT_OFFSET, 8, 0)?;
+            self.0.port_out(PORT_LEN, 8, buf.len() as u64)?;
+            self.0.port_out(PORT_READ, 8, iova)?;
+            self.0.port_in(PORT_DONE, 4)
+        })();
+        self.0.unexport(iova)?;
+        read.map(|n| n as usize)
+    }
+
+    /// Starts module `index` as a child with its boot command line
+    /// (`binary args…`, as the manifest wrote it); returns the child's pid.
+    /// The child exits with status 127 if it cannot load the image.
+    pub fn spawn(self, index: u32) -> Result<u32, Error> {
+        let size = self.size(index)?;
+        let mut cmd = [0u8; 256];
+        let cmdline = self.cmdline(index, &mut cmd)?;
+        // Check the command line before forking: a bad index fails here.
+        let _ = cmdline;
+        match process::fork()? {
+            0 => {
+                let e = self.load_and_exec(index, size);
+                crate::println!("spawn: module {index} could not start: {e}");
+                process::exit(127)
+            }
+            pid => Ok(pid),
+        }
+    }
+
+    /// In the child: map room, read the image, exec it.
+    fn load_and_exec(self, index: u32, size: u64) -> Error {
+        let len = size.div_ceil(PAGE).max(1) * PAGE;
+        if let Err(e) = vm::map(LOAD_AREA, len, vm::PROT_RW) {
+            return e;
+        }
+        // SAFETY: the range was just mapped read-write for this purpose and
+        // nothing else refers to it.
+        let image = unsafe { core::slice::from_raw_parts_mut(LOAD_AREA as *mut u8, size as usize) };
+        if let Err(e) = self.read(index, image) {
+            return e;
+        }
+        let mut cmd = [0u8; 256];
+        match self.cmdline(index, &mut cmd) {
+            Ok(cmdline) => process::exec(image, cmdline),
+            Err(e) => e,
+        }
+    }
+}
+
+/// Starts every boot module after the first (which is the caller, init),
+/// in order; returns how many started, and reports the ones that did not.
+pub fn spawn_boot_modules() -> Result<u32, Error> {
+    let fs = Bootfs::open()?;
+    let mut started = 0;
+    for index in 1..fs.count()? {
+        match fs.spawn(index) {
+            Ok(_) => started += 1,
+            Err(e) => crate::println!("spawn: module {index}: {e}"),
+        }
+    }
+    fs.0.detach()?;
+    Ok(started)
+}
