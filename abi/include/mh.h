@@ -237,6 +237,32 @@
 #define MH_PORT_DONE 8
 
 /**
+ * in (size 8): bytes ever written to the log.
+ */
+#define MH_PORT_WRITTEN 0
+
+/**
+ * out (size 8): the absolute position the next read starts at.
+ */
+#define MH_PORT_POS 1
+
+/**
+ * in (size 8): bytes the last read skipped because the ring had
+ * already overwritten them.
+ */
+#define MH_PORT_LOST 5
+
+/**
+ * in (size 8): the current position.
+ */
+#define MH_PORT_POS_NOW 6
+
+/**
+ * The IRQ line raised when the log grows.
+ */
+#define MH_IRQ_DATA 0
+
+/**
  * Size of a page: the unit of mapping, protection and DMA.
  */
 #define MH_PAGE_SIZE 4096
@@ -806,6 +832,13 @@ typedef struct MhSysInfo {
    * Handles on the caller's bus.
    */
   uint64_t handles;
+  /**
+   * Frames the kernel heap holds (kernel objects: process records,
+   * tables, queues). `free_frames + heap_frames` moves only when pages
+   * or page tables are taken or given back, so tests compare it against
+   * a baseline without tripping over heap fragmentation.
+   */
+  uint64_t heap_frames;
 } MhSysInfo;
 
 /**

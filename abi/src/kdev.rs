@@ -44,3 +44,27 @@ pub mod bootfs {
     /// in: how many bytes the last read copied.
     pub const PORT_DONE: u32 = 8;
 }
+
+/// `klog`: the kernel log (a 64 KiB ring of every line the kernel and
+/// `log_write` produced), read by DMA into an export. IRQ line 0 fires when
+/// new bytes arrive (map it with `irq_map`).
+pub mod klog {
+    /// in (size 8): bytes ever written to the log.
+    pub const PORT_WRITTEN: u32 = 0;
+    /// out (size 8): the absolute position the next read starts at.
+    pub const PORT_POS: u32 = 1;
+    /// out (size 4 or 8): the most bytes the next read copies.
+    pub const PORT_LEN: u32 = 2;
+    /// out (size 8): copy log bytes from the position to this iova (inside
+    /// an export); the position moves past them.
+    pub const PORT_READ: u32 = 3;
+    /// in: bytes the last read copied.
+    pub const PORT_DONE: u32 = 4;
+    /// in (size 8): bytes the last read skipped because the ring had
+    /// already overwritten them.
+    pub const PORT_LOST: u32 = 5;
+    /// in (size 8): the current position.
+    pub const PORT_POS_NOW: u32 = 6;
+    /// The IRQ line raised when the log grows.
+    pub const IRQ_DATA: u32 = 0;
+}

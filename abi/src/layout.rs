@@ -95,13 +95,14 @@ mod tests {
     #[test]
     fn sys_info_layout_is_pinned() {
         use crate::SysInfo;
-        assert_eq!(size_of::<SysInfo>(), 48);
+        assert_eq!(size_of::<SysInfo>(), 56);
         assert_eq!(offset_of!(SysInfo, free_frames), 0);
         assert_eq!(offset_of!(SysInfo, total_frames), 8);
         assert_eq!(offset_of!(SysInfo, processes), 16);
         assert_eq!(offset_of!(SysInfo, ticks), 24);
         assert_eq!(offset_of!(SysInfo, tick_hz), 32);
         assert_eq!(offset_of!(SysInfo, handles), 40);
+        assert_eq!(offset_of!(SysInfo, heap_frames), 48);
     }
 
     #[test]

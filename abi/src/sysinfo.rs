@@ -16,4 +16,9 @@ pub struct SysInfo {
     pub tick_hz: u64,
     /// Handles on the caller's bus.
     pub handles: u64,
+    /// Frames the kernel heap holds (kernel objects: process records,
+    /// tables, queues). `free_frames + heap_frames` moves only when pages
+    /// or page tables are taken or given back, so tests compare it against
+    /// a baseline without tripping over heap fragmentation.
+    pub heap_frames: u64,
 }

@@ -8,6 +8,7 @@
 
 use crate::arch::serial::Serial;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::klog::LogRing;
 use spin::Mutex;
 
@@ -18,6 +19,10 @@ pub struct Log {
     ring: LogRing<LOG_RING_SIZE>,
     serial: Serial,
 }
+
+/// Set whenever the log grows; the scheduler clears it and raises klog's
+/// IRQ (it cannot be raised here: logging happens under any lock).
+pub static GREW: AtomicBool = AtomicBool::new(false);
 
 static LOG: Mutex<Log> = Mutex::new(Log {
     ring: LogRing::new(),
@@ -33,6 +38,7 @@ impl Write for Log {
 
 impl Log {
     fn write_bytes(&mut self, bytes: &[u8]) {
+        GREW.store(true, Ordering::Relaxed);
         self.ring.write(bytes);
         self.serial.write(bytes);
     }
@@ -66,6 +72,11 @@ pub fn force_write(args: fmt::Arguments<'_>) {
 /// Copies log bytes from absolute position `pos` (see `LogRing::read_from`).
 pub fn read_from(pos: u64, out: &mut [u8]) -> (usize, u64, u64) {
     LOG.lock().ring.read_from(pos, out)
+}
+
+/// Bytes ever written to the log.
+pub fn total_written() -> u64 {
+    LOG.lock().ring.total_written()
 }
 
 /// `println!` for the kernel.

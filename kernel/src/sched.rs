@@ -379,7 +379,10 @@ impl Scheduler {
 pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
     // The common case: the caller simply continues, with nothing to
     // deliver.
-    if !s.resched && !s.current_ptr.is_null() {
+    if !s.resched
+        && !s.current_ptr.is_null()
+        && !crate::log::GREW.load(core::sync::atomic::Ordering::Relaxed)
+    {
         let p = s.current();
         if p.pending == 0 || !p.int_enabled {
             return;
@@ -390,6 +393,9 @@ pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
 
 #[inline(never)]
 fn settle_slow(mut s: MutexGuard<'static, Scheduler>) {
+    if crate::log::GREW.swap(false, core::sync::atomic::Ordering::Relaxed) {
+        crate::bus::calls::notify_klog_listeners(&mut s);
+    }
     loop {
         {
             if let Some(pid) = s.pick() {

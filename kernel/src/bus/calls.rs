@@ -79,6 +79,8 @@ fn release(s: &mut Scheduler, att: Attachment) {
 /// `detach(handle)`.
 pub fn detach(s: &mut Scheduler, h: u64) -> Result<(), Error> {
     let entry = s.current().bus.remove(h)?;
+    let pid = s.current_pid();
+    forget_klog_listener(s, |p, hh| (p, hh) == (pid, h));
     release(s, entry.value);
     Ok(())
 }
@@ -241,7 +243,40 @@ pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
 pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<(), Error> {
     match s.current().bus.require(h, RIGHT_IRQ)?.value {
         Attachment::Client { dev, client } => s.devices.user(dev)?.irq_map(client, line, vector),
+        Attachment::Kernel {
+            kind: KernelDevice::Klog,
+            ..
+        } => {
+            if line != abi::kdev::klog::IRQ_DATA as u64
+                || vector >= abi::interrupt::VECTOR_COUNT as u64
+            {
+                return Err(Error::InvalidArgument);
+            }
+            let pid = s.current_pid();
+            let listeners = &mut s.devices.klog_listeners;
+            listeners.retain(|&(p, hh, _)| (p, hh) != (pid, h));
+            listeners.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+            listeners.push((pid, h, vector as u32));
+            Ok(())
+        }
         _ => Err(Error::NotSupported),
+    }
+}
+
+/// Drops klog listeners; the list gives its memory back when it empties.
+fn forget_klog_listener(s: &mut Scheduler, gone: impl Fn(Pid, u64) -> bool) {
+    let listeners = &mut s.devices.klog_listeners;
+    listeners.retain(|&(p, h, _)| !gone(p, h));
+    if listeners.is_empty() {
+        listeners.shrink_to_fit();
+    }
+}
+
+/// Raises klog's data IRQ on every listener; called when the log grew.
+pub fn notify_klog_listeners(s: &mut Scheduler) {
+    for i in 0..s.devices.klog_listeners.len() {
+        let (pid, _, vector) = s.devices.klog_listeners[i];
+        s.raise(pid, vector);
     }
 }
 
@@ -326,6 +361,7 @@ pub fn exec_bus(s: &mut Scheduler) {
 pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
     let Some(p) = s.get_mut(pid) else { return };
     let all = core::mem::take(&mut p.bus);
+    forget_klog_listener(s, |p, _| p == pid);
     for (_, e) in all.iter() {
         release(s, e.value.clone());
     }

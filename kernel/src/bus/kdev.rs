@@ -1,5 +1,6 @@
 //! The kernel devices' ports (maps in `abi::kdev`): the registry (names
-//! and their listing) and bootfs (the boot modules, read by DMA).
+//! and their listing), bootfs (the boot modules, read by DMA) and klog
+//! (the kernel log, read by DMA, with an IRQ when it grows).
 //!
 //! Rules: every port, size and selected index is checked; bootfs copies
 //! only into memory the caller exported to its bootfs handle, and only
@@ -9,7 +10,7 @@ use super::{Attachment, Device, Devices, KernelDevice};
 use crate::arch::paging::PageTable;
 use abi::Error;
 use abi::bus::{DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
-use abi::kdev::{bootfs, registry};
+use abi::kdev::{bootfs, klog, registry};
 use arrayvec::{ArrayString, ArrayVec};
 use spin::Once;
 
@@ -78,6 +79,13 @@ pub fn port_in(
                 _ => Err(Error::InvalidArgument),
             }
         }
+        KernelDevice::Klog => match port {
+            klog::PORT_WRITTEN => Ok(crate::log::total_written()),
+            klog::PORT_DONE => Ok(state[2]),
+            klog::PORT_LOST => Ok(state[3]),
+            klog::PORT_POS_NOW => Ok(state[0]),
+            _ => Err(Error::InvalidArgument),
+        },
         KernelDevice::Bootfs => {
             if port == bootfs::PORT_COUNT {
                 return Ok(modules().len() as u64);
@@ -119,6 +127,44 @@ pub fn port_out(
         | (KernelDevice::Bootfs, bootfs::PORT_SELECT) => {
             require_size(size, &[4, 8])?;
             state[0] = value;
+            Ok(())
+        }
+        (KernelDevice::Klog, klog::PORT_POS) => {
+            require_size(size, &[8])?;
+            state[0] = value;
+            Ok(())
+        }
+        (KernelDevice::Klog, klog::PORT_LEN) => {
+            require_size(size, &[4, 8])?;
+            state[1] = value;
+            Ok(())
+        }
+        (KernelDevice::Klog, klog::PORT_READ) => {
+            require_size(size, &[8])?;
+            let want = state[1].min(crate::log::LOG_RING_SIZE as u64);
+            let end = value.checked_add(want).ok_or(Error::InvalidArgument)?;
+            if !exports
+                .iter()
+                .any(|e| value >= e.iova && end <= e.iova + e.len)
+            {
+                return Err(Error::AccessDenied);
+            }
+            let (mut pos, mut done, mut lost) = (state[0], 0u64, 0u64);
+            let mut chunk = [0u8; 1024];
+            while done < want {
+                let n = ((want - done) as usize).min(chunk.len());
+                let (copied, next, skipped) = crate::log::read_from(pos, &mut chunk[..n]);
+                if copied == 0 {
+                    break;
+                }
+                crate::usercopy::copy_to_user(space, value + done, &chunk[..copied])?;
+                lost += skipped;
+                done += copied as u64;
+                pos = next;
+            }
+            state[0] = pos;
+            state[2] = done;
+            state[3] = lost;
             Ok(())
         }
         (KernelDevice::Bootfs, bootfs::PORT_OFFSET) => {

@@ -31,6 +31,7 @@ pub type DeviceId = u32;
 pub enum KernelDevice {
     Registry,
     Bootfs,
+    Klog,
 }
 
 pub enum Device {
@@ -59,11 +60,16 @@ pub enum Attachment {
 ///
 /// Devices sit in a slab; an id is `slot | generation << 16`, so the id of
 /// a device that went away never reaches the device that took its slot
-/// (its clients get `DeviceGone`, not someone else's device).
+/// (its clients get `DeviceGone`, not someone else's device). Generations
+/// come from one counter, not per slot, so empty slots at the end can be
+/// given back without a later device reusing an old id.
 pub struct Devices {
     slots: Vec<DeviceSlot>,
     names: BTreeMap<ArrayString<32>, DeviceId>,
     count: usize,
+    next_generation: u32,
+    /// Who wants klog's data IRQ: (process, handle, vector).
+    pub klog_listeners: Vec<(Pid, u64, u32)>,
 }
 
 struct DeviceSlot {
@@ -80,6 +86,8 @@ impl Devices {
             slots: Vec::new(),
             names: BTreeMap::new(),
             count: 0,
+            next_generation: 0,
+            klog_listeners: Vec::new(),
         }
     }
 
@@ -134,9 +142,12 @@ impl Devices {
             }
             None => return Err(Error::LimitReached),
         };
+        let generation = self.next_generation;
+        self.next_generation = (self.next_generation + 1) & 0xffff;
         let s = &mut self.slots[slot];
         s.device = Some(device);
-        let id = slot as u32 | s.generation << SLOT_BITS;
+        s.generation = generation;
+        let id = slot as u32 | generation << SLOT_BITS;
         self.names.insert(key, id);
         self.count += 1;
         Ok(id)
@@ -145,9 +156,13 @@ impl Devices {
     /// Removes a device and its name.
     pub fn remove(&mut self, id: DeviceId) -> Option<Device> {
         self.get(id).ok()?;
-        let s = &mut self.slots[(id & SLOT_MASK) as usize];
-        let dev = s.device.take()?;
-        s.generation = (s.generation + 1) & 0xffff;
+        let dev = self.slots[(id & SLOT_MASK) as usize].device.take()?;
+        while self.slots.last().is_some_and(|s| s.device.is_none()) {
+            self.slots.pop();
+        }
+        if self.slots.capacity() > 2 * self.slots.len().max(4) {
+            self.slots.shrink_to_fit();
+        }
         self.names.retain(|_, v| *v != id);
         self.count -= 1;
         Some(dev)
@@ -171,6 +186,9 @@ pub fn max_rights(dev: &Device) -> u32 {
             RIGHT_LOOKUP | RIGHT_REGISTER | RIGHT_READ | RIGHT_WRITE | RIGHT_CLONE
         }
         Device::Kernel(KernelDevice::Bootfs) => RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_CLONE,
+        Device::Kernel(KernelDevice::Klog) => {
+            RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_CLONE
+        }
         Device::User(_) => RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_CLONE,
     }
 }
@@ -179,6 +197,7 @@ pub fn max_rights(dev: &Device) -> u32 {
 pub fn init(devices: &mut Devices) -> Result<(), Error> {
     devices.add("registry", Device::Kernel(KernelDevice::Registry))?;
     devices.add("bootfs", Device::Kernel(KernelDevice::Bootfs))?;
+    devices.add("klog", Device::Kernel(KernelDevice::Klog))?;
     Ok(())
 }
 

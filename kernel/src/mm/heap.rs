@@ -17,6 +17,7 @@ use crate::arch::paging;
 use arrayvec::ArrayVec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::frame::Frame;
 use kernel_core::slab::{PageSource, SizeClassHeap};
 use spin::Mutex;
@@ -81,6 +82,9 @@ impl VmallocSpace {
     }
 }
 
+/// Frames held by multi-page and single-page large allocations.
+static LARGE_FRAMES: AtomicU64 = AtomicU64::new(0);
+
 struct Heap {
     small: Mutex<SizeClassHeap>,
     vmalloc: Mutex<VmallocSpace>,
@@ -105,7 +109,10 @@ impl Heap {
         }
         let pages = pages_for(layout);
         if pages == 1 {
-            return frames::alloc().map_or(null_mut(), |f| phys::to_virt(f.addr()));
+            return frames::alloc().map_or(null_mut(), |f| {
+                LARGE_FRAMES.fetch_add(1, Ordering::Relaxed);
+                phys::to_virt(f.addr())
+            });
         }
         let Some(start) = self.vmalloc.lock().take(pages) else {
             return null_mut();
@@ -125,6 +132,7 @@ impl Heap {
                 }
             }
         }
+        LARGE_FRAMES.fetch_add(pages, Ordering::Relaxed);
         start as *mut u8
     }
 
@@ -139,6 +147,7 @@ impl Heap {
     fn dealloc_large(&self, ptr: *mut u8, layout: Layout) {
         let pages = pages_for(layout);
         let va = ptr as u64;
+        LARGE_FRAMES.fetch_sub(pages, Ordering::Relaxed);
         if pages == 1 && va < VMALLOC_START {
             let _ = frames::release(Frame::containing(phys::from_virt(ptr)));
             return;
@@ -146,6 +155,11 @@ impl Heap {
         self.free_vmalloc(va, pages);
         self.vmalloc.lock().give_back(va, pages);
     }
+}
+
+/// Frames the heap holds right now (slab pages and large allocations).
+pub fn frames_held() -> u64 {
+    HEAP.small.lock().pages_in_use() as u64 + LARGE_FRAMES.load(Ordering::Relaxed)
 }
 
 /// Gives the slab caches' spare empty pages back to the frame table (so a

@@ -162,6 +162,7 @@ pub fn sys_info(s: &mut Scheduler, out: u64) -> Result<usize, Error> {
         ticks: crate::trap::TICKS.load(core::sync::atomic::Ordering::Relaxed),
         tick_hz: crate::arch::lapic::TICK_HZ,
         handles: s.current().bus.len() as u64,
+        heap_frames: mm::heap::frames_held(),
     };
     with_space(s, |space| crate::usercopy::write_struct(space, out, &info))?;
     Ok(0)

@@ -379,6 +379,84 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run("klog_reads_the_log_by_dma", || {
+        use abi::kdev::klog;
+        let h = dev::attach(
+            REGISTRY,
+            "klog",
+            dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA,
+        )
+        .map_err(fail)?;
+        let written = h.port_in(klog::PORT_WRITTEN, 8).map_err(fail)?;
+        ensure!(written > 100, "written {written}");
+        let mut buf = [0u8; 1024];
+        let iova = h.export(&mut buf).map_err(fail)?;
+        h.port_out(klog::PORT_POS, 8, 0).map_err(fail)?;
+        h.port_out(klog::PORT_LEN, 4, 1024).map_err(fail)?;
+        h.port_out(klog::PORT_READ, 8, iova).map_err(fail)?;
+        ensure_eq!(h.port_in(klog::PORT_DONE, 4), Ok(1024));
+        let lost = h.port_in(klog::PORT_LOST, 8).map_err(fail)?;
+        ensure_eq!(h.port_in(klog::PORT_POS_NOW, 8), Ok(lost + 1024));
+        if lost == 0 {
+            ensure!(
+                buf.windows(10).any(|w| w == b"MH kernel:"),
+                "no banner in the first KiB"
+            );
+        }
+        // Reading at the end copies nothing.
+        h.port_out(klog::PORT_POS, 8, u64::MAX / 2).map_err(fail)?;
+        h.port_out(klog::PORT_READ, 8, iova).map_err(fail)?;
+        ensure_eq!(h.port_in(klog::PORT_DONE, 4), Ok(0));
+        ensure_eq!(h.detach(), Ok(()));
+        Ok(())
+    });
+
+    s.run("klog_irq_fires_when_the_log_grows", || {
+        use abi::kdev::klog;
+        let h = dev::attach(REGISTRY, "klog", dev::RIGHT_READ | dev::RIGHT_IRQ).map_err(fail)?;
+        ensure_eq!(h.irq_map(1, 30), Err(Error::InvalidArgument));
+        ensure_eq!(h.irq_map(klog::IRQ_DATA, 63), Err(Error::InvalidArgument));
+        ensure_eq!(h.irq_map(klog::IRQ_DATA, 30), Ok(()));
+        libmh::println!("mhtest: a line for the klog listener");
+        ensure_eq!(process::irq_wait(1 << 30), Ok(1 << 30));
+        ensure_eq!(h.detach(), Ok(()));
+        // Detached: no more IRQs.
+        libmh::println!("mhtest: a line nobody listens to");
+        ensure_eq!(process::irq_raise(31), Ok(()));
+        ensure_eq!(process::irq_wait((1 << 30) | (1 << 31)), Ok(1 << 31));
+        Ok(())
+    });
+
+    s.run("klog_refusals", || {
+        use abi::kdev::klog;
+        let h = dev::attach(
+            REGISTRY,
+            "klog",
+            dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA,
+        )
+        .map_err(fail)?;
+        let mut buf = [0u8; 64];
+        h.port_out(klog::PORT_LEN, 4, 64).map_err(fail)?;
+        ensure_eq!(
+            h.port_out(klog::PORT_READ, 8, buf.as_ptr() as u64),
+            Err(Error::AccessDenied)
+        );
+        let iova = h.export(&mut buf).map_err(fail)?;
+        h.port_out(klog::PORT_LEN, 4, 65).map_err(fail)?;
+        ensure_eq!(
+            h.port_out(klog::PORT_READ, 8, iova),
+            Err(Error::AccessDenied)
+        );
+        ensure_eq!(
+            h.port_out(klog::PORT_POS, 4, 0),
+            Err(Error::InvalidArgument)
+        );
+        ensure_eq!(h.port_in(9, 4), Err(Error::InvalidArgument));
+        ensure_eq!(h.irq_map(0, 3), Err(Error::AccessDenied));
+        ensure_eq!(h.detach(), Ok(()));
+        Ok(())
+    });
+
     s.run("bus_group_leaves_no_handle_behind", || {
         ensure_eq!(handles_in_use(), handles);
         Ok(())
