@@ -86,7 +86,7 @@
 /**
  * `attach` flag: drop this handle on `exec`.
  */
-#define MH_ATTACH_CLOSE_ON_EXEC (1 << 31)
+#define MH_ATTACH_CLOSE_ON_EXEC 2147483648
 
 /**
  * The handle every process is started with: its registry handle, if its
@@ -113,6 +113,32 @@
  * [`DeviceInfo::kind`]: a device served by a process.
  */
 #define MH_DEVICE_KIND_USER 2
+
+/**
+ * Port ranges one hardware device may have.
+ */
+#define MH_HW_PORT_RANGES 8
+
+/**
+ * MMIO ranges one hardware device may have.
+ */
+#define MH_HW_MMIO_RANGES 4
+
+/**
+ * Interrupt lines one hardware device may have.
+ */
+#define MH_HW_IRQS 4
+
+/**
+ * [`HwIrq::flags`]: the line is level-triggered (masked after each
+ * interrupt until `irq_ack`); else edge-triggered.
+ */
+#define MH_HW_IRQ_LEVEL 1
+
+/**
+ * [`HwIrq::flags`]: the line is active low.
+ */
+#define MH_HW_IRQ_ACTIVE_LOW 2
 
 /**
  * Number of interrupt vectors a process has (bits 0..62 of the pending
@@ -173,94 +199,140 @@
 /**
  * in: how many devices are registered.
  */
-#define MH_PORT_COUNT 0
+#define MH_REGISTRY_PORT_COUNT 0
 
 /**
  * out: select the n-th device (in name order) for the ports below.
  */
-#define MH_PORT_SELECT 1
+#define MH_REGISTRY_PORT_SELECT 1
 
 /**
  * in: bytes 4k..4k+4 of the selected name, for k in 0..8 (port
  * `PORT_NAME + k`); unused bytes are 0.
  */
-#define MH_PORT_NAME 2
+#define MH_REGISTRY_PORT_NAME 2
 
 /**
  * in: the selected device's kind (`DEVICE_KIND_*`).
  */
-#define MH_PORT_KIND 10
+#define MH_REGISTRY_PORT_KIND 10
 
 /**
  * in: its clients now.
  */
-#define MH_PORT_CLIENTS 11
+#define MH_REGISTRY_PORT_CLIENTS 11
 
 /**
  * in: its server's pid (user devices), else 0.
  */
-#define MH_PORT_SERVER 12
+#define MH_REGISTRY_PORT_SERVER 12
+
+/**
+ * in: how many modules there are.
+ */
+#define MH_BOOTFS_PORT_COUNT 0
+
+/**
+ * out: select module n for the ports below.
+ */
+#define MH_BOOTFS_PORT_SELECT 1
 
 /**
  * in: its size in bytes.
  */
-#define MH_PORT_SIZE 2
+#define MH_BOOTFS_PORT_SIZE 2
 
 /**
  * in: the length of its command line.
  */
-#define MH_PORT_CMDLINE_LEN 3
+#define MH_BOOTFS_PORT_CMDLINE_LEN 3
 
 /**
  * out (size 4 or 8): where in the module the next read starts.
  */
-#define MH_PORT_OFFSET 4
+#define MH_BOOTFS_PORT_OFFSET 4
 
 /**
  * out (size 4 or 8): how many bytes the next read copies at most.
  */
-#define MH_PORT_LEN 5
+#define MH_BOOTFS_PORT_LEN 5
 
 /**
  * out (size 8): copy module bytes to this iova (inside an export).
  */
-#define MH_PORT_READ 6
+#define MH_BOOTFS_PORT_READ 6
 
 /**
  * out (size 8): copy the command line to this iova.
  */
-#define MH_PORT_READ_CMDLINE 7
+#define MH_BOOTFS_PORT_READ_CMDLINE 7
 
 /**
  * in: how many bytes the last read copied.
  */
-#define MH_PORT_DONE 8
+#define MH_BOOTFS_PORT_DONE 8
 
 /**
  * in (size 8): bytes ever written to the log.
  */
-#define MH_PORT_WRITTEN 0
+#define MH_KLOG_PORT_WRITTEN 0
 
 /**
  * out (size 8): the absolute position the next read starts at.
  */
-#define MH_PORT_POS 1
+#define MH_KLOG_PORT_POS 1
+
+/**
+ * out (size 4 or 8): the most bytes the next read copies.
+ */
+#define MH_KLOG_PORT_LEN 2
+
+/**
+ * out (size 8): copy log bytes from the position to this iova (inside
+ * an export); the position moves past them.
+ */
+#define MH_KLOG_PORT_READ 3
+
+/**
+ * in: bytes the last read copied.
+ */
+#define MH_KLOG_PORT_DONE 4
 
 /**
  * in (size 8): bytes the last read skipped because the ring had
  * already overwritten them.
  */
-#define MH_PORT_LOST 5
+#define MH_KLOG_PORT_LOST 5
 
 /**
  * in (size 8): the current position.
  */
-#define MH_PORT_POS_NOW 6
+#define MH_KLOG_PORT_POS_NOW 6
 
 /**
  * The IRQ line raised when the log grows.
  */
-#define MH_IRQ_DATA 0
+#define MH_KLOG_IRQ_DATA 0
+
+/**
+ * out (size 8): create and register the hardware device described at
+ * this iova. Refused if a resource overlaps another device's, is one
+ * the kernel drives itself, is RAM presented as MMIO, or an interrupt
+ * line that does not exist.
+ */
+#define MH_PLATFORM_PORT_CREATE 0
+
+/**
+ * out (size 8): give back the frames quarantined for the device named
+ * in the spec at this iova (do it after resetting the hardware, so it
+ * no longer writes them).
+ */
+#define MH_PLATFORM_PORT_RELEASE_QUARANTINE 1
+
+/**
+ * in (size 8): frames in quarantine, all devices together.
+ */
+#define MH_PLATFORM_PORT_QUARANTINED 2
 
 /**
  * Size of a page: the unit of mapping, protection and DMA.
@@ -684,6 +756,14 @@ enum MhSysno
    * (unless `line` is `u64::MAX`) and `dev_poll`, in one call.
    */
   MH_SYSNO_DEV_REPLY_POLL = 37,
+  /**
+   * `iomap(handle, va, phys, len) -> 0`: map device memory at `va`.
+   */
+  MH_SYSNO_IO_MAP = 38,
+  /**
+   * `iounmap(handle, va, len) -> 0`.
+   */
+  MH_SYSNO_IO_UNMAP = 39,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum MhSysno MhSysno;
@@ -937,6 +1017,44 @@ typedef struct MhRequest {
   uint64_t value;
 } MhRequest;
 
+/**
+ * I/O ports `base .. base + len`.
+ */
+typedef struct MhHwPortRange {
+  uint16_t base;
+  uint16_t len;
+} MhHwPortRange;
+
+/**
+ * Physical addresses `base .. base + len` (page-aligned).
+ */
+typedef struct MhHwMmioRange {
+  uint64_t base;
+  uint64_t len;
+} MhHwMmioRange;
+
+/**
+ * An interrupt line: an I/O APIC input (GSI) and how it signals.
+ */
+typedef struct MhHwIrq {
+  uint32_t gsi;
+  uint32_t flags;
+} MhHwIrq;
+
+/**
+ * What `platform`'s CREATE port reads (through DMA) to make a device.
+ */
+typedef struct MhHwDeviceSpec {
+  uint8_t name[MH_DEVICE_NAME_MAX];
+  uint32_t name_len;
+  uint32_t port_count;
+  uint32_t mmio_count;
+  uint32_t irq_count;
+  struct MhHwPortRange ports[MH_HW_PORT_RANGES];
+  struct MhHwMmioRange mmio[MH_HW_MMIO_RANGES];
+  struct MhHwIrq irqs[MH_HW_IRQS];
+} MhHwDeviceSpec;
+
 
 /*
  * System calls. MH_IS_ERROR(ret) is true for an error result and
@@ -1188,6 +1306,17 @@ static inline long mh_dev_reply_poll(uint64_t dev, uint64_t client,
                                      uint64_t line, MhRequest *out) {
   return mh_syscall6(MH_SYSNO_DEV_REPLY_POLL, dev, client, port_size, value,
                      line, (uint64_t)(uintptr_t)out);
+}
+
+/* Maps a hardware device's memory at va; returns 0. */
+static inline long mh_iomap(uint64_t handle, uint64_t va, uint64_t phys,
+                            uint64_t len) {
+  return mh_syscall6(MH_SYSNO_IO_MAP, handle, va, phys, len, 0, 0);
+}
+
+/* Unmaps device memory mapped through the handle; returns 0. */
+static inline long mh_iounmap(uint64_t handle, uint64_t va, uint64_t len) {
+  return mh_syscall6(MH_SYSNO_IO_UNMAP, handle, va, len, 0, 0, 0);
 }
 
 #endif /* MH_H */

@@ -31,7 +31,7 @@ pub const RIGHT_SERVE: u32 = 1 << 8;
 pub const RIGHTS_ALL: u32 = (1 << 9) - 1;
 
 /// `attach` flag: drop this handle on `exec`.
-pub const ATTACH_CLOSE_ON_EXEC: u32 = 1 << 31;
+pub const ATTACH_CLOSE_ON_EXEC: u32 = 0x8000_0000;
 
 /// The handle every process is started with: its registry handle, if its
 /// parent gave it one (init gets one with every right).

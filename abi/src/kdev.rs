@@ -1,70 +1,88 @@
 //! Port maps of the kernel devices (one page each in docs/devices/).
 //!
-//! All ports take size 4 unless noted; a port that does not exist, or an
+//! Names carry their device (`BOOTFS_PORT_READ`): C has one namespace,
+//! and the generated header must not merge two devices' ports. All ports
+//! take size 4 (or 8) unless noted; a port that does not exist, or an
 //! access in the wrong direction, is `InvalidArgument`.
 
-/// `registry`: the name space. Attach by name through it (LOOKUP right);
-/// user devices register their names in it (REGISTER right, at
-/// `dev_create`). Its ports list the registered devices.
-pub mod registry {
-    /// in: how many devices are registered.
-    pub const PORT_COUNT: u32 = 0;
-    /// out: select the n-th device (in name order) for the ports below.
-    pub const PORT_SELECT: u32 = 1;
-    /// in: bytes 4k..4k+4 of the selected name, for k in 0..8 (port
-    /// `PORT_NAME + k`); unused bytes are 0.
-    pub const PORT_NAME: u32 = 2;
-    /// in: the selected device's kind (`DEVICE_KIND_*`).
-    pub const PORT_KIND: u32 = 10;
-    /// in: its clients now.
-    pub const PORT_CLIENTS: u32 = 11;
-    /// in: its server's pid (user devices), else 0.
-    pub const PORT_SERVER: u32 = 12;
-}
+// ---- registry ----
+// `registry`: the name space. Attach by name through it (LOOKUP right);
+// user devices register their names in it (REGISTER right, at
+// `dev_create`). Its ports list the registered devices.
 
-/// `bootfs`: the boot modules and their command lines, read by DMA into
-/// memory the client exported to the device.
-pub mod bootfs {
-    /// in: how many modules there are.
-    pub const PORT_COUNT: u32 = 0;
-    /// out: select module n for the ports below.
-    pub const PORT_SELECT: u32 = 1;
-    /// in: its size in bytes.
-    pub const PORT_SIZE: u32 = 2;
-    /// in: the length of its command line.
-    pub const PORT_CMDLINE_LEN: u32 = 3;
-    /// out (size 4 or 8): where in the module the next read starts.
-    pub const PORT_OFFSET: u32 = 4;
-    /// out (size 4 or 8): how many bytes the next read copies at most.
-    pub const PORT_LEN: u32 = 5;
-    /// out (size 8): copy module bytes to this iova (inside an export).
-    pub const PORT_READ: u32 = 6;
-    /// out (size 8): copy the command line to this iova.
-    pub const PORT_READ_CMDLINE: u32 = 7;
-    /// in: how many bytes the last read copied.
-    pub const PORT_DONE: u32 = 8;
-}
+/// in: how many devices are registered.
+pub const REGISTRY_PORT_COUNT: u32 = 0;
+/// out: select the n-th device (in name order) for the ports below.
+pub const REGISTRY_PORT_SELECT: u32 = 1;
+/// in: bytes 4k..4k+4 of the selected name, for k in 0..8 (port
+/// `PORT_NAME + k`); unused bytes are 0.
+pub const REGISTRY_PORT_NAME: u32 = 2;
+/// in: the selected device's kind (`DEVICE_KIND_*`).
+pub const REGISTRY_PORT_KIND: u32 = 10;
+/// in: its clients now.
+pub const REGISTRY_PORT_CLIENTS: u32 = 11;
+/// in: its server's pid (user devices), else 0.
+pub const REGISTRY_PORT_SERVER: u32 = 12;
 
-/// `klog`: the kernel log (a 64 KiB ring of every line the kernel and
-/// `log_write` produced), read by DMA into an export. IRQ line 0 fires when
-/// new bytes arrive (map it with `irq_map`).
-pub mod klog {
-    /// in (size 8): bytes ever written to the log.
-    pub const PORT_WRITTEN: u32 = 0;
-    /// out (size 8): the absolute position the next read starts at.
-    pub const PORT_POS: u32 = 1;
-    /// out (size 4 or 8): the most bytes the next read copies.
-    pub const PORT_LEN: u32 = 2;
-    /// out (size 8): copy log bytes from the position to this iova (inside
-    /// an export); the position moves past them.
-    pub const PORT_READ: u32 = 3;
-    /// in: bytes the last read copied.
-    pub const PORT_DONE: u32 = 4;
-    /// in (size 8): bytes the last read skipped because the ring had
-    /// already overwritten them.
-    pub const PORT_LOST: u32 = 5;
-    /// in (size 8): the current position.
-    pub const PORT_POS_NOW: u32 = 6;
-    /// The IRQ line raised when the log grows.
-    pub const IRQ_DATA: u32 = 0;
-}
+// ---- bootfs ----
+// `bootfs`: the boot modules and their command lines, read by DMA into
+// memory the client exported to the device.
+
+/// in: how many modules there are.
+pub const BOOTFS_PORT_COUNT: u32 = 0;
+/// out: select module n for the ports below.
+pub const BOOTFS_PORT_SELECT: u32 = 1;
+/// in: its size in bytes.
+pub const BOOTFS_PORT_SIZE: u32 = 2;
+/// in: the length of its command line.
+pub const BOOTFS_PORT_CMDLINE_LEN: u32 = 3;
+/// out (size 4 or 8): where in the module the next read starts.
+pub const BOOTFS_PORT_OFFSET: u32 = 4;
+/// out (size 4 or 8): how many bytes the next read copies at most.
+pub const BOOTFS_PORT_LEN: u32 = 5;
+/// out (size 8): copy module bytes to this iova (inside an export).
+pub const BOOTFS_PORT_READ: u32 = 6;
+/// out (size 8): copy the command line to this iova.
+pub const BOOTFS_PORT_READ_CMDLINE: u32 = 7;
+/// in: how many bytes the last read copied.
+pub const BOOTFS_PORT_DONE: u32 = 8;
+
+// ---- klog ----
+// `klog`: the kernel log (a 64 KiB ring of every line the kernel and
+// `log_write` produced), read by DMA into an export. IRQ line 0 fires when
+// new bytes arrive (map it with `irq_map`).
+
+/// in (size 8): bytes ever written to the log.
+pub const KLOG_PORT_WRITTEN: u32 = 0;
+/// out (size 8): the absolute position the next read starts at.
+pub const KLOG_PORT_POS: u32 = 1;
+/// out (size 4 or 8): the most bytes the next read copies.
+pub const KLOG_PORT_LEN: u32 = 2;
+/// out (size 8): copy log bytes from the position to this iova (inside
+/// an export); the position moves past them.
+pub const KLOG_PORT_READ: u32 = 3;
+/// in: bytes the last read copied.
+pub const KLOG_PORT_DONE: u32 = 4;
+/// in (size 8): bytes the last read skipped because the ring had
+/// already overwritten them.
+pub const KLOG_PORT_LOST: u32 = 5;
+/// in (size 8): the current position.
+pub const KLOG_PORT_POS_NOW: u32 = 6;
+/// The IRQ line raised when the log grows.
+pub const KLOG_IRQ_DATA: u32 = 0;
+
+// ---- platform ----
+// `platform`: makes hardware devices (init holds it). Each port takes,
+// at an iova inside an export, an `HwDeviceSpec`.
+
+/// out (size 8): create and register the hardware device described at
+/// this iova. Refused if a resource overlaps another device's, is one
+/// the kernel drives itself, is RAM presented as MMIO, or an interrupt
+/// line that does not exist.
+pub const PLATFORM_PORT_CREATE: u32 = 0;
+/// out (size 8): give back the frames quarantined for the device named
+/// in the spec at this iova (do it after resetting the hardware, so it
+/// no longer writes them).
+pub const PLATFORM_PORT_RELEASE_QUARANTINE: u32 = 1;
+/// in (size 8): frames in quarantine, all devices together.
+pub const PLATFORM_PORT_QUARANTINED: u32 = 2;

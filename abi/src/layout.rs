@@ -93,6 +93,16 @@ mod tests {
     }
 
     #[test]
+    fn hw_spec_layout_is_pinned() {
+        use crate::HwDeviceSpec;
+        assert_eq!(size_of::<HwDeviceSpec>(), 176);
+        assert_eq!(offset_of!(HwDeviceSpec, port_count), 36);
+        assert_eq!(offset_of!(HwDeviceSpec, ports), 48);
+        assert_eq!(offset_of!(HwDeviceSpec, mmio), 80);
+        assert_eq!(offset_of!(HwDeviceSpec, irqs), 144);
+    }
+
+    #[test]
     fn sys_info_layout_is_pinned() {
         use crate::SysInfo;
         assert_eq!(size_of::<SysInfo>(), 56);

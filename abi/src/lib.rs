@@ -14,6 +14,7 @@
 pub mod bus;
 pub mod error;
 pub mod exit;
+pub mod hw;
 pub mod interrupt;
 pub mod kdev;
 pub mod layout;
@@ -26,6 +27,7 @@ pub mod vm;
 pub use bus::DeviceInfo;
 pub use error::Error;
 pub use exit::{ExitKind, ExitStatus};
+pub use hw::HwDeviceSpec;
 pub use interrupt::IntFrame;
 pub use syscall::Sysno;
 pub use sysinfo::SysInfo;

@@ -91,11 +91,15 @@ pub enum Sysno {
     /// -> client`: `dev_write_iospace` (unless `port_size` is 0), `dev_irq`
     /// (unless `line` is `u64::MAX`) and `dev_poll`, in one call.
     DevReplyPoll = 37,
+    /// `iomap(handle, va, phys, len) -> 0`: map device memory at `va`.
+    IoMap = 38,
+    /// `iounmap(handle, va, len) -> 0`.
+    IoUnmap = 39,
 }
 
 impl Sysno {
     /// Every system call, in number order.
-    pub const ALL: [Sysno; 37] = [
+    pub const ALL: [Sysno; 39] = [
         Sysno::LogWrite,
         Sysno::Exit,
         Sysno::GetPid,
@@ -133,6 +137,8 @@ impl Sysno {
         Sysno::DevDmaWrite,
         Sysno::PortOutWait,
         Sysno::DevReplyPoll,
+        Sysno::IoMap,
+        Sysno::IoUnmap,
     ];
 
     /// The system call with this number, if any.

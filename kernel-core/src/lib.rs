@@ -18,6 +18,7 @@ pub mod paging;
 pub mod slab;
 
 pub mod bus;
+pub mod hwclaims;
 pub mod idtable;
 pub mod runqueue;
 #[cfg(test)]

@@ -6,14 +6,21 @@
 //! from a process is checked here and refused with an `abi::Error` (the
 //! original trusted the server's client ids and wrote out of bounds);
 //! requests leave in the order they were queued, so each client's requests
-//! are seen in order; a full queue is `Busy`, never a silent drop; a closed
-//! client's id is refused until it is handed out again by a later open,
-//! whose OPEN request comes after the CLOSE in the queue.
+//! are seen in order; a full queue is `Busy`, never a silent drop; a client
+//! id is `slot | generation << 10`, so the id of a closed client stays
+//! refused (`NotFound`) even after its slot serves a new client: a server
+//! still answering an old request cannot reach the newcomer.
 
 extern crate alloc;
 
 use abi::Error;
 use abi::userdev::*;
+
+/// Client ids: slot in the low bits, generation above (ids stay < 2^31).
+const CLIENT_SLOT_BITS: u32 = 10;
+const CLIENT_SLOT_MASK: u64 = (1 << CLIENT_SLOT_BITS) - 1;
+const CLIENT_GEN_MASK: u32 = (1 << 21) - 1;
+const _: () = assert!(USER_CLIENTS_MAX as u64 == CLIENT_SLOT_MASK + 1);
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use arrayvec::{ArrayString, ArrayVec};
@@ -44,6 +51,8 @@ pub struct UserDevice {
     pub irq_lines: u32,
     pub iospace_size: u32,
     clients: Vec<Option<Client>>,
+    /// The generation of each client slot (bumped when a client closes).
+    generations: Vec<u32>,
     live_clients: usize,
     queue: VecDeque<Request>,
 }
@@ -85,6 +94,7 @@ impl UserDevice {
             irq_lines: config.irq_lines,
             iospace_size: config.iospace_size,
             clients: Vec::new(),
+            generations: Vec::new(),
             live_clients: 0,
             queue: VecDeque::new(),
         })
@@ -98,18 +108,32 @@ impl UserDevice {
         self.queue.len()
     }
 
+    /// The slot of client id `id`, if it names a live client.
+    fn slot(&self, id: u64) -> Result<usize, Error> {
+        let slot = (id & CLIENT_SLOT_MASK) as usize;
+        let same = self
+            .generations
+            .get(slot)
+            .is_some_and(|&g| g as u64 == id >> CLIENT_SLOT_BITS);
+        if same && self.clients.get(slot).is_some_and(|c| c.is_some()) {
+            Ok(slot)
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    fn id_of(&self, slot: usize) -> u32 {
+        slot as u32 | self.generations[slot] << CLIENT_SLOT_BITS
+    }
+
     pub fn client(&self, id: u64) -> Result<&Client, Error> {
-        self.clients
-            .get(usize::try_from(id).map_err(|_| Error::NotFound)?)
-            .and_then(|c| c.as_ref())
-            .ok_or(Error::NotFound)
+        let slot = self.slot(id)?;
+        self.clients[slot].as_ref().ok_or(Error::NotFound)
     }
 
     fn client_mut(&mut self, id: u64) -> Result<&mut Client, Error> {
-        self.clients
-            .get_mut(usize::try_from(id).map_err(|_| Error::NotFound)?)
-            .and_then(|c| c.as_mut())
-            .ok_or(Error::NotFound)
+        let slot = self.slot(id)?;
+        self.clients[slot].as_mut().ok_or(Error::NotFound)
     }
 
     /// The live client ids and their processes.
@@ -117,7 +141,7 @@ impl UserDevice {
         self.clients
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (i as u32, c)))
+            .filter_map(|(i, c)| c.as_ref().map(|c| (self.id_of(i), c)))
     }
 
     fn enqueue(&mut self, r: Request) -> Result<(), Error> {
@@ -143,14 +167,26 @@ impl UserDevice {
                 self.clients
                     .try_reserve(1)
                     .map_err(|_| Error::OutOfMemory)?;
+                self.generations
+                    .try_reserve(1)
+                    .map_err(|_| Error::OutOfMemory)?;
                 self.clients.push(None);
+                self.generations.push(0);
                 self.clients.len() - 1
             }
             None => return Err(Error::LimitReached),
         };
         self.clients[id] = Some(client);
         self.live_clients += 1;
-        Ok(id as u32)
+        Ok(self.id_of(id))
+    }
+
+    /// Empties a client slot; its id is dead from now on.
+    fn drop_client(&mut self, slot: usize) -> Option<Client> {
+        let c = self.clients.get_mut(slot)?.take()?;
+        self.generations[slot] = (self.generations[slot] + 1) & CLIENT_GEN_MASK;
+        self.live_clients -= 1;
+        Some(c)
     }
 
     fn blank_client(&self, pid: u32) -> Result<Client, Error> {
@@ -179,8 +215,7 @@ impl UserDevice {
             ..Request::default()
         };
         if let Err(e) = self.enqueue(r) {
-            self.clients[id as usize] = None;
-            self.live_clients -= 1;
+            self.drop_client((id as u64 & CLIENT_SLOT_MASK) as usize);
             return Err(e);
         }
         Ok(id)
@@ -204,8 +239,7 @@ impl UserDevice {
             ..Request::default()
         };
         if let Err(e) = self.enqueue(r) {
-            self.clients[id as usize] = None;
-            self.live_clients -= 1;
+            self.drop_client((id as u64 & CLIENT_SLOT_MASK) as usize);
             return Err(e);
         }
         Ok(id)
@@ -213,11 +247,12 @@ impl UserDevice {
 
     /// A client detached or exited: it is gone, the server sees CLOSE.
     pub fn close(&mut self, id: u32) {
-        let Some(slot) = self.clients.get_mut(id as usize) else {
+        let Ok(slot) = self.slot(id as u64) else {
             return;
         };
-        let Some(c) = slot.take() else { return };
-        self.live_clients -= 1;
+        let Some(c) = self.drop_client(slot) else {
+            return;
+        };
         // A CLOSE goes in even past the queue limit: losing it would leave
         // the server believing in a client that is gone.
         let r = Request {

@@ -454,6 +454,93 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         Ok(())
     }
 
+    /// Pins the page at `va` for DMA and returns its physical address (plus
+    /// `va`'s offset). A COW-shared page is made private first (copied if
+    /// others still share it): a device writing it must not reach another
+    /// process's memory (the original leaked writes that way).
+    pub fn wire(&mut self, va: u64) -> Result<u64, Error> {
+        let page = va & !(PAGE - 1);
+        if !is_user_range(page, PAGE) {
+            return Err(Error::BadAddress);
+        }
+        let mut m = self.get(page).ok_or(Error::BadAddress)?;
+        if m.kind == Kind::Io || !m.prot.read {
+            return Err(Error::BadAddress);
+        }
+        if m.wires >= MAX_WIRES {
+            return Err(Error::LimitReached);
+        }
+        if m.kind == Kind::Cow {
+            if self.frames.refcount(m.frame) > 1 {
+                let copy = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
+                self.frames.copy(copy, m.frame);
+                self.frames.release(m.frame);
+                m.frame = copy;
+            }
+            m.kind = Kind::Private;
+            if m.was_writable {
+                m.prot.write = true;
+                m.was_writable = false;
+            }
+        }
+        m.wires += 1;
+        self.put(page, Some(&m));
+        Ok(m.frame.addr() + (va & (PAGE - 1)))
+    }
+
+    /// Undoes one `wire` of the page at `va`.
+    pub fn unwire(&mut self, va: u64) -> Result<(), Error> {
+        let page = va & !(PAGE - 1);
+        let mut m = self.get(page).ok_or(Error::NotFound)?;
+        if m.wires == 0 {
+            return Err(Error::NotFound);
+        }
+        m.wires -= 1;
+        self.put(page, Some(&m));
+        Ok(())
+    }
+
+    /// Maps device memory `[phys, phys+len)` at `[va, va+len)`, read-write
+    /// and uncached; every page must be unmapped. (The caller checked that
+    /// the physical range belongs to a device the process holds.)
+    pub fn map_io(&mut self, va: u64, phys: u64, len: u64) -> Result<(), Error> {
+        if !phys.is_multiple_of(PAGE) {
+            return Err(Error::InvalidArgument);
+        }
+        for page in pages(va, len)? {
+            if self.get(page).is_some() {
+                return Err(Error::AlreadyExists);
+            }
+        }
+        for page in pages(va, len)? {
+            self.pt.prepare(page)?;
+        }
+        for (i, page) in pages(va, len)?.enumerate() {
+            let m = Mapping {
+                frame: Frame::containing(phys + i as u64 * PAGE),
+                kind: Kind::Io,
+                prot: Prot::RW,
+                was_writable: false,
+                wires: 0,
+            };
+            self.put(page, Some(&m));
+        }
+        Ok(())
+    }
+
+    /// Removes the device-memory mappings in `[va, va+len)` (other pages in
+    /// the range are left alone); returns how many pages it unmapped.
+    pub fn unmap_io(&mut self, va: u64, len: u64) -> Result<u64, Error> {
+        let mut n = 0;
+        for page in pages(va, len)? {
+            if self.get(page).is_some_and(|m| m.kind == Kind::Io) {
+                self.put(page, None);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// What fork does with the parent's entry at `va` (see [`fork_pte`]);
     /// updates the parent's entry and returns the child's.
     pub fn fork_entry(&mut self, va: u64) -> Result<Option<u64>, Error> {

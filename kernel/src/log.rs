@@ -49,6 +49,12 @@ pub fn init() {
     LOG.lock().serial = Serial::init();
 }
 
+/// Stops writing to the serial port (a driver owns it now); the log keeps
+/// filling its ring.
+pub fn stop_serial() {
+    LOG.lock().serial = Serial::absent();
+}
+
 /// Appends raw bytes (used by the `log_write` system call).
 pub fn write_bytes(bytes: &[u8]) {
     LOG.lock().write_bytes(bytes);

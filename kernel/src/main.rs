@@ -102,11 +102,13 @@ extern "C" fn kmain() -> ! {
                         a.gsi_base + a.lines
                     );
                     ioapic_lines += a.lines;
+                    let _ = ioapic::IOAPICS.lock().try_push(a);
                 }
                 Err(e) => kprintln!("[kernel] I/O APIC at {:#x} unusable: {e:?}", info.addr),
             }
         }
     }
+    record_reserved(&boot_info, lapic_addr, madt.as_ref());
     let timer = match lapic::init(lapic_addr) {
         Ok(t) => t,
         Err(e) => panic!("cannot map the local APIC: {e:?}"),
@@ -150,6 +152,39 @@ extern "C" fn kmain() -> ! {
         panic!("no boot module could be started");
     }
     sched::start()
+}
+
+/// Records what hardware devices may never claim: the ports and memory the
+/// kernel drives, and RAM.
+fn record_reserved(info: &BootInfo, lapic: u64, madt: Option<&acpi::Madt>) {
+    use kernel_core::bootinfo::MemKind;
+    let mut r = kernel_core::hwclaims::Reserved {
+        // PICs, PIT and its gate, the debug-exit device.
+        ports: alloc::vec![
+            (0x20, 0x22),
+            (0xa0, 0xa2),
+            (0x40, 0x44),
+            (0x61, 0x62),
+            (0xf4, 0xf8)
+        ],
+        mmio: alloc::vec![(lapic & !0xfff, (lapic & !0xfff) + 0x1000)],
+        ram: info
+            .memory
+            .iter()
+            .filter(|m| {
+                matches!(
+                    m.kind,
+                    MemKind::Usable | MemKind::AcpiReclaimable | MemKind::AcpiNvs
+                )
+            })
+            .map(|m| (m.start & !0xfff, (m.end + 0xfff) & !0xfff))
+            .collect(),
+        gsi_count: ioapic::gsi_count(),
+    };
+    for a in madt.iter().flat_map(|m| m.io_apics.iter()) {
+        r.mmio.push((a.addr & !0xfff, (a.addr & !0xfff) + 0x1000));
+    }
+    bus::hw::RESERVED.call_once(|| r);
 }
 
 /// Keeps the module list for bootfs.

@@ -16,6 +16,18 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Timer ticks since boot.
 pub static TICKS: AtomicU64 = AtomicU64::new(0);
 
+fn is_device_vector(vector: u64) -> bool {
+    let base = crate::arch::ioapic::VECTOR_BASE as u64;
+    (base..base + crate::arch::ioapic::MAX_GSI as u64).contains(&vector)
+}
+
+/// A routed hardware line: hand it to its owner, then end the interrupt.
+fn device_interrupt(vector: u64) {
+    let gsi = (vector - crate::arch::ioapic::VECTOR_BASE as u64) as u32;
+    crate::bus::hw::interrupt(&mut sched::SCHED.lock(), gsi);
+    lapic::eoi();
+}
+
 fn is_pic_vector(vector: u64) -> bool {
     (pic::PIC_VECTOR_BASE as u64..pic::PIC_VECTOR_BASE as u64 + 16).contains(&vector)
 }
@@ -35,6 +47,7 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) {
             sched::SCHED.lock().tick();
         }
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
+        v if is_device_vector(v) => device_interrupt(v),
         v => {
             crate::kprintln!("[kernel] unexpected interrupt vector {v} from user mode");
             lapic::eoi();
@@ -114,6 +127,7 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
             lapic::eoi();
         }
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
+        v if is_device_vector(v) => device_interrupt(v),
         0..=31 => {
             fault::report_kernel_fault(frame);
             cpu::power_off(abi::power::EXIT_KERNEL_PANIC);

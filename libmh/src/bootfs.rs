@@ -9,7 +9,7 @@ use crate::dev::{self, Handle, REGISTRY};
 use crate::process;
 use crate::vm;
 use abi::Error;
-use abi::kdev::bootfs::*;
+use abi::kdev::*;
 
 /// Where a child reads the image it is about to exec.
 const LOAD_AREA: u64 = 0x0000_7e00_0000_0000;
@@ -30,24 +30,24 @@ impl Bootfs {
     }
 
     pub fn count(self) -> Result<u32, Error> {
-        self.0.port_in(PORT_COUNT, 4).map(|n| n as u32)
+        self.0.port_in(BOOTFS_PORT_COUNT, 4).map(|n| n as u32)
     }
 
     /// Module `index`'s size in bytes.
     pub fn size(self, index: u32) -> Result<u64, Error> {
-        self.0.port_out(PORT_SELECT, 4, index as u64)?;
-        self.0.port_in(PORT_SIZE, 4)
+        self.0.port_out(BOOTFS_PORT_SELECT, 4, index as u64)?;
+        self.0.port_in(BOOTFS_PORT_SIZE, 4)
     }
 
     /// Copies module `index`'s command line into `buf`; returns it.
     pub fn cmdline(self, index: u32, buf: &mut [u8]) -> Result<&str, Error> {
-        self.0.port_out(PORT_SELECT, 4, index as u64)?;
+        self.0.port_out(BOOTFS_PORT_SELECT, 4, index as u64)?;
         let iova = self.0.export(buf)?;
         let read = (|| {
-            self.0.port_out(PORT_OFFSET, 8, 0)?;
-            self.0.port_out(PORT_LEN, 8, buf.len() as u64)?;
-            self.0.port_out(PORT_READ_CMDLINE, 8, iova)?;
-            self.0.port_in(PORT_DONE, 4)
+            self.0.port_out(BOOTFS_PORT_OFFSET, 8, 0)?;
+            self.0.port_out(BOOTFS_PORT_LEN, 8, buf.len() as u64)?;
+            self.0.port_out(BOOTFS_PORT_READ_CMDLINE, 8, iova)?;
+            self.0.port_in(BOOTFS_PORT_DONE, 4)
         })();
         self.0.unexport(iova)?;
         let n = read? as usize;
@@ -56,13 +56,13 @@ impl Bootfs {
 
     /// Reads all of module `index` into `buf` (at least its size).
     pub fn read(self, index: u32, buf: &mut [u8]) -> Result<usize, Error> {
-        self.0.port_out(PORT_SELECT, 4, index as u64)?;
+        self.0.port_out(BOOTFS_PORT_SELECT, 4, index as u64)?;
         let iova = self.0.export(buf)?;
         let read = (|| {
-            self.0.port_out(PORT_OFFSET, 8, 0)?;
-            self.0.port_out(PORT_LEN, 8, buf.len() as u64)?;
-            self.0.port_out(PORT_READ, 8, iova)?;
-            self.0.port_in(PORT_DONE, 4)
+            self.0.port_out(BOOTFS_PORT_OFFSET, 8, 0)?;
+            self.0.port_out(BOOTFS_PORT_LEN, 8, buf.len() as u64)?;
+            self.0.port_out(BOOTFS_PORT_READ, 8, iova)?;
+            self.0.port_in(BOOTFS_PORT_DONE, 4)
         })();
         self.0.unexport(iova)?;
         read.map(|n| n as usize)

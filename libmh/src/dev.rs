@@ -108,6 +108,49 @@ impl Handle {
     pub fn irq_ack(self, line: u32) -> Result<(), Error> {
         call3(Sysno::IrqAck, self.0, line as u64, 0).map(|_| ())
     }
+
+    /// Maps the hardware device's memory `[phys, phys+len)` at `va`.
+    pub fn iomap(self, va: u64, phys: u64, len: u64) -> Result<(), Error> {
+        call(Sysno::IoMap, [self.0, va, phys, len, 0, 0]).map(|_| ())
+    }
+
+    /// Unmaps device memory mapped through this handle.
+    pub fn iounmap(self, va: u64, len: u64) -> Result<(), Error> {
+        call3(Sysno::IoUnmap, self.0, va, len).map(|_| ())
+    }
+}
+
+/// Creates a hardware device through a `platform` handle.
+pub fn create_hardware(platform: Handle, spec: &abi::HwDeviceSpec) -> Result<(), Error> {
+    platform_call(platform, abi::kdev::PLATFORM_PORT_CREATE, spec)
+}
+
+/// Gives back the frames quarantined for hardware device `name` (after
+/// resetting it).
+pub fn release_quarantine(platform: Handle, name: &str) -> Result<(), Error> {
+    let mut spec = abi::HwDeviceSpec {
+        name_len: name.len() as u32,
+        ..abi::HwDeviceSpec::default()
+    };
+    let n = name.len().min(spec.name.len());
+    spec.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    platform_call(platform, abi::kdev::PLATFORM_PORT_RELEASE_QUARANTINE, &spec)
+}
+
+fn platform_call(platform: Handle, port: u32, spec: &abi::HwDeviceSpec) -> Result<(), Error> {
+    let mut copy = *spec;
+    // SAFETY: HwDeviceSpec is plain repr(C) data; the byte view lives only
+    // for the export below.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(
+            (&raw mut copy).cast::<u8>(),
+            core::mem::size_of::<abi::HwDeviceSpec>(),
+        )
+    };
+    let iova = platform.export(bytes)?;
+    let r = platform.port_out(port, 8, iova);
+    platform.unexport(iova)?;
+    r
 }
 
 /// A user device this program serves.

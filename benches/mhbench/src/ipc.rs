@@ -128,7 +128,7 @@ pub fn port_in_kernel() -> Result<(u64, u64), Fail> {
     const N: u64 = 10_000;
     let h = dev::attach(REGISTRY, "bootfs", dev::RIGHT_READ)?;
     let per = measure::run(N, 100, &mut |_| {
-        core::hint::black_box(h.port_in(abi::kdev::bootfs::PORT_COUNT, 4)?);
+        core::hint::black_box(h.port_in(abi::kdev::BOOTFS_PORT_COUNT, 4)?);
         Ok(())
     })?;
     h.detach()?;

@@ -205,8 +205,13 @@ fn client_limit_and_id_reuse() {
         d.poll().map(|r| (r.kind, r.client)),
         Some((REQUEST_CLOSE, 7))
     );
-    assert_eq!(d.open(5000), Ok(7));
-    assert_eq!(d.client(7).unwrap().pid, 5000);
+    // The slot serves a new client under a new id; the old id stays dead.
+    let new = d.open(5000).unwrap();
+    assert_eq!(new & 0x3ff, 7);
+    assert_ne!(new, 7);
+    assert_eq!(d.client(new as u64).unwrap().pid, 5000);
+    assert_eq!(d.write_iospace(7, 0, 1, 0), Err(Error::NotFound));
+    assert!(new < 1 << 31);
 }
 
 #[test]

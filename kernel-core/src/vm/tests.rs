@@ -694,3 +694,94 @@ fn randomized_refcounts_stay_exact() {
     }
     assert_eq!(fr.free(), total);
 }
+
+#[test]
+fn wire_pins_and_unwire_releases() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let f = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
+    assert_eq!(
+        vm(&mut pt, &mut fr).wire(BASE + 0x123),
+        Ok(f.addr() + 0x123)
+    );
+    assert_eq!(vm(&mut pt, &mut fr).wire(BASE), Ok(f.addr()));
+    assert_eq!(vm(&mut pt, &mut fr).mapping(BASE).unwrap().wires, 2);
+    assert_eq!(vm(&mut pt, &mut fr).unmap(BASE, P), Err(Error::Busy));
+    vm(&mut pt, &mut fr).unwire(BASE).unwrap();
+    vm(&mut pt, &mut fr).unwire(BASE).unwrap();
+    assert_eq!(vm(&mut pt, &mut fr).unwire(BASE), Err(Error::NotFound));
+    assert_eq!(vm(&mut pt, &mut fr).unmap(BASE, P), Ok(()));
+}
+
+#[test]
+fn wire_refuses_what_cannot_be_pinned() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    let mut v = vm(&mut pt, &mut fr);
+    assert_eq!(v.wire(BASE), Err(Error::BadAddress), "unmapped");
+    assert_eq!(
+        v.wire(0xffff_8000_0000_0000),
+        Err(Error::BadAddress),
+        "kernel half"
+    );
+    v.map_new(BASE, P, 0).unwrap();
+    assert_eq!(v.wire(BASE), Err(Error::BadAddress), "no access");
+    v.protect(BASE, P, RW).unwrap();
+    for _ in 0..MAX_WIRES {
+        v.wire(BASE).unwrap();
+    }
+    assert_eq!(v.wire(BASE), Err(Error::LimitReached));
+}
+
+#[test]
+fn wiring_a_shared_page_breaks_the_sharing_first() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
+    vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
+    let shared = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
+    fr.write(shared, 4);
+    let mut child = fork(&mut pt, &mut fr);
+    let phys = vm(&mut child, &mut fr).wire(BASE).unwrap();
+    let c = vm(&mut child, &mut fr).mapping(BASE).unwrap();
+    assert_ne!(
+        c.frame, shared,
+        "the device must not write the parent's page"
+    );
+    assert_eq!(
+        (phys, c.kind, c.prot, c.wires, fr.byte(c.frame)),
+        (c.frame.addr(), Kind::Private, Prot::RW, 1, 4)
+    );
+    assert_eq!(fr.refcount(shared), 1);
+}
+
+#[test]
+fn io_mappings_come_and_go_without_touching_frames() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(8));
+    let free = fr.free();
+    vm(&mut pt, &mut fr).map_new(BASE + P, P, RW).unwrap();
+    assert_eq!(
+        vm(&mut pt, &mut fr).map_io(BASE, 0xb8000, 2 * P),
+        Err(Error::AlreadyExists)
+    );
+    assert_eq!(
+        vm(&mut pt, &mut fr).map_io(BASE, 0xb8001, P),
+        Err(Error::InvalidArgument)
+    );
+    vm(&mut pt, &mut fr)
+        .map_io(BASE + 0x10_0000, 0xb8000, 2 * P)
+        .unwrap();
+    let m = vm(&mut pt, &mut fr).mapping(BASE + 0x10_1000).unwrap();
+    assert_eq!(
+        (m.kind, m.frame.addr(), m.prot),
+        (Kind::Io, 0xb9000, Prot::RW)
+    );
+    assert_eq!(
+        vm(&mut pt, &mut fr).wire(BASE + 0x10_0000),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(vm(&mut pt, &mut fr).unmap_io(BASE, 0x20_0000), Ok(2));
+    assert!(
+        vm(&mut pt, &mut fr).mapping(BASE + P).is_some(),
+        "memory pages stay"
+    );
+    vm(&mut pt, &mut fr).unmap(BASE + P, P).unwrap();
+    assert_eq!(fr.free(), free);
+}

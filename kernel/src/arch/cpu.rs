@@ -97,6 +97,37 @@ pub unsafe fn inb(port: u16) -> u8 {
     unsafe { Port::new(port).read() }
 }
 
+/// Reads 1, 2 or 4 bytes from an I/O port (a driver's, checked by the
+/// bus against its hardware device's ranges).
+///
+/// # Safety
+/// The port must belong to the hardware device of the caller.
+pub unsafe fn port_read(port: u16, size: u64) -> u64 {
+    // SAFETY: the caller vouches for the port.
+    unsafe {
+        match size {
+            1 => Port::<u8>::new(port).read() as u64,
+            2 => Port::<u16>::new(port).read() as u64,
+            _ => Port::<u32>::new(port).read() as u64,
+        }
+    }
+}
+
+/// Writes 1, 2 or 4 bytes to an I/O port.
+///
+/// # Safety
+/// As for [`port_read`].
+pub unsafe fn port_write(port: u16, size: u64, value: u64) {
+    // SAFETY: the caller vouches for the port.
+    unsafe {
+        match size {
+            1 => Port::<u8>::new(port).write(value as u8),
+            2 => Port::<u16>::new(port).write(value as u16),
+            _ => Port::<u32>::new(port).write(value as u32),
+        }
+    }
+}
+
 /// Ends the QEMU run with `code` (see `abi::power`); halts if the
 /// debug-exit device is absent.
 pub fn power_off(code: u8) -> ! {

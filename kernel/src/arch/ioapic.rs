@@ -1,7 +1,9 @@
 //! The I/O APICs: found through the ACPI MADT and left with every line
-//! masked until a hardware device routes one (see the bus).
+//! masked until a hardware device routes one (see the bus). A routed GSI
+//! arrives at the kernel as vector [`VECTOR_BASE`] + GSI.
 //!
-//! Rules: the kernel never unmasks a line nobody asked for.
+//! Rules: the kernel never unmasks a line nobody asked for; a line taken
+//! back is masked again.
 
 use core::ptr::{read_volatile, write_volatile};
 use kernel_core::acpi::IoApicInfo;
@@ -9,6 +11,13 @@ use kernel_core::acpi::IoApicInfo;
 const REG_VERSION: u32 = 1;
 const REG_REDIRECTION_BASE: u32 = 0x10;
 const MASKED: u32 = 1 << 16;
+const LEVEL: u32 = 1 << 15;
+const ACTIVE_LOW: u32 = 1 << 13;
+
+/// The kernel vector of GSI 0.
+pub const VECTOR_BASE: u8 = 0x30;
+/// GSIs the kernel can route (vectors 0x30..0x70).
+pub const MAX_GSI: u32 = 64;
 
 /// One mapped I/O APIC.
 pub struct IoApic {
@@ -50,4 +59,66 @@ impl IoApic {
         }
         Ok(apic)
     }
+}
+
+// SAFETY: the register window pointer is only used under IOAPICS's lock.
+unsafe impl Send for IoApic {}
+
+/// Every I/O APIC, once mapped.
+pub static IOAPICS: spin::Mutex<arrayvec::ArrayVec<IoApic, 8>> =
+    spin::Mutex::new(arrayvec::ArrayVec::new_const());
+
+/// The interrupt lines all I/O APICs together have (capped at MAX_GSI).
+pub fn gsi_count() -> u32 {
+    IOAPICS
+        .lock()
+        .iter()
+        .map(|a| a.gsi_base + a.lines)
+        .max()
+        .unwrap_or(0)
+        .min(MAX_GSI)
+}
+
+fn with_line(gsi: u32, f: impl FnOnce(&IoApic, u32)) {
+    if let Some(a) = IOAPICS
+        .lock()
+        .iter()
+        .find(|a| gsi >= a.gsi_base && gsi < a.gsi_base + a.lines)
+    {
+        f(a, gsi - a.gsi_base);
+    }
+}
+
+/// Routes `gsi` to vector `VECTOR_BASE + gsi` on this CPU and unmasks it.
+pub fn route(gsi: u32, level: bool, active_low: bool) {
+    with_line(gsi, |a, line| {
+        let mut low = (VECTOR_BASE as u32 + gsi) & 0xff;
+        if level {
+            low |= LEVEL;
+        }
+        if active_low {
+            low |= ACTIVE_LOW;
+        }
+        a.write(
+            REG_REDIRECTION_BASE + 2 * line + 1,
+            super::lapic::id() << 24,
+        );
+        a.write(REG_REDIRECTION_BASE + 2 * line, low);
+    });
+}
+
+/// Masks `gsi` (it stays routed).
+pub fn mask(gsi: u32) {
+    with_line(gsi, |a, line| {
+        let low = a.read(REG_REDIRECTION_BASE + 2 * line);
+        a.write(REG_REDIRECTION_BASE + 2 * line, low | MASKED);
+    });
+}
+
+/// Unmasks `gsi`.
+pub fn unmask(gsi: u32) {
+    with_line(gsi, |a, line| {
+        let low = a.read(REG_REDIRECTION_BASE + 2 * line);
+        a.write(REG_REDIRECTION_BASE + 2 * line, low & !MASKED);
+    });
 }

@@ -12,6 +12,7 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// Preemption ticks per second.
 pub const TICK_HZ: u64 = 100;
 
+const REG_ID: usize = 0x20;
 const REG_TPR: usize = 0x80;
 const REG_EOI: usize = 0xb0;
 const REG_SVR: usize = 0xf0;
@@ -102,6 +103,11 @@ pub fn init(phys: u64) -> Result<TimerInfo, super::paging::MapError> {
 #[inline]
 pub fn eoi() {
     write(REG_EOI, 0);
+}
+
+/// This CPU's APIC id (where routed interrupts go).
+pub fn id() -> u32 {
+    read(REG_ID) >> 24
 }
 
 /// Converts TSC ticks to microseconds (0 before calibration).

@@ -1,7 +1,7 @@
 //! The bus system calls, client side: attach, detach, info, restrict,
 //! ports, exports, IRQ mapping; and the bus's part in fork, exec and exit.
 
-use super::{Attachment, Device, DeviceId, KernelDevice, kdev, max_rights, user};
+use super::{Attachment, Device, DeviceId, KernelDevice, hw, kdev, max_rights, user};
 use crate::process::{Block, Pid};
 use crate::sched::Scheduler;
 use abi::bus::*;
@@ -46,6 +46,11 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
             let client = s.devices.user(id)?.open(pid)?;
             Attachment::Client { dev: id, client }
         }
+        Device::Hardware(_) => Attachment::Hardware {
+            dev: id,
+            exports: ArrayVec::new(),
+            iomaps: ArrayVec::new(),
+        },
     };
     match s.current().bus.insert(att, rights, close_on_exec) {
         Ok(h) => {
@@ -55,15 +60,16 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
             Ok(h)
         }
         Err((e, att)) => {
-            release(s, att);
+            release(s, pid, u64::MAX, att, false);
             Err(e)
         }
     }
 }
 
-/// Undoes what an attachment holds: a client closes (its server hears of
-/// it), a served device goes away.
-fn release(s: &mut Scheduler, att: Attachment) {
+/// Undoes what attachment `h` of `pid` holds: a client closes (its server
+/// hears of it), a served device goes away, a hardware attachment gives
+/// back its lines, mappings and exports (into quarantine if `exiting`).
+fn release(s: &mut Scheduler, pid: Pid, h: u64, att: Attachment, exiting: bool) {
     match att {
         Attachment::Client { dev, client } => {
             if let Ok(u) = s.devices.user(dev) {
@@ -72,6 +78,7 @@ fn release(s: &mut Scheduler, att: Attachment) {
             }
         }
         Attachment::Serve { dev } => user::destroy(s, dev),
+        Attachment::Hardware { .. } => hw::release(s, pid, h, &att, exiting),
         Attachment::Kernel { .. } => {}
     }
 }
@@ -81,7 +88,7 @@ pub fn detach(s: &mut Scheduler, h: u64) -> Result<(), Error> {
     let entry = s.current().bus.remove(h)?;
     let pid = s.current_pid();
     forget_klog_listener(s, |p, hh| (p, hh) == (pid, h));
-    release(s, entry.value);
+    release(s, pid, h, entry.value, false);
     Ok(())
 }
 
@@ -96,7 +103,9 @@ pub fn info(s: &mut Scheduler, h: u64) -> Result<DeviceInfo, Error> {
     let entry = s.current().bus.get(h)?;
     let rights = entry.rights;
     let (id, client) = match entry.value {
-        Attachment::Kernel { dev, .. } | Attachment::Serve { dev } => (dev, 0),
+        Attachment::Kernel { dev, .. }
+        | Attachment::Serve { dev }
+        | Attachment::Hardware { dev, .. } => (dev, 0),
         Attachment::Client { dev, client } => (dev, client),
     };
     let mut info = DeviceInfo {
@@ -113,6 +122,10 @@ pub fn info(s: &mut Scheduler, h: u64) -> Result<DeviceInfo, Error> {
     info.name[..name.len()].copy_from_slice(name.as_bytes());
     match s.devices.get(id)? {
         Device::Kernel(_) => info.kind = DEVICE_KIND_KERNEL,
+        Device::Hardware(hwd) => {
+            info.kind = DEVICE_KIND_HARDWARE;
+            info.irq_lines = hwd.res.irqs.len() as u32;
+        }
         Device::User(u) => {
             info.kind = DEVICE_KIND_USER;
             info.irq_lines = u.irq_lines;
@@ -134,6 +147,7 @@ pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, E
         Attachment::Kernel { kind, state, .. } => {
             kdev::port_in(&s.devices, kind, &state, port, size)?
         }
+        Attachment::Hardware { dev, .. } => hw::port_in(s, dev, port, size)?,
         Attachment::Serve { .. } => return Err(Error::NotSupported),
     };
     // A result must stay a non-negative word: 8-byte values with the top
@@ -161,6 +175,10 @@ pub fn port_out(
             user::notify_server(s, dev);
             Ok(Some(dev))
         }
+        Attachment::Kernel {
+            kind: KernelDevice::Platform,
+            ..
+        } => kdev::platform_out(s, h, port, size, value).map(|()| None),
         Attachment::Kernel { .. } => {
             let mut att = entry.value.clone();
             let space = p.space.as_mut().ok_or(Error::BadAddress)?;
@@ -168,6 +186,7 @@ pub fn port_out(
             s.current().bus.get_mut(h)?.value = att;
             Ok(None)
         }
+        Attachment::Hardware { dev, .. } => hw::port_out(s, dev, port, size, value).map(|()| None),
         Attachment::Serve { .. } => Err(Error::NotSupported),
     }
 }
@@ -215,6 +234,7 @@ pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error
                 .map_err(|_| Error::LimitReached)?;
             Ok(va)
         }
+        Attachment::Hardware { .. } => hw::export(s, h, va, len),
         Attachment::Serve { .. } => Err(Error::NotSupported),
     }
 }
@@ -235,6 +255,7 @@ pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
             exports.remove(i);
             Ok(())
         }
+        Attachment::Hardware { .. } => hw::unexport(s, h, iova),
         Attachment::Serve { .. } => Err(Error::NotSupported),
     }
 }
@@ -247,7 +268,7 @@ pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<(), 
             kind: KernelDevice::Klog,
             ..
         } => {
-            if line != abi::kdev::klog::IRQ_DATA as u64
+            if line != abi::kdev::KLOG_IRQ_DATA as u64
                 || vector >= abi::interrupt::VECTOR_COUNT as u64
             {
                 return Err(Error::InvalidArgument);
@@ -259,6 +280,7 @@ pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<(), 
             listeners.push((pid, h, vector as u32));
             Ok(())
         }
+        Attachment::Hardware { dev, .. } => hw::irq_map(s, h, dev, line, vector),
         _ => Err(Error::NotSupported),
     }
 }
@@ -290,6 +312,7 @@ pub fn irq_ack(s: &mut Scheduler, h: u64, line: u64) -> Result<(), Error> {
             }
             Ok(())
         }
+        Attachment::Hardware { dev, .. } => hw::irq_ack(s, h, dev, line),
         _ => Err(Error::NotSupported),
     }
 }
@@ -309,6 +332,13 @@ pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error>
     for (h, rights, coe, att) in entries {
         let copy = match att {
             Attachment::Serve { .. } => continue,
+            // A hardware attachment is inherited bare: lines, mappings and
+            // exports stay with the parent.
+            Attachment::Hardware { dev, .. } => Attachment::Hardware {
+                dev,
+                exports: ArrayVec::new(),
+                iomaps: ArrayVec::new(),
+            },
             Attachment::Kernel {
                 dev, kind, state, ..
             } => Attachment::Kernel {
@@ -333,7 +363,7 @@ pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error>
         };
         let c = s.get_mut(child).ok_or(Error::NotFound)?;
         if let Err((e, att)) = c.bus.insert_at(h, copy, rights, coe) {
-            release(s, att);
+            release(s, child, h, att, false);
             return Err(e);
         }
         if let Some(dev) = dev {
@@ -362,7 +392,21 @@ pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
     let Some(p) = s.get_mut(pid) else { return };
     let all = core::mem::take(&mut p.bus);
     forget_klog_listener(s, |p, _| p == pid);
-    for (_, e) in all.iter() {
-        release(s, e.value.clone());
+    for (h, e) in all.iter() {
+        release(s, pid, h, e.value.clone(), true);
     }
+}
+
+/// `iomap(handle, va, phys, len)`.
+pub fn iomap(s: &mut Scheduler, h: u64, va: u64, phys: u64, len: u64) -> Result<(), Error> {
+    match s.current().bus.require(h, RIGHT_MAP)?.value {
+        Attachment::Hardware { dev, .. } => hw::iomap(s, h, dev, va, phys, len),
+        _ => Err(Error::NotSupported),
+    }
+}
+
+/// `iounmap(handle, va, len)`.
+pub fn iounmap(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<(), Error> {
+    s.current().bus.require(h, RIGHT_MAP)?;
+    hw::iounmap(s, h, va, len)
 }

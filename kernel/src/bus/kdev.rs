@@ -9,8 +9,8 @@
 use super::{Attachment, Device, Devices, KernelDevice};
 use crate::arch::paging::PageTable;
 use abi::Error;
-use abi::bus::{DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
-use abi::kdev::{bootfs, klog, registry};
+use abi::bus::{DEVICE_KIND_HARDWARE, DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
+use abi::kdev::*;
 use arrayvec::{ArrayString, ArrayVec};
 use spin::Once;
 
@@ -48,7 +48,7 @@ pub fn port_in(
     let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
     match kind {
         KernelDevice::Registry => {
-            if port == registry::PORT_COUNT {
+            if port == REGISTRY_PORT_COUNT {
                 return Ok(devices.count() as u64);
             }
             let (name, id) = devices
@@ -56,47 +56,54 @@ pub fn port_in(
                 .nth(state[0] as usize)
                 .ok_or(Error::NotFound)?;
             match port {
-                p if (registry::PORT_NAME..registry::PORT_NAME + 8).contains(&p) => {
-                    let at = 4 * (p - registry::PORT_NAME) as usize;
+                p if (REGISTRY_PORT_NAME..REGISTRY_PORT_NAME + 8).contains(&p) => {
+                    let at = 4 * (p - REGISTRY_PORT_NAME) as usize;
                     let mut word = [0u8; 4];
                     for (i, b) in name.as_bytes().iter().skip(at).take(4).enumerate() {
                         word[i] = *b;
                     }
                     Ok(u32::from_le_bytes(word) as u64)
                 }
-                registry::PORT_KIND => Ok(match devices.get(id)? {
+                REGISTRY_PORT_KIND => Ok(match devices.get(id)? {
                     Device::Kernel(_) => DEVICE_KIND_KERNEL,
                     Device::User(_) => DEVICE_KIND_USER,
+                    Device::Hardware(_) => DEVICE_KIND_HARDWARE,
                 } as u64),
-                registry::PORT_CLIENTS => Ok(match devices.get(id)? {
+                REGISTRY_PORT_CLIENTS => Ok(match devices.get(id)? {
                     Device::User(u) => u.client_count() as u64,
-                    Device::Kernel(_) => 0,
+                    _ => 0,
                 }),
-                registry::PORT_SERVER => Ok(match devices.get(id)? {
+                REGISTRY_PORT_SERVER => Ok(match devices.get(id)? {
                     Device::User(u) => u.server as u64,
-                    Device::Kernel(_) => 0,
+                    _ => 0,
                 }),
                 _ => Err(Error::InvalidArgument),
             }
         }
+        KernelDevice::Platform => match port {
+            PLATFORM_PORT_QUARANTINED => {
+                Ok(devices.hardware().map(|h| h.quarantine.len() as u64).sum())
+            }
+            _ => Err(Error::InvalidArgument),
+        },
         KernelDevice::Klog => match port {
-            klog::PORT_WRITTEN => Ok(crate::log::total_written()),
-            klog::PORT_DONE => Ok(state[2]),
-            klog::PORT_LOST => Ok(state[3]),
-            klog::PORT_POS_NOW => Ok(state[0]),
+            KLOG_PORT_WRITTEN => Ok(crate::log::total_written()),
+            KLOG_PORT_DONE => Ok(state[2]),
+            KLOG_PORT_LOST => Ok(state[3]),
+            KLOG_PORT_POS_NOW => Ok(state[0]),
             _ => Err(Error::InvalidArgument),
         },
         KernelDevice::Bootfs => {
-            if port == bootfs::PORT_COUNT {
+            if port == BOOTFS_PORT_COUNT {
                 return Ok(modules().len() as u64);
             }
-            if port == bootfs::PORT_DONE {
+            if port == BOOTFS_PORT_DONE {
                 return Ok(state[3]);
             }
             let m = modules().get(state[0] as usize).ok_or(Error::NotFound)?;
             match port {
-                bootfs::PORT_SIZE => Ok(m.len),
-                bootfs::PORT_CMDLINE_LEN => Ok(m.cmdline.len() as u64),
+                BOOTFS_PORT_SIZE => Ok(m.len),
+                BOOTFS_PORT_CMDLINE_LEN => Ok(m.cmdline.len() as u64),
                 _ => Err(Error::InvalidArgument),
             }
         }
@@ -123,23 +130,23 @@ pub fn port_out(
     };
     let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
     match (*kind, port) {
-        (KernelDevice::Registry, registry::PORT_SELECT)
-        | (KernelDevice::Bootfs, bootfs::PORT_SELECT) => {
+        (KernelDevice::Registry, REGISTRY_PORT_SELECT)
+        | (KernelDevice::Bootfs, BOOTFS_PORT_SELECT) => {
             require_size(size, &[4, 8])?;
             state[0] = value;
             Ok(())
         }
-        (KernelDevice::Klog, klog::PORT_POS) => {
+        (KernelDevice::Klog, KLOG_PORT_POS) => {
             require_size(size, &[8])?;
             state[0] = value;
             Ok(())
         }
-        (KernelDevice::Klog, klog::PORT_LEN) => {
+        (KernelDevice::Klog, KLOG_PORT_LEN) => {
             require_size(size, &[4, 8])?;
             state[1] = value;
             Ok(())
         }
-        (KernelDevice::Klog, klog::PORT_READ) => {
+        (KernelDevice::Klog, KLOG_PORT_READ) => {
             require_size(size, &[8])?;
             let want = state[1].min(crate::log::LOG_RING_SIZE as u64);
             let end = value.checked_add(want).ok_or(Error::InvalidArgument)?;
@@ -167,20 +174,20 @@ pub fn port_out(
             state[3] = lost;
             Ok(())
         }
-        (KernelDevice::Bootfs, bootfs::PORT_OFFSET) => {
+        (KernelDevice::Bootfs, BOOTFS_PORT_OFFSET) => {
             require_size(size, &[4, 8])?;
             state[1] = value;
             Ok(())
         }
-        (KernelDevice::Bootfs, bootfs::PORT_LEN) => {
+        (KernelDevice::Bootfs, BOOTFS_PORT_LEN) => {
             require_size(size, &[4, 8])?;
             state[2] = value;
             Ok(())
         }
-        (KernelDevice::Bootfs, bootfs::PORT_READ | bootfs::PORT_READ_CMDLINE) => {
+        (KernelDevice::Bootfs, BOOTFS_PORT_READ | BOOTFS_PORT_READ_CMDLINE) => {
             require_size(size, &[8])?;
             let m = modules().get(state[0] as usize).ok_or(Error::NotFound)?;
-            let bytes: &[u8] = if port == bootfs::PORT_READ {
+            let bytes: &[u8] = if port == BOOTFS_PORT_READ {
                 // SAFETY: module frames are reserved at boot, never handed
                 // out, and covered by the direct map.
                 unsafe {
@@ -206,5 +213,48 @@ pub fn port_out(
             Ok(())
         }
         _ => Err(Error::InvalidArgument),
+    }
+}
+
+/// `port_out` on the platform device: the spec is read from the caller's
+/// export at iova `value`.
+pub fn platform_out(
+    s: &mut crate::sched::Scheduler,
+    h: u64,
+    port: u64,
+    size: u64,
+    value: u64,
+) -> Result<(), Error> {
+    require_size(size, &[8])?;
+    let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    if port != PLATFORM_PORT_CREATE && port != PLATFORM_PORT_RELEASE_QUARANTINE {
+        return Err(Error::InvalidArgument);
+    }
+    let mut spec = abi::HwDeviceSpec::default();
+    {
+        let p = s.current();
+        let len = core::mem::size_of::<abi::HwDeviceSpec>() as u64;
+        let end = value.checked_add(len).ok_or(Error::InvalidArgument)?;
+        let Attachment::Kernel { exports, .. } = &p.bus.get(h)?.value else {
+            return Err(Error::NotSupported);
+        };
+        if !exports
+            .iter()
+            .any(|e| value >= e.iova && end <= e.iova + e.len)
+        {
+            return Err(Error::AccessDenied);
+        }
+        // SAFETY: HwDeviceSpec is plain repr(C) data: any bytes are a value.
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut((&raw mut spec).cast::<u8>(), len as usize) };
+        let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+        crate::usercopy::copy_from_user(space, value, bytes)?;
+    }
+    if port == PLATFORM_PORT_CREATE {
+        super::hw::create(s, &spec)
+    } else {
+        let n = (spec.name_len as usize).min(spec.name.len());
+        let name = core::str::from_utf8(&spec.name[..n]).map_err(|_| Error::InvalidArgument)?;
+        super::hw::release_quarantine(s, name)
     }
 }

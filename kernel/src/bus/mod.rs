@@ -14,6 +14,7 @@
 //! never are); `exec` drops close-on-exec handles.
 
 pub mod calls;
+pub mod hw;
 pub mod kdev;
 pub mod user;
 
@@ -32,11 +33,13 @@ pub enum KernelDevice {
     Registry,
     Bootfs,
     Klog,
+    Platform,
 }
 
 pub enum Device {
     Kernel(KernelDevice),
     User(UserDevice),
+    Hardware(hw::HwDevice),
 }
 
 /// What a bus slot holds.
@@ -54,6 +57,13 @@ pub enum Attachment {
     Client { dev: DeviceId, client: u32 },
     /// The server side of a user device.
     Serve { dev: DeviceId },
+    /// A hardware device, with the pages this attachment wired for DMA
+    /// (page address, iova) and the device memory it mapped (va, len).
+    Hardware {
+        dev: DeviceId,
+        exports: ArrayVec<(u64, u64), 16>,
+        iomaps: ArrayVec<(u64, u64), 8>,
+    },
 }
 
 /// Every device, and the registry's names.
@@ -70,6 +80,10 @@ pub struct Devices {
     next_generation: u32,
     /// Who wants klog's data IRQ: (process, handle, vector).
     pub klog_listeners: Vec<(Pid, u64, u32)>,
+    /// Which hardware device owns which ports, memory and lines.
+    pub claims: kernel_core::hwclaims::Claims<DeviceId>,
+    /// Who takes each routed interrupt line (by GSI).
+    pub irq_owners: [Option<hw::IrqOwner>; crate::arch::ioapic::MAX_GSI as usize],
 }
 
 struct DeviceSlot {
@@ -88,6 +102,8 @@ impl Devices {
             count: 0,
             next_generation: 0,
             klog_listeners: Vec::new(),
+            claims: kernel_core::hwclaims::Claims::new(),
+            irq_owners: [None; crate::arch::ioapic::MAX_GSI as usize],
         }
     }
 
@@ -115,8 +131,16 @@ impl Devices {
     pub fn user(&mut self, id: DeviceId) -> Result<&mut UserDevice, Error> {
         match self.get_mut(id)? {
             Device::User(u) => Ok(u),
-            Device::Kernel(_) => Err(Error::NotSupported),
+            _ => Err(Error::NotSupported),
         }
+    }
+
+    /// Every hardware device.
+    pub fn hardware(&self) -> impl Iterator<Item = &hw::HwDevice> {
+        self.slots.iter().filter_map(|s| match &s.device {
+            Some(Device::Hardware(h)) => Some(h),
+            _ => None,
+        })
     }
 
     /// The id registered under `name`.
@@ -189,6 +213,12 @@ pub fn max_rights(dev: &Device) -> u32 {
         Device::Kernel(KernelDevice::Klog) => {
             RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_CLONE
         }
+        Device::Kernel(KernelDevice::Platform) => {
+            RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_CLONE
+        }
+        Device::Hardware(_) => {
+            RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_MAP | RIGHT_CLONE
+        }
         Device::User(_) => RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_CLONE,
     }
 }
@@ -198,6 +228,7 @@ pub fn init(devices: &mut Devices) -> Result<(), Error> {
     devices.add("registry", Device::Kernel(KernelDevice::Registry))?;
     devices.add("bootfs", Device::Kernel(KernelDevice::Bootfs))?;
     devices.add("klog", Device::Kernel(KernelDevice::Klog))?;
+    devices.add("platform", Device::Kernel(KernelDevice::Platform))?;
     Ok(())
 }
 

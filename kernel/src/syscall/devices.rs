@@ -162,3 +162,11 @@ pub fn dev_reply_poll(
     }
     user::poll(s, dev, out, false)
 }
+
+pub fn iomap(s: &mut Scheduler, h: u64, va: u64, phys: u64, len: u64) -> Result<usize, Error> {
+    calls::iomap(s, h, va, phys, len).map(|()| 0)
+}
+
+pub fn iounmap(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<usize, Error> {
+    calls::iounmap(s, h, va, len).map(|()| 0)
+}

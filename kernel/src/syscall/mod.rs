@@ -78,6 +78,8 @@ pub fn dispatch(s: &mut Scheduler, args: &Args) -> Option<isize> {
                 s, a[0], a[1], a[2], a[3], a[4], a[5],
             ));
         }
+        Some(Sysno::IoMap) => devices::iomap(s, a[0], a[1], a[2], a[3]),
+        Some(Sysno::IoUnmap) => devices::iounmap(s, a[0], a[1], a[2]),
     };
     Some(encode(result))
 }

@@ -15,6 +15,7 @@ mod suite;
 mod t_bus;
 mod t_exec;
 mod t_fork;
+mod t_hw;
 mod t_irq;
 mod t_procs;
 mod t_syscalls;
@@ -56,5 +57,6 @@ fn run_all() -> i32 {
     t_exec::run(&mut s);
     t_bus::run(&mut s);
     t_userdev::run(&mut s);
+    t_hw::run(&mut s);
     s.finish()
 }

@@ -6,7 +6,7 @@
 use crate::suite::{Fail, Suite};
 use crate::util::in_child;
 use crate::{ensure, ensure_eq};
-use abi::kdev::{bootfs, registry};
+use abi::kdev::*;
 use abi::{Error, Sysno};
 use libmh::dev::{self, Handle, REGISTRY};
 use libmh::process;
@@ -136,7 +136,7 @@ pub fn run(s: &mut Suite) {
     s.run("detached_and_stale_handles_are_refused", || {
         let a = bootfs()?;
         ensure_eq!(a.detach(), Ok(()));
-        ensure_eq!(a.port_in(bootfs::PORT_COUNT, 4), Err(Error::BadHandle));
+        ensure_eq!(a.port_in(BOOTFS_PORT_COUNT, 4), Err(Error::BadHandle));
         ensure_eq!(a.detach(), Err(Error::BadHandle));
         ensure_eq!(a.info().err(), Some(Error::BadHandle));
         let b = bootfs()?;
@@ -144,7 +144,7 @@ pub fn run(s: &mut Suite) {
             b != a && (b.0 & 0xff) == (a.0 & 0xff),
             "slot reused with a new generation"
         );
-        ensure_eq!(a.port_in(bootfs::PORT_COUNT, 4), Err(Error::BadHandle));
+        ensure_eq!(a.port_in(BOOTFS_PORT_COUNT, 4), Err(Error::BadHandle));
         ensure_eq!(b.detach(), Ok(()));
         Ok(())
     });
@@ -169,12 +169,12 @@ pub fn run(s: &mut Suite) {
     s.run("each_right_is_enforced", || {
         let h = bootfs()?;
         ensure_eq!(h.restrict(dev::RIGHT_WRITE), Ok(()));
-        ensure_eq!(h.port_in(bootfs::PORT_COUNT, 4), Err(Error::AccessDenied));
+        ensure_eq!(h.port_in(BOOTFS_PORT_COUNT, 4), Err(Error::AccessDenied));
         let mut buf = [0u8; 64];
         ensure_eq!(h.export(&mut buf), Err(Error::AccessDenied));
         ensure_eq!(h.restrict(0), Ok(()));
         ensure_eq!(
-            h.port_out(bootfs::PORT_SELECT, 4, 0),
+            h.port_out(BOOTFS_PORT_SELECT, 4, 0),
             Err(Error::AccessDenied)
         );
         ensure_eq!(h.irq_map(0, 1), Err(Error::AccessDenied));
@@ -183,22 +183,22 @@ pub fn run(s: &mut Suite) {
     });
 
     s.run("registry_lists_the_devices", || {
-        let count = REGISTRY.port_in(registry::PORT_COUNT, 4).map_err(fail)?;
+        let count = REGISTRY.port_in(REGISTRY_PORT_COUNT, 4).map_err(fail)?;
         ensure!(count >= 2, "count {count}");
         let mut names_seen = 0;
         for i in 0..count {
             REGISTRY
-                .port_out(registry::PORT_SELECT, 4, i)
+                .port_out(REGISTRY_PORT_SELECT, 4, i)
                 .map_err(fail)?;
             let mut name = [0u8; 32];
             for k in 0..8 {
-                let w = REGISTRY.port_in(registry::PORT_NAME + k, 4).map_err(fail)? as u32;
+                let w = REGISTRY.port_in(REGISTRY_PORT_NAME + k, 4).map_err(fail)? as u32;
                 name[4 * k as usize..4 * k as usize + 4].copy_from_slice(&w.to_le_bytes());
             }
             if name.starts_with(b"registry\0") || name.starts_with(b"bootfs\0") {
                 names_seen += 1;
                 ensure_eq!(
-                    REGISTRY.port_in(registry::PORT_KIND, 4),
+                    REGISTRY.port_in(REGISTRY_PORT_KIND, 4),
                     Ok(dev::DEVICE_KIND_KERNEL as u64)
                 );
             }
@@ -210,18 +210,18 @@ pub fn run(s: &mut Suite) {
     s.run("registry_port_errors", || {
         ensure_eq!(REGISTRY.port_in(99, 4), Err(Error::InvalidArgument));
         ensure_eq!(
-            REGISTRY.port_in(registry::PORT_COUNT, 1),
+            REGISTRY.port_in(REGISTRY_PORT_COUNT, 1),
             Err(Error::InvalidArgument)
         );
         ensure_eq!(
-            REGISTRY.port_out(registry::PORT_COUNT, 4, 0),
+            REGISTRY.port_out(REGISTRY_PORT_COUNT, 4, 0),
             Err(Error::InvalidArgument)
         );
         REGISTRY
-            .port_out(registry::PORT_SELECT, 4, 9999)
+            .port_out(REGISTRY_PORT_SELECT, 4, 9999)
             .map_err(fail)?;
         ensure_eq!(
-            REGISTRY.port_in(registry::PORT_NAME, 4),
+            REGISTRY.port_in(REGISTRY_PORT_NAME, 4),
             Err(Error::NotFound)
         );
         ensure_eq!(REGISTRY.port_in(0, 8).map(|_| ()), Ok(()));
@@ -230,25 +230,24 @@ pub fn run(s: &mut Suite) {
 
     s.run("bootfs_serves_the_modules", || {
         let h = bootfs()?;
-        let count = h.port_in(bootfs::PORT_COUNT, 4).map_err(fail)?;
+        let count = h.port_in(BOOTFS_PORT_COUNT, 4).map_err(fail)?;
         ensure!(count >= 8, "modules {count}");
-        h.port_out(bootfs::PORT_SELECT, 4, 0).map_err(fail)?;
-        let size = h.port_in(bootfs::PORT_SIZE, 4).map_err(fail)?;
+        h.port_out(BOOTFS_PORT_SELECT, 4, 0).map_err(fail)?;
+        let size = h.port_in(BOOTFS_PORT_SIZE, 4).map_err(fail)?;
         let mut buf = [0u8; 64];
         let iova = h.export(&mut buf).map_err(fail)?;
-        h.port_out(bootfs::PORT_LEN, 4, 64).map_err(fail)?;
-        h.port_out(bootfs::PORT_READ, 8, iova).map_err(fail)?;
-        ensure_eq!(h.port_in(bootfs::PORT_DONE, 4), Ok(64));
+        h.port_out(BOOTFS_PORT_LEN, 4, 64).map_err(fail)?;
+        h.port_out(BOOTFS_PORT_READ, 8, iova).map_err(fail)?;
+        ensure_eq!(h.port_in(BOOTFS_PORT_DONE, 4), Ok(64));
         ensure_eq!(&buf[..4], &[0x7f, b'E', b'L', b'F']);
         // The end of the module: a short read.
-        h.port_out(bootfs::PORT_OFFSET, 8, size - 10)
+        h.port_out(BOOTFS_PORT_OFFSET, 8, size - 10).map_err(fail)?;
+        h.port_out(BOOTFS_PORT_READ, 8, iova).map_err(fail)?;
+        ensure_eq!(h.port_in(BOOTFS_PORT_DONE, 4), Ok(10));
+        h.port_out(BOOTFS_PORT_OFFSET, 8, 0).map_err(fail)?;
+        h.port_out(BOOTFS_PORT_READ_CMDLINE, 8, iova)
             .map_err(fail)?;
-        h.port_out(bootfs::PORT_READ, 8, iova).map_err(fail)?;
-        ensure_eq!(h.port_in(bootfs::PORT_DONE, 4), Ok(10));
-        h.port_out(bootfs::PORT_OFFSET, 8, 0).map_err(fail)?;
-        h.port_out(bootfs::PORT_READ_CMDLINE, 8, iova)
-            .map_err(fail)?;
-        let n = h.port_in(bootfs::PORT_DONE, 4).map_err(fail)? as usize;
+        let n = h.port_in(BOOTFS_PORT_DONE, 4).map_err(fail)? as usize;
         ensure_eq!(&buf[..n], b"mhtest runner");
         ensure_eq!(h.detach(), Ok(()));
         Ok(())
@@ -257,28 +256,28 @@ pub fn run(s: &mut Suite) {
     s.run("bootfs_reads_only_into_exports", || {
         let h = bootfs()?;
         let mut buf = [0u8; 4096];
-        h.port_out(bootfs::PORT_LEN, 4, 64).map_err(fail)?;
+        h.port_out(BOOTFS_PORT_LEN, 4, 64).map_err(fail)?;
         ensure_eq!(
-            h.port_out(bootfs::PORT_READ, 8, buf.as_ptr() as u64),
+            h.port_out(BOOTFS_PORT_READ, 8, buf.as_ptr() as u64),
             Err(Error::AccessDenied)
         );
         let iova = h.export(&mut buf[..100]).map_err(fail)?;
-        h.port_out(bootfs::PORT_LEN, 4, 200).map_err(fail)?;
+        h.port_out(BOOTFS_PORT_LEN, 4, 200).map_err(fail)?;
         ensure_eq!(
-            h.port_out(bootfs::PORT_READ, 8, iova),
+            h.port_out(BOOTFS_PORT_READ, 8, iova),
             Err(Error::AccessDenied)
         );
         ensure_eq!(
-            h.port_out(bootfs::PORT_READ, 4, iova),
+            h.port_out(BOOTFS_PORT_READ, 4, iova),
             Err(Error::InvalidArgument)
         );
         ensure_eq!(
-            h.port_out(bootfs::PORT_READ, 8, u64::MAX - 8),
+            h.port_out(BOOTFS_PORT_READ, 8, u64::MAX - 8),
             Err(Error::InvalidArgument)
         );
-        h.port_out(bootfs::PORT_SELECT, 4, 999).map_err(fail)?;
-        ensure_eq!(h.port_in(bootfs::PORT_SIZE, 4), Err(Error::NotFound));
-        ensure_eq!(h.port_out(bootfs::PORT_READ, 8, iova), Err(Error::NotFound));
+        h.port_out(BOOTFS_PORT_SELECT, 4, 999).map_err(fail)?;
+        ensure_eq!(h.port_in(BOOTFS_PORT_SIZE, 4), Err(Error::NotFound));
+        ensure_eq!(h.port_out(BOOTFS_PORT_READ, 8, iova), Err(Error::NotFound));
         ensure_eq!(h.unexport(iova), Ok(()));
         ensure_eq!(h.unexport(iova), Err(Error::NotFound));
         ensure_eq!(h.detach(), Ok(()));
@@ -344,8 +343,8 @@ pub fn run(s: &mut Suite) {
         let keep = bootfs()?;
         let lose = dev::attach(REGISTRY, "bootfs", dev::RIGHT_READ).map_err(fail)?;
         let st = in_child(|| {
-            let a = keep.port_in(bootfs::PORT_COUNT, 4).is_ok();
-            let b = lose.port_in(bootfs::PORT_COUNT, 4) == Err(Error::BadHandle);
+            let a = keep.port_in(BOOTFS_PORT_COUNT, 4).is_ok();
+            let b = lose.port_in(BOOTFS_PORT_COUNT, 4) == Err(Error::BadHandle);
             (!a) as i32 | ((!b) as i32) << 1
         })?;
         ensure_eq!(st.code, 0);
@@ -361,7 +360,7 @@ pub fn run(s: &mut Suite) {
             BOOTFS_RIGHTS | dev::ATTACH_CLOSE_ON_EXEC,
         )
         .map_err(fail)?;
-        let count = keep.port_in(bootfs::PORT_COUNT, 4).map_err(fail)? as i64;
+        let count = keep.port_in(BOOTFS_PORT_COUNT, 4).map_err(fail)? as i64;
         for (h, want) in [(keep, count), (drop, Error::BadHandle.to_ret() as i64)] {
             let mut code = crate::t_exec::PORT_IN_CODE;
             code[1..5].copy_from_slice(&(h.0 as u32).to_le_bytes());
@@ -380,23 +379,23 @@ pub fn run(s: &mut Suite) {
     });
 
     s.run("klog_reads_the_log_by_dma", || {
-        use abi::kdev::klog;
+        use abi::kdev::*;
         let h = dev::attach(
             REGISTRY,
             "klog",
             dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA,
         )
         .map_err(fail)?;
-        let written = h.port_in(klog::PORT_WRITTEN, 8).map_err(fail)?;
+        let written = h.port_in(KLOG_PORT_WRITTEN, 8).map_err(fail)?;
         ensure!(written > 100, "written {written}");
         let mut buf = [0u8; 1024];
         let iova = h.export(&mut buf).map_err(fail)?;
-        h.port_out(klog::PORT_POS, 8, 0).map_err(fail)?;
-        h.port_out(klog::PORT_LEN, 4, 1024).map_err(fail)?;
-        h.port_out(klog::PORT_READ, 8, iova).map_err(fail)?;
-        ensure_eq!(h.port_in(klog::PORT_DONE, 4), Ok(1024));
-        let lost = h.port_in(klog::PORT_LOST, 8).map_err(fail)?;
-        ensure_eq!(h.port_in(klog::PORT_POS_NOW, 8), Ok(lost + 1024));
+        h.port_out(KLOG_PORT_POS, 8, 0).map_err(fail)?;
+        h.port_out(KLOG_PORT_LEN, 4, 1024).map_err(fail)?;
+        h.port_out(KLOG_PORT_READ, 8, iova).map_err(fail)?;
+        ensure_eq!(h.port_in(KLOG_PORT_DONE, 4), Ok(1024));
+        let lost = h.port_in(KLOG_PORT_LOST, 8).map_err(fail)?;
+        ensure_eq!(h.port_in(KLOG_PORT_POS_NOW, 8), Ok(lost + 1024));
         if lost == 0 {
             ensure!(
                 buf.windows(10).any(|w| w == b"MH kernel:"),
@@ -404,19 +403,19 @@ pub fn run(s: &mut Suite) {
             );
         }
         // Reading at the end copies nothing.
-        h.port_out(klog::PORT_POS, 8, u64::MAX / 2).map_err(fail)?;
-        h.port_out(klog::PORT_READ, 8, iova).map_err(fail)?;
-        ensure_eq!(h.port_in(klog::PORT_DONE, 4), Ok(0));
+        h.port_out(KLOG_PORT_POS, 8, u64::MAX / 2).map_err(fail)?;
+        h.port_out(KLOG_PORT_READ, 8, iova).map_err(fail)?;
+        ensure_eq!(h.port_in(KLOG_PORT_DONE, 4), Ok(0));
         ensure_eq!(h.detach(), Ok(()));
         Ok(())
     });
 
     s.run("klog_irq_fires_when_the_log_grows", || {
-        use abi::kdev::klog;
+        use abi::kdev::*;
         let h = dev::attach(REGISTRY, "klog", dev::RIGHT_READ | dev::RIGHT_IRQ).map_err(fail)?;
         ensure_eq!(h.irq_map(1, 30), Err(Error::InvalidArgument));
-        ensure_eq!(h.irq_map(klog::IRQ_DATA, 63), Err(Error::InvalidArgument));
-        ensure_eq!(h.irq_map(klog::IRQ_DATA, 30), Ok(()));
+        ensure_eq!(h.irq_map(KLOG_IRQ_DATA, 63), Err(Error::InvalidArgument));
+        ensure_eq!(h.irq_map(KLOG_IRQ_DATA, 30), Ok(()));
         libmh::println!("mhtest: a line for the klog listener");
         ensure_eq!(process::irq_wait(1 << 30), Ok(1 << 30));
         ensure_eq!(h.detach(), Ok(()));
@@ -428,7 +427,7 @@ pub fn run(s: &mut Suite) {
     });
 
     s.run("klog_refusals", || {
-        use abi::kdev::klog;
+        use abi::kdev::*;
         let h = dev::attach(
             REGISTRY,
             "klog",
@@ -436,21 +435,18 @@ pub fn run(s: &mut Suite) {
         )
         .map_err(fail)?;
         let mut buf = [0u8; 64];
-        h.port_out(klog::PORT_LEN, 4, 64).map_err(fail)?;
+        h.port_out(KLOG_PORT_LEN, 4, 64).map_err(fail)?;
         ensure_eq!(
-            h.port_out(klog::PORT_READ, 8, buf.as_ptr() as u64),
+            h.port_out(KLOG_PORT_READ, 8, buf.as_ptr() as u64),
             Err(Error::AccessDenied)
         );
         let iova = h.export(&mut buf).map_err(fail)?;
-        h.port_out(klog::PORT_LEN, 4, 65).map_err(fail)?;
+        h.port_out(KLOG_PORT_LEN, 4, 65).map_err(fail)?;
         ensure_eq!(
-            h.port_out(klog::PORT_READ, 8, iova),
+            h.port_out(KLOG_PORT_READ, 8, iova),
             Err(Error::AccessDenied)
         );
-        ensure_eq!(
-            h.port_out(klog::PORT_POS, 4, 0),
-            Err(Error::InvalidArgument)
-        );
+        ensure_eq!(h.port_out(KLOG_PORT_POS, 4, 0), Err(Error::InvalidArgument));
         ensure_eq!(h.port_in(9, 4), Err(Error::InvalidArgument));
         ensure_eq!(h.irq_map(0, 3), Err(Error::AccessDenied));
         ensure_eq!(h.detach(), Ok(()));

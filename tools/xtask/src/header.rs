@@ -34,6 +34,10 @@ pub const TYPES: &[&str] = &[
     "DeviceInfo",
     "DeviceConfig",
     "Request",
+    "HwPortRange",
+    "HwMmioRange",
+    "HwIrq",
+    "HwDeviceSpec",
 ];
 
 /// Associated constants cbindgen would emit as broken `MhError_ALL`-style

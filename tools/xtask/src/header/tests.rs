@@ -81,6 +81,32 @@ fn abi_types() -> Vec<String> {
     out
 }
 
+/// C has one namespace: two abi constants with one name (in different Rust
+/// modules) would come out of cbindgen as a single `#define`, silently
+/// giving one of them the other's value.
+#[test]
+fn constant_names_are_unique_across_the_abi() {
+    let mut seen = std::collections::HashMap::new();
+    for (file, text) in abi_sources() {
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("pub const ")
+                && !rest.starts_with("fn ")
+            {
+                let name = ident(rest).to_string();
+                // Associated `ALL` arrays are excluded from the header.
+                if name == "ALL" {
+                    continue;
+                }
+                if let Some(first) = seen.insert(name.clone(), format!("{file:?}")) {
+                    panic!(
+                        "abi constant {name} is defined twice ({first} and {file:?}): rename one"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn every_constant_is_in_the_header() {
     let h = header();

@@ -373,6 +373,27 @@ pub const WRAPPERS: &[Wrapper] = &[
         ],
         "Answers a client, then takes the next request.",
     ),
+    w(
+        Sysno::IoMap,
+        "iomap",
+        &[
+            p("uint64_t", "handle"),
+            p("uint64_t", "va"),
+            p("uint64_t", "phys"),
+            p("uint64_t", "len"),
+        ],
+        "Maps a hardware device's memory at va; returns 0.",
+    ),
+    w(
+        Sysno::IoUnmap,
+        "iounmap",
+        &[
+            p("uint64_t", "handle"),
+            p("uint64_t", "va"),
+            p("uint64_t", "len"),
+        ],
+        "Unmaps device memory mapped through the handle; returns 0.",
+    ),
 ];
 
 /// The C name of a system call's number: `MH_SYSNO_<VARIANT>`, the variant

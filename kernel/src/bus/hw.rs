@@ -1,0 +1,317 @@
+//! Hardware devices: a slice of the machine handed to a driver (see
+//! `abi::hw`). The kernel performs each port access after checking it lies
+//! in the device's ranges, maps device memory only from its MMIO ranges,
+//! routes its interrupt lines through the I/O APIC to the vector the
+//! driver chose, and pins (wires) pages exported for DMA.
+//!
+//! Rules: one owner per interrupt line; a level-triggered line stays masked
+//! after each interrupt until the owner acknowledges it; a page a device
+//! may still write is never reused: pages still exported when their owner
+//! exits go into the device's quarantine, until the platform holder (who
+//! has reset the hardware) releases them.
+
+use super::{Attachment, Device, DeviceId};
+use crate::arch::{cpu, ioapic};
+use crate::mm::{KernelFrames, codec};
+use crate::process::Pid;
+use crate::sched::Scheduler;
+use abi::hw::{HW_IRQ_ACTIVE_LOW, HW_IRQ_LEVEL};
+use abi::{Error, HwDeviceSpec};
+use alloc::vec::Vec;
+use kernel_core::frame::Frame;
+use kernel_core::hwclaims::{HwResources, Reserved};
+use kernel_core::vm::Vm;
+use spin::Once;
+
+/// What the kernel keeps for itself, and RAM: set once at boot.
+pub static RESERVED: Once<Reserved> = Once::new();
+
+/// The I/O ports of the kernel's own serial console (COM1).
+const COM1: (u32, u32) = (0x3f8, 0x400);
+
+pub struct HwDevice {
+    pub res: HwResources,
+    /// Frames a device may still be writing (their owner exited).
+    pub quarantine: Vec<Frame>,
+}
+
+/// Who takes an interrupt line.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqOwner {
+    pub pid: Pid,
+    pub handle: u64,
+    pub vector: u32,
+    pub level: bool,
+}
+
+fn hw(s: &mut Scheduler, dev: DeviceId) -> Result<&mut HwDevice, Error> {
+    match s.devices.get_mut(dev)? {
+        Device::Hardware(h) => Ok(h),
+        _ => Err(Error::NotSupported),
+    }
+}
+
+/// Platform CREATE: checks `spec`, claims its resources, registers it.
+pub fn create(s: &mut Scheduler, spec: &HwDeviceSpec) -> Result<(), Error> {
+    let reserved = RESERVED.get().ok_or(Error::NotSupported)?;
+    let res = s.devices.claims.check(spec, reserved)?;
+    let serial = res.ports.iter().any(|&(a, b)| a < COM1.1 && COM1.0 < b);
+    let name = res.name;
+    let id = s.devices.add(
+        name.as_str(),
+        Device::Hardware(HwDevice {
+            res: res.clone(),
+            quarantine: Vec::new(),
+        }),
+    )?;
+    if let Err(e) = s.devices.claims.add(id, res) {
+        s.devices.remove(id);
+        return Err(e);
+    }
+    if serial {
+        // A driver owns the UART now: the kernel keeps logging to its ring
+        // only (the console server drains it through klog).
+        crate::log::stop_serial();
+    }
+    Ok(())
+}
+
+/// Platform RELEASE_QUARANTINE for the device called `name`.
+pub fn release_quarantine(s: &mut Scheduler, name: &str) -> Result<(), Error> {
+    let id = s.devices.lookup(name).ok_or(Error::NotFound)?;
+    for frame in core::mem::take(&mut hw(s, id)?.quarantine) {
+        let _ = crate::mm::frames::release(frame);
+    }
+    Ok(())
+}
+
+/// `port_in` on a hardware device: only inside its port ranges.
+pub fn port_in(s: &mut Scheduler, dev: DeviceId, port: u64, size: u64) -> Result<u64, Error> {
+    check_port(hw(s, dev)?, port, size)?;
+    // SAFETY: the port lies in a range the platform holder gave this
+    // device, which the kernel does not drive itself.
+    Ok(unsafe { cpu::port_read(port as u16, size) })
+}
+
+/// `port_out` on a hardware device.
+pub fn port_out(
+    s: &mut Scheduler,
+    dev: DeviceId,
+    port: u64,
+    size: u64,
+    value: u64,
+) -> Result<(), Error> {
+    check_port(hw(s, dev)?, port, size)?;
+    // SAFETY: as in `port_in`.
+    unsafe { cpu::port_write(port as u16, size, value) };
+    Ok(())
+}
+
+fn check_port(h: &HwDevice, port: u64, size: u64) -> Result<(), Error> {
+    if !matches!(size, 1 | 2 | 4) || port % size != 0 {
+        return Err(Error::InvalidArgument);
+    }
+    if !h.res.has_ports(port, size) {
+        return Err(Error::AccessDenied);
+    }
+    Ok(())
+}
+
+fn vm_of(
+    s: &mut Scheduler,
+    pid: Pid,
+    f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, KernelFrames>) -> Result<u64, Error>,
+) -> Result<u64, Error> {
+    let space = s
+        .get_mut(pid)
+        .and_then(|p| p.space.as_mut())
+        .ok_or(Error::BadAddress)?;
+    let mut frames = KernelFrames;
+    let mut vm = Vm {
+        pt: space,
+        frames: &mut frames,
+        codec: codec(),
+    };
+    f(&mut vm)
+}
+
+/// `export` to a hardware device: wires the page holding `[va, va+len)`
+/// (one page at most: without an IOMMU the device sees physical
+/// addresses) and returns its physical address.
+pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error> {
+    if len == 0 || (va & 0xfff) + len > 4096 {
+        return Err(Error::InvalidArgument);
+    }
+    let pid = s.current_pid();
+    match &s.current().bus.get(h)?.value {
+        Attachment::Hardware { exports, .. } if exports.is_full() => {
+            return Err(Error::LimitReached);
+        }
+        Attachment::Hardware { .. } => {}
+        _ => return Err(Error::NotSupported),
+    }
+    let iova = vm_of(s, pid, |vm| vm.wire(va))?;
+    if let Attachment::Hardware { exports, .. } = &mut s.current().bus.get_mut(h)?.value {
+        exports.push((va & !0xfff, iova));
+    }
+    Ok(iova)
+}
+
+/// `unexport` from a hardware device (by the iova `export` returned).
+pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
+    let pid = s.current_pid();
+    let va = match &mut s.current().bus.get_mut(h)?.value {
+        Attachment::Hardware { exports, .. } => {
+            let i = exports
+                .iter()
+                .position(|&(_, io)| io == iova)
+                .ok_or(Error::NotFound)?;
+            exports.remove(i).0
+        }
+        _ => return Err(Error::NotSupported),
+    };
+    vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0))?;
+    Ok(())
+}
+
+/// `irq_map(line, vector)`: routes the device's `line` to the caller.
+pub fn irq_map(
+    s: &mut Scheduler,
+    h: u64,
+    dev: DeviceId,
+    line: u64,
+    vector: u64,
+) -> Result<(), Error> {
+    if vector >= abi::interrupt::VECTOR_COUNT as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    let &(gsi, flags) = hw(s, dev)?
+        .res
+        .irqs
+        .get(line as usize)
+        .ok_or(Error::InvalidArgument)?;
+    let pid = s.current_pid();
+    let owner = &mut s.devices.irq_owners[gsi as usize];
+    if owner.is_some_and(|o| (o.pid, o.handle) != (pid, h)) {
+        return Err(Error::Busy);
+    }
+    let level = flags & HW_IRQ_LEVEL != 0;
+    *owner = Some(IrqOwner {
+        pid,
+        handle: h,
+        vector: vector as u32,
+        level,
+    });
+    ioapic::route(gsi, level, flags & HW_IRQ_ACTIVE_LOW != 0);
+    Ok(())
+}
+
+/// `irq_ack(line)`: unmasks a level-triggered line again.
+pub fn irq_ack(s: &mut Scheduler, h: u64, dev: DeviceId, line: u64) -> Result<(), Error> {
+    let &(gsi, _) = hw(s, dev)?
+        .res
+        .irqs
+        .get(line as usize)
+        .ok_or(Error::InvalidArgument)?;
+    let pid = s.current_pid();
+    match s.devices.irq_owners[gsi as usize] {
+        Some(o) if (o.pid, o.handle) == (pid, h) => {
+            if o.level {
+                ioapic::unmask(gsi);
+            }
+            Ok(())
+        }
+        _ => Err(Error::NotFound),
+    }
+}
+
+/// A routed line fired: mask it if level-triggered, raise its owner's
+/// vector.
+pub fn interrupt(s: &mut Scheduler, gsi: u32) {
+    let Some(o) = s.devices.irq_owners.get(gsi as usize).copied().flatten() else {
+        ioapic::mask(gsi);
+        return;
+    };
+    if o.level {
+        ioapic::mask(gsi);
+    }
+    s.raise(o.pid, o.vector);
+}
+
+/// `iomap(va, phys, len)`: maps device memory from the device's ranges.
+pub fn iomap(
+    s: &mut Scheduler,
+    h: u64,
+    dev: DeviceId,
+    va: u64,
+    phys: u64,
+    len: u64,
+) -> Result<(), Error> {
+    if !hw(s, dev)?.res.has_mmio(phys, len) {
+        return Err(Error::AccessDenied);
+    }
+    match &s.current().bus.get(h)?.value {
+        Attachment::Hardware { iomaps, .. } if iomaps.is_full() => return Err(Error::LimitReached),
+        _ => {}
+    }
+    let pid = s.current_pid();
+    vm_of(s, pid, |vm| vm.map_io(va, phys, len).map(|()| 0))?;
+    if let Attachment::Hardware { iomaps, .. } = &mut s.current().bus.get_mut(h)?.value {
+        iomaps.push((va, len));
+    }
+    Ok(())
+}
+
+/// `iounmap(va, len)`: removes device-memory mappings made through `h`.
+pub fn iounmap(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<(), Error> {
+    let pid = s.current_pid();
+    let known = match &mut s.current().bus.get_mut(h)?.value {
+        Attachment::Hardware { iomaps, .. } => {
+            let before = iomaps.len();
+            iomaps.retain(|&mut (a, l)| !(a >= va && a + l <= va.saturating_add(len)));
+            before != iomaps.len()
+        }
+        _ => return Err(Error::NotSupported),
+    };
+    if !known {
+        return Err(Error::NotFound);
+    }
+    vm_of(s, pid, |vm| vm.unmap_io(va, len))?;
+    Ok(())
+}
+
+/// Undoes what attachment `h` of `pid` holds on a hardware device: its
+/// interrupt lines are masked and freed, its device mappings go, and its
+/// exports are unwired, or, when the process is exiting, their frames go
+/// into the device's quarantine (the device may still be writing them).
+pub fn release(s: &mut Scheduler, pid: Pid, h: u64, att: &Attachment, exiting: bool) {
+    let Attachment::Hardware {
+        dev,
+        exports,
+        iomaps,
+    } = att
+    else {
+        return;
+    };
+    for gsi in 0..s.devices.irq_owners.len() {
+        if s.devices.irq_owners[gsi].is_some_and(|o| (o.pid, o.handle) == (pid, h)) {
+            s.devices.irq_owners[gsi] = None;
+            ioapic::mask(gsi as u32);
+        }
+    }
+    for &(va, len) in iomaps {
+        let _ = vm_of(s, pid, |vm| vm.unmap_io(va, len));
+    }
+    for &(va, iova) in exports {
+        let frame = Frame::containing(iova);
+        if exiting {
+            let _ = crate::mm::frames::add_ref(frame);
+            if let Ok(h) = hw(s, *dev) {
+                if h.quarantine.try_reserve(1).is_ok() {
+                    h.quarantine.push(frame);
+                }
+            }
+        }
+        let _ = vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0));
+    }
+}
