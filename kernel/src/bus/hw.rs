@@ -108,7 +108,7 @@ pub fn port_out(
 }
 
 fn check_port(h: &HwDevice, port: u64, size: u64) -> Result<(), Error> {
-    if !matches!(size, 1 | 2 | 4) || port % size != 0 {
+    if !matches!(size, 1 | 2 | 4) || !port.is_multiple_of(size) {
         return Err(Error::InvalidArgument);
     }
     if !h.res.has_ports(port, size) {
@@ -306,10 +306,10 @@ pub fn release(s: &mut Scheduler, pid: Pid, h: u64, att: &Attachment, exiting: b
         let frame = Frame::containing(iova);
         if exiting {
             let _ = crate::mm::frames::add_ref(frame);
-            if let Ok(h) = hw(s, *dev) {
-                if h.quarantine.try_reserve(1).is_ok() {
-                    h.quarantine.push(frame);
-                }
+            if let Ok(h) = hw(s, *dev)
+                && h.quarantine.try_reserve(1).is_ok()
+            {
+                h.quarantine.push(frame);
             }
         }
         let _ = vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0));

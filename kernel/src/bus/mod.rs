@@ -58,11 +58,13 @@ pub enum Attachment {
     /// The server side of a user device.
     Serve { dev: DeviceId },
     /// A hardware device, with the pages this attachment wired for DMA
-    /// (page address, iova) and the device memory it mapped (va, len).
+    /// (page address, iova) and the device memory it mapped (va, len):
+    /// at most 8 and 4 per attachment (a driver needing more attaches the
+    /// device again), which keeps every bus slot small.
     Hardware {
         dev: DeviceId,
-        exports: ArrayVec<(u64, u64), 16>,
-        iomaps: ArrayVec<(u64, u64), 8>,
+        exports: ArrayVec<(u64, u64), 8>,
+        iomaps: ArrayVec<(u64, u64), 4>,
     },
 }
 
