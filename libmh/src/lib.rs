@@ -11,6 +11,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod args;
+pub mod pci;
 pub mod bootfs;
 pub mod dev;
 pub mod print;
