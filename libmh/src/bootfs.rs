@@ -75,15 +75,23 @@ impl Bootfs {
         let size = self.size(index)?;
         let mut cmd = [0u8; 256];
         let cmdline = self.cmdline(index, &mut cmd)?;
-        // Check the command line before forking: a bad index fails here.
-        let _ = cmdline;
+        let (options, _) = split_options(cmdline);
+        let priority = options
+            .filter_map(|o| o.strip_prefix("@priority="))
+            .filter_map(|p| p.parse().ok())
+            .last();
         match process::fork()? {
             0 => {
                 let e = self.load_and_exec(index, size);
                 crate::println!("spawn: module {index} could not start: {e}");
                 process::exit(127)
             }
-            pid => Ok(pid),
+            pid => {
+                if let Some(p) = priority {
+                    process::set_priority(pid, p)?;
+                }
+                Ok(pid)
+            }
         }
     }
 
@@ -100,11 +108,45 @@ impl Bootfs {
             return e;
         }
         let mut cmd = [0u8; 256];
+        let mut rest = [0u8; 256];
         match self.cmdline(index, &mut cmd) {
-            Ok(cmdline) => process::exec(image, cmdline),
+            Ok(cmdline) => {
+                // The program sees its name and arguments, not the loader
+                // options.
+                let (_, program) = split_options(cmdline);
+                let mut n = 0;
+                for part in program {
+                    let sep = (n > 0) as usize;
+                    if n + sep + part.len() > rest.len() {
+                        break;
+                    }
+                    if sep == 1 {
+                        rest[n] = b' ';
+                    }
+                    rest[n + sep..n + sep + part.len()].copy_from_slice(part.as_bytes());
+                    n += sep + part.len();
+                }
+                process::exec(image, core::str::from_utf8(&rest[..n]).unwrap_or(""))
+            }
             Err(e) => e,
         }
     }
+}
+
+/// A boot command line is `binary [@option ...] args...`: the loader
+/// options (`@priority=N`) come right after the name. Returns the options,
+/// and the name followed by the arguments.
+fn split_options(cmdline: &str) -> (impl Iterator<Item = &str>, impl Iterator<Item = &str>) {
+    let options = cmdline
+        .split_whitespace()
+        .skip(1)
+        .take_while(|w| w.starts_with('@'));
+    let name = cmdline.split_whitespace().take(1);
+    let args = cmdline
+        .split_whitespace()
+        .skip(1)
+        .skip_while(|w| w.starts_with('@'));
+    (options, name.chain(args))
 }
 
 /// Starts every boot module after the first (which is the caller, init),

@@ -11,9 +11,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod args;
-pub mod pci;
 pub mod bootfs;
 pub mod dev;
+pub mod pci;
 pub mod print;
 pub mod process;
 pub mod raw;

@@ -44,16 +44,22 @@ pub struct Config(pub Handle);
 
 impl Config {
     fn address(bus: u8, dev: u8, func: u8, off: u8) -> u64 {
-        0x8000_0000 | (bus as u64) << 16 | (dev as u64) << 11 | (func as u64) << 8 | (off & 0xfc) as u64
+        0x8000_0000
+            | (bus as u64) << 16
+            | (dev as u64) << 11
+            | (func as u64) << 8
+            | (off & 0xfc) as u64
     }
 
     pub fn read32(self, bus: u8, dev: u8, func: u8, off: u8) -> Result<u32, Error> {
-        self.0.port_out(0xcf8, 4, Self::address(bus, dev, func, off))?;
+        self.0
+            .port_out(0xcf8, 4, Self::address(bus, dev, func, off))?;
         self.0.port_in(0xcfc, 4).map(|v| v as u32)
     }
 
     pub fn write32(self, bus: u8, dev: u8, func: u8, off: u8, value: u32) -> Result<(), Error> {
-        self.0.port_out(0xcf8, 4, Self::address(bus, dev, func, off))?;
+        self.0
+            .port_out(0xcf8, 4, Self::address(bus, dev, func, off))?;
         self.0.port_out(0xcfc, 4, value as u64)
     }
 
@@ -78,7 +84,10 @@ impl Config {
             if orig & 1 == 1 {
                 let len = (!(mask & 0xffff_fffc)).wrapping_add(1) & 0xffff;
                 if orig & 0xffff_fffc != 0 && len != 0 {
-                    bars[i] = Bar::Io { base: (orig & 0xfffc) as u16, len: len as u16 };
+                    bars[i] = Bar::Io {
+                        base: (orig & 0xfffc) as u16,
+                        len: len as u16,
+                    };
                 }
                 i += 1;
             } else {
@@ -129,7 +138,11 @@ impl Config {
                     subclass: (class >> 16) as u8,
                     irq_line: irq as u8,
                     irq_pin: (irq >> 8) as u8,
-                    bars: if header & 0x7f == 0 { self.bars(bus, d, f)? } else { [Bar::None; 6] },
+                    bars: if header & 0x7f == 0 {
+                        self.bars(bus, d, f)?
+                    } else {
+                        [Bar::None; 6]
+                    },
                 };
                 each(func);
                 if bridge && depth < 8 {
@@ -152,7 +165,10 @@ impl Config {
 pub fn spec(f: &Function, with_irq: bool) -> HwDeviceSpec {
     let mut s = HwDeviceSpec::default();
     let mut name = arrayvec::ArrayString::<32>::new();
-    let _ = core::fmt::write(&mut name, format_args!("pci-{:02x}.{:02x}.{}", f.bus, f.dev, f.func));
+    let _ = core::fmt::write(
+        &mut name,
+        format_args!("pci-{:02x}.{:02x}.{}", f.bus, f.dev, f.func),
+    );
     s.name[..name.len()].copy_from_slice(name.as_bytes());
     s.name_len = name.len() as u32;
     for bar in f.bars {
@@ -164,14 +180,20 @@ pub fn spec(f: &Function, with_irq: bool) -> HwDeviceSpec {
             Bar::Mem { base, len } if (s.mmio_count as usize) < s.mmio.len() => {
                 let start = base & !0xfff;
                 let end = (base + len + 0xfff) & !0xfff;
-                s.mmio[s.mmio_count as usize] = HwMmioRange { base: start, len: end - start };
+                s.mmio[s.mmio_count as usize] = HwMmioRange {
+                    base: start,
+                    len: end - start,
+                };
                 s.mmio_count += 1;
             }
             _ => {}
         }
     }
     if with_irq && f.irq_pin != 0 && f.irq_line < 24 {
-        s.irqs[0] = HwIrq { gsi: f.irq_line as u32, flags: HW_IRQ_LEVEL };
+        s.irqs[0] = HwIrq {
+            gsi: f.irq_line as u32,
+            flags: HW_IRQ_LEVEL,
+        };
         s.irq_count = 1;
     }
     s
@@ -190,7 +212,12 @@ pub fn create_devices(platform: Handle, config: Config) -> Result<u32, Error> {
         match r {
             Ok(()) => made += 1,
             Err(Error::InvalidArgument) => {} // no resources at all
-            Err(e) => crate::println!("pci {:02x}.{:02x}.{}: not a device: {e}", f.bus, f.dev, f.func),
+            Err(e) => crate::println!(
+                "pci {:02x}.{:02x}.{}: not a device: {e}",
+                f.bus,
+                f.dev,
+                f.func
+            ),
         }
     })?;
     Ok(made)

@@ -319,7 +319,10 @@ pub fn run(s: &mut Suite) {
 
     s.run("pci_functions_become_hardware_devices", || {
         let (base, len) = libmh::pci::CONFIG_PORTS;
-        ensure_eq!(dev::create_hardware(plat, &ports("pci-config", base, len)), Ok(()));
+        ensure_eq!(
+            dev::create_hardware(plat, &ports("pci-config", base, len)),
+            Ok(())
+        );
         let cfg = libmh::pci::Config(dev::attach(REGISTRY, "pci-config", ALL).map_err(fail)?);
         let mut host_bridge = false;
         let mut functions = 0;
@@ -328,7 +331,10 @@ pub fn run(s: &mut Suite) {
             host_bridge |= (f.bus, f.dev, f.func, f.vendor, f.class) == (0, 0, 0, 0x8086, 6);
         })
         .map_err(fail)?;
-        ensure!(host_bridge, "no Intel host bridge at 00.00.0 ({functions} functions)");
+        ensure!(
+            host_bridge,
+            "no Intel host bridge at 00.00.0 ({functions} functions)"
+        );
         let made = libmh::pci::create_devices(plat, cfg).map_err(fail)?;
         ensure!(made >= 1, "no PCI function became a device");
         // QEMU's VGA (1234:1111) has a memory BAR: it is a device now, with

@@ -53,6 +53,7 @@ struct RawModule {
     binary: String,
     #[serde(default)]
     args: Vec<String>,
+    priority: Option<u8>,
 }
 
 /// A validated image manifest.
@@ -91,6 +92,8 @@ pub enum ExpectedOutcome {
 pub struct Module {
     pub binary: String,
     pub args: Vec<String>,
+    /// The scheduling priority init gives it (0 most urgent .. 7), if any.
+    pub priority: Option<u8>,
 }
 
 /// The manifest file of image `name`.
@@ -206,10 +209,25 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
                     format!("'{arg}' contains whitespace (each arg must be one word)"),
                 ));
             }
+            if arg.starts_with('@') {
+                return Err(err(
+                    &format!("{field}.args[{j}]"),
+                    format!("'{arg}' starts with '@', which marks loader options"),
+                ));
+            }
+        }
+        if let Some(p) = m.priority
+            && p > 7
+        {
+            return Err(err(
+                &format!("{field}.priority"),
+                format!("{p} is not a priority (0..=7)"),
+            ));
         }
         modules.push(Module {
             binary: m.binary,
             args: m.args,
+            priority: m.priority,
         });
     }
 
@@ -254,6 +272,11 @@ impl Manifest {
             .iter()
             .map(|m| {
                 let mut line = m.binary.clone();
+                // Loader options come first, marked with '@' (libmh's
+                // spawn applies and strips them).
+                if let Some(p) = m.priority {
+                    line.push_str(&format!(" @priority={p}"));
+                }
                 for arg in &m.args {
                     line.push(' ');
                     line.push_str(arg);
@@ -320,6 +343,10 @@ mod tests {
             "#,
         );
         assert_eq!(m.initrd(), "a x y,,z,b");
+        let p = parse_ok(
+            "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\n[[module]]\nbinary = \"s\"\npriority = 2\nargs = [\"q\"]\n",
+        );
+        assert_eq!(p.initrd(), "i,s @priority=2 q");
         assert_eq!(m.kernel_args.as_deref(), Some("log=debug x"));
         assert_eq!((m.memory_mib, m.timeout_secs), (64, 5));
     }
