@@ -335,6 +335,37 @@
 #define MH_PLATFORM_PORT_QUARANTINED 2
 
 /**
+ * out: select process `pid` for the ports below.
+ */
+#define MH_MEMPOOL_PORT_SELECT 0
+
+/**
+ * out (size 8): set the selected process's limit, in frames
+ * (`MEMPOOL_UNLIMITED` for none).
+ */
+#define MH_MEMPOOL_PORT_LIMIT 1
+
+/**
+ * in (size 8): frames the selected process holds now.
+ */
+#define MH_MEMPOOL_PORT_USED 2
+
+/**
+ * in (size 8): its limit (`MEMPOOL_UNLIMITED` for none).
+ */
+#define MH_MEMPOOL_PORT_LIMIT_NOW 3
+
+/**
+ * in (size 8): frames free in the system.
+ */
+#define MH_MEMPOOL_PORT_FREE 4
+
+/**
+ * The limit value meaning "no limit".
+ */
+#define MH_MEMPOOL_UNLIMITED 4611686018427387904
+
+/**
  * Size of a page: the unit of mapping, protection and DMA.
  */
 #define MH_PAGE_SIZE 4096

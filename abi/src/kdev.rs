@@ -86,3 +86,24 @@ pub const PLATFORM_PORT_CREATE: u32 = 0;
 pub const PLATFORM_PORT_RELEASE_QUARANTINE: u32 = 1;
 /// in (size 8): frames in quarantine, all devices together.
 pub const PLATFORM_PORT_QUARANTINED: u32 = 2;
+
+// ---- mempool ----
+// `mempool`: frame reserves. Every page a process creates (vm_map, the
+// kernel's copy-on-write copies, copies made for DMA) is charged to its
+// reserve, and every page it lets go is credited back; beyond its limit it
+// gets `OutOfMemory`, and no one else is affected. The holder (the mem
+// server) sets the limits.
+
+/// out: select process `pid` for the ports below.
+pub const MEMPOOL_PORT_SELECT: u32 = 0;
+/// out (size 8): set the selected process's limit, in frames
+/// (`MEMPOOL_UNLIMITED` for none).
+pub const MEMPOOL_PORT_LIMIT: u32 = 1;
+/// in (size 8): frames the selected process holds now.
+pub const MEMPOOL_PORT_USED: u32 = 2;
+/// in (size 8): its limit (`MEMPOOL_UNLIMITED` for none).
+pub const MEMPOOL_PORT_LIMIT_NOW: u32 = 3;
+/// in (size 8): frames free in the system.
+pub const MEMPOOL_PORT_FREE: u32 = 4;
+/// The limit value meaning "no limit".
+pub const MEMPOOL_UNLIMITED: u64 = 0x4000_0000_0000_0000;

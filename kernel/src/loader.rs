@@ -22,6 +22,8 @@ pub struct Loaded {
     pub stack_top: u64,
     pub args_ptr: u64,
     pub args_len: u64,
+    /// Pages mapped (what the process starts out holding).
+    pub pages: u64,
 }
 
 fn map_err(e: MapError) -> Error {
@@ -45,7 +47,11 @@ fn map_fresh(
     })
 }
 
-fn load_into(space: &mut PageTable, image: &[u8], args: &[u8]) -> Result<(u64, u64, u64), Error> {
+fn load_into(
+    space: &mut PageTable,
+    image: &[u8],
+    args: &[u8],
+) -> Result<(u64, u64, u64, u64), Error> {
     let nx = if crate::arch::cpu::features().nx {
         PteFlags::NO_EXECUTE
     } else {
@@ -98,7 +104,19 @@ fn load_into(space: &mut PageTable, image: &[u8], args: &[u8]) -> Result<(u64, u
     crate::usercopy::copy_to_user(space, args_ptr, args)?;
     // The System V ABI wants rsp + 8 16-byte aligned at function entry.
     let rsp = args_ptr - 8;
-    Ok((parsed.entry, rsp, args_ptr))
+    let segment_pages: u64 = parsed
+        .segments
+        .iter()
+        .map(|seg| {
+            (page_align_down(seg.vaddr + seg.memsz + 4095) - page_align_down(seg.vaddr)) / 4096
+        })
+        .sum();
+    Ok((
+        parsed.entry,
+        rsp,
+        args_ptr,
+        segment_pages + USER_STACK_SIZE / 4096,
+    ))
 }
 
 /// Loads `image` into a new address space with `args` on its stack.
@@ -108,12 +126,13 @@ pub fn load(kernel: &PageTable, image: &[u8], args: &[u8]) -> Result<Loaded, Err
     }
     let mut space = PageTable::new_user(kernel).map_err(map_err)?;
     match load_into(&mut space, image, args) {
-        Ok((entry, stack_top, args_ptr)) => Ok(Loaded {
+        Ok((entry, stack_top, args_ptr, pages)) => Ok(Loaded {
             space,
             entry,
             stack_top,
             args_ptr,
             args_len: args.len() as u64,
+            pages,
         }),
         Err(e) => {
             mm::release_user_space(space);

@@ -219,13 +219,18 @@ fn start_modules(info: &BootInfo) -> usize {
             .and_then(|loaded| {
                 let mut frame = entry::TrapFrame::default();
                 loaded.initial_frame(&mut frame);
-                sched::SCHED
-                    .lock()
+                let pages = loaded.pages;
+                let mut s = sched::SCHED.lock();
+                let pid = s
                     .spawn(parent, name, None, loaded.space, |f| *f = frame)
                     .map_err(|(e, space)| {
                         mm::release_user_space(space);
                         e
-                    })
+                    })?;
+                if let Some(p) = s.get_mut(pid) {
+                    p.reserve.used = pages;
+                }
+                Ok(pid)
             });
         match result {
             Ok(pid) => {

@@ -77,6 +77,16 @@ pub struct Process {
     pub pending: u64,
     /// The process's attachments.
     pub bus: kernel_core::bus::Bus<crate::bus::Attachment>,
+    /// Its frame reserve (see `mm::ChargedFrames`).
+    pub reserve: Reserve,
+}
+
+/// How many page references a process holds, and how many it may.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reserve {
+    pub used: u64,
+    /// None: no limit (until the mem server sets one).
+    pub limit: Option<u64>,
 }
 
 impl Process {
@@ -95,6 +105,7 @@ impl Process {
             int_enabled: false,
             pending: 0,
             bus: kernel_core::bus::Bus::new(),
+            reserve: Reserve::default(),
         }
     }
 }

@@ -144,6 +144,11 @@ pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, E
         Attachment::Client { dev, client } => {
             s.devices.user(dev)?.read_iospace(client, port, size)?
         }
+        Attachment::Kernel {
+            kind: KernelDevice::Mempool,
+            state,
+            ..
+        } => kdev::mempool_in(s, &state, port, size)?,
         Attachment::Kernel { kind, state, .. } => {
             kdev::port_in(&s.devices, kind, &state, port, size)?
         }
@@ -179,6 +184,10 @@ pub fn port_out(
             kind: KernelDevice::Platform,
             ..
         } => kdev::platform_out(s, h, port, size, value).map(|()| None),
+        Attachment::Kernel {
+            kind: KernelDevice::Mempool,
+            ..
+        } => kdev::mempool_out(s, h, port, size, value).map(|()| None),
         Attachment::Kernel { .. } => {
             let mut att = entry.value.clone();
             let space = p.space.as_mut().ok_or(Error::BadAddress)?;

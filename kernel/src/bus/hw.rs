@@ -12,7 +12,7 @@
 
 use super::{Attachment, Device, DeviceId};
 use crate::arch::{cpu, ioapic};
-use crate::mm::{KernelFrames, codec};
+use crate::mm::{ChargedFrames, codec};
 use crate::process::Pid;
 use crate::sched::Scheduler;
 use abi::hw::{HW_IRQ_ACTIVE_LOW, HW_IRQ_LEVEL};
@@ -120,13 +120,13 @@ fn check_port(h: &HwDevice, port: u64, size: u64) -> Result<(), Error> {
 fn vm_of(
     s: &mut Scheduler,
     pid: Pid,
-    f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, KernelFrames>) -> Result<u64, Error>,
+    f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, ChargedFrames<'_>>) -> Result<u64, Error>,
 ) -> Result<u64, Error> {
-    let space = s
-        .get_mut(pid)
-        .and_then(|p| p.space.as_mut())
-        .ok_or(Error::BadAddress)?;
-    let mut frames = KernelFrames;
+    let p = s.get_mut(pid).ok_or(Error::BadAddress)?;
+    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    let mut frames = ChargedFrames {
+        reserve: &mut p.reserve,
+    };
     let mut vm = Vm {
         pt: space,
         frames: &mut frames,

@@ -80,6 +80,7 @@ pub fn port_in(
                 _ => Err(Error::InvalidArgument),
             }
         }
+        KernelDevice::Mempool => Err(Error::NotSupported),
         KernelDevice::Platform => match port {
             PLATFORM_PORT_QUARANTINED => {
                 Ok(devices.hardware().map(|h| h.quarantine.len() as u64).sum())
@@ -256,5 +257,62 @@ pub fn platform_out(
         let n = (spec.name_len as usize).min(spec.name.len());
         let name = core::str::from_utf8(&spec.name[..n]).map_err(|_| Error::InvalidArgument)?;
         super::hw::release_quarantine(s, name)
+    }
+}
+
+/// `port_in` on the memory pool: the selected process's reserve.
+pub fn mempool_in(
+    s: &mut crate::sched::Scheduler,
+    state: &[u64; 4],
+    port: u64,
+    size: u64,
+) -> Result<u64, Error> {
+    require_size(size, &[8])?;
+    let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    if port == MEMPOOL_PORT_FREE {
+        return Ok(crate::mm::frames::free_count() as u64);
+    }
+    if port != MEMPOOL_PORT_USED && port != MEMPOOL_PORT_LIMIT_NOW {
+        return Err(Error::InvalidArgument);
+    }
+    let pid = u32::try_from(state[0]).map_err(|_| Error::NotFound)?;
+    let r = s.get_mut(pid).ok_or(Error::NotFound)?.reserve;
+    Ok(if port == MEMPOOL_PORT_USED {
+        r.used
+    } else {
+        r.limit.unwrap_or(MEMPOOL_UNLIMITED)
+    })
+}
+
+/// `port_out` on the memory pool: select a process, set its limit.
+pub fn mempool_out(
+    s: &mut crate::sched::Scheduler,
+    h: u64,
+    port: u64,
+    size: u64,
+    value: u64,
+) -> Result<(), Error> {
+    match u32::try_from(port).map_err(|_| Error::InvalidArgument)? {
+        MEMPOOL_PORT_SELECT => {
+            require_size(size, &[4, 8])?;
+            if let Attachment::Kernel { state, .. } = &mut s.current().bus.get_mut(h)?.value {
+                state[0] = value;
+            }
+            Ok(())
+        }
+        MEMPOOL_PORT_LIMIT => {
+            require_size(size, &[8])?;
+            let Attachment::Kernel { state, .. } = &s.current().bus.get(h)?.value else {
+                return Err(Error::NotSupported);
+            };
+            let pid = u32::try_from(state[0]).map_err(|_| Error::NotFound)?;
+            let p = s.get_mut(pid).ok_or(Error::NotFound)?;
+            if p.state == crate::process::State::Zombie {
+                return Err(Error::NotFound);
+            }
+            p.reserve.limit = (value < MEMPOOL_UNLIMITED).then_some(value);
+            Ok(())
+        }
+        _ => Err(Error::InvalidArgument),
     }
 }

@@ -34,6 +34,7 @@ pub enum KernelDevice {
     Bootfs,
     Klog,
     Platform,
+    Mempool,
 }
 
 pub enum Device {
@@ -218,6 +219,7 @@ pub fn max_rights(dev: &Device) -> u32 {
         Device::Kernel(KernelDevice::Platform) => {
             RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_CLONE
         }
+        Device::Kernel(KernelDevice::Mempool) => RIGHT_READ | RIGHT_WRITE | RIGHT_CLONE,
         Device::Hardware(_) => {
             RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_MAP | RIGHT_CLONE
         }
@@ -231,6 +233,7 @@ pub fn init(devices: &mut Devices) -> Result<(), Error> {
     devices.add("bootfs", Device::Kernel(KernelDevice::Bootfs))?;
     devices.add("klog", Device::Kernel(KernelDevice::Klog))?;
     devices.add("platform", Device::Kernel(KernelDevice::Platform))?;
+    devices.add("mempool", Device::Kernel(KernelDevice::Mempool))?;
     Ok(())
 }
 

@@ -53,6 +53,45 @@ impl FrameOps for KernelFrames {
     }
 }
 
+/// The frame table as one process's memory operations see it: each frame
+/// created for the process is charged to its reserve (and refused past its
+/// limit), each reference it drops is credited back.
+pub struct ChargedFrames<'a> {
+    pub reserve: &'a mut crate::process::Reserve,
+}
+
+impl FrameOps for ChargedFrames<'_> {
+    fn alloc_zeroed(&mut self) -> Option<Frame> {
+        if self
+            .reserve
+            .limit
+            .is_some_and(|limit| self.reserve.used >= limit)
+        {
+            return None;
+        }
+        let f = KernelFrames.alloc_zeroed()?;
+        self.reserve.used += 1;
+        Some(f)
+    }
+
+    fn copy(&mut self, dst: Frame, src: Frame) {
+        KernelFrames.copy(dst, src)
+    }
+
+    fn add_ref(&mut self, frame: Frame) {
+        KernelFrames.add_ref(frame)
+    }
+
+    fn release(&mut self, frame: Frame) -> bool {
+        self.reserve.used = self.reserve.used.saturating_sub(1);
+        KernelFrames.release(frame)
+    }
+
+    fn refcount(&self, frame: Frame) -> u32 {
+        KernelFrames.refcount(frame)
+    }
+}
+
 /// How user page-table entries are encoded on this CPU.
 pub fn codec() -> Codec {
     Codec {

@@ -1,25 +1,26 @@
 //! `vm_map`, `vm_protect`, `vm_unmap`, `vm_move`: the caller's own pages,
 //! through the state machine in `kernel_core::vm`.
 
-use super::with_space;
-use crate::mm::{KernelFrames, codec};
+use crate::mm::{ChargedFrames, codec};
 use crate::sched::Scheduler;
 use abi::Error;
 use kernel_core::vm::Vm;
 
 fn with_vm(
     s: &mut Scheduler,
-    f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, KernelFrames>) -> Result<(), Error>,
+    f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, ChargedFrames<'_>>) -> Result<(), Error>,
 ) -> Result<usize, Error> {
-    with_space(s, |space| {
-        let mut frames = KernelFrames;
-        let mut vm = Vm {
-            pt: space,
-            frames: &mut frames,
-            codec: codec(),
-        };
-        f(&mut vm)
-    })?;
+    let p = s.current();
+    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    let mut frames = ChargedFrames {
+        reserve: &mut p.reserve,
+    };
+    let mut vm = Vm {
+        pt: space,
+        frames: &mut frames,
+        codec: codec(),
+    };
+    f(&mut vm)?;
     Ok(0)
 }
 

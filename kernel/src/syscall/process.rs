@@ -55,6 +55,9 @@ pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
     let parent = s.current();
     let (ppid, name, priority) = (parent.pid, parent.name, parent.priority);
     let (handler, int_enabled) = (parent.handler, parent.int_enabled);
+    // The child holds a reference to every page the parent does, and
+    // starts with the same limit.
+    let reserve = parent.reserve;
     let child_frame = TrapFrame { rax: 0, ..frame };
     let pid = s
         .spawn(ppid, name.as_str(), Some(priority), child_space, |f| {
@@ -67,6 +70,7 @@ pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
     if let Some(child) = s.get_mut(pid) {
         child.handler = handler;
         child.int_enabled = int_enabled;
+        child.reserve = reserve;
     }
     if let Err(e) = crate::bus::calls::fork_bus(s, ppid, pid) {
         s.discard(pid);
@@ -112,6 +116,13 @@ pub fn exec(
     drop(bytes);
 
     let p = s.current();
+    // The new image's pages are what the process holds now; they must fit
+    // its limit.
+    if p.reserve.limit.is_some_and(|limit| loaded.pages > limit) {
+        mm::release_user_space(loaded.space);
+        return Err(Error::OutOfMemory);
+    }
+    p.reserve.used = loaded.pages;
     loaded.initial_frame(&mut p.frame);
     loaded.space.activate();
     if let Some(old) = p.space.replace(loaded.space) {

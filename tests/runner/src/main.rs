@@ -17,6 +17,7 @@ mod t_exec;
 mod t_fork;
 mod t_hw;
 mod t_irq;
+mod t_mem;
 mod t_procs;
 mod t_syscalls;
 mod t_userdev;
@@ -58,5 +59,6 @@ fn run_all() -> i32 {
     t_bus::run(&mut s);
     t_userdev::run(&mut s);
     t_hw::run(&mut s);
+    t_mem::run(&mut s);
     s.finish()
 }
