@@ -363,6 +363,14 @@ impl UserDevice {
         Ok(va)
     }
 
+    /// Forgets every export of client `id` (its program was replaced by
+    /// exec: the addresses mean nothing now).
+    pub fn clear_exports(&mut self, id: u32) {
+        if let Ok(c) = self.client_mut(id as u64) {
+            c.exports.clear();
+        }
+    }
+
     /// `unexport` from a client.
     pub fn unexport(&mut self, id: u32, iova: u64) -> Result<(), Error> {
         let c = self.client_mut(id as u64)?;

@@ -1,5 +1,5 @@
 //! The kernel log: every line the kernel or a `log_write` call produces
-//! goes into a ring (the future klog device) and, while the kernel owns the
+//! goes into a ring (read through the klog device) and, while the kernel owns the
 //! UART, to the serial port.
 //!
 //! Rules: logging never allocates and never fails; a panic may log while

@@ -4,9 +4,11 @@
 //! Policy: fixed priorities (0 most urgent), round-robin within a priority;
 //! the LAPIC tick preempts the running process when another one at the same
 //! or a more urgent level is ready, and waking a more urgent process
-//! preempts at once. A blocked system call is restarted when its process
-//! wakes (its `rip` is moved back over the `syscall` instruction), so waking
-//! never has to complete a call on the sleeper's behalf.
+//! preempts at once. A process sleeping in `wait_child` restarts the call
+//! when woken (its `rip` is moved back over the `syscall` instruction); the
+//! other sleeping calls (`irq_wait`, `port_out_wait`, `dev_poll`) are
+//! completed by whoever wakes them, so a fused call never repeats its
+//! first half.
 //!
 //! Rules: all of this state sits behind one lock, taken by system calls and
 //! traps from user mode (the kernel is not preemptible and runs with

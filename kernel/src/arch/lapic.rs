@@ -11,6 +11,9 @@ pub const TIMER_VECTOR: u8 = 0x20;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// Preemption ticks per second.
 pub const TICK_HZ: u64 = 100;
+/// How long the timer is measured against the PIT (one PIT tick, 838 ns,
+/// is 0.04% of it).
+const CALIBRATION_MS: u64 = 2;
 
 const REG_ID: usize = 0x20;
 const REG_TPR: usize = 0x80;
@@ -61,14 +64,15 @@ pub fn init(phys: u64) -> Result<TimerInfo, super::paging::MapError> {
     write(REG_LVT_ERROR, LVT_MASKED);
     write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
 
-    // Divide by 16; count down from the top for 10 ms of PIT time.
+    // Divide by 16; count down from the top for CALIBRATION_MS of PIT time
+    // (short: under -icount every waited nanosecond is an instruction).
     write(REG_TIMER_DIVIDE, 0x3);
     write(REG_LVT_TIMER, LVT_MASKED);
     let mut tsc0 = 0;
     let mut tsc1 = 0;
     let mut remaining = 0;
     let calibrated = pic::stopwatch(
-        10,
+        CALIBRATION_MS,
         || {
             write(REG_TIMER_INIT, u32::MAX);
             tsc0 = super::cpu::rdtsc();
@@ -80,8 +84,8 @@ pub fn init(phys: u64) -> Result<TimerInfo, super::paging::MapError> {
     );
     let (lapic_ticks_per_ms, tsc_per_ms) = if calibrated {
         (
-            ((u32::MAX - remaining) as u64 / 10).max(1),
-            ((tsc1 - tsc0) / 10).max(1),
+            ((u32::MAX - remaining) as u64 / CALIBRATION_MS).max(1),
+            ((tsc1 - tsc0) / CALIBRATION_MS).max(1),
         )
     } else {
         // No PIT gate: assume QEMU's 1 GHz LAPIC bus and a 1 GHz TSC.

@@ -382,7 +382,9 @@ pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error>
     Ok(())
 }
 
-/// Exec: close-on-exec handles go.
+/// Exec: close-on-exec handles go; the others forget everything tied to
+/// the old address space (exports, device mappings), which exec is about
+/// to replace: their addresses would name the new program's pages.
 pub fn exec_bus(s: &mut Scheduler) {
     let doomed: alloc::vec::Vec<u64> = s
         .current()
@@ -393,6 +395,31 @@ pub fn exec_bus(s: &mut Scheduler) {
         .collect();
     for h in doomed {
         let _ = detach(s, h);
+    }
+    let pid = s.current_pid();
+    let kept: alloc::vec::Vec<(u64, Attachment)> = s
+        .current()
+        .bus
+        .iter()
+        .map(|(h, e)| (h, e.value.clone()))
+        .collect();
+    for (h, att) in kept {
+        match att {
+            Attachment::Hardware { .. } => hw::forget_address_space(s, pid, h),
+            Attachment::Client { dev, client } => {
+                if let Ok(u) = s.devices.user(dev) {
+                    u.clear_exports(client);
+                }
+            }
+            Attachment::Kernel { .. } => {
+                if let Ok(e) = s.current().bus.get_mut(h)
+                    && let Attachment::Kernel { exports, .. } = &mut e.value
+                {
+                    exports.clear();
+                }
+            }
+            Attachment::Serve { .. } => {}
+        }
     }
 }
 

@@ -262,22 +262,66 @@ pub fn iomap(
     Ok(())
 }
 
-/// `iounmap(va, len)`: removes device-memory mappings made through `h`.
+/// `iounmap(va, len)`: removes one mapping made through `h`, named
+/// exactly as `iomap` made it.
 pub fn iounmap(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<(), Error> {
     let pid = s.current_pid();
-    let known = match &mut s.current().bus.get_mut(h)?.value {
-        Attachment::Hardware { iomaps, .. } => {
-            let before = iomaps.len();
-            iomaps.retain(|&mut (a, l)| !(a >= va && a + l <= va.saturating_add(len)));
-            before != iomaps.len()
-        }
+    match &s.current().bus.get(h)?.value {
+        Attachment::Hardware { iomaps, .. } if iomaps.contains(&(va, len)) => {}
+        Attachment::Hardware { .. } => return Err(Error::NotFound),
         _ => return Err(Error::NotSupported),
-    };
-    if !known {
-        return Err(Error::NotFound);
     }
     vm_of(s, pid, |vm| vm.unmap_io(va, len))?;
+    if let Attachment::Hardware { iomaps, .. } = &mut s.current().bus.get_mut(h)?.value {
+        iomaps.retain(|m| *m != (va, len));
+    }
     Ok(())
+}
+
+/// Exec replaces the address space under a kept attachment: its mappings
+/// go with the old space, and its exported pages go into quarantine (the
+/// device may still write them). Its interrupt lines stay.
+pub fn forget_address_space(s: &mut Scheduler, pid: Pid, h: u64) {
+    let Some(Attachment::Hardware { dev, exports, .. }) = s
+        .get_mut(pid)
+        .and_then(|p| p.bus.get(h).ok())
+        .map(|e| e.value.clone())
+    else {
+        return;
+    };
+    for &(va, iova) in &exports {
+        quarantine(s, dev, Frame::containing(iova));
+        let _ = vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0));
+    }
+    if let Some(Attachment::Hardware {
+        exports, iomaps, ..
+    }) = s
+        .get_mut(pid)
+        .and_then(|p| p.bus.get_mut(h).ok())
+        .map(|e| &mut e.value)
+    {
+        exports.clear();
+        iomaps.clear();
+    }
+}
+
+/// Keeps `frame` out of circulation until the device's quarantine is
+/// released (an extra reference holds it).
+fn quarantine(s: &mut Scheduler, dev: DeviceId, frame: Frame) {
+    let _ = crate::mm::frames::add_ref(frame);
+    let kept = hw(s, dev).is_ok_and(|h| {
+        let room = h.quarantine.try_reserve(1).is_ok();
+        if room {
+            h.quarantine.push(frame);
+        }
+        room
+    });
+    if !kept {
+        crate::kprintln!(
+            "[kernel] frame {:#x} kept out of use for good (quarantine full)",
+            frame.addr()
+        );
+    }
 }
 
 /// Undoes what attachment `h` of `pid` holds on a hardware device: its
@@ -303,14 +347,8 @@ pub fn release(s: &mut Scheduler, pid: Pid, h: u64, att: &Attachment, exiting: b
         let _ = vm_of(s, pid, |vm| vm.unmap_io(va, len));
     }
     for &(va, iova) in exports {
-        let frame = Frame::containing(iova);
         if exiting {
-            let _ = crate::mm::frames::add_ref(frame);
-            if let Ok(h) = hw(s, *dev)
-                && h.quarantine.try_reserve(1).is_ok()
-            {
-                h.quarantine.push(frame);
-            }
+            quarantine(s, *dev, Frame::containing(iova));
         }
         let _ = vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0));
     }

@@ -254,7 +254,10 @@ pub fn platform_out(
     if port == PLATFORM_PORT_CREATE {
         super::hw::create(s, &spec)
     } else {
-        let n = (spec.name_len as usize).min(spec.name.len());
+        let n = spec.name_len as usize;
+        if n == 0 || n > spec.name.len() {
+            return Err(Error::InvalidArgument);
+        }
         let name = core::str::from_utf8(&spec.name[..n]).map_err(|_| Error::InvalidArgument)?;
         super::hw::release_quarantine(s, name)
     }

@@ -122,6 +122,11 @@ pub fn exec(
         mm::release_user_space(loaded.space);
         return Err(Error::OutOfMemory);
     }
+    // The point of no return: the bus lets go of the old address space
+    // (close-on-exec handles, exports, device mappings) while it still
+    // exists, then the new one replaces it.
+    crate::bus::calls::exec_bus(s);
+    let p = s.current();
     p.reserve.used = loaded.pages;
     loaded.initial_frame(&mut p.frame);
     loaded.space.activate();
@@ -133,7 +138,6 @@ pub fn exec(
     if !name.is_empty() {
         p.rename(name);
     }
-    crate::bus::calls::exec_bus(s);
     Ok(())
 }
 

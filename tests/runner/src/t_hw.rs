@@ -303,6 +303,34 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run("exec_quarantines_exports_of_kept_handles", || {
+        let before = free_frames();
+        let st = in_child(|| {
+            let Ok(h) = dev::attach(REGISTRY, RTC, ALL) else {
+                return 1;
+            };
+            if vm::map(AREA, 0x1000, vm::PROT_RW).is_err() {
+                return 2;
+            }
+            // SAFETY: just mapped.
+            let buf = unsafe { core::slice::from_raw_parts_mut(AREA as *mut u8, 64) };
+            if h.export(buf).is_err() {
+                return 3;
+            }
+            // The new program keeps the handle (port 0 is not the clock's:
+            // AccessDenied, not BadHandle) but not the old address space.
+            let mut code = crate::t_exec::PORT_IN_CODE;
+            code[1..5].copy_from_slice(&(h.0 as u32).to_le_bytes());
+            let image = crate::t_exec::tiny_elf_with(&code);
+            crate::helpers::report_exec_failure(process::exec(&image, "kept"))
+        })?;
+        ensure_eq!(st.code, Error::AccessDenied.to_ret() as i64);
+        ensure_eq!(plat.port_in(PLATFORM_PORT_QUARANTINED, 8), Ok(1));
+        ensure_eq!(dev::release_quarantine(plat, RTC), Ok(()));
+        ensure_eq!(free_frames(), before);
+        Ok(())
+    });
+
     s.run("fork_inherits_a_bare_hardware_handle", || {
         let h = dev::attach(REGISTRY, RTC, ALL).map_err(fail)?;
         ensure_eq!(h.irq_map(0, V), Ok(()));
