@@ -36,6 +36,9 @@ pub struct Scheduler {
     current_ptr: *mut Process,
     /// The current process must not simply continue.
     resched: bool,
+    /// A process woken by the current one as it went to sleep, to run next
+    /// without a trip through the ready queue (the IPC hand-off).
+    next: Option<Pid>,
 }
 
 // SAFETY: `current_ptr` points into a boxed process owned by `procs`, and
@@ -49,6 +52,7 @@ pub static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
     current: 0,
     current_ptr: core::ptr::null_mut(),
     resched: true,
+    next: None,
 });
 
 /// Length of the `syscall` instruction, for restarting a blocked call.
@@ -217,6 +221,16 @@ impl Scheduler {
         }
         p.state = State::Runnable;
         let prio = p.priority;
+        // Direct hand-off: the waker sleeps and nothing more urgent waits,
+        // so the woken process simply runs next.
+        let waker_sleeps = self.current != pid
+            && !self.current_ptr.is_null()
+            && matches!(self.current().state, State::Blocked(_));
+        if waker_sleeps && self.next.is_none() && (prio == 0 || !self.ready.has_at_least(prio - 1))
+        {
+            self.next = Some(pid);
+            return;
+        }
         self.enqueue(pid);
         let cur = self.current;
         if let Some(c) = self.procs.get(cur)
@@ -344,6 +358,15 @@ impl Scheduler {
     fn pick(&mut self) -> Option<Pid> {
         if !self.resched {
             return Some(self.current);
+        }
+        if let Some(pid) = self.next.take()
+            && self
+                .procs
+                .get(pid)
+                .is_some_and(|p| p.state == State::Runnable)
+        {
+            self.resched = false;
+            return Some(pid);
         }
         while let Some(pid) = self.ready.pop() {
             if let Some(p) = self.procs.get_mut(pid) {

@@ -202,6 +202,8 @@ pub fn port_out(
 
 /// `port_out_wait`: `port_out`, then sleep until a vector of `mask` is
 /// pending (woken with `DeviceGone` if the device goes away meanwhile).
+/// The caller goes to sleep before its server is told, so a server waiting
+/// in `dev_poll` runs next directly (the scheduler's hand-off).
 pub fn port_out_wait(
     s: &mut Scheduler,
     h: u64,
@@ -211,14 +213,24 @@ pub fn port_out_wait(
     mask: u64,
 ) -> Result<Option<usize>, Error> {
     crate::syscall::check_vector_mask(mask)?;
-    let dev = port_out(s, h, port, size, value)?;
+    let Attachment::Client { dev, client } = s.current().bus.require(h, RIGHT_WRITE)?.value else {
+        // Not a user device: an ordinary port_out, then the wait.
+        port_out(s, h, port, size, value)?;
+        return crate::syscall::irq_wait_on(s, mask, None);
+    };
+    s.devices.user(dev)?.out(client, port, size, value)?;
     let p = s.current();
     let taken = p.pending & mask;
     if taken != 0 {
         p.pending &= !taken;
+        user::notify_server(s, dev);
         return Ok(Some(taken as usize));
     }
-    s.block_current(Block::Irq { mask, dev });
+    s.block_current(Block::Irq {
+        mask,
+        dev: Some(dev),
+    });
+    user::notify_server(s, dev);
     Ok(None)
 }
 

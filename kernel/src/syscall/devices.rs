@@ -140,7 +140,8 @@ pub fn dev_dma(
 
 /// `dev_reply_poll(dev, client, port_size, value, line, out)`: answer one
 /// client (I/O-space write unless `port_size` is 0, IRQ unless `line` is
-/// `u64::MAX`), then poll.
+/// `u64::MAX`), then poll. When no request waits, the server goes to
+/// sleep before the client is woken, so the client runs next directly.
 pub fn dev_reply_poll(
     s: &mut Scheduler,
     dev: u64,
@@ -157,8 +158,20 @@ pub fn dev_reply_poll(
             .user(dev)?
             .write_iospace(client, port, size, value)?;
     }
-    if line != u64::MAX {
-        user::irq(s, dev, client, line)?;
+    let target = if line == u64::MAX {
+        None
+    } else {
+        s.devices.user(dev)?.irq_target(client, line)?
+    };
+    if s.devices.user(dev)?.pending_requests() == 0 {
+        s.block_current(crate::process::Block::Poll { dev, out });
+        if let Some((pid, vector)) = target {
+            s.raise(pid, vector);
+        }
+        return Ok(None);
+    }
+    if let Some((pid, vector)) = target {
+        s.raise(pid, vector);
     }
     user::poll(s, dev, out, false)
 }

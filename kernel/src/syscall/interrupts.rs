@@ -1,7 +1,6 @@
 //! `set_handler`, `int_return`, `int_enable`, `irq_wait`, `irq_raise`:
 //! the caller's interrupt state (see `abi::interrupt` and `upcall`).
 
-use crate::process::Block;
 use crate::sched::Scheduler;
 use abi::Error;
 use abi::interrupt::VECTOR_COUNT;
@@ -26,15 +25,7 @@ pub fn int_enable(s: &mut Scheduler, on: u64) -> Result<usize, Error> {
 }
 
 pub fn irq_wait(s: &mut Scheduler, mask: u64) -> Result<Option<usize>, Error> {
-    super::check_vector_mask(mask)?;
-    let p = s.current();
-    let taken = p.pending & mask;
-    if taken != 0 {
-        p.pending &= !taken;
-        return Ok(Some(taken as usize));
-    }
-    s.block_current(Block::Irq { mask, dev: None });
-    Ok(None)
+    super::irq_wait_on(s, mask, None)
 }
 
 pub fn irq_raise(s: &mut Scheduler, vector: u64) -> Result<usize, Error> {

@@ -114,6 +114,24 @@ pub fn check_vector_mask(mask: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Takes the pending vectors of `mask`, or puts the caller to sleep until
+/// one comes (tied to device `dev` if given, so its loss wakes the caller).
+pub fn irq_wait_on(
+    s: &mut Scheduler,
+    mask: u64,
+    dev: Option<crate::bus::DeviceId>,
+) -> Result<Option<usize>, Error> {
+    check_vector_mask(mask)?;
+    let p = s.current();
+    let taken = p.pending & mask;
+    if taken != 0 {
+        p.pending &= !taken;
+        return Ok(Some(taken as usize));
+    }
+    s.block_current(crate::process::Block::Irq { mask, dev });
+    Ok(None)
+}
+
 /// Runs `f` on the caller's address space.
 fn with_space<R>(
     s: &mut Scheduler,
