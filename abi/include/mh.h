@@ -757,7 +757,8 @@ enum MhSysno
    */
   MH_SYSNO_DEV_CREATE = 30,
   /**
-   * `dev_poll(dev, &mut Request, flags) -> client`.
+   * `dev_poll(dev, &mut Request or null, flags) -> client` (null: the
+   * request comes back in rdi, rsi, rdx, r10; see `Request::to_words`).
    */
   MH_SYSNO_DEV_POLL = 31,
   /**

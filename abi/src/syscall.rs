@@ -74,7 +74,8 @@ pub enum Sysno {
     IrqAck = 29,
     /// `dev_create(&DeviceConfig) -> handle`: serve a new user device.
     DevCreate = 30,
-    /// `dev_poll(dev, &mut Request, flags) -> client`.
+    /// `dev_poll(dev, &mut Request or null, flags) -> client` (null: the
+    /// request comes back in rdi, rsi, rdx, r10; see `Request::to_words`).
     DevPoll = 31,
     /// `dev_write_iospace(dev, client, port, size, value) -> 0`.
     DevWriteIospace = 32,

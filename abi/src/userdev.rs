@@ -48,6 +48,34 @@ pub struct Request {
     pub value: u64,
 }
 
+impl Request {
+    /// The request as the four words `dev_poll` leaves in `rdi`, `rsi`,
+    /// `rdx` and `r10` when it is called with a null `out`: `kind |
+    /// client << 32`, `pid | parent_client << 32`, `port | size << 32`,
+    /// `value` (the order of the fields in memory).
+    pub const fn to_words(&self) -> [u64; 4] {
+        [
+            self.kind as u64 | (self.client as u64) << 32,
+            self.pid as u64 | (self.parent_client as u64) << 32,
+            self.port as u64 | (self.size as u64) << 32,
+            self.value,
+        ]
+    }
+
+    /// The inverse of [`Request::to_words`].
+    pub const fn from_words(w: [u64; 4]) -> Request {
+        Request {
+            kind: w[0] as u32,
+            client: (w[0] >> 32) as u32,
+            pid: w[1] as u32,
+            parent_client: (w[1] >> 32) as u32,
+            port: w[2] as u32,
+            size: (w[2] >> 32) as u32,
+            value: w[3],
+        }
+    }
+}
+
 /// What `dev_create` makes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,4 +90,27 @@ pub struct DeviceConfig {
     pub iospace_size: u32,
     /// The server's vector raised when a request is queued.
     pub vector: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_words_round_trip_and_follow_memory_order() {
+        let r = Request {
+            kind: REQUEST_OUT,
+            client: 0xdead_beef,
+            pid: 7,
+            parent_client: u32::MAX,
+            port: 3,
+            size: 8,
+            value: u64::MAX - 5,
+        };
+        let w = r.to_words();
+        assert_eq!(Request::from_words(w), r);
+        // SAFETY: Request is 32 bytes of plain integers, four aligned words.
+        let mem: [u64; 4] = unsafe { core::mem::transmute(r) };
+        assert_eq!(w, mem);
+    }
 }

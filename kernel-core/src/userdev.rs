@@ -268,6 +268,14 @@ impl UserDevice {
 
     /// `port_out` from a client: queues an OUT request.
     pub fn out(&mut self, id: u32, port: u64, size: u64, value: u64) -> Result<(), Error> {
+        let r = self.out_request(id, port, size, value)?;
+        self.enqueue(r)
+    }
+
+    /// The request an `out` from client `id` makes, checked but not
+    /// queued: for handing it straight to a server that already waits
+    /// (which is only right when nothing is queued before it).
+    pub fn out_request(&self, id: u32, port: u64, size: u64, value: u64) -> Result<Request, Error> {
         let pid = self.client(id as u64)?.pid;
         if !matches!(size, 1 | 2 | 4 | 8) || port > u32::MAX as u64 {
             return Err(Error::InvalidArgument);
@@ -277,7 +285,7 @@ impl UserDevice {
         } else {
             value & ((1u64 << (size * 8)) - 1)
         };
-        self.enqueue(Request {
+        Ok(Request {
             kind: REQUEST_OUT,
             client: id,
             pid,

@@ -6,7 +6,7 @@
 //! copying one is harmless; buffers passed to the kernel are Rust
 //! references the caller holds.
 
-use crate::raw::{syscall3, syscall6};
+use crate::raw::{syscall3, syscall6, syscall6_out4};
 use abi::{Error, Sysno};
 
 pub use abi::bus::*;
@@ -23,6 +23,16 @@ fn call(n: Sysno, a: [u64; 6]) -> Result<usize, Error> {
     // SAFETY: pointer arguments built in this module come from references
     // the caller holds; the kernel checks everything else.
     Error::decode(unsafe { syscall6(n as u64, a[0], a[1], a[2], a[3], a[4], a[5]) })
+}
+
+/// A polling call with a null request pointer: the kernel answers with
+/// the request in four registers (`Request::to_words`), so nothing is
+/// written to memory.
+fn call_request(n: Sysno, a: [u64; 6]) -> Result<Request, Error> {
+    // SAFETY: no pointer argument (the request pointer is null).
+    let (ret, words) = unsafe { syscall6_out4(n as u64, a[0], a[1], a[2], a[3], a[4], a[5]) };
+    Error::decode(ret)?;
+    Ok(Request::from_words(words))
 }
 
 fn call3(n: Sysno, a0: u64, a1: u64, a2: u64) -> Result<usize, Error> {
@@ -175,21 +185,15 @@ pub fn create(name: &str, irq_lines: u32, iospace_size: u32, vector: u32) -> Res
 impl Served {
     /// The next request; sleeps until one comes.
     pub fn poll(self) -> Result<Request, Error> {
-        let mut r = Request::default();
-        call3(Sysno::DevPoll, self.0.0, &raw mut r as u64, 0)?;
-        Ok(r)
+        call_request(Sysno::DevPoll, [self.0.0, 0, 0, 0, 0, 0])
     }
 
     /// The next request, or `WouldBlock`.
     pub fn try_poll(self) -> Result<Request, Error> {
-        let mut r = Request::default();
-        call3(
+        call_request(
             Sysno::DevPoll,
-            self.0.0,
-            &raw mut r as u64,
-            abi::syscall::POLL_NOWAIT,
-        )?;
-        Ok(r)
+            [self.0.0, 0, abi::syscall::POLL_NOWAIT, 0, 0, 0],
+        )
     }
 
     pub fn write_iospace(self, client: u32, port: u32, size: u32, value: u64) -> Result<(), Error> {
@@ -247,25 +251,16 @@ impl Served {
         value: u64,
         line: Option<u32>,
     ) -> Result<Request, Error> {
-        let mut r = Request::default();
         let port_size = if size == 0 {
             0
         } else {
             ((port as u64) << 8) | size as u64
         };
         let line = line.map_or(u64::MAX, |l| l as u64);
-        call(
+        call_request(
             Sysno::DevReplyPoll,
-            [
-                self.0.0,
-                client as u64,
-                port_size,
-                value,
-                line,
-                &raw mut r as u64,
-            ],
-        )?;
-        Ok(r)
+            [self.0.0, client as u64, port_size, value, line, 0],
+        )
     }
 
     /// Stops serving: the name is free, clients see `DeviceGone`.

@@ -55,3 +55,41 @@ pub unsafe fn syscall3(n: u64, a0: u64, a1: u64, a2: u64) -> isize {
     }
     ret
 }
+
+/// A system call with six argument words that also answers in `rdi`,
+/// `rsi`, `rdx` and `r10` (as `dev_poll` and `dev_reply_poll` do with a
+/// null request pointer): returns the result word and those four.
+///
+/// # Safety
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall6_out4(
+    n: u64,
+    a0: u64,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> (isize, [u64; 4]) {
+    let ret: isize;
+    let (w0, w1, w2, w3): (u64, u64, u64, u64);
+    // SAFETY: as in syscall6; the four answer registers are declared as
+    // outputs, the kernel preserves the rest.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") n as isize => ret,
+            inlateout("rdi") a0 => w0,
+            inlateout("rsi") a1 => w1,
+            inlateout("rdx") a2 => w2,
+            inlateout("r10") a3 => w3,
+            in("r8") a4,
+            in("r9") a5,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    (ret, [w0, w1, w2, w3])
+}

@@ -218,20 +218,35 @@ pub fn port_out_wait(
         port_out(s, h, port, size, value)?;
         return crate::syscall::irq_wait_on(s, mask, None);
     };
-    s.devices.user(dev)?.out(client, port, size, value)?;
+    let u = s.devices.user(dev)?;
+    let server = u.server;
+    let direct = if u.pending_requests() == 0 && user::polls_in_registers(s, server, dev) {
+        Some(
+            s.devices
+                .user(dev)?
+                .out_request(client, port, size, value)?,
+        )
+    } else {
+        s.devices.user(dev)?.out(client, port, size, value)?;
+        None
+    };
     let p = s.current();
     let taken = p.pending & mask;
     if taken != 0 {
         p.pending &= !taken;
-        user::notify_server(s, dev);
-        return Ok(Some(taken as usize));
+    } else {
+        s.block_current(Block::Irq {
+            mask,
+            dev: Some(dev),
+        });
     }
-    s.block_current(Block::Irq {
-        mask,
-        dev: Some(dev),
-    });
-    user::notify_server(s, dev);
-    Ok(None)
+    match direct {
+        // The fast path: nothing queued and the server waits for exactly
+        // this, so the request goes from this call's registers to its.
+        Some(r) => user::give_request(s, server, &r),
+        None => user::notify_server(s, dev),
+    }
+    Ok((taken != 0).then_some(taken as usize))
 }
 
 /// `export(handle, va, len) -> iova`.

@@ -38,13 +38,26 @@ pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
     }
 }
 
+/// Whether `server` sleeps in `dev_poll` on `dev` asking for the request
+/// in its registers (so that handing one over cannot fail).
+pub fn polls_in_registers(s: &mut Scheduler, server: Pid, dev: DeviceId) -> bool {
+    s.get_mut(server)
+        .is_some_and(|p| p.state == crate::process::State::Blocked(Block::Poll { dev, out: 0 }))
+}
+
+/// Completes the `dev_poll` of `server`, which [`polls_in_registers`],
+/// with `r`.
+pub fn give_request(s: &mut Scheduler, server: Pid, r: &Request) {
+    if let Some(p) = s.get_mut(server) {
+        let _ = put_request(p, 0, r);
+    }
+    s.complete(server, r.client as isize);
+}
+
 /// Writes request `r` into the sleeping server's buffer and completes its
 /// poll; if the buffer is bad the request goes back and the poll fails.
 fn deliver_request(s: &mut Scheduler, dev: DeviceId, server: Pid, out: u64, r: Request) {
-    let written = s
-        .get_mut(server)
-        .and_then(|p| p.space.as_mut())
-        .map(|space| crate::usercopy::write_struct(space, out, &r));
+    let written = s.get_mut(server).map(|p| put_request(p, out, &r));
     match written {
         Some(Ok(())) => s.complete(server, r.client as isize),
         other => {
@@ -55,6 +68,23 @@ fn deliver_request(s: &mut Scheduler, dev: DeviceId, server: Pid, out: u64, r: R
             s.complete(server, e.to_ret());
         }
     }
+}
+
+/// Gives request `r` to server `p`: in its registers `rdi`, `rsi`, `rdx`,
+/// `r10` (`Request::to_words`) when `out` is null — no memory is touched,
+/// which is what makes the round trip cheap — or written to `out`, leaving
+/// its registers alone as every other call does.
+fn put_request(p: &mut crate::process::Process, out: u64, r: &Request) -> Result<(), Error> {
+    if out == 0 {
+        let [w0, w1, w2, w3] = r.to_words();
+        p.frame.rdi = w0;
+        p.frame.rsi = w1;
+        p.frame.rdx = w2;
+        p.frame.r10 = w3;
+        return Ok(());
+    }
+    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    crate::usercopy::write_struct(space, out, r)
 }
 
 /// `dev_create`: a new user device served by the caller, registered under
@@ -128,10 +158,7 @@ pub fn poll(
         s.block_current(Block::Poll { dev, out });
         return Ok(None);
     };
-    let written = {
-        let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
-        crate::usercopy::write_struct(space, out, &r)
-    };
+    let written = put_request(s.current(), out, &r);
     if let Err(e) = written {
         s.devices.user(dev)?.unpoll(r);
         return Err(e);

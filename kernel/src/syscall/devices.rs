@@ -152,18 +152,17 @@ pub fn dev_reply_poll(
     out: u64,
 ) -> Result<Option<usize>, Error> {
     let dev = user::served(s, dev)?;
+    let u = s.devices.user(dev)?;
     if port_size != 0 {
         let (port, size) = (port_size >> 8, port_size & 0xff);
-        s.devices
-            .user(dev)?
-            .write_iospace(client, port, size, value)?;
+        u.write_iospace(client, port, size, value)?;
     }
     let target = if line == u64::MAX {
         None
     } else {
-        s.devices.user(dev)?.irq_target(client, line)?
+        u.irq_target(client, line)?
     };
-    if s.devices.user(dev)?.pending_requests() == 0 {
+    if u.pending_requests() == 0 {
         s.block_current(crate::process::Block::Poll { dev, out });
         if let Some((pid, vector)) = target {
             s.raise(pid, vector);

@@ -261,6 +261,42 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run("userdev_poll_into_memory_and_bad_buffers", || {
+        // libmh polls with a null pointer (the request comes back in
+        // registers); C programs may pass a buffer instead. A bad buffer
+        // fails the poll and leaves the request queued.
+        let d = dev::create("t-mempoll", 0, 0, 3).map_err(fail)?;
+        let c = dev::attach(REGISTRY, "t-mempoll", dev::RIGHT_WRITE).map_err(fail)?;
+        let open = d.try_poll().map_err(fail)?;
+        ensure_eq!(open.kind, abi::userdev::REQUEST_OPEN);
+        c.port_out(5, 4, 0x1234_5678).map_err(fail)?;
+        let mut r = abi::Request::default();
+        let poll = |out: u64| raw(Sysno::DevPoll, [d.0.0, out, 1, 0, 0, 0]);
+        ensure_eq!(poll(0x10), Err(Error::BadAddress));
+        ensure_eq!(poll(0xffff_8000_0000_0000), Err(Error::BadAddress));
+        ensure_eq!(poll(&raw mut r as u64), Ok(open.client as usize));
+        let want = abi::Request {
+            kind: REQUEST_OUT,
+            client: open.client,
+            pid: process::getpid(),
+            parent_client: 0,
+            port: 5,
+            size: 4,
+            value: 0x1234_5678,
+        };
+        ensure_eq!(
+            abi::Request {
+                parent_client: 0,
+                ..r
+            },
+            want
+        );
+        ensure_eq!(poll(&raw mut r as u64), Err(Error::WouldBlock));
+        ensure_eq!(c.detach(), Ok(()));
+        ensure_eq!(d.destroy(), Ok(()));
+        Ok(())
+    });
+
     s.run(
         "userdev_destroy_frees_the_name_and_clients_see_gone",
         || {
