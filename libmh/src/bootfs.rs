@@ -75,11 +75,7 @@ impl Bootfs {
         let size = self.size(index)?;
         let mut cmd = [0u8; 256];
         let cmdline = self.cmdline(index, &mut cmd)?;
-        let (options, _) = split_options(cmdline);
-        let priority = options
-            .filter_map(|o| o.strip_prefix("@priority="))
-            .filter_map(|p| p.parse().ok())
-            .last();
+        let options = Options::parse(cmdline);
         match process::fork()? {
             0 => {
                 let e = self.load_and_exec(index, size);
@@ -87,12 +83,26 @@ impl Bootfs {
                 process::exit(127)
             }
             pid => {
-                if let Some(p) = priority {
+                // fork returns to the parent first, so unless a timer tick
+                // falls in between, these hold from the child's first
+                // instruction (a limit set late still holds from then on).
+                if let Some(p) = options.priority {
                     process::set_priority(pid, p)?;
+                }
+                if let Some(kib) = options.memory_kib
+                    && let Err(e) = set_memory_limit(pid, kib)
+                {
+                    crate::println!("spawn: module {index}: cannot limit its memory: {e}");
                 }
                 Ok(pid)
             }
         }
+    }
+
+    /// The loader options of module `index`; `buf` receives its command
+    /// line (256 bytes hold anything xtask writes).
+    pub fn options<'b>(self, index: u32, buf: &'b mut [u8]) -> Result<Options<'b>, Error> {
+        Ok(Options::parse(self.cmdline(index, buf)?))
     }
 
     /// In the child: map room, read the image, exec it.
@@ -131,6 +141,48 @@ impl Bootfs {
             Err(e) => e,
         }
     }
+}
+
+/// The loader options of a boot module: the `@` words right after its
+/// name on the command line, written by xtask from the image manifest
+/// (docs/manifest.md). Unknown options are ignored (xtask refuses them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options<'a> {
+    /// `@priority=N`: its scheduling priority.
+    pub priority: Option<u8>,
+    /// `@memory_kib=N`: the most memory it may hold.
+    pub memory_kib: Option<u64>,
+    /// `@registers=NAME`: the device it registers once ready.
+    pub registers: Option<&'a str>,
+    /// `@restart`: start it again when it dies.
+    pub restart: bool,
+}
+
+impl<'a> Options<'a> {
+    pub fn parse(cmdline: &'a str) -> Options<'a> {
+        let mut o = Options::default();
+        for word in split_options(cmdline).0 {
+            let (key, value) = word.split_once('=').unwrap_or((word, ""));
+            match key {
+                "@priority" => o.priority = value.parse().ok(),
+                "@memory_kib" => o.memory_kib = value.parse().ok(),
+                "@registers" if !value.is_empty() => o.registers = Some(value),
+                "@restart" => o.restart = true,
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+/// Limits process `pid` to `kib` KiB through the mempool device.
+fn set_memory_limit(pid: u32, kib: u64) -> Result<(), Error> {
+    let pool = dev::attach(REGISTRY, "mempool", dev::RIGHT_WRITE)?;
+    let set = pool
+        .port_out(MEMPOOL_PORT_SELECT, 4, pid as u64)
+        .and_then(|()| pool.port_out(MEMPOOL_PORT_LIMIT, 8, kib.div_ceil(4)));
+    let _ = pool.detach();
+    set
 }
 
 /// A boot command line is `binary [@option ...] args...`: the loader

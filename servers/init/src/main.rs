@@ -1,8 +1,12 @@
-//! init: the first process. For now it greets, reports what it was given,
-//! and exits, which powers the machine off cleanly; it grows into the
-//! supervisor of the servers as they arrive.
+//! init: the first process. It starts the image's modules in manifest
+//! order (waiting for each server to register its device), restarts the
+//! servers that die, and exits — powering the machine off — when the last
+//! program (a module that is not a restartable server) has ended. The
+//! rules are in `supervisor`; the manifest fields in docs/manifest.md.
 #![no_std]
 #![no_main]
+
+mod supervisor;
 
 use libmh::{Args, println, process};
 
@@ -11,17 +15,14 @@ libmh::entry!(main);
 fn main(args: Args) -> i32 {
     println!("init: hello from MH init, pid {}", process::getpid());
     println!("init: arguments: '{}'", args.as_str());
-    match libmh::bootfs::spawn_boot_modules() {
-        Ok(n) => println!("init: started {n} boot modules"),
-        Err(e) => println!("init: cannot start the boot modules: {e}"),
-    }
-    // Reap what we started before powering off.
-    while let Ok(status) = process::wait_child() {
-        println!(
-            "init: child {} ended (kind {}, code {})",
-            status.pid, status.kind, status.code
-        );
-    }
-    println!("init: nothing left to do; goodbye");
+    let mut supervisor = match supervisor::Supervisor::new() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("init: cannot read the boot modules: {e}");
+            return 1;
+        }
+    };
+    supervisor.run();
+    println!("init: no program left; goodbye");
     0
 }

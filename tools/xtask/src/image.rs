@@ -44,6 +44,12 @@ pub fn assemble(manifest: Manifest) -> Result<Image> {
             );
         }
     }
+    for (i, m) in manifest.modules.iter().enumerate() {
+        if let Some(kib) = m.memory_limit_kib {
+            let file = fs::metadata(paths::guest_binary(&m.binary)).map_or(0, |meta| meta.len());
+            check_memory_limit(i, &m.binary, kib, file)?;
+        }
+    }
 
     let dir = paths::mh_dir().join("image").join(&manifest.name);
     if dir.exists() {
@@ -75,6 +81,23 @@ pub fn assemble(manifest: Manifest) -> Result<Image> {
     })
 }
 
+/// The least a memory limit must leave beyond the binary's file size:
+/// the loader holds a copy of the file while it maps the program, which
+/// needs its own pages, stack and page tables.
+const LOAD_MARGIN_KIB: u64 = 256;
+
+/// A module's memory limit must cover its start-up (see LOAD_MARGIN_KIB).
+fn check_memory_limit(index: usize, binary: &str, kib: u64, file_bytes: u64) -> Result<()> {
+    let need = file_bytes.div_ceil(1024) + LOAD_MARGIN_KIB;
+    if kib < need {
+        bail!(
+            "module[{index}] ({binary}): memory_limit_kib = {kib} cannot even start it: loading needs about {need} KiB (the {} binary plus {LOAD_MARGIN_KIB} KiB); raise the limit",
+            format_size(file_bytes)
+        );
+    }
+    Ok(())
+}
+
 /// A file's size for the build summary, in KiB for readability.
 fn size_of(path: &std::path::Path) -> String {
     match fs::metadata(path) {
@@ -95,7 +118,17 @@ fn format_size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::format_size;
+    use super::{check_memory_limit, format_size};
+
+    #[test]
+    fn memory_limits_must_cover_loading() {
+        assert!(check_memory_limit(1, "s", 2048, 800 * 1024).is_ok());
+        let e = check_memory_limit(2, "srv", 512, 800 * 1024)
+            .unwrap_err()
+            .message;
+        assert!(e.contains("module[2] (srv)"), "{e}");
+        assert!(e.contains("1056 KiB"), "{e}");
+    }
 
     #[test]
     fn sizes_are_readable() {

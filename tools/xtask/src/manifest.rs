@@ -54,6 +54,10 @@ struct RawModule {
     #[serde(default)]
     args: Vec<String>,
     priority: Option<u8>,
+    memory_limit_kib: Option<u64>,
+    registers: Option<String>,
+    #[serde(default)]
+    restart: bool,
 }
 
 /// A validated image manifest.
@@ -94,6 +98,33 @@ pub struct Module {
     pub args: Vec<String>,
     /// The scheduling priority init gives it (0 most urgent .. 7), if any.
     pub priority: Option<u8>,
+    /// The most memory it may hold, in KiB (init sets its reserve limit
+    /// through the mempool device), if limited.
+    pub memory_limit_kib: Option<u64>,
+    /// The device name it registers: init waits for that name before
+    /// starting the next module.
+    pub registers: Option<String>,
+    /// Whether init starts it again (with backoff) when it dies.
+    pub restart: bool,
+}
+
+/// The smallest memory limit a module may have: below this not even a
+/// small program's stack and heap fit.
+const MIN_MEMORY_LIMIT_KIB: u64 = 64;
+
+/// Checks a device name as the kernel's registry will (`abi::bus`): 1 to
+/// 32 bytes, no white space or control characters.
+fn check_device_name(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() || name.len() > abi::bus::DEVICE_NAME_MAX {
+        return Err("is not 1 to 32 bytes long");
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains white space or control characters");
+    }
+    if name.starts_with('@') {
+        return Err("starts with '@'");
+    }
+    Ok(())
 }
 
 /// The manifest file of image `name`.
@@ -224,10 +255,50 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
                 format!("{p} is not a priority (0..=7)"),
             ));
         }
+        let is_init = i == 0;
+        if is_init && (m.memory_limit_kib.is_some() || m.registers.is_some() || m.restart) {
+            return Err(err(
+                &field,
+                "is init, which the kernel starts: memory_limit_kib, registers and restart \
+                 apply to the modules init starts"
+                    .into(),
+            ));
+        }
+        if let Some(kib) = m.memory_limit_kib {
+            let most = u64::from(memory_mib) * 1024;
+            if !(MIN_MEMORY_LIMIT_KIB..=most).contains(&kib) {
+                return Err(err(
+                    &format!("{field}.memory_limit_kib"),
+                    format!(
+                        "{kib} is out of range ({MIN_MEMORY_LIMIT_KIB} KiB to the machine's {most} KiB)"
+                    ),
+                ));
+            }
+        }
+        if let Some(name) = &m.registers {
+            if let Err(why) = check_device_name(name) {
+                return Err(err(
+                    &format!("{field}.registers"),
+                    format!("'{name}' {why}"),
+                ));
+            }
+            if let Some(j) = modules
+                .iter()
+                .position(|o: &Module| o.registers.as_deref() == Some(name.as_str()))
+            {
+                return Err(err(
+                    &format!("{field}.registers"),
+                    format!("'{name}' is already registered by module[{j}]"),
+                ));
+            }
+        }
         modules.push(Module {
             binary: m.binary,
             args: m.args,
             priority: m.priority,
+            memory_limit_kib: m.memory_limit_kib,
+            registers: m.registers,
+            restart: m.restart,
         });
     }
 
@@ -277,6 +348,15 @@ impl Manifest {
                 if let Some(p) = m.priority {
                     line.push_str(&format!(" @priority={p}"));
                 }
+                if let Some(kib) = m.memory_limit_kib {
+                    line.push_str(&format!(" @memory_kib={kib}"));
+                }
+                if let Some(name) = &m.registers {
+                    line.push_str(&format!(" @registers={name}"));
+                }
+                if m.restart {
+                    line.push_str(" @restart");
+                }
                 for arg in &m.args {
                     line.push(' ');
                     line.push_str(arg);
@@ -300,126 +380,4 @@ impl Manifest {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_ok(text: &str) -> Manifest {
-        match parse("t", "t.toml", text) {
-            Ok(m) => m,
-            Err(e) => panic!("unexpected error: {e}"),
-        }
-    }
-
-    fn parse_err(text: &str) -> String {
-        match parse("t", "t.toml", text) {
-            Ok(m) => panic!("expected an error, got {m:?}"),
-            Err(e) => e.message,
-        }
-    }
-
-    #[test]
-    fn minimal_manifest_gets_defaults() {
-        let m = parse_ok("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n");
-        assert_eq!(m.memory_mib, 256);
-        assert_eq!(m.timeout_secs, 300);
-        assert_eq!(m.kernel_args, None);
-        assert_eq!(m.initrd(), "init");
-    }
-
-    #[test]
-    fn initrd_joins_modules_and_doubles_commas() {
-        let m = parse_ok(
-            r#"
-            [image]
-            description = "d"
-            kernel_args = "log=debug x"
-            memory_mib = 64
-            timeout_secs = 5
-            [[module]]
-            binary = "a"
-            args = ["x", "y,z"]
-            [[module]]
-            binary = "b"
-            "#,
-        );
-        assert_eq!(m.initrd(), "a x y,,z,b");
-        let p = parse_ok(
-            "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\n[[module]]\nbinary = \"s\"\npriority = 2\nargs = [\"q\"]\n",
-        );
-        assert_eq!(p.initrd(), "i,s @priority=2 q");
-        assert_eq!(m.kernel_args.as_deref(), Some("log=debug x"));
-        assert_eq!((m.memory_mib, m.timeout_secs), (64, 5));
-    }
-
-    #[test]
-    fn unknown_field_names_file_and_field() {
-        let e =
-            parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\nargz = []\n");
-        assert!(e.starts_with("t.toml:"), "{e}");
-        assert!(e.contains("argz"), "{e}");
-    }
-
-    #[test]
-    fn missing_description_is_an_error() {
-        let e = parse_err("[image]\n[[module]]\nbinary = \"init\"\n");
-        assert!(e.contains("description"), "{e}");
-    }
-
-    #[test]
-    fn wrong_type_is_an_error() {
-        let e = parse_err(
-            "[image]\ndescription = \"d\"\nmemory_mib = \"lots\"\n[[module]]\nbinary = \"i\"\n",
-        );
-        assert!(e.contains("memory_mib"), "{e}");
-    }
-
-    #[test]
-    fn bad_values_are_errors() {
-        let no_modules = parse_err("[image]\ndescription = \"d\"\n");
-        assert!(no_modules.contains("module"), "{no_modules}");
-        let space = parse_err(
-            "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\nargs = [\"a b\"]\n",
-        );
-        assert!(space.contains("module[0].args[0]"), "{space}");
-        assert!(space.contains("whitespace"), "{space}");
-        let empty =
-            parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\nargs = [\"\"]\n");
-        assert!(empty.contains("module[0].args[0]"), "{empty}");
-        let binary = parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"a b\"\n");
-        assert!(binary.contains("module[0].binary"), "{binary}");
-        let timeout = parse_err(
-            "[image]\ndescription = \"d\"\ntimeout_secs = 0\n[[module]]\nbinary = \"i\"\n",
-        );
-        assert!(timeout.contains("image.timeout_secs"), "{timeout}");
-        let memory =
-            parse_err("[image]\ndescription = \"d\"\nmemory_mib = 1\n[[module]]\nbinary = \"i\"\n");
-        assert!(memory.contains("image.memory_mib"), "{memory}");
-    }
-
-    #[test]
-    fn binaries_are_distinct_in_order() {
-        let m = parse_ok(
-            "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"b\"\n[[module]]\nbinary = \"a\"\n[[module]]\nbinary = \"b\"\n",
-        );
-        assert_eq!(m.binaries(), ["b", "a"]);
-    }
-
-    #[test]
-    fn bad_image_names_are_rejected() {
-        assert!(load("../etc").is_err());
-        assert!(load("").is_err());
-        let missing = load("no-such-image").unwrap_err().message;
-        assert!(missing.contains("no image 'no-such-image'"), "{missing}");
-    }
-
-    #[test]
-    fn shipped_manifests_parse() {
-        let default = load("default").unwrap();
-        // init comes first; the examples after it change over time.
-        assert!(default.initrd() == "init" || default.initrd().starts_with("init,"));
-        // The test image's first module is the runner; the rest are its
-        // helpers (their list changes as tests are added).
-        let test = load("test").unwrap();
-        assert!(test.initrd().starts_with("mhtest runner,mhtest helper "));
-    }
-}
+mod tests;

@@ -1,0 +1,71 @@
+//! Reading the registry's listing: which devices are registered, of what
+//! kind, with how many clients and which server (the `registry` kernel
+//! device's ports, `abi::kdev::REGISTRY_PORT_*`).
+//!
+//! Rules: the listing is read port by port, so it is a series of snapshots,
+//! not one: a device may come or go between two reads, and an entry whose
+//! selection fails part way is skipped rather than reported half-read.
+
+use crate::dev::REGISTRY;
+use abi::Error;
+use abi::bus::DEVICE_NAME_MAX;
+use abi::kdev::*;
+
+/// One registered device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    name: [u8; DEVICE_NAME_MAX],
+    len: usize,
+    /// `abi::bus::DEVICE_KIND_*`.
+    pub kind: u32,
+    /// Its clients now.
+    pub clients: u32,
+    /// Its server's pid (user devices), else 0.
+    pub server: u32,
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.len]).unwrap_or("?")
+    }
+}
+
+/// How many devices are registered now.
+pub fn count() -> Result<u32, Error> {
+    REGISTRY.port_in(REGISTRY_PORT_COUNT, 4).map(|n| n as u32)
+}
+
+/// The `index`-th registered device, in name order.
+pub fn entry(index: u32) -> Result<Entry, Error> {
+    REGISTRY.port_out(REGISTRY_PORT_SELECT, 4, index as u64)?;
+    let mut name = [0u8; DEVICE_NAME_MAX];
+    for (k, chunk) in name.chunks_exact_mut(4).enumerate() {
+        let word = REGISTRY.port_in(REGISTRY_PORT_NAME + k as u32, 4)? as u32;
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok(Entry {
+        name,
+        len,
+        kind: REGISTRY.port_in(REGISTRY_PORT_KIND, 4)? as u32,
+        clients: REGISTRY.port_in(REGISTRY_PORT_CLIENTS, 4)? as u32,
+        server: REGISTRY.port_in(REGISTRY_PORT_SERVER, 4)? as u32,
+    })
+}
+
+/// Calls `f` on every registered device (see the module rules).
+pub fn for_each(mut f: impl FnMut(&Entry)) -> Result<(), Error> {
+    for index in 0..count()? {
+        if let Ok(e) = entry(index) {
+            f(&e);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a device called `name` is registered now.
+pub fn is_registered(name: &str) -> Result<bool, Error> {
+    let mut found = false;
+    for_each(|e| found |= e.name() == name)?;
+    Ok(found)
+}

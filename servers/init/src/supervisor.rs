@@ -1,0 +1,241 @@
+//! The supervisor: starts the boot modules in manifest order, waits for
+//! each server to register its device before starting the next, and
+//! restarts servers that die.
+//!
+//! Rules: a module marked `@restart` (a server) is started again when it
+//! dies, after a backoff that doubles with each death in a row, and given
+//! up after [`MAX_QUICK_DEATHS`] deaths that each came soon after a start;
+//! a server that ran a long time before dying starts the count afresh.
+//! Clients of a restarted server see `DeviceGone` on their old handle and
+//! attach again by name. The session lasts while any module without
+//! `@restart` (a program) lives: when the last one ends, `run` returns and
+//! init exits, which powers the machine off.
+
+use core::arch::x86_64::_rdtsc;
+use libmh::bootfs::Bootfs;
+use libmh::{Error, ExitKind, ExitStatus, println, process, registry};
+
+/// The most modules an image may have (init included).
+const MAX_MODULES: usize = 32;
+/// Deaths in a row, each soon after a start, before init gives up.
+pub const MAX_QUICK_DEATHS: u32 = 5;
+/// A server that lives this many TSC ticks was not a quick death.
+const QUICK: u64 = 1 << 31;
+/// The first restart waits this many TSC ticks; each quick death doubles it.
+const BACKOFF: u64 = 1 << 22;
+/// How many polls of the registry a server gets to register its device.
+const REGISTER_POLLS: u32 = 100_000;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    index: u32,
+    /// The device it registers (`@registers=`), as bytes.
+    registers: [u8; 32],
+    registers_len: usize,
+    restart: bool,
+    /// Its process, while it lives.
+    pid: Option<u32>,
+    started_at: u64,
+    quick_deaths: u32,
+    /// When dead and due a restart: not before this TSC value.
+    restart_at: Option<u64>,
+    name: [u8; 32],
+    name_len: usize,
+}
+
+impl Slot {
+    fn name(&self) -> &str {
+        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+    }
+
+    fn registers(&self) -> Option<&str> {
+        (self.registers_len > 0)
+            .then(|| core::str::from_utf8(&self.registers[..self.registers_len]).ok())
+            .flatten()
+    }
+}
+
+fn now() -> u64 {
+    // SAFETY: rdtsc has no side effects; user mode may run it (CR4.TSD is
+    // clear).
+    unsafe { _rdtsc() }
+}
+
+fn copy_word(dst: &mut [u8; 32], word: &str) -> usize {
+    let n = word.len().min(dst.len());
+    dst[..n].copy_from_slice(&word.as_bytes()[..n]);
+    n
+}
+
+pub struct Supervisor {
+    fs: Bootfs,
+    slots: [Option<Slot>; MAX_MODULES],
+}
+
+impl Supervisor {
+    /// Reads the module list (module 0 is init itself).
+    pub fn new() -> Result<Supervisor, Error> {
+        let fs = Bootfs::open()?;
+        let mut slots = [None; MAX_MODULES];
+        let count = (fs.count()? as usize).min(MAX_MODULES);
+        for (index, slot) in slots.iter_mut().enumerate().take(count).skip(1) {
+            let mut buf = [0u8; 256];
+            let o = fs.options(index as u32, &mut buf)?;
+            let mut s = Slot {
+                index: index as u32,
+                registers: [0; 32],
+                registers_len: 0,
+                restart: o.restart,
+                pid: None,
+                started_at: 0,
+                quick_deaths: 0,
+                restart_at: None,
+                name: [0; 32],
+                name_len: 0,
+            };
+            s.registers_len = o.registers.map_or(0, |r| copy_word(&mut s.registers, r));
+            let mut buf = [0u8; 256];
+            let cmdline = fs.cmdline(index as u32, &mut buf)?;
+            s.name_len = copy_word(
+                &mut s.name,
+                cmdline.split_whitespace().next().unwrap_or("?"),
+            );
+            *slot = Some(s);
+        }
+        Ok(Supervisor { fs, slots })
+    }
+
+    /// Starts every module in order, then supervises until no program is
+    /// left.
+    pub fn run(&mut self) {
+        for i in 0..MAX_MODULES {
+            if self.slots[i].is_some() {
+                self.start(i);
+            }
+        }
+        while self.programs_alive() {
+            let due = self.next_restart();
+            let reaped = if due.is_some() {
+                process::try_wait_child()
+            } else {
+                process::wait_child()
+            };
+            match reaped {
+                Ok(status) => self.on_death(&status),
+                Err(Error::WouldBlock) => process::yield_now(),
+                Err(e) => {
+                    println!("init: wait failed: {e}");
+                    return;
+                }
+            }
+            if let Some(i) = self.next_restart()
+                && self.slots[i].is_some_and(|s| s.restart_at.is_some_and(|t| now() >= t))
+            {
+                self.start(i);
+            }
+        }
+    }
+
+    fn programs_alive(&self) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|s| !s.restart && s.pid.is_some())
+    }
+
+    fn next_restart(&self) -> Option<usize> {
+        (0..MAX_MODULES)
+            .filter(|&i| self.slots[i].is_some_and(|s| s.restart_at.is_some()))
+            .min_by_key(|&i| self.slots[i].map_or(u64::MAX, |s| s.restart_at.unwrap_or(u64::MAX)))
+    }
+
+    fn start(&mut self, i: usize) {
+        let Some(mut slot) = self.slots[i] else {
+            return;
+        };
+        slot.restart_at = None;
+        match self.fs.spawn(slot.index) {
+            Ok(pid) => {
+                println!(
+                    "init: started {} (module {}, pid {pid})",
+                    slot.name(),
+                    slot.index
+                );
+                slot.pid = Some(pid);
+                slot.started_at = now();
+            }
+            Err(e) => println!("init: cannot start {}: {e}", slot.name()),
+        }
+        self.slots[i] = Some(slot);
+        if slot.pid.is_some() && slot.registers().is_some() {
+            self.await_registration(i);
+        }
+    }
+
+    /// Waits until slot `i`'s server has registered its device, it dies,
+    /// or its time is up (then the next module starts anyway).
+    fn await_registration(&mut self, i: usize) {
+        let Some(slot) = self.slots[i] else { return };
+        let name = slot.registers().unwrap_or("");
+        for _ in 0..REGISTER_POLLS {
+            if registry::is_registered(name).unwrap_or(false) {
+                println!("init: {} registered '{name}'", slot.name());
+                return;
+            }
+            if let Ok(status) = process::try_wait_child() {
+                self.on_death(&status);
+                if self.slots[i].is_none_or(|s| s.pid != slot.pid) {
+                    return;
+                }
+            }
+            process::yield_now();
+        }
+        println!("init: {} did not register '{name}' in time", slot.name());
+    }
+
+    fn on_death(&mut self, status: &ExitStatus) {
+        let found = self
+            .slots
+            .iter_mut()
+            .flatten()
+            .find(|s| s.pid == Some(status.pid));
+        let Some(slot) = found else {
+            // Not a module (an orphan handed to init): just reaped.
+            return;
+        };
+        slot.pid = None;
+        let how = match status.kind {
+            k if k == ExitKind::Exited as u32 => "exited with code",
+            k if k == ExitKind::Faulted as u32 => "faulted: vector",
+            _ => "was killed: error code",
+        };
+        println!(
+            "init: {} (pid {}) {how} {}",
+            slot.name(),
+            status.pid,
+            status.code
+        );
+        if !slot.restart {
+            return;
+        }
+        if now().wrapping_sub(slot.started_at) >= QUICK {
+            slot.quick_deaths = 0;
+        }
+        slot.quick_deaths += 1;
+        if slot.quick_deaths > MAX_QUICK_DEATHS {
+            println!(
+                "init: {} died {} times in a row soon after starting; giving up",
+                slot.name(),
+                MAX_QUICK_DEATHS
+            );
+            return;
+        }
+        let wait = BACKOFF << (slot.quick_deaths - 1);
+        println!(
+            "init: restarting {} (attempt {})",
+            slot.name(),
+            slot.quick_deaths
+        );
+        slot.restart_at = Some(now() + wait);
+    }
+}

@@ -1,0 +1,171 @@
+//! Manifest parsing and validation, with crafted good and bad inputs.
+
+use super::*;
+
+fn parse_ok(text: &str) -> Manifest {
+    match parse("t", "t.toml", text) {
+        Ok(m) => m,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+fn parse_err(text: &str) -> String {
+    match parse("t", "t.toml", text) {
+        Ok(m) => panic!("expected an error, got {m:?}"),
+        Err(e) => e.message,
+    }
+}
+
+#[test]
+fn minimal_manifest_gets_defaults() {
+    let m = parse_ok("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n");
+    assert_eq!(m.memory_mib, 256);
+    assert_eq!(m.timeout_secs, 300);
+    assert_eq!(m.kernel_args, None);
+    assert_eq!(m.initrd(), "init");
+}
+
+#[test]
+fn initrd_joins_modules_and_doubles_commas() {
+    let m = parse_ok(
+        r#"
+        [image]
+        description = "d"
+        kernel_args = "log=debug x"
+        memory_mib = 64
+        timeout_secs = 5
+        [[module]]
+        binary = "a"
+        args = ["x", "y,z"]
+        [[module]]
+        binary = "b"
+        "#,
+    );
+    assert_eq!(m.initrd(), "a x y,,z,b");
+    let p = parse_ok(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\n[[module]]\nbinary = \"s\"\npriority = 2\nargs = [\"q\"]\n",
+    );
+    assert_eq!(p.initrd(), "i,s @priority=2 q");
+    assert_eq!(m.kernel_args.as_deref(), Some("log=debug x"));
+    assert_eq!((m.memory_mib, m.timeout_secs), (64, 5));
+}
+
+#[test]
+fn unknown_field_names_file_and_field() {
+    let e = parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\nargz = []\n");
+    assert!(e.starts_with("t.toml:"), "{e}");
+    assert!(e.contains("argz"), "{e}");
+}
+
+#[test]
+fn missing_description_is_an_error() {
+    let e = parse_err("[image]\n[[module]]\nbinary = \"init\"\n");
+    assert!(e.contains("description"), "{e}");
+}
+
+#[test]
+fn wrong_type_is_an_error() {
+    let e = parse_err(
+        "[image]\ndescription = \"d\"\nmemory_mib = \"lots\"\n[[module]]\nbinary = \"i\"\n",
+    );
+    assert!(e.contains("memory_mib"), "{e}");
+}
+
+#[test]
+fn bad_values_are_errors() {
+    let no_modules = parse_err("[image]\ndescription = \"d\"\n");
+    assert!(no_modules.contains("module"), "{no_modules}");
+    let space =
+        parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\nargs = [\"a b\"]\n");
+    assert!(space.contains("module[0].args[0]"), "{space}");
+    assert!(space.contains("whitespace"), "{space}");
+    let empty =
+        parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"i\"\nargs = [\"\"]\n");
+    assert!(empty.contains("module[0].args[0]"), "{empty}");
+    let binary = parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"a b\"\n");
+    assert!(binary.contains("module[0].binary"), "{binary}");
+    let timeout =
+        parse_err("[image]\ndescription = \"d\"\ntimeout_secs = 0\n[[module]]\nbinary = \"i\"\n");
+    assert!(timeout.contains("image.timeout_secs"), "{timeout}");
+    let memory =
+        parse_err("[image]\ndescription = \"d\"\nmemory_mib = 1\n[[module]]\nbinary = \"i\"\n");
+    assert!(memory.contains("image.memory_mib"), "{memory}");
+}
+
+#[test]
+fn binaries_are_distinct_in_order() {
+    let m = parse_ok(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"b\"\n[[module]]\nbinary = \"a\"\n[[module]]\nbinary = \"b\"\n",
+    );
+    assert_eq!(m.binaries(), ["b", "a"]);
+}
+
+#[test]
+fn bad_image_names_are_rejected() {
+    assert!(load("../etc").is_err());
+    assert!(load("").is_err());
+    let missing = load("no-such-image").unwrap_err().message;
+    assert!(missing.contains("no image 'no-such-image'"), "{missing}");
+}
+
+#[test]
+fn shipped_manifests_parse() {
+    let default = load("default").unwrap();
+    // init comes first; the examples after it change over time.
+    assert!(default.initrd() == "init" || default.initrd().starts_with("init,"));
+    // The test image's first module is the runner; the rest are its
+    // helpers (their list changes as tests are added).
+    let test = load("test").unwrap();
+    assert!(test.initrd().starts_with("mhtest runner,mhtest helper "));
+}
+
+#[test]
+fn supervision_fields_become_loader_options() {
+    let m = parse_ok(
+        r#"
+        [image]
+        description = "d"
+        [[module]]
+        binary = "init"
+        [[module]]
+        binary = "echo-server"
+        priority = 2
+        memory_limit_kib = 512
+        registers = "echo"
+        restart = true
+        args = ["x"]
+        "#,
+    );
+    assert_eq!(
+        m.initrd(),
+        "init,echo-server @priority=2 @memory_kib=512 @registers=echo @restart x"
+    );
+    assert_eq!(m.modules[1].registers.as_deref(), Some("echo"));
+    assert!(m.modules[1].restart && !m.modules[0].restart);
+}
+
+#[test]
+fn supervision_fields_are_validated() {
+    let head = "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n";
+    let module = |extra: &str| format!("{head}[[module]]\nbinary = \"s\"\n{extra}\n");
+    let small = parse_err(&module("memory_limit_kib = 4"));
+    assert!(small.contains("module[1].memory_limit_kib"), "{small}");
+    assert!(small.contains("out of range"), "{small}");
+    let big = parse_err(&module("memory_limit_kib = 999999999"));
+    assert!(big.contains("262144 KiB"), "{big}");
+    let long = parse_err(&module(&format!("registers = \"{}\"", "n".repeat(33))));
+    assert!(long.contains("module[1].registers"), "{long}");
+    let spaced = parse_err(&module("registers = \"a b\""));
+    assert!(spaced.contains("white space"), "{spaced}");
+    let twice = parse_err(&format!(
+        "{head}[[module]]\nbinary = \"a\"\nregisters = \"x\"\n[[module]]\nbinary = \"b\"\nregisters = \"x\"\n"
+    ));
+    assert!(twice.contains("module[2].registers"), "{twice}");
+    assert!(twice.contains("already registered by module[1]"), "{twice}");
+    let init =
+        parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\nrestart = true\n");
+    assert!(init.contains("module[0]"), "{init}");
+    assert!(init.contains("is init"), "{init}");
+    let typo = parse_err(&module("restrat = true"));
+    assert!(typo.contains("restrat"), "{typo}");
+}
