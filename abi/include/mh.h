@@ -115,6 +115,87 @@
 #define MH_DEVICE_KIND_USER 2
 
 /**
+ * out: the iova of the client's output buffer (inside an export).
+ */
+#define MH_CONSOLE_PORT_OUT_BUFFER 0
+
+/**
+ * out: write this many bytes of the output buffer (at most
+ * `CONSOLE_WRITE_MAX`).
+ */
+#define MH_CONSOLE_PORT_WRITE 1
+
+/**
+ * out: the iova of the client's input buffer (inside an export).
+ */
+#define MH_CONSOLE_PORT_IN_BUFFER 2
+
+/**
+ * out: read one line of at most this many bytes into the input buffer.
+ */
+#define MH_CONSOLE_PORT_READ 3
+
+/**
+ * out (value ignored): make this client the foreground one, which Ctrl-C
+ * interrupts (as asking for a line does); answered with DONE and a
+ * write result of 0.
+ */
+#define MH_CONSOLE_PORT_FOREGROUND 4
+
+/**
+ * out (value ignored): answered (DONE, write result 0) once everything
+ * the kernel log held when the request was taken is on the wire — for a
+ * last word before powering off.
+ */
+#define MH_CONSOLE_PORT_SYNC 5
+
+/**
+ * I/O space: the result of the last write.
+ */
+#define MH_CONSOLE_IO_WRITE_RESULT 0
+
+/**
+ * I/O space: the result of the last read (0 at end of input).
+ */
+#define MH_CONSOLE_IO_READ_RESULT 8
+
+/**
+ * Bytes of I/O space per client.
+ */
+#define MH_CONSOLE_IOSPACE_SIZE 16
+
+/**
+ * IRQ line: a write or read finished (its result is in the I/O space).
+ */
+#define MH_CONSOLE_IRQ_DONE 0
+
+/**
+ * IRQ line: Ctrl-C was typed while this client was in the foreground.
+ */
+#define MH_CONSOLE_IRQ_INTERRUPT 1
+
+/**
+ * IRQ lines the console device has.
+ */
+#define MH_CONSOLE_IRQ_LINES 2
+
+/**
+ * The most bytes one write carries.
+ */
+#define MH_CONSOLE_WRITE_MAX 4096
+
+/**
+ * The longest input line (longer input is cut into lines of this size).
+ */
+#define MH_CONSOLE_LINE_MAX 512
+
+/**
+ * Set in a result word when it carries an `Error` code instead of a count
+ * (bit 62: `port_in` cannot return words with bit 63 set).
+ */
+#define MH_CONSOLE_RESULT_ERROR 4611686018427387904
+
+/**
  * Port ranges one hardware device may have.
  */
 #define MH_HW_PORT_RANGES 8

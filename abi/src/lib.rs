@@ -12,6 +12,7 @@
 #![no_std]
 
 pub mod bus;
+pub mod console;
 pub mod error;
 pub mod exit;
 pub mod hw;

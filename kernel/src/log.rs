@@ -65,13 +65,25 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     let _ = LOG.lock().write_fmt(args);
 }
 
-/// Appends formatted text even if the lock is held (panic path only).
+/// Takes the serial port back from its driver (the console server) for
+/// the machine's last words: a panic report or the power-off message must
+/// reach the wire even though no one will drain the ring any more.
+pub fn reclaim_serial() {
+    let mut log = LOG.lock();
+    if log.serial.is_absent() {
+        log.serial = Serial::init();
+    }
+}
+
+/// Appends formatted text even if the lock is held (panic path only); the
+/// serial port is reclaimed first.
 pub fn force_write(args: fmt::Arguments<'_>) {
     if LOG.is_locked() {
         // SAFETY: only called on the way to halting the machine; the holder
         // of the lock will never run again.
         unsafe { LOG.force_unlock() };
     }
+    reclaim_serial();
     write_fmt(args);
 }
 

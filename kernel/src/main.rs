@@ -256,6 +256,7 @@ fn start_modules(info: &BootInfo) -> usize {
 /// Init is gone: the run is over.
 pub fn power_off_after_init(status: &ExitStatus) -> ! {
     let clean = status.kind == ExitKind::Exited as u32 && status.code == 0;
+    log::reclaim_serial();
     if status.kind == ExitKind::Exited as u32 {
         kprintln!(
             "[kernel] init exited with status {}; powering off",

@@ -12,6 +12,7 @@
 
 pub mod args;
 pub mod bootfs;
+pub mod console;
 pub mod dev;
 pub mod pci;
 pub mod print;

@@ -12,6 +12,10 @@ const COM1: u16 = 0x3f8;
 pub struct Serial(Option<Uart16550<PioBackend>>);
 
 impl Serial {
+    pub const fn is_absent(&self) -> bool {
+        self.0.is_none()
+    }
+
     pub const fn absent() -> Serial {
         Serial(None)
     }

@@ -12,6 +12,9 @@ use libmh::{Args, println, process};
 
 libmh::entry!(main);
 
+/// The vector init's console sync waits on (init uses no other).
+const SYNC_VECTOR: u32 = 9;
+
 fn main(args: Args) -> i32 {
     println!("init: hello from MH init, pid {}", process::getpid());
     println!("init: arguments: '{}'", args.as_str());
@@ -24,5 +27,9 @@ fn main(args: Args) -> i32 {
     };
     supervisor.run();
     println!("init: no program left; goodbye");
+    // Powering off follows at once: let the console show the last lines.
+    if let Err(e) = libmh::console::sync(SYNC_VECTOR) {
+        println!("init: the console did not sync: {e}");
+    }
     0
 }

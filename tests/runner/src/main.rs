@@ -9,6 +9,7 @@
 // here), so test results are deliberately large.
 #![allow(clippy::result_large_err)]
 
+mod console_check;
 mod echo;
 mod helpers;
 mod suite;
@@ -32,6 +33,7 @@ fn main(args: Args) -> i32 {
     match (args.get(0), args.get(1)) {
         (Some("runner"), _) => run_all(),
         (Some("helper"), Some(what)) => helpers::run(what),
+        (Some("console-check"), _) => console_check::run(),
         _ => {
             println!("mhtest: usage: mhtest runner | mhtest helper <what>");
             2

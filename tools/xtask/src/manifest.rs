@@ -36,6 +36,8 @@ struct RawExpect {
     outcome: String,
     #[serde(default)]
     output: Vec<String>,
+    input: Option<String>,
+    input_after: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +83,16 @@ pub struct Manifest {
 pub struct Expect {
     pub outcome: ExpectedOutcome,
     pub output: Vec<String>,
+    /// What to type on the serial line, once a line of output contains
+    /// `after` (so the guest is ready to read it).
+    pub input: Option<Input>,
+}
+
+/// Text typed into the guest's serial line during a headless run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    pub after: String,
+    pub bytes: Vec<u8>,
 }
 
 /// The outcomes a self-test image can expect.
@@ -316,9 +328,23 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
                     ));
                 }
             };
+            let input = match (e.input, e.input_after) {
+                (None, None) => None,
+                (Some(text), Some(after)) if !after.is_empty() => Some(Input {
+                    after,
+                    bytes: text.into_bytes(),
+                }),
+                _ => {
+                    return Err(err(
+                        "expect.input",
+                        "input and input_after go together (input_after: a non-empty piece of the output line after which to type)".into(),
+                    ));
+                }
+            };
             Some(Expect {
                 outcome,
                 output: e.output,
+                input,
             })
         }
     };

@@ -22,6 +22,7 @@ use abi::power::{DEBUG_EXIT_PORT, EXIT_CLEAN, EXIT_INIT_FAILED, EXIT_KERNEL_PANI
 
 use crate::error::{Failure, Result, io_failure, spawn_failure};
 use crate::image::Image;
+use crate::manifest::Input;
 use crate::paths;
 use crate::prereq::QEMU;
 use crate::progress;
@@ -226,9 +227,21 @@ pub struct Headless {
 /// prefixed with "[qemu] ") and to `on_line` as it arrives. Kills QEMU when
 /// `timeout` passes.
 pub fn run_headless(
+    cmd: Command,
+    timeout: Duration,
+    log: &Path,
+    on_line: impl FnMut(Stream, &str),
+) -> Result<Headless> {
+    run_headless_typing(cmd, timeout, log, None, on_line)
+}
+
+/// `run_headless`, and once a serial line contains `input.after`, types
+/// `input.bytes` into the guest's serial line (QEMU's stdin).
+pub fn run_headless_typing(
     mut cmd: Command,
     timeout: Duration,
     log: &Path,
+    input: Option<&Input>,
     mut on_line: impl FnMut(Stream, &str),
 ) -> Result<Headless> {
     if let Some(dir) = log.parent() {
@@ -240,10 +253,18 @@ pub fn run_headless(
     let mut log_writer = LineWriter::new(file);
 
     show(&cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| spawn_failure(QEMU.program, &e))?;
+    // Held (open) until QEMU ends: closing it early is harmless too, but a
+    // guest reading slowly should find its input waiting, not an EOF.
+    let mut stdin = child.stdin.take();
+    let mut typed = false;
 
     // One reader thread per pipe, both feeding one channel, so the main
     // thread can wait for lines and the deadline at once.
@@ -269,6 +290,13 @@ pub fn run_headless(
         let _ = logged;
         on_line(stream, &line);
         if stream == Stream::Serial {
+            if let (Some(input), Some(pipe), false) = (input, stdin.as_mut(), typed)
+                && line.contains(&input.after)
+            {
+                typed = true;
+                // A failed write shows up as the guest missing its input.
+                let _ = pipe.write_all(&input.bytes).and_then(|()| pipe.flush());
+            }
             serial.push(line);
         }
     };

@@ -1,0 +1,60 @@
+//! Draining the kernel log (the `klog` device) to the UART: every line the
+//! kernel and `log_write` produce after the console took the UART.
+//!
+//! Rules: the drain starts where the log stood before the UART was claimed
+//! (the kernel printed everything before that itself); bytes the ring lost
+//! before they could be read are reported, not silently skipped.
+
+use crate::uart::Uart;
+use abi::kdev::*;
+use libmh::Error;
+use libmh::dev::{self, Handle, REGISTRY};
+
+const CHUNK: usize = 1024;
+
+/// The buffer klog copies into (the caller keeps it for the drain's life).
+pub type Buffer = [u8; CHUNK];
+
+pub struct Drain<'a> {
+    h: Handle,
+    iova: u64,
+    buf: &'a mut Buffer,
+}
+
+impl<'a> Drain<'a> {
+    /// Attaches klog at its current end, reading into `buf`, and delivers
+    /// its growth as `vector`.
+    pub fn open(vector: u32, buf: &'a mut Buffer) -> Result<Drain<'a>, Error> {
+        let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA | dev::RIGHT_IRQ;
+        let h = dev::attach(REGISTRY, "klog", rights)?;
+        let iova = h.export(buf)?;
+        let end = h.port_in(KLOG_PORT_WRITTEN, 8)?;
+        h.port_out(KLOG_PORT_POS, 8, end)?;
+        h.port_out(KLOG_PORT_LEN, 8, CHUNK as u64)?;
+        h.irq_map(KLOG_IRQ_DATA, vector)?;
+        Ok(Drain { h, iova, buf })
+    }
+
+    /// Copies whatever the log gained to the UART.
+    pub fn drain(&mut self, uart: &mut Uart) {
+        loop {
+            let n = match self
+                .h
+                .port_out(KLOG_PORT_READ, 8, self.iova)
+                .and_then(|()| self.h.port_in(KLOG_PORT_DONE, 4))
+            {
+                Ok(n) => n as usize,
+                Err(_) => return,
+            };
+            if let Ok(lost) = self.h.port_in(KLOG_PORT_LOST, 8)
+                && lost > 0
+            {
+                uart.send(b"\n[console: kernel log overran; lines lost]\n");
+            }
+            if n == 0 {
+                return;
+            }
+            uart.send(&self.buf[..n.min(CHUNK)]);
+        }
+    }
+}

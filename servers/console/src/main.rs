@@ -1,0 +1,196 @@
+//! console: the console server. It drives the 16550 UART on COM1 through a
+//! hardware device, writes the kernel log (klog) and its clients' output
+//! to it, and hands typed lines to its clients (the protocol is in
+//! `abi::console`; the device page is docs/devices/console.md).
+//!
+//! Rules: one event loop (`irq_wait` on three vectors: requests, UART
+//! input, klog growth), and each event is handled to the end before the
+//! next, so a client's write goes out whole and is never interleaved with
+//! another's; nothing a client sends can stop the loop — a bad request
+//! gets an error result and the loop goes on.
+#![no_std]
+#![no_main]
+
+mod clients;
+mod klog;
+mod line;
+mod uart;
+
+use abi::console::*;
+use abi::userdev::{REQUEST_CLOSE, REQUEST_OUT};
+use arrayvec::ArrayVec;
+use clients::Clients;
+use libmh::dev::{self, Served};
+use libmh::{Args, Error, println, process};
+use line::{Event, Line};
+use uart::Uart;
+
+/// Vectors: requests queued on the console device, UART input, klog data.
+const V_REQUEST: u32 = 1;
+const V_UART: u32 = 2;
+const V_KLOG: u32 = 3;
+
+libmh::entry!(main);
+
+struct Console<'a> {
+    dev: Served,
+    uart: Uart,
+    klog: klog::Drain<'a>,
+    line: Line,
+    clients: Clients,
+    /// Scratch for one client write.
+    buf: [u8; CONSOLE_WRITE_MAX as usize],
+}
+
+fn main(_args: Args) -> i32 {
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            println!("console: stopped: {e}");
+            1
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
+    // The log position before the claim: from the claim on the kernel no
+    // longer writes to the UART, so everything after it is ours to show.
+    let step = |what: &'static str| {
+        move |e: Error| {
+            println!("console: cannot {what}: {e}");
+            e
+        }
+    };
+    let mut klog_buffer: klog::Buffer = [0; 1024];
+    let klog = klog::Drain::open(V_KLOG, &mut klog_buffer).map_err(step("read the kernel log"))?;
+    let uart = Uart::claim(V_UART).map_err(step("claim COM1"))?;
+    let dev = dev::create(
+        libmh::console::DEVICE_NAME,
+        CONSOLE_IRQ_LINES,
+        CONSOLE_IOSPACE_SIZE,
+        V_REQUEST,
+    )
+    .map_err(step("register 'console'"))?;
+    let mut c = Console {
+        dev,
+        uart,
+        klog,
+        line: Line::new(),
+        clients: Clients::new(),
+        buf: [0; CONSOLE_WRITE_MAX as usize],
+    };
+    println!("console: ready on COM1");
+    let mask = (1 << V_REQUEST) | (1 << V_UART) | (1 << V_KLOG);
+    // Input typed before the claim waits in the UART: take it first.
+    c.input();
+    loop {
+        c.klog.drain(&mut c.uart);
+        c.input();
+        c.requests();
+        process::irq_wait(mask)?;
+    }
+}
+
+impl Console<'_> {
+    /// Every received byte through the line discipline.
+    fn input(&mut self) {
+        self.uart.ack();
+        while let Some(byte) = self.uart.receive() {
+            let mut echo = ArrayVec::<u8, 64>::new();
+            let event = self.line.receive(byte, &mut echo);
+            self.uart.send(&echo);
+            match event {
+                Event::Nothing => {}
+                Event::Line | Event::EndOfInput => self.serve_reads(),
+                Event::Interrupt => {
+                    if let Some(fg) = self.clients.foreground() {
+                        let _ = self.dev.irq(fg, CONSOLE_IRQ_INTERRUPT);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every queued request, oldest first.
+    fn requests(&mut self) {
+        loop {
+            let r = match self.dev.try_poll() {
+                Ok(r) => r,
+                Err(Error::WouldBlock) => return,
+                Err(e) => {
+                    println!("console: poll failed: {e}");
+                    return;
+                }
+            };
+            match r.kind {
+                REQUEST_OUT => self.out(r.client, r.port, r.value),
+                REQUEST_CLOSE => self.clients.remove(r.client),
+                // Opens and forks: a client gets state when it names a buffer.
+                _ => {}
+            }
+        }
+    }
+
+    fn out(&mut self, client: u32, port: u32, value: u64) {
+        match port {
+            CONSOLE_PORT_OUT_BUFFER => self.clients.set_out(client, value),
+            CONSOLE_PORT_IN_BUFFER => self.clients.set_in(client, value),
+            CONSOLE_PORT_WRITE => {
+                let result = self.write(client, value);
+                self.finish(client, CONSOLE_IO_WRITE_RESULT, result);
+            }
+            CONSOLE_PORT_SYNC => {
+                self.klog.drain(&mut self.uart);
+                self.finish(client, CONSOLE_IO_WRITE_RESULT, Ok(0));
+            }
+            CONSOLE_PORT_FOREGROUND => {
+                self.clients.set_foreground(client);
+                self.finish(client, CONSOLE_IO_WRITE_RESULT, Ok(0));
+            }
+            CONSOLE_PORT_READ => match self.clients.ask_read(client, value) {
+                Ok(()) => self.serve_reads(),
+                Err(e) => self.finish(client, CONSOLE_IO_READ_RESULT, Err(e)),
+            },
+            _ => self.finish(client, CONSOLE_IO_WRITE_RESULT, Err(Error::InvalidArgument)),
+        }
+    }
+
+    /// One client write: its bytes by DMA, then all of them to the UART.
+    fn write(&mut self, client: u32, len: u64) -> Result<u64, Error> {
+        if len > CONSOLE_WRITE_MAX {
+            return Err(Error::InvalidArgument);
+        }
+        let iova = self.clients.out_buffer(client).ok_or(Error::NotFound)?;
+        let bytes = &mut self.buf[..len as usize];
+        self.dev.dma_read(client, iova, bytes)?;
+        self.uart.send(bytes);
+        Ok(len)
+    }
+
+    /// Completes waiting reads while lines (or the end of input) allow.
+    fn serve_reads(&mut self) {
+        while let Some((client, max, iova)) = self.clients.next_reader() {
+            if !self.line.has_line() && !self.line.ended {
+                return;
+            }
+            let mut text = [0u8; CONSOLE_LINE_MAX as usize];
+            let n = self.line.take_line(max as usize, &mut text);
+            let result = self
+                .dev
+                .dma_write(client, &text[..n], iova)
+                .map(|()| n as u64);
+            self.clients.read_done(client);
+            self.finish(client, CONSOLE_IO_READ_RESULT, result);
+        }
+    }
+
+    /// Puts a result in the client's I/O space and raises DONE.
+    fn finish(&mut self, client: u32, at: u32, result: Result<u64, Error>) {
+        let word = match result {
+            Ok(n) => n,
+            Err(e) => CONSOLE_RESULT_ERROR | u64::from(e.code()),
+        };
+        let _ = self.dev.write_iospace(client, at, 8, word);
+        let _ = self.dev.irq(client, CONSOLE_IRQ_DONE);
+    }
+}
