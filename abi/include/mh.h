@@ -79,9 +79,14 @@
 #define MH_RIGHT_SERVE (1 << 8)
 
 /**
+ * proc: end processes (`PROC_PORT_KILL`), within the caller's own tree.
+ */
+#define MH_RIGHT_KILL (1 << 9)
+
+/**
  * Every right.
  */
-#define MH_RIGHTS_ALL ((1 << 9) - 1)
+#define MH_RIGHTS_ALL ((1 << 10) - 1)
 
 /**
  * `attach` flag: drop this handle on `exec`.
@@ -445,6 +450,69 @@
  * The limit value meaning "no limit".
  */
 #define MH_MEMPOOL_UNLIMITED 4611686018427387904
+
+/**
+ * in: how many processes exist (zombies included).
+ */
+#define MH_PROC_PORT_COUNT 0
+
+/**
+ * out: select the process with this pid for the ports below.
+ */
+#define MH_PROC_PORT_SELECT 1
+
+/**
+ * in: the lowest pid above the selected one that exists, or 0 if none
+ * (select 0 and read this to start a walk).
+ */
+#define MH_PROC_PORT_NEXT 2
+
+/**
+ * in: the selected process's parent pid.
+ */
+#define MH_PROC_PORT_PARENT 3
+
+/**
+ * in: its state (`PROC_STATE_*`).
+ */
+#define MH_PROC_PORT_STATE 4
+
+/**
+ * in: its scheduling priority.
+ */
+#define MH_PROC_PORT_PRIORITY 5
+
+/**
+ * in (size 8): frames it holds (its reserve's use).
+ */
+#define MH_PROC_PORT_FRAMES 6
+
+/**
+ * in: bytes 4k..4k+4 of its name, for k in 0..8 (port `PROC_PORT_NAME +
+ * k`); unused bytes are 0.
+ */
+#define MH_PROC_PORT_NAME 8
+
+/**
+ * out (value ignored): end the selected process (`ExitKind::KilledBy`).
+ * Needs RIGHT_KILL and that the caller is an ancestor of it, or is it.
+ */
+#define MH_PROC_PORT_KILL 16
+
+/**
+ * [`PROC_PORT_STATE`]: ready or running.
+ */
+#define MH_PROC_STATE_RUNNABLE 0
+
+/**
+ * Sleeping in a system call.
+ */
+#define MH_PROC_STATE_BLOCKED 1
+
+/**
+ * Ended, waiting for its parent to reap it.
+ */
+#define MH_PROC_STATE_ZOMBIE 2
 
 /**
  * Size of a page: the unit of mapping, protection and DMA.
@@ -908,6 +976,11 @@ enum MhExitKind
    * interrupts had to be delivered).
    */
   MH_EXIT_KIND_KILLED = 2,
+  /**
+   * Another process (an ancestor) ended it through the `proc` device's
+   * `PROC_PORT_KILL`; `code` is that process's pid.
+   */
+  MH_EXIT_KIND_KILLED_BY = 3,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum MhExitKind MhExitKind;

@@ -27,8 +27,10 @@ pub const RIGHT_LOOKUP: u32 = 1 << 6;
 pub const RIGHT_REGISTER: u32 = 1 << 7;
 /// A served user device (the server's side): poll and answer clients.
 pub const RIGHT_SERVE: u32 = 1 << 8;
+/// proc: end processes (`PROC_PORT_KILL`), within the caller's own tree.
+pub const RIGHT_KILL: u32 = 1 << 9;
 /// Every right.
-pub const RIGHTS_ALL: u32 = (1 << 9) - 1;
+pub const RIGHTS_ALL: u32 = (1 << 10) - 1;
 
 /// `attach` flag: drop this handle on `exec`.
 pub const ATTACH_CLOSE_ON_EXEC: u32 = 0x8000_0000;

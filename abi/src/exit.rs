@@ -14,6 +14,9 @@ pub enum ExitKind {
     /// saying why (e.g. `LimitReached`: its handler stack was full when
     /// interrupts had to be delivered).
     Killed = 2,
+    /// Another process (an ancestor) ended it through the `proc` device's
+    /// `PROC_PORT_KILL`; `code` is that process's pid.
+    KilledBy = 3,
 }
 
 /// One reaped child: filled in by `wait_child`.

@@ -107,3 +107,38 @@ pub const MEMPOOL_PORT_LIMIT_NOW: u32 = 3;
 pub const MEMPOOL_PORT_FREE: u32 = 4;
 /// The limit value meaning "no limit".
 pub const MEMPOOL_UNLIMITED: u64 = 0x4000_0000_0000_0000;
+
+// ---- proc ----
+// `proc`: the process table (READ and WRITE: select and read), plus
+// `PROC_PORT_KILL` (RIGHT_KILL), which ends a process — only one the caller
+// is an ancestor of (its child, grandchild, ...: init's whole tree for
+// init). Processes are selected by pid; `PROC_PORT_NEXT` walks the table.
+
+/// in: how many processes exist (zombies included).
+pub const PROC_PORT_COUNT: u32 = 0;
+/// out: select the process with this pid for the ports below.
+pub const PROC_PORT_SELECT: u32 = 1;
+/// in: the lowest pid above the selected one that exists, or 0 if none
+/// (select 0 and read this to start a walk).
+pub const PROC_PORT_NEXT: u32 = 2;
+/// in: the selected process's parent pid.
+pub const PROC_PORT_PARENT: u32 = 3;
+/// in: its state (`PROC_STATE_*`).
+pub const PROC_PORT_STATE: u32 = 4;
+/// in: its scheduling priority.
+pub const PROC_PORT_PRIORITY: u32 = 5;
+/// in (size 8): frames it holds (its reserve's use).
+pub const PROC_PORT_FRAMES: u32 = 6;
+/// in: bytes 4k..4k+4 of its name, for k in 0..8 (port `PROC_PORT_NAME +
+/// k`); unused bytes are 0.
+pub const PROC_PORT_NAME: u32 = 8;
+/// out (value ignored): end the selected process (`ExitKind::KilledBy`).
+/// Needs RIGHT_KILL and that the caller is an ancestor of it, or is it.
+pub const PROC_PORT_KILL: u32 = 16;
+
+/// [`PROC_PORT_STATE`]: ready or running.
+pub const PROC_STATE_RUNNABLE: u32 = 0;
+/// Sleeping in a system call.
+pub const PROC_STATE_BLOCKED: u32 = 1;
+/// Ended, waiting for its parent to reap it.
+pub const PROC_STATE_ZOMBIE: u32 = 2;

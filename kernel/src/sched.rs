@@ -163,6 +163,31 @@ impl Scheduler {
         self.procs.get_mut(pid)
     }
 
+    /// The lowest pid above `pid` in the table.
+    pub fn next_pid_after(&self, pid: Pid) -> Option<Pid> {
+        self.procs
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|&id| id > pid)
+            .min()
+    }
+
+    /// Whether `ancestor` is `pid` or one of its ancestors. The walk is
+    /// bounded by the table size, so a parent loop cannot trap it.
+    pub fn is_ancestor_or_self(&self, ancestor: Pid, pid: Pid) -> bool {
+        let mut at = pid;
+        for _ in 0..=self.procs.len() {
+            if at == ancestor {
+                return true;
+            }
+            match self.procs.get(at) {
+                Some(p) if p.parent != at => at = p.parent,
+                _ => return false,
+            }
+        }
+        false
+    }
+
     pub fn process_count(&self) -> usize {
         self.procs.len()
     }
@@ -298,8 +323,13 @@ impl Scheduler {
             self.ready.remove(pid);
         }
         if let Some(space) = space {
-            // The dying table may be the one in CR3: leave it first.
-            paging::with_kernel_table(|k| k.activate());
+            // The dying table is the one in CR3 only when the process ends
+            // itself; then leave it first. A process killed by another
+            // (proc's KILL) is not current, and the killer, which returns to
+            // user mode without a switch, keeps its own table.
+            if pid == self.current {
+                paging::with_kernel_table(|k| k.activate());
+            }
             crate::mm::release_user_space(space);
         }
         for child in self.procs.values_mut() {

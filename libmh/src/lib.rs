@@ -17,6 +17,7 @@ pub mod dev;
 pub mod pci;
 pub mod print;
 pub mod process;
+pub mod procs;
 pub mod raw;
 pub mod registry;
 pub mod rt;

@@ -149,6 +149,10 @@ pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, E
             state,
             ..
         } => kdev::mempool_in(s, &state, port, size)?,
+        Attachment::Kernel {
+            kind: KernelDevice::Proc,
+            ..
+        } => super::procdev::port_in(s, h, port, size)?,
         Attachment::Kernel { kind, state, .. } => {
             kdev::port_in(&s.devices, kind, &state, port, size)?
         }
@@ -188,6 +192,10 @@ pub fn port_out(
             kind: KernelDevice::Mempool,
             ..
         } => kdev::mempool_out(s, h, port, size, value).map(|()| None),
+        Attachment::Kernel {
+            kind: KernelDevice::Proc,
+            ..
+        } => super::procdev::port_out(s, h, port, size, value).map(|()| None),
         Attachment::Kernel { .. } => {
             let mut att = entry.value.clone();
             let space = p.space.as_mut().ok_or(Error::BadAddress)?;

@@ -80,7 +80,7 @@ pub fn port_in(
                 _ => Err(Error::InvalidArgument),
             }
         }
-        KernelDevice::Mempool => Err(Error::NotSupported),
+        KernelDevice::Mempool | KernelDevice::Proc => Err(Error::NotSupported),
         KernelDevice::Platform => match port {
             PLATFORM_PORT_QUARANTINED => {
                 Ok(devices.hardware().map(|h| h.quarantine.len() as u64).sum())

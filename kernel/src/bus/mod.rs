@@ -16,6 +16,7 @@
 pub mod calls;
 pub mod hw;
 pub mod kdev;
+pub mod procdev;
 pub mod user;
 
 use crate::process::Pid;
@@ -35,6 +36,7 @@ pub enum KernelDevice {
     Klog,
     Platform,
     Mempool,
+    Proc,
 }
 
 pub enum Device {
@@ -220,6 +222,7 @@ pub fn max_rights(dev: &Device) -> u32 {
             RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_CLONE
         }
         Device::Kernel(KernelDevice::Mempool) => RIGHT_READ | RIGHT_WRITE | RIGHT_CLONE,
+        Device::Kernel(KernelDevice::Proc) => RIGHT_READ | RIGHT_WRITE | RIGHT_KILL | RIGHT_CLONE,
         Device::Hardware(_) => {
             RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_MAP | RIGHT_CLONE
         }
@@ -234,6 +237,7 @@ pub fn init(devices: &mut Devices) -> Result<(), Error> {
     devices.add("klog", Device::Kernel(KernelDevice::Klog))?;
     devices.add("platform", Device::Kernel(KernelDevice::Platform))?;
     devices.add("mempool", Device::Kernel(KernelDevice::Mempool))?;
+    devices.add("proc", Device::Kernel(KernelDevice::Proc))?;
     Ok(())
 }
 

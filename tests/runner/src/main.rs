@@ -19,6 +19,7 @@ mod t_fork;
 mod t_hw;
 mod t_irq;
 mod t_mem;
+mod t_proc;
 mod t_procs;
 mod t_syscalls;
 mod t_userdev;
@@ -62,5 +63,6 @@ fn run_all() -> i32 {
     t_userdev::run(&mut s);
     t_hw::run(&mut s);
     t_mem::run(&mut s);
+    t_proc::run(&mut s);
     s.finish()
 }

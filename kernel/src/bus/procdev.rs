@@ -1,0 +1,98 @@
+//! The `proc` kernel device: the process table as ports (pid, parent,
+//! state, priority, frames, name) and `PROC_PORT_KILL`.
+//!
+//! Rules: selecting needs WRITE, reading READ, killing RIGHT_KILL and that
+//! the caller is
+//! the target or one of its ancestors (so a shell can end what it ran,
+//! init anything, and no one a process outside its own tree); a process
+//! already ended is `NotFound`; the walk up the parent chain is bounded by
+//! the table size, so no parent loop can trap it.
+
+use super::Attachment;
+use crate::process::{Pid, State};
+use crate::sched::Scheduler;
+use abi::kdev::*;
+use abi::{Error, ExitKind, ExitStatus};
+
+fn selected(s: &mut Scheduler, h: u64) -> Result<Pid, Error> {
+    match &s.current().bus.get(h)?.value {
+        Attachment::Kernel { state, .. } => u32::try_from(state[0]).map_err(|_| Error::NotFound),
+        _ => Err(Error::NotSupported),
+    }
+}
+
+/// `port_in` on proc (READ was checked by the caller).
+pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, Error> {
+    let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    let wide = port == PROC_PORT_FRAMES;
+    if !(size == 8 || (size == 4 && !wide)) {
+        return Err(Error::InvalidArgument);
+    }
+    if port == PROC_PORT_COUNT {
+        return Ok(s.process_count() as u64);
+    }
+    let pid = selected(s, h)?;
+    if port == PROC_PORT_NEXT {
+        return Ok(u64::from(s.next_pid_after(pid).unwrap_or(0)));
+    }
+    let p = s.get_mut(pid).ok_or(Error::NotFound)?;
+    match port {
+        PROC_PORT_PARENT => Ok(u64::from(p.parent)),
+        PROC_PORT_STATE => Ok(u64::from(match p.state {
+            State::Runnable => PROC_STATE_RUNNABLE,
+            State::Blocked(_) => PROC_STATE_BLOCKED,
+            State::Zombie => PROC_STATE_ZOMBIE,
+        })),
+        PROC_PORT_PRIORITY => Ok(u64::from(p.priority)),
+        PROC_PORT_FRAMES => Ok(p.reserve.used),
+        n if (PROC_PORT_NAME..PROC_PORT_NAME + 8).contains(&n) => {
+            let at = 4 * (n - PROC_PORT_NAME) as usize;
+            let mut word = [0u8; 4];
+            for (i, b) in p.name.as_bytes().iter().skip(at).take(4).enumerate() {
+                word[i] = *b;
+            }
+            Ok(u64::from(u32::from_le_bytes(word)))
+        }
+        _ => Err(Error::InvalidArgument),
+    }
+}
+
+/// `port_out` on proc (WRITE was checked by the caller).
+pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> Result<(), Error> {
+    if size != 4 && size != 8 {
+        return Err(Error::InvalidArgument);
+    }
+    match u32::try_from(port).map_err(|_| Error::InvalidArgument)? {
+        PROC_PORT_SELECT => {
+            if let Attachment::Kernel { state, .. } = &mut s.current().bus.get_mut(h)?.value {
+                state[0] = value;
+            }
+            Ok(())
+        }
+        PROC_PORT_KILL => {
+            if s.current().bus.get(h)?.rights & abi::bus::RIGHT_KILL == 0 {
+                return Err(Error::AccessDenied);
+            }
+            let target = selected(s, h)?;
+            let me = s.current_pid();
+            match s.get_mut(target) {
+                None => return Err(Error::NotFound),
+                Some(p) if p.state == State::Zombie => return Err(Error::NotFound),
+                Some(_) => {}
+            }
+            if !s.is_ancestor_or_self(me, target) {
+                return Err(Error::AccessDenied);
+            }
+            let status = ExitStatus {
+                pid: target,
+                kind: ExitKind::KilledBy as u32,
+                code: i64::from(me),
+                ..ExitStatus::default()
+            };
+            crate::kprintln!("[kernel] pid {target} killed by pid {me}");
+            s.exit(target, status);
+            Ok(())
+        }
+        _ => Err(Error::InvalidArgument),
+    }
+}

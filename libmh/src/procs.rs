@@ -1,0 +1,85 @@
+//! The process table through the `proc` kernel device: listing (for `ps`)
+//! and `kill`.
+//!
+//! Rules: like the registry listing, a walk is a series of snapshots — a
+//! process may end or appear between two reads; an entry that vanishes
+//! mid-read is skipped.
+
+use crate::dev::{self, Handle, REGISTRY};
+use abi::Error;
+use abi::kdev::*;
+
+/// One process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub pid: u32,
+    pub parent: u32,
+    /// `PROC_STATE_*`.
+    pub state: u32,
+    pub priority: u32,
+    /// Frames it holds.
+    pub frames: u64,
+    name: [u8; 32],
+}
+
+impl Entry {
+    pub fn name(&self) -> &str {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(32);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// The state as a word for listings.
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            PROC_STATE_RUNNABLE => "running",
+            PROC_STATE_BLOCKED => "sleeping",
+            PROC_STATE_ZOMBIE => "zombie",
+            _ => "?",
+        }
+    }
+}
+
+/// Attaches `proc` (READ and WRITE to list, plus KILL if `kill`).
+pub fn open(kill: bool) -> Result<Handle, Error> {
+    let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | if kill { dev::RIGHT_KILL } else { 0 };
+    dev::attach(REGISTRY, "proc", rights)
+}
+
+fn read(h: Handle, pid: u32) -> Result<Entry, Error> {
+    h.port_out(PROC_PORT_SELECT, 4, pid as u64)?;
+    let mut name = [0u8; 32];
+    for (k, chunk) in name.chunks_exact_mut(4).enumerate() {
+        let word = h.port_in(PROC_PORT_NAME + k as u32, 4)? as u32;
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    Ok(Entry {
+        pid,
+        parent: h.port_in(PROC_PORT_PARENT, 4)? as u32,
+        state: h.port_in(PROC_PORT_STATE, 4)? as u32,
+        priority: h.port_in(PROC_PORT_PRIORITY, 4)? as u32,
+        frames: h.port_in(PROC_PORT_FRAMES, 8)?,
+        name,
+    })
+}
+
+/// Calls `f` on every process, in pid order.
+pub fn for_each(h: Handle, mut f: impl FnMut(&Entry)) -> Result<(), Error> {
+    let mut pid = 0;
+    loop {
+        h.port_out(PROC_PORT_SELECT, 4, pid as u64)?;
+        let next = h.port_in(PROC_PORT_NEXT, 4)? as u32;
+        if next == 0 || next <= pid {
+            return Ok(());
+        }
+        if let Ok(e) = read(h, next) {
+            f(&e);
+        }
+        pid = next;
+    }
+}
+
+/// Ends process `pid` (one of the caller's descendants, or itself).
+pub fn kill(h: Handle, pid: u32) -> Result<(), Error> {
+    h.port_out(PROC_PORT_SELECT, 4, pid as u64)?;
+    h.port_out(PROC_PORT_KILL, 4, 0)
+}
