@@ -501,9 +501,16 @@
 #define MH_TIMER_PORT_CANCEL 3
 
 /**
- * I/O space (i64): the result of the client's last request.
+ * I/O space (u32): the status of the client's last request: 0, or the
+ * code of the `Error` it failed with.
  */
-#define MH_TIMER_IO_REPLY 0
+#define MH_TIMER_IO_STATUS 0
+
+/**
+ * I/O space (u32): the result of the client's last request (the slot
+ * for `TIMER_PORT_ARM`, else 0).
+ */
+#define MH_TIMER_IO_VALUE 4
 
 /**
  * I/O space (u64): the TSC value at which the clock reads 0.

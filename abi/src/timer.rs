@@ -10,10 +10,12 @@
 //! are on that clock.
 //!
 //! Protocol: every `port_out` (size 8) is one request and gets exactly one
-//! reply: the server writes the result to `TIMER_IO_REPLY` in the
-//! system-call convention (`>= 0` a value, `< 0` minus an `Error` code)
-//! and then raises `TIMER_IRQ_REPLY`, so a client uses `port_out_wait` on
-//! the vector it mapped that line to. Alarms raise `TIMER_IRQ_ALARM`; the
+//! reply: the server writes `TIMER_IO_STATUS` (0, or an `Error` code) and
+//! `TIMER_IO_VALUE` (the result) as one 8-byte word and then raises
+//! `TIMER_IRQ_REPLY`, so a client uses `port_out_wait` on the vector it
+//! mapped that line to and reads both with one 8-byte `port_in` at 0.
+//! (A status is not a negative word because `port_in` cannot return a
+//! value of 2^63 or more.) Alarms raise `TIMER_IRQ_ALARM`; the
 //! per-alarm counters `TIMER_IO_FIRED + 8 * slot` say which alarm fired
 //! and how often (the line is only a wake-up hint).
 //!
@@ -39,8 +41,12 @@ pub const TIMER_PORT_ARM: u32 = 2;
 /// slot is not armed. Its counter keeps its last value.
 pub const TIMER_PORT_CANCEL: u32 = 3;
 
-/// I/O space (i64): the result of the client's last request.
-pub const TIMER_IO_REPLY: u32 = 0;
+/// I/O space (u32): the status of the client's last request: 0, or the
+/// code of the `Error` it failed with.
+pub const TIMER_IO_STATUS: u32 = 0;
+/// I/O space (u32): the result of the client's last request (the slot
+/// for `TIMER_PORT_ARM`, else 0).
+pub const TIMER_IO_VALUE: u32 = 4;
 /// I/O space (u64): the TSC value at which the clock reads 0.
 pub const TIMER_IO_TSC_EPOCH: u32 = 8;
 /// I/O space (u64): nanoseconds per TSC tick, times 2^`TIMER_MULT_SHIFT`.
@@ -79,6 +85,19 @@ pub const fn timer_tsc_to_ns(tsc: u64, tsc_epoch: u64, mult: u64) -> u64 {
     }
 }
 
+/// The reply word at `TIMER_IO_STATUS` (8 bytes) as a result.
+pub const fn timer_decode_reply(word: u64) -> Result<u32, crate::Error> {
+    let status = word as u32;
+    if status == 0 {
+        Ok((word >> 32) as u32)
+    } else {
+        match crate::Error::from_code(status) {
+            Some(e) => Err(e),
+            None => Err(crate::Error::InvalidArgument),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +113,18 @@ mod tests {
         assert_eq!(timer_tsc_to_ns(4_000, 0, mult / 2), 2_000);
         assert_eq!(timer_tsc_to_ns(u64::MAX, 0, mult / 2), u64::MAX / 2);
         assert_eq!(timer_tsc_to_ns(u64::MAX, 0, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn replies_decode() {
+        use crate::Error;
+        assert_eq!(timer_decode_reply(0), Ok(0));
+        assert_eq!(timer_decode_reply(7 << 32), Ok(7));
+        assert_eq!(
+            timer_decode_reply(Error::LimitReached.code() as u64),
+            Err(Error::LimitReached)
+        );
+        assert_eq!(timer_decode_reply(9999), Err(Error::InvalidArgument));
     }
 
     #[test]

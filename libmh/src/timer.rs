@@ -153,8 +153,8 @@ impl Timer {
     pub fn request(&self, port: u32, value: u64) -> Result<u64, Error> {
         self.handle
             .port_out_wait(port, 8, value, 1 << self.reply_vector)?;
-        let reply = self.handle.port_in(TIMER_IO_REPLY, 8)?;
-        Error::decode(reply as i64 as isize).map(|v| v as u64)
+        let reply = self.handle.port_in(TIMER_IO_STATUS, 8)?;
+        timer_decode_reply(reply).map(|v| v as u64)
     }
 
     /// Arms a one-shot alarm at `deadline_ns` (which must be in the
