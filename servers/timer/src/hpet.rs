@@ -80,33 +80,20 @@ fn write64(off: u64, v: u64) {
 }
 
 impl Hpet {
-    /// Makes (or finds) the `hpet` hardware device for the registers at
+    /// Finds (or makes) the `hpet` hardware device for the registers at
     /// `base` and line `gsi`, maps it, checks it is a usable HPET and
     /// starts its counter. The line is delivered as `vector`.
     pub fn open(base: u64, gsi: u32, vector: u32) -> Result<Hpet, Error> {
-        let platform = dev::attach(
-            REGISTRY,
-            "platform",
-            dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA,
-        )?;
-        let mut spec = abi::HwDeviceSpec {
-            name_len: DEVICE.len() as u32,
-            mmio_count: 1,
-            irq_count: 1,
-            ..abi::HwDeviceSpec::default()
+        let rights = dev::RIGHT_MAP | dev::RIGHT_IRQ | dev::ATTACH_CLOSE_ON_EXEC;
+        // A previous timer server may have made the device already (it
+        // outlives its driver); only if not, make it.
+        let handle = match dev::attach(REGISTRY, DEVICE, rights) {
+            Err(Error::NotFound) => {
+                create(base, gsi)?;
+                dev::attach(REGISTRY, DEVICE, rights)?
+            }
+            other => other?,
         };
-        spec.name[..DEVICE.len()].copy_from_slice(DEVICE.as_bytes());
-        spec.mmio[0] = HwMmioRange { base, len: 0x1000 };
-        spec.irqs[0] = HwIrq { gsi, flags: 0 };
-        let created = dev::create_hardware(platform, &spec);
-        let _ = platform.detach();
-        match created {
-            // A previous timer server made it already.
-            Ok(()) | Err(Error::AlreadyExists) => {}
-            Err(e) => return Err(e),
-        }
-        let rights = dev::RIGHT_MAP | dev::RIGHT_IRQ | dev::RIGHT_CLONE;
-        let handle = dev::attach(REGISTRY, DEVICE, rights | dev::ATTACH_CLOSE_ON_EXEC)?;
         handle.iomap(VA, base, 0x1000)?;
         let cap = read64(GCAP_ID);
         let period_fs = cap >> 32;
@@ -196,4 +183,26 @@ impl Hpet {
 fn fs_to_hz(fs: u128, tsc: u128) -> u64 {
     let hz = tsc * 1_000_000_000_000_000 / fs.max(1);
     hz.min(u64::MAX as u128) as u64
+}
+
+/// Makes the `hpet` hardware device through platform: one page of
+/// registers at `base` and the line `gsi` (ISA-style: edge, active high).
+fn create(base: u64, gsi: u32) -> Result<(), Error> {
+    let platform = dev::attach(
+        REGISTRY,
+        "platform",
+        dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA,
+    )?;
+    let mut spec = abi::HwDeviceSpec {
+        name_len: DEVICE.len() as u32,
+        mmio_count: 1,
+        irq_count: 1,
+        ..abi::HwDeviceSpec::default()
+    };
+    spec.name[..DEVICE.len()].copy_from_slice(DEVICE.as_bytes());
+    spec.mmio[0] = HwMmioRange { base, len: 0x1000 };
+    spec.irqs[0] = HwIrq { gsi, flags: 0 };
+    let created = dev::create_hardware(platform, &spec);
+    platform.detach()?;
+    created
 }

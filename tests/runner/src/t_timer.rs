@@ -5,7 +5,7 @@
 //! cancelling, the per-client limit, bad requests, and finally that the
 //! server exits cleanly once its clients have left.
 
-use crate::suite::{Fail, Suite};
+use crate::suite::{Fail, Suite, TestResult};
 use crate::{ensure, ensure_eq};
 use abi::Error;
 use abi::timer::*;
@@ -27,22 +27,11 @@ fn fail(e: Error) -> Fail {
     Fail::new(format_args!("{e}"))
 }
 
-/// The index of the boot module whose binary is `name`.
-fn module(fs: Bootfs, name: &str) -> Result<Option<u32>, Error> {
-    for i in 0..fs.count()? {
-        let mut buf = [0u8; 256];
-        if fs.cmdline(i, &mut buf)?.split_whitespace().next() == Some(name) {
-            return Ok(Some(i));
-        }
-    }
-    Ok(None)
-}
-
 /// Starts every boot module after the runner except the timer server,
 /// which the timer tests start themselves; returns how many started.
 pub fn spawn_helpers() -> Result<u32, Error> {
     let fs = Bootfs::open()?;
-    let timer = module(fs, "timer")?;
+    let timer = fs.find("timer")?;
     let mut started = 0;
     for i in 1..fs.count()? {
         if Some(i) != timer {
@@ -57,18 +46,25 @@ pub fn spawn_helpers() -> Result<u32, Error> {
 /// Starts the timer server and opens it (retrying until it registers).
 fn start() -> Result<(u32, Timer), Fail> {
     let fs = Bootfs::open().map_err(fail)?;
-    let index = module(fs, "timer").map_err(fail)?;
+    let index = fs.find("timer").map_err(fail)?;
     ensure!(index.is_some(), "no 'timer' module in the image");
     let pid = fs.spawn(index.unwrap_or(0)).map_err(fail)?;
     let _ = fs.0.detach();
-    for _ in 0..100_000 {
+    loop {
         match Timer::open(REPLY, ALARM) {
             Ok(t) => return Ok((pid, t)),
-            Err(Error::NotFound) => process::yield_now(),
+            Err(Error::NotFound) => {
+                if let Ok(st) = process::try_wait_child() {
+                    return Err(Fail::new(format_args!(
+                        "the timer server ended (kind {}, code {}) before registering",
+                        st.kind, st.code
+                    )));
+                }
+                process::yield_now();
+            }
             Err(e) => return Err(fail(e)),
         }
     }
-    Err(Fail::new(format_args!("the timer device never appeared")))
 }
 
 /// One raw request: (port, size, value) -> the decoded reply.
@@ -251,13 +247,28 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
-    s.run("timer_server_exits_when_its_clients_leave", || {
-        ensure_eq!(t.close(), Ok(()));
+    let exited = |pid: u32| -> TestResult {
         let st = process::wait_child().map_err(fail)?;
         ensure_eq!(
             (st.pid, st.kind, st.code),
             (pid, abi::ExitKind::Exited as u32, 0)
         );
         Ok(())
+    };
+
+    s.run("timer_server_exits_when_its_clients_leave", || {
+        ensure_eq!(t.close(), Ok(()));
+        exited(pid)
+    });
+
+    s.run("timer_server_restarts_on_the_same_hpet", || {
+        // The hardware device outlives its driver: a second server finds
+        // it instead of making it again.
+        let (pid, t) = start()?;
+        let a = t.alarm_once(t.now_ns() + MS).map_err(fail)?;
+        ensure_eq!(t.wait(a, 1), Ok(1));
+        check_not_early(&t, a, 1)?;
+        ensure_eq!(t.close(), Ok(()));
+        exited(pid)
     });
 }
