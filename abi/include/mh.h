@@ -621,6 +621,103 @@
 #define MH_CMDLINE_MAX 1024
 
 /**
+ * out: does nothing but reply 0. Requests are answered in order, so
+ * after its reply the clock fields of the I/O space are written.
+ */
+#define MH_TIMER_PORT_SYNC 0
+
+/**
+ * out: the period in ns of the next alarm armed by this client (0, the
+ * default, makes it one-shot). Replies 0; `InvalidArgument` for a
+ * period below `TIMER_PERIOD_MIN`.
+ */
+#define MH_TIMER_PORT_PERIOD 1
+
+/**
+ * out: arms an alarm whose (first) deadline is the value, in ns on the
+ * clock, with the period last written to `TIMER_PORT_PERIOD` (which is
+ * then reset to 0). Replies the alarm's slot (0..`TIMER_ALARMS_MAX`) and
+ * zeroes its counter; `InvalidArgument` if the deadline is not after the
+ * clock's current value, `LimitReached` if the client has
+ * `TIMER_ALARMS_MAX` alarms armed.
+ */
+#define MH_TIMER_PORT_ARM 2
+
+/**
+ * out: disarms the alarm in slot `value`. Replies 0; `NotFound` if that
+ * slot is not armed. Its counter keeps its last value.
+ */
+#define MH_TIMER_PORT_CANCEL 3
+
+/**
+ * I/O space (u32): the status of the client's last request: 0, or the
+ * code of the `Error` it failed with.
+ */
+#define MH_TIMER_IO_STATUS 0
+
+/**
+ * I/O space (u32): the result of the client's last request (the slot
+ * for `TIMER_PORT_ARM`, else 0).
+ */
+#define MH_TIMER_IO_VALUE 4
+
+/**
+ * I/O space (u64): the TSC value at which the clock reads 0.
+ */
+#define MH_TIMER_IO_TSC_EPOCH 8
+
+/**
+ * I/O space (u64): nanoseconds per TSC tick, times 2^`TIMER_MULT_SHIFT`.
+ */
+#define MH_TIMER_IO_MULT 16
+
+/**
+ * I/O space (u64): the TSC frequency in Hz, as the server measured it.
+ */
+#define MH_TIMER_IO_TSC_HZ 24
+
+/**
+ * I/O space (u64 each): `TIMER_IO_FIRED + 8 * slot` counts the deadlines
+ * of the alarm in `slot` that have passed since it was armed.
+ */
+#define MH_TIMER_IO_FIRED 32
+
+/**
+ * Bytes of I/O space per client.
+ */
+#define MH_TIMER_IOSPACE_SIZE (MH_TIMER_IO_FIRED + (8 * MH_TIMER_ALARMS_MAX))
+
+/**
+ * The shift of the clock's fixed-point multiplier.
+ */
+#define MH_TIMER_MULT_SHIFT 32
+
+/**
+ * Alarms one client may have armed at once.
+ */
+#define MH_TIMER_ALARMS_MAX 8
+
+/**
+ * The shortest period, in ns, a periodic alarm may have (100 µs).
+ */
+#define MH_TIMER_PERIOD_MIN 100000
+
+/**
+ * IRQ line raised after each reply.
+ */
+#define MH_TIMER_IRQ_REPLY 0
+
+/**
+ * IRQ line raised when an alarm of the client fires.
+ */
+#define MH_TIMER_IRQ_ALARM 1
+
+/**
+ * IRQ lines the device has.
+ */
+#define MH_TIMER_IRQ_LINES 2
+
+/**
  * Largest I/O space per client, in bytes.
  */
 #define MH_IOSPACE_MAX 256

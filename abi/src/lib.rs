@@ -22,6 +22,7 @@ pub mod layout;
 pub mod power;
 pub mod syscall;
 pub mod sysinfo;
+pub mod timer;
 pub mod userdev;
 pub mod vm;
 

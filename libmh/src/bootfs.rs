@@ -68,6 +68,18 @@ impl Bootfs {
         read.map(|n| n as usize)
     }
 
+    /// The index of the first module whose binary (the first word of its
+    /// command line) is `name`.
+    pub fn find(self, name: &str) -> Result<Option<u32>, Error> {
+        for index in 0..self.count()? {
+            let mut buf = [0u8; 256];
+            if self.cmdline(index, &mut buf)?.split_whitespace().next() == Some(name) {
+                return Ok(Some(index));
+            }
+        }
+        Ok(None)
+    }
+
     /// Starts module `index` as a child with its boot command line
     /// (`binary args…`, as the manifest wrote it); returns the child's pid.
     /// The child exits with status 127 if it cannot load the image.

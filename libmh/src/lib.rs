@@ -2,7 +2,8 @@
 //!
 //! It provides the entry point (`entry!`), the system calls as safe
 //! functions returning `Result<_, abi::Error>`, `print!`/`println!` (through
-//! the kernel log for now) and a panic handler that reports and exits.
+//! the kernel log for now), a panic handler that reports and exits, and
+//! clients of the standard devices (bootfs, PCI, the timer).
 //!
 //! Rules: no allocation yet; every wrapper that takes memory takes a Rust
 //! reference, so the kernel only ever sees pointers to memory the program
@@ -21,6 +22,7 @@ pub mod procs;
 pub mod raw;
 pub mod registry;
 pub mod rt;
+pub mod timer;
 pub mod vm;
 
 pub use abi::{Error, ExitKind, ExitStatus};

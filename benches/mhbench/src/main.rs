@@ -14,6 +14,7 @@
 
 mod ipc;
 mod measure;
+mod time;
 mod tiny;
 
 use abi::layout::{PAGE_SIZE as P, USER_HEAP_BASE};
@@ -39,7 +40,7 @@ const FAULT_PAGES: u64 = 256;
 /// operation, iterations per batch).
 type Bench = (&'static str, fn() -> Result<(u64, u64), Fail>);
 
-const BENCHES: [Bench; 14] = [
+const BENCHES: [Bench; 16] = [
     ("null_syscall", null_syscall),
     ("yield_alone", yield_alone),
     ("fork_exit_wait", fork_exit_wait),
@@ -54,6 +55,8 @@ const BENCHES: [Bench; 14] = [
     ("ipc_round_trip_dma_4k", ipc::round_trip_dma_4k),
     ("port_in_kernel_device", ipc::port_in_kernel),
     ("attach_detach", ipc::attach_detach),
+    ("time_now_ns", time::now_ns),
+    ("time_port_in_timer", time::port_in_timer),
 ];
 
 fn main(_args: Args) -> i32 {

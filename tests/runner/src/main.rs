@@ -22,6 +22,7 @@ mod t_mem;
 mod t_proc;
 mod t_procs;
 mod t_syscalls;
+mod t_timer;
 mod t_userdev;
 mod t_vm;
 mod util;
@@ -45,10 +46,10 @@ fn main(args: Args) -> i32 {
 fn run_all() -> i32 {
     let mut s = suite::Suite::new();
     // The helpers are the other boot modules: start them first (they die,
-    // spin and print while the first tests run).
+    // spin and print while the first tests run). The timer server is a
+    // module too, started later by its own tests.
     s.run("init_spawns_the_boot_modules", || {
-        let n = libmh::bootfs::spawn_boot_modules()
-            .map_err(|e| suite::Fail::new(format_args!("{e}")))?;
+        let n = t_timer::spawn_helpers().map_err(|e| suite::Fail::new(format_args!("{e}")))?;
         ensure_eq!(n, 8);
         Ok(())
     });
@@ -64,5 +65,6 @@ fn run_all() -> i32 {
     t_hw::run(&mut s);
     t_mem::run(&mut s);
     t_proc::run(&mut s);
+    t_timer::run(&mut s);
     s.finish()
 }

@@ -1,0 +1,226 @@
+//! timer: the timer server. It drives the HPET through a hardware device
+//! (made through `platform`), measures the TSC against it, and serves the
+//! `timer` user device (`abi::timer`, docs/devices/timer.md): each
+//! client's I/O space holds the TSC-to-nanosecond conversion, so libmh
+//! reads time without a system call, and clients arm one-shot and
+//! periodic alarms that arrive as an IRQ line.
+//!
+//! Arguments: `exit-when-idle` (exit with status 0 once every client that
+//! came has left; for tests), `base=ADDR` (the HPET's physical address,
+//! default 0xfed00000), `gsi=N` (its I/O APIC line, default 2).
+//!
+//! Rules: an alarm fires only when the TSC clock has reached its
+//! deadline, whatever the HPET says; a bad request gets an error reply
+//! and changes nothing; no client can make the server stop or block (its
+//! only sleep is `irq_wait` on its own two vectors).
+#![no_std]
+#![no_main]
+
+mod alarms;
+mod hpet;
+
+use abi::Error;
+use abi::timer::*;
+use abi::userdev::{REQUEST_CLONE, REQUEST_CLOSE, REQUEST_OPEN, REQUEST_OUT, Request};
+use alarms::Table;
+use hpet::Hpet;
+use libmh::dev::{self, Served};
+use libmh::timer::Clock;
+use libmh::{Args, println, process};
+
+/// Raised when a request is queued.
+const V_REQUEST: u32 = 1;
+/// The HPET's line.
+const V_HPET: u32 = 2;
+/// How long the TSC is measured against the HPET at start.
+const CALIBRATION_MS: u64 = 20;
+
+libmh::entry!(main);
+
+struct Options {
+    base: u64,
+    gsi: u32,
+    exit_when_idle: bool,
+}
+
+fn number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn parse(args: Args) -> Result<Options, &'static str> {
+    let mut o = Options {
+        base: hpet::DEFAULT_BASE,
+        gsi: hpet::DEFAULT_GSI,
+        exit_when_idle: false,
+    };
+    for word in args.iter() {
+        if word == "exit-when-idle" {
+            o.exit_when_idle = true;
+        } else if let Some(v) = word.strip_prefix("base=") {
+            o.base = number(v).filter(|b| b % 4096 == 0).ok_or(word)?;
+        } else if let Some(v) = word.strip_prefix("gsi=") {
+            o.gsi = number(v).filter(|&g| g < 32).ok_or(word)? as u32;
+        } else {
+            return Err(word);
+        }
+    }
+    Ok(o)
+}
+
+fn main(args: Args) -> i32 {
+    let opts = match parse(args) {
+        Ok(o) => o,
+        Err(word) => {
+            println!("timer: unknown argument '{word}' (exit-when-idle, base=ADDR, gsi=N)");
+            return 2;
+        }
+    };
+    let hpet = match Hpet::open(opts.base, opts.gsi, V_HPET) {
+        Ok(h) => h,
+        Err(e) => {
+            println!(
+                "timer: no usable HPET at {:#x} on GSI {}: {e}",
+                opts.base, opts.gsi
+            );
+            return 3;
+        }
+    };
+    let (tsc_hz, mult) = hpet.calibrate(CALIBRATION_MS, TIMER_MULT_SHIFT);
+    let clock = Clock {
+        tsc_epoch: 0,
+        mult,
+        tsc_hz,
+    };
+    let dev = match dev::create(
+        libmh::timer::NAME,
+        TIMER_IRQ_LINES,
+        TIMER_IOSPACE_SIZE,
+        V_REQUEST,
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("timer: cannot create the device: {e}");
+            return 4;
+        }
+    };
+    println!(
+        "timer: HPET at {:#x} on GSI {}, TSC {} kHz; serving '{}'",
+        opts.base,
+        opts.gsi,
+        tsc_hz / 1000,
+        libmh::timer::NAME
+    );
+    // About 280 KiB: on the stack, which grows on demand.
+    let mut table = Table::new();
+    serve(dev, &hpet, clock, &mut table, opts.exit_when_idle)
+}
+
+fn serve(dev: Served, hpet: &Hpet, clock: Clock, table: &mut Table, exit_when_idle: bool) -> i32 {
+    let mut had_clients = false;
+    loop {
+        loop {
+            match dev.try_poll() {
+                Ok(r) => {
+                    had_clients = true;
+                    handle(dev, clock, table, &r);
+                }
+                Err(Error::WouldBlock) => break,
+                Err(e) => {
+                    println!("timer: dev_poll: {e}");
+                    return 1;
+                }
+            }
+        }
+        if exit_when_idle && had_clients && table.live() == 0 {
+            println!("timer: every client has left; exiting");
+            return 0;
+        }
+        fire_and_rearm(dev, hpet, clock, table);
+        if let Err(e) = process::irq_wait(1 << V_REQUEST | 1 << V_HPET) {
+            println!("timer: irq_wait: {e}");
+            return 1;
+        }
+    }
+}
+
+/// Fires what is due and sets the HPET for the next deadline; loops
+/// while the next deadline is reached before the HPET could be set.
+fn fire_and_rearm(dev: Served, hpet: &Hpet, clock: Clock, table: &mut Table) {
+    let mut now = clock.now_ns();
+    loop {
+        let next = table.fire_due(now, |client, slot, count| {
+            // A client that has just closed is NotFound: nothing to do.
+            let _ = dev.write_iospace(client, TIMER_IO_FIRED + 8 * slot, 8, count);
+            let _ = dev.irq(client, TIMER_IRQ_ALARM);
+        });
+        let Some(deadline) = next else {
+            hpet.disarm();
+            return;
+        };
+        now = clock.now_ns();
+        if deadline > now {
+            // A little late rather than early: the HPET and the TSC
+            // disagree by the calibration's error, and an early interrupt
+            // costs a second one.
+            let delta = deadline - now;
+            if hpet.arm_in(delta + delta / 2048) {
+                return;
+            }
+            now = clock.now_ns();
+        }
+    }
+}
+
+/// Answers one request.
+fn handle(dev: Served, clock: Clock, table: &mut Table, r: &Request) {
+    match r.kind {
+        REQUEST_OPEN | REQUEST_CLONE => {
+            table.open(r.client);
+            let publish = [
+                (TIMER_IO_TSC_EPOCH, clock.tsc_epoch),
+                (TIMER_IO_MULT, clock.mult),
+                (TIMER_IO_TSC_HZ, clock.tsc_hz),
+            ];
+            for (port, value) in publish {
+                let _ = dev.write_iospace(r.client, port, 8, value);
+            }
+            if r.kind == REQUEST_CLONE {
+                // The child has none of its parent's alarms.
+                for slot in 0..TIMER_ALARMS_MAX {
+                    let _ = dev.write_iospace(r.client, TIMER_IO_FIRED + 8 * slot, 8, 0);
+                }
+            }
+        }
+        REQUEST_CLOSE => table.close(r.client),
+        REQUEST_OUT => {
+            let result = request(dev, clock, table, r);
+            let word = match result {
+                Ok(v) => v << 32,
+                Err(e) => e.code() as u64,
+            };
+            let _ = dev.write_iospace(r.client, TIMER_IO_STATUS, 8, word);
+            let _ = dev.irq(r.client, TIMER_IRQ_REPLY);
+        }
+        _ => {}
+    }
+}
+
+fn request(dev: Served, clock: Clock, table: &mut Table, r: &Request) -> Result<u64, Error> {
+    if r.size != 8 {
+        return Err(Error::InvalidArgument);
+    }
+    match r.port {
+        TIMER_PORT_SYNC => Ok(0),
+        TIMER_PORT_PERIOD => table.set_period(r.client, r.value),
+        TIMER_PORT_ARM => {
+            let slot = table.arm(r.client, r.value, clock.now_ns())?;
+            dev.write_iospace(r.client, TIMER_IO_FIRED + 8 * slot as u32, 8, 0)?;
+            Ok(slot)
+        }
+        TIMER_PORT_CANCEL => table.cancel(r.client, r.value),
+        _ => Err(Error::NotSupported),
+    }
+}
