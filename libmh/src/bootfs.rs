@@ -84,13 +84,26 @@ impl Bootfs {
     /// (`binary args…`, as the manifest wrote it); returns the child's pid.
     /// The child exits with status 127 if it cannot load the image.
     pub fn spawn(self, index: u32) -> Result<u32, Error> {
+        self.spawn_with(index, None)
+    }
+
+    /// `spawn`, but with `args` (words separated by spaces) instead of the
+    /// arguments on the module's boot command line; its loader options
+    /// (priority, memory limit) still apply. `InvalidArgument` if the name
+    /// and `args` do not fit in 255 bytes.
+    pub fn spawn_with(self, index: u32, args: Option<&str>) -> Result<u32, Error> {
+        if let Some(a) = args
+            && a.len() + 33 > 255
+        {
+            return Err(Error::InvalidArgument);
+        }
         let size = self.size(index)?;
         let mut cmd = [0u8; 256];
         let cmdline = self.cmdline(index, &mut cmd)?;
         let options = Options::parse(cmdline);
         match process::fork()? {
             0 => {
-                let e = self.load_and_exec(index, size);
+                let e = self.load_and_exec(index, size, args);
                 crate::println!("spawn: module {index} could not start: {e}");
                 process::exit(127)
             }
@@ -118,7 +131,7 @@ impl Bootfs {
     }
 
     /// In the child: map room, read the image, exec it.
-    fn load_and_exec(self, index: u32, size: u64) -> Error {
+    fn load_and_exec(self, index: u32, size: u64, args: Option<&str>) -> Error {
         let len = size.div_ceil(PAGE).max(1) * PAGE;
         if let Err(e) = vm::map(LOAD_AREA, len, vm::PROT_RW) {
             return e;
@@ -135,9 +148,14 @@ impl Bootfs {
             Ok(cmdline) => {
                 // The program sees its name and arguments, not the loader
                 // options.
-                let (_, program) = split_options(cmdline);
+                let (_, mut program) = split_options(cmdline);
+                let name = program.next();
+                let rest_words: &mut dyn Iterator<Item = &str> = match args {
+                    None => &mut program,
+                    Some(a) => &mut a.split_whitespace(),
+                };
                 let mut n = 0;
-                for part in program {
+                for part in name.into_iter().chain(rest_words) {
                     let sep = (n > 0) as usize;
                     if n + sep + part.len() > rest.len() {
                         break;
@@ -168,6 +186,8 @@ pub struct Options<'a> {
     pub registers: Option<&'a str>,
     /// `@restart`: start it again when it dies.
     pub restart: bool,
+    /// `@nostart`: not started at boot (the shell runs it by name).
+    pub no_start: bool,
 }
 
 impl<'a> Options<'a> {
@@ -180,6 +200,7 @@ impl<'a> Options<'a> {
                 "@memory_kib" => o.memory_kib = value.parse().ok(),
                 "@registers" if !value.is_empty() => o.registers = Some(value),
                 "@restart" => o.restart = true,
+                "@nostart" => o.no_start = true,
                 _ => {}
             }
         }

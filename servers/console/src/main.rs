@@ -97,7 +97,8 @@ impl Console<'_> {
         self.uart.ack();
         while let Some(byte) = self.uart.receive() {
             let mut echo = ArrayVec::<u8, 64>::new();
-            let event = self.line.receive(byte, &mut echo);
+            let live = self.clients.next_reader().is_some();
+            let event = self.line.receive(byte, live, &mut echo);
             self.uart.send(&echo);
             match event {
                 Event::Nothing => {}
@@ -148,7 +149,15 @@ impl Console<'_> {
                 self.finish(client, CONSOLE_IO_WRITE_RESULT, Ok(0));
             }
             CONSOLE_PORT_READ => match self.clients.ask_read(client, value) {
-                Ok(()) => self.serve_reads(),
+                Ok(()) => {
+                    self.serve_reads();
+                    if self.clients.next_reader().is_some() {
+                        // Still waiting: show what was typed ahead so far.
+                        let mut echo = ArrayVec::<u8, 64>::new();
+                        self.line.show_typing(&mut echo);
+                        self.uart.send(&echo);
+                    }
+                }
                 Err(e) => self.finish(client, CONSOLE_IO_READ_RESULT, Err(e)),
             },
             _ => self.finish(client, CONSOLE_IO_WRITE_RESULT, Err(Error::InvalidArgument)),
@@ -174,7 +183,8 @@ impl Console<'_> {
                 return;
             }
             let mut text = [0u8; CONSOLE_LINE_MAX as usize];
-            let n = self.line.take_line(max as usize, &mut text);
+            let (n, unshown) = self.line.take_line(max as usize, &mut text);
+            self.uart.send(&text[unshown..n]);
             let result = self
                 .dev
                 .dma_write(client, &text[..n], iova)

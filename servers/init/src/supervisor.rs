@@ -9,7 +9,8 @@
 //! Clients of a restarted server see `DeviceGone` on their old handle and
 //! attach again by name. The session lasts while any module without
 //! `@restart` (a program) lives: when the last one ends, `run` returns and
-//! init exits, which powers the machine off.
+//! init exits, which powers the machine off. Modules marked `@nostart` are
+//! not started at all: they are in the image for the shell to run.
 
 use core::arch::x86_64::_rdtsc;
 use libmh::bootfs::Bootfs;
@@ -81,6 +82,10 @@ impl Supervisor {
         for (index, slot) in slots.iter_mut().enumerate().take(count).skip(1) {
             let mut buf = [0u8; 256];
             let o = fs.options(index as u32, &mut buf)?;
+            if o.no_start {
+                // In the image for the shell's `run`, not for boot.
+                continue;
+            }
             let mut s = Slot {
                 index: index as u32,
                 registers: [0; 32],

@@ -36,6 +36,12 @@ fn main(args: Args) -> i32 {
         (Some("runner"), _) => run_all(),
         (Some("helper"), Some(what)) => helpers::run(what),
         (Some("console-check"), _) => console_check::run(),
+        // For the shell's Ctrl-C test: sleeps until killed.
+        (Some("sleep-forever"), _) => {
+            println!("mhtest: sleeping until killed");
+            let _ = libmh::process::irq_wait(1 << 40);
+            3
+        }
         _ => {
             println!("mhtest: usage: mhtest runner | mhtest helper <what>");
             2

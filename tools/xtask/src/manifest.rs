@@ -36,8 +36,15 @@ struct RawExpect {
     outcome: String,
     #[serde(default)]
     output: Vec<String>,
-    input: Option<String>,
-    input_after: Option<String>,
+    #[serde(default)]
+    input: Vec<RawInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    after: String,
+    text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +67,7 @@ struct RawModule {
     registers: Option<String>,
     #[serde(default)]
     restart: bool,
+    start: Option<bool>,
 }
 
 /// A validated image manifest.
@@ -83,9 +91,10 @@ pub struct Manifest {
 pub struct Expect {
     pub outcome: ExpectedOutcome,
     pub output: Vec<String>,
-    /// What to type on the serial line, once a line of output contains
-    /// `after` (so the guest is ready to read it).
-    pub input: Option<Input>,
+    /// What to type on the serial line, in stages: each once a line of
+    /// output contains its `after` (so the guest is ready to read it), in
+    /// order.
+    pub input: Vec<Input>,
 }
 
 /// Text typed into the guest's serial line during a headless run.
@@ -118,6 +127,9 @@ pub struct Module {
     pub registers: Option<String>,
     /// Whether init starts it again (with backoff) when it dies.
     pub restart: bool,
+    /// Whether init starts it at boot (`false`: it is in the image for the
+    /// shell's `run`).
+    pub start: bool,
 }
 
 /// The smallest memory limit a module may have: below this not even a
@@ -276,6 +288,14 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
                     .into(),
             ));
         }
+        let start = m.start.unwrap_or(true);
+        if !start && (is_init || m.restart || m.registers.is_some()) {
+            return Err(err(
+                &format!("{field}.start"),
+                "false does not go with init, restart or registers (init would never start it)"
+                    .into(),
+            ));
+        }
         if let Some(kib) = m.memory_limit_kib {
             let most = u64::from(memory_mib) * 1024;
             if !(MIN_MEMORY_LIMIT_KIB..=most).contains(&kib) {
@@ -311,6 +331,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
             memory_limit_kib: m.memory_limit_kib,
             registers: m.registers,
             restart: m.restart,
+            start,
         });
     }
 
@@ -328,19 +349,19 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
                     ));
                 }
             };
-            let input = match (e.input, e.input_after) {
-                (None, None) => None,
-                (Some(text), Some(after)) if !after.is_empty() => Some(Input {
-                    after,
-                    bytes: text.into_bytes(),
-                }),
-                _ => {
+            let mut input = Vec::new();
+            for (k, stage) in e.input.into_iter().enumerate() {
+                if stage.after.is_empty() {
                     return Err(err(
-                        "expect.input",
-                        "input and input_after go together (input_after: a non-empty piece of the output line after which to type)".into(),
+                        &format!("expect.input[{k}].after"),
+                        "is empty: name a piece of the output line after which to type".into(),
                     ));
                 }
-            };
+                input.push(Input {
+                    after: stage.after,
+                    bytes: stage.text.into_bytes(),
+                });
+            }
             Some(Expect {
                 outcome,
                 output: e.output,
@@ -382,6 +403,9 @@ impl Manifest {
                 }
                 if m.restart {
                     line.push_str(" @restart");
+                }
+                if !m.start {
+                    line.push_str(" @nostart");
                 }
                 for arg in &m.args {
                     line.push(' ');

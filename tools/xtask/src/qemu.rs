@@ -232,16 +232,17 @@ pub fn run_headless(
     log: &Path,
     on_line: impl FnMut(Stream, &str),
 ) -> Result<Headless> {
-    run_headless_typing(cmd, timeout, log, None, on_line)
+    run_headless_typing(cmd, timeout, log, &[], on_line)
 }
 
-/// `run_headless`, and once a serial line contains `input.after`, types
-/// `input.bytes` into the guest's serial line (QEMU's stdin).
+/// `run_headless`, and types `input` into the guest's serial line (QEMU's
+/// stdin) in stages: each stage's bytes once a serial line contains its
+/// `after`, the stages in order.
 pub fn run_headless_typing(
     mut cmd: Command,
     timeout: Duration,
     log: &Path,
-    input: Option<&Input>,
+    input: &[Input],
     mut on_line: impl FnMut(Stream, &str),
 ) -> Result<Headless> {
     if let Some(dir) = log.parent() {
@@ -253,7 +254,7 @@ pub fn run_headless_typing(
     let mut log_writer = LineWriter::new(file);
 
     show(&cmd);
-    cmd.stdin(if input.is_some() {
+    cmd.stdin(if !input.is_empty() {
         Stdio::piped()
     } else {
         Stdio::null()
@@ -264,7 +265,8 @@ pub fn run_headless_typing(
     // Held (open) until QEMU ends: closing it early is harmless too, but a
     // guest reading slowly should find its input waiting, not an EOF.
     let mut stdin = child.stdin.take();
-    let mut typed = false;
+    let mut stages = input.iter();
+    let mut next_stage = stages.next();
 
     // One reader thread per pipe, both feeding one channel, so the main
     // thread can wait for lines and the deadline at once.
@@ -290,12 +292,12 @@ pub fn run_headless_typing(
         let _ = logged;
         on_line(stream, &line);
         if stream == Stream::Serial {
-            if let (Some(input), Some(pipe), false) = (input, stdin.as_mut(), typed)
-                && line.contains(&input.after)
+            if let (Some(stage), Some(pipe)) = (next_stage, stdin.as_mut())
+                && line.contains(&stage.after)
             {
-                typed = true;
+                next_stage = stages.next();
                 // A failed write shows up as the guest missing its input.
-                let _ = pipe.write_all(&input.bytes).and_then(|()| pipe.flush());
+                let _ = pipe.write_all(&stage.bytes).and_then(|()| pipe.flush());
             }
             serial.push(line);
         }

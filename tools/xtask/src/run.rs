@@ -3,13 +3,20 @@
 //!
 //! Rules: with a terminal on stdin the serial port is multiplexed with the
 //! QEMU monitor (`mon:stdio`), so Ctrl-C reaches the guest and Ctrl-A X quits;
-//! without one (pipes, CI) plain `stdio` passes stdin through to the guest.
+//! without one (pipes, CI) standard input is read to its end first and typed
+//! into the serial line once the console server says it is ready, followed
+//! by Ctrl-D, so the shell sees the end of input and the image powers off:
+//! `printf 'ps\nuptime\n' | cargo xtask run` is a scriptable session. The
+//! manifest's `timeout_secs` limits such a run.
 //! The exit status reports how the image ended (see `qemu::Outcome`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
+use std::time::Duration;
 
-use crate::error::Result;
-use crate::qemu::{self, Outcome, Serial};
+use crate::error::{Failure, Result};
+use crate::image::Image;
+use crate::manifest::Input;
+use crate::qemu::{self, Outcome, Serial, Stream};
 use crate::{Args, build, prereq, progress};
 
 /// `cargo xtask run [--image NAME] [-- extra qemu args]`.
@@ -34,7 +41,11 @@ pub fn command(mut args: Args) -> Result<i32> {
     } else {
         progress(&format!("booting image '{name}'…"));
     }
-    let outcome = qemu::run_foreground(qemu::command(&image, &serial, &extra))?;
+    let outcome = if interactive {
+        qemu::run_foreground(qemu::command(&image, &serial, &extra))?
+    } else {
+        run_piped(&image, &extra)?
+    };
     match outcome {
         Outcome::Clean => progress(&outcome.describe()),
         // Ctrl-A X also ends QEMU with status 0, so do not blame the guest
@@ -45,4 +56,38 @@ pub fn command(mut args: Args) -> Result<i32> {
         _ => eprintln!("error: {}", outcome.describe()),
     }
     Ok(outcome.exit_code())
+}
+
+/// The line the console server prints once it owns the UART: from then on
+/// typed input reaches the guest's line discipline intact.
+pub const CONSOLE_READY: &str = "console: ready";
+/// End of input for the console's line discipline.
+const CTRL_D: u8 = 0x04;
+
+/// A non-interactive run: stdin (to its end) plus Ctrl-D is typed once the
+/// console is ready; the serial output is passed through line by line.
+fn run_piped(image: &Image, extra: &[String]) -> Result<Outcome> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::new(format!("cannot read standard input: {e}")))?;
+    bytes.push(CTRL_D);
+    let input = Input {
+        after: CONSOLE_READY.to_string(),
+        bytes,
+    };
+    let log = crate::paths::mh_dir().join("run-serial.log");
+    let timeout = Duration::from_secs(image.manifest.timeout_secs);
+    let cmd = qemu::command(image, &Serial::Stdio, extra);
+    let run = qemu::run_headless_typing(
+        cmd,
+        timeout,
+        &log,
+        std::slice::from_ref(&input),
+        |stream, line| match stream {
+            Stream::Serial => println!("{line}"),
+            Stream::Qemu => eprintln!("[qemu] {line}"),
+        },
+    )?;
+    Ok(run.outcome)
 }

@@ -68,13 +68,12 @@ fn run_one(name: &str) -> Result<(), String> {
     let log = crate::paths::mh_dir().join(format!("{name}-serial.log"));
     let cmd = qemu::command(&image, &Serial::Stdio, &[]);
     let timeout = Duration::from_secs(image.manifest.timeout_secs);
-    let run =
-        qemu::run_headless_typing(cmd, timeout, &log, expect.input.as_ref(), |stream, line| {
-            if stream == Stream::Qemu {
-                println!("  [qemu] {line}");
-            }
-        })
-        .map_err(|e| e.message)?;
+    let run = qemu::run_headless_typing(cmd, timeout, &log, &expect.input, |stream, line| {
+        if stream == Stream::Qemu {
+            println!("  [qemu] {line}");
+        }
+    })
+    .map_err(|e| e.message)?;
     judge(&expect, run.outcome, &run.serial)
 }
 
@@ -86,7 +85,7 @@ mod tests {
         Expect {
             outcome,
             output: output.iter().map(|s| s.to_string()).collect(),
-            input: None,
+            input: Vec::new(),
         }
     }
 

@@ -169,3 +169,19 @@ fn supervision_fields_are_validated() {
     let typo = parse_err(&module("restrat = true"));
     assert!(typo.contains("restrat"), "{typo}");
 }
+
+#[test]
+fn start_false_marks_modules_for_the_shell() {
+    let m = parse_ok(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n[[module]]\nbinary = \"hello\"\nstart = false\nargs = [\"x\"]\n",
+    );
+    assert_eq!(m.initrd(), "init,hello @nostart x");
+    assert!(!m.modules[1].start && m.modules[0].start);
+    let bad = parse_err(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n[[module]]\nbinary = \"s\"\nstart = false\nrestart = true\n",
+    );
+    assert!(bad.contains("module[1].start"), "{bad}");
+    let init =
+        parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\nstart = false\n");
+    assert!(init.contains("module[0]"), "{init}");
+}

@@ -1,0 +1,229 @@
+//! The shell's commands. Each takes the rest of the line, reports on the
+//! console, and never fails the shell itself.
+
+use crate::V_INTERRUPT;
+use crate::say;
+use abi::bus::{DEVICE_KIND_HARDWARE, DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
+use abi::interrupt::VECTOR_CHILD;
+use libmh::bootfs::Bootfs;
+use libmh::console::Console;
+use libmh::{Error, ExitKind, ExitStatus, process, procs, registry};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Exit,
+}
+
+const HELP: &str = "\
+commands:
+  help                 this list
+  ps                   processes: pid, parent, state, priority, memory, name
+  devices              registered devices: name, kind, clients, server
+  run <module> [args]  start a boot module and wait for it (Ctrl-C ends it)
+  kill <pid>           end a process this shell started (or its children)
+  uptime               time since boot
+  mem                  free and total memory
+  echo [words]         print the words
+  bench                run the benchmark program, if the image has one
+  exit                 leave the shell (init then powers off)
+";
+
+pub fn run(c: &mut Console, line: &str) -> Flow {
+    let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let rest = rest.trim();
+    match cmd {
+        "" => {}
+        "help" => {
+            for line in HELP.lines() {
+                say!(c, "{line}\n");
+            }
+        }
+        "ps" => report(c, "ps", ps(c)),
+        "devices" => report(c, "devices", devices(c)),
+        "run" => report(c, "run", run_module(c, rest)),
+        "kill" => report(c, "kill", kill(rest)),
+        "uptime" => uptime(c),
+        "mem" => mem(c),
+        "echo" => say!(c, "{rest}\n"),
+        "bench" => report(c, "bench", run_module(c, "mhbench")),
+        "exit" => return Flow::Exit,
+        other => say!(c, "{other}: no such command (try 'help')\n"),
+    }
+    Flow::Continue
+}
+
+fn report(c: &Console, what: &str, result: Result<(), Error>) {
+    if let Err(e) = result {
+        say!(c, "{what}: {e}\n");
+    }
+}
+
+fn ps(c: &Console) -> Result<(), Error> {
+    let h = procs::open(false)?;
+    say!(c, "  PID PARENT STATE     PRIO   MEMORY NAME\n");
+    let listed = procs::for_each(h, |p| {
+        say!(
+            c,
+            "{:>5} {:>6} {:<9} {:>4} {:>6}K {}\n",
+            p.pid,
+            p.parent,
+            p.state_name(),
+            p.priority,
+            p.frames * 4,
+            p.name()
+        );
+    });
+    let _ = h.detach();
+    listed
+}
+
+fn devices(c: &Console) -> Result<(), Error> {
+    say!(
+        c,
+        "NAME                             KIND      CLIENTS SERVER\n"
+    );
+    registry::for_each(|e| {
+        let kind = match e.kind {
+            DEVICE_KIND_KERNEL => "kernel",
+            DEVICE_KIND_USER => "user",
+            DEVICE_KIND_HARDWARE => "hardware",
+            _ => "?",
+        };
+        let server = if e.kind == DEVICE_KIND_USER {
+            e.server
+        } else {
+            0
+        };
+        say!(
+            c,
+            "{:<32} {:<9} {:>7} {:>6}\n",
+            e.name(),
+            kind,
+            e.clients,
+            server
+        );
+    })
+}
+
+/// Starts boot module `name` with the given arguments and waits for it;
+/// Ctrl-C ends it.
+fn run_module(c: &Console, line: &str) -> Result<(), Error> {
+    let (name, args) = line.split_once(' ').unwrap_or((line, ""));
+    if name.is_empty() {
+        say!(c, "usage: run <module> [args]\n");
+        return Ok(());
+    }
+    let fs = Bootfs::open()?;
+    let started = match fs.find(name)? {
+        Some(index) => fs.spawn_with(index, (!args.is_empty()).then_some(args.trim())),
+        None => Err(Error::NotFound),
+    };
+    let _ = fs.0.detach();
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(Error::NotFound) => {
+            say!(c, "run: no module '{name}' in this image\n");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    c.take_foreground()?;
+    let status = wait_for(pid)?;
+    describe(c, name, &status);
+    Ok(())
+}
+
+/// Waits for child `pid`, ending it on Ctrl-C; other children that end
+/// meanwhile are reaped and reported by pid only.
+fn wait_for(pid: u32) -> Result<ExitStatus, Error> {
+    let mask = (1 << VECTOR_CHILD) | (1 << V_INTERRUPT);
+    loop {
+        match process::try_wait_child() {
+            Ok(st) if st.pid == pid => return Ok(st),
+            Ok(_) => continue,
+            Err(Error::WouldBlock) => {}
+            Err(e) => return Err(e),
+        }
+        let got = process::irq_wait(mask)?;
+        if got & (1 << V_INTERRUPT) != 0 {
+            let h = procs::open(true)?;
+            let killed = procs::kill(h, pid);
+            let _ = h.detach();
+            // Already ended is fine: the next reap finds it.
+            if let Err(e) = killed
+                && e != Error::NotFound
+            {
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn describe(c: &Console, name: &str, st: &ExitStatus) {
+    match st.kind {
+        k if k == ExitKind::Exited as u32 && st.code == 0 => {}
+        k if k == ExitKind::Exited as u32 => say!(c, "{name}: exited with status {}\n", st.code),
+        k if k == ExitKind::Faulted as u32 => {
+            say!(
+                c,
+                "{name}: killed by a fault (vector {}) at {:#x}\n",
+                st.code,
+                st.fault_ip
+            )
+        }
+        k if k == ExitKind::KilledBy as u32 => say!(c, "{name}: killed\n"),
+        _ => say!(c, "{name}: killed by the kernel ({})\n", st.code),
+    }
+}
+
+fn kill(arg: &str) -> Result<(), Error> {
+    let pid: u32 = arg.parse().map_err(|_| Error::InvalidArgument)?;
+    let h = procs::open(true)?;
+    let done = procs::kill(h, pid);
+    let _ = h.detach();
+    done
+}
+
+/// Vectors for the timer's answers while `uptime` asks it for its clock.
+const V_TIMER_REPLY: u32 = 3;
+const V_TIMER_ALARM: u32 = 4;
+
+/// Time since power-on: the TSC (which starts at 0 with the machine) at the
+/// rate the timer server measured; without a timer, the kernel's ticks.
+fn uptime(c: &Console) {
+    if let Ok(t) = libmh::timer::Timer::open(V_TIMER_REPLY, V_TIMER_ALARM) {
+        let hz = t.clock().tsc_hz;
+        let _ = t.close();
+        if hz > 0 {
+            let ms = u128::from(libmh::timer::rdtsc()) * 1000 / u128::from(hz);
+            say!(c, "up {}.{:03} s\n", ms / 1000, ms % 1000);
+            return;
+        }
+    }
+    match process::sys_info() {
+        Ok(i) if i.tick_hz > 0 => {
+            say!(
+                c,
+                "up at least {} ticks of 1/{} s (no timer)\n",
+                i.ticks,
+                i.tick_hz
+            )
+        }
+        Ok(_) => say!(c, "uptime: no clock\n"),
+        Err(e) => say!(c, "uptime: {e}\n"),
+    }
+}
+
+fn mem(c: &Console) {
+    match process::sys_info() {
+        Ok(i) => say!(
+            c,
+            "{} KiB free of {} KiB ({} KiB kernel heap)\n",
+            i.free_frames * 4,
+            i.total_frames * 4,
+            i.heap_frames * 4
+        ),
+        Err(e) => say!(c, "mem: {e}\n"),
+    }
+}

@@ -1,0 +1,69 @@
+//! shell: the prompt (`mh> `) on the console. It lists processes and
+//! devices, runs boot modules and waits for them (Ctrl-C ends the one
+//! running), kills, and reports uptime and memory; `help` lists it all.
+//! At the end of input (Ctrl-D, or the end of a pipe into `cargo xtask
+//! run`) it exits, and init then powers the machine off.
+//!
+//! Rules: every command's errors are reported on its own line and the
+//! prompt comes back; the shell never exits on bad input, only at the end
+//! of input or on `exit`.
+#![no_std]
+#![no_main]
+
+mod commands;
+mod out;
+
+use libmh::console::{Console, Read};
+use libmh::{Args, println, process};
+
+libmh::entry!(main);
+
+/// Vectors: console answers, Ctrl-C.
+pub const V_DONE: u32 = 1;
+pub const V_INTERRUPT: u32 = 2;
+
+fn main(_args: Args) -> i32 {
+    let mut console = match open_console() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("shell: no console: {e}");
+            return 1;
+        }
+    };
+    say!(&console, "MH shell: type 'help' for the commands\n");
+    let mut buf = [0u8; 256];
+    loop {
+        say!(&console, "mh> ");
+        let n = match console.read_line(&mut buf) {
+            Ok(Read::Line(n)) => n,
+            Ok(Read::End) => {
+                say!(&console, "\nshell: end of input; goodbye\n");
+                return 0;
+            }
+            // Ctrl-C at the prompt: the line was discarded; prompt again.
+            Ok(Read::Interrupted) => continue,
+            Err(e) => {
+                println!("shell: cannot read the console: {e}");
+                return 1;
+            }
+        };
+        let line = core::str::from_utf8(&buf[..n]).unwrap_or("");
+        if commands::run(&mut console, line.trim()) == commands::Flow::Exit {
+            return 0;
+        }
+    }
+}
+
+/// The console may still be starting: look for it for a while.
+fn open_console() -> Result<Console, libmh::Error> {
+    let mut last = libmh::Error::NotFound;
+    for _ in 0..100_000 {
+        match Console::open(V_DONE, V_INTERRUPT) {
+            Ok(c) => return Ok(c),
+            Err(e @ libmh::Error::NotFound) => last = e,
+            Err(e) => return Err(e),
+        }
+        process::yield_now();
+    }
+    Err(last)
+}
