@@ -5,37 +5,51 @@
 #![no_std]
 #![no_main]
 
-use libmh::{Args, println, process, rt};
+use libmh::{Args, println, process, rt, vm};
 
 libmh::entry!(main);
 
-/// 16 pages, so the child's writes make several copies.
-static mut BUFFER: [u8; 16 * 4096] = [b'p'; 16 * 4096];
+/// 16 pages at a free spot of the address space, so the child's writes
+/// make several copies.
+const AREA: u64 = 0x5000_0000_0000;
+const PAGES: u64 = 16;
 
-fn buffer() -> &'static mut [u8; 16 * 4096] {
-    // SAFETY: single-threaded program; each process has its own copy after
-    // fork, and no other reference is held across calls.
-    unsafe { &mut *(&raw mut BUFFER) }
+fn page(i: u64) -> *mut u8 {
+    (AREA + i * 4096) as *mut u8
+}
+
+fn write(i: u64, value: u8) {
+    // SAFETY: the area was mapped read-write by `main`; volatile, so each
+    // write happens here (and faults here), before anything that follows.
+    unsafe { page(i).write_volatile(value) }
+}
+
+fn read(i: u64) -> u8 {
+    // SAFETY: as in `write`.
+    unsafe { page(i).read_volatile() }
 }
 
 fn main(_args: Args) -> i32 {
-    buffer()[0] = b'p';
+    if let Err(e) = vm::map(AREA, PAGES * 4096, vm::PROT_RW) {
+        println!("fork-cow: cannot map the area: {e}");
+        return 1;
+    }
+    for i in 0..PAGES {
+        write(i, b'p');
+    }
     let before = rt::stats().cow_copies;
     match process::fork() {
         Ok(0) => {
-            for page in buffer().chunks_mut(4096) {
-                // Volatile: the write must happen here, before the count
-                // below is read.
-                // SAFETY: a valid, exclusive byte of our own buffer.
-                unsafe { (&raw mut page[0]).write_volatile(b'c') };
+            for i in 0..PAGES {
+                write(i, b'c');
             }
             let copies = rt::stats().cow_copies - before;
-            println!("fork-cow: child wrote 16 pages: {copies} copy-on-write copies");
-            process::exit(if copies >= 16 { 0 } else { 1 })
+            println!("fork-cow: child wrote {PAGES} pages: {copies} copy-on-write copies");
+            process::exit(if copies >= PAGES { 0 } else { 1 })
         }
         Ok(child) => {
             let status = process::wait_child();
-            let mine = buffer().chunks(4096).all(|p| p[0] == b'p');
+            let mine = (0..PAGES).all(|i| read(i) == b'p');
             println!("fork-cow: parent's pages unchanged: {mine}");
             match status {
                 Ok(st) if st.pid == child && st.code == 0 && mine => {
