@@ -227,6 +227,33 @@
 #define MH_HW_IRQ_ACTIVE_LOW 2
 
 /**
+ * out: stop (kill) the module running as this pid; answered with the
+ * result at `INIT_IO_RESULT` and line `INIT_IRQ_DONE`.
+ */
+#define MH_INIT_PORT_STOP 0
+
+/**
+ * I/O space: the last result (0, or `INIT_RESULT_ERROR | code`).
+ */
+#define MH_INIT_IO_RESULT 0
+
+/**
+ * Bytes of I/O space per client.
+ */
+#define MH_INIT_IOSPACE_SIZE 8
+
+/**
+ * IRQ line: a request was answered.
+ */
+#define MH_INIT_IRQ_DONE 0
+
+/**
+ * Set in a result word that carries an `Error` code (bit 62: `port_in`
+ * cannot return words with bit 63 set).
+ */
+#define MH_INIT_RESULT_ERROR 4611686018427387904
+
+/**
  * Number of interrupt vectors a process has (bits 0..62 of the pending
  * mask). Bit 63 is never used, so a mask returned by `irq_wait` is always
  * a non-negative system-call result.
@@ -394,6 +421,14 @@
  * in (size 8): the current position.
  */
 #define MH_KLOG_PORT_POS_NOW 6
+
+/**
+ * in/out (size 8): the shared mark — one position for the whole system,
+ * which the console server sets to what it has shown, so that a restarted
+ * console goes on from there instead of losing what was logged while it
+ * was down. 0 until someone sets it.
+ */
+#define MH_KLOG_PORT_MARK 7
 
 /**
  * The IRQ line raised when the log grows.

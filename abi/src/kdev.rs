@@ -68,6 +68,11 @@ pub const KLOG_PORT_DONE: u32 = 4;
 pub const KLOG_PORT_LOST: u32 = 5;
 /// in (size 8): the current position.
 pub const KLOG_PORT_POS_NOW: u32 = 6;
+/// in/out (size 8): the shared mark — one position for the whole system,
+/// which the console server sets to what it has shown, so that a restarted
+/// console goes on from there instead of losing what was logged while it
+/// was down. 0 until someone sets it.
+pub const KLOG_PORT_MARK: u32 = 7;
 /// The IRQ line raised when the log grows.
 pub const KLOG_IRQ_DATA: u32 = 0;
 

@@ -16,6 +16,7 @@ pub mod console;
 pub mod error;
 pub mod exit;
 pub mod hw;
+pub mod init;
 pub mod interrupt;
 pub mod kdev;
 pub mod layout;

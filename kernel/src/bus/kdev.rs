@@ -12,7 +12,12 @@ use abi::Error;
 use abi::bus::{DEVICE_KIND_HARDWARE, DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
 use abi::kdev::*;
 use arrayvec::{ArrayString, ArrayVec};
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Once;
+
+/// klog's shared mark (`KLOG_PORT_MARK`): a position, not trusted for
+/// anything but where a reader may choose to start.
+static KLOG_MARK: AtomicU64 = AtomicU64::new(0);
 
 /// A boot module, as bootfs serves it.
 pub struct BootModule {
@@ -92,6 +97,10 @@ pub fn port_in(
             KLOG_PORT_DONE => Ok(state[2]),
             KLOG_PORT_LOST => Ok(state[3]),
             KLOG_PORT_POS_NOW => Ok(state[0]),
+            KLOG_PORT_MARK => {
+                require_size(size, &[8])?;
+                Ok(KLOG_MARK.load(Ordering::Relaxed))
+            }
             _ => Err(Error::InvalidArgument),
         },
         KernelDevice::Bootfs => {
@@ -140,6 +149,11 @@ pub fn port_out(
         (KernelDevice::Klog, KLOG_PORT_POS) => {
             require_size(size, &[8])?;
             state[0] = value;
+            Ok(())
+        }
+        (KernelDevice::Klog, KLOG_PORT_MARK) => {
+            require_size(size, &[8])?;
+            KLOG_MARK.store(value, Ordering::Relaxed);
             Ok(())
         }
         (KernelDevice::Klog, KLOG_PORT_LEN) => {

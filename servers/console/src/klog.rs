@@ -1,9 +1,11 @@
 //! Draining the kernel log (the `klog` device) to the UART: every line the
 //! kernel and `log_write` produce after the console took the UART.
 //!
-//! Rules: the drain starts where the log stood before the UART was claimed
-//! (the kernel printed everything before that itself); bytes the ring lost
-//! before they could be read are reported, not silently skipped.
+//! Rules: the first console starts where the log stood before the UART
+//! was claimed (the kernel printed everything before that itself); a
+//! restarted one goes on from klog's shared mark, which each drain moves
+//! to what is on the wire; bytes the ring lost before they could be read
+//! are reported, not silently skipped.
 
 use crate::uart::Uart;
 use abi::kdev::*;
@@ -28,8 +30,13 @@ impl<'a> Drain<'a> {
         let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA | dev::RIGHT_IRQ;
         let h = dev::attach(REGISTRY, "klog", rights)?;
         let iova = h.export(buf)?;
+        // A console that went before us left its position in the mark: go
+        // on from there (bytes the ring lost meanwhile are reported).
+        // Otherwise start at the end: the kernel printed the rest itself.
         let end = h.port_in(KLOG_PORT_WRITTEN, 8)?;
-        h.port_out(KLOG_PORT_POS, 8, end)?;
+        let mark = h.port_in(KLOG_PORT_MARK, 8)?;
+        let start = if mark > 0 && mark <= end { mark } else { end };
+        h.port_out(KLOG_PORT_POS, 8, start)?;
         h.port_out(KLOG_PORT_LEN, 8, CHUNK as u64)?;
         h.irq_map(KLOG_IRQ_DATA, vector)?;
         Ok(Drain { h, iova, buf })
@@ -55,6 +62,9 @@ impl<'a> Drain<'a> {
                 return;
             }
             uart.send(&self.buf[..n.min(CHUNK)]);
+            if let Ok(pos) = self.h.port_in(KLOG_PORT_POS_NOW, 8) {
+                let _ = self.h.port_out(KLOG_PORT_MARK, 8, pos);
+            }
         }
     }
 }

@@ -25,7 +25,21 @@ fn main(args: Args) -> i32 {
             return 1;
         }
     };
-    supervisor.run();
+    // The control device, for the shell's `kill` of a server; without it
+    // init still supervises.
+    let control = match libmh::dev::create(
+        "init",
+        1,
+        abi::init::INIT_IOSPACE_SIZE,
+        supervisor::V_CONTROL,
+    ) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            println!("init: no control device: {e}");
+            None
+        }
+    };
+    supervisor.run(control);
     println!("init: no program left; goodbye");
     // Powering off follows at once: let the console show the last lines.
     if let Err(e) = libmh::console::sync(SYNC_VECTOR) {

@@ -12,10 +12,16 @@
 //! init exits, which powers the machine off. Modules marked `@nostart` are
 //! not started at all: they are in the image for the shell to run.
 
+use abi::init::*;
+use abi::interrupt::VECTOR_CHILD;
+use abi::userdev::REQUEST_OUT;
 use core::arch::x86_64::_rdtsc;
 use libmh::bootfs::Bootfs;
-use libmh::{Error, ExitKind, ExitStatus, println, process, registry};
+use libmh::dev::Served;
+use libmh::{Error, ExitKind, ExitStatus, println, process, procs, registry};
 
+/// The vector the `init` device's requests arrive on.
+pub const V_CONTROL: u32 = 10;
 /// The most modules an image may have (init included).
 const MAX_MODULES: usize = 32;
 /// Deaths in a row, each soon after a start, before init gives up.
@@ -111,34 +117,98 @@ impl Supervisor {
     }
 
     /// Starts every module in order, then supervises until no program is
-    /// left.
-    pub fn run(&mut self) {
+    /// left, answering `control` (the `init` device) meanwhile.
+    pub fn run(&mut self, control: Option<Served>) {
         for i in 0..MAX_MODULES {
             if self.slots[i].is_some() {
                 self.start(i);
             }
         }
+        let mask = (1 << VECTOR_CHILD) | (1 << V_CONTROL);
         while self.programs_alive() {
-            let due = self.next_restart();
-            let reaped = if due.is_some() {
-                process::try_wait_child()
-            } else {
-                process::wait_child()
-            };
-            match reaped {
-                Ok(status) => self.on_death(&status),
-                Err(Error::WouldBlock) => process::yield_now(),
-                Err(e) => {
-                    println!("init: wait failed: {e}");
-                    return;
+            loop {
+                match process::try_wait_child() {
+                    Ok(status) => self.on_death(&status),
+                    Err(Error::WouldBlock) | Err(Error::NoChildren) => break,
+                    Err(e) => {
+                        println!("init: wait failed: {e}");
+                        return;
+                    }
                 }
             }
-            if let Some(i) = self.next_restart()
-                && self.slots[i].is_some_and(|s| s.restart_at.is_some_and(|t| now() >= t))
-            {
-                self.start(i);
+            if let Some(c) = control {
+                self.serve(c);
+            }
+            for i in 0..MAX_MODULES {
+                if self.slots[i].is_some_and(|s| s.restart_at.is_some_and(|t| now() >= t)) {
+                    self.start(i);
+                }
+            }
+            if !self.programs_alive() {
+                break;
+            }
+            if self.next_restart().is_some() {
+                // A restart is due later: no timer here, so poll gently.
+                process::yield_now();
+            } else if let Err(e) = process::irq_wait(mask) {
+                println!("init: wait failed: {e}");
+                return;
             }
         }
+    }
+
+    /// Answers every queued request on the `init` device.
+    fn serve(&mut self, control: Served) {
+        loop {
+            let r = match control.try_poll() {
+                Ok(r) => r,
+                Err(Error::WouldBlock) => return,
+                Err(e) => {
+                    println!("init: control poll failed: {e}");
+                    return;
+                }
+            };
+            if r.kind != REQUEST_OUT {
+                continue;
+            }
+            let result = match r.port {
+                INIT_PORT_STOP => self.stop(r.pid, r.value),
+                _ => Err(Error::InvalidArgument),
+            };
+            let word = match result {
+                Ok(()) => 0,
+                Err(e) => INIT_RESULT_ERROR | u64::from(e.code()),
+            };
+            let _ = control.write_iospace(r.client, INIT_IO_RESULT, 8, word);
+            let _ = control.irq(r.client, INIT_IRQ_DONE);
+        }
+    }
+
+    /// `INIT_PORT_STOP` from process `asker` about pid `target`.
+    fn stop(&mut self, asker: u32, target: u64) -> Result<(), Error> {
+        let is_program = self
+            .slots
+            .iter()
+            .flatten()
+            .any(|s| !s.restart && s.pid == Some(asker));
+        if !is_program {
+            return Err(Error::AccessDenied);
+        }
+        let target = u32::try_from(target).map_err(|_| Error::InvalidArgument)?;
+        if target == process::getpid() {
+            return Err(Error::AccessDenied);
+        }
+        let Some(slot) = self.slots.iter().flatten().find(|s| s.pid == Some(target)) else {
+            return Err(Error::NotFound);
+        };
+        println!(
+            "init: stopping {} (pid {target}) as pid {asker} asked",
+            slot.name()
+        );
+        let h = procs::open(true)?;
+        let killed = procs::kill(h, target);
+        let _ = h.detach();
+        killed
     }
 
     fn programs_alive(&self) -> bool {
@@ -212,6 +282,7 @@ impl Supervisor {
         let how = match status.kind {
             k if k == ExitKind::Exited as u32 => "exited with code",
             k if k == ExitKind::Faulted as u32 => "faulted: vector",
+            k if k == ExitKind::KilledBy as u32 => "was stopped by pid",
             _ => "was killed: error code",
         };
         println!(

@@ -4,6 +4,7 @@
 use crate::V_INTERRUPT;
 use crate::say;
 use abi::bus::{DEVICE_KIND_HARDWARE, DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
+use abi::init::*;
 use abi::interrupt::VECTOR_CHILD;
 use libmh::bootfs::Bootfs;
 use libmh::console::Console;
@@ -21,7 +22,7 @@ commands:
   ps                   processes: pid, parent, state, priority, memory, name
   devices              registered devices: name, kind, clients, server
   run <module> [args]  start a boot module and wait for it (Ctrl-C ends it)
-  kill <pid>           end a process this shell started (or its children)
+  kill <pid>           end a process this shell started, or a server (init restarts it)
   uptime               time since boot
   mem                  free and total memory
   echo [words]         print the words
@@ -177,12 +178,43 @@ fn describe(c: &Console, name: &str, st: &ExitStatus) {
     }
 }
 
+/// Ends `pid`: directly if this shell is its ancestor, otherwise by asking
+/// init, which may stop the servers it supervises (and restarts them).
 fn kill(arg: &str) -> Result<(), Error> {
     let pid: u32 = arg.parse().map_err(|_| Error::InvalidArgument)?;
     let h = procs::open(true)?;
     let done = procs::kill(h, pid);
     let _ = h.detach();
-    done
+    match done {
+        Err(Error::AccessDenied) => ask_init_to_stop(pid),
+        other => other,
+    }
+}
+
+/// The vector init's answers arrive on.
+const V_INIT: u32 = 5;
+
+fn ask_init_to_stop(pid: u32) -> Result<(), Error> {
+    let h = match libmh::dev::attach(
+        libmh::dev::REGISTRY,
+        "init",
+        libmh::dev::RIGHT_READ | libmh::dev::RIGHT_WRITE | libmh::dev::RIGHT_IRQ,
+    ) {
+        Ok(h) => h,
+        // No supervisor to ask: the kernel's answer stands.
+        Err(Error::NotFound) => return Err(Error::AccessDenied),
+        Err(e) => return Err(e),
+    };
+    let asked = h
+        .irq_map(INIT_IRQ_DONE, V_INIT)
+        .and_then(|()| h.port_out_wait(INIT_PORT_STOP, 8, u64::from(pid), 1 << V_INIT))
+        .and_then(|_| h.port_in(INIT_IO_RESULT, 8));
+    let _ = h.detach();
+    let word = asked?;
+    if word & INIT_RESULT_ERROR != 0 {
+        return Err(Error::from_code((word & 0xffff_ffff) as u32).unwrap_or(Error::NotSupported));
+    }
+    Ok(())
 }
 
 /// Vectors for the timer's answers while `uptime` asks it for its clock.

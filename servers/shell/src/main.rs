@@ -42,6 +42,19 @@ fn main(_args: Args) -> i32 {
             }
             // Ctrl-C at the prompt: the line was discarded; prompt again.
             Ok(Read::Interrupted) => continue,
+            // The console died (init restarts it): attach the new one.
+            Err(libmh::Error::DeviceGone) => {
+                let _ = console.close();
+                console = match open_console() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        println!("shell: the console is gone for good: {e}");
+                        return 1;
+                    }
+                };
+                say!(&console, "shell: reattached to the restarted console\n");
+                continue;
+            }
             Err(e) => {
                 println!("shell: cannot read the console: {e}");
                 return 1;

@@ -410,6 +410,26 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run("klog_mark_is_shared_between_handles", || {
+        use abi::kdev::*;
+        let rights = dev::RIGHT_READ | dev::RIGHT_WRITE;
+        let a = dev::attach(REGISTRY, "klog", rights).map_err(fail)?;
+        let b = dev::attach(REGISTRY, "klog", dev::RIGHT_READ).map_err(fail)?;
+        let before = a.port_in(KLOG_PORT_MARK, 8).map_err(fail)?;
+        ensure_eq!(a.port_out(KLOG_PORT_MARK, 8, 12_345), Ok(()));
+        ensure_eq!(b.port_in(KLOG_PORT_MARK, 8), Ok(12_345));
+        ensure_eq!(
+            a.port_out(KLOG_PORT_MARK, 4, 1),
+            Err(Error::InvalidArgument)
+        );
+        ensure_eq!(a.port_in(KLOG_PORT_MARK, 4), Err(Error::InvalidArgument));
+        ensure_eq!(b.port_out(KLOG_PORT_MARK, 8, 1), Err(Error::AccessDenied));
+        ensure_eq!(a.port_out(KLOG_PORT_MARK, 8, before), Ok(()));
+        ensure_eq!(a.detach(), Ok(()));
+        ensure_eq!(b.detach(), Ok(()));
+        Ok(())
+    });
+
     s.run("klog_irq_fires_when_the_log_grows", || {
         use abi::kdev::*;
         let h = dev::attach(REGISTRY, "klog", dev::RIGHT_READ | dev::RIGHT_IRQ).map_err(fail)?;
