@@ -78,7 +78,9 @@ impl Error {
         -(self as u32 as isize)
     }
 
-    /// Decodes a raw system-call return value.
+    /// Decodes a raw system-call return value (inlined: it sits on every
+    /// system call's return path).
+    #[inline]
     pub const fn decode(ret: isize) -> Result<usize, Error> {
         if ret >= 0 {
             Ok(ret as usize)

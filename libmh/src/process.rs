@@ -21,6 +21,7 @@ pub fn exit(code: i64) -> ! {
 }
 
 /// The caller's process id.
+#[inline]
 pub fn getpid() -> u32 {
     call(Sysno::GetPid, 0, 0, 0).unwrap_or(0) as u32
 }

@@ -24,7 +24,9 @@ pub struct Args {
 /// What a call produced: `Some(word)` for the caller's `rax`, or `None`
 /// when the caller does not simply return (it exited, exec'd, returned
 /// from a handler, or blocked and will be completed or restarted when
-/// woken).
+/// woken). Inlined into the one caller, so the argument words stay in
+/// registers instead of going through memory twice.
+#[inline(always)]
 pub fn dispatch(s: &mut Scheduler, args: &Args) -> Option<isize> {
     let a = args.a;
     let result = match Sysno::from_raw(args.number) {
