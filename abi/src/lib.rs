@@ -19,6 +19,7 @@ pub mod hw;
 pub mod interrupt;
 pub mod kdev;
 pub mod layout;
+pub mod mem;
 pub mod power;
 pub mod syscall;
 pub mod sysinfo;
