@@ -608,9 +608,10 @@
 
 /**
  * out, supervisor only: set the selected process's ceiling to `value`
- * frames (at least 1, below `MEMPOOL_UNLIMITED`). Its limit is not
- * changed. Result: the ceiling. `LimitReached` when the server's table
- * of ceilings is full of live processes.
+ * frames (below `MEMPOOL_UNLIMITED`; 0 clears it, so the process falls
+ * back to its ancestors' or the default). Its limit is not changed.
+ * Result: the ceiling. `LimitReached` when the server's table of
+ * ceilings is full of live processes.
  */
 #define MH_MEM_PORT_CEILING 3
 

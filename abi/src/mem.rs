@@ -33,9 +33,10 @@ pub const MEM_PORT_USAGE: u32 = 1;
 /// Result: 0.
 pub const MEM_PORT_SELECT: u32 = 2;
 /// out, supervisor only: set the selected process's ceiling to `value`
-/// frames (at least 1, below `MEMPOOL_UNLIMITED`). Its limit is not
-/// changed. Result: the ceiling. `LimitReached` when the server's table
-/// of ceilings is full of live processes.
+/// frames (below `MEMPOOL_UNLIMITED`; 0 clears it, so the process falls
+/// back to its ancestors' or the default). Its limit is not changed.
+/// Result: the ceiling. `LimitReached` when the server's table of
+/// ceilings is full of live processes.
 pub const MEM_PORT_CEILING: u32 = 3;
 /// out, supervisor only: set the selected process's reserve limit to
 /// `value` frames, at most its ceiling. Result: the limit.
