@@ -209,7 +209,10 @@ impl Supervisor {
         if let Err(e) = libmh::mem::with_connection(|m| m.clear_ceiling(status.pid))
             && e != Error::NotFound
         {
-            println!("init: mem did not clear the ceiling of pid {}: {e}", status.pid);
+            println!(
+                "init: mem did not clear the ceiling of pid {}: {e}",
+                status.pid
+            );
         }
         let how = match status.kind {
             k if k == ExitKind::Exited as u32 => "exited with code",

@@ -5,9 +5,11 @@
 //! check what the kernel did to them.
 #![no_std]
 #![no_main]
-// A failure carries its message in a fixed buffer (there is no allocator
-// here), so test results are deliberately large.
+// A failure carries its message in a fixed buffer (so that tests of the
+// allocator do not depend on it), so test results are deliberately large.
 #![allow(clippy::result_large_err)]
+
+extern crate alloc;
 
 mod console_check;
 mod echo;
@@ -19,6 +21,7 @@ mod t_fork;
 mod t_hw;
 mod t_irq;
 mod t_mem;
+mod t_memserver;
 mod t_proc;
 mod t_procs;
 mod t_syscalls;
@@ -36,6 +39,7 @@ fn main(args: Args) -> i32 {
         (Some("runner"), _) => run_all(),
         (Some("helper"), Some(what)) => helpers::run(what),
         (Some("console-check"), _) => console_check::run(),
+        (Some("mem-hog"), _) => t_memserver::hog(),
         _ => {
             println!("mhtest: usage: mhtest runner | mhtest helper <what>");
             2
@@ -66,5 +70,6 @@ fn run_all() -> i32 {
     t_mem::run(&mut s);
     t_proc::run(&mut s);
     t_timer::run(&mut s);
+    t_memserver::run(&mut s);
     s.finish()
 }
