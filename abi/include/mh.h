@@ -599,6 +599,17 @@
 #define MH_USER_HEAP_SIZE 1099511627776
 
 /**
+ * The region libmh's global allocator maps its pages in, explicitly
+ * (never on demand), apart from the demand-zero heap region.
+ */
+#define MH_USER_ALLOC_BASE 35184372088832
+
+/**
+ * Size of the allocator's region.
+ */
+#define MH_USER_ALLOC_SIZE 1099511627776
+
+/**
  * Scratch pages libmh uses to copy copy-on-write pages, one per level of
  * fault nesting.
  */
@@ -608,6 +619,100 @@
  * How many scratch pages there are (the deepest COW-fault nesting).
  */
 #define MH_USER_SCRATCH_PAGES 8
+
+/**
+ * out: raise the caller's reserve limit by `value` frames
+ * (1..=`MEM_GRANT_MAX`), or by as many as its ceiling and the free
+ * memory allow. Result: the new limit. `OutOfMemory` if not one frame
+ * can be granted; `NotSupported` if the caller has no limit (nothing to
+ * grant: the kernel refuses it nothing but what the system lacks).
+ */
+#define MH_MEM_PORT_GRANT 0
+
+/**
+ * out (value ignored): publish the caller's usage in its I/O space.
+ * Result: the frames it holds.
+ */
+#define MH_MEM_PORT_USAGE 1
+
+/**
+ * out, supervisor only: select process `value` for the two ports below.
+ * Result: 0.
+ */
+#define MH_MEM_PORT_SELECT 2
+
+/**
+ * out, supervisor only: set the selected process's ceiling to `value`
+ * frames (below `MEMPOOL_UNLIMITED`; 0 clears it, so the process falls
+ * back to its ancestors' or the default). Its limit is not changed.
+ * Result: the ceiling. `LimitReached` when the server's table of
+ * ceilings is full of live processes.
+ */
+#define MH_MEM_PORT_CEILING 3
+
+/**
+ * out, supervisor only: set the selected process's reserve limit to
+ * `value` frames, at most its ceiling. Result: the limit.
+ */
+#define MH_MEM_PORT_LIMIT 4
+
+/**
+ * I/O space (u64): the result of the client's last request.
+ */
+#define MH_MEM_IO_RESULT 0
+
+/**
+ * I/O space (u64): frames the client held at its last request.
+ */
+#define MH_MEM_IO_USED 8
+
+/**
+ * I/O space (u64): its reserve limit then (`MEMPOOL_UNLIMITED`: none).
+ */
+#define MH_MEM_IO_LIMIT 16
+
+/**
+ * I/O space (u64): its ceiling then.
+ */
+#define MH_MEM_IO_CEILING 24
+
+/**
+ * Bytes of I/O space per client.
+ */
+#define MH_MEM_IOSPACE_SIZE 32
+
+/**
+ * IRQ line raised after each reply.
+ */
+#define MH_MEM_IRQ_REPLY 0
+
+/**
+ * IRQ lines the device has.
+ */
+#define MH_MEM_IRQ_LINES 1
+
+/**
+ * Set in a result word when it carries an `Error` code, not a count.
+ */
+#define MH_MEM_RESULT_ERROR 4611686018427387904
+
+/**
+ * The most frames one grant may ask for (4 GiB).
+ */
+#define MH_MEM_GRANT_MAX (1 << 20)
+
+/**
+ * The ceiling of a process the supervisor gave none to, nor to any of
+ * its ancestors: 16 MiB.
+ */
+#define MH_MEM_DEFAULT_CEILING 4096
+
+/**
+ * Free frames the server never grants away (1 MiB), so that processes
+ * that need no grant (and the kernel's own objects) can still get
+ * memory when every reserve is full.
+ */
+#define MH_MEM_FREE_FLOOR 256
 
 /**
  * The I/O port of QEMU's `isa-debug-exit` device (as xtask configures it).

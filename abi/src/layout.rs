@@ -30,6 +30,12 @@ pub const USER_HEAP_BASE: u64 = 0x0000_1000_0000_0000;
 /// Size of the heap region.
 pub const USER_HEAP_SIZE: u64 = 0x0000_0100_0000_0000;
 
+/// The region libmh's global allocator maps its pages in, explicitly
+/// (never on demand), apart from the demand-zero heap region.
+pub const USER_ALLOC_BASE: u64 = 0x0000_2000_0000_0000;
+/// Size of the allocator's region.
+pub const USER_ALLOC_SIZE: u64 = 0x0000_0100_0000_0000;
+
 /// Scratch pages libmh uses to copy copy-on-write pages, one per level of
 /// fault nesting.
 pub const USER_SCRATCH_BASE: u64 = 0x0000_7f00_0000_0000;
@@ -50,12 +56,15 @@ mod tests {
             USER_IMAGE_BASE,
             USER_STACK_TOP,
             USER_STACK_SIZE,
+            USER_ALLOC_BASE,
+            USER_ALLOC_SIZE,
         ] {
             assert_eq!(v % PAGE_SIZE, 0);
         }
         const { assert!(USER_STACK_TOP < USER_END) };
         const { assert!(USER_MIN < USER_IMAGE_BASE) };
-        const { assert!(USER_HEAP_BASE + USER_HEAP_SIZE < USER_SCRATCH_BASE) };
+        const { assert!(USER_HEAP_BASE + USER_HEAP_SIZE < USER_ALLOC_BASE) };
+        const { assert!(USER_ALLOC_BASE + USER_ALLOC_SIZE < USER_SCRATCH_BASE) };
         const { assert!(USER_SCRATCH_BASE < USER_STACK_TOP - USER_STACK_MAX) };
     }
 

@@ -20,6 +20,7 @@ pub mod init;
 pub mod interrupt;
 pub mod kdev;
 pub mod layout;
+pub mod mem;
 pub mod power;
 pub mod syscall;
 pub mod sysinfo;

@@ -115,7 +115,7 @@ impl Bootfs {
                     process::set_priority(pid, p)?;
                 }
                 if let Some(kib) = options.memory_kib
-                    && let Err(e) = set_memory_limit(pid, kib)
+                    && let Err(e) = set_memory_limit(pid, kib, size)
                 {
                     crate::println!("spawn: module {index}: cannot limit its memory: {e}");
                 }
@@ -208,15 +208,36 @@ impl<'a> Options<'a> {
     }
 }
 
-/// Limits process `pid` to `kib` KiB through the mempool device.
-fn set_memory_limit(pid: u32, kib: u64) -> Result<(), Error> {
-    let pool = dev::attach(REGISTRY, "mempool", dev::RIGHT_WRITE)?;
+/// Limits process `pid` to `kib` KiB. The limit is set through the
+/// mempool device at once, so that it holds from the child's first steps.
+/// Then, if a mem server takes the caller as its supervisor, `kib` becomes
+/// the child's ceiling there and its reserve shrinks to what starting
+/// needs — what it holds now, plus its image (`size` bytes) and 256 KiB —
+/// so that it holds only what it uses and grows by grants.
+fn set_memory_limit(pid: u32, kib: u64, size: u64) -> Result<(), Error> {
+    let ceiling = kib.div_ceil(4);
+    let pool = dev::attach(REGISTRY, "mempool", dev::RIGHT_READ | dev::RIGHT_WRITE)?;
     let set = pool
         .port_out(MEMPOOL_PORT_SELECT, 4, pid as u64)
-        .and_then(|()| pool.port_out(MEMPOOL_PORT_LIMIT, 8, kib.div_ceil(4)));
+        .and_then(|()| pool.port_out(MEMPOOL_PORT_LIMIT, 8, ceiling));
+    let used = pool.port_in(MEMPOOL_PORT_USED, 8);
     let _ = pool.detach();
-    set
+    set?;
+    let start = used.unwrap_or(0) + size.div_ceil(PAGE) + START_SLACK_FRAMES;
+    let supervised = crate::mem::with_connection(|m| {
+        m.set_ceiling(pid, ceiling)?;
+        m.set_limit(pid, start.min(ceiling))
+    });
+    match supervised {
+        // No mem server, or it is not ours to tell: the limit stays.
+        Ok(_) | Err(Error::NotFound) | Err(Error::AccessDenied) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
+
+/// The reserve a supervised module starts with beyond its image and what
+/// it held at fork (256 KiB: its stack and first allocations).
+const START_SLACK_FRAMES: u64 = 64;
 
 /// A boot command line is `binary [@option ...] args...`: the loader
 /// options (`@priority=N`) come right after the name. Returns the options,

@@ -4,10 +4,12 @@
 //! It resolves the faults a program should never see: copy-on-write after
 //! `fork` (copy into a scratch page, move it over), pages that are private
 //! again after their other sharers left (restore write), and demand-zero
-//! pages in the heap and stack regions (`abi::layout`). Anything else gets a
-//! one-line report; then the handler steps aside and the fault happens
-//! again without it, so the kernel kills the process with the fault as its
-//! exit status. Interrupt vectors go to the functions registered with
+//! pages in the heap and stack regions (`abi::layout`); when the kernel
+//! refuses a page for want of reserve, it asks the mem server for more
+//! (`mem::top_up`) and tries again. Anything else gets a one-line
+//! report; then the handler steps aside and the fault happens again
+//! without it, so the kernel kills the process with the fault as its exit
+//! status. Interrupt vectors go to the functions registered with
 //! [`on_interrupt`].
 //!
 //! Rules: handlers run on their own stack with interrupts off and may
@@ -147,7 +149,7 @@ fn page_fault(frame: &mut IntFrame) {
         }
         let demand = in_range(frame.addr, USER_HEAP_BASE, USER_HEAP_SIZE)
             || in_range(frame.addr, stack_bottom + PAGE, USER_STACK_MAX - PAGE);
-        if demand && vm::map(page, PAGE, vm::PROT_RW).is_ok() {
+        if demand && map_page(page).is_ok() {
             DEMAND_MAPS.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -171,6 +173,18 @@ fn page_fault(frame: &mut IntFrame) {
     fatal(frame, "page fault")
 }
 
+/// Maps a fresh read-write page; when the reserve is spent, asks the mem
+/// server for more (a batch) and tries once more.
+fn map_page(page: u64) -> Result<(), abi::Error> {
+    match vm::map(page, PAGE, vm::PROT_RW) {
+        Err(abi::Error::OutOfMemory) => {
+            crate::mem::top_up(crate::mem::TOP_UP_BATCH)?;
+            vm::map(page, PAGE, vm::PROT_RW)
+        }
+        other => other,
+    }
+}
+
 /// Replaces the shared page at `page` with a private copy.
 fn copy_on_write(page: u64) -> Result<(), abi::Error> {
     let depth = COW_DEPTH.fetch_add(1, Ordering::Relaxed);
@@ -179,7 +193,7 @@ fn copy_on_write(page: u64) -> Result<(), abi::Error> {
             return Err(abi::Error::LimitReached);
         }
         let scratch = USER_SCRATCH_BASE + depth * PAGE;
-        vm::map(scratch, PAGE, vm::PROT_RW)?;
+        map_page(scratch)?;
         // SAFETY: `page` is mapped readable (a COW page) and `scratch` was
         // just mapped writable; both are whole pages that do not overlap.
         unsafe {

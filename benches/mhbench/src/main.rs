@@ -12,8 +12,11 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod ipc;
 mod measure;
+mod memsrv;
 mod time;
 mod tiny;
 
@@ -40,7 +43,7 @@ const FAULT_PAGES: u64 = 256;
 /// operation, iterations per batch).
 type Bench = (&'static str, fn() -> Result<(u64, u64), Fail>);
 
-const BENCHES: [Bench; 16] = [
+const BENCHES: [Bench; 20] = [
     ("null_syscall", null_syscall),
     ("yield_alone", yield_alone),
     ("fork_exit_wait", fork_exit_wait),
@@ -57,6 +60,10 @@ const BENCHES: [Bench; 16] = [
     ("attach_detach", ipc::attach_detach),
     ("time_now_ns", time::now_ns),
     ("time_port_in_timer", time::port_in_timer),
+    ("alloc_free_small", memsrv::alloc_free_small),
+    ("alloc_free_4k", memsrv::alloc_free_4k),
+    ("mem_grant", memsrv::grant),
+    ("mem_usage", memsrv::usage),
 ];
 
 fn main(_args: Args) -> i32 {

@@ -279,6 +279,16 @@ impl Supervisor {
             return;
         };
         slot.pid = None;
+        // Its ceiling at the mem server (if any) must not pass to the
+        // next process that gets its pid.
+        if let Err(e) = libmh::mem::with_connection(|m| m.clear_ceiling(status.pid))
+            && e != Error::NotFound
+        {
+            println!(
+                "init: mem did not clear the ceiling of pid {}: {e}",
+                status.pid
+            );
+        }
         let how = match status.kind {
             k if k == ExitKind::Exited as u32 => "exited with code",
             k if k == ExitKind::Faulted as u32 => "faulted: vector",

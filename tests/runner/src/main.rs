@@ -5,9 +5,11 @@
 //! check what the kernel did to them.
 #![no_std]
 #![no_main]
-// A failure carries its message in a fixed buffer (there is no allocator
-// here), so test results are deliberately large.
+// A failure carries its message in a fixed buffer (so that tests of the
+// allocator do not depend on it), so test results are deliberately large.
 #![allow(clippy::result_large_err)]
+
+extern crate alloc;
 
 mod console_check;
 mod echo;
@@ -19,6 +21,7 @@ mod t_fork;
 mod t_hw;
 mod t_irq;
 mod t_mem;
+mod t_memserver;
 mod t_proc;
 mod t_procs;
 mod t_syscalls;
@@ -42,6 +45,7 @@ fn main(args: Args) -> i32 {
             let _ = libmh::process::irq_wait(1 << 40);
             3
         }
+        (Some("mem-hog"), _) => t_memserver::hog(),
         _ => {
             println!("mhtest: usage: mhtest runner | mhtest helper <what>");
             2
@@ -72,5 +76,6 @@ fn run_all() -> i32 {
     t_mem::run(&mut s);
     t_proc::run(&mut s);
     t_timer::run(&mut s);
+    t_memserver::run(&mut s);
     s.finish()
 }

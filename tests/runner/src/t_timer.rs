@@ -27,14 +27,15 @@ fn fail(e: Error) -> Fail {
     Fail::new(format_args!("{e}"))
 }
 
-/// Starts every boot module after the runner except the timer server,
-/// which the timer tests start themselves; returns how many started.
+/// Starts every boot module after the runner except the timer and mem
+/// servers, which their tests start themselves; returns how many started.
 pub fn spawn_helpers() -> Result<u32, Error> {
     let fs = Bootfs::open()?;
     let timer = fs.find("timer")?;
+    let mem = fs.find("mem")?;
     let mut started = 0;
     for i in 1..fs.count()? {
-        if Some(i) != timer {
+        if Some(i) != timer && Some(i) != mem {
             fs.spawn(i)?;
             started += 1;
         }
