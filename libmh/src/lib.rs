@@ -1,10 +1,12 @@
 //! libmh: the runtime every MH user program links against.
 //!
 //! It provides the entry point (`entry!`), the system calls as safe
-//! functions returning `Result<_, abi::Error>`, `print!`/`println!` (through
-//! the kernel log for now), a panic handler that reports and exits, the
-//! global allocator (`heap`, for programs that use `alloc`), and clients
-//! of the standard devices (bootfs, PCI, the timer, mem).
+//! functions returning `Result<_, abi::Error>`, `print!`/`println!` (one
+//! kernel-log write per line, which the console server puts on the wire
+//! whole), a panic handler that reports and exits, the global allocator
+//! (`heap`, for programs that use `alloc`), and clients of the standard
+//! devices (bootfs, PCI, the registry listing, proc, the console, the
+//! timer, mem).
 //!
 //! Rules: libmh itself never allocates (a program that does not use
 //! `alloc` maps no heap page); every wrapper that takes memory takes a Rust
