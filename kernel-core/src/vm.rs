@@ -212,6 +212,20 @@ pub trait PageTableOps {
     fn set(&mut self, va: u64, pte: u64);
     /// Forgets any cached translation of `va`.
     fn flush(&mut self, va: u64);
+    /// The lowest page in `[va, end)` whose leaf entry is not zero. A real
+    /// table skips whole missing tables (2 MiB, 1 GiB, 512 GiB at a time),
+    /// so a call over a huge, mostly empty range stays cheap; this default
+    /// walks page by page and suits only small test tables.
+    fn next_entry(&mut self, va: u64, end: u64) -> Option<u64> {
+        let mut page = va;
+        while page < end {
+            if self.entry(page) != 0 {
+                return Some(page);
+            }
+            page += PAGE;
+        }
+        None
+    }
 }
 
 /// Physical frames: allocation, contents and reference counts.
@@ -291,10 +305,9 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     /// unmapped (`AlreadyExists` otherwise).
     pub fn map_new(&mut self, va: u64, len: u64, prot: u64) -> Result<(), Error> {
         let prot = Prot::from_abi(prot)?;
-        for page in pages(va, len)? {
-            if self.get(page).is_some() {
-                return Err(Error::AlreadyExists);
-            }
+        let _ = pages(va, len)?;
+        if self.pt.next_entry(va, va + len).is_some() {
+            return Err(Error::AlreadyExists);
         }
         let mut done = 0;
         let result = pages(va, len)?.try_for_each(|page| {
@@ -360,13 +373,21 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     /// Unmaps `[va, va+len)`; unmapped pages in the range are skipped.
     /// Pinned pages make the whole call fail with `Busy`.
     pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), Error> {
-        for page in pages(va, len)? {
+        let _ = pages(va, len)?;
+        let end = va + len;
+        // Only the mapped pages are visited: a huge, mostly empty range
+        // must not keep the (non-preemptible) kernel busy.
+        let mut at = va;
+        while let Some(page) = self.pt.next_entry(at, end) {
             if self.get(page).is_some_and(|m| m.is_pinned()) {
                 return Err(Error::Busy);
             }
+            at = page + PAGE;
         }
-        for page in pages(va, len)? {
+        let mut at = va;
+        while let Some(page) = self.pt.next_entry(at, end) {
             self.drop_mapping(page);
+            at = page + PAGE;
         }
         Ok(())
     }
@@ -532,11 +553,14 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     /// the range are left alone); returns how many pages it unmapped.
     pub fn unmap_io(&mut self, va: u64, len: u64) -> Result<u64, Error> {
         let mut n = 0;
-        for page in pages(va, len)? {
+        let _ = pages(va, len)?;
+        let mut at = va;
+        while let Some(page) = self.pt.next_entry(at, va + len) {
             if self.get(page).is_some_and(|m| m.kind == Kind::Io) {
                 self.put(page, None);
                 n += 1;
             }
+            at = page + PAGE;
         }
         Ok(n)
     }

@@ -272,6 +272,33 @@ impl kernel_core::vm::PageTableOps for PageTable {
         }
     }
 
+    fn next_entry(&mut self, va: u64, end: u64) -> Option<u64> {
+        // Page sizes covered by one entry at each level, root first.
+        const SPAN: [u64; 4] = [1 << 39, 1 << 30, 1 << 21, 1 << 12];
+        let mut at = va;
+        'walk: while at < end {
+            let idx = table_indices(at);
+            let mut table = self.root.addr();
+            for level in 0..3 {
+                // SAFETY: as in `leaf_entry`: a page-table frame of this
+                // address space reached through present, non-large entries.
+                let e = unsafe { *(*table_mut(table)).get_unchecked(idx[level] & 511) };
+                if e & PteFlags::PRESENT.bits() == 0 || e & PteFlags::HUGE.bits() != 0 {
+                    // No table below: skip everything this entry covers.
+                    at = (at | (SPAN[level] - 1)).checked_add(1)?;
+                    continue 'walk;
+                }
+                table = pte_addr(e);
+            }
+            // SAFETY: as above, for the last level.
+            if unsafe { *(*table_mut(table)).get_unchecked(idx[3] & 511) } != 0 {
+                return Some(at);
+            }
+            at += SPAN[3];
+        }
+        None
+    }
+
     fn flush(&mut self, va: u64) {
         // An inactive table has no cached translations (no PCIDs: every
         // CR3 load flushes the user half).

@@ -18,6 +18,7 @@ mod suite;
 mod t_bus;
 mod t_exec;
 mod t_fork;
+mod t_fuzz;
 mod t_hw;
 mod t_irq;
 mod t_mem;
@@ -39,6 +40,12 @@ fn main(args: Args) -> i32 {
         (Some("runner"), _) => run_all(),
         (Some("helper"), Some(what)) => helpers::run(what),
         (Some("console-check"), _) => console_check::run(),
+        (Some("fuzz-trace"), Some(r)) => t_fuzz::trace_round(r.parse().unwrap_or(0)),
+        (Some("fuzz"), _) => {
+            let mut s = suite::Suite::new();
+            t_fuzz::run(&mut s);
+            s.finish()
+        }
         // For the shell's Ctrl-C test: sleeps until killed.
         (Some("sleep-forever"), _) => {
             println!("mhtest: sleeping until killed");
@@ -75,6 +82,7 @@ fn run_all() -> i32 {
     t_hw::run(&mut s);
     t_mem::run(&mut s);
     t_proc::run(&mut s);
+    t_fuzz::run(&mut s);
     t_timer::run(&mut s);
     t_memserver::run(&mut s);
     s.finish()

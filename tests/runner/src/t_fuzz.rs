@@ -1,0 +1,202 @@
+//! A system-call fuzzer: forked children make thousands of calls with
+//! random numbers and arguments drawn from values that tend to find bugs
+//! (zero, ones, page sizes, the kernel half, all ones, real handles and
+//! real buffers). The kernel must survive every call, the runner goes on,
+//! and once the children are reaped every frame is back.
+//!
+//! Rules: each child gets a memory limit and a registry handle without
+//! LOOKUP (so it cannot reach platform and claim the UART, or bootfs), its
+//! forks exit at once (no fork bombs), calls that would sleep are made in
+//! their non-blocking form, log writes are empty (random text on the
+//! serial line could fake a test result), and a child still running at
+//! its deadline (say, looping in a handler it installed at a random
+//! address) is killed through proc.
+
+use crate::suite::{Fail, Suite};
+use crate::util::free_frames;
+use crate::{ensure, ensure_eq};
+use abi::kdev::{MEMPOOL_PORT_LIMIT, MEMPOOL_PORT_SELECT};
+use abi::{Error, Sysno};
+use core::sync::atomic::{AtomicBool, Ordering};
+use libmh::dev::{self, REGISTRY};
+use libmh::timer::rdtsc;
+use libmh::{process, procs};
+
+const ROUNDS: u64 = 12;
+const CALLS: u32 = 4_000;
+/// Frames a fuzzing child may hold (4 MiB).
+const LIMIT_FRAMES: u64 = 1024;
+/// TSC ticks a round may take before the child is killed.
+const ROUND_TICKS: u64 = 2_000_000_000;
+
+/// Set by `mhtest fuzz-trace <round>`: log every call before making it,
+/// to find the one a failing round stops at.
+static TRACE: AtomicBool = AtomicBool::new(false);
+
+/// The seed of round `r` (the same in the suite and in `fuzz-trace`).
+fn seed_of(r: u64) -> u64 {
+    0x9e37_79b9_7f4a_7c15 ^ (r * 0x1234_5678_9abc)
+}
+
+/// `mhtest fuzz-trace <round>`: replays one round, logging each call.
+pub fn trace_round(r: u64) -> i32 {
+    TRACE.store(true, Ordering::Relaxed);
+    match round(seed_of(r)) {
+        Ok(killed) => killed as i32,
+        Err(_) => 2,
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A buffer the fuzzer offers as a "good" pointer.
+static mut SCRATCH: [u8; 8192] = [0; 8192];
+
+fn argument(rng: &mut Rng) -> u64 {
+    let scratch = (&raw mut SCRATCH) as u64;
+    match rng.below(16) {
+        0 => 0,
+        1 => 1,
+        2 => rng.below(8),
+        3 => rng.below(64),
+        4 => 4096,
+        5 => u64::MAX,
+        6 => 0xffff_8000_0000_0000 + rng.below(1 << 20) * 8,
+        7 => 0x0000_7fff_ffff_f000,
+        8 => scratch + rng.below(8192),
+        9 => scratch,
+        // Handle-shaped: slot | generation << 8.
+        10 => rng.below(16) | (rng.below(4) << 8),
+        11 => abi::layout::USER_HEAP_BASE + rng.below(64) * 4096,
+        12 => 1 << rng.below(64),
+        13 => i64::MIN as u64,
+        14 => rng.below(0x1_0000),
+        _ => rng.next(),
+    }
+}
+
+fn fuzz(seed: u64) -> i32 {
+    let mut rng = Rng(seed | 1);
+    for _ in 0..CALLS {
+        let number = 1 + rng.below(Sysno::ALL.len() as u64 + 3);
+        let mut a = [0u64; 6];
+        for x in &mut a {
+            *x = argument(&mut rng);
+        }
+        match Sysno::from_raw(number) {
+            // Ending or replacing ourselves would end the round early.
+            Some(Sysno::Exit) => continue,
+            // Writing random bytes (or the boot log read back) to the log
+            // would put fake test lines on the serial line the harness
+            // reads: keep writes empty, which still checks the pointer.
+            Some(Sysno::LogWrite) => a[1] = 0,
+            Some(Sysno::WaitChild) => a[1] = abi::syscall::WAIT_NOHANG,
+            Some(Sysno::DevPoll) => a[2] = abi::syscall::POLL_NOWAIT,
+            // These sleep when their arguments are good: keep only the
+            // error paths (a mask naming vector 63, an unknown handle).
+            Some(Sysno::IrqWait) => a[0] |= 1 << 63,
+            Some(Sysno::PortOutWait) => a[4] |= 1 << 63,
+            Some(Sysno::DevReplyPoll) => a[0] = 0xdead,
+            _ => {}
+        }
+        if TRACE.load(Ordering::Relaxed) {
+            libmh::println!("fuzz: call {number} {a:#x?}");
+        }
+        // SAFETY: lying to the kernel is the point; the memory the
+        // arguments may name is this child's own or not ours at all.
+        let r = unsafe { libmh::raw::syscall6(number, a[0], a[1], a[2], a[3], a[4], a[5]) };
+        if Sysno::from_raw(number) == Some(Sysno::Fork) && r == 0 {
+            // The forked child: leave at once.
+            process::exit(0);
+        }
+    }
+    0
+}
+
+/// Runs one fuzzing child to its end (or its deadline); returns whether
+/// it had to be killed.
+fn round(seed: u64) -> Result<bool, Fail> {
+    let fail = |e: Error| Fail::new(format_args!("{e}"));
+    let pid = match process::fork().map_err(fail)? {
+        0 => {
+            // Keep the child away from platform, bootfs and the rest.
+            let _ = REGISTRY.restrict(dev::RIGHT_REGISTER | dev::RIGHT_CLONE);
+            process::exit(fuzz(seed) as i64)
+        }
+        pid => pid,
+    };
+    let pool = dev::attach(REGISTRY, "mempool", dev::RIGHT_WRITE).map_err(fail)?;
+    let limited = pool
+        .port_out(MEMPOOL_PORT_SELECT, 4, u64::from(pid))
+        .and_then(|()| pool.port_out(MEMPOOL_PORT_LIMIT, 8, LIMIT_FRAMES));
+    let _ = pool.detach();
+    limited.map_err(fail)?;
+    let deadline = rdtsc() + ROUND_TICKS;
+    let mut killed = false;
+    loop {
+        match process::try_wait_child() {
+            Ok(st) if st.pid == pid => return Ok(killed),
+            // An orphaned fork of the child (init adopts orphans, and in
+            // the test image init is this runner).
+            Ok(_) => continue,
+            Err(Error::WouldBlock) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        if !killed && rdtsc() > deadline {
+            let h = procs::open(true).map_err(fail)?;
+            let _ = procs::kill(h, pid);
+            let _ = h.detach();
+            killed = true;
+        }
+        process::yield_now();
+    }
+}
+
+/// Frames this process holds (its reserve's use), through mempool.
+fn own_frames() -> Result<u64, Fail> {
+    let fail = |e: Error| Fail::new(format_args!("{e}"));
+    let pool =
+        dev::attach(REGISTRY, "mempool", dev::RIGHT_READ | dev::RIGHT_WRITE).map_err(fail)?;
+    let used = pool
+        .port_out(MEMPOOL_PORT_SELECT, 4, u64::from(process::getpid()))
+        .and_then(|()| pool.port_in(abi::kdev::MEMPOOL_PORT_USED, 8));
+    let _ = pool.detach();
+    used.map_err(fail)
+}
+
+pub fn run(s: &mut Suite) {
+    s.run("fuzz_random_syscalls_never_hurt_the_kernel", || {
+        // A first round makes the page tables this runner keeps for good
+        // (copy-on-write scratch, stack): not a leak, so not counted.
+        crate::util::warm_up();
+        round(0x5eed)?;
+        while process::wait_child().is_ok() {}
+        let before = free_frames() + own_frames()?;
+        let mut killed = 0;
+        for r in 0..ROUNDS {
+            libmh::println!("mhtest: fuzz round {r}");
+            killed += round(seed_of(r))? as u32;
+        }
+        // Orphans of the children (their forks, which exit at once) go to
+        // init, which is this runner in the test image: wait for every one
+        // of them, so all their frames are back before counting.
+        while process::wait_child().is_ok() {}
+        ensure!(killed < ROUNDS as u32, "every round had to be killed");
+        // Count this runner's own frames in: its stack may have grown.
+        ensure_eq!(free_frames() + own_frames()?, before);
+        Ok(())
+    });
+}
