@@ -327,7 +327,16 @@ impl UserDevice {
         let limit = self.iospace_size;
         let c = self.client_mut(id)?;
         let (a, b) = port_range(port, size, limit)?;
-        c.iospace[a..b].copy_from_slice(&value.to_le_bytes()[..b - a]);
+        let bytes = value.to_le_bytes();
+        // Fixed-size copies: each is one store, where a copy of a run-time
+        // length would be a call to memcpy (this is on the IPC path).
+        let dst = &mut c.iospace[a..b];
+        match dst.len() {
+            8 => dst.copy_from_slice(&bytes),
+            4 => dst.copy_from_slice(&bytes[..4]),
+            2 => dst.copy_from_slice(&bytes[..2]),
+            _ => dst.copy_from_slice(&bytes[..1]),
+        }
         Ok(())
     }
 

@@ -16,6 +16,8 @@
 //! without it. Anything that stops the current process from continuing sets
 //! `resched`; without it the exit path returns to the same process at once.
 
+mod fastpath;
+
 use crate::arch::{cpu, entry, paging};
 use crate::process::{Block, DEFAULT_PRIORITY, INIT_PID, PRIORITY_LEVELS, Pid, Process, State};
 use abi::{Error, ExitKind, ExitStatus};

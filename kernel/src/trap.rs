@@ -152,6 +152,10 @@ extern "C" fn syscall_from_user(frame: *mut TrapFrame) {
             a: [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
         }
     };
+    if s.ipc_fast_path(args.number, &args.a) {
+        sched::settle(s);
+        return;
+    }
     if let Some(ret) = crate::syscall::dispatch(&mut s, &args) {
         // The caller neither exited nor blocked: it is still current.
         s.current().frame.rax = ret as u64;
