@@ -80,6 +80,17 @@ fn user_fault(vector: u64, error: u64, rip: u64) {
             codec: crate::mm::codec(),
         };
         let write = error & 2 != 0;
+        // A process must run on its own table. If it does not (a kernel
+        // bug, like the one exit() once had), every access would fault
+        // again and again as a "stale translation": say so and repair it
+        // instead of looping for ever.
+        if !vm.pt.is_active() {
+            crate::kprintln!(
+                "[kernel] bug: a process ran on another address space's page table (fault at {addr:#x}); switched back"
+            );
+            vm.pt.activate();
+            return;
+        }
         match vm.fault(addr, write, error & 16 != 0) {
             Fault::Retry => {
                 x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(addr));
