@@ -84,9 +84,17 @@
 #define MH_RIGHT_KILL (1 << 9)
 
 /**
+ * Registry: attach the system's privileged devices — platform, mempool
+ * and every hardware device — which drivers and the memory server need
+ * and nothing else should reach (init gives it only to modules the
+ * manifest marks `system`).
+ */
+#define MH_RIGHT_SYSTEM (1 << 10)
+
+/**
  * Every right.
  */
-#define MH_RIGHTS_ALL ((1 << 10) - 1)
+#define MH_RIGHTS_ALL ((1 << 11) - 1)
 
 /**
  * `attach` flag: drop this handle on `exec`.

@@ -29,8 +29,13 @@ pub const RIGHT_REGISTER: u32 = 1 << 7;
 pub const RIGHT_SERVE: u32 = 1 << 8;
 /// proc: end processes (`PROC_PORT_KILL`), within the caller's own tree.
 pub const RIGHT_KILL: u32 = 1 << 9;
+/// Registry: attach the system's privileged devices — platform, mempool
+/// and every hardware device — which drivers and the memory server need
+/// and nothing else should reach (init gives it only to modules the
+/// manifest marks `system`).
+pub const RIGHT_SYSTEM: u32 = 1 << 10;
 /// Every right.
-pub const RIGHTS_ALL: u32 = (1 << 10) - 1;
+pub const RIGHTS_ALL: u32 = (1 << 11) - 1;
 
 /// `attach` flag: drop this handle on `exec`.
 pub const ATTACH_CLOSE_ON_EXEC: u32 = 0x8000_0000;

@@ -103,6 +103,12 @@ impl Bootfs {
         let options = Options::parse(cmdline);
         match process::fork()? {
             0 => {
+                if !options.system
+                    && let Err(e) = drop_system_right()
+                {
+                    crate::println!("spawn: module {index}: cannot drop RIGHT_SYSTEM: {e}");
+                    process::exit(126)
+                }
                 let e = self.load_and_exec(index, size, args);
                 crate::println!("spawn: module {index} could not start: {e}");
                 process::exit(127)
@@ -188,6 +194,9 @@ pub struct Options<'a> {
     pub restart: bool,
     /// `@nostart`: not started at boot (the shell runs it by name).
     pub no_start: bool,
+    /// `@system`: keeps RIGHT_SYSTEM on its registry handle (drivers, mem);
+    /// every other module loses it before its program starts.
+    pub system: bool,
 }
 
 impl<'a> Options<'a> {
@@ -201,11 +210,23 @@ impl<'a> Options<'a> {
                 "@registers" if !value.is_empty() => o.registers = Some(value),
                 "@restart" => o.restart = true,
                 "@nostart" => o.no_start = true,
+                "@system" => o.system = true,
                 _ => {}
             }
         }
         o
     }
+}
+
+/// Takes RIGHT_SYSTEM off this process's registry handle (a module the
+/// manifest does not mark `system` must not reach platform, mempool or
+/// hardware devices).
+fn drop_system_right() -> Result<(), Error> {
+    let rights = REGISTRY.info()?.rights;
+    if rights & dev::RIGHT_SYSTEM == 0 {
+        return Ok(());
+    }
+    REGISTRY.restrict(rights & !dev::RIGHT_SYSTEM)
 }
 
 /// Limits process `pid` to `kib` KiB. The limit is set through the

@@ -18,7 +18,10 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
         return Err(Error::InvalidArgument);
     }
     let rights = rights as u32;
-    match s.current().bus.require(registry, RIGHT_LOOKUP)?.value {
+    let entry = s.current().bus.require(registry, RIGHT_LOOKUP)?;
+    let registry_rights = entry.rights;
+    let system = registry_rights & RIGHT_SYSTEM != 0;
+    match entry.value {
         Attachment::Kernel {
             kind: KernelDevice::Registry,
             ..
@@ -32,6 +35,19 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
     let id = s.devices.lookup(name).ok_or(Error::NotFound)?;
     let dev = s.devices.get(id)?;
     if rights & !max_rights(dev) != 0 {
+        return Err(Error::AccessDenied);
+    }
+    // The privileged devices need a registry handle with RIGHT_SYSTEM.
+    let privileged = matches!(
+        dev,
+        Device::Kernel(KernelDevice::Platform | KernelDevice::Mempool) | Device::Hardware(_)
+    );
+    if privileged && !system {
+        return Err(Error::AccessDenied);
+    }
+    // The registry looked up through itself gives no more than the handle
+    // used (else a restricted handle could win REGISTER or SYSTEM back).
+    if matches!(dev, Device::Kernel(KernelDevice::Registry)) && rights & !registry_rights != 0 {
         return Err(Error::AccessDenied);
     }
     let pid = s.current_pid();

@@ -212,7 +212,7 @@ pub fn max_rights(dev: &Device) -> u32 {
     use abi::bus::*;
     match dev {
         Device::Kernel(KernelDevice::Registry) => {
-            RIGHT_LOOKUP | RIGHT_REGISTER | RIGHT_READ | RIGHT_WRITE | RIGHT_CLONE
+            RIGHT_LOOKUP | RIGHT_REGISTER | RIGHT_SYSTEM | RIGHT_READ | RIGHT_WRITE | RIGHT_CLONE
         }
         Device::Kernel(KernelDevice::Bootfs) => RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_CLONE,
         Device::Kernel(KernelDevice::Klog) => {

@@ -45,6 +45,7 @@ pub fn run(s: &mut Suite) {
         ensure_eq!(info.kind, dev::DEVICE_KIND_KERNEL);
         let want = dev::RIGHT_LOOKUP
             | dev::RIGHT_REGISTER
+            | dev::RIGHT_SYSTEM
             | dev::RIGHT_READ
             | dev::RIGHT_WRITE
             | dev::RIGHT_CLONE;
@@ -146,6 +147,57 @@ pub fn run(s: &mut Suite) {
         );
         ensure_eq!(a.port_in(BOOTFS_PORT_COUNT, 4), Err(Error::BadHandle));
         ensure_eq!(b.detach(), Ok(()));
+        Ok(())
+    });
+
+    s.run("privileged_devices_need_the_system_right", || {
+        let st = in_child(|| {
+            let Ok(info) = REGISTRY.info() else { return 1 };
+            if info.rights & dev::RIGHT_SYSTEM == 0 {
+                return 2; // the runner (init) must hold it
+            }
+            if REGISTRY.restrict(info.rights & !dev::RIGHT_SYSTEM).is_err() {
+                return 3;
+            }
+            let denied = |name: &str, rights: u32| {
+                dev::attach(REGISTRY, name, rights).map(|_| ()) == Err(Error::AccessDenied)
+            };
+            let checks = [
+                denied("platform", dev::RIGHT_READ),
+                denied("mempool", dev::RIGHT_READ),
+                // Nor can the registry be looked up again with more rights
+                // than the handle used.
+                denied("registry", dev::RIGHT_LOOKUP | dev::RIGHT_SYSTEM),
+                // Restricting never gives the right back.
+                REGISTRY.restrict(info.rights) == Err(Error::AccessDenied),
+                // Ordinary devices are still there.
+                dev::attach(REGISTRY, "klog", dev::RIGHT_READ).is_ok_and(|h| h.detach().is_ok()),
+                dev::attach(REGISTRY, "registry", dev::RIGHT_LOOKUP)
+                    .is_ok_and(|h| h.detach().is_ok()),
+            ];
+            match checks.iter().position(|ok| !ok) {
+                None => 0,
+                Some(i) => 10 + i as i32,
+            }
+        })?;
+        ensure_eq!(st.code, 0);
+        // A handle without REGISTER cannot win it back through lookup.
+        let st = in_child(|| {
+            let Ok(info) = REGISTRY.info() else { return 1 };
+            if REGISTRY
+                .restrict(info.rights & !dev::RIGHT_REGISTER)
+                .is_err()
+            {
+                return 2;
+            }
+            let again = dev::attach(
+                REGISTRY,
+                "registry",
+                dev::RIGHT_LOOKUP | dev::RIGHT_REGISTER,
+            );
+            (again.map(|_| ()) != Err(Error::AccessDenied)) as i32 * 3
+        })?;
+        ensure_eq!(st.code, 0);
         Ok(())
     });
 

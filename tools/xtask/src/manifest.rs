@@ -68,6 +68,8 @@ struct RawModule {
     #[serde(default)]
     restart: bool,
     start: Option<bool>,
+    #[serde(default)]
+    system: bool,
 }
 
 /// A validated image manifest.
@@ -130,6 +132,9 @@ pub struct Module {
     /// Whether init starts it at boot (`false`: it is in the image for the
     /// shell's `run`).
     pub start: bool,
+    /// Whether it keeps RIGHT_SYSTEM (platform, mempool, hardware devices):
+    /// for drivers and the memory server.
+    pub system: bool,
 }
 
 /// The smallest memory limit a module may have: below this not even a
@@ -280,11 +285,13 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
             ));
         }
         let is_init = i == 0;
-        if is_init && (m.memory_limit_kib.is_some() || m.registers.is_some() || m.restart) {
+        if is_init
+            && (m.memory_limit_kib.is_some() || m.registers.is_some() || m.restart || m.system)
+        {
             return Err(err(
                 &field,
-                "is init, which the kernel starts: memory_limit_kib, registers and restart \
-                 apply to the modules init starts"
+                "is init, which the kernel starts (with every right): memory_limit_kib, \
+                 registers, restart and system apply to the modules init starts"
                     .into(),
             ));
         }
@@ -332,6 +339,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
             registers: m.registers,
             restart: m.restart,
             start,
+            system: m.system,
         });
     }
 
@@ -406,6 +414,9 @@ impl Manifest {
                 }
                 if !m.start {
                     line.push_str(" @nostart");
+                }
+                if m.system {
+                    line.push_str(" @system");
                 }
                 for arg in &m.args {
                     line.push(' ');

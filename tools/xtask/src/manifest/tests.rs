@@ -185,3 +185,18 @@ fn start_false_marks_modules_for_the_shell() {
         parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\nstart = false\n");
     assert!(init.contains("module[0]"), "{init}");
 }
+
+#[test]
+fn system_is_a_loader_option_and_not_for_init() {
+    let m = parse_ok(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n[[module]]\nbinary = \"console\"\nsystem = true\n",
+    );
+    assert_eq!(m.initrd(), "init,console @system");
+    assert!(m.modules[1].system && !m.modules[0].system);
+    let init =
+        parse_err("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\nsystem = true\n");
+    assert!(
+        init.contains("module[0]") && init.contains("system"),
+        "{init}"
+    );
+}
