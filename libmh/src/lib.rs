@@ -30,6 +30,7 @@ pub mod procs;
 pub mod raw;
 pub mod registry;
 pub mod rt;
+pub mod server;
 pub mod timer;
 pub mod vm;
 

@@ -6,7 +6,8 @@
 #![no_main]
 
 use abi::userdev::REQUEST_OUT;
-use libmh::dev::{self, REGISTRY};
+use libmh::dev::{self, REGISTRY, Request, Served};
+use libmh::server::{self, Reply, Server};
 use libmh::{Args, Error, println, process};
 
 libmh::entry!(main);
@@ -16,29 +17,36 @@ const V: u32 = 3;
 
 /// The server: port 0 carries the iova of a 4 KiB export to fill; port 1
 /// ends it.
+struct Filler {
+    data: [u8; 4096],
+}
+
+impl Server for Filler {
+    fn request(&mut self, dev: Served, r: &Request) -> Reply {
+        match (r.kind, r.port) {
+            (REQUEST_OUT, 0) => {
+                // Straight into the client's pages: no copy on its side.
+                let n = match dev.dma_write(r.client, &self.data, r.value) {
+                    Ok(()) => self.data.len() as u64,
+                    Err(e) => u64::from(e.code()) << 32,
+                };
+                Reply::word(0, n, 0)
+            }
+            (REQUEST_OUT, 1) => Reply::Stop(0),
+            _ => Reply::None,
+        }
+    }
+}
+
 fn serve() -> i32 {
     let Ok(d) = dev::create(NAME, 1, 8, 1) else {
         return 1;
     };
-    let mut data = [0u8; 4096];
-    for (i, b) in data.iter_mut().enumerate() {
+    let mut filler = Filler { data: [0; 4096] };
+    for (i, b) in filler.data.iter_mut().enumerate() {
         *b = (i % 251) as u8;
     }
-    let mut next = d.poll();
-    loop {
-        let Ok(r) = next else { return 2 };
-        next = match (r.kind, r.port) {
-            (REQUEST_OUT, 0) => {
-                let n = match d.dma_write(r.client, &data, r.value) {
-                    Ok(()) => data.len() as u64,
-                    Err(e) => u64::from(e.code()) << 32,
-                };
-                d.reply_poll(r.client, 0, 8, n, Some(0))
-            }
-            (REQUEST_OUT, 1) => return 0,
-            _ => d.poll(),
-        };
-    }
+    server::serve(d, 1, 0, &mut filler).unwrap_or(2)
 }
 
 fn run() -> Result<bool, Error> {

@@ -6,7 +6,9 @@
 #![no_main]
 
 use abi::userdev::REQUEST_OUT;
-use libmh::{Args, dev, println};
+use libmh::dev::{self, Request, Served};
+use libmh::server::{self, Reply, Server};
+use libmh::{Args, println};
 
 libmh::entry!(main);
 
@@ -14,33 +16,37 @@ libmh::entry!(main);
 const PORT_ECHO: u32 = 0;
 /// Port 1: exit at once (for the supervision demo).
 const PORT_CRASH: u32 = 1;
+/// Our own vector (the framework waits on it).
+const VECTOR: u32 = 1;
+
+struct Echo;
+
+impl Server for Echo {
+    fn request(&mut self, _dev: Served, r: &Request) -> Reply {
+        match (r.kind, r.port) {
+            // Answer at I/O-space offset 0, announced on line 0.
+            (REQUEST_OUT, PORT_ECHO) => Reply::word(0, r.value, 0),
+            (REQUEST_OUT, PORT_CRASH) => Reply::Stop(3),
+            // Opens, closes, forks and unknown ports need no answer.
+            _ => Reply::None,
+        }
+    }
+}
 
 fn main(_args: Args) -> i32 {
-    // One IRQ line, 8 bytes of I/O space per client, vector 1 for us.
-    let echo = match dev::create("echo", 1, 8, 1) {
+    // One IRQ line, 8 bytes of I/O space per client.
+    let echo = match dev::create("echo", 1, 8, VECTOR) {
         Ok(d) => d,
         Err(e) => {
             println!("echo-server: cannot register 'echo': {e}");
             return 1;
         }
     };
-    let mut next = echo.poll();
-    loop {
-        let request = match next {
-            Ok(r) => r,
-            Err(e) => {
-                println!("echo-server: poll failed: {e}");
-                return 2;
-            }
-        };
-        next = match (request.kind, request.port) {
-            (REQUEST_OUT, PORT_ECHO) => {
-                // Answer (I/O space + line 0) and wait for the next, in one call.
-                echo.reply_poll(request.client, 0, 8, request.value, Some(0))
-            }
-            (REQUEST_OUT, PORT_CRASH) => return 3,
-            // Opens, closes, forks and unknown ports need no answer.
-            _ => echo.poll(),
-        };
+    match server::serve(echo, VECTOR, 0, &mut Echo) {
+        Ok(code) => code,
+        Err(e) => {
+            println!("echo-server: stopped: {e}");
+            2
+        }
     }
 }

@@ -25,6 +25,7 @@ mod t_mem;
 mod t_memserver;
 mod t_proc;
 mod t_procs;
+mod t_server;
 mod t_syscalls;
 mod t_timer;
 mod t_userdev;
@@ -82,6 +83,7 @@ fn run_all() -> i32 {
     t_hw::run(&mut s);
     t_mem::run(&mut s);
     t_proc::run(&mut s);
+    t_server::run(&mut s);
     t_fuzz::run(&mut s);
     t_timer::run(&mut s);
     t_memserver::run(&mut s);
