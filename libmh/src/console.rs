@@ -8,13 +8,16 @@
 //! of it, so it calls `open` again (which replaces both). Every call waits
 //! for the server's answer and returns its result.
 
-use crate::dev::{self, Handle, REGISTRY};
+use crate::dev::Handle;
+use crate::typed::{self, Client};
 use crate::{process, vm};
 use abi::Error;
 use abi::console::*;
 
+type Port = typed::Console;
+
 /// The name the console server registers.
-pub const DEVICE_NAME: &str = "console";
+pub const DEVICE_NAME: &str = <typed::Console as typed::Class>::NAME;
 
 /// Where the output and input buffers live (one page each).
 const CONSOLE_AREA: u64 = 0x0000_7d00_0000_0000;
@@ -33,7 +36,7 @@ pub enum Read {
 }
 
 pub struct Console {
-    h: Handle,
+    h: typed::Handle<Port, Client>,
     done: u32,
     interrupt: u32,
     reading: bool,
@@ -43,8 +46,7 @@ impl Console {
     /// Attaches the console, delivering its lines as vectors `done` and
     /// `interrupt` (distinct, 0..63, not used for anything else).
     pub fn open(done: u32, interrupt: u32) -> Result<Console, Error> {
-        let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_IRQ | dev::RIGHT_DMA;
-        let h = dev::attach(REGISTRY, DEVICE_NAME, rights)?;
+        let h = typed::Handle::<Port, Client>::attach()?;
         let set_up = (|| {
             let _ = vm::unmap(CONSOLE_AREA, 2 * PAGE);
             vm::map(CONSOLE_AREA, 2 * PAGE, vm::PROT_RW)?;
@@ -53,10 +55,10 @@ impl Console {
             let (out, input) = unsafe { (buffer(0), buffer(1)) };
             let out_iova = h.export(out)?;
             let in_iova = h.export(input)?;
-            h.irq_map(CONSOLE_IRQ_DONE, done)?;
-            h.irq_map(CONSOLE_IRQ_INTERRUPT, interrupt)?;
-            h.port_out(CONSOLE_PORT_OUT_BUFFER, 8, out_iova)?;
-            h.port_out(CONSOLE_PORT_IN_BUFFER, 8, in_iova)
+            h.map_line(Port::DONE, done)?;
+            h.map_line(Port::INTERRUPT, interrupt)?;
+            h.write(Port::OUT_BUFFER, out_iova)?;
+            h.write(Port::IN_BUFFER, in_iova)
         })();
         match set_up {
             Ok(()) => Ok(Console {
@@ -81,8 +83,8 @@ impl Console {
             let out = unsafe { buffer(0) };
             out[..piece.len()].copy_from_slice(piece);
             self.h
-                .port_out_wait(CONSOLE_PORT_WRITE, 8, piece.len() as u64, 1 << self.done)?;
-            result(self.h.port_in(CONSOLE_IO_WRITE_RESULT, 8)?)?;
+                .write_wait(Port::WRITE, piece.len() as u64, 1 << self.done)?;
+            result(self.h.read(Port::WRITE_RESULT)?)?;
         }
         Ok(())
     }
@@ -90,9 +92,8 @@ impl Console {
     /// Makes this client the one Ctrl-C interrupts (reading a line does
     /// that too).
     pub fn take_foreground(&self) -> Result<(), Error> {
-        self.h
-            .port_out_wait(CONSOLE_PORT_FOREGROUND, 8, 0, 1 << self.done)?;
-        result(self.h.port_in(CONSOLE_IO_WRITE_RESULT, 8)?).map(|_| ())
+        self.h.write_wait(Port::FOREGROUND, 0, 1 << self.done)?;
+        result(self.h.read(Port::WRITE_RESULT)?).map(|_| ())
     }
 
     /// Reads one line into `buf` (at most `CONSOLE_LINE_MAX` bytes).
@@ -106,13 +107,13 @@ impl Console {
             process::irq_wait(mask)?
         } else {
             self.reading = true;
-            self.h.port_out_wait(CONSOLE_PORT_READ, 8, max, mask)?
+            self.h.write_wait(Port::READ, max, mask)?
         };
         if got & (1 << self.done) == 0 {
             return Ok(Read::Interrupted);
         }
         self.reading = false;
-        let n = result(self.h.port_in(CONSOLE_IO_READ_RESULT, 8)?)? as usize;
+        let n = result(self.h.read(Port::READ_RESULT)?)? as usize;
         if n == 0 {
             return Ok(Read::End);
         }
@@ -124,8 +125,10 @@ impl Console {
         Ok(Read::Line(n))
     }
 
+    /// The untyped handle (for tests that must send what the typed one
+    /// cannot).
     pub fn handle(&self) -> Handle {
-        self.h
+        self.h.raw()
     }
 
     /// Detaches the console (the buffers stay mapped until the next open).
@@ -138,14 +141,14 @@ impl Console {
 /// the wire (no-op without a console): for a program about to power the
 /// machine off. `vector` is used for the wait and must be otherwise unused.
 pub fn sync(vector: u32) -> Result<(), Error> {
-    let h = match dev::attach(REGISTRY, DEVICE_NAME, dev::RIGHT_WRITE | dev::RIGHT_IRQ) {
+    let h = match typed::Handle::<Port, typed::ReadWriteIrq>::attach() {
         Ok(h) => h,
         Err(Error::NotFound) => return Ok(()),
         Err(e) => return Err(e),
     };
     let synced = h
-        .irq_map(CONSOLE_IRQ_DONE, vector)
-        .and_then(|()| h.port_out_wait(CONSOLE_PORT_SYNC, 8, 0, 1 << vector));
+        .map_line(Port::DONE, vector)
+        .and_then(|()| h.write_wait(Port::SYNC, 0, 1 << vector));
     let _ = h.detach();
     synced.map(|_| ())
 }

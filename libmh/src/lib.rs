@@ -32,6 +32,7 @@ pub mod registry;
 pub mod rt;
 pub mod server;
 pub mod timer;
+pub mod typed;
 pub mod vm;
 
 pub use abi::{Error, ExitKind, ExitStatus};
