@@ -15,7 +15,8 @@
 
 use super::Scheduler;
 use crate::bus::Attachment;
-use crate::process::{Block, Pid, State};
+use crate::process::{Block, PRIORITY_LEVELS, Process, State};
+use kernel_core::runqueue::RunQueue;
 use abi::Sysno;
 use abi::bus::{RIGHT_SERVE, RIGHT_WRITE};
 use core::sync::atomic::Ordering;
@@ -71,19 +72,15 @@ impl Scheduler {
         let Ok(request) = u.out_request(client, port, size, value) else {
             return false;
         };
-        let polling = self.procs.get(server).is_some_and(
-            |s| matches!(s.state, State::Blocked(Block::Poll { dev: d, out: 0 }) if d == dev),
-        );
-        if !polling || !self.may_hand_off(server) {
-            return false;
-        }
-        self.current().state = State::Blocked(Block::Irq {
-            mask,
-            dev: Some(dev),
-        });
+        // One look at the server (the ready queues are another field, so
+        // they can be asked while it is borrowed).
         let Some(s) = self.procs.get_mut(server) else {
             return false;
         };
+        let polling = matches!(s.state, State::Blocked(Block::Poll { dev: d, out: 0 }) if d == dev);
+        if !polling || !may_run_next(s, &self.ready) {
+            return false;
+        }
         let [w0, w1, w2, w3] = request.to_words();
         s.frame.rdi = w0;
         s.frame.rsi = w1;
@@ -91,6 +88,10 @@ impl Scheduler {
         s.frame.r10 = w3;
         s.frame.rax = u64::from(request.client);
         s.state = State::Runnable;
+        self.current().state = State::Blocked(Block::Irq {
+            mask,
+            dev: Some(dev),
+        });
         self.switch_to(server);
         true
     }
@@ -120,6 +121,11 @@ impl Scheduler {
         if entry.rights & RIGHT_SERVE == 0 {
             return false;
         }
+        if self.current == 0 {
+            return false;
+        }
+        // The device and the client process are looked up once each; they
+        // live in different fields, so both can be held at once.
         let Ok(u) = self.devices.user(dev) else {
             return false;
         };
@@ -129,52 +135,43 @@ impl Scheduler {
         let Ok(Some((target, vector))) = u.irq_target(client, line) else {
             return false;
         };
-        let Some(t) = self.procs.get(target) else {
+        if target == self.current {
+            return false;
+        }
+        let Some(t) = self.procs.get_mut(target) else {
             return false;
         };
         let State::Blocked(Block::Irq { mask, .. }) = t.state else {
             return false;
         };
         let taken = (t.pending | 1 << vector) & mask;
-        if taken == 0 || target == self.current || !self.may_hand_off(target) {
+        if taken == 0 || !may_run_next(t, &self.ready) {
             return false;
         }
         // Everything is decided: the answer goes out.
         if port_size != 0 {
             let (port, size) = (port_size >> 8, port_size & 0xff);
-            let Ok(u) = self.devices.user(dev) else {
-                return false;
-            };
             if u.write_iospace(client, port, size, value).is_err() {
                 // Repeated (and reported) by the slow path.
                 return false;
             }
         }
-        self.current().state = State::Blocked(Block::Poll { dev, out: 0 });
-        let Some(t) = self.procs.get_mut(target) else {
-            return false;
-        };
         t.pending = (t.pending | 1 << vector) & !taken;
         t.frame.rax = taken;
         t.state = State::Runnable;
+        self.current().state = State::Blocked(Block::Poll { dev, out: 0 });
         self.switch_to(target);
         true
     }
 }
 
-impl Scheduler {
-    /// Whether the CPU may go straight to `to` (whose sleep the caller
-    /// checked): nothing more urgent is ready and it has no interrupt that
-    /// must be handed to its handler first.
-    #[inline(always)]
-    fn may_hand_off(&self, to: Pid) -> bool {
-        let Some(t) = self.procs.get(to) else {
-            return false;
-        };
-        if t.int_enabled && t.pending != 0 {
-            return false;
-        }
-        let prio = t.priority;
-        prio == 0 || !self.ready.has_at_least(prio - 1)
+/// Whether the CPU may go straight to `p` (whose sleep the caller
+/// checked): nothing more urgent is ready and it has no interrupt that
+/// must be handed to its handler first.
+#[inline(always)]
+fn may_run_next(p: &Process, ready: &RunQueue<PRIORITY_LEVELS>) -> bool {
+    if p.int_enabled && p.pending != 0 {
+        return false;
     }
+    p.priority == 0 || !ready.has_at_least(p.priority - 1)
 }
