@@ -144,3 +144,71 @@ pub fn attach_detach() -> Result<(u64, u64), Fail> {
     })?;
     Ok((per, N))
 }
+
+/// IRQ delivery to a waiting process, both ways: the parent raises a line
+/// on the child (`dev_irq` on a device it serves) and waits; the child,
+/// woken in `irq_wait`, raises a line on the parent through its own device
+/// and waits again. One operation is the whole ping-pong: two deliveries,
+/// four system calls, two switches.
+pub fn irq_ping_pong() -> Result<(u64, u64), Fail> {
+    const N: u64 = 5_000;
+    const VP: u32 = 22;
+    const VC: u32 = 23;
+    let rights = dev::RIGHT_READ | dev::RIGHT_IRQ;
+    let ping = dev::create("bench-ping", 1, 8, 4)?;
+    let child = process::fork()?;
+    if child == 0 {
+        let run = || -> Result<(), abi::Error> {
+            let pong = dev::create("bench-pong", 1, 8, 4)?;
+            let h = dev::attach(REGISTRY, "bench-ping", rights)?;
+            h.irq_map(0, VC)?;
+            // The parent's client id on our device: its OPEN.
+            let parent = loop {
+                let r = pong.poll()?;
+                if r.kind == abi::userdev::REQUEST_OPEN {
+                    break r.client;
+                }
+            };
+            loop {
+                process::irq_wait(1 << VC)?;
+                if h.port_in(0, 8)? == 1 {
+                    return Ok(());
+                }
+                pong.irq(parent, 0)?;
+            }
+        };
+        process::exit(run().is_err() as i64);
+    }
+    let mut pong = Err(abi::Error::NotFound);
+    for _ in 0..10_000 {
+        pong = dev::attach(REGISTRY, "bench-pong", rights);
+        if pong.is_ok() {
+            break;
+        }
+        process::yield_now();
+    }
+    let pong = pong?;
+    pong.irq_map(0, VP)?;
+    let child_client = loop {
+        match ping.try_poll() {
+            Ok(r) if r.kind == abi::userdev::REQUEST_OPEN => break r.client,
+            Ok(_) => {}
+            Err(abi::Error::WouldBlock) => process::yield_now(),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let per = measure::run(N, 50, &mut |_| {
+        ping.irq(child_client, 0)?;
+        process::irq_wait(1 << VP)?;
+        Ok(())
+    })?;
+    ping.write_iospace(child_client, 0, 8, 1)?;
+    ping.irq(child_client, 0)?;
+    let st = process::wait_child()?;
+    let _ = pong.detach();
+    let _ = ping.destroy();
+    if st.code != 0 {
+        return Err(Fail::Check("the pong side failed", st.code));
+    }
+    Ok((per, N))
+}

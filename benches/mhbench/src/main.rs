@@ -43,7 +43,7 @@ const FAULT_PAGES: u64 = 256;
 /// operation, iterations per batch).
 type Bench = (&'static str, fn() -> Result<(u64, u64), Fail>);
 
-const BENCHES: [Bench; 20] = [
+const BENCHES: [Bench; 21] = [
     ("null_syscall", null_syscall),
     ("yield_alone", yield_alone),
     ("fork_exit_wait", fork_exit_wait),
@@ -56,6 +56,7 @@ const BENCHES: [Bench; 20] = [
     ("ipc_round_trip", ipc::round_trip_fused),
     ("ipc_round_trip_plain", ipc::round_trip_plain),
     ("ipc_round_trip_dma_4k", ipc::round_trip_dma_4k),
+    ("irq_ping_pong", ipc::irq_ping_pong),
     ("port_in_kernel_device", ipc::port_in_kernel),
     ("attach_detach", ipc::attach_detach),
     ("time_now_ns", time::now_ns),
