@@ -16,10 +16,10 @@
 use super::Scheduler;
 use crate::bus::Attachment;
 use crate::process::{Block, PRIORITY_LEVELS, Process, State};
-use kernel_core::runqueue::RunQueue;
 use abi::Sysno;
 use abi::bus::{RIGHT_SERVE, RIGHT_WRITE};
 use core::sync::atomic::Ordering;
+use kernel_core::runqueue::RunQueue;
 
 impl Scheduler {
     /// Tries the fast path for system call `number` with argument words

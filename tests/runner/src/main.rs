@@ -42,6 +42,14 @@ fn main(args: Args) -> i32 {
         (Some("helper"), Some(what)) => helpers::run(what),
         (Some("console-check"), _) => console_check::run(),
         (Some("fuzz-trace"), Some(r)) => t_fuzz::trace_round(r.parse().unwrap_or(0)),
+        (Some("fuzz-range"), Some(from)) => {
+            let from = from.parse().unwrap_or(0);
+            let to = args
+                .get(2)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(from + 100);
+            t_fuzz::hunt(from, to)
+        }
         (Some("fuzz"), _) => {
             let mut s = suite::Suite::new();
             t_fuzz::run(&mut s);

@@ -22,7 +22,7 @@ impl Fail {
         f
     }
 
-    fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("(unprintable reason)")
     }
 }

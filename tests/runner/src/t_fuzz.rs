@@ -5,7 +5,8 @@
 //! and once the children are reaped every frame is back.
 //!
 //! Rules: each child gets a memory limit and a registry handle without
-//! LOOKUP (so it cannot reach platform and claim the UART, or bootfs), its
+//! RIGHT_SYSTEM (so it cannot reach platform and claim the UART, mempool
+//! or hardware devices) but with a device of its own and a client of it, its
 //! forks exit at once (no fork bombs), calls that would sleep are made in
 //! their non-blocking form, log writes are empty (random text on the
 //! serial line could fake a test result), and a child still running at
@@ -23,6 +24,9 @@ use libmh::timer::rdtsc;
 use libmh::{process, procs};
 
 const ROUNDS: u64 = 12;
+/// What the fuzzing child asks for on the devices it attaches.
+const CLIENT_RIGHTS: u32 =
+    dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_IRQ | dev::RIGHT_DMA | dev::RIGHT_CLONE;
 const CALLS: u32 = 4_000;
 /// Frames a fuzzing child may hold (4 MiB).
 const LIMIT_FRAMES: u64 = 1024;
@@ -36,6 +40,25 @@ static TRACE: AtomicBool = AtomicBool::new(false);
 /// The seed of round `r` (the same in the suite and in `fuzz-trace`).
 fn seed_of(r: u64) -> u64 {
     0x9e37_79b9_7f4a_7c15 ^ (r * 0x1234_5678_9abc)
+}
+
+/// `mhtest fuzz-range <from> <to>`: more rounds than the suite runs, for
+/// hunting; prints the rounds that had to be killed. Ends 0 if the kernel
+/// got through them all (which is the point: it must).
+pub fn hunt(from: u64, to: u64) -> i32 {
+    for r in from..to {
+        match round(seed_of(r)) {
+            Ok(true) => libmh::println!("mhtest: fuzz round {r} ran into its deadline"),
+            Ok(false) => {}
+            Err(e) => {
+                libmh::println!("mhtest: fuzz round {r}: {}", e.as_str());
+                return 1;
+            }
+        }
+        while process::try_wait_child().is_ok() {}
+    }
+    libmh::println!("mhtest: fuzz rounds {from}..{to} done");
+    0
 }
 
 /// `mhtest fuzz-trace <round>`: replays one round, logging each call.
@@ -132,8 +155,16 @@ fn round(seed: u64) -> Result<bool, Fail> {
     let fail = |e: Error| Fail::new(format_args!("{e}"));
     let pid = match process::fork().map_err(fail)? {
         0 => {
-            // Keep the child away from platform, bootfs and the rest.
-            let _ = REGISTRY.restrict(dev::RIGHT_REGISTER | dev::RIGHT_CLONE);
+            // Keep the child away from platform, mempool and hardware
+            // devices (no RIGHT_SYSTEM); everything else it may reach.
+            let rights = REGISTRY.info().map_or(0, |i| i.rights);
+            let _ = REGISTRY.restrict(rights & !dev::RIGHT_SYSTEM);
+            // Real device handles for the random ones to hit: a device it
+            // serves, a client of it, and klog.
+            let name = if seed & 1 == 0 { "fz-even" } else { "fz-odd" };
+            let _ = dev::create(name, 2, 16, 3);
+            let _ = dev::attach(REGISTRY, name, CLIENT_RIGHTS);
+            let _ = dev::attach(REGISTRY, "klog", CLIENT_RIGHTS);
             process::exit(fuzz(seed) as i64)
         }
         pid => pid,
