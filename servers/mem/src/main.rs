@@ -24,6 +24,7 @@ use abi::mem::*;
 use abi::userdev::{REQUEST_CLONE, REQUEST_CLOSE, REQUEST_OPEN, REQUEST_OUT, Request};
 use ceilings::Ceilings;
 use libmh::dev::{self, Handle, REGISTRY, Served};
+use libmh::server::Reply;
 use libmh::{Args, println, process};
 
 /// Raised when a request is queued (unused: the server always polls).
@@ -36,7 +37,7 @@ const ANCESTRY_MAX: u32 = 64;
 
 libmh::entry!(main);
 
-struct Server {
+struct Mem {
     dev: Served,
     pool: Handle,
     procs: Handle,
@@ -84,7 +85,7 @@ fn main(args: Args) -> i32 {
         free * 4
     );
     // About 8 KiB of selections: on the stack, which grows on demand.
-    let mut server = Server {
+    let mut server = Mem {
         dev,
         pool,
         procs,
@@ -92,7 +93,13 @@ fn main(args: Args) -> i32 {
         ceilings: Ceilings::new(),
         selected: [(u32::MAX, 0); SLOTS],
     };
-    server.serve()
+    match libmh::server::serve(dev, V_REQUEST, 0, &mut server) {
+        Ok(code) => code,
+        Err(e) => {
+            println!("mem: dev_poll: {e}");
+            1
+        }
+    }
 }
 
 fn parent_of(procs: Handle, pid: u32) -> Result<u32, Error> {
@@ -100,30 +107,23 @@ fn parent_of(procs: Handle, pid: u32) -> Result<u32, Error> {
     procs.port_in(PROC_PORT_PARENT, 4).map(|p| p as u32)
 }
 
-impl Server {
-    fn serve(&mut self) -> i32 {
-        let mut next = self.dev.poll();
-        loop {
-            let r = match next {
-                Ok(r) => r,
-                Err(e) => {
-                    println!("mem: dev_poll: {e}");
-                    return 1;
-                }
-            };
-            next = match r.kind {
-                REQUEST_OPEN | REQUEST_CLONE | REQUEST_CLOSE => {
-                    self.selected[(r.client & SLOT_MASK) as usize] = (u32::MAX, 0);
-                    self.dev.poll()
-                }
-                REQUEST_OUT => self.answer(&r),
-                _ => self.dev.poll(),
-            };
+impl libmh::server::Server for Mem {
+    fn request(&mut self, _dev: Served, r: &Request) -> Reply {
+        match r.kind {
+            REQUEST_OPEN | REQUEST_CLONE | REQUEST_CLOSE => {
+                self.selected[(r.client & SLOT_MASK) as usize] = (u32::MAX, 0);
+                Reply::None
+            }
+            REQUEST_OUT => Reply::word(MEM_IO_RESULT, self.answer(r), MEM_IRQ_REPLY),
+            _ => Reply::None,
         }
     }
+}
 
-    /// Handles one request, replies, and polls the next.
-    fn answer(&mut self, r: &Request) -> Result<Request, Error> {
+impl Mem {
+    /// Handles one OUT request; returns its result word (the usage ports
+    /// of the I/O space are written here too).
+    fn answer(&mut self, r: &Request) -> u64 {
         let result = if r.size != 8 {
             Err(Error::InvalidArgument)
         } else {
@@ -147,15 +147,7 @@ impl Server {
                 let _ = self.dev.write_iospace(r.client, port, 8, v);
             }
         }
-        let word = mem_encode_result(result);
-        match self
-            .dev
-            .reply_poll(r.client, MEM_IO_RESULT, 8, word, Some(MEM_IRQ_REPLY))
-        {
-            // The client left before its answer: nothing to tell it.
-            Err(Error::NotFound) => self.dev.poll(),
-            other => other,
-        }
+        mem_encode_result(result)
     }
 
     /// (used, limit, ceiling) of `pid`, the limit `MEMPOOL_UNLIMITED` if
