@@ -24,6 +24,14 @@ use libmh::timer::rdtsc;
 use libmh::{process, procs};
 
 const ROUNDS: u64 = 12;
+/// Hardware devices made by the t_hw group, if they exist.
+const HW_DEVICES: [&str; 2] = ["t-rtc", "t-vga"];
+const HW_RIGHTS: u32 = dev::RIGHT_READ
+    | dev::RIGHT_WRITE
+    | dev::RIGHT_DMA
+    | dev::RIGHT_IRQ
+    | dev::RIGHT_MAP
+    | dev::RIGHT_CLONE;
 /// What the fuzzing child asks for on the devices it attaches.
 const CLIENT_RIGHTS: u32 =
     dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_IRQ | dev::RIGHT_DMA | dev::RIGHT_CLONE;
@@ -46,6 +54,11 @@ fn seed_of(r: u64) -> u64 {
 /// hunting; prints the rounds that had to be killed. Ends 0 if the kernel
 /// got through them all (which is the point: it must).
 pub fn hunt(from: u64, to: u64) -> i32 {
+    // Alone in its image, the hunter makes the hardware devices the suite's
+    // t_hw group would have made, so the rounds reach them too.
+    if let Err(e) = make_hardware_devices() {
+        libmh::println!("mhtest: fuzz: no hardware devices: {e}");
+    }
     for r in from..to {
         match round(seed_of(r)) {
             Ok(true) => libmh::println!("mhtest: fuzz round {r} ran into its deadline"),
@@ -155,8 +168,15 @@ fn round(seed: u64) -> Result<bool, Fail> {
     let fail = |e: Error| Fail::new(format_args!("{e}"));
     let pid = match process::fork().map_err(fail)? {
         0 => {
-            // Keep the child away from platform, mempool and hardware
-            // devices (no RIGHT_SYSTEM); everything else it may reach.
+            // The hardware devices t_hw made (CMOS ports and IRQ, VGA
+            // memory), attached with every right while it still may: the
+            // random calls reach port I/O, IRQ routing, device-memory
+            // mappings and DMA wiring through them.
+            for name in HW_DEVICES {
+                let _ = dev::attach(REGISTRY, name, HW_RIGHTS);
+            }
+            // Then away from platform, mempool and further hardware (no
+            // RIGHT_SYSTEM); everything else it may reach.
             let rights = REGISTRY.info().map_or(0, |i| i.rights);
             let _ = REGISTRY.restrict(rights & !dev::RIGHT_SYSTEM);
             // Real device handles for the random ones to hit: a device it
@@ -196,6 +216,56 @@ fn round(seed: u64) -> Result<bool, Fail> {
     }
 }
 
+fn make_hardware_devices() -> Result<(), Error> {
+    use abi::HwDeviceSpec;
+    use abi::hw::{HwIrq, HwMmioRange, HwPortRange};
+    let named = |name: &str| {
+        let mut spec = HwDeviceSpec {
+            name_len: name.len() as u32,
+            ..HwDeviceSpec::default()
+        };
+        spec.name[..name.len()].copy_from_slice(name.as_bytes());
+        spec
+    };
+    let mut rtc = named(HW_DEVICES[0]);
+    rtc.port_count = 1;
+    rtc.ports[0] = HwPortRange { base: 0x70, len: 2 };
+    rtc.irq_count = 1;
+    rtc.irqs[0] = HwIrq { gsi: 8, flags: 0 };
+    let mut vga = named(HW_DEVICES[1]);
+    vga.mmio_count = 1;
+    vga.mmio[0] = HwMmioRange {
+        base: 0xb8000,
+        len: 0x1000,
+    };
+    let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA;
+    let plat = dev::attach(REGISTRY, "platform", rights)?;
+    for spec in [rtc, vga] {
+        match dev::create_hardware(plat, &spec) {
+            Ok(()) | Err(Error::AlreadyExists) => {}
+            Err(e) => {
+                let _ = plat.detach();
+                return Err(e);
+            }
+        }
+    }
+    plat.detach()
+}
+
+fn release_hardware_quarantine() -> Result<(), Fail> {
+    let fail = |e: Error| Fail::new(format_args!("{e}"));
+    let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA;
+    let plat = dev::attach(REGISTRY, "platform", rights).map_err(fail)?;
+    for name in HW_DEVICES {
+        match dev::release_quarantine(plat, name) {
+            Ok(()) | Err(Error::NotFound) => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    let _ = plat.detach();
+    Ok(())
+}
+
 /// Frames this process holds (its reserve's use), through mempool.
 fn own_frames() -> Result<u64, Fail> {
     let fail = |e: Error| Fail::new(format_args!("{e}"));
@@ -215,6 +285,7 @@ pub fn run(s: &mut Suite) {
         crate::util::warm_up();
         round(0x5eed)?;
         while process::wait_child().is_ok() {}
+        release_hardware_quarantine()?;
         let before = free_frames() + own_frames()?;
         let mut killed = 0;
         for r in 0..ROUNDS {
@@ -225,6 +296,10 @@ pub fn run(s: &mut Suite) {
         // init, which is this runner in the test image: wait for every one
         // of them, so all their frames are back before counting.
         while process::wait_child().is_ok() {}
+        // Pages a child exported to a hardware device and never took back
+        // are quarantined at its exit (the device might still write them):
+        // give them back, as a driver would after resetting its device.
+        release_hardware_quarantine()?;
         ensure!(killed < ROUNDS as u32, "every round had to be killed");
         // Count this runner's own frames in: its stack may have grown.
         ensure_eq!(free_frames() + own_frames()?, before);
