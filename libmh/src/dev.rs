@@ -268,3 +268,26 @@ impl Served {
         self.0.detach()
     }
 }
+
+/// A device or process name as the kernel's listing ports give it: 32
+/// bytes read four at a time from ports `first .. first + 8`, padded with
+/// zeros (the registry's `REGISTRY_PORT_NAME`, proc's `PROC_PORT_NAME`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Name([u8; DEVICE_NAME_MAX]);
+
+impl Name {
+    /// Reads the name of what `h` has selected.
+    pub fn read(h: Handle, first: u32) -> Result<Name, Error> {
+        let mut name = [0u8; DEVICE_NAME_MAX];
+        for (k, chunk) in name.chunks_exact_mut(4).enumerate() {
+            let word = h.port_in(first + k as u32, 4)? as u32;
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        Ok(Name(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        core::str::from_utf8(&self.0[..len]).unwrap_or("?")
+    }
+}

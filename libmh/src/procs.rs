@@ -5,7 +5,7 @@
 //! process may end or appear between two reads; an entry that vanishes
 //! mid-read is skipped.
 
-use crate::dev::{self, Handle, REGISTRY};
+use crate::dev::{self, Handle, Name, REGISTRY};
 use abi::Error;
 use abi::kdev::*;
 
@@ -19,13 +19,12 @@ pub struct Entry {
     pub priority: u32,
     /// Frames it holds.
     pub frames: u64,
-    name: [u8; 32],
+    name: Name,
 }
 
 impl Entry {
     pub fn name(&self) -> &str {
-        let len = self.name.iter().position(|&b| b == 0).unwrap_or(32);
-        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+        self.name.as_str()
     }
 
     /// The state as a word for listings.
@@ -47,11 +46,7 @@ pub fn open(kill: bool) -> Result<Handle, Error> {
 
 fn read(h: Handle, pid: u32) -> Result<Entry, Error> {
     h.port_out(PROC_PORT_SELECT, 4, pid as u64)?;
-    let mut name = [0u8; 32];
-    for (k, chunk) in name.chunks_exact_mut(4).enumerate() {
-        let word = h.port_in(PROC_PORT_NAME + k as u32, 4)? as u32;
-        chunk.copy_from_slice(&word.to_le_bytes());
-    }
+    let name = Name::read(h, PROC_PORT_NAME)?;
     Ok(Entry {
         pid,
         parent: h.port_in(PROC_PORT_PARENT, 4)? as u32,

@@ -6,16 +6,14 @@
 //! not one: a device may come or go between two reads, and an entry whose
 //! selection fails part way is skipped rather than reported half-read.
 
-use crate::dev::REGISTRY;
+use crate::dev::{Name, REGISTRY};
 use abi::Error;
-use abi::bus::DEVICE_NAME_MAX;
 use abi::kdev::*;
 
 /// One registered device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
-    name: [u8; DEVICE_NAME_MAX],
-    len: usize,
+    name: Name,
     /// `abi::bus::DEVICE_KIND_*`.
     pub kind: u32,
     /// Its clients now.
@@ -26,7 +24,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn name(&self) -> &str {
-        core::str::from_utf8(&self.name[..self.len]).unwrap_or("?")
+        self.name.as_str()
     }
 }
 
@@ -38,15 +36,8 @@ pub fn count() -> Result<u32, Error> {
 /// The `index`-th registered device, in name order.
 pub fn entry(index: u32) -> Result<Entry, Error> {
     REGISTRY.port_out(REGISTRY_PORT_SELECT, 4, index as u64)?;
-    let mut name = [0u8; DEVICE_NAME_MAX];
-    for (k, chunk) in name.chunks_exact_mut(4).enumerate() {
-        let word = REGISTRY.port_in(REGISTRY_PORT_NAME + k as u32, 4)? as u32;
-        chunk.copy_from_slice(&word.to_le_bytes());
-    }
-    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     Ok(Entry {
-        name,
-        len,
+        name: Name::read(REGISTRY, REGISTRY_PORT_NAME)?,
         kind: REGISTRY.port_in(REGISTRY_PORT_KIND, 4)? as u32,
         clients: REGISTRY.port_in(REGISTRY_PORT_CLIENTS, 4)? as u32,
         server: REGISTRY.port_in(REGISTRY_PORT_SERVER, 4)? as u32,

@@ -242,18 +242,10 @@ pub fn port_out_wait(
         port_out(s, h, port, size, value)?;
         return crate::syscall::irq_wait_on(s, mask, None);
     };
-    let u = s.devices.user(dev)?;
-    let server = u.server;
-    let direct = if u.pending_requests() == 0 && user::polls_in_registers(s, server, dev) {
-        Some(
-            s.devices
-                .user(dev)?
-                .out_request(client, port, size, value)?,
-        )
-    } else {
-        s.devices.user(dev)?.out(client, port, size, value)?;
-        None
-    };
+    // The common case (the server already polls for this) never gets
+    // here: sched/fastpath.rs hands the request over directly. This is
+    // the general path: queue, then wake or hand to the server.
+    s.devices.user(dev)?.out(client, port, size, value)?;
     let p = s.current();
     let taken = p.pending & mask;
     if taken != 0 {
@@ -264,12 +256,7 @@ pub fn port_out_wait(
             dev: Some(dev),
         });
     }
-    match direct {
-        // The fast path: nothing queued and the server waits for exactly
-        // this, so the request goes from this call's registers to its.
-        Some(r) => user::give_request(s, server, &r),
-        None => user::notify_server(s, dev),
-    }
+    user::notify_server(s, dev);
     Ok((taken != 0).then_some(taken as usize))
 }
 

@@ -38,22 +38,6 @@ pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
     }
 }
 
-/// Whether `server` sleeps in `dev_poll` on `dev` asking for the request
-/// in its registers (so that handing one over cannot fail).
-pub fn polls_in_registers(s: &mut Scheduler, server: Pid, dev: DeviceId) -> bool {
-    s.get_mut(server)
-        .is_some_and(|p| p.state == crate::process::State::Blocked(Block::Poll { dev, out: 0 }))
-}
-
-/// Completes the `dev_poll` of `server`, which [`polls_in_registers`],
-/// with `r`.
-pub fn give_request(s: &mut Scheduler, server: Pid, r: &Request) {
-    if let Some(p) = s.get_mut(server) {
-        let _ = put_request(p, 0, r);
-    }
-    s.complete(server, r.client as isize);
-}
-
 /// Writes request `r` into the sleeping server's buffer and completes its
 /// poll; if the buffer is bad the request goes back and the poll fails.
 fn deliver_request(s: &mut Scheduler, dev: DeviceId, server: Pid, out: u64, r: Request) {

@@ -8,6 +8,7 @@
 use abi::Error;
 use core::fmt::Write;
 use libmh::console::{Console, Read};
+use libmh::print::FixedBuf;
 use libmh::process;
 
 const DONE: u32 = 6;
@@ -16,40 +17,13 @@ pub const WRITERS: u32 = 3;
 pub const LINES: u32 = 4;
 
 /// Writer `k`'s line `i`: long enough to take many UART FIFO loads.
-fn long_line(k: u32, i: u32, out: &mut heapless_line::Line) {
+fn long_line(k: u32, i: u32, out: &mut FixedBuf<400>) {
     out.clear();
     let _ = write!(out, "writer {k} line {i} ");
     for j in 0..260 {
         let _ = out.write_char((b'a' + ((k * 7 + i + j) % 26) as u8) as char);
     }
     let _ = out.write_str(" end\n");
-}
-
-/// A fixed-size line buffer (no allocator in user programs yet).
-mod heapless_line {
-    pub struct Line {
-        pub buf: [u8; 400],
-        pub len: usize,
-    }
-    impl Line {
-        pub fn clear(&mut self) {
-            self.len = 0;
-        }
-        pub fn bytes(&self) -> &[u8] {
-            &self.buf[..self.len]
-        }
-    }
-    impl core::fmt::Write for Line {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            let end = self.len + s.len();
-            if end > self.buf.len() {
-                return Err(core::fmt::Error);
-            }
-            self.buf[self.len..end].copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
-        }
-    }
 }
 
 fn open() -> Result<Console, Error> {
@@ -67,10 +41,7 @@ fn open() -> Result<Console, Error> {
 
 fn writer(k: u32) -> i32 {
     let Ok(c) = open() else { return 10 };
-    let mut line = heapless_line::Line {
-        buf: [0; 400],
-        len: 0,
-    };
+    let mut line = FixedBuf::<400>::new();
     for i in 0..LINES {
         long_line(k, i, &mut line);
         if c.write(line.bytes()).is_err() {

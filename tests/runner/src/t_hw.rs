@@ -211,6 +211,21 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run("hardware_devices_need_the_system_right", || {
+        let st = in_child(|| {
+            let Ok(info) = REGISTRY.info() else { return 1 };
+            if REGISTRY.restrict(info.rights & !dev::RIGHT_SYSTEM).is_err() {
+                return 2;
+            }
+            let denied = dev::attach(REGISTRY, RTC, dev::RIGHT_READ).map(|_| ());
+            (denied != Err(Error::AccessDenied)) as i32 * 3
+        })?;
+        ensure_eq!(st.code, 0);
+        let h = dev::attach(REGISTRY, RTC, dev::RIGHT_READ).map_err(fail)?;
+        ensure_eq!(h.detach(), Ok(()));
+        Ok(())
+    });
+
     s.run("device_memory_maps_from_its_ranges_only", || {
         let mut vga = spec("t-vga");
         vga.mmio_count = 1;
