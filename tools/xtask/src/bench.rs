@@ -95,20 +95,7 @@ pub enum BenchLine {
 /// the prefix may itself contain the word. Anything that does not follow
 /// the protocol exactly is not a bench line.
 pub fn parse_line(line: &str) -> Option<BenchLine> {
-    const WORD: &str = "bench ";
-    let mut from = 0;
-    while let Some(found) = line[from..].find(WORD) {
-        let start = from + found;
-        from = start + WORD.len();
-        let word_start = line[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-        if word_start && let Some(parsed) = parse_words(&line[from..]) {
-            return Some(parsed);
-        }
-    }
-    None
+    crate::harness::after_word(line, "bench ").find_map(parse_words)
 }
 
 fn parse_words(rest: &str) -> Option<BenchLine> {

@@ -58,25 +58,27 @@ pub struct TestLine {
     pub verdict: Verdict,
 }
 
+/// What follows each occurrence of `word` in `line` that starts a word
+/// (is not preceded by a letter, digit or `_`), in order: the guest's
+/// protocol lines may come after a log prefix that itself contains the
+/// word (`[mhtest 1] test …`), so every occurrence is a candidate.
+pub fn after_word<'a>(line: &'a str, word: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    line.match_indices(word).filter_map(move |(start, _)| {
+        let word_start = line[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        word_start.then(|| &line[start + word.len()..])
+    })
+}
+
 /// Finds `test <name> ... <verdict>` in a line. `test ` must start a word
 /// (so `mhtest 1]` does not match) and be followed by a name without spaces
 /// and " ... "; every occurrence is tried because a log prefix may itself
 /// contain the word.
 pub fn parse_test_line(line: &str) -> Option<TestLine> {
-    const WORD: &str = "test ";
     const SEP: &str = " ... ";
-    let mut from = 0;
-    while let Some(found) = line[from..].find(WORD) {
-        let start = from + found;
-        from = start + WORD.len();
-        let word_start = line[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-        if !word_start {
-            continue;
-        }
-        let rest = &line[from..];
+    for rest in after_word(line, "test ") {
         let name_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let (name, after) = rest.split_at(name_len);
         let Some(verdict) = after.strip_prefix(SEP) else {
