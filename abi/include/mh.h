@@ -113,6 +113,17 @@
 #define MH_DEVICE_NAME_MAX 32
 
 /**
+ * The most names a process's name scope (`restrict_names`) can list.
+ */
+#define MH_NAME_SCOPE_MAX 16
+
+/**
+ * The longest list `restrict_names` accepts, in bytes: every name at its
+ * longest with a separator after it.
+ */
+#define MH_NAME_LIST_MAX (MH_NAME_SCOPE_MAX * (MH_DEVICE_NAME_MAX + 1))
+
+/**
  * [`DeviceInfo::kind`]: a device the kernel implements.
  */
 #define MH_DEVICE_KIND_KERNEL 0
@@ -1190,6 +1201,13 @@ enum MhSysno
    * `iounmap(handle, va, len) -> 0`.
    */
   MH_SYSNO_IO_UNMAP = 39,
+  /**
+   * `restrict_names(list, len) -> 0`: narrow the device names the
+   * caller may attach or register to those in `list` (names separated
+   * by NUL bytes). Names only ever go: naming one outside the current
+   * scope is `AccessDenied`. Inherited by fork, kept by exec.
+   */
+  MH_SYSNO_RESTRICT_NAMES = 40,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum MhSysno MhSysno;
@@ -1748,6 +1766,12 @@ static inline long mh_iomap(uint64_t handle, uint64_t va, uint64_t phys,
 /* Unmaps device memory mapped through the handle; returns 0. */
 static inline long mh_iounmap(uint64_t handle, uint64_t va, uint64_t len) {
   return mh_syscall6(MH_SYSNO_IO_UNMAP, handle, va, len, 0, 0, 0);
+}
+
+/* Keeps only these attachable names (NUL-separated); returns 0. */
+static inline long mh_restrict_names(const char *list, size_t len) {
+  return mh_syscall6(MH_SYSNO_RESTRICT_NAMES, (uint64_t)(uintptr_t)list,
+                     (uint64_t)len, 0, 0, 0, 0);
 }
 
 #endif /* MH_H */

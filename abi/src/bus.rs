@@ -47,6 +47,13 @@ pub const REGISTRY_HANDLE_SLOT: u32 = 0;
 /// Longest device name.
 pub const DEVICE_NAME_MAX: usize = 32;
 
+/// The most names a process's name scope (`restrict_names`) can list.
+pub const NAME_SCOPE_MAX: usize = 16;
+
+/// The longest list `restrict_names` accepts, in bytes: every name at its
+/// longest with a separator after it.
+pub const NAME_LIST_MAX: usize = NAME_SCOPE_MAX * (DEVICE_NAME_MAX + 1);
+
 /// [`DeviceInfo::kind`]: a device the kernel implements.
 pub const DEVICE_KIND_KERNEL: u32 = 0;
 /// [`DeviceInfo::kind`]: a slice of the machine.

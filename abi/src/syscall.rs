@@ -96,11 +96,16 @@ pub enum Sysno {
     IoMap = 38,
     /// `iounmap(handle, va, len) -> 0`.
     IoUnmap = 39,
+    /// `restrict_names(list, len) -> 0`: narrow the device names the
+    /// caller may attach or register to those in `list` (names separated
+    /// by NUL bytes). Names only ever go: naming one outside the current
+    /// scope is `AccessDenied`. Inherited by fork, kept by exec.
+    RestrictNames = 40,
 }
 
 impl Sysno {
     /// Every system call, in number order.
-    pub const ALL: [Sysno; 39] = [
+    pub const ALL: [Sysno; 40] = [
         Sysno::LogWrite,
         Sysno::Exit,
         Sysno::GetPid,
@@ -140,6 +145,7 @@ impl Sysno {
         Sysno::DevReplyPoll,
         Sysno::IoMap,
         Sysno::IoUnmap,
+        Sysno::RestrictNames,
     ];
 
     /// The system call with this number, if any.

@@ -14,6 +14,7 @@ pub mod elf;
 pub mod frame;
 pub mod klog;
 pub mod le;
+pub mod names;
 pub mod paging;
 pub mod slab;
 

@@ -79,6 +79,9 @@ pub struct Process {
     pub bus: kernel_core::bus::Bus<crate::bus::Attachment>,
     /// Its frame reserve (see `mm::ChargedFrames`).
     pub reserve: Reserve,
+    /// The device names it may attach or register (inherited by fork,
+    /// kept by exec, only ever narrowed).
+    pub names: kernel_core::names::NameScope,
 }
 
 /// How many page references a process holds, and how many it may.
@@ -106,6 +109,7 @@ impl Process {
             pending: 0,
             bus: kernel_core::bus::Bus::new(),
             reserve: Reserve::default(),
+            names: kernel_core::names::NameScope::all(),
         }
     }
 }

@@ -109,6 +109,17 @@ impl Bootfs {
                     crate::println!("spawn: module {index}: cannot drop RIGHT_SYSTEM: {e}");
                     process::exit(126)
                 }
+                if let Some(list) = options.devices
+                    && let Err(e) =
+                        dev::restrict_names_raw(list.split(',').filter(|n| !n.is_empty()))
+                {
+                    // AccessDenied: the list names a device the spawner
+                    // may not use itself, which it cannot hand down.
+                    crate::println!(
+                        "spawn: module {index}: cannot limit its devices to '{list}': {e}"
+                    );
+                    process::exit(126)
+                }
                 let e = self.load_and_exec(index, size, args);
                 crate::println!("spawn: module {index} could not start: {e}");
                 process::exit(127)
@@ -197,6 +208,10 @@ pub struct Options<'a> {
     /// `@system`: keeps RIGHT_SYSTEM on its registry handle (drivers, mem);
     /// every other module loses it before its program starts.
     pub system: bool,
+    /// `@devices=a,b,c`: the only device names it may attach or register
+    /// (`restrict_names`, set before its program starts); `@devices=`
+    /// leaves none. Without it, the spawner's own scope passes on whole.
+    pub devices: Option<&'a str>,
 }
 
 impl<'a> Options<'a> {
@@ -211,6 +226,7 @@ impl<'a> Options<'a> {
                 "@restart" => o.restart = true,
                 "@nostart" => o.no_start = true,
                 "@system" => o.system = true,
+                "@devices" => o.devices = Some(value),
                 _ => {}
             }
         }

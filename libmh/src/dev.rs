@@ -57,6 +57,31 @@ pub fn attach(registry: Handle, name: &str, rights: u32) -> Result<Handle, Error
     .map(|h| Handle(h as u64))
 }
 
+/// Narrows the names this process may attach or register to `names`
+/// (and its children's, which inherit the scope; `exec` keeps it). A name
+/// the scope does not already allow is `AccessDenied` and changes nothing;
+/// a malformed name or more than `NAME_SCOPE_MAX` names is
+/// `InvalidArgument`. `&[]` leaves no name at all.
+pub fn restrict_names(names: &[&str]) -> Result<(), Error> {
+    restrict_names_raw(names.iter().copied())
+}
+
+/// `restrict_names` over any iterator of names (e.g. a split string).
+pub fn restrict_names_raw<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), Error> {
+    let mut list = [0u8; NAME_LIST_MAX];
+    let mut len = 0;
+    for name in names {
+        // The kernel judges the names; here they only have to fit.
+        let end = len + name.len();
+        if name.is_empty() || end >= list.len() {
+            return Err(Error::InvalidArgument);
+        }
+        list[len..end].copy_from_slice(name.as_bytes());
+        len = end + 1;
+    }
+    call3(Sysno::RestrictNames, list.as_ptr() as u64, len as u64, 0).map(|_| ())
+}
+
 impl Handle {
     pub fn detach(self) -> Result<(), Error> {
         call3(Sysno::Detach, self.0, 0, 0).map(|_| ())

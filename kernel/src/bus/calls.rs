@@ -32,6 +32,10 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
     if name.is_empty() || name.len() > DEVICE_NAME_MAX {
         return Err(Error::InvalidArgument);
     }
+    // Outside the caller's name scope, whether or not the name exists.
+    if !s.current().names.allows(name) {
+        return Err(Error::AccessDenied);
+    }
     let id = s.devices.lookup(name).ok_or(Error::NotFound)?;
     let dev = s.devices.get(id)?;
     if rights & !max_rights(dev) != 0 {

@@ -57,6 +57,9 @@ pub fn create(s: &mut Scheduler, spec: &HwDeviceSpec) -> Result<(), Error> {
     let res = s.devices.claims.check(spec, reserved)?;
     let serial = res.ports.iter().any(|&(a, b)| a < COM1.1 && COM1.0 < b);
     let name = res.name;
+    if !s.current().names.allows(name.as_str()) {
+        return Err(Error::AccessDenied);
+    }
     let id = s.devices.add(
         name.as_str(),
         Device::Hardware(HwDevice {
@@ -78,6 +81,9 @@ pub fn create(s: &mut Scheduler, spec: &HwDeviceSpec) -> Result<(), Error> {
 
 /// Platform RELEASE_QUARANTINE for the device called `name`.
 pub fn release_quarantine(s: &mut Scheduler, name: &str) -> Result<(), Error> {
+    if !s.current().names.allows(name) {
+        return Err(Error::AccessDenied);
+    }
     let id = s.devices.lookup(name).ok_or(Error::NotFound)?;
     for frame in core::mem::take(&mut hw(s, id)?.quarantine) {
         let _ = crate::mm::frames::release(frame);

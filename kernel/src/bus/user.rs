@@ -91,6 +91,9 @@ pub fn create(s: &mut Scheduler, config: &DeviceConfig) -> Result<u64, Error> {
     }
     let dev = UserDevice::new(config, pid)?;
     let name = dev.name;
+    if !s.current().names.allows(name.as_str()) {
+        return Err(Error::AccessDenied);
+    }
     let id = s.devices.add(name.as_str(), Device::User(dev))?;
     let rights = abi::bus::RIGHT_SERVE;
     match s

@@ -3,7 +3,7 @@
 
 use crate::bus::{calls, user};
 use crate::sched::Scheduler;
-use abi::bus::DEVICE_NAME_MAX;
+use abi::bus::{DEVICE_NAME_MAX, NAME_LIST_MAX};
 use abi::syscall::POLL_NOWAIT;
 use abi::{DeviceConfig, Error};
 
@@ -16,6 +16,22 @@ fn copy_in<T: Copy + Default>(s: &mut Scheduler, ptr: u64) -> Result<T, Error> {
     let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
     crate::usercopy::copy_from_user(space, ptr, bytes)?;
     Ok(value)
+}
+
+/// `restrict_names(list, len)`: narrows the caller's name scope to the
+/// NUL-separated names in `list` (kernel_core::names has the rules).
+pub fn restrict_names(s: &mut Scheduler, list: u64, len: u64) -> Result<usize, Error> {
+    if len > NAME_LIST_MAX as u64 {
+        return Err(Error::InvalidArgument);
+    }
+    let mut buf = [0u8; NAME_LIST_MAX];
+    let bytes = &mut buf[..len as usize];
+    {
+        let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+        crate::usercopy::copy_from_user(space, list, bytes)?;
+    }
+    s.current().names.narrow(bytes)?;
+    Ok(0)
 }
 
 pub fn attach(

@@ -82,6 +82,7 @@ pub fn dispatch(s: &mut Scheduler, args: &Args) -> Option<isize> {
         }
         Some(Sysno::IoMap) => devices::iomap(s, a[0], a[1], a[2], a[3]),
         Some(Sysno::IoUnmap) => devices::iounmap(s, a[0], a[1], a[2]),
+        Some(Sysno::RestrictNames) => devices::restrict_names(s, a[0], a[1]),
     };
     Some(encode(result))
 }

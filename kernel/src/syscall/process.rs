@@ -58,6 +58,7 @@ pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
     // The child holds a reference to every page the parent does, and
     // starts with the same limit.
     let reserve = parent.reserve;
+    let names = parent.names.clone();
     let child_frame = TrapFrame { rax: 0, ..frame };
     let pid = s
         .spawn(ppid, name.as_str(), Some(priority), child_space, |f| {
@@ -71,6 +72,7 @@ pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
         child.handler = handler;
         child.int_enabled = int_enabled;
         child.reserve = reserve;
+        child.names = names;
     }
     if let Err(e) = crate::bus::calls::fork_bus(s, ppid, pid) {
         s.discard(pid);
@@ -82,7 +84,8 @@ pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
 /// Replaces the caller's program with the ELF image at `image`. The
 /// command line is "name args…": the name becomes the process name, the
 /// rest the program's arguments. On failure the caller is unchanged.
-/// Survives exec: pid, parent, children, priority, pending interrupts.
+/// Survives exec: pid, parent, children, priority, pending interrupts,
+/// the name scope.
 /// Does not: the address space, the handler (the new program installs its
 /// own), interrupt enabling.
 pub fn exec(

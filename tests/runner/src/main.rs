@@ -23,6 +23,7 @@ mod t_hw;
 mod t_irq;
 mod t_mem;
 mod t_memserver;
+mod t_names;
 mod t_proc;
 mod t_procs;
 mod t_server;
@@ -62,6 +63,7 @@ fn main(args: Args) -> i32 {
             3
         }
         (Some("mem-hog"), _) => t_memserver::hog(),
+        (Some("scope-probe"), _) => t_names::probe(&args),
         _ => {
             println!("mhtest: usage: mhtest runner | mhtest helper <what>");
             2
@@ -91,6 +93,7 @@ fn run_all() -> i32 {
     t_hw::run(&mut s);
     t_mem::run(&mut s);
     t_proc::run(&mut s);
+    t_names::run(&mut s);
     t_server::run(&mut s);
     t_fuzz::run(&mut s);
     t_timer::run(&mut s);

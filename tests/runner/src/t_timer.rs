@@ -35,6 +35,11 @@ pub fn spawn_helpers() -> Result<u32, Error> {
     let mem = fs.find("mem")?;
     let mut started = 0;
     for i in 1..fs.count()? {
+        let mut buf = [0u8; 256];
+        // `start = false` modules are for the tests that run them.
+        if fs.options(i, &mut buf)?.no_start {
+            continue;
+        }
         if Some(i) != timer && Some(i) != mem {
             fs.spawn(i)?;
             started += 1;

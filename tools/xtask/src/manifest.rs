@@ -70,6 +70,7 @@ struct RawModule {
     start: Option<bool>,
     #[serde(default)]
     system: bool,
+    devices: Option<Vec<String>>,
 }
 
 /// A validated image manifest.
@@ -135,6 +136,111 @@ pub struct Module {
     /// Whether it keeps RIGHT_SYSTEM (platform, mempool, hardware devices):
     /// for drivers and the memory server.
     pub system: bool,
+    /// The only device names it may attach or register (init narrows its
+    /// name scope to these before its program starts); `None`: whatever
+    /// its starter may use.
+    pub devices: Option<Vec<String>>,
+}
+
+/// The kernel's own devices: always registered.
+pub const KERNEL_DEVICES: [&str; 6] = ["registry", "bootfs", "klog", "platform", "mempool", "proc"];
+
+/// The longest module command line the kernel keeps (kernel_core::bootinfo).
+const CMDLINE_MAX: usize = 255;
+
+impl Module {
+    /// Its boot command line as the kernel and init see it: the binary,
+    /// the loader options (marked with '@'; libmh's spawn applies and
+    /// strips them), then the arguments.
+    pub fn command_line(&self) -> String {
+        let mut line = self.binary.clone();
+        if let Some(p) = self.priority {
+            line.push_str(&format!(" @priority={p}"));
+        }
+        if let Some(kib) = self.memory_limit_kib {
+            line.push_str(&format!(" @memory_kib={kib}"));
+        }
+        if let Some(name) = &self.registers {
+            line.push_str(&format!(" @registers={name}"));
+        }
+        if self.restart {
+            line.push_str(" @restart");
+        }
+        if !self.start {
+            line.push_str(" @nostart");
+        }
+        if self.system {
+            line.push_str(" @system");
+        }
+        if let Some(devices) = &self.devices {
+            line.push_str(&format!(" @devices={}", devices.join(",")));
+        }
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
+    }
+}
+
+/// A check's verdict: on failure, the field and what is wrong with it.
+type FieldResult = std::result::Result<(), (String, String)>;
+
+/// Checks one module's `devices` list on its own: device names, no
+/// commas (the loader option separates them with commas), no repeats, at
+/// most `abi::bus::NAME_SCOPE_MAX`.
+fn check_devices(field: &str, devices: &[String]) -> FieldResult {
+    if devices.len() > abi::bus::NAME_SCOPE_MAX {
+        return Err((
+            field.to_string(),
+            format!(
+                "lists {} devices; a process's name scope holds at most {}",
+                devices.len(),
+                abi::bus::NAME_SCOPE_MAX
+            ),
+        ));
+    }
+    for (k, name) in devices.iter().enumerate() {
+        let why = check_device_name(name)
+            .err()
+            .or_else(|| name.contains(',').then_some("contains ','"))
+            .or_else(|| devices[..k].contains(name).then_some("is listed twice"));
+        if let Some(why) = why {
+            return Err((format!("{field}[{k}]"), format!("'{name}' {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// Every name a module lists in `devices` must be one that exists in this
+/// image: a kernel device, `init` (when init is servers/init, which
+/// registers it) or a name some module `registers`. Drivers (`system`)
+/// are exempt: they name the hardware devices they make themselves.
+fn check_device_sources(modules: &[Module]) -> FieldResult {
+    let init_registers = modules.first().is_some_and(|m| m.binary == "init");
+    for (i, m) in modules.iter().enumerate() {
+        let Some(devices) = m.devices.as_ref().filter(|_| !m.system) else {
+            continue;
+        };
+        for (k, name) in devices.iter().enumerate() {
+            let known = KERNEL_DEVICES.contains(&name.as_str())
+                || (init_registers && name == "init")
+                || modules
+                    .iter()
+                    .any(|o| o.registers.as_deref() == Some(name.as_str()));
+            if !known {
+                return Err((
+                    format!("module[{i}].devices[{k}]"),
+                    format!(
+                        "'{name}' is no device of this image: not a kernel device ({}), \
+                         not `init`, and no module `registers` it",
+                        KERNEL_DEVICES.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The smallest memory limit a module may have: below this not even a
@@ -286,22 +392,28 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         }
         let is_init = i == 0;
         if is_init
-            && (m.memory_limit_kib.is_some() || m.registers.is_some() || m.restart || m.system)
+            && (m.memory_limit_kib.is_some()
+                || m.registers.is_some()
+                || m.restart
+                || m.system
+                || m.devices.is_some())
         {
             return Err(err(
                 &field,
                 "is init, which the kernel starts (with every right): memory_limit_kib, \
-                 registers, restart and system apply to the modules init starts"
+                 registers, restart, system and devices apply to the modules init starts"
                     .into(),
             ));
         }
         let start = m.start.unwrap_or(true);
-        if !start && (is_init || m.restart || m.registers.is_some()) {
+        if !start && (is_init || m.restart) {
             return Err(err(
                 &format!("{field}.start"),
-                "false does not go with init, restart or registers (init would never start it)"
-                    .into(),
+                "false does not go with init or restart (init would never start it)".into(),
             ));
+        }
+        if let Some(devices) = &m.devices {
+            check_devices(&format!("{field}.devices"), devices).map_err(|(f, w)| err(&f, w))?;
         }
         if let Some(kib) = m.memory_limit_kib {
             let most = u64::from(memory_mib) * 1024;
@@ -340,7 +452,22 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
             restart: m.restart,
             start,
             system: m.system,
+            devices: m.devices,
         });
+    }
+    check_device_sources(&modules).map_err(|(f, w)| err(&f, w))?;
+    for (i, m) in modules.iter().enumerate() {
+        let line = m.command_line();
+        if line.len() > CMDLINE_MAX {
+            return Err(err(
+                &format!("module[{i}]"),
+                format!(
+                    "its command line '{line}' is {} bytes; the kernel keeps at most \
+                     {CMDLINE_MAX} (shorten args or devices)",
+                    line.len()
+                ),
+            ));
+        }
     }
 
     let expect = match raw.expect {
@@ -396,34 +523,7 @@ impl Manifest {
     pub fn initrd(&self) -> String {
         self.modules
             .iter()
-            .map(|m| {
-                let mut line = m.binary.clone();
-                // Loader options come first, marked with '@' (libmh's
-                // spawn applies and strips them).
-                if let Some(p) = m.priority {
-                    line.push_str(&format!(" @priority={p}"));
-                }
-                if let Some(kib) = m.memory_limit_kib {
-                    line.push_str(&format!(" @memory_kib={kib}"));
-                }
-                if let Some(name) = &m.registers {
-                    line.push_str(&format!(" @registers={name}"));
-                }
-                if m.restart {
-                    line.push_str(" @restart");
-                }
-                if !m.start {
-                    line.push_str(" @nostart");
-                }
-                if m.system {
-                    line.push_str(" @system");
-                }
-                for arg in &m.args {
-                    line.push(' ');
-                    line.push_str(arg);
-                }
-                line.replace(',', ",,")
-            })
+            .map(|m| m.command_line().replace(',', ",,"))
             .collect::<Vec<_>>()
             .join(",")
     }

@@ -394,6 +394,12 @@ pub const WRAPPERS: &[Wrapper] = &[
         ],
         "Unmaps device memory mapped through the handle; returns 0.",
     ),
+    w(
+        Sysno::RestrictNames,
+        "restrict_names",
+        &[p("const char *", "list"), p("size_t", "len")],
+        "Keeps only these attachable names (NUL-separated); returns 0.",
+    ),
 ];
 
 /// The C name of a system call's number: `MH_SYSNO_<VARIANT>`, the variant

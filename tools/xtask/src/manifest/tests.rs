@@ -200,3 +200,61 @@ fn system_is_a_loader_option_and_not_for_init() {
         "{init}"
     );
 }
+
+#[test]
+fn devices_become_a_loader_option() {
+    let m = parse_ok(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n[[module]]\nbinary = \"echo-server\"\nregisters = \"echo\"\n[[module]]\nbinary = \"c\"\ndevices = [\"echo\", \"klog\", \"init\"]\nargs = [\"x\"]\n[[module]]\nbinary = \"d\"\ndevices = []\n",
+    );
+    assert_eq!(
+        m.initrd(),
+        "init,echo-server @registers=echo,c @devices=echo,,klog,,init x,d @devices="
+    );
+    assert_eq!(m.modules[2].devices.as_deref().map(<[_]>::len), Some(3));
+    assert_eq!(m.modules[1].devices, None);
+}
+
+#[test]
+fn devices_are_validated() {
+    let head =
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n[[module]]\nbinary = \"s\"\n";
+    let case = |extra: &str| parse_err(&format!("{head}{extra}"));
+    let typo = case("devices = [\"consol\"]\n");
+    assert!(
+        typo.contains("module[1].devices[0]") && typo.contains("'consol'"),
+        "{typo}"
+    );
+    assert!(case("devices = [\"a b\"]\n").contains("white space"));
+    assert!(case("devices = [\"a,b\"]\n").contains("','"));
+    assert!(case("devices = [\"klog\", \"klog\"]\n").contains("twice"));
+    assert!(case("devices = [\"\"]\n").contains("1 to 32"));
+    let many: Vec<String> = (0..17).map(|i| format!("\"n{i}\"")).collect();
+    let many = case(&format!("system = true\ndevices = [{}]\n", many.join(", ")));
+    assert!(many.contains("at most 16"), "{many}");
+    let init = parse_err(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\ndevices = [\"klog\"]\n",
+    );
+    assert!(
+        init.contains("module[0]") && init.contains("devices"),
+        "{init}"
+    );
+    // Drivers name hardware devices they make themselves: not checked.
+    let m = parse_ok(&format!(
+        "{head}system = true\ndevices = [\"com1\", \"platform\"]\n"
+    ));
+    assert!(m.modules[1].system);
+    // A name registered by a module the shell runs later is known too.
+    parse_ok(&format!(
+        "{head}devices = [\"dma\"]\n[[module]]\nbinary = \"dma\"\nregisters = \"dma\"\nstart = false\n"
+    ));
+}
+
+#[test]
+fn command_lines_the_kernel_would_cut_are_refused() {
+    let args: Vec<String> = (0..30).map(|i| format!("\"argument{i}\"")).collect();
+    let long = parse_err(&format!(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\nargs = [{}]\n",
+        args.join(", ")
+    ));
+    assert!(long.contains("module[0]") && long.contains("255"), "{long}");
+}
