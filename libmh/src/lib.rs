@@ -22,6 +22,7 @@ pub mod bootfs;
 pub mod console;
 pub mod dev;
 pub mod heap;
+pub mod init;
 pub mod mem;
 pub mod pci;
 pub mod print;

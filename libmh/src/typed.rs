@@ -255,3 +255,16 @@ impl Klog {
     pub const MARK_NOW: In<Klog, { abi::kdev::KLOG_PORT_MARK }, 8> = In::NEW;
     pub const DATA: Line<Klog, { abi::kdev::KLOG_IRQ_DATA }> = Line::NEW;
 }
+
+/// init's control device (`servers/init`; ports in `abi::init`).
+pub struct Init;
+
+impl Class for Init {
+    const NAME: &'static str = "init";
+}
+
+impl Init {
+    pub const STOP: Out<Init, { abi::init::INIT_PORT_STOP }, 8> = Out::NEW;
+    pub const RESULT: In<Init, { abi::init::INIT_IO_RESULT }, 8> = In::NEW;
+    pub const DONE: Line<Init, { abi::init::INIT_IRQ_DONE }> = Line::NEW;
+}

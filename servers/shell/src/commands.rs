@@ -4,7 +4,6 @@
 use crate::V_INTERRUPT;
 use crate::say;
 use abi::bus::{DEVICE_KIND_HARDWARE, DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
-use abi::init::*;
 use abi::interrupt::VECTOR_CHILD;
 use libmh::bootfs::Bootfs;
 use libmh::console::Console;
@@ -220,26 +219,11 @@ fn kill(arg: &str) -> Result<(), Error> {
 const V_INIT: u32 = 5;
 
 fn ask_init_to_stop(pid: u32) -> Result<(), Error> {
-    let h = match libmh::dev::attach(
-        libmh::dev::REGISTRY,
-        "init",
-        libmh::dev::RIGHT_READ | libmh::dev::RIGHT_WRITE | libmh::dev::RIGHT_IRQ,
-    ) {
-        Ok(h) => h,
+    if !libmh::registry::is_registered("init").unwrap_or(false) {
         // No supervisor to ask: the kernel's answer stands.
-        Err(Error::NotFound) => return Err(Error::AccessDenied),
-        Err(e) => return Err(e),
-    };
-    let asked = h
-        .irq_map(INIT_IRQ_DONE, V_INIT)
-        .and_then(|()| h.port_out_wait(INIT_PORT_STOP, 8, u64::from(pid), 1 << V_INIT))
-        .and_then(|_| h.port_in(INIT_IO_RESULT, 8));
-    let _ = h.detach();
-    let word = asked?;
-    if word & INIT_RESULT_ERROR != 0 {
-        return Err(Error::from_code((word & 0xffff_ffff) as u32).unwrap_or(Error::NotSupported));
+        return Err(Error::AccessDenied);
     }
-    Ok(())
+    libmh::init::stop(pid, V_INIT)
 }
 
 /// Vectors for the timer's answers while `uptime` asks it for its clock.

@@ -14,6 +14,7 @@ extern crate alloc;
 mod console_check;
 mod echo;
 mod helpers;
+mod init_check;
 mod suite;
 mod t_bus;
 mod t_exec;
@@ -42,6 +43,7 @@ fn main(args: Args) -> i32 {
         (Some("runner"), _) => run_all(),
         (Some("helper"), Some(what)) => helpers::run(what),
         (Some("console-check"), _) => console_check::run(),
+        (Some("init-check"), _) => init_check::run(),
         (Some("fuzz-trace"), Some(r)) => t_fuzz::trace_round(r.parse().unwrap_or(0)),
         (Some("fuzz-range"), Some(from)) => {
             let from = from.parse().unwrap_or(0);
