@@ -3,8 +3,10 @@
 //!
 //! A server implements [`Server`]: `request` gets each request and says
 //! how to answer it ([`Reply`]); `interrupt` gets the other vectors the
-//! server asked to wait on (its hardware, a timer). [`serve`] runs the
-//! loop. With no other vectors it uses the fused calls — the answer and
+//! server asked to wait on (its hardware, a timer); `idle` runs whenever
+//! the request queue is empty, just before the loop sleeps (the place for
+//! work that follows any event: re-arming hardware, draining a log).
+//! [`serve`] runs the loop. With no other vectors it uses the fused calls — the answer and
 //! the wait for the next request are one system call, and the kernel's
 //! IPC fast path applies; with other vectors it waits on all of them at
 //! once and drains the request queue after each wake.
@@ -56,6 +58,13 @@ pub trait Server {
 
     /// Vectors of the extra mask given to [`serve`] that were raised.
     fn interrupt(&mut self, _dev: Served, _vectors: u64) {}
+
+    /// The queue is empty and the loop is about to sleep; `Some(code)`
+    /// stops serving with that code. Called only by a server with extra
+    /// vectors (a pure request server sleeps inside the fused reply).
+    fn idle(&mut self, _dev: Served) -> Option<i32> {
+        None
+    }
 }
 
 /// Runs `server` on `dev` until it answers [`Reply::Stop`] (its code is
@@ -82,6 +91,9 @@ pub fn serve<S: Server>(
             if let Some(code) = answer(dev, &r, server.request(dev, &r)) {
                 return Ok(code);
             }
+        }
+        if let Some(code) = server.idle(dev) {
+            return Ok(code);
         }
         let got = process::irq_wait(mask)?;
         if got & extra != 0 {

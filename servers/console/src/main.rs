@@ -3,9 +3,9 @@
 //! to it, and hands typed lines to its clients (the protocol is in
 //! `abi::console`; the device page is docs/devices/console.md).
 //!
-//! Rules: one event loop (`irq_wait` on three vectors: requests, UART
-//! input, klog growth), and each event is handled to the end before the
-//! next, so a client's write goes out whole and is never interleaved with
+//! Rules: one event loop (libmh::server's, waiting on three vectors:
+//! requests, UART input, klog growth), and each event is handled to the
+//! end before the next, so a client's write goes out whole and is never interleaved with
 //! another's; nothing a client sends can stop the loop — a bad request
 //! gets an error result and the loop goes on.
 #![no_std]
@@ -17,11 +17,12 @@ mod line;
 mod uart;
 
 use abi::console::*;
-use abi::userdev::{REQUEST_CLOSE, REQUEST_OUT};
+use abi::userdev::{REQUEST_CLOSE, REQUEST_OUT, Request};
 use arrayvec::ArrayVec;
 use clients::Clients;
 use libmh::dev::{self, Served};
-use libmh::{Args, Error, println, process};
+use libmh::server::{self, Reply, Server};
+use libmh::{Args, Error, println};
 use line::{Event, Line};
 use uart::Uart;
 
@@ -80,14 +81,40 @@ fn run() -> Result<(), Error> {
         buf: [0; CONSOLE_WRITE_MAX as usize],
     };
     println!("console: ready on COM1");
-    let mask = (1 << V_REQUEST) | (1 << V_UART) | (1 << V_KLOG);
-    // Input typed before the claim waits in the UART: take it first.
+    // The log so far, and input typed before the claim (it waits in the
+    // UART): take them first.
+    c.klog.drain(&mut c.uart);
     c.input();
-    loop {
-        c.klog.drain(&mut c.uart);
-        c.input();
-        c.requests();
-        process::irq_wait(mask)?;
+    let extra = (1 << V_UART) | (1 << V_KLOG);
+    server::serve(dev, V_REQUEST, extra, &mut c).map(|_| ())
+}
+
+impl Server for Console<'_> {
+    fn request(&mut self, _dev: Served, r: &Request) -> Reply {
+        match r.kind {
+            REQUEST_OUT => self.out(r.client, r.port, r.value),
+            REQUEST_CLOSE => self.clients.remove(r.client),
+            // Opens and forks: a client gets state when it names a buffer.
+            _ => {}
+        }
+        // Answers go out through `finish`, now or when a line is typed.
+        Reply::None
+    }
+
+    /// The UART or klog line: show the log and take the typed bytes
+    /// (the lines only say "look"). This runs before the requests that
+    /// queued meanwhile, so a program's last log line comes out before
+    /// the prompt the shell writes after it ended.
+    fn interrupt(&mut self, _dev: Served, _vectors: u64) {
+        self.klog.drain(&mut self.uart);
+        self.input();
+    }
+
+    /// Before every sleep, the same again: a line or byte that arrived
+    /// while requests were answered is shown now, not at the next event.
+    fn idle(&mut self, dev: Served) -> Option<i32> {
+        self.interrupt(dev, 0);
+        None
     }
 }
 
@@ -108,26 +135,6 @@ impl Console<'_> {
                         let _ = self.dev.irq(fg, CONSOLE_IRQ_INTERRUPT);
                     }
                 }
-            }
-        }
-    }
-
-    /// Every queued request, oldest first.
-    fn requests(&mut self) {
-        loop {
-            let r = match self.dev.try_poll() {
-                Ok(r) => r,
-                Err(Error::WouldBlock) => return,
-                Err(e) => {
-                    println!("console: poll failed: {e}");
-                    return;
-                }
-            };
-            match r.kind {
-                REQUEST_OUT => self.out(r.client, r.port, r.value),
-                REQUEST_CLOSE => self.clients.remove(r.client),
-                // Opens and forks: a client gets state when it names a buffer.
-                _ => {}
             }
         }
     }

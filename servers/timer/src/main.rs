@@ -9,10 +9,14 @@
 //! came has left; for tests), `base=ADDR` (the HPET's physical address,
 //! default 0xfed00000), `gsi=N` (its I/O APIC line, default 2).
 //!
+//! The event loop is libmh::server's: requests are a `match` in
+//! `TimerServer::request`, and after every event `idle` fires what is due
+//! and sets the HPET for the next deadline.
+//!
 //! Rules: an alarm fires only when the TSC clock has reached its
 //! deadline, whatever the HPET says; a bad request gets an error reply
 //! and changes nothing; no client can make the server stop or block (its
-//! only sleep is `irq_wait` on its own two vectors).
+//! only sleep is the loop's `irq_wait` on its own two vectors).
 #![no_std]
 #![no_main]
 
@@ -25,8 +29,9 @@ use abi::userdev::{REQUEST_CLONE, REQUEST_CLOSE, REQUEST_OPEN, REQUEST_OUT, Requ
 use alarms::Table;
 use hpet::Hpet;
 use libmh::dev::{self, Served};
+use libmh::server::{self, Reply, Server};
 use libmh::timer::Clock;
-use libmh::{Args, println, process};
+use libmh::{Args, println};
 
 /// Raised when a request is queued.
 const V_REQUEST: u32 = 1;
@@ -114,113 +119,124 @@ fn main(args: Args) -> i32 {
         libmh::timer::NAME
     );
     // About 280 KiB: on the stack, which grows on demand.
-    let mut table = Table::new();
-    serve(dev, &hpet, clock, &mut table, opts.exit_when_idle)
+    let mut server = TimerServer {
+        hpet: &hpet,
+        clock,
+        table: Table::new(),
+        exit_when_idle: opts.exit_when_idle,
+        had_clients: false,
+    };
+    let extra = 1 << V_HPET;
+    match server::serve(dev, V_REQUEST, extra, &mut server) {
+        Ok(code) => code,
+        Err(e) => {
+            println!("timer: stopped: {e}");
+            1
+        }
+    }
 }
 
-fn serve(dev: Served, hpet: &Hpet, clock: Clock, table: &mut Table, exit_when_idle: bool) -> i32 {
-    let mut had_clients = false;
-    loop {
-        loop {
-            match dev.try_poll() {
-                Ok(r) => {
-                    had_clients = true;
-                    handle(dev, clock, table, &r);
+/// The server's state: the HPET, the clock it publishes, the alarms.
+struct TimerServer<'a> {
+    hpet: &'a Hpet,
+    clock: Clock,
+    table: Table,
+    exit_when_idle: bool,
+    had_clients: bool,
+}
+
+impl Server for TimerServer<'_> {
+    fn request(&mut self, dev: Served, r: &Request) -> Reply {
+        self.had_clients = true;
+        match r.kind {
+            REQUEST_OPEN | REQUEST_CLONE => {
+                self.table.open(r.client);
+                let publish = [
+                    (TIMER_IO_TSC_EPOCH, self.clock.tsc_epoch),
+                    (TIMER_IO_MULT, self.clock.mult),
+                    (TIMER_IO_TSC_HZ, self.clock.tsc_hz),
+                ];
+                for (port, value) in publish {
+                    let _ = dev.write_iospace(r.client, port, 8, value);
                 }
-                Err(Error::WouldBlock) => break,
-                Err(e) => {
-                    println!("timer: dev_poll: {e}");
-                    return 1;
+                if r.kind == REQUEST_CLONE {
+                    // The child has none of its parent's alarms.
+                    for slot in 0..TIMER_ALARMS_MAX {
+                        let _ = dev.write_iospace(r.client, TIMER_IO_FIRED + 8 * slot, 8, 0);
+                    }
                 }
+                Reply::None
             }
+            REQUEST_CLOSE => {
+                self.table.close(r.client);
+                Reply::None
+            }
+            REQUEST_OUT => {
+                let word = match self.out(dev, r) {
+                    Ok(v) => v << 32,
+                    Err(e) => e.code() as u64,
+                };
+                Reply::word(TIMER_IO_STATUS, word, TIMER_IRQ_REPLY)
+            }
+            _ => Reply::None,
         }
-        if exit_when_idle && had_clients && table.live() == 0 {
+    }
+
+    /// After every event (a request may have armed the earliest alarm,
+    /// the HPET may have fired): fire what is due and set the HPET again.
+    fn idle(&mut self, dev: Served) -> Option<i32> {
+        if self.exit_when_idle && self.had_clients && self.table.live() == 0 {
             println!("timer: every client has left; exiting");
-            return 0;
+            return Some(0);
         }
-        fire_and_rearm(dev, hpet, clock, table);
-        if let Err(e) = process::irq_wait(1 << V_REQUEST | 1 << V_HPET) {
-            println!("timer: irq_wait: {e}");
-            return 1;
-        }
+        self.fire_and_rearm(dev);
+        None
     }
 }
 
-/// Fires what is due and sets the HPET for the next deadline; loops
-/// while the next deadline is reached before the HPET could be set.
-fn fire_and_rearm(dev: Served, hpet: &Hpet, clock: Clock, table: &mut Table) {
-    let mut now = clock.now_ns();
-    loop {
-        let next = table.fire_due(now, |client, slot, count| {
-            // A client that has just closed is NotFound: nothing to do.
-            let _ = dev.write_iospace(client, TIMER_IO_FIRED + 8 * slot, 8, count);
-            let _ = dev.irq(client, TIMER_IRQ_ALARM);
-        });
-        let Some(deadline) = next else {
-            hpet.disarm();
-            return;
-        };
-        now = clock.now_ns();
-        if deadline > now {
-            // A little late rather than early: the HPET and the TSC
-            // disagree by the calibration's error, and an early interrupt
-            // costs a second one.
-            let delta = deadline - now;
-            if hpet.arm_in(delta + delta / 2048) {
+impl TimerServer<'_> {
+    fn out(&mut self, dev: Served, r: &Request) -> Result<u64, Error> {
+        if r.size != 8 {
+            return Err(Error::InvalidArgument);
+        }
+        match r.port {
+            TIMER_PORT_SYNC => Ok(0),
+            TIMER_PORT_PERIOD => self.table.set_period(r.client, r.value),
+            TIMER_PORT_ARM => {
+                let slot = self.table.arm(r.client, r.value, self.clock.now_ns())?;
+                dev.write_iospace(r.client, TIMER_IO_FIRED + 8 * slot as u32, 8, 0)?;
+                Ok(slot)
+            }
+            TIMER_PORT_CANCEL => self.table.cancel(r.client, r.value),
+            _ => Err(Error::NotSupported),
+        }
+    }
+
+    /// Fires what is due and sets the HPET for the next deadline; loops
+    /// while the next deadline is reached before the HPET could be set.
+    fn fire_and_rearm(&mut self, dev: Served) {
+        let mut now = self.clock.now_ns();
+        loop {
+            let next = self.table.fire_due(now, |client, slot, count| {
+                // A client that has just closed is NotFound: nothing to do.
+                let _ = dev.write_iospace(client, TIMER_IO_FIRED + 8 * slot, 8, count);
+                let _ = dev.irq(client, TIMER_IRQ_ALARM);
+            });
+            let Some(deadline) = next else {
+                self.hpet.disarm();
                 return;
-            }
-            now = clock.now_ns();
-        }
-    }
-}
-
-/// Answers one request.
-fn handle(dev: Served, clock: Clock, table: &mut Table, r: &Request) {
-    match r.kind {
-        REQUEST_OPEN | REQUEST_CLONE => {
-            table.open(r.client);
-            let publish = [
-                (TIMER_IO_TSC_EPOCH, clock.tsc_epoch),
-                (TIMER_IO_MULT, clock.mult),
-                (TIMER_IO_TSC_HZ, clock.tsc_hz),
-            ];
-            for (port, value) in publish {
-                let _ = dev.write_iospace(r.client, port, 8, value);
-            }
-            if r.kind == REQUEST_CLONE {
-                // The child has none of its parent's alarms.
-                for slot in 0..TIMER_ALARMS_MAX {
-                    let _ = dev.write_iospace(r.client, TIMER_IO_FIRED + 8 * slot, 8, 0);
-                }
-            }
-        }
-        REQUEST_CLOSE => table.close(r.client),
-        REQUEST_OUT => {
-            let result = request(dev, clock, table, r);
-            let word = match result {
-                Ok(v) => v << 32,
-                Err(e) => e.code() as u64,
             };
-            let _ = dev.write_iospace(r.client, TIMER_IO_STATUS, 8, word);
-            let _ = dev.irq(r.client, TIMER_IRQ_REPLY);
+            now = self.clock.now_ns();
+            if deadline > now {
+                // A little late rather than early: the HPET and the TSC
+                // disagree by the calibration's error, and an early
+                // interrupt costs a second one.
+                let delta = deadline - now;
+                if self.hpet.arm_in(delta + delta / 2048) {
+                    return;
+                }
+                now = self.clock.now_ns();
+            }
         }
-        _ => {}
-    }
-}
-
-fn request(dev: Served, clock: Clock, table: &mut Table, r: &Request) -> Result<u64, Error> {
-    if r.size != 8 {
-        return Err(Error::InvalidArgument);
-    }
-    match r.port {
-        TIMER_PORT_SYNC => Ok(0),
-        TIMER_PORT_PERIOD => table.set_period(r.client, r.value),
-        TIMER_PORT_ARM => {
-            let slot = table.arm(r.client, r.value, clock.now_ns())?;
-            dev.write_iospace(r.client, TIMER_IO_FIRED + 8 * slot as u32, 8, 0)?;
-            Ok(slot)
-        }
-        TIMER_PORT_CANCEL => table.cancel(r.client, r.value),
-        _ => Err(Error::NotSupported),
     }
 }
