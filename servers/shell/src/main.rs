@@ -2,7 +2,9 @@
 //! devices, runs boot modules and waits for them (Ctrl-C ends the one
 //! running), kills, and reports uptime and memory; `help` lists it all.
 //! At the end of input (Ctrl-D, or the end of a pipe into `cargo xtask
-//! run`) it exits, and init then powers the machine off.
+//! run`) it exits, and init then powers the machine off. With the
+//! argument `report-boot` it first logs `bench boot_to_shell <TSC> 1`
+//! (the bench-boot image, for `cargo xtask bench`).
 //!
 //! Rules: every command's errors are reported on its own line and the
 //! prompt comes back; the shell never exits on bad input, only at the end
@@ -22,7 +24,7 @@ libmh::entry!(main);
 pub const V_DONE: u32 = 1;
 pub const V_INTERRUPT: u32 = 2;
 
-fn main(_args: Args) -> i32 {
+fn main(args: Args) -> i32 {
     let mut console = match open_console() {
         Ok(c) => c,
         Err(e) => {
@@ -30,6 +32,13 @@ fn main(_args: Args) -> i32 {
             return 1;
         }
     };
+    if args.get(0) == Some("report-boot") {
+        // For `cargo xtask bench` (tools/images/bench-boot.toml): under
+        // -icount the TSC counts every guest instruction since power-on.
+        // SAFETY: rdtsc has no side effects; user mode may run it.
+        let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+        println!("bench boot_to_shell {tsc} 1");
+    }
     say!(&console, "MH shell: type 'help' for the commands\n");
     let mut buf = [0u8; 256];
     loop {

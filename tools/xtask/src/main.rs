@@ -8,6 +8,7 @@
 //! and QEMU's output; user errors never end in a panic.
 
 mod bench;
+mod bootbench;
 mod build;
 mod cprog;
 mod elf;

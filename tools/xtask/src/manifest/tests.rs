@@ -258,3 +258,24 @@ fn command_lines_the_kernel_would_cut_are_refused() {
     ));
     assert!(long.contains("module[0]") && long.contains("255"), "{long}");
 }
+
+#[test]
+fn bench_boot_is_the_default_image_with_a_reporting_shell() {
+    let default = load("default").expect("default.toml");
+    let boot = load("bench-boot").expect("bench-boot.toml");
+    assert_eq!(boot.modules.len(), default.modules.len());
+    for (b, d) in boot.modules.iter().zip(&default.modules) {
+        if d.binary == "shell" {
+            assert_eq!(b.args, ["report-boot"]);
+            assert_eq!(
+                Module {
+                    args: Vec::new(),
+                    ..b.clone()
+                },
+                *d
+            );
+        } else {
+            assert_eq!(b, d, "bench-boot.toml must keep default.toml's modules");
+        }
+    }
+}
