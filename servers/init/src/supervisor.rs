@@ -40,6 +40,8 @@ struct Slot {
     registers: [u8; 32],
     registers_len: usize,
     restart: bool,
+    /// `@memory_kib=`: its ceiling at mem.
+    memory_kib: Option<u64>,
     /// Its process, while it lives.
     pid: Option<u32>,
     started_at: u64,
@@ -97,6 +99,7 @@ impl Supervisor {
                 registers: [0; 32],
                 registers_len: 0,
                 restart: o.restart,
+                memory_kib: o.memory_kib,
                 pid: None,
                 started_at: 0,
                 quick_deaths: 0,
@@ -242,30 +245,57 @@ impl Supervisor {
             Err(e) => println!("init: cannot start {}: {e}", slot.name()),
         }
         self.slots[i] = Some(slot);
-        if slot.pid.is_some() && slot.registers().is_some() {
-            self.await_registration(i);
+        if slot.pid.is_some()
+            && slot.registers().is_some()
+            && self.await_registration(i)
+            && slot.registers() == Some(libmh::mem::NAME)
+        {
+            self.send_ceilings();
+        }
+    }
+
+    /// Tells a (re)started mem server the ceiling of every live module
+    /// with a memory limit: the ceilings live in the server, so a new one
+    /// knows none, and a module started before mem had none there yet.
+    fn send_ceilings(&self) {
+        let mut sent = 0;
+        for slot in self.slots.iter().flatten() {
+            let (Some(pid), Some(kib)) = (slot.pid, slot.memory_kib) else {
+                continue;
+            };
+            match libmh::mem::with_connection(|m| m.set_ceiling(pid, kib.div_ceil(4))) {
+                Ok(_) => sent += 1,
+                Err(e) => println!("init: mem refused the ceiling of {}: {e}", slot.name()),
+            }
+        }
+        if sent > 0 {
+            println!("init: gave mem the ceilings of {sent} module(s)");
         }
     }
 
     /// Waits until slot `i`'s server has registered its device, it dies,
-    /// or its time is up (then the next module starts anyway).
-    fn await_registration(&mut self, i: usize) {
-        let Some(slot) = self.slots[i] else { return };
+    /// or its time is up (then the next module starts anyway); true if
+    /// it registered.
+    fn await_registration(&mut self, i: usize) -> bool {
+        let Some(slot) = self.slots[i] else {
+            return false;
+        };
         let name = slot.registers().unwrap_or("");
         for _ in 0..REGISTER_POLLS {
             if registry::is_registered(name).unwrap_or(false) {
                 println!("init: {} registered '{name}'", slot.name());
-                return;
+                return true;
             }
             if let Ok(status) = process::try_wait_child() {
                 self.on_death(&status);
                 if self.slots[i].is_none_or(|s| s.pid != slot.pid) {
-                    return;
+                    return false;
                 }
             }
             process::yield_now();
         }
         println!("init: {} did not register '{name}' in time", slot.name());
+        false
     }
 
     fn on_death(&mut self, status: &ExitStatus) {

@@ -15,6 +15,7 @@ mod console_check;
 mod echo;
 mod helpers;
 mod init_check;
+mod mem_restart;
 mod suite;
 mod t_bus;
 mod t_exec;
@@ -44,6 +45,7 @@ fn main(args: Args) -> i32 {
         (Some("helper"), Some(what)) => helpers::run(what),
         (Some("console-check"), _) => console_check::run(),
         (Some("init-check"), _) => init_check::run(),
+        (Some("mem-restart"), Some(kib)) => mem_restart::run(kib.parse().unwrap_or(0)),
         (Some("fuzz-trace"), Some(r)) => t_fuzz::trace_round(r.parse().unwrap_or(0)),
         (Some("fuzz-range"), Some(from)) => {
             let from = from.parse().unwrap_or(0);
