@@ -9,12 +9,13 @@
 //! run that does not reach the banner, does not end cleanly or (under
 //! -icount) prints no figure is a problem, reported with the run's log.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::bench::ICOUNT;
 use crate::error::Result;
 use crate::manifest::Input;
-use crate::qemu::{self, Serial, Stream};
+use crate::qemu::{self, Outcome, Serial, Stream};
 use crate::{build, paths, progress};
 
 /// The image booted.
@@ -58,18 +59,13 @@ pub fn measure() -> Result<BootFigures> {
         .iter()
         .find(|(name, _, _)| name == "boot_to_shell")
         .map(|&(_, value, _)| value);
-    if figures.instructions.is_none() {
-        figures.problems.push(format!(
-            "the shell never reported boot_to_shell (log: {})",
-            paths::display(&log)
-        ));
-    }
-    if !run.outcome.is_clean() {
-        figures.problems.push(format!(
-            "bench-boot under -icount did not end cleanly: {}",
-            run.outcome.describe()
-        ));
-    }
+    figures.judge(
+        figures.instructions.is_some(),
+        "the shell never reported boot_to_shell",
+        "-icount",
+        &log,
+        run.outcome,
+    );
 
     progress("booting it again under plain TCG (wall time to the shell)…");
     let cmd = qemu::command(&image, &Serial::Stdio, &[]);
@@ -82,17 +78,31 @@ pub fn measure() -> Result<BootFigures> {
         }
     })?;
     figures.wall = banner_at;
-    if banner_at.is_none() {
-        figures.problems.push(format!(
-            "the shell's banner never came under TCG (log: {})",
-            paths::display(&log)
-        ));
-    }
-    if !run.outcome.is_clean() {
-        figures.problems.push(format!(
-            "bench-boot under TCG did not end cleanly: {}",
-            run.outcome.describe()
-        ));
-    }
+    figures.judge(
+        banner_at.is_some(),
+        "the shell's banner never came",
+        "TCG",
+        &log,
+        run.outcome,
+    );
     Ok(figures)
+}
+
+impl BootFigures {
+    /// Records what went wrong with one boot: no figure (`missing`), or
+    /// an unclean end.
+    fn judge(&mut self, got: bool, missing: &str, how: &str, log: &Path, outcome: Outcome) {
+        if !got {
+            self.problems.push(format!(
+                "{missing} under {how} (log: {})",
+                paths::display(log)
+            ));
+        }
+        if !outcome.is_clean() {
+            self.problems.push(format!(
+                "bench-boot under {how} did not end cleanly: {}",
+                outcome.describe()
+            ));
+        }
+    }
 }
