@@ -432,7 +432,7 @@ impl Scheduler {
 /// Makes sure a runnable process is current, idling with interrupts on
 /// (and the lock released) until one is. Called at the end of every trap
 /// and system call, with the lock the call took.
-#[inline]
+#[inline(always)]
 pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
     // The common case: the caller simply continues, with nothing to
     // deliver.
