@@ -416,17 +416,28 @@ impl Scheduler {
         if pid == self.current {
             return;
         }
-        self.current = pid;
         let p = self.procs.get_mut(pid).expect("picked from the table");
-        self.current_ptr = p;
-        if let Some(space) = &p.space {
-            space.activate();
-        }
-        // SAFETY: the frame lives in a boxed process that stays in the
-        // table at least until another frame is made current (a process is
-        // only removed when reaped, which happens while its parent runs).
-        unsafe { entry::set_current_frame(&mut p.frame) };
+        install(&mut self.current, &mut self.current_ptr, pid, p);
     }
+}
+
+/// Makes process `pid`, whose record is `p` and which is not the current
+/// one, current: its table goes into CR3 and its frame becomes the one the
+/// next return to user mode restores. (The fields are passed apart so the
+/// IPC fast path can call it while it holds `p` from the table.)
+#[inline(always)]
+fn install(current: &mut Pid, current_ptr: &mut *mut Process, pid: Pid, p: &mut Process) {
+    *current = pid;
+    *current_ptr = p;
+    if let Some(space) = &p.space {
+        // Another process's table is (all but) never the one in CR3, so
+        // no comparison first; reloading it would only flush the TLB.
+        space.load();
+    }
+    // SAFETY: the frame lives in a boxed process that stays in the table
+    // at least until another frame is made current (a process is only
+    // removed when reaped, which happens while its parent runs).
+    unsafe { entry::set_current_frame(&mut p.frame) };
 }
 
 /// Makes sure a runnable process is current, idling with interrupts on
