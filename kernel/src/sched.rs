@@ -17,13 +17,14 @@
 //! `resched`; without it the exit path returns to the same process at once.
 
 mod fastpath;
+pub mod lock;
 
 use crate::arch::{cpu, entry, paging};
 use crate::process::{Block, DEFAULT_PRIORITY, INIT_PID, PRIORITY_LEVELS, Pid, Process, State};
 use abi::{Error, ExitKind, ExitStatus};
 use kernel_core::idtable::IdTable;
 use kernel_core::runqueue::RunQueue;
-use spin::{Mutex, MutexGuard};
+use lock::{Guard, Lock};
 
 pub struct Scheduler {
     /// Every device (kept here: one lock covers processes and devices).
@@ -47,7 +48,7 @@ pub struct Scheduler {
 // the scheduler is only ever reached through the SCHED lock on one CPU.
 unsafe impl Send for Scheduler {}
 
-pub static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
+pub static SCHED: Lock<Scheduler> = Lock::new(Scheduler {
     devices: crate::bus::Devices::new(),
     procs: IdTable::new(),
     ready: RunQueue::new(),
@@ -444,13 +445,11 @@ fn install(current: &mut Pid, current_ptr: &mut *mut Process, pid: Pid, p: &mut 
 /// (and the lock released) until one is. Called at the end of every trap
 /// and system call, with the lock the call took.
 #[inline(always)]
-pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
+pub fn settle(mut s: Guard<'static, Scheduler>) {
     // The common case: the caller simply continues, with nothing to
-    // deliver.
-    if !s.resched
-        && !s.current_ptr.is_null()
-        && !crate::log::GREW.load(core::sync::atomic::Ordering::Relaxed)
-    {
+    // deliver. (`resched` is set until a first process is current, so
+    // `current` is there when it is clear.)
+    if !s.resched && !crate::log::GREW.load(core::sync::atomic::Ordering::Relaxed) {
         let p = s.current();
         if p.pending == 0 || !p.int_enabled {
             return;
@@ -460,7 +459,7 @@ pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
 }
 
 #[inline(never)]
-fn settle_slow(mut s: MutexGuard<'static, Scheduler>) {
+fn settle_slow(mut s: Guard<'static, Scheduler>) {
     if crate::log::GREW.swap(false, core::sync::atomic::Ordering::Relaxed) {
         crate::bus::calls::notify_klog_listeners(&mut s);
     }
