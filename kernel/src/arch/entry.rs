@@ -56,6 +56,8 @@ pub struct TrapFrame {
 }
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 176);
+// The SYSCALL entry tells the fused IPC calls apart with one range check.
+const _: () = assert!(abi::Sysno::DevReplyPoll as u64 == abi::Sysno::PortOutWait as u64 + 1);
 
 /// RFLAGS a new user context starts with: IF set, everything else clear.
 pub const USER_RFLAGS: u64 = 0x202;
@@ -187,8 +189,16 @@ syscall_entry:
     movq %r15, {r15}(%rsp)
     movq %rsp, %rdi
     leaq __kstack_top(%rip), %rsp
-    /* Never returns: it leaves through resume_user. */
+    /* port_out_wait and dev_reply_poll (consecutive numbers; rax still
+       holds the number) have a handler of their own, with the IPC fast
+       path. Neither handler returns: both leave through resume_user. */
+    leaq -{port_out_wait}(%rax), %rcx
+    cmpq $1, %rcx
+    jbe 1f
     call syscall_from_user
+    ud2
+1:
+    call syscall_ipc_from_user
     ud2
 
     .global resume_user
@@ -216,6 +226,7 @@ resume_user:
     r13 = const core::mem::offset_of!(TrapFrame, r13),
     r14 = const core::mem::offset_of!(TrapFrame, r14),
     r15 = const core::mem::offset_of!(TrapFrame, r15),
+    port_out_wait = const abi::Sysno::PortOutWait as u64,
     current_frame = sym CURRENT_FRAME,
     user_rsp = sym SYSCALL_USER_RSP,
     options(att_syntax)

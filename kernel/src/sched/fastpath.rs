@@ -31,10 +31,6 @@ impl Scheduler {
     /// user mode at once.
     #[inline]
     pub fn ipc_fast_path(&mut self, number: u64, a: &[u64; 6]) -> bool {
-        // The number first: every other call pays only these two compares.
-        if number != Sysno::PortOutWait as u64 && number != Sysno::DevReplyPoll as u64 {
-            return false;
-        }
         if self.resched || self.current_ptr.is_null() || crate::log::GREW.load(Ordering::Relaxed) {
             return false;
         }
