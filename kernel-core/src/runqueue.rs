@@ -96,6 +96,16 @@ impl<const L: usize> RunQueue<L> {
         self.nonempty & (u64::MAX >> (63 - level)) != 0
     }
 
+    /// Whether some queued id is more urgent than `priority` (sits at a
+    /// lower level): the IPC hand-off's test, one mask.
+    #[inline]
+    pub fn has_more_urgent_than(&self, priority: u8) -> bool {
+        let level = (priority as usize).min(L);
+        // `level` ≤ L ≤ 64: the shift is done in 128 bits so 64 is fine.
+        let below = ((1u128 << level) - 1) as u64;
+        self.nonempty & below != 0
+    }
+
     /// Gives back memory beyond what `total` queued ids need.
     pub fn shrink(&mut self, total: usize) {
         for level in &mut self.levels {
@@ -187,7 +197,8 @@ mod tests {
     }
 
     /// Random pushes, pops and removals against a plain model: the same
-    /// order out, and `has_at_least` always agrees with the levels.
+    /// order out, and `has_at_least` and `has_more_urgent_than` always
+    /// agree with the levels.
     #[test]
     fn agrees_with_a_model_under_random_operations() {
         use crate::testrng::Rng;
@@ -219,6 +230,8 @@ mod tests {
             for p in 0..10u8 {
                 let want = model[..=(p as usize).min(7)].iter().any(|l| !l.is_empty());
                 assert_eq!(q.has_at_least(p), want, "step {step} priority {p}");
+                let more = model[..(p as usize).min(8)].iter().any(|l| !l.is_empty());
+                assert_eq!(q.has_more_urgent_than(p), more, "step {step} priority {p}");
             }
             assert_eq!(q.len(), model.iter().map(|l| l.len()).sum::<usize>());
         }

@@ -42,6 +42,14 @@ pub struct Client {
     exports: ArrayVec<Export, { EXPORTS_MAX as usize }>,
 }
 
+/// A client slot: the generation (bumped when its client closes) beside
+/// the client, so finding a client by id is one bounds check and one load.
+#[derive(Clone, Debug)]
+struct ClientSlot {
+    generation: u32,
+    client: Option<Client>,
+}
+
 /// A user device.
 #[derive(Debug)]
 pub struct UserDevice {
@@ -50,21 +58,51 @@ pub struct UserDevice {
     pub server_vector: u32,
     pub irq_lines: u32,
     pub iospace_size: u32,
-    clients: Vec<Option<Client>>,
-    /// The generation of each client slot (bumped when a client closes).
-    generations: Vec<u32>,
+    slots: Vec<ClientSlot>,
     live_clients: usize,
     queue: VecDeque<Request>,
 }
 
 /// Checks a port access of `size` bytes at `port` in a space of `limit`.
-fn port_range(port: u64, size: u64, limit: u32) -> Result<(usize, usize), Error> {
+#[inline]
+fn port_range(port: u64, size: u64, limit: usize) -> Result<(usize, usize), Error> {
     if !matches!(size, 1 | 2 | 4 | 8) {
         return Err(Error::InvalidArgument);
     }
     match port.checked_add(size) {
         Some(end) if end <= limit as u64 => Ok((port as usize, end as usize)),
         _ => Err(Error::InvalidArgument),
+    }
+}
+
+// The accessors the IPC fast path uses are `#[inline]`: the kernel is
+// another crate, and a call per check would cost more than the check.
+impl Client {
+    /// The vector the client mapped `line` to, if it did. A line the
+    /// device does not have is never mapped (`irq_map` refuses it), so
+    /// this is also `None` for those.
+    #[inline]
+    pub fn irq_vector(&self, line: u64) -> Option<u32> {
+        let v = self.irq_vectors.get(usize::try_from(line).ok()?)?;
+        v.map(u32::from)
+    }
+
+    /// Writes `size` bytes of `value` (little-endian) at `port` of the
+    /// client's I/O space (`dev_write_iospace`).
+    #[inline(always)]
+    pub fn write_iospace(&mut self, port: u64, size: u64, value: u64) -> Result<(), Error> {
+        let (a, b) = port_range(port, size, self.iospace.len())?;
+        let bytes = value.to_le_bytes();
+        // Fixed-size copies: each is one store, where a copy of a run-time
+        // length would be a call to memcpy (this is on the IPC path).
+        let dst = &mut self.iospace[a..b];
+        match dst.len() {
+            8 => dst.copy_from_slice(&bytes),
+            4 => dst.copy_from_slice(&bytes[..4]),
+            2 => dst.copy_from_slice(&bytes[..2]),
+            _ => dst.copy_from_slice(&bytes[..1]),
+        }
+        Ok(())
     }
 }
 
@@ -93,8 +131,7 @@ impl UserDevice {
             server_vector: config.vector,
             irq_lines: config.irq_lines,
             iospace_size: config.iospace_size,
-            clients: Vec::new(),
-            generations: Vec::new(),
+            slots: Vec::new(),
             live_clients: 0,
             queue: VecDeque::new(),
         })
@@ -104,6 +141,7 @@ impl UserDevice {
         self.live_clients
     }
 
+    #[inline]
     pub fn pending_requests(&self) -> usize {
         self.queue.len()
     }
@@ -111,37 +149,46 @@ impl UserDevice {
     /// The slot of client id `id`, if it names a live client.
     fn slot(&self, id: u64) -> Result<usize, Error> {
         let slot = (id & CLIENT_SLOT_MASK) as usize;
-        let same = self
-            .generations
-            .get(slot)
-            .is_some_and(|&g| g as u64 == id >> CLIENT_SLOT_BITS);
-        if same && self.clients.get(slot).is_some_and(|c| c.is_some()) {
-            Ok(slot)
-        } else {
-            Err(Error::NotFound)
+        match self.slots.get(slot) {
+            Some(s) if s.generation as u64 == id >> CLIENT_SLOT_BITS && s.client.is_some() => {
+                Ok(slot)
+            }
+            _ => Err(Error::NotFound),
         }
     }
 
     fn id_of(&self, slot: usize) -> u32 {
-        slot as u32 | self.generations[slot] << CLIENT_SLOT_BITS
+        slot as u32 | self.slots[slot].generation << CLIENT_SLOT_BITS
     }
 
+    /// The live client `id` names.
+    #[inline]
     pub fn client(&self, id: u64) -> Result<&Client, Error> {
-        let slot = self.slot(id)?;
-        self.clients[slot].as_ref().ok_or(Error::NotFound)
+        match self.slots.get((id & CLIENT_SLOT_MASK) as usize) {
+            Some(s) if s.generation as u64 == id >> CLIENT_SLOT_BITS => {
+                s.client.as_ref().ok_or(Error::NotFound)
+            }
+            _ => Err(Error::NotFound),
+        }
     }
 
-    fn client_mut(&mut self, id: u64) -> Result<&mut Client, Error> {
-        let slot = self.slot(id)?;
-        self.clients[slot].as_mut().ok_or(Error::NotFound)
+    /// The live client `id` names, to change.
+    #[inline]
+    pub fn client_mut(&mut self, id: u64) -> Result<&mut Client, Error> {
+        match self.slots.get_mut((id & CLIENT_SLOT_MASK) as usize) {
+            Some(s) if s.generation as u64 == id >> CLIENT_SLOT_BITS => {
+                s.client.as_mut().ok_or(Error::NotFound)
+            }
+            _ => Err(Error::NotFound),
+        }
     }
 
     /// The live client ids and their processes.
     pub fn clients(&self) -> impl Iterator<Item = (u32, &Client)> {
-        self.clients
+        self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (self.id_of(i), c)))
+            .filter_map(|(i, s)| s.client.as_ref().map(|c| (self.id_of(i), c)))
     }
 
     fn enqueue(&mut self, r: Request) -> Result<(), Error> {
@@ -160,31 +207,29 @@ impl UserDevice {
     }
 
     fn add_client(&mut self, client: Client) -> Result<u32, Error> {
-        let free = self.clients.iter().position(|c| c.is_none());
+        let free = self.slots.iter().position(|s| s.client.is_none());
         let id = match free {
             Some(id) => id,
-            None if self.clients.len() < USER_CLIENTS_MAX as usize => {
-                self.clients
-                    .try_reserve(1)
-                    .map_err(|_| Error::OutOfMemory)?;
-                self.generations
-                    .try_reserve(1)
-                    .map_err(|_| Error::OutOfMemory)?;
-                self.clients.push(None);
-                self.generations.push(0);
-                self.clients.len() - 1
+            None if self.slots.len() < USER_CLIENTS_MAX as usize => {
+                self.slots.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+                self.slots.push(ClientSlot {
+                    generation: 0,
+                    client: None,
+                });
+                self.slots.len() - 1
             }
             None => return Err(Error::LimitReached),
         };
-        self.clients[id] = Some(client);
+        self.slots[id].client = Some(client);
         self.live_clients += 1;
         Ok(self.id_of(id))
     }
 
     /// Empties a client slot; its id is dead from now on.
     fn drop_client(&mut self, slot: usize) -> Option<Client> {
-        let c = self.clients.get_mut(slot)?.take()?;
-        self.generations[slot] = (self.generations[slot] + 1) & CLIENT_GEN_MASK;
+        let s = self.slots.get_mut(slot)?;
+        let c = s.client.take()?;
+        s.generation = (s.generation + 1) & CLIENT_GEN_MASK;
         self.live_clients -= 1;
         Some(c)
     }
@@ -275,6 +320,7 @@ impl UserDevice {
     /// The request an `out` from client `id` makes, checked but not
     /// queued: for handing it straight to a server that already waits
     /// (which is only right when nothing is queued before it).
+    #[inline(always)]
     pub fn out_request(&self, id: u32, port: u64, size: u64, value: u64) -> Result<Request, Error> {
         let pid = self.client(id as u64)?.pid;
         if !matches!(size, 1 | 2 | 4 | 8) || port > u32::MAX as u64 {
@@ -309,7 +355,7 @@ impl UserDevice {
 
     /// `port_in` from a client: reads its I/O space (little-endian).
     pub fn read_iospace(&self, id: u32, port: u64, size: u64) -> Result<u64, Error> {
-        let (a, b) = port_range(port, size, self.iospace_size)?;
+        let (a, b) = port_range(port, size, self.iospace_size as usize)?;
         let c = self.client(id as u64)?;
         let mut v = [0u8; 8];
         v[..b - a].copy_from_slice(&c.iospace[a..b]);
@@ -324,20 +370,7 @@ impl UserDevice {
         size: u64,
         value: u64,
     ) -> Result<(), Error> {
-        let limit = self.iospace_size;
-        let c = self.client_mut(id)?;
-        let (a, b) = port_range(port, size, limit)?;
-        let bytes = value.to_le_bytes();
-        // Fixed-size copies: each is one store, where a copy of a run-time
-        // length would be a call to memcpy (this is on the IPC path).
-        let dst = &mut c.iospace[a..b];
-        match dst.len() {
-            8 => dst.copy_from_slice(&bytes),
-            4 => dst.copy_from_slice(&bytes[..4]),
-            2 => dst.copy_from_slice(&bytes[..2]),
-            _ => dst.copy_from_slice(&bytes[..1]),
-        }
-        Ok(())
+        self.client_mut(id)?.write_iospace(port, size, value)
     }
 
     /// `irq_map` from a client: deliver `line` as its `vector`.
@@ -356,7 +389,7 @@ impl UserDevice {
             return Err(Error::InvalidArgument);
         }
         let c = self.client(id)?;
-        Ok(c.irq_vectors[line as usize].map(|v| (c.pid, v as u32)))
+        Ok(c.irq_vector(line).map(|v| (c.pid, v)))
     }
 
     /// `export` from a client: the server may now reach `[va, va+len)`

@@ -17,13 +17,14 @@
 //! `resched`; without it the exit path returns to the same process at once.
 
 mod fastpath;
+pub mod lock;
 
 use crate::arch::{cpu, entry, paging};
 use crate::process::{Block, DEFAULT_PRIORITY, INIT_PID, PRIORITY_LEVELS, Pid, Process, State};
 use abi::{Error, ExitKind, ExitStatus};
 use kernel_core::idtable::IdTable;
 use kernel_core::runqueue::RunQueue;
-use spin::{Mutex, MutexGuard};
+use lock::{Guard, Lock};
 
 pub struct Scheduler {
     /// Every device (kept here: one lock covers processes and devices).
@@ -47,7 +48,7 @@ pub struct Scheduler {
 // the scheduler is only ever reached through the SCHED lock on one CPU.
 unsafe impl Send for Scheduler {}
 
-pub static SCHED: Mutex<Scheduler> = Mutex::new(Scheduler {
+pub static SCHED: Lock<Scheduler> = Lock::new(Scheduler {
     devices: crate::bus::Devices::new(),
     procs: IdTable::new(),
     ready: RunQueue::new(),
@@ -416,30 +417,39 @@ impl Scheduler {
         if pid == self.current {
             return;
         }
-        self.current = pid;
         let p = self.procs.get_mut(pid).expect("picked from the table");
-        self.current_ptr = p;
-        if let Some(space) = &p.space {
-            space.activate();
-        }
-        // SAFETY: the frame lives in a boxed process that stays in the
-        // table at least until another frame is made current (a process is
-        // only removed when reaped, which happens while its parent runs).
-        unsafe { entry::set_current_frame(&mut p.frame) };
+        install(&mut self.current, &mut self.current_ptr, pid, p);
     }
+}
+
+/// Makes process `pid`, whose record is `p` and which is not the current
+/// one, current: its table goes into CR3 and its frame becomes the one the
+/// next return to user mode restores. (The fields are passed apart so the
+/// IPC fast path can call it while it holds `p` from the table.)
+#[inline(always)]
+fn install(current: &mut Pid, current_ptr: &mut *mut Process, pid: Pid, p: &mut Process) {
+    *current = pid;
+    *current_ptr = p;
+    if let Some(space) = &p.space {
+        // Another process's table is (all but) never the one in CR3, so
+        // no comparison first; reloading it would only flush the TLB.
+        space.load();
+    }
+    // SAFETY: the frame lives in a boxed process that stays in the table
+    // at least until another frame is made current (a process is only
+    // removed when reaped, which happens while its parent runs).
+    unsafe { entry::set_current_frame(&mut p.frame) };
 }
 
 /// Makes sure a runnable process is current, idling with interrupts on
 /// (and the lock released) until one is. Called at the end of every trap
 /// and system call, with the lock the call took.
-#[inline]
-pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
+#[inline(always)]
+pub fn settle(mut s: Guard<'static, Scheduler>) {
     // The common case: the caller simply continues, with nothing to
-    // deliver.
-    if !s.resched
-        && !s.current_ptr.is_null()
-        && !crate::log::GREW.load(core::sync::atomic::Ordering::Relaxed)
-    {
+    // deliver. (`resched` is set until a first process is current, so
+    // `current` is there when it is clear.)
+    if !s.resched && !crate::log::GREW.load(core::sync::atomic::Ordering::Relaxed) {
         let p = s.current();
         if p.pending == 0 || !p.int_enabled {
             return;
@@ -449,7 +459,7 @@ pub fn settle(mut s: MutexGuard<'static, Scheduler>) {
 }
 
 #[inline(never)]
-fn settle_slow(mut s: MutexGuard<'static, Scheduler>) {
+fn settle_slow(mut s: Guard<'static, Scheduler>) {
     if crate::log::GREW.swap(false, core::sync::atomic::Ordering::Relaxed) {
         crate::bus::calls::notify_klog_listeners(&mut s);
     }

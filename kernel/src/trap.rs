@@ -6,7 +6,7 @@
 //! bug, reported in full before the machine stops; every path back to user
 //! mode goes through `sched::settle`.
 
-use crate::arch::entry::{SYSCALL_VECTOR, TrapFrame};
+use crate::arch::entry::TrapFrame;
 use crate::arch::{cpu, fault, lapic, pic};
 use crate::sched;
 use abi::Error;
@@ -33,9 +33,12 @@ fn is_pic_vector(vector: u64) -> bool {
 }
 
 /// `frame` is the current process's saved frame (a raw pointer: the
-/// scheduler reaches the same memory through the process table).
+/// scheduler reaches the same memory through the process table). Never
+/// returns: it leaves into whichever frame is current then, and because
+/// it does not return, the compiler has no registers of its caller to
+/// preserve.
 #[unsafe(no_mangle)]
-extern "C" fn trap_from_user(frame: *mut TrapFrame) {
+extern "C" fn trap_from_user(frame: *mut TrapFrame) -> ! {
     // SAFETY: the entry code passes the current, live frame.
     let frame = unsafe { frame.read() };
     let vector = frame.vector;
@@ -54,6 +57,7 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) {
         }
     }
     sched::settle(sched::SCHED.lock());
+    crate::arch::entry::enter_user()
 }
 
 /// A CPU exception in user mode: resolved, delivered to the handler, or
@@ -150,26 +154,55 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
     }
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn syscall_from_user(frame: *mut TrapFrame) {
-    let mut s = sched::SCHED.lock();
-    // SAFETY: the entry code passes the current process's frame, which it
-    // just filled; only the argument registers are read here.
-    let args = unsafe {
-        let f = &*frame;
-        debug_assert_eq!(f.vector, SYSCALL_VECTOR);
-        crate::syscall::Args {
-            number: f.rax,
-            a: [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
-        }
-    };
-    if s.ipc_fast_path(args.number, &args.a) {
-        sched::settle(s);
-        return;
+/// The argument words of the call whose frame is `frame`.
+///
+/// # Safety
+/// `frame` must be the current process's frame, just filled by the entry
+/// code, with no reference to it live.
+#[inline(always)]
+unsafe fn args(frame: *const TrapFrame) -> crate::syscall::Args {
+    // SAFETY: as the caller guarantees.
+    let f = unsafe { &*frame };
+    crate::syscall::Args {
+        number: f.rax,
+        a: [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
     }
+}
+
+/// The SYSCALL entry's Rust half for every call but the fused IPC ones;
+/// like `trap_from_user` it never returns.
+#[unsafe(no_mangle)]
+extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
+    let mut s = sched::SCHED.lock();
+    // SAFETY: the entry code passes the current process's frame.
+    let args = unsafe { args(frame) };
     if let Some(ret) = crate::syscall::dispatch(&mut s, &args) {
-        // The caller neither exited nor blocked: it is still current.
-        s.current().frame.rax = ret as u64;
+        // SAFETY: the caller neither exited nor blocked, so it is still the
+        // current process (only `settle` and the fast path switch) and
+        // `frame` is still its frame; no reference to it is live.
+        unsafe { (*frame).rax = ret as u64 };
     }
     sched::settle(s);
+    crate::arch::entry::enter_user()
+}
+
+/// The SYSCALL entry's Rust half for `port_out_wait` and `dev_reply_poll`
+/// (the entry code sorts them out by number): the IPC fast path, or the
+/// general path when it declines. A function of its own, so that the
+/// compiler allocates the fast path's registers without the dispatcher's.
+#[unsafe(no_mangle)]
+extern "C" fn syscall_ipc_from_user(frame: *mut TrapFrame) -> ! {
+    let mut s = sched::SCHED.lock();
+    // SAFETY: the entry code passes the current process's frame.
+    let args = unsafe { args(frame) };
+    if s.ipc_fast_path(args.number, &args.a) {
+        // Handed off, and nothing for `settle` to do (see the fast path).
+        drop(s);
+        crate::arch::entry::enter_user()
+    }
+    // Declined, having changed nothing: the general path takes the call
+    // from the start. (The lock is free in between, but nothing can run:
+    // one CPU, interrupts off.)
+    drop(s);
+    syscall_from_user(frame)
 }

@@ -5,6 +5,9 @@ use crate::raw::{syscall3, syscall6};
 use abi::syscall::WAIT_NOHANG;
 use abi::{Error, ExitStatus, SysInfo, Sysno};
 
+// Inlined (like the `#[inline]` calls built on it): otherwise a call as
+// small as `getpid` pays a function call around its `syscall`.
+#[inline]
 fn call(n: Sysno, a0: u64, a1: u64, a2: u64) -> Result<usize, Error> {
     // SAFETY: every pointer argument passed by this module comes from a
     // Rust reference the caller holds.

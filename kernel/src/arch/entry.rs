@@ -3,18 +3,23 @@
 //!
 //! The design is seL4's: there is one kernel stack, and a process's user
 //! registers live in its process record, not on a kernel stack. On a
-//! SYSCALL the entry code points `rsp` at the end of the current process's
-//! [`TrapFrame`] and pushes the registers there; on an interrupt or
-//! exception from ring 3 the CPU does the same through `TSS.rsp0`. The
-//! kernel then runs on the kernel stack, may switch `CURRENT_FRAME` to
-//! another process, and leaves through `resume_user`, which pops whatever
-//! frame is current. Nothing survives on the kernel stack between entries,
-//! so switching processes is just switching which frame is popped.
+//! SYSCALL the entry code stores the registers into the current process's
+//! [`TrapFrame`]; on an interrupt or exception from ring 3 the CPU pushes
+//! them there through `TSS.rsp0`. The kernel then runs on the kernel
+//! stack, may switch `CURRENT_FRAME` to another process, and leaves
+//! through `resume_user`, which pops whatever frame is current. Nothing
+//! survives on the kernel stack between entries, so switching processes is
+//! just switching which frame is popped, and the Rust handlers never
+//! return (there is nothing to return to).
 //!
 //! Rules: the kernel runs with interrupts disabled except in the idle loop;
 //! every entry sets RFLAGS to a known state (DF and AC clear) before Rust
-//! code runs, because user mode controls both; the frame layout below is
-//! shared with the assembly and pinned by a size assertion.
+//! code runs, because user mode controls both (SFMASK does it for
+//! SYSCALL); a frame is always complete on the way out: the SYSCALL entry
+//! skips only `cs`/`ss` (constant for every user frame, set when the frame
+//! is made) and `vector`/`error` (about the last interrupt, not the call);
+//! the frame layout below is shared with the assembly through
+//! `offset_of!` and pinned by a size assertion.
 
 use core::arch::global_asm;
 
@@ -38,9 +43,10 @@ pub struct TrapFrame {
     pub rcx: u64,
     pub rbx: u64,
     pub rax: u64,
-    /// The vector, or [`SYSCALL_VECTOR`] for a SYSCALL.
+    /// The vector of the last interrupt or exception that entered the
+    /// kernel from this process (a SYSCALL leaves it alone).
     pub vector: u64,
-    /// The CPU's error code, or 0.
+    /// The CPU's error code with it, or 0.
     pub error: u64,
     pub rip: u64,
     pub cs: u64,
@@ -50,19 +56,18 @@ pub struct TrapFrame {
 }
 
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == 176);
-
-/// The pseudo-vector recorded for a SYSCALL entry.
-pub const SYSCALL_VECTOR: u64 = 0x100;
+// The SYSCALL entry tells the fused IPC calls apart with one range check.
+const _: () = assert!(abi::Sysno::DevReplyPoll as u64 == abi::Sysno::PortOutWait as u64 + 1);
 
 /// RFLAGS a new user context starts with: IF set, everything else clear.
 pub const USER_RFLAGS: u64 = 0x202;
 
 /// Address of the current process's [`TrapFrame`]; read by the assembly.
-#[unsafe(no_mangle)]
+/// (Named in the assembly through `sym`, not exported: Rust then reaches
+/// it directly rather than through the GOT.)
 static mut CURRENT_FRAME: u64 = 0;
 
 /// Scratch for the user `rsp` during SYSCALL entry (one CPU, IF clear).
-#[unsafe(no_mangle)]
 static mut SYSCALL_USER_RSP: u64 = 0;
 
 global_asm!(
@@ -139,8 +144,9 @@ isr_common:
        frame, inside its process record. */
     pushq $2
     popfq
+    /* Never returns: it leaves through resume_user. */
     call trap_from_user
-    jmp resume_user
+    ud2
 1:
     movq %rsp, %rdi
     pushq $2
@@ -153,29 +159,76 @@ isr_common:
     .balign 16
     .global syscall_entry
 syscall_entry:
-    movq %rsp, SYSCALL_USER_RSP(%rip)
-    movq CURRENT_FRAME(%rip), %rsp
-    addq $176, %rsp
-    pushq $0x1b
-    pushq SYSCALL_USER_RSP(%rip)
-    pushq %r11
-    pushq $0x23
-    pushq %rcx
-    pushq $0
-    pushq $0x100
-    push_gprs
+    /* Only what a system call can change is stored: the slots `cs`, `ss`
+       (always the user selectors, set when the frame was made),
+       `vector` and `error` (meaningful only after an interrupt or
+       exception) are left as they are. The CPU put the user rip in rcx
+       and rflags in r11, so those two slots get the same values:
+       returning through the frame then gives the caller exactly what
+       SYSRET would. */
+    movq %rsp, {user_rsp}(%rip)
+    movq {current_frame}(%rip), %rsp
+    movq %rcx, {rip}(%rsp)
+    movq %rcx, {rcx}(%rsp)
+    movq %r11, {rflags}(%rsp)
+    movq %r11, {r11}(%rsp)
+    movq {user_rsp}(%rip), %rcx
+    movq %rcx, {rsp}(%rsp)
+    movq %rax, {rax}(%rsp)
+    movq %rdi, {rdi}(%rsp)
+    movq %rsi, {rsi}(%rsp)
+    movq %rdx, {rdx}(%rsp)
+    movq %r10, {r10}(%rsp)
+    movq %r8, {r8}(%rsp)
+    movq %r9, {r9}(%rsp)
+    movq %rbx, {rbx}(%rsp)
+    movq %rbp, {rbp}(%rsp)
+    movq %r12, {r12}(%rsp)
+    movq %r13, {r13}(%rsp)
+    movq %r14, {r14}(%rsp)
+    movq %r15, {r15}(%rsp)
     movq %rsp, %rdi
     leaq __kstack_top(%rip), %rsp
+    /* port_out_wait and dev_reply_poll (consecutive numbers; rax still
+       holds the number) have a handler of their own, with the IPC fast
+       path. Neither handler returns: both leave through resume_user. */
+    leaq -{port_out_wait}(%rax), %rcx
+    cmpq $1, %rcx
+    jbe 1f
     call syscall_from_user
-    /* fall through */
+    ud2
+1:
+    call syscall_ipc_from_user
+    ud2
 
     .global resume_user
 resume_user:
-    movq CURRENT_FRAME(%rip), %rsp
+    movq {current_frame}(%rip), %rsp
     pop_gprs
     addq $16, %rsp
     iretq
 "#,
+    rip = const core::mem::offset_of!(TrapFrame, rip),
+    rcx = const core::mem::offset_of!(TrapFrame, rcx),
+    rflags = const core::mem::offset_of!(TrapFrame, rflags),
+    r11 = const core::mem::offset_of!(TrapFrame, r11),
+    rsp = const core::mem::offset_of!(TrapFrame, rsp),
+    rax = const core::mem::offset_of!(TrapFrame, rax),
+    rdi = const core::mem::offset_of!(TrapFrame, rdi),
+    rsi = const core::mem::offset_of!(TrapFrame, rsi),
+    rdx = const core::mem::offset_of!(TrapFrame, rdx),
+    r10 = const core::mem::offset_of!(TrapFrame, r10),
+    r8 = const core::mem::offset_of!(TrapFrame, r8),
+    r9 = const core::mem::offset_of!(TrapFrame, r9),
+    rbx = const core::mem::offset_of!(TrapFrame, rbx),
+    rbp = const core::mem::offset_of!(TrapFrame, rbp),
+    r12 = const core::mem::offset_of!(TrapFrame, r12),
+    r13 = const core::mem::offset_of!(TrapFrame, r13),
+    r14 = const core::mem::offset_of!(TrapFrame, r14),
+    r15 = const core::mem::offset_of!(TrapFrame, r15),
+    port_out_wait = const abi::Sysno::PortOutWait as u64,
+    current_frame = sym CURRENT_FRAME,
+    user_rsp = sym SYSCALL_USER_RSP,
     options(att_syntax)
 );
 
@@ -188,18 +241,21 @@ unsafe extern "C" {
 /// the CPU saves into on the next entry from user mode.
 ///
 /// # Safety
-/// `frame` must stay valid (not freed or moved) until another frame is made
-/// current.
-#[inline]
+/// `frame` must point to a live frame in kernel memory and stay valid (not
+/// freed or moved) until another frame is made current.
+#[inline(always)]
 pub unsafe fn set_current_frame(frame: *mut TrapFrame) {
-    let addr = frame as u64;
-    // SAFETY: one CPU and interrupts disabled: nothing reads these
-    // concurrently.
-    unsafe { CURRENT_FRAME = addr };
-    super::gdt::set_rsp0(addr + core::mem::size_of::<TrapFrame>() as u64);
+    // SAFETY: one CPU and interrupts disabled: nothing reads CURRENT_FRAME
+    // concurrently. One past a live kernel object is a canonical kernel
+    // address, as rsp0 must be.
+    unsafe {
+        CURRENT_FRAME = frame as u64;
+        super::gdt::set_rsp0(frame.wrapping_add(1) as u64);
+    }
 }
 
 /// Leaves the kernel into the current frame. The kernel stack is abandoned.
+#[inline(always)]
 pub fn enter_user() -> ! {
     // SAFETY: a current frame has been set by the scheduler; resume_user
     // restores it and irets to ring 3 with the selectors it holds.

@@ -70,13 +70,18 @@ pub fn init() {
     }
 }
 
-/// Sets the stack the CPU loads on an interrupt from ring 3.
-#[inline]
-pub fn set_rsp0(top: u64) {
+/// Sets the stack the CPU loads on an interrupt from ring 3 (on every
+/// process switch, so without the canonical-address fix-up).
+///
+/// # Safety
+/// `top` must be a canonical kernel address.
+#[inline(always)]
+pub unsafe fn set_rsp0(top: u64) {
     // SAFETY: single CPU, called with interrupts disabled; the CPU reads the
-    // TSS only on privilege changes, which cannot happen concurrently.
+    // TSS only on privilege changes, which cannot happen concurrently. The
+    // caller guarantees `top` is canonical.
     let tss = &raw mut TSS;
     unsafe {
-        (*tss).privilege_stack_table[0] = VirtAddr::new_truncate(top);
+        (*tss).privilege_stack_table[0] = VirtAddr::new_unsafe(top);
     }
 }

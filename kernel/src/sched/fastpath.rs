@@ -6,12 +6,13 @@
 //! to it (seL4's fastpath, in spirit).
 //!
 //! Rules: the fast path only ever takes the common, fully valid case and
-//! decides before it changes anything visible (the one exception, the
-//! server's I/O-space write, is repeated identically by the slow path);
+//! decides everything before it changes anything visible (the server's
+//! I/O-space write is the last check, and a failed write writes nothing);
 //! anything unusual — an error to report, a queued request, a pending
 //! interrupt, a more urgent process waiting, the klog listeners to wake,
 //! a reschedule already due — returns `false` and the slow path does the
-//! whole call as before, so both paths give the same results.
+//! whole call as before, so both paths give the same results. What it
+//! hands over to needs nothing from `settle`, which it therefore skips.
 
 use super::Scheduler;
 use crate::bus::Attachment;
@@ -23,14 +24,13 @@ use kernel_core::runqueue::RunQueue;
 
 impl Scheduler {
     /// Tries the fast path for system call `number` with argument words
-    /// `a`; true if it handled the call completely (the CPU then belongs
-    /// to the process it handed off to).
+    /// `a`; true if it handled the call completely: the CPU then belongs
+    /// to the process it handed off to, and there is nothing for `settle`
+    /// to do (no reschedule due, no klog listener to wake, no interrupt to
+    /// deliver to the new current process), so the caller may return to
+    /// user mode at once.
     #[inline]
     pub fn ipc_fast_path(&mut self, number: u64, a: &[u64; 6]) -> bool {
-        // The number first: every other call pays only these two compares.
-        if number != Sysno::PortOutWait as u64 && number != Sysno::DevReplyPoll as u64 {
-            return false;
-        }
         if self.resched || self.current_ptr.is_null() || crate::log::GREW.load(Ordering::Relaxed) {
             return false;
         }
@@ -49,6 +49,7 @@ impl Scheduler {
         if crate::syscall::check_vector_mask(mask).is_err() {
             return false;
         }
+        let me: *mut Process = self.current();
         let p = self.current();
         if p.pending & mask != 0 {
             return false;
@@ -88,11 +89,16 @@ impl Scheduler {
         s.frame.r10 = w3;
         s.frame.rax = u64::from(request.client);
         s.state = State::Runnable;
-        self.current().state = State::Blocked(Block::Irq {
-            mask,
-            dev: Some(dev),
-        });
-        self.switch_to(server);
+        // SAFETY: `me` is the current process (see `current`); `s` is
+        // another one (it sleeps, the current one runs), so the two
+        // references do not overlap.
+        unsafe {
+            (*me).state = State::Blocked(Block::Irq {
+                mask,
+                dev: Some(dev),
+            })
+        };
+        super::install(&mut self.current, &mut self.current_ptr, server, s);
         true
     }
 
@@ -108,9 +114,11 @@ impl Scheduler {
         line: u64,
         out: u64,
     ) -> bool {
-        if out != 0 || line == u64::MAX {
+        if out != 0 {
             return false;
         }
+        let me: *mut Process = self.current();
+        let current = self.current;
         let p = self.current();
         let Ok(entry) = p.bus.get(h) else {
             return false;
@@ -121,21 +129,25 @@ impl Scheduler {
         if entry.rights & RIGHT_SERVE == 0 {
             return false;
         }
-        if self.current == 0 {
-            return false;
-        }
-        // The device and the client process are looked up once each; they
-        // live in different fields, so both can be held at once.
+        // The device, the client and the client's process are looked up
+        // once each; they live in different fields, so all can be held at
+        // once.
         let Ok(u) = self.devices.user(dev) else {
             return false;
         };
         if u.pending_requests() != 0 {
             return false;
         }
-        let Ok(Some((target, vector))) = u.irq_target(client, line) else {
+        let Ok(c) = u.client_mut(client) else {
             return false;
         };
-        if target == self.current {
+        // No line (u64::MAX), a line the device lacks or one the client
+        // has not mapped: no hand-off (the slow path sorts out which).
+        let Some(vector) = c.irq_vector(line) else {
+            return false;
+        };
+        let target = c.pid;
+        if target == current {
             return false;
         }
         let Some(t) = self.procs.get_mut(target) else {
@@ -144,23 +156,29 @@ impl Scheduler {
         let State::Blocked(Block::Irq { mask, .. }) = t.state else {
             return false;
         };
-        let taken = (t.pending | 1 << vector) & mask;
-        if taken == 0 || !may_run_next(t, &self.ready) {
+        let raised = t.pending | 1 << vector;
+        let taken = raised & mask;
+        let left = raised & !taken;
+        // The client must run next, and with nothing left to deliver to
+        // its handler on the way out.
+        if taken == 0 || !may_run_next(t, &self.ready) || (t.int_enabled && left != 0) {
             return false;
         }
         // Everything is decided: the answer goes out.
         if port_size != 0 {
             let (port, size) = (port_size >> 8, port_size & 0xff);
-            if u.write_iospace(client, port, size, value).is_err() {
-                // Repeated (and reported) by the slow path.
+            if c.write_iospace(port, size, value).is_err() {
+                // Nothing written; the slow path repeats (and reports) it.
                 return false;
             }
         }
-        t.pending = (t.pending | 1 << vector) & !taken;
+        t.pending = left;
         t.frame.rax = taken;
         t.state = State::Runnable;
-        self.current().state = State::Blocked(Block::Poll { dev, out: 0 });
-        self.switch_to(target);
+        // SAFETY: as in `fast_port_out_wait`: `t` is not the current
+        // process (checked above).
+        unsafe { (*me).state = State::Blocked(Block::Poll { dev, out: 0 }) };
+        super::install(&mut self.current, &mut self.current_ptr, target, t);
         true
     }
 }
@@ -173,5 +191,5 @@ fn may_run_next(p: &Process, ready: &RunQueue<PRIORITY_LEVELS>) -> bool {
     if p.int_enabled && p.pending != 0 {
         return false;
     }
-    p.priority == 0 || !ready.has_at_least(p.priority - 1)
+    !ready.has_more_urgent_than(p.priority)
 }

@@ -1,10 +1,15 @@
 //! `log_write` and `log_read`: the kernel log.
+//!
+//! Rules: both are `#[inline(never)]`: their 4 KiB buffers would otherwise
+//! land in the dispatcher's stack frame, and every system call would pay
+//! for the stack probe a frame over a page needs.
 
 use super::with_space;
 use crate::sched::Scheduler;
 use abi::Error;
 use abi::syscall::LOG_WRITE_MAX;
 
+#[inline(never)]
 pub fn write(s: &mut Scheduler, ptr: u64, len: u64) -> Result<usize, Error> {
     if len > LOG_WRITE_MAX as u64 {
         return Err(Error::InvalidArgument);
@@ -16,6 +21,7 @@ pub fn write(s: &mut Scheduler, ptr: u64, len: u64) -> Result<usize, Error> {
     Ok(buf.len())
 }
 
+#[inline(never)]
 pub fn read(s: &mut Scheduler, pos: u64, ptr: u64, len: u64) -> Result<usize, Error> {
     let len = len.min(LOG_WRITE_MAX as u64) as usize;
     let mut buf = [0u8; LOG_WRITE_MAX];

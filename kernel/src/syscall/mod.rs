@@ -25,53 +25,57 @@ pub struct Args {
 /// when the caller does not simply return (it exited, exec'd, returned
 /// from a handler, or blocked and will be completed or restarted when
 /// woken). Inlined into the one caller, so the argument words stay in
-/// registers instead of going through memory twice.
+/// registers instead of going through memory twice; each arm encodes its
+/// own result, so what the arms hand on is one register, not a `Result`
+/// in memory.
 #[inline(always)]
 pub fn dispatch(s: &mut Scheduler, args: &Args) -> Option<isize> {
     let a = args.a;
-    let result = match Sysno::from_raw(args.number) {
-        None => Err(Error::NoSuchSyscall),
-        Some(Sysno::LogWrite) => log::write(s, a[0], a[1]),
-        Some(Sysno::LogRead) => log::read(s, a[0], a[1], a[2]),
+    let ret = match sysno(args.number) {
+        None => Error::NoSuchSyscall.to_ret(),
+        Some(Sysno::LogWrite) => encode(log::write(s, a[0], a[1])),
+        Some(Sysno::LogRead) => encode(log::read(s, a[0], a[1], a[2])),
         Some(Sysno::Exit) => {
             process::exit(s, a[0] as i64);
             return None;
         }
-        Some(Sysno::GetPid) => Ok(s.current_pid() as usize),
+        Some(Sysno::GetPid) => s.current_pid() as isize,
         Some(Sysno::Yield) => {
             s.yield_current();
-            Ok(0)
+            0
         }
         Some(Sysno::WaitChild) => return blocking(process::wait_child(s, a[0], a[1])),
-        Some(Sysno::Fork) => process::fork(s),
+        Some(Sysno::Fork) => encode(process::fork(s)),
         Some(Sysno::Exec) => return silent(process::exec(s, a[0], a[1], a[2], a[3])),
-        Some(Sysno::SetPriority) => process::set_priority(s, a[0], a[1]),
-        Some(Sysno::SysInfo) => process::sys_info(s, a[0]),
-        Some(Sysno::VmMap) => memory::map(s, a[0], a[1], a[2]),
-        Some(Sysno::VmProtect) => memory::protect(s, a[0], a[1], a[2]),
-        Some(Sysno::VmUnmap) => memory::unmap(s, a[0], a[1]),
-        Some(Sysno::VmMove) => memory::move_pages(s, a[0], a[1], a[2]),
-        Some(Sysno::SetHandler) => interrupts::set_handler(s, a[0], a[1], a[2]),
+        Some(Sysno::SetPriority) => encode(process::set_priority(s, a[0], a[1])),
+        Some(Sysno::SysInfo) => encode(process::sys_info(s, a[0])),
+        Some(Sysno::VmMap) => encode(memory::map(s, a[0], a[1], a[2])),
+        Some(Sysno::VmProtect) => encode(memory::protect(s, a[0], a[1], a[2])),
+        Some(Sysno::VmUnmap) => encode(memory::unmap(s, a[0], a[1])),
+        Some(Sysno::VmMove) => encode(memory::move_pages(s, a[0], a[1], a[2])),
+        Some(Sysno::SetHandler) => encode(interrupts::set_handler(s, a[0], a[1], a[2])),
         Some(Sysno::IntReturn) => return silent(interrupts::int_return(s, a[0])),
-        Some(Sysno::IntEnable) => interrupts::int_enable(s, a[0]),
+        Some(Sysno::IntEnable) => encode(interrupts::int_enable(s, a[0])),
         Some(Sysno::IrqWait) => return blocking(interrupts::irq_wait(s, a[0])),
-        Some(Sysno::IrqRaise) => interrupts::irq_raise(s, a[0]),
-        Some(Sysno::Attach) => devices::attach(s, a[0], a[1], a[2], a[3]),
-        Some(Sysno::Detach) => devices::detach(s, a[0]),
-        Some(Sysno::Info) => devices::info(s, a[0], a[1]),
-        Some(Sysno::Restrict) => devices::restrict(s, a[0], a[1]),
-        Some(Sysno::PortIn) => devices::port_in(s, a[0], a[1], a[2]),
-        Some(Sysno::PortOut) => devices::port_out(s, a[0], a[1], a[2], a[3]),
-        Some(Sysno::Export) => devices::export(s, a[0], a[1], a[2]),
-        Some(Sysno::Unexport) => devices::unexport(s, a[0], a[1]),
-        Some(Sysno::IrqMap) => devices::irq_map(s, a[0], a[1], a[2]),
-        Some(Sysno::IrqAck) => devices::irq_ack(s, a[0], a[1]),
-        Some(Sysno::DevCreate) => devices::dev_create(s, a[0]),
+        Some(Sysno::IrqRaise) => encode(interrupts::irq_raise(s, a[0])),
+        Some(Sysno::Attach) => encode(devices::attach(s, a[0], a[1], a[2], a[3])),
+        Some(Sysno::Detach) => encode(devices::detach(s, a[0])),
+        Some(Sysno::Info) => encode(devices::info(s, a[0], a[1])),
+        Some(Sysno::Restrict) => encode(devices::restrict(s, a[0], a[1])),
+        Some(Sysno::PortIn) => encode(devices::port_in(s, a[0], a[1], a[2])),
+        Some(Sysno::PortOut) => encode(devices::port_out(s, a[0], a[1], a[2], a[3])),
+        Some(Sysno::Export) => encode(devices::export(s, a[0], a[1], a[2])),
+        Some(Sysno::Unexport) => encode(devices::unexport(s, a[0], a[1])),
+        Some(Sysno::IrqMap) => encode(devices::irq_map(s, a[0], a[1], a[2])),
+        Some(Sysno::IrqAck) => encode(devices::irq_ack(s, a[0], a[1])),
+        Some(Sysno::DevCreate) => encode(devices::dev_create(s, a[0])),
         Some(Sysno::DevPoll) => return blocking(devices::dev_poll(s, a[0], a[1], a[2])),
-        Some(Sysno::DevWriteIospace) => devices::dev_write_iospace(s, a[0], a[1], a[2], a[3], a[4]),
-        Some(Sysno::DevIrq) => devices::dev_irq(s, a[0], a[1], a[2]),
-        Some(Sysno::DevDmaRead) => devices::dev_dma(s, a[0], a[1], a[2], a[3], a[4], false),
-        Some(Sysno::DevDmaWrite) => devices::dev_dma(s, a[0], a[1], a[4], a[2], a[3], true),
+        Some(Sysno::DevWriteIospace) => {
+            encode(devices::dev_write_iospace(s, a[0], a[1], a[2], a[3], a[4]))
+        }
+        Some(Sysno::DevIrq) => encode(devices::dev_irq(s, a[0], a[1], a[2])),
+        Some(Sysno::DevDmaRead) => encode(devices::dev_dma(s, a[0], a[1], a[2], a[3], a[4], false)),
+        Some(Sysno::DevDmaWrite) => encode(devices::dev_dma(s, a[0], a[1], a[4], a[2], a[3], true)),
         Some(Sysno::PortOutWait) => {
             return blocking(devices::port_out_wait(s, a[0], a[1], a[2], a[3], a[4]));
         }
@@ -80,11 +84,35 @@ pub fn dispatch(s: &mut Scheduler, args: &Args) -> Option<isize> {
                 s, a[0], a[1], a[2], a[3], a[4], a[5],
             ));
         }
-        Some(Sysno::IoMap) => devices::iomap(s, a[0], a[1], a[2], a[3]),
-        Some(Sysno::IoUnmap) => devices::iounmap(s, a[0], a[1], a[2]),
-        Some(Sysno::RestrictNames) => devices::restrict_names(s, a[0], a[1]),
+        Some(Sysno::IoMap) => encode(devices::iomap(s, a[0], a[1], a[2], a[3])),
+        Some(Sysno::IoUnmap) => encode(devices::iounmap(s, a[0], a[1], a[2])),
+        Some(Sysno::RestrictNames) => encode(devices::restrict_names(s, a[0], a[1])),
     };
-    Some(encode(result))
+    Some(ret)
+}
+
+// The numbers are 1..=N in the order of `Sysno::ALL`, checked here once
+// at compile time, so that `sysno` may convert by range check alone.
+const _: () = {
+    let mut i = 0;
+    while i < Sysno::ALL.len() {
+        assert!(Sysno::ALL[i] as u64 == i as u64 + 1);
+        i += 1;
+    }
+};
+
+/// `Sysno::from_raw` by range check alone, so that `dispatch` is one jump
+/// table on the number (`from_raw` goes through a table of the variants,
+/// which the compiler cannot see through: a load, then the jump table).
+#[inline(always)]
+fn sysno(number: u64) -> Option<Sysno> {
+    if number.wrapping_sub(1) < Sysno::ALL.len() as u64 {
+        // SAFETY: Sysno is repr(u64), and by the assertion above every
+        // value in 1..=ALL.len() is one of its discriminants.
+        Some(unsafe { core::mem::transmute::<u64, Sysno>(number) })
+    } else {
+        None
+    }
 }
 
 fn encode(result: Result<usize, Error>) -> isize {

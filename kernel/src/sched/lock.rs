@@ -1,0 +1,80 @@
+//! The scheduler's lock (`sched::SCHED`, the one lock over processes and
+//! devices): a spin lock whose uncontended path is one exchange and a
+//! test, since every system call and trap takes it.
+//!
+//! Rules: on this one-CPU kernel, which runs with interrupts off, the lock
+//! is never contended (sched.rs); it still spins if it ever is, on a cold
+//! path of its own, so the hot path stays four instructions (`spin::Mutex`
+//! took six, with an alignment `nop` and a jump); taking it is an Acquire,
+//! releasing it (dropping the guard) a Release, as for any mutex.
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+pub struct Lock<T> {
+    held: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through a guard, and at most one guard
+// exists at a time (`held`), as for `spin::Mutex`.
+unsafe impl<T: Send> Sync for Lock<T> {}
+
+impl<T> Lock<T> {
+    pub const fn new(value: T) -> Lock<T> {
+        Lock {
+            held: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Takes the lock, spinning while another holder has it.
+    #[inline(always)]
+    pub fn lock(&self) -> Guard<'_, T> {
+        if self.held.swap(true, Ordering::Acquire) {
+            self.wait();
+        }
+        Guard { lock: self }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wait(&self) {
+        while self.held.swap(true, Ordering::Acquire) {
+            while self.held.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// The lock, held; released when dropped.
+pub struct Guard<'a, T> {
+    lock: &'a Lock<T>,
+}
+
+impl<T> Deref for Guard<'_, T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        // SAFETY: this guard is the only one (see `Lock`).
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for Guard<'_, T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: this guard is the only one, and borrowed mutably.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.lock.held.store(false, Ordering::Release);
+    }
+}
