@@ -104,17 +104,11 @@ impl Server for Console<'_> {
     /// The UART or klog line: show the log and take the typed bytes
     /// (the lines only say "look"). This runs before the requests that
     /// queued meanwhile, so a program's last log line comes out before
-    /// the prompt the shell writes after it ended.
+    /// the prompt the shell writes after it ended. No `idle` pass is
+    /// needed: data that arrives later raises its line again.
     fn interrupt(&mut self, _dev: Served, _vectors: u64) {
         self.klog.drain(&mut self.uart);
         self.input();
-    }
-
-    /// Before every sleep, the same again: a line or byte that arrived
-    /// while requests were answered is shown now, not at the next event.
-    fn idle(&mut self, dev: Served) -> Option<i32> {
-        self.interrupt(dev, 0);
-        None
     }
 }
 

@@ -189,6 +189,34 @@ pub fn run(s: &mut Suite) {
         })
     });
 
+    s.run("names_scope_limits_platform", || {
+        in_child_ok("scoped platform", || {
+            let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA;
+            let Ok(plat) = dev::attach(REGISTRY, "platform", rights) else {
+                return 100;
+            };
+            // A free port (the POST port): only the name stands in the way.
+            let mut spec = abi::HwDeviceSpec {
+                name_len: 10,
+                port_count: 1,
+                ..abi::HwDeviceSpec::default()
+            };
+            spec.name[..10].copy_from_slice(b"t-names-hw");
+            spec.ports[0] = abi::hw::HwPortRange { base: 0x80, len: 1 };
+            first_failure(&[
+                dev::restrict_names(&["platform", "t-names-q"]) == Ok(()),
+                dev::create_hardware(plat, &spec) == Err(Error::AccessDenied),
+                attach("t-names-hw") == Err(Error::AccessDenied),
+                dev::release_quarantine(plat, "t-names-hw") == Err(Error::AccessDenied),
+                // In scope, but no such device.
+                dev::release_quarantine(plat, "t-names-q") == Err(Error::NotFound),
+            ])
+        })?;
+        // Nothing was registered under the refused name.
+        ensure_eq!(attach("t-names-hw"), Err(Error::NotFound));
+        Ok(())
+    });
+
     s.run("names_scope_passes_to_forked_children", || {
         in_child_ok("inherited", || {
             if dev::restrict_names(&["klog", "bootfs"]).is_err() {

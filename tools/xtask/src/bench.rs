@@ -24,9 +24,14 @@ const BENCH_IMAGE: &str = "bench";
 /// Makes the guest TSC count instructions: one tick per instruction
 /// (shift=0), never synchronised with host time (align=off), and idle time
 /// skipped rather than slept (sleep=off).
-pub const ICOUNT: [&str; 2] = ["-icount", "shift=0,align=off,sleep=off"];
+const ICOUNT: [&str; 2] = ["-icount", "shift=0,align=off,sleep=off"];
 /// How much of the serial log to show when the run goes wrong.
 const TAIL_LINES: usize = 40;
+
+/// [`ICOUNT`] as QEMU arguments.
+pub fn icount_args() -> Vec<String> {
+    ICOUNT.iter().map(|s| s.to_string()).collect()
+}
 
 /// A figure from another kernel, measured in guest instructions on the
 /// same QEMU, and MH's goal for the same operation.
@@ -282,8 +287,7 @@ pub fn command(args: Args) -> Result<i32> {
         "booting the bench image under -icount (time limit {timeout} s, serial log in {})…",
         paths::display(&log)
     ));
-    let extra: Vec<String> = ICOUNT.iter().map(|s| s.to_string()).collect();
-    let cmd = qemu::command(&image, &Serial::Stdio, &extra);
+    let cmd = qemu::command(&image, &Serial::Stdio, &icount_args());
     let mut report = Report::default();
     let started = Instant::now();
     let run =

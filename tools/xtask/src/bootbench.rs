@@ -12,7 +12,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::bench::ICOUNT;
 use crate::error::Result;
 use crate::manifest::Input;
 use crate::qemu::{self, Outcome, Serial, Stream};
@@ -45,8 +44,7 @@ pub fn measure() -> Result<BootFigures> {
     let mut figures = BootFigures::default();
 
     progress("booting the bench-boot image under -icount (instructions to the shell)…");
-    let extra: Vec<String> = ICOUNT.iter().map(|s| s.to_string()).collect();
-    let cmd = qemu::command(&image, &Serial::Stdio, &extra);
+    let cmd = qemu::command(&image, &Serial::Stdio, &crate::bench::icount_args());
     let log = paths::mh_dir().join("bench-boot-icount.log");
     let mut report = crate::bench::Report::default();
     let run = qemu::run_headless_typing(cmd, timeout, &log, &input, |stream, line| {
