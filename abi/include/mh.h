@@ -34,6 +34,16 @@
 #define MH_BUS_SLOTS 256
 
 /**
+ * Bits of a handle that name its slot.
+ */
+#define MH_HANDLE_SLOT_BITS 8
+
+/**
+ * Bits of a handle above the slot: its generation.
+ */
+#define MH_HANDLE_GENERATION_BITS 40
+
+/**
  * `port_in`: read a port.
  */
 #define MH_RIGHT_READ (1 << 0)
@@ -334,7 +344,11 @@
 #define MH_REGISTRY_PORT_COUNT 0
 
 /**
- * out: select the n-th device (in name order) for the ports below.
+ * out: select, for the ports below, the first device at or after
+ * position n of the device table. A walk selects 0, reads the device and
+ * its `REGISTRY_PORT_POSITION`, selects that plus one, and so on until
+ * the ports say `NotFound`; each step costs the same however many
+ * devices there are.
  */
 #define MH_REGISTRY_PORT_SELECT 1
 
@@ -358,6 +372,11 @@
  * in: its server's pid (user devices), else 0.
  */
 #define MH_REGISTRY_PORT_SERVER 12
+
+/**
+ * in: its position in the device table (select one past it for the next).
+ */
+#define MH_REGISTRY_PORT_POSITION 13
 
 /**
  * in: how many modules there are.
@@ -480,13 +499,13 @@
 #define MH_MEMPOOL_PORT_SELECT 0
 
 /**
- * out (size 8): set the selected process's limit, in frames
+ * out (size 8): set the selected process's reserve's limit, in frames
  * (`MEMPOOL_UNLIMITED` for none).
  */
 #define MH_MEMPOOL_PORT_LIMIT 1
 
 /**
- * in (size 8): frames the selected process holds now.
+ * in (size 8): frames the selected process's reserve holds now.
  */
 #define MH_MEMPOOL_PORT_USED 2
 
@@ -499,6 +518,48 @@
  * in (size 8): frames free in the system.
  */
 #define MH_MEMPOOL_PORT_FREE 4
+
+/**
+ * out (size 8): give the selected process a reserve of its own with this
+ * limit (`MEMPOOL_UNLIMITED` for none) and its old reserve's process
+ * limit; what it holds moves with it (`OutOfMemory` if that is more than
+ * the limit). The processes it forks from then on share the new one.
+ */
+#define MH_MEMPOOL_PORT_NEW_RESERVE 5
+
+/**
+ * out (size 4 or 8): set the most processes (zombies included) the
+ * selected process's reserve may count.
+ */
+#define MH_MEMPOOL_PORT_PROCESS_LIMIT 6
+
+/**
+ * in: how many processes its reserve counts now.
+ */
+#define MH_MEMPOOL_PORT_PROCESSES 7
+
+/**
+ * in: its process limit.
+ */
+#define MH_MEMPOOL_PORT_PROCESS_LIMIT_NOW 8
+
+/**
+ * out (size 8): the caller's next `fork` puts its child in a new reserve
+ * of its own, made as the child is (so the child never runs on the
+ * caller's reserve), with this limit (`MEMPOOL_UNLIMITED` for none). The
+ * limit takes effect at the child's first `exec` (the program it then
+ * runs must fit it): until then the child runs the spawner's own code on
+ * the spawner's pages. A limit set meanwhile (`MEMPOOL_PORT_LIMIT`, the
+ * mem server's) holds at once, and the tighter of the two after the exec.
+ * Used once, by that fork, whatever its outcome.
+ */
+#define MH_MEMPOOL_PORT_CHILD_RESERVE 9
+
+/**
+ * out (size 4 or 8): the process limit of the reserve the next fork makes
+ * (without it, the caller's reserve's).
+ */
+#define MH_MEMPOOL_PORT_CHILD_PROCESSES 10
 
 /**
  * The limit value meaning "no limit".
@@ -516,8 +577,9 @@
 #define MH_PROC_PORT_SELECT 1
 
 /**
- * in: the lowest pid above the selected one that exists, or 0 if none
- * (select 0 and read this to start a walk).
+ * in: the pid of the process after the selected one in the process
+ * table, or 0 if none (select 0 and read this to start a walk; each step
+ * costs the same however many processes there are).
  */
 #define MH_PROC_PORT_NEXT 2
 
@@ -537,7 +599,8 @@
 #define MH_PROC_PORT_PRIORITY 5
 
 /**
- * in (size 8): frames it holds (its reserve's use).
+ * in (size 8): frames it holds: its pages, page tables and kernel
+ * objects (its share of its reserve).
  */
 #define MH_PROC_PORT_FRAMES 6
 
@@ -548,10 +611,21 @@
 #define MH_PROC_PORT_NAME 8
 
 /**
- * out (value ignored): end the selected process (`ExitKind::KilledBy`).
- * Needs RIGHT_KILL and that the caller is an ancestor of it, or is it.
+ * out (value ignored): end the selected process (`ExitKind::KilledBy`);
+ * its children go to init. Needs RIGHT_KILL and that the caller is an
+ * ancestor of it, or is it.
  */
 #define MH_PROC_PORT_KILL 16
+
+/**
+ * out (value ignored): end the selected process and every process below
+ * it (its children, theirs, ...), deepest first, each `KilledBy` the
+ * caller; the same rights as `PROC_PORT_KILL`. A large tree is killed in
+ * steps: the call gives way to other processes at timer ticks and picks
+ * up where it stopped, so it takes as long as the tree needs without
+ * holding the machine. A caller inside the tree ends last.
+ */
+#define MH_PROC_PORT_KILL_TREE 17
 
 /**
  * [`PROC_PORT_STATE`]: ready or running.
@@ -775,6 +849,13 @@
 #define MH_EXEC_IMAGE_MAX (16 << 20)
 
 /**
+ * Most memory the segments of an image `exec` accepts may take, page
+ * rounded (bss included): exec fills it before it returns, so this bound
+ * keeps every exec short. A program that needs more maps it at run time.
+ */
+#define MH_EXEC_MEMORY_MAX (64 << 20)
+
+/**
  * Largest command line `exec` accepts (and the kernel passes on).
  */
 #define MH_CMDLINE_MAX 1024
@@ -857,6 +938,13 @@
 #define MH_TIMER_ALARMS_MAX 8
 
 /**
+ * Clients the timer server keeps alarms for at once (a client beyond
+ * them, whose entry another live client holds, is not served: its
+ * requests end `NotFound`).
+ */
+#define MH_TIMER_CLIENTS_MAX 1024
+
+/**
  * The shortest period, in ns, a periodic alarm may have (100 µs).
  */
 #define MH_TIMER_PERIOD_MIN 100000
@@ -887,14 +975,35 @@
 #define MH_USER_IRQ_LINES_MAX 16
 
 /**
- * Most clients one user device serves at once.
+ * Most clients one user device serves at once. Each client's record is
+ * charged to the client's own frame reserve, so what bounds a process's
+ * clients in practice is its reserve, not this.
  */
-#define MH_USER_CLIENTS_MAX 1024
+#define MH_USER_CLIENTS_MAX (1 << MH_CLIENT_SLOT_BITS)
 
 /**
- * Most requests waiting on one device before `port_out` says `Busy`.
+ * Bits of a client id that name its slot in the device's table.
  */
-#define MH_REQUEST_QUEUE_MAX 4096
+#define MH_CLIENT_SLOT_BITS 16
+
+/**
+ * Bits of a client id above the slot: its generation (a slot that has
+ * been through them all is never used again, so an id is never issued
+ * twice by one device).
+ */
+#define MH_CLIENT_GENERATION_BITS 40
+
+/**
+ * [`DeviceConfig::queue_per_client`] when the server names none: the most
+ * OUT requests one client may have queued before its `port_out` says
+ * `Busy`.
+ */
+#define MH_QUEUE_PER_CLIENT_DEFAULT 16
+
+/**
+ * The most [`DeviceConfig::queue_per_client`] may be.
+ */
+#define MH_QUEUE_PER_CLIENT_MAX 256
 
 /**
  * Most exports one client makes to one device.
@@ -907,8 +1016,7 @@
 #define MH_REQUEST_OPEN 0
 
 /**
- * A client forked: `client` is the child's new id, `parent_client` the
- * parent's.
+ * A client forked: `client` is the child's new id, `value` the parent's.
  */
 #define MH_REQUEST_CLONE 1
 
@@ -1368,6 +1476,12 @@ typedef struct MhSysInfo {
    * a baseline without tripping over heap fragmentation.
    */
   uint64_t heap_frames;
+  /**
+   * Empty page-table frames the caller's address space keeps for its
+   * next tables (at most four, charged to it): counted with
+   * `free_frames` by tests that compare against a baseline.
+   */
+  uint64_t spare_tables;
 } MhSysInfo;
 
 /**
@@ -1405,8 +1519,7 @@ typedef struct MhDeviceInfo {
   /**
    * This attachment's client id (user devices), else 0.
    */
-  uint32_t client;
-  uint32_t reserved;
+  uint64_t client;
 } MhDeviceInfo;
 
 /**
@@ -1433,7 +1546,18 @@ typedef struct MhDeviceConfig {
    * The server's vector raised when a request is queued.
    */
   uint32_t vector;
+  /**
+   * The most OUT requests one client may have waiting (1..=
+   * `QUEUE_PER_CLIENT_MAX`; 0 means `QUEUE_PER_CLIENT_DEFAULT`). OPEN,
+   * CLONE and CLOSE never count: they always get through.
+   */
+  uint32_t queue_per_client;
 } MhDeviceConfig;
+
+/**
+ * A user-device client, as the server names it (`slot | generation << 16`).
+ */
+typedef uint64_t MH_ClientId;
 
 /**
  * One request, as `dev_poll` returns it.
@@ -1444,24 +1568,21 @@ typedef struct MhRequest {
    */
   uint32_t kind;
   /**
-   * The client the request is about.
-   */
-  uint32_t client;
-  /**
    * The client's process.
    */
   uint32_t pid;
   /**
-   * For `REQUEST_CLONE`: the parent's client id.
+   * The client the request is about.
    */
-  uint32_t parent_client;
+  MH_ClientId client;
   /**
    * For `REQUEST_OUT`: the port and size (1, 2, 4 or 8).
    */
   uint32_t port;
   uint32_t size;
   /**
-   * For `REQUEST_OUT`: the value written.
+   * For `REQUEST_OUT`: the value written; for `REQUEST_CLONE`: the
+   * parent's client id.
    */
   uint64_t value;
 } MhRequest;

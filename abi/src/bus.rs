@@ -1,13 +1,19 @@
 //! The bus: handles, rights and device descriptions.
 //!
-//! A handle is a small non-negative integer naming a slot of the caller's
-//! bus: bits 0..8 are the slot, bits 8..31 a generation that changes every
-//! time the slot is reused, so a stale or forged handle is refused with
-//! `BadHandle` instead of reaching another device. Rights live on the
-//! handle and can only shrink (`restrict`).
+//! A handle is a non-negative integer naming a slot of the caller's bus:
+//! bits 0..8 are the slot, bits 8..48 a generation that changes every time
+//! the slot is reused, so a stale or forged handle is refused with
+//! `BadHandle` instead of reaching another device. A slot that has been
+//! through all 2^40 generations is never used again, so no handle value is
+//! ever issued twice by one bus. Rights live on the handle and can only
+//! shrink (`restrict`).
 
 /// Slots on one process's bus.
 pub const BUS_SLOTS: u32 = 256;
+/// Bits of a handle that name its slot.
+pub const HANDLE_SLOT_BITS: u32 = 8;
+/// Bits of a handle above the slot: its generation.
+pub const HANDLE_GENERATION_BITS: u32 = 40;
 
 /// `port_in`: read a port.
 pub const RIGHT_READ: u32 = 1 << 0;
@@ -80,8 +86,7 @@ pub struct DeviceInfo {
     /// Clients attached now.
     pub clients: u32,
     /// This attachment's client id (user devices), else 0.
-    pub client: u32,
-    pub reserved: u32,
+    pub client: u64,
 }
 
 impl Default for DeviceInfo {
@@ -95,7 +100,6 @@ impl Default for DeviceInfo {
             server_pid: 0,
             clients: 0,
             client: 0,
-            reserved: 0,
         }
     }
 }

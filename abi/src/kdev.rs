@@ -12,7 +12,11 @@
 
 /// in: how many devices are registered.
 pub const REGISTRY_PORT_COUNT: u32 = 0;
-/// out: select the n-th device (in name order) for the ports below.
+/// out: select, for the ports below, the first device at or after
+/// position n of the device table. A walk selects 0, reads the device and
+/// its `REGISTRY_PORT_POSITION`, selects that plus one, and so on until
+/// the ports say `NotFound`; each step costs the same however many
+/// devices there are.
 pub const REGISTRY_PORT_SELECT: u32 = 1;
 /// in: bytes 4k..4k+4 of the selected name, for k in 0..8 (port
 /// `PORT_NAME + k`); unused bytes are 0.
@@ -23,6 +27,8 @@ pub const REGISTRY_PORT_KIND: u32 = 10;
 pub const REGISTRY_PORT_CLIENTS: u32 = 11;
 /// in: its server's pid (user devices), else 0.
 pub const REGISTRY_PORT_SERVER: u32 = 12;
+/// in: its position in the device table (select one past it for the next).
+pub const REGISTRY_PORT_POSITION: u32 = 13;
 
 // ---- bootfs ----
 // `bootfs`: the boot modules and their command lines, read by DMA into
@@ -93,23 +99,50 @@ pub const PLATFORM_PORT_RELEASE_QUARANTINE: u32 = 1;
 pub const PLATFORM_PORT_QUARANTINED: u32 = 2;
 
 // ---- mempool ----
-// `mempool`: frame reserves. Every page a process creates (vm_map, the
-// kernel's copy-on-write copies, copies made for DMA) is charged to its
-// reserve, and every page it lets go is credited back; beyond its limit it
-// gets `OutOfMemory`, and no one else is affected. The holder (the mem
-// server) sets the limits.
+// `mempool`: frame reserves. A reserve is shared by a process and every
+// process it forks (a module's processes draw on one budget), and it is
+// charged for everything the kernel holds for them: their pages (one per
+// page-table reference), their page tables, and their kernel objects
+// (process records, bus tables, user devices, client records), in frames.
+// Beyond its limit a process gets `OutOfMemory` (and, past the process
+// limit, fork gets `LimitReached`); no one else is affected. The holders
+// (init, the mem server) make the reserves and set the limits.
 
 /// out: select process `pid` for the ports below.
 pub const MEMPOOL_PORT_SELECT: u32 = 0;
-/// out (size 8): set the selected process's limit, in frames
+/// out (size 8): set the selected process's reserve's limit, in frames
 /// (`MEMPOOL_UNLIMITED` for none).
 pub const MEMPOOL_PORT_LIMIT: u32 = 1;
-/// in (size 8): frames the selected process holds now.
+/// in (size 8): frames the selected process's reserve holds now.
 pub const MEMPOOL_PORT_USED: u32 = 2;
 /// in (size 8): its limit (`MEMPOOL_UNLIMITED` for none).
 pub const MEMPOOL_PORT_LIMIT_NOW: u32 = 3;
 /// in (size 8): frames free in the system.
 pub const MEMPOOL_PORT_FREE: u32 = 4;
+/// out (size 8): give the selected process a reserve of its own with this
+/// limit (`MEMPOOL_UNLIMITED` for none) and its old reserve's process
+/// limit; what it holds moves with it (`OutOfMemory` if that is more than
+/// the limit). The processes it forks from then on share the new one.
+pub const MEMPOOL_PORT_NEW_RESERVE: u32 = 5;
+/// out (size 4 or 8): set the most processes (zombies included) the
+/// selected process's reserve may count.
+pub const MEMPOOL_PORT_PROCESS_LIMIT: u32 = 6;
+/// in: how many processes its reserve counts now.
+pub const MEMPOOL_PORT_PROCESSES: u32 = 7;
+/// in: its process limit.
+pub const MEMPOOL_PORT_PROCESS_LIMIT_NOW: u32 = 8;
+/// out (size 8): the caller's next `fork` puts its child in a new reserve
+/// of its own, made as the child is (so the child never runs on the
+/// caller's reserve), with this limit (`MEMPOOL_UNLIMITED` for none). The
+/// limit takes effect at the child's first `exec` (the program it then
+/// runs must fit it): until then the child runs the spawner's own code on
+/// the spawner's pages. A limit set meanwhile (`MEMPOOL_PORT_LIMIT`, the
+/// mem server's) holds at once, and the tighter of the two after the exec.
+/// Used once, by that fork, whatever its outcome.
+pub const MEMPOOL_PORT_CHILD_RESERVE: u32 = 9;
+/// out (size 4 or 8): the process limit of the reserve the next fork makes
+/// (without it, the caller's reserve's).
+pub const MEMPOOL_PORT_CHILD_PROCESSES: u32 = 10;
 /// The limit value meaning "no limit".
 pub const MEMPOOL_UNLIMITED: u64 = 0x4000_0000_0000_0000;
 
@@ -123,8 +156,9 @@ pub const MEMPOOL_UNLIMITED: u64 = 0x4000_0000_0000_0000;
 pub const PROC_PORT_COUNT: u32 = 0;
 /// out: select the process with this pid for the ports below.
 pub const PROC_PORT_SELECT: u32 = 1;
-/// in: the lowest pid above the selected one that exists, or 0 if none
-/// (select 0 and read this to start a walk).
+/// in: the pid of the process after the selected one in the process
+/// table, or 0 if none (select 0 and read this to start a walk; each step
+/// costs the same however many processes there are).
 pub const PROC_PORT_NEXT: u32 = 2;
 /// in: the selected process's parent pid.
 pub const PROC_PORT_PARENT: u32 = 3;
@@ -132,14 +166,23 @@ pub const PROC_PORT_PARENT: u32 = 3;
 pub const PROC_PORT_STATE: u32 = 4;
 /// in: its scheduling priority.
 pub const PROC_PORT_PRIORITY: u32 = 5;
-/// in (size 8): frames it holds (its reserve's use).
+/// in (size 8): frames it holds: its pages, page tables and kernel
+/// objects (its share of its reserve).
 pub const PROC_PORT_FRAMES: u32 = 6;
 /// in: bytes 4k..4k+4 of its name, for k in 0..8 (port `PROC_PORT_NAME +
 /// k`); unused bytes are 0.
 pub const PROC_PORT_NAME: u32 = 8;
-/// out (value ignored): end the selected process (`ExitKind::KilledBy`).
-/// Needs RIGHT_KILL and that the caller is an ancestor of it, or is it.
+/// out (value ignored): end the selected process (`ExitKind::KilledBy`);
+/// its children go to init. Needs RIGHT_KILL and that the caller is an
+/// ancestor of it, or is it.
 pub const PROC_PORT_KILL: u32 = 16;
+/// out (value ignored): end the selected process and every process below
+/// it (its children, theirs, ...), deepest first, each `KilledBy` the
+/// caller; the same rights as `PROC_PORT_KILL`. A large tree is killed in
+/// steps: the call gives way to other processes at timer ticks and picks
+/// up where it stopped, so it takes as long as the tree needs without
+/// holding the machine. A caller inside the tree ends last.
+pub const PROC_PORT_KILL_TREE: u32 = 17;
 
 /// [`PROC_PORT_STATE`]: ready or running.
 pub const PROC_STATE_RUNNABLE: u32 = 0;

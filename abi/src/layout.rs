@@ -94,11 +94,14 @@ mod tests {
         assert_eq!(offset_of!(DeviceInfo, rights), 36);
         assert_eq!(offset_of!(DeviceInfo, client), 56);
         assert_eq!(size_of::<Request>(), 32);
+        assert_eq!(offset_of!(Request, pid), 4);
+        assert_eq!(offset_of!(Request, client), 8);
         assert_eq!(offset_of!(Request, port), 16);
         assert_eq!(offset_of!(Request, value), 24);
-        assert_eq!(size_of::<DeviceConfig>(), 48);
+        assert_eq!(size_of::<DeviceConfig>(), 52);
         assert_eq!(offset_of!(DeviceConfig, name_len), 32);
         assert_eq!(offset_of!(DeviceConfig, vector), 44);
+        assert_eq!(offset_of!(DeviceConfig, queue_per_client), 48);
     }
 
     #[test]
@@ -114,7 +117,7 @@ mod tests {
     #[test]
     fn sys_info_layout_is_pinned() {
         use crate::SysInfo;
-        assert_eq!(size_of::<SysInfo>(), 56);
+        assert_eq!(size_of::<SysInfo>(), 64);
         assert_eq!(offset_of!(SysInfo, free_frames), 0);
         assert_eq!(offset_of!(SysInfo, total_frames), 8);
         assert_eq!(offset_of!(SysInfo, processes), 16);

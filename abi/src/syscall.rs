@@ -171,6 +171,11 @@ pub const POLL_NOWAIT: u64 = 1;
 /// Largest ELF image `exec` accepts.
 pub const EXEC_IMAGE_MAX: usize = 16 << 20;
 
+/// Most memory the segments of an image `exec` accepts may take, page
+/// rounded (bss included): exec fills it before it returns, so this bound
+/// keeps every exec short. A program that needs more maps it at run time.
+pub const EXEC_MEMORY_MAX: usize = 64 << 20;
+
 /// Largest command line `exec` accepts (and the kernel passes on).
 pub const CMDLINE_MAX: usize = 1024;
 

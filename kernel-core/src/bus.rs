@@ -1,28 +1,29 @@
 //! A process's bus: the table of its attachments, named by handles.
 //!
-//! A handle is `slot | generation << 8` (see `abi::bus`). Every slot keeps
-//! its generation when emptied and bumps it when reused, so a handle that
-//! was detached (or never issued) names nothing: it is refused with
-//! `BadHandle`, never resolved to whatever took the slot since. Rights live
-//! in the entry and only ever shrink.
+//! A handle is an id of a [`GenTable`]: `slot | generation << 8` (see
+//! `abi::bus`), so a handle that was detached (or never issued) names
+//! nothing: it is refused with `BadHandle`, never resolved to whatever
+//! took the slot since. Generations have 40 bits and a slot that has used
+//! them all is retired, so a handle value never recurs. Rights live in the
+//! entry and only ever shrink.
 //!
-//! Rules: lookups check the handle completely (range, slot, generation)
-//! before returning anything; a full bus is `LimitReached`; the table
-//! never allocates on lookups, and grows only on insertion (fallibly).
+//! Rules: lookups check the handle completely (slot, generation) before
+//! returning anything; a full bus is `LimitReached`; the table never
+//! allocates on lookups, and grows only on insertion (fallibly).
 
-extern crate alloc;
-
+use crate::gentable::{GenTable, IdShape, InsertAtError};
 use abi::Error;
-use abi::bus::{BUS_SLOTS, RIGHTS_ALL};
-use alloc::vec::Vec;
+use abi::bus::{BUS_SLOTS, HANDLE_GENERATION_BITS, HANDLE_SLOT_BITS, RIGHTS_ALL};
 
-const SLOT_BITS: u32 = 8;
-const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
-/// Generations use 23 bits, so handles stay below 2^31 (non-negative in
-/// any signed 32-bit type, as C callers may hold them).
-const GEN_MASK: u32 = (1 << 23) - 1;
+/// The shape of handles.
+pub const HANDLE_SHAPE: IdShape = IdShape {
+    slot_bits: HANDLE_SLOT_BITS,
+    gen_bits: HANDLE_GENERATION_BITS,
+    wraps: false,
+    grow_first: false,
+};
 
-const _: () = assert!(BUS_SLOTS as u64 == SLOT_MASK + 1);
+const _: () = assert!(BUS_SLOTS as u64 == 1 << HANDLE_SLOT_BITS);
 
 /// One attachment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,17 +33,10 @@ pub struct Entry<T> {
     pub value: T,
 }
 
-#[derive(Clone, Debug)]
-struct Slot<T> {
-    generation: u32,
-    entry: Option<Entry<T>>,
-}
-
 /// The bus of one process.
 #[derive(Clone, Debug)]
 pub struct Bus<T> {
-    slots: Vec<Slot<T>>,
-    used: usize,
+    table: GenTable<Entry<T>>,
 }
 
 impl<T> Default for Bus<T> {
@@ -52,48 +46,49 @@ impl<T> Default for Bus<T> {
 }
 
 /// The handle value for a slot and generation.
-pub fn handle(slot: usize, generation: u32) -> u64 {
-    slot as u64 | ((generation & GEN_MASK) as u64) << SLOT_BITS
+pub fn handle(slot: usize, generation: u64) -> u64 {
+    HANDLE_SHAPE.id(slot, generation)
 }
 
 impl<T> Bus<T> {
     pub const fn new() -> Bus<T> {
         Bus {
-            slots: Vec::new(),
-            used: 0,
+            table: GenTable::new(HANDLE_SHAPE),
         }
     }
 
     /// Attachments in use.
     pub fn len(&self) -> usize {
-        self.used
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.used == 0
+        self.table.is_empty()
     }
 
-    fn locate(&self, h: u64) -> Result<usize, Error> {
-        let slot = (h & SLOT_MASK) as usize;
-        let generation = h >> SLOT_BITS;
-        match self.slots.get(slot) {
-            Some(s) if s.entry.is_some() && generation == s.generation as u64 => Ok(slot),
-            _ => Err(Error::BadHandle),
-        }
+    /// The bytes of storage the bus holds (charged to its process).
+    pub fn storage_bytes(&self) -> usize {
+        self.table.storage_bytes()
+    }
+
+    /// What the next insertion would add to [`Bus::storage_bytes`].
+    pub fn growth_bytes(&self) -> usize {
+        self.table.growth_bytes()
     }
 
     /// The entry `h` names.
+    #[inline]
     pub fn get(&self, h: u64) -> Result<&Entry<T>, Error> {
-        let slot = self.locate(h)?;
-        self.slots[slot].entry.as_ref().ok_or(Error::BadHandle)
+        self.table.get(h).ok_or(Error::BadHandle)
     }
 
+    #[inline]
     pub fn get_mut(&mut self, h: u64) -> Result<&mut Entry<T>, Error> {
-        let slot = self.locate(h)?;
-        self.slots[slot].entry.as_mut().ok_or(Error::BadHandle)
+        self.table.get_mut(h).ok_or(Error::BadHandle)
     }
 
     /// The entry `h` names, if it holds every right in `needed`.
+    #[inline]
     pub fn require(&self, h: u64, needed: u32) -> Result<&Entry<T>, Error> {
         let e = self.get(h)?;
         if e.rights & needed != needed {
@@ -110,46 +105,32 @@ impl<T> Bus<T> {
         Ok(e)
     }
 
-    /// Puts an attachment in the lowest free slot; returns its handle. On
-    /// failure the value comes back.
+    /// Makes sure the next insertion needs no memory.
+    pub fn reserve_one(&mut self) -> Result<(), Error> {
+        self.table.reserve_one()
+    }
+
+    /// Puts an attachment in a free slot; returns its handle. On failure
+    /// the value comes back.
     pub fn insert(
         &mut self,
         value: T,
         rights: u32,
         close_on_exec: bool,
     ) -> Result<u64, (Error, T)> {
-        let free = self.slots.iter().position(|s| s.entry.is_none());
-        let slot = match free {
-            Some(slot) => slot,
-            None if self.slots.len() < BUS_SLOTS as usize => {
-                if self.slots.try_reserve(1).is_err() {
-                    return Err((Error::OutOfMemory, value));
-                }
-                self.slots.push(Slot {
-                    generation: 0,
-                    entry: None,
-                });
-                self.slots.len() - 1
-            }
-            None => return Err((Error::LimitReached, value)),
-        };
-        Ok(self.fill(slot, value, rights, close_on_exec))
-    }
-
-    fn fill(&mut self, slot: usize, value: T, rights: u32, close_on_exec: bool) -> u64 {
-        let s = &mut self.slots[slot];
-        s.entry = Some(Entry {
+        let entry = Entry {
             rights: rights & RIGHTS_ALL,
             close_on_exec,
             value,
-        });
-        self.used += 1;
-        handle(slot, s.generation)
+        };
+        self.table
+            .insert(entry)
+            .map_err(|(e, entry)| (e, entry.value))
     }
 
     /// Puts an attachment at exactly `h` (the same handle value), as fork
     /// does so that a child's handles equal its parent's. The slot must be
-    /// empty and not yet used, or last used with the generation before.
+    /// free and not past `h`'s generation.
     pub fn insert_at(
         &mut self,
         h: u64,
@@ -157,38 +138,24 @@ impl<T> Bus<T> {
         rights: u32,
         close_on_exec: bool,
     ) -> Result<(), (Error, T)> {
-        let slot = (h & SLOT_MASK) as usize;
-        let generation = (h >> SLOT_BITS) as u32;
-        if h >> SLOT_BITS > GEN_MASK as u64 {
-            return Err((Error::BadHandle, value));
-        }
-        if self.slots.len() <= slot {
-            let extra = slot + 1 - self.slots.len();
-            if self.slots.try_reserve(extra).is_err() {
-                return Err((Error::OutOfMemory, value));
-            }
-            self.slots.resize_with(slot + 1, || Slot {
-                generation: 0,
-                entry: None,
-            });
-        }
-        if self.slots[slot].entry.is_some() {
-            return Err((Error::Busy, value));
-        }
-        self.slots[slot].generation = generation;
-        self.fill(slot, value, rights, close_on_exec);
-        Ok(())
+        let entry = Entry {
+            rights: rights & RIGHTS_ALL,
+            close_on_exec,
+            value,
+        };
+        self.table.insert_at(h, entry).map_err(|(e, entry)| {
+            let e = match e {
+                InsertAtError::BadId | InsertAtError::Stale => Error::BadHandle,
+                InsertAtError::Taken => Error::Busy,
+                InsertAtError::OutOfMemory => Error::OutOfMemory,
+            };
+            (e, entry.value)
+        })
     }
 
-    /// Empties the slot `h` names; the next use of the slot has a new
-    /// generation.
+    /// Empties the slot `h` names; the handle is dead from now on.
     pub fn remove(&mut self, h: u64) -> Result<Entry<T>, Error> {
-        let slot = self.locate(h)?;
-        let s = &mut self.slots[slot];
-        let entry = s.entry.take().ok_or(Error::BadHandle)?;
-        s.generation = (s.generation + 1) & GEN_MASK;
-        self.used -= 1;
-        Ok(entry)
+        self.table.remove(h).ok_or(Error::BadHandle)
     }
 
     /// Keeps only `rights` of `h`'s rights. Asking for a right the handle
@@ -207,10 +174,7 @@ impl<T> Bus<T> {
 
     /// Every attachment, with its handle.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Entry<T>)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.entry.as_ref().map(|e| (handle(i, s.generation), e)))
+        self.table.iter()
     }
 
     /// The handles of every attachment (to detach them one by one).
@@ -241,10 +205,14 @@ mod tests {
         assert_eq!(b.get(h), Err(Error::BadHandle));
         assert_eq!(b.remove(h), Err(Error::BadHandle));
         let h2 = b.insert(2, RIGHT_READ, false).unwrap();
-        assert_eq!(h2 & SLOT_MASK, h & SLOT_MASK, "the slot is reused");
+        assert_eq!(
+            HANDLE_SHAPE.slot(h2),
+            HANDLE_SHAPE.slot(h),
+            "the slot is reused"
+        );
         assert_ne!(h2, h);
         assert_eq!(b.get(h), Err(Error::BadHandle), "the old handle stays dead");
-        for forged in [h2 + (1 << 8), 7, 255, 256 * 255 + 3, u64::MAX, 1 << 40] {
+        for forged in [h2 + (1 << 8), 7, 255, 256 * 255 + 3, u64::MAX, 1 << 50] {
             assert_eq!(b.get(forged), Err(Error::BadHandle), "{forged:#x}");
         }
     }
@@ -282,6 +250,7 @@ mod tests {
         let h = handle(17, 0);
         b.remove(h).unwrap();
         assert_eq!(b.insert(9, 0, false), Ok(handle(17, 1)));
+        assert_eq!(b.insert(10, 0, false), Err((Error::LimitReached, 10)));
     }
 
     #[test]
@@ -303,13 +272,20 @@ mod tests {
             Err(Error::Busy)
         );
         assert_eq!(
-            child.insert_at(1 << 40, 3, 0, false).map_err(|(e, _)| e),
+            child.insert_at(1 << 60, 3, 0, false).map_err(|(e, _)| e),
             Err(Error::BadHandle)
         );
     }
 
     #[test]
-    fn handles_fit_in_31_bits() {
-        assert!(handle(255, u32::MAX) < 1 << 31);
+    fn handles_fit_in_48_bits_and_never_recur() {
+        assert!(handle(255, (1 << HANDLE_GENERATION_BITS) - 1) < 1 << 48);
+        let mut b: Bus<()> = Bus::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let h = b.insert((), 0, false).unwrap();
+            assert!(seen.insert(h), "handle {h:#x} came back");
+            b.remove(h).unwrap();
+        }
     }
 }

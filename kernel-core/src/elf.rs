@@ -58,11 +58,13 @@ pub struct ElfLimits {
 }
 
 impl ElfLimits {
-    /// All of user space, and at most 1 GiB of segments.
+    /// All of user space, and at most `abi::syscall::EXEC_MEMORY_MAX` of
+    /// segments (the kernel fills them in one go, so the bound is what
+    /// keeps `exec` short).
     pub const DEFAULT: ElfLimits = ElfLimits {
         user_min: USER_MIN,
         user_end: USER_END,
-        max_total_memsz: 1 << 30,
+        max_total_memsz: abi::syscall::EXEC_MEMORY_MAX as u64,
     };
 }
 

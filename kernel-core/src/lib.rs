@@ -15,12 +15,15 @@ pub mod frame;
 pub mod klog;
 pub mod le;
 pub mod names;
+pub mod pagetable;
 pub mod paging;
 pub mod slab;
 
 pub mod bus;
+pub mod gentable;
 pub mod hwclaims;
 pub mod idtable;
+pub mod reserve;
 pub mod runqueue;
 #[cfg(test)]
 mod testmem;
@@ -28,3 +31,26 @@ mod testmem;
 mod testrng;
 pub mod userdev;
 pub mod vm;
+
+extern crate alloc;
+
+/// Boxes a value, or hands it back if the heap is exhausted (no panic,
+/// and nothing the value owns is lost). `Box::try_new` is not stable.
+#[allow(clippy::result_large_err)] // the error is the value itself, handed back
+pub fn try_box<T>(value: T) -> Result<alloc::boxed::Box<T>, T> {
+    let layout = core::alloc::Layout::new::<T>();
+    if layout.size() == 0 {
+        return Ok(alloc::boxed::Box::new(value));
+    }
+    // SAFETY: the layout is not zero-sized; the pointer is checked for
+    // null, written before use, and handed to Box with the same layout the
+    // global allocator will free it with.
+    unsafe {
+        let ptr = alloc::alloc::alloc(layout).cast::<T>();
+        if ptr.is_null() {
+            return Err(value);
+        }
+        ptr.write(value);
+        Ok(alloc::boxed::Box::from_raw(ptr))
+    }
+}

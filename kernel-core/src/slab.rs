@@ -287,6 +287,20 @@ pub const MAX_SMALL: usize = 1024;
 /// The object sizes of [`SizeClassHeap`]'s caches.
 pub const SIZE_CLASSES: [usize; 7] = [16, 32, 64, 128, 256, 512, 1024];
 
+/// The memory an allocation of `bytes` really takes from the kernel's heap:
+/// its size class, or whole pages beyond [`MAX_SMALL`]. What the kernel
+/// charges a reserve for an object it allocates on the reserve's behalf.
+pub const fn footprint(bytes: usize) -> usize {
+    let mut i = 0;
+    while i < SIZE_CLASSES.len() {
+        if SIZE_CLASSES[i] >= bytes {
+            return SIZE_CLASSES[i];
+        }
+        i += 1;
+    }
+    bytes.div_ceil(PAGE) * PAGE
+}
+
 /// A general-purpose heap for small allocations: one slab cache per
 /// power-of-two size from 16 to [`MAX_SMALL`] bytes.
 pub struct SizeClassHeap {

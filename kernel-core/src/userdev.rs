@@ -1,29 +1,44 @@
 //! User devices: the state the kernel keeps for a device served by a
-//! process (see `abi::userdev`): its clients (each with its I/O space, IRQ
-//! map and exports) and the queue of requests the server has not polled.
+//! process (see `abi::userdev`): its clients, each with its I/O space, IRQ
+//! map, exports and its own queue of requests the server has not taken.
 //!
 //! Rules: every client id, port, size, line, address and length that comes
 //! from a process is checked here and refused with an `abi::Error` (the
 //! original trusted the server's client ids and wrote out of bounds);
-//! requests leave in the order they were queued, so each client's requests
-//! are seen in order; a full queue is `Busy`, never a silent drop; a client
-//! id is `slot | generation << 10`, so the id of a closed client stays
-//! refused (`NotFound`) even after its slot serves a new client: a server
-//! still answering an old request cannot reach the newcomer.
+//! a client's requests leave in the order it made them, and the server
+//! takes them round-robin across clients that have some waiting, so one
+//! client's flood delays only that client; a client may have at most the
+//! device's `queue_per_client` OUT requests waiting (more is `Busy`, never
+//! a silent drop), while its OPEN (or CLONE) and CLOSE always fit, so they
+//! are never starved or lost; client ids come from a [`GenTable`], so the
+//! id of a closed client stays refused (`NotFound`) even after its slot
+//! serves a new client; a closed client keeps its record (and its charge)
+//! until the server has taken its CLOSE, so closing cannot make the
+//! kernel hold memory no one pays for.
+//!
+//! Memory: the kernel charges each client's record to the client's
+//! reserve (the caller passes the reserve and what it charged, and gets
+//! both back as a [`Refund`] when the record goes); nothing here allocates
+//! after a client is made.
 
 extern crate alloc;
 
+use crate::gentable::{GenTable, IdShape};
 use abi::Error;
+pub use abi::userdev::ClientId;
 use abi::userdev::*;
-
-/// Client ids: slot in the low bits, generation above (ids stay < 2^31).
-const CLIENT_SLOT_BITS: u32 = 10;
-const CLIENT_SLOT_MASK: u64 = (1 << CLIENT_SLOT_BITS) - 1;
-const CLIENT_GEN_MASK: u32 = (1 << 21) - 1;
-const _: () = assert!(USER_CLIENTS_MAX as u64 == CLIENT_SLOT_MASK + 1);
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use arrayvec::{ArrayString, ArrayVec};
+
+/// The shape of client ids.
+pub const CLIENT_SHAPE: IdShape = IdShape {
+    slot_bits: CLIENT_SLOT_BITS,
+    gen_bits: CLIENT_GENERATION_BITS,
+    wraps: false,
+    grow_first: false,
+};
 
 /// One exported range: the client's pages `[iova, iova+len)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,23 +47,40 @@ pub struct Export {
     pub len: u64,
 }
 
+/// What a client record was charged, handed back when the record goes so
+/// the kernel can credit it: the reserve (the kernel's id) and the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refund {
+    pub reserve: u64,
+    pub bytes: usize,
+}
+
 /// One client of a user device.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Client {
     pub pid: u32,
     iospace: Vec<u8>,
     /// The client's vector for each line, if it mapped the line.
     irq_vectors: [Option<u8>; USER_IRQ_LINES_MAX as usize],
     exports: ArrayVec<Export, { EXPORTS_MAX as usize }>,
+    /// Requests the server has not taken, oldest first (room for the
+    /// quota's OUTs, an OPEN or CLONE and a CLOSE is reserved up front).
+    queue: VecDeque<Request>,
+    /// OUT requests in `queue`.
+    outs: u32,
+    /// The client detached or exited: its id is refused, its CLOSE waits
+    /// in `queue`.
+    closed: bool,
+    /// Whether the client is on the device's round-robin list, and its
+    /// neighbours there (slots).
+    ready: bool,
+    ready_prev: u32,
+    ready_next: u32,
+    charge: Refund,
 }
 
-/// A client slot: the generation (bumped when its client closes) beside
-/// the client, so finding a client by id is one bounds check and one load.
-#[derive(Clone, Debug)]
-struct ClientSlot {
-    generation: u32,
-    client: Option<Client>,
-}
+/// The end of the round-robin list.
+const NIL: u32 = u32::MAX;
 
 /// A user device.
 #[derive(Debug)]
@@ -58,9 +90,20 @@ pub struct UserDevice {
     pub server_vector: u32,
     pub irq_lines: u32,
     pub iospace_size: u32,
-    slots: Vec<ClientSlot>,
+    pub queue_per_client: u32,
+    clients: GenTable<Box<Client>>,
+    /// Clients that are not closed.
     live_clients: usize,
-    queue: VecDeque<Request>,
+    /// The clients with requests waiting, in round-robin order: a list
+    /// threaded through their records (slots), so joining and leaving it
+    /// are O(1) and never allocate.
+    ready_head: u32,
+    ready_tail: u32,
+    /// Requests waiting, all clients together.
+    pending: usize,
+    /// The client (and its process) whose request the server took last,
+    /// until the server answers it: the suspect if the server dies.
+    in_flight: Option<(ClientId, u32)>,
 }
 
 /// Checks a port access of `size` bytes at `port` in a space of `limit`.
@@ -106,6 +149,11 @@ impl Client {
     }
 }
 
+/// What a queued request is, for the quota.
+fn is_out(r: &Request) -> bool {
+    r.kind == REQUEST_OUT
+}
+
 impl UserDevice {
     /// Validates a `DeviceConfig` and makes the device.
     pub fn new(config: &DeviceConfig, server: u32) -> Result<UserDevice, Error> {
@@ -120,209 +168,295 @@ impl UserDevice {
         if config.irq_lines > USER_IRQ_LINES_MAX
             || config.iospace_size > IOSPACE_MAX
             || config.vector >= abi::interrupt::VECTOR_COUNT
+            || config.queue_per_client > QUEUE_PER_CLIENT_MAX
         {
             return Err(Error::InvalidArgument);
         }
         let mut short = ArrayString::new();
         short.push_str(name);
+        let queue_per_client = match config.queue_per_client {
+            0 => QUEUE_PER_CLIENT_DEFAULT,
+            n => n,
+        };
         Ok(UserDevice {
             name: short,
             server,
             server_vector: config.vector,
             irq_lines: config.irq_lines,
             iospace_size: config.iospace_size,
-            slots: Vec::new(),
+            queue_per_client,
+            clients: GenTable::new(CLIENT_SHAPE),
             live_clients: 0,
-            queue: VecDeque::new(),
+            ready_head: NIL,
+            ready_tail: NIL,
+            pending: 0,
+            in_flight: None,
         })
     }
 
+    /// What one client record costs, in heap bytes (before the allocator
+    /// rounds them up): the record, its I/O space, its queue, and its
+    /// share of the device's tables (twice a slot, for the tables' slack).
+    pub fn client_cost(&self) -> usize {
+        core::mem::size_of::<Client>()
+            + self.iospace_size as usize
+            + (self.queue_per_client as usize + 2) * core::mem::size_of::<Request>()
+            + 2 * 32
+    }
+
+    /// Clients attached now (closed ones whose CLOSE the server has not
+    /// taken yet are not counted).
     pub fn client_count(&self) -> usize {
         self.live_clients
     }
 
+    /// Requests waiting, all clients together.
     #[inline]
     pub fn pending_requests(&self) -> usize {
-        self.queue.len()
+        self.pending
     }
 
-    /// The slot of client id `id`, if it names a live client.
-    fn slot(&self, id: u64) -> Result<usize, Error> {
-        let slot = (id & CLIENT_SLOT_MASK) as usize;
-        match self.slots.get(slot) {
-            Some(s) if s.generation as u64 == id >> CLIENT_SLOT_BITS && s.client.is_some() => {
-                Ok(slot)
-            }
-            _ => Err(Error::NotFound),
-        }
-    }
-
-    fn id_of(&self, slot: usize) -> u32 {
-        slot as u32 | self.slots[slot].generation << CLIENT_SLOT_BITS
+    /// The client (and its process) whose request the server took last
+    /// and has not answered.
+    pub fn in_flight(&self) -> Option<(ClientId, u32)> {
+        self.in_flight
     }
 
     /// The live client `id` names.
     #[inline]
-    pub fn client(&self, id: u64) -> Result<&Client, Error> {
-        match self.slots.get((id & CLIENT_SLOT_MASK) as usize) {
-            Some(s) if s.generation as u64 == id >> CLIENT_SLOT_BITS => {
-                s.client.as_ref().ok_or(Error::NotFound)
-            }
+    pub fn client(&self, id: ClientId) -> Result<&Client, Error> {
+        match self.clients.get(id) {
+            Some(c) if !c.closed => Ok(c),
             _ => Err(Error::NotFound),
         }
     }
 
     /// The live client `id` names, to change.
     #[inline]
-    pub fn client_mut(&mut self, id: u64) -> Result<&mut Client, Error> {
-        match self.slots.get_mut((id & CLIENT_SLOT_MASK) as usize) {
-            Some(s) if s.generation as u64 == id >> CLIENT_SLOT_BITS => {
-                s.client.as_mut().ok_or(Error::NotFound)
-            }
+    pub fn client_mut(&mut self, id: ClientId) -> Result<&mut Client, Error> {
+        match self.clients.get_mut(id) {
+            Some(c) if !c.closed => Ok(c),
             _ => Err(Error::NotFound),
         }
     }
 
-    /// The live client ids and their processes.
-    pub fn clients(&self) -> impl Iterator<Item = (u32, &Client)> {
-        self.slots
+    /// The live client ids and their records.
+    pub fn clients(&self) -> impl Iterator<Item = (ClientId, &Client)> {
+        self.clients
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.client.as_ref().map(|c| (self.id_of(i), c)))
+            .filter(|(_, c)| !c.closed)
+            .map(|(id, c)| (id, &**c))
     }
 
-    fn enqueue(&mut self, r: Request) -> Result<(), Error> {
-        if self.queue.len() >= REQUEST_QUEUE_MAX as usize {
-            return Err(Error::Busy);
-        }
-        self.queue.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
-        self.queue.push_back(r);
-        Ok(())
-    }
-
-    /// Makes room for one more request (so that queueing a CLOSE, which
-    /// cannot be refused, never fails).
-    fn reserve_request(&mut self) -> Result<(), Error> {
-        self.queue.try_reserve(1).map_err(|_| Error::OutOfMemory)
-    }
-
-    fn add_client(&mut self, client: Client) -> Result<u32, Error> {
-        let free = self.slots.iter().position(|s| s.client.is_none());
-        let id = match free {
-            Some(id) => id,
-            None if self.slots.len() < USER_CLIENTS_MAX as usize => {
-                self.slots.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
-                self.slots.push(ClientSlot {
-                    generation: 0,
-                    client: None,
-                });
-                self.slots.len() - 1
-            }
-            None => return Err(Error::LimitReached),
+    /// Queues `r` for client `id` (room was checked or reserved) and puts
+    /// the client at the back of the round-robin list if it was not on it.
+    fn push(&mut self, id: ClientId, r: Request) {
+        let Some(c) = self.clients.get_mut(id) else {
+            return;
         };
-        self.slots[id].client = Some(client);
-        self.live_clients += 1;
-        Ok(self.id_of(id))
+        if is_out(&r) {
+            c.outs += 1;
+        }
+        c.queue.push_back(r);
+        self.pending += 1;
+        if !c.ready {
+            self.link_ready(CLIENT_SHAPE.slot(id) as u32);
+        }
     }
 
-    /// Empties a client slot; its id is dead from now on.
-    fn drop_client(&mut self, slot: usize) -> Option<Client> {
-        let s = self.slots.get_mut(slot)?;
-        let c = s.client.take()?;
-        s.generation = (s.generation + 1) & CLIENT_GEN_MASK;
-        self.live_clients -= 1;
-        Some(c)
+    /// Puts the client in `slot` at the back of the round-robin list.
+    fn link_ready(&mut self, slot: u32) {
+        let tail = self.ready_tail;
+        if let Some(c) = self.clients.get_slot_mut(slot as usize) {
+            c.ready = true;
+            c.ready_prev = tail;
+            c.ready_next = NIL;
+        }
+        match tail {
+            NIL => self.ready_head = slot,
+            t => {
+                if let Some(c) = self.clients.get_slot_mut(t as usize) {
+                    c.ready_next = slot;
+                }
+            }
+        }
+        self.ready_tail = slot;
     }
 
-    fn blank_client(&self, pid: u32) -> Result<Client, Error> {
+    /// Takes the client in `slot` off the round-robin list.
+    fn unlink_ready(&mut self, slot: u32) {
+        let Some(c) = self.clients.get_slot_mut(slot as usize) else {
+            return;
+        };
+        if !c.ready {
+            return;
+        }
+        c.ready = false;
+        let (prev, next) = (c.ready_prev, c.ready_next);
+        match prev {
+            NIL => self.ready_head = next,
+            p => {
+                if let Some(c) = self.clients.get_slot_mut(p as usize) {
+                    c.ready_next = next;
+                }
+            }
+        }
+        match next {
+            NIL => self.ready_tail = prev,
+            n => {
+                if let Some(c) = self.clients.get_slot_mut(n as usize) {
+                    c.ready_prev = prev;
+                }
+            }
+        }
+    }
+
+    /// A new client record for process `pid`, charged `charge`, with room
+    /// for every request it may ever have waiting.
+    fn add_client(&mut self, pid: u32, charge: Refund) -> Result<ClientId, Error> {
         let mut iospace = Vec::new();
         iospace
             .try_reserve_exact(self.iospace_size as usize)
             .map_err(|_| Error::OutOfMemory)?;
         iospace.resize(self.iospace_size as usize, 0);
-        Ok(Client {
+        let mut queue = VecDeque::new();
+        queue
+            .try_reserve_exact(self.queue_per_client as usize + 2)
+            .map_err(|_| Error::OutOfMemory)?;
+        let client = Client {
             pid,
             iospace,
             irq_vectors: [None; USER_IRQ_LINES_MAX as usize],
             exports: ArrayVec::new(),
-        })
+            queue,
+            outs: 0,
+            closed: false,
+            ready: false,
+            ready_prev: NIL,
+            ready_next: NIL,
+            charge,
+        };
+        let boxed = crate::try_box(client).map_err(|_| Error::OutOfMemory)?;
+        let id = self.clients.insert(boxed).map_err(|(e, _)| e)?;
+        self.live_clients += 1;
+        Ok(id)
     }
 
-    /// A process attached: a new client and its OPEN request.
-    pub fn open(&mut self, pid: u32) -> Result<u32, Error> {
-        let client = self.blank_client(pid)?;
-        self.reserve_request()?;
-        let id = self.add_client(client)?;
-        let r = Request {
-            kind: REQUEST_OPEN,
-            client: id,
-            pid,
-            ..Request::default()
-        };
-        if let Err(e) = self.enqueue(r) {
-            self.drop_client((id as u64 & CLIENT_SLOT_MASK) as usize);
-            return Err(e);
-        }
+    /// A process attached: a new client, charged `charge`, and its OPEN
+    /// request.
+    pub fn open(&mut self, pid: u32, charge: Refund) -> Result<ClientId, Error> {
+        let id = self.add_client(pid, charge)?;
+        self.push(
+            id,
+            Request {
+                kind: REQUEST_OPEN,
+                client: id,
+                pid,
+                ..Request::default()
+            },
+        );
         Ok(id)
     }
 
     /// A client forked: the child gets its own client with a copy of the
     /// parent's I/O space and IRQ map (not its exports), and the server
     /// sees CLONE.
-    pub fn clone_client(&mut self, parent: u32, child_pid: u32) -> Result<u32, Error> {
-        let p = self.client(parent as u64)?;
-        let mut c = self.blank_client(child_pid)?;
-        c.iospace.copy_from_slice(&p.iospace);
-        c.irq_vectors = p.irq_vectors;
-        self.reserve_request()?;
-        let id = self.add_client(c)?;
-        let r = Request {
-            kind: REQUEST_CLONE,
-            client: id,
-            pid: child_pid,
-            parent_client: parent,
-            ..Request::default()
-        };
-        if let Err(e) = self.enqueue(r) {
-            self.drop_client((id as u64 & CLIENT_SLOT_MASK) as usize);
-            return Err(e);
+    pub fn clone_client(
+        &mut self,
+        parent: ClientId,
+        child_pid: u32,
+        charge: Refund,
+    ) -> Result<ClientId, Error> {
+        let p = self.client(parent)?;
+        let (iospace, irq_vectors) = (p.iospace.clone(), p.irq_vectors);
+        let id = self.add_client(child_pid, charge)?;
+        if let Some(c) = self.clients.get_mut(id) {
+            c.iospace.copy_from_slice(&iospace);
+            c.irq_vectors = irq_vectors;
         }
+        self.push(
+            id,
+            Request {
+                kind: REQUEST_CLONE,
+                client: id,
+                pid: child_pid,
+                value: parent,
+                ..Request::default()
+            },
+        );
         Ok(id)
     }
 
-    /// A client detached or exited: it is gone, the server sees CLOSE.
-    pub fn close(&mut self, id: u32) {
-        let Ok(slot) = self.slot(id as u64) else {
-            return;
-        };
-        let Some(c) = self.drop_client(slot) else {
-            return;
-        };
-        // A CLOSE goes in even past the queue limit: losing it would leave
-        // the server believing in a client that is gone.
-        let r = Request {
-            kind: REQUEST_CLOSE,
-            client: id,
-            pid: c.pid,
-            ..Request::default()
-        };
-        if self.queue.try_reserve(1).is_ok() {
-            self.queue.push_back(r);
+    /// Removes the record of client `id` (whatever its state): its queued
+    /// requests go, it leaves the round-robin list, and its charge comes
+    /// back.
+    fn drop_client(&mut self, id: ClientId) -> Option<Refund> {
+        self.clients.get(id)?;
+        self.unlink_ready(CLIENT_SHAPE.slot(id) as u32);
+        let c = self.clients.remove(id)?;
+        self.pending -= c.queue.len();
+        if !c.closed {
+            self.live_clients -= 1;
         }
+        if self.in_flight.is_some_and(|(f, _)| f == id) {
+            self.in_flight = None;
+        }
+        Some(c.charge)
     }
 
-    /// `port_out` from a client: queues an OUT request.
-    pub fn out(&mut self, id: u32, port: u64, size: u64, value: u64) -> Result<(), Error> {
+    /// A client detached or exited: its id is refused from now on, and a
+    /// CLOSE is queued behind what it left (the server sees every request
+    /// a client made, then its CLOSE); the record, and its charge, go
+    /// when the server takes the CLOSE (a server that never polls thus
+    /// costs a client that keeps attaching and detaching its own reserve,
+    /// nobody else's).
+    pub fn close(&mut self, id: ClientId) {
+        let Some(c) = self.clients.get_mut(id) else {
+            return;
+        };
+        if c.closed {
+            return;
+        }
+        c.closed = true;
+        let pid = c.pid;
+        self.live_clients -= 1;
+        if self.in_flight.is_some_and(|(f, _)| f == id) {
+            self.in_flight = None;
+        }
+        self.push(
+            id,
+            Request {
+                kind: REQUEST_CLOSE,
+                client: id,
+                pid,
+                ..Request::default()
+            },
+        );
+    }
+
+    /// `port_out` from a client: queues an OUT request (`Busy` when the
+    /// client already has its quota waiting).
+    pub fn out(&mut self, id: ClientId, port: u64, size: u64, value: u64) -> Result<(), Error> {
         let r = self.out_request(id, port, size, value)?;
-        self.enqueue(r)
+        if self.client(id)?.outs >= self.queue_per_client {
+            return Err(Error::Busy);
+        }
+        self.push(id, r);
+        Ok(())
     }
 
     /// The request an `out` from client `id` makes, checked but not
     /// queued: for handing it straight to a server that already waits
-    /// (which is only right when nothing is queued before it).
+    /// (which is only right when nothing is queued at all).
     #[inline(always)]
-    pub fn out_request(&self, id: u32, port: u64, size: u64, value: u64) -> Result<Request, Error> {
-        let pid = self.client(id as u64)?.pid;
+    pub fn out_request(
+        &self,
+        id: ClientId,
+        port: u64,
+        size: u64,
+        value: u64,
+    ) -> Result<Request, Error> {
+        let pid = self.client(id)?.pid;
         if !matches!(size, 1 | 2 | 4 | 8) || port > u32::MAX as u64 {
             return Err(Error::InvalidArgument);
         }
@@ -335,28 +469,69 @@ impl UserDevice {
             kind: REQUEST_OUT,
             client: id,
             pid,
-            parent_client: 0,
             port: port as u32,
             size: size as u32,
             value,
         })
     }
 
-    /// The next request, oldest first.
-    pub fn poll(&mut self) -> Option<Request> {
-        self.queue.pop_front()
+    /// The request the server would take next (the head of the first
+    /// client on the round-robin list), without taking it.
+    pub fn peek(&self) -> Option<Request> {
+        self.clients
+            .get_slot(self.ready_head as usize)
+            .and_then(|c| c.queue.front().copied())
     }
 
-    /// Puts a polled request back at the head (delivery to the server
-    /// failed).
-    pub fn unpoll(&mut self, r: Request) {
-        self.queue.push_front(r);
+    /// Takes the request `peek` showed: the client goes to the back of the
+    /// round-robin list if it has more. Taking a CLOSE ends the client's
+    /// record: its refund comes back.
+    pub fn take(&mut self) -> Option<(Request, Option<Refund>)> {
+        let slot = self.ready_head;
+        let id = self.clients.id_at(slot as usize)?;
+        self.unlink_ready(slot);
+        let c = self.clients.get_mut(id)?;
+        let r = c.queue.pop_front()?;
+        let more = !c.queue.is_empty();
+        if is_out(&r) {
+            c.outs -= 1;
+        }
+        self.pending -= 1;
+        if more {
+            self.link_ready(slot);
+        }
+        if r.kind == REQUEST_CLOSE {
+            return Some((r, self.drop_client(id)));
+        }
+        self.in_flight = Some((id, r.pid));
+        Some((r, None))
+    }
+
+    /// The server took `r` without it being queued (the IPC fast path
+    /// hands a request straight to a waiting server): as `take` records.
+    #[inline]
+    pub fn took(&mut self, r: &Request) {
+        self.in_flight = Some((r.client, r.pid));
+    }
+
+    /// The server answered client `id` (an I/O-space write or an IRQ): it
+    /// is no longer the suspect if the server dies.
+    #[inline]
+    pub fn answered(&mut self, id: ClientId) {
+        if self.in_flight.is_some_and(|(f, _)| f == id) {
+            self.in_flight = None;
+        }
+    }
+
+    /// The device goes away: every client record, with its refund.
+    pub fn into_refunds(self) -> impl Iterator<Item = Refund> {
+        self.clients.into_values().map(|c| c.charge)
     }
 
     /// `port_in` from a client: reads its I/O space (little-endian).
-    pub fn read_iospace(&self, id: u32, port: u64, size: u64) -> Result<u64, Error> {
+    pub fn read_iospace(&self, id: ClientId, port: u64, size: u64) -> Result<u64, Error> {
         let (a, b) = port_range(port, size, self.iospace_size as usize)?;
-        let c = self.client(id as u64)?;
+        let c = self.client(id)?;
         let mut v = [0u8; 8];
         v[..b - a].copy_from_slice(&c.iospace[a..b]);
         Ok(u64::from_le_bytes(v))
@@ -365,26 +540,28 @@ impl UserDevice {
     /// `dev_write_iospace` from the server.
     pub fn write_iospace(
         &mut self,
-        id: u64,
+        id: ClientId,
         port: u64,
         size: u64,
         value: u64,
     ) -> Result<(), Error> {
-        self.client_mut(id)?.write_iospace(port, size, value)
+        self.client_mut(id)?.write_iospace(port, size, value)?;
+        self.answered(id);
+        Ok(())
     }
 
     /// `irq_map` from a client: deliver `line` as its `vector`.
-    pub fn irq_map(&mut self, id: u32, line: u64, vector: u64) -> Result<(), Error> {
+    pub fn irq_map(&mut self, id: ClientId, line: u64, vector: u64) -> Result<(), Error> {
         if line >= self.irq_lines as u64 || vector >= abi::interrupt::VECTOR_COUNT as u64 {
             return Err(Error::InvalidArgument);
         }
-        self.client_mut(id as u64)?.irq_vectors[line as usize] = Some(vector as u8);
+        self.client_mut(id)?.irq_vectors[line as usize] = Some(vector as u8);
         Ok(())
     }
 
     /// `dev_irq` from the server: where to raise `line` of client `id`
     /// (`None` if the client has not mapped it, which is not an error).
-    pub fn irq_target(&self, id: u64, line: u64) -> Result<Option<(u32, u32)>, Error> {
+    pub fn irq_target(&self, id: ClientId, line: u64) -> Result<Option<(u32, u32)>, Error> {
         if line >= self.irq_lines as u64 {
             return Err(Error::InvalidArgument);
         }
@@ -395,8 +572,8 @@ impl UserDevice {
     /// `export` from a client: the server may now reach `[va, va+len)`
     /// (which the caller has checked is the client's user memory). The
     /// iova is the client's address.
-    pub fn export(&mut self, id: u32, va: u64, len: u64) -> Result<u64, Error> {
-        let c = self.client_mut(id as u64)?;
+    pub fn export(&mut self, id: ClientId, va: u64, len: u64) -> Result<u64, Error> {
+        let c = self.client_mut(id)?;
         let end = va.checked_add(len).ok_or(Error::InvalidArgument)?;
         if len == 0 {
             return Err(Error::InvalidArgument);
@@ -415,15 +592,15 @@ impl UserDevice {
 
     /// Forgets every export of client `id` (its program was replaced by
     /// exec: the addresses mean nothing now).
-    pub fn clear_exports(&mut self, id: u32) {
-        if let Ok(c) = self.client_mut(id as u64) {
+    pub fn clear_exports(&mut self, id: ClientId) {
+        if let Ok(c) = self.client_mut(id) {
             c.exports.clear();
         }
     }
 
     /// `unexport` from a client.
-    pub fn unexport(&mut self, id: u32, iova: u64) -> Result<(), Error> {
-        let c = self.client_mut(id as u64)?;
+    pub fn unexport(&mut self, id: ClientId, iova: u64) -> Result<(), Error> {
+        let c = self.client_mut(id)?;
         let i = c
             .exports
             .iter()
@@ -435,7 +612,7 @@ impl UserDevice {
 
     /// For `dev_dma_read/write`: the client's process, if `[iova,
     /// iova+len)` lies inside one export of client `id` to this device.
-    pub fn dma_target(&self, id: u64, iova: u64, len: u64) -> Result<u32, Error> {
+    pub fn dma_target(&self, id: ClientId, iova: u64, len: u64) -> Result<u32, Error> {
         let c = self.client(id)?;
         let end = iova.checked_add(len).ok_or(Error::InvalidArgument)?;
         if c.exports

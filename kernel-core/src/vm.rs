@@ -27,6 +27,7 @@
 //! on plain maps.
 
 use crate::frame::Frame;
+pub use crate::pagetable::TableFrames;
 use crate::paging::{is_page_aligned, is_user_range};
 use abi::Error;
 use abi::interrupt::{FAULT_COW, FAULT_EXEC, FAULT_PRESENT, FAULT_WAS_WRITABLE, FAULT_WRITE};
@@ -38,11 +39,13 @@ pub use codec::{Codec, Kind, MAX_WIRES, Mapping, Prot};
 pub trait PageTableOps {
     /// The leaf entry for the page at `va` (0 if there is none).
     fn entry(&mut self, va: u64) -> u64;
-    /// Creates the tables above `va`'s leaf entry if missing.
-    fn prepare(&mut self, va: u64) -> Result<(), Error>;
+    /// Creates the tables above `va`'s leaf entry if missing (their frames
+    /// from `frames`); on failure it leaves no new table behind.
+    fn prepare(&mut self, frames: &mut impl TableFrames, va: u64) -> Result<(), Error>;
     /// Sets the leaf entry for `va`; its tables exist (`prepare` ran or the
-    /// entry was mapped).
-    fn set(&mut self, va: u64, pte: u64);
+    /// entry was mapped). Tables left empty by a cleared entry go back to
+    /// `frames`.
+    fn set(&mut self, frames: &mut impl TableFrames, va: u64, pte: u64);
     /// Forgets any cached translation of `va`.
     fn flush(&mut self, va: u64);
     /// The lowest page in `[va, end)` whose leaf entry is not zero. A real
@@ -61,8 +64,9 @@ pub trait PageTableOps {
     }
 }
 
-/// Physical frames: allocation, contents and reference counts.
-pub trait FrameOps {
+/// Physical frames: allocation, contents and reference counts (and, as
+/// [`TableFrames`], the frames of page tables).
+pub trait FrameOps: TableFrames {
     fn alloc_zeroed(&mut self) -> Option<Frame>;
     fn copy(&mut self, dst: Frame, src: Frame);
     fn add_ref(&mut self, frame: Frame);
@@ -125,7 +129,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
 
     fn put(&mut self, va: u64, m: Option<&Mapping>) {
         let pte = m.map_or(0, |m| self.codec.encode(m));
-        self.pt.set(va, pte);
+        self.pt.set(self.frames, va, pte);
         self.pt.flush(va);
     }
 
@@ -144,7 +148,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         }
         let mut done = 0;
         let result = pages(va, len)?.try_for_each(|page| {
-            self.pt.prepare(page)?;
+            self.pt.prepare(self.frames, page)?;
             let frame = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
             self.put(page, Some(&Mapping::private(frame, prot)));
             done += 1;
@@ -246,12 +250,19 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         }
         // Create every destination table first, so nothing below can fail.
         for d in pages(dst, len)? {
-            self.pt.prepare(d)?;
+            self.pt.prepare(self.frames, d)?;
         }
         for (d, s) in pages(dst, len)?.zip(pages(src, len)?) {
             let moving = self.get(s);
-            self.drop_mapping(d);
+            let replaced = self.get(d);
+            // The destination entry is overwritten, never cleared first:
+            // clearing it could empty its table, which would then go.
             self.put(d, moving.as_ref());
+            if let Some(old) = replaced
+                && old.kind != Kind::Io
+            {
+                self.frames.release(old.frame);
+            }
             self.put(s, None);
         }
         Ok(())
@@ -263,6 +274,11 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     /// was writable, and may `protect` it).
     pub fn fault(&mut self, va: u64, write: bool, exec: bool) -> Fault {
         let access = if write { FAULT_WRITE } else { 0 } | if exec { FAULT_EXEC } else { 0 };
+        // A kernel address is never the process's: whatever maps it (the
+        // kernel's own pages are present), the access is refused.
+        if !is_user_range(va, 1) {
+            return Fault::Deliver(access);
+        }
         let Some(mut m) = self.get(va & !(PAGE - 1)) else {
             return Fault::Deliver(access);
         };
@@ -367,7 +383,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
             }
         }
         for page in pages(va, len)? {
-            self.pt.prepare(page)?;
+            self.pt.prepare(self.frames, page)?;
         }
         for (i, page) in pages(va, len)?.enumerate() {
             let m = Mapping {
@@ -404,7 +420,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         let pte = self.pt.entry(va);
         let forked = fork_pte(self.codec, self.frames, pte)?;
         if forked.parent != pte {
-            self.pt.set(va, forked.parent);
+            self.pt.set(self.frames, va, forked.parent);
             self.pt.flush(va);
         }
         Ok(forked.child)
@@ -415,7 +431,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     pub fn release(&mut self, va: u64) -> Released {
         let pte = self.pt.entry(va);
         if pte != 0 {
-            self.pt.set(va, 0);
+            self.pt.set(self.frames, va, 0);
         }
         release_entry(self.codec, self.frames, pte)
     }
@@ -489,3 +505,5 @@ mod codec;
 mod tests;
 #[cfg(test)]
 mod tests_cow;
+#[cfg(test)]
+mod tests_tree;

@@ -8,8 +8,8 @@
 
 use crate::arch::entry::{TrapFrame, USER_RFLAGS};
 use crate::arch::gdt::{USER_CS, USER_SS};
-use crate::arch::paging::{MapError, PageTable};
-use crate::mm::{self, frames, phys};
+use crate::arch::paging::{KernelTable, MapError, PageTable};
+use crate::mm::{self, KernelFrames, phys};
 use abi::Error;
 use abi::layout::{USER_STACK_SIZE, USER_STACK_TOP};
 use kernel_core::elf::{self, ElfLimits, SegFlags};
@@ -24,6 +24,40 @@ pub struct Loaded {
     pub args_len: u64,
     /// Pages mapped (what the process starts out holding).
     pub pages: u64,
+    /// Page-table frames the space holds.
+    pub tables: u64,
+}
+
+/// What loading an image will take, known before anything is mapped.
+pub struct Plan {
+    /// Pages: the segments' and the stack's.
+    pub pages: u64,
+    /// Page-table frames, at most.
+    pub tables: u64,
+}
+
+/// Checks `image` and says what loading it takes (so a caller can refuse
+/// before doing any work).
+pub fn plan(image: &[u8]) -> Result<Plan, Error> {
+    let parsed = elf::parse(image, &ElfLimits::DEFAULT).map_err(|_| Error::BadImage)?;
+    let pages = segment_pages(&parsed) + USER_STACK_SIZE / 4096;
+    // A leaf table per 2 MiB touched, plus the tables above: at most three
+    // per separate region (the segments and the stack), plus the root.
+    let regions = parsed.segments.len() as u64 + 1;
+    Ok(Plan {
+        pages,
+        tables: pages.div_ceil(512) + 3 * regions + 1,
+    })
+}
+
+fn segment_pages(parsed: &elf::ElfImage) -> u64 {
+    parsed
+        .segments
+        .iter()
+        .map(|seg| {
+            (page_align_down(seg.vaddr + seg.memsz + 4095) - page_align_down(seg.vaddr)) / 4096
+        })
+        .sum()
 }
 
 fn map_err(e: MapError) -> Error {
@@ -39,12 +73,14 @@ fn map_fresh(
     flags: PteFlags,
     fill: impl FnOnce(*mut u8),
 ) -> Result<(), Error> {
-    let frame = frames::alloc_zeroed().ok_or(Error::OutOfMemory)?;
+    let frame = mm::alloc_zeroed_frame().ok_or(Error::OutOfMemory)?;
     fill(phys::to_virt(frame.addr()));
-    space.map(va, frame.addr(), flags).map_err(|e| {
-        let _ = frames::release(frame);
-        map_err(e)
-    })
+    space
+        .map(&mut KernelFrames, va, frame.addr(), flags)
+        .map_err(|e| {
+            let _ = mm::frames::release(frame);
+            map_err(e)
+        })
 }
 
 fn load_into(
@@ -104,29 +140,25 @@ fn load_into(
     crate::usercopy::copy_to_user(space, args_ptr, args)?;
     // The System V ABI wants rsp + 8 16-byte aligned at function entry.
     let rsp = args_ptr - 8;
-    let segment_pages: u64 = parsed
-        .segments
-        .iter()
-        .map(|seg| {
-            (page_align_down(seg.vaddr + seg.memsz + 4095) - page_align_down(seg.vaddr)) / 4096
-        })
-        .sum();
     Ok((
         parsed.entry,
         rsp,
         args_ptr,
-        segment_pages + USER_STACK_SIZE / 4096,
+        segment_pages(&parsed) + USER_STACK_SIZE / 4096,
     ))
 }
 
-/// Loads `image` into a new address space with `args` on its stack.
-pub fn load(kernel: &PageTable, image: &[u8], args: &[u8]) -> Result<Loaded, Error> {
+/// Loads `image` into a new address space with `args` on its stack. The
+/// frames are charged to no one: the caller charges `pages` and `tables`
+/// to the reserve the new program draws on.
+pub fn load(kernel: &KernelTable, image: &[u8], args: &[u8]) -> Result<Loaded, Error> {
     if args.len() > 1024 {
         return Err(Error::InvalidArgument);
     }
-    let mut space = PageTable::new_user(kernel).map_err(map_err)?;
+    let mut space = PageTable::new_user(kernel, &mut KernelFrames).map_err(map_err)?;
     match load_into(&mut space, image, args) {
         Ok((entry, stack_top, args_ptr, pages)) => Ok(Loaded {
+            tables: space.table_frames(),
             space,
             entry,
             stack_top,

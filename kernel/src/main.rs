@@ -219,16 +219,23 @@ fn start_modules(info: &BootInfo) -> usize {
             .and_then(|loaded| {
                 let mut frame = entry::TrapFrame::default();
                 loaded.initial_frame(&mut frame);
-                let pages = loaded.pages;
+                let (pages, tables) = (loaded.pages, loaded.tables);
                 let mut s = sched::SCHED.lock();
-                let pid = s
-                    .spawn(parent, name, None, loaded.space, |f| *f = frame)
-                    .map_err(|(e, space)| {
+                // Init's reserve: the whole machine, no process limit
+                // beyond the table's. Init gives each module one of its
+                // own (mempool's NEW_RESERVE).
+                let reserve = s.reserves.create(None, u32::MAX)?;
+                let pid = match s.spawn(parent, name, None, loaded.space, reserve, |f| *f = frame) {
+                    Ok(pid) => pid,
+                    Err((e, space)) => {
                         mm::release_user_space(space);
-                        e
-                    })?;
-                if let Some(p) = s.get_mut(pid) {
-                    p.reserve.used = pages;
+                        return Err(e);
+                    }
+                };
+                if let Some((p, r)) = s.proc_and_reserve(pid) {
+                    r.force_frames(pages + tables);
+                    p.usage.pages = pages;
+                    p.usage.tables = tables;
                 }
                 Ok(pid)
             });

@@ -5,18 +5,43 @@
 //! registers; the record lives in a `Box` so the entry code can keep a raw
 //! pointer to its frame; a process that exits releases its memory at once
 //! and stays as a zombie (holding only its exit status) until its parent
-//! reaps it; orphans go to init (pid 1).
+//! reaps it; orphans go to init (pid 1). Each parent links its live
+//! children in a list and its zombies in a queue, through the children's
+//! records, so no operation on a family looks at anyone outside it.
+//!
+//! Process ids come from a [`GenTable`] that grows before it reuses a
+//! slot and wraps its generations: a pid is issued again only after every
+//! one of the 4,096 slots has been through 2^18 generations (2^30
+//! processes), so a pid held by a stale tool (a `kill` typed from an old
+//! `ps`) names nothing rather than a newcomer.
 
 use crate::arch::entry::TrapFrame;
 use crate::arch::paging::PageTable;
 use abi::ExitStatus;
 use alloc::boxed::Box;
 use arrayvec::ArrayString;
+use kernel_core::gentable::{GenTable, IdShape};
+use kernel_core::reserve::{ReserveId, Usage};
 
 pub type Pid = u32;
 
 /// The first process, parent of orphans; its exit powers the machine off.
 pub const INIT_PID: Pid = 1;
+
+/// Bits of a pid that name its slot: at most 4,096 processes (zombies
+/// included) at once.
+const PID_SLOT_BITS: u32 = 12;
+
+/// Pids are table ids plus one (0 is "no process"), at most 2^30.
+const PID_SHAPE: IdShape = IdShape {
+    slot_bits: PID_SLOT_BITS,
+    gen_bits: 30 - PID_SLOT_BITS,
+    wraps: true,
+    grow_first: true,
+};
+
+/// No process (an empty link).
+pub const NO_PID: Pid = 0;
 
 /// Priority levels; 0 is the most urgent.
 pub const PRIORITY_LEVELS: usize = 8;
@@ -77,23 +102,45 @@ pub struct Process {
     pub pending: u64,
     /// The process's attachments.
     pub bus: kernel_core::bus::Bus<crate::bus::Attachment>,
-    /// Its frame reserve (see `mm::ChargedFrames`).
-    pub reserve: Reserve,
     /// The device names it may attach or register (inherited by fork,
     /// kept by exec, only ever narrowed).
     pub names: kernel_core::names::NameScope,
+    /// The reserve it draws on, and what it holds of it.
+    pub reserve: ReserveId,
+    pub usage: Usage,
+    /// Its live children (a list through their `prev_sibling` and
+    /// `next_sibling`), and its zombies (a queue through `next_zombie`).
+    pub first_child: Pid,
+    pub prev_sibling: Pid,
+    pub next_sibling: Pid,
+    pub zombie_head: Pid,
+    pub zombie_tail: Pid,
+    pub next_zombie: Pid,
+    /// Deliveries to the handler not yet returned from (`int_return`).
+    pub handler_depth: u32,
+    /// The part of `usage.kernel_bytes` that is its bus table's storage.
+    pub bus_bytes: u64,
+    /// What its next fork gives the child: a reserve of its own (limit,
+    /// process limit), staged through mempool.
+    pub child_reserve: Option<ChildReserve>,
 }
 
-/// How many page references a process holds, and how many it may.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Reserve {
-    pub used: u64,
-    /// None: no limit (until the mem server sets one).
+/// A reserve the next fork makes for its child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildReserve {
     pub limit: Option<u64>,
+    pub process_limit: Option<u32>,
 }
 
 impl Process {
-    pub fn new(pid: Pid, parent: Pid, name: &str, priority: u8, space: PageTable) -> Process {
+    pub fn new(
+        pid: Pid,
+        parent: Pid,
+        name: &str,
+        priority: u8,
+        space: PageTable,
+        reserve: ReserveId,
+    ) -> Process {
         Process {
             frame: TrapFrame::default(),
             pid,
@@ -108,9 +155,86 @@ impl Process {
             int_enabled: false,
             pending: 0,
             bus: kernel_core::bus::Bus::new(),
-            reserve: Reserve::default(),
             names: kernel_core::names::NameScope::all(),
+            reserve,
+            usage: Usage::default(),
+            first_child: NO_PID,
+            prev_sibling: NO_PID,
+            next_sibling: NO_PID,
+            zombie_head: NO_PID,
+            zombie_tail: NO_PID,
+            next_zombie: NO_PID,
+            handler_depth: 0,
+            bus_bytes: 0,
+            child_reserve: None,
         }
+    }
+}
+
+/// What the kernel charges a reserve for one process record (its box in
+/// the heap, its slot in the process table and its room in the ready
+/// queues).
+pub const RECORD_BYTES: u64 =
+    kernel_core::slab::footprint(core::mem::size_of::<Process>()) as u64 + 32 + 64;
+
+/// Every process, by pid.
+pub struct Procs {
+    table: GenTable<Box<Process>>,
+}
+
+impl Procs {
+    pub const fn new() -> Procs {
+        Procs {
+            table: GenTable::new(PID_SHAPE),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    #[inline]
+    pub fn get(&self, pid: Pid) -> Option<&Process> {
+        self.table.get(u64::from(pid.wrapping_sub(1))).map(|b| &**b)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Process> {
+        self.table
+            .get_mut(u64::from(pid.wrapping_sub(1)))
+            .map(|b| &mut **b)
+    }
+
+    /// Stores `proc` (its `pid` field is set to the pid it gets). On
+    /// failure the process comes back, untouched.
+    #[allow(clippy::result_large_err)] // the error is the process, handed back
+    pub fn insert(&mut self, proc: Process) -> Result<Pid, (abi::Error, Process)> {
+        let boxed = kernel_core::try_box(proc).map_err(|p| (abi::Error::OutOfMemory, p))?;
+        match self.table.insert(boxed) {
+            Ok(id) => {
+                let pid = id as Pid + 1;
+                if let Some(p) = self.table.get_mut(id) {
+                    p.pid = pid;
+                }
+                Ok(pid)
+            }
+            Err((e, b)) => Err((e, *b)),
+        }
+    }
+
+    pub fn remove(&mut self, pid: Pid) -> Option<Box<Process>> {
+        self.table.remove(u64::from(pid.wrapping_sub(1)))
+    }
+
+    /// The process after `pid` in table order (`NO_PID` for the first), for
+    /// listings.
+    pub fn next_after(&self, pid: Pid) -> Option<Pid> {
+        let from = if pid == NO_PID {
+            0
+        } else {
+            PID_SHAPE.slot(u64::from(pid - 1)) + 1
+        };
+        self.table.next_from(from).map(|id| id as Pid + 1)
     }
 }
 
@@ -130,22 +254,4 @@ fn short_name(name: &str) -> ArrayString<32> {
         }
     }
     short
-}
-
-/// Boxes a value, or hands it back if the heap is exhausted (no panic,
-/// and nothing the value owns is lost).
-#[allow(clippy::result_large_err)] // the error is the value itself, handed back
-pub fn try_box<T>(value: T) -> Result<Box<T>, T> {
-    let layout = core::alloc::Layout::new::<T>();
-    // SAFETY: Process and friends are not zero-sized; the pointer is checked
-    // for null, written before use, and handed to Box with the same layout
-    // the global allocator will free it with.
-    unsafe {
-        let ptr = alloc::alloc::alloc(layout).cast::<T>();
-        if ptr.is_null() {
-            return Err(value);
-        }
-        ptr.write(value);
-        Ok(Box::from_raw(ptr))
-    }
 }

@@ -20,18 +20,22 @@ mod fastpath;
 pub mod lock;
 
 use crate::arch::{cpu, entry, paging};
-use crate::process::{Block, DEFAULT_PRIORITY, INIT_PID, PRIORITY_LEVELS, Pid, Process, State};
+use crate::process::{
+    Block, DEFAULT_PRIORITY, INIT_PID, NO_PID, PRIORITY_LEVELS, Pid, Process, Procs, RECORD_BYTES,
+    State,
+};
 use abi::{Error, ExitKind, ExitStatus};
-use kernel_core::idtable::IdTable;
+use kernel_core::reserve::{Account, Reserve, ReserveId, Reserves};
 use kernel_core::runqueue::RunQueue;
 use lock::{Guard, Lock};
 
 pub struct Scheduler {
     /// Every device (kept here: one lock covers processes and devices).
     pub devices: crate::bus::Devices,
-    /// Every process, by pid (the lowest free pid is reused, as in Unix;
-    /// nothing keeps a pid once its process is reaped).
-    procs: IdTable<Process>,
+    /// Every frame reserve.
+    pub reserves: Reserves,
+    /// Every process, by pid.
+    procs: Procs,
     ready: RunQueue<PRIORITY_LEVELS>,
     /// The process whose frame is current; 0 before the first.
     current: Pid,
@@ -50,7 +54,8 @@ unsafe impl Send for Scheduler {}
 
 pub static SCHED: Lock<Scheduler> = Lock::new(Scheduler {
     devices: crate::bus::Devices::new(),
-    procs: IdTable::new(),
+    reserves: Reserves::new(),
+    procs: Procs::new(),
     ready: RunQueue::new(),
     current: 0,
     current_ptr: core::ptr::null_mut(),
@@ -87,43 +92,173 @@ impl Scheduler {
         }
     }
 
-    /// Adds a process (already loaded) and makes it ready. On failure the
-    /// address space comes back so the caller can release it.
+    /// Adds a process (already loaded) drawing on `reserve` and makes it
+    /// ready; its record is charged to the reserve and counted against
+    /// its process limit. On failure the address space comes back so the
+    /// caller can release it (and nothing was charged).
     pub fn spawn(
         &mut self,
         parent: Pid,
         name: &str,
         priority: Option<u8>,
         space: paging::PageTable,
+        reserve: ReserveId,
         init: impl FnOnce(&mut entry::TrapFrame),
     ) -> Result<Pid, (Error, paging::PageTable)> {
+        let Some(r) = self.reserves.get_mut(reserve) else {
+            return Err((Error::NotFound, space));
+        };
+        if let Err(e) = r.add_process() {
+            return Err((e, space));
+        }
+        if let Err(e) = r.charge_bytes(RECORD_BYTES) {
+            r.remove_process();
+            return Err((e, space));
+        }
+        let undo = |s: &mut Scheduler| {
+            if let Some(r) = s.reserves.get_mut(reserve) {
+                r.credit_bytes(RECORD_BYTES);
+                r.remove_process();
+            }
+        };
         let total = self.procs.len() + 1;
         if self.ready.reserve(total).is_err() {
+            undo(self);
             return Err((Error::OutOfMemory, space));
         }
-        let pid = self.procs.free_id();
-        let mut proc = Process::new(
-            pid,
-            parent,
-            name,
-            priority.unwrap_or(DEFAULT_PRIORITY),
-            space,
-        );
+        let priority = priority.unwrap_or(DEFAULT_PRIORITY);
+        let mut proc = Process::new(NO_PID, parent, name, priority, space, reserve);
+        proc.usage.kernel_bytes = RECORD_BYTES;
         init(&mut proc.frame);
-        let boxed = match crate::process::try_box(proc) {
-            Ok(b) => self.procs.insert(pid, b).map_err(|b| *b),
-            Err(p) => Err(p),
-        };
-        match boxed {
-            Ok(()) => {
-                self.enqueue(pid);
-                Ok(pid)
-            }
-            Err(mut proc) => {
+        let pid = match self.procs.insert(proc) {
+            Ok(pid) => pid,
+            Err((e, mut proc)) => {
+                undo(self);
                 let space = proc.space.take().expect("a new process has its space");
-                Err((Error::OutOfMemory, space))
+                return Err((e, space));
+            }
+        };
+        self.reserves.hold(reserve);
+        self.link_child(parent, pid);
+        self.enqueue(pid);
+        Ok(pid)
+    }
+
+    /// Puts `child` at the head of `parent`'s live children.
+    fn link_child(&mut self, parent: Pid, child: Pid) {
+        let Some(first) = self.procs.get(parent).map(|p| p.first_child) else {
+            return;
+        };
+        if let Some(c) = self.procs.get_mut(child) {
+            c.parent = parent;
+            c.prev_sibling = NO_PID;
+            c.next_sibling = first;
+        }
+        if let Some(f) = self.procs.get_mut(first) {
+            f.prev_sibling = child;
+        }
+        if let Some(p) = self.procs.get_mut(parent) {
+            p.first_child = child;
+        }
+    }
+
+    /// Takes `child` out of its parent's live children.
+    fn unlink_child(&mut self, child: Pid) {
+        let Some((parent, prev, next)) = self
+            .procs
+            .get(child)
+            .map(|c| (c.parent, c.prev_sibling, c.next_sibling))
+        else {
+            return;
+        };
+        match self.procs.get_mut(prev) {
+            Some(p) if prev != NO_PID => p.next_sibling = next,
+            _ => {
+                if let Some(p) = self.procs.get_mut(parent)
+                    && p.first_child == child
+                {
+                    p.first_child = next;
+                }
             }
         }
+        if let Some(n) = self.procs.get_mut(next) {
+            n.prev_sibling = prev;
+        }
+        if let Some(c) = self.procs.get_mut(child) {
+            c.prev_sibling = NO_PID;
+            c.next_sibling = NO_PID;
+        }
+    }
+
+    /// Queues the zombie `child` for `parent` to reap.
+    fn push_zombie(&mut self, parent: Pid, child: Pid) {
+        let Some(tail) = self.procs.get(parent).map(|p| p.zombie_tail) else {
+            return;
+        };
+        if let Some(c) = self.procs.get_mut(child) {
+            c.parent = parent;
+            c.next_zombie = NO_PID;
+        }
+        match self.procs.get_mut(tail) {
+            Some(t) if tail != NO_PID => t.next_zombie = child,
+            _ => {
+                if let Some(p) = self.procs.get_mut(parent) {
+                    p.zombie_head = child;
+                }
+            }
+        }
+        if let Some(p) = self.procs.get_mut(parent) {
+            p.zombie_tail = child;
+        }
+    }
+
+    /// The first live child of `pid`, if any.
+    pub fn first_child(&self, pid: Pid) -> Option<Pid> {
+        self.procs
+            .get(pid)
+            .map(|p| p.first_child)
+            .filter(|&c| c != NO_PID)
+    }
+
+    /// The running process and the device table, together.
+    #[inline]
+    pub fn current_with_devices(&mut self) -> (&mut Process, &mut crate::bus::Devices) {
+        assert!(!self.current_ptr.is_null(), "no current process yet");
+        // SAFETY: as in `current`; the process record is a box of its own,
+        // not part of the device table, so the two borrows do not overlap.
+        (unsafe { &mut *self.current_ptr }, &mut self.devices)
+    }
+
+    /// The running process and its reserve.
+    #[inline]
+    pub fn current_and_reserve(&mut self) -> Option<(&mut Process, &mut Reserve)> {
+        if self.current_ptr.is_null() {
+            return None;
+        }
+        // SAFETY: as in `current`: the pointer is to a live boxed process.
+        let p = unsafe { &mut *self.current_ptr };
+        let r = self.reserves.get_mut(p.reserve)?;
+        Some((p, r))
+    }
+
+    /// The running process and reserve `id` (which need not be its own).
+    #[inline]
+    pub fn current_with_reserve(&mut self, id: ReserveId) -> Option<(&mut Process, &mut Reserve)> {
+        if self.current_ptr.is_null() {
+            return None;
+        }
+        // SAFETY: as in `current`.
+        let p = unsafe { &mut *self.current_ptr };
+        let r = self.reserves.get_mut(id)?;
+        Some((p, r))
+    }
+
+    /// Process `pid` and its reserve.
+    #[inline]
+    pub fn proc_and_reserve(&mut self, pid: Pid) -> Option<(&mut Process, &mut Reserve)> {
+        let p = self.procs.get_mut(pid)?;
+        let r = self.reserves.get_mut(p.reserve)?;
+        Some((p, r))
     }
 
     /// Puts the current process to sleep. A `Child` wait restarts its
@@ -137,6 +272,16 @@ impl Scheduler {
         self.resched = true;
     }
 
+    /// Makes the current process's system call start again when it next
+    /// runs (its `rip` goes back over the `syscall` instruction, its
+    /// argument registers are as it left them) and gives the CPU away: a
+    /// long call that reached a preemption point. The call finds its
+    /// progress in the kernel's state, not in the registers.
+    pub fn restart_current(&mut self) {
+        self.current().frame.rip -= SYSCALL_INSN_LEN;
+        self.yield_current();
+    }
+
     /// Completes the call `pid` sleeps in with `ret` (a result word or an
     /// error) and makes it runnable.
     pub fn complete(&mut self, pid: Pid, ret: isize) {
@@ -146,33 +291,15 @@ impl Scheduler {
         self.wake(pid);
     }
 
-    /// The processes sleeping in a call on device `dev`.
-    pub fn sleepers_on(&self, dev: crate::bus::DeviceId) -> alloc::vec::Vec<Pid> {
-        self.procs
-            .iter()
-            .map(|(_, p)| p)
-            .filter(|p| match p.state {
-                State::Blocked(Block::Irq { dev: Some(d), .. }) => d == dev,
-                State::Blocked(Block::Poll { dev: d, .. }) => d == dev,
-                _ => false,
-            })
-            .map(|p| p.pid)
-            .collect()
-    }
-
     /// The process `pid`, if it exists.
     #[inline]
     pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Process> {
         self.procs.get_mut(pid)
     }
 
-    /// The lowest pid above `pid` in the table.
+    /// The process after `pid` in table order (`NO_PID`: the first).
     pub fn next_pid_after(&self, pid: Pid) -> Option<Pid> {
-        self.procs
-            .iter()
-            .map(|(id, _)| id)
-            .filter(|&id| id > pid)
-            .min()
+        self.procs.next_after(pid)
     }
 
     /// Whether `ancestor` is `pid` or one of its ancestors. The walk is
@@ -184,7 +311,7 @@ impl Scheduler {
                 return true;
             }
             match self.procs.get(at) {
-                Some(p) if p.parent != at => at = p.parent,
+                Some(p) if p.parent != at && p.parent != NO_PID => at = p.parent,
                 _ => return false,
             }
         }
@@ -293,18 +420,56 @@ impl Scheduler {
     /// releases what it holds and forgets it, leaving no zombie.
     pub fn discard(&mut self, pid: Pid) {
         crate::bus::calls::exit_bus(self, pid);
-        if let Some(mut p) = self.procs.remove(pid) {
-            if p.queued {
-                self.ready.remove(pid);
-            }
-            if let Some(space) = p.space.take() {
-                crate::mm::release_user_space(space);
-            }
+        self.unlink_child(pid);
+        self.release_memory(pid);
+        if let Some(p) = self.procs.get(pid)
+            && p.queued
+        {
+            self.ready.remove(pid);
+        }
+        self.reap(pid);
+    }
+
+    /// Gives back what process `pid` holds of its reserve besides its
+    /// record: its address space (pages and tables) and its kernel
+    /// objects.
+    fn release_memory(&mut self, pid: Pid) {
+        let Some((p, r)) = self.proc_and_reserve(pid) else {
+            return;
+        };
+        let space = p.space.take();
+        let mut account = Account {
+            reserve: r,
+            usage: &mut p.usage,
+        };
+        let u = *account.usage;
+        account.credit_pages(u.pages);
+        account.credit_tables(u.tables);
+        account.credit_bytes(u.kernel_bytes.saturating_sub(RECORD_BYTES));
+        p.bus_bytes = 0;
+        if let Some(space) = space {
+            crate::mm::release_user_space(space);
         }
     }
 
-    /// Ends process `pid`: frees its memory, makes it a zombie, hands its
-    /// children to init and wakes its parent.
+    /// Forgets process `pid` (a reaped zombie, or a discarded child): its
+    /// record's charge goes back to its reserve, which it stops holding.
+    fn reap(&mut self, pid: Pid) {
+        let Some(p) = self.procs.remove(pid) else {
+            return;
+        };
+        if let Some(r) = self.reserves.get_mut(p.reserve) {
+            r.credit_bytes(RECORD_BYTES);
+            r.remove_process();
+        }
+        self.reserves.release(p.reserve);
+        self.ready.shrink(self.procs.len());
+    }
+
+    /// Ends process `pid`: frees its memory, makes it a zombie for its
+    /// parent to reap, hands its children (and their zombies) to init and
+    /// wakes its parent. Linear in what the process holds and in its
+    /// children, whatever the number of processes.
     pub fn exit(&mut self, pid: Pid, status: ExitStatus) {
         let Some(p) = self.procs.get_mut(pid) else {
             return;
@@ -317,59 +482,65 @@ impl Scheduler {
         let parent = p.parent;
         // Detach everything first: clients close, served devices go away.
         crate::bus::calls::exit_bus(self, pid);
-        let Some(p) = self.procs.get_mut(pid) else {
-            return;
-        };
-        let space = p.space.take();
-        if p.queued {
-            p.queued = false;
-            self.ready.remove(pid);
-        }
-        if let Some(space) = space {
+        if pid == self.current {
             // The dying table is the one in CR3 only when the process ends
             // itself; then leave it first. A process killed by another
             // (proc's KILL) is not current, and the killer, which returns to
             // user mode without a switch, keeps its own table.
-            if pid == self.current {
-                paging::with_kernel_table(|k| k.activate());
-            }
-            crate::mm::release_user_space(space);
+            paging::activate_kernel_table();
         }
-        for child in self.procs.values_mut() {
-            if child.parent == pid {
-                child.parent = INIT_PID;
-            }
+        self.release_memory(pid);
+        let Some(p) = self.procs.get_mut(pid) else {
+            return;
+        };
+        if p.queued {
+            p.queued = false;
+            self.ready.remove(pid);
         }
         if pid == INIT_PID {
             crate::power_off_after_init(&status);
         }
+        // Children go to init: the live ones to its list, the zombies to
+        // its queue.
+        let mut orphaned_zombies = false;
+        while let Some(child) = self.first_child(pid) {
+            self.unlink_child(child);
+            self.link_child(INIT_PID, child);
+        }
+        while let Some(z) = self.procs.get(pid).map(|p| p.zombie_head)
+            && z != NO_PID
+        {
+            let next = self.procs.get(z).map_or(NO_PID, |c| c.next_zombie);
+            if let Some(p) = self.procs.get_mut(pid) {
+                p.zombie_head = next;
+                if next == NO_PID {
+                    p.zombie_tail = NO_PID;
+                }
+            }
+            self.push_zombie(INIT_PID, z);
+            orphaned_zombies = true;
+        }
+        self.unlink_child(pid);
+        self.push_zombie(parent, pid);
         if pid == self.current {
             self.resched = true;
         }
         self.raise(parent, abi::interrupt::VECTOR_CHILD);
         self.wake_child_waiter(parent);
-        // An orphaned zombie may now be init's to reap.
-        self.wake_child_waiter(INIT_PID);
+        if orphaned_zombies {
+            self.raise(INIT_PID, abi::interrupt::VECTOR_CHILD);
+            self.wake_child_waiter(INIT_PID);
+        }
     }
 
     /// Reaps one zombie child of the current process: copies its status to
     /// user memory at `out` first, so a bad pointer loses nothing. `None`
     /// means the caller now sleeps until a child exits.
     pub fn wait_child(&mut self, out: u64, nohang: bool) -> Result<Option<Pid>, Error> {
-        let me = self.current;
-        let mut any_child = false;
-        let mut zombie = None;
-        for (_, p) in self.procs.iter() {
-            if p.parent == me {
-                any_child = true;
-                if p.state == State::Zombie {
-                    zombie = Some((p.pid, p.exit));
-                    break;
-                }
-            }
-        }
-        let Some((child, status)) = zombie else {
-            if !any_child {
+        let me = self.current();
+        let zombie = me.zombie_head;
+        if zombie == NO_PID {
+            if me.first_child == NO_PID {
                 return Err(Error::NoChildren);
             }
             if nohang {
@@ -377,14 +548,20 @@ impl Scheduler {
             }
             self.block_current(Block::Child);
             return Ok(None);
+        }
+        let (status, next) = match self.procs.get(zombie) {
+            Some(z) => (z.exit, z.next_zombie),
+            None => return Err(Error::NoChildren),
         };
         let space = self.current().space.as_mut().ok_or(Error::BadAddress)?;
         crate::usercopy::write_struct(space, out, &status)?;
-        // The table and the queues give back the memory a burst of
-        // processes made them grow to.
-        self.procs.remove(child);
-        self.ready.shrink(self.procs.len());
-        Ok(Some(child))
+        let me = self.current();
+        me.zombie_head = next;
+        if next == NO_PID {
+            me.zombie_tail = NO_PID;
+        }
+        self.reap(zombie);
+        Ok(Some(zombie))
     }
 
     /// The process to run next, or None if all are asleep.

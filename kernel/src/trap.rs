@@ -16,6 +16,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Timer ticks since boot.
 pub static TICKS: AtomicU64 = AtomicU64::new(0);
 
+/// Whether long kernel work should stop here and let the scheduler run (a
+/// timer tick is due): the preemption point of restartable system calls.
+#[inline]
+pub fn preempt_due() -> bool {
+    lapic::timer_pending()
+}
+
 fn is_device_vector(vector: u64) -> bool {
     let base = crate::arch::ioapic::VECTOR_BASE as u64;
     (base..base + crate::arch::ioapic::MAX_GSI as u64).contains(&vector)

@@ -101,6 +101,10 @@ impl Bootfs {
         let mut cmd = [0u8; 256];
         let cmdline = self.cmdline(index, &mut cmd)?;
         let options = Options::parse(cmdline);
+        // The module's reserve is made with it, at fork: it never runs on
+        // the spawner's. A module that cannot have its reserve does not
+        // start.
+        stage_reserve(&options)?;
         match process::fork()? {
             0 => {
                 if !options.system
@@ -132,9 +136,9 @@ impl Bootfs {
                     process::set_priority(pid, p)?;
                 }
                 if let Some(kib) = options.memory_kib
-                    && let Err(e) = set_memory_limit(pid, kib, size)
+                    && let Err(e) = supervise_memory(pid, kib, size)
                 {
-                    crate::println!("spawn: module {index}: cannot limit its memory: {e}");
+                    crate::println!("spawn: module {index}: cannot tell mem its ceiling: {e}");
                 }
                 Ok(pid)
             }
@@ -197,8 +201,10 @@ impl Bootfs {
 pub struct Options<'a> {
     /// `@priority=N`: its scheduling priority.
     pub priority: Option<u8>,
-    /// `@memory_kib=N`: the most memory it may hold.
+    /// `@memory_kib=N`: the most memory it and what it forks may hold.
     pub memory_kib: Option<u64>,
+    /// `@processes=N`: the most processes it and what it forks may be.
+    pub processes: Option<u32>,
     /// `@registers=NAME`: the device it registers once ready.
     pub registers: Option<&'a str>,
     /// `@restart`: start it again when it dies.
@@ -222,6 +228,7 @@ impl<'a> Options<'a> {
             match key {
                 "@priority" => o.priority = value.parse().ok(),
                 "@memory_kib" => o.memory_kib = value.parse().ok(),
+                "@processes" => o.processes = value.parse().ok(),
                 "@registers" if !value.is_empty() => o.registers = Some(value),
                 "@restart" => o.restart = true,
                 "@nostart" => o.no_start = true,
@@ -245,21 +252,37 @@ fn drop_system_right() -> Result<(), Error> {
     REGISTRY.restrict(rights & !dev::RIGHT_SYSTEM)
 }
 
-/// Limits process `pid` to `kib` KiB. The limit is set through the
-/// mempool device at once, so that it holds from the child's first steps.
-/// Then, if a mem server takes the caller as its supervisor, `kib` becomes
-/// the child's ceiling there and its reserve shrinks to what starting
-/// needs — what it holds now, plus its image (`size` bytes) and 256 KiB —
-/// so that it holds only what it uses and grows by grants.
-fn set_memory_limit(pid: u32, kib: u64, size: u64) -> Result<(), Error> {
+/// Stages the reserve of the module about to be forked: its memory limit
+/// (`@memory_kib`, none without it) and its process limit (`@processes`,
+/// `DEFAULT_PROCESSES` without it). Without mempool (a spawner that is
+/// not a system module) the child shares the spawner's reserve.
+fn stage_reserve(options: &Options<'_>) -> Result<(), Error> {
+    let pool = match crate::mempool::Pool::open() {
+        Ok(pool) => pool,
+        Err(Error::AccessDenied) | Err(Error::NotFound) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let limit = options.memory_kib.map(|kib| kib.div_ceil(4));
+    let processes = options.processes.unwrap_or(DEFAULT_PROCESSES);
+    let staged = pool.stage_child(limit, Some(processes));
+    let _ = pool.close();
+    staged
+}
+
+/// The process limit of a module whose manifest names none: itself and
+/// what it forks, zombies included.
+pub const DEFAULT_PROCESSES: u32 = 32;
+
+/// The module `pid` was forked with a reserve of `kib` KiB. If a mem
+/// server takes the caller as its supervisor, `kib` becomes the module's
+/// ceiling there and its reserve shrinks to what starting needs — what it
+/// holds now, plus its image (`size` bytes) and 256 KiB — so that it
+/// holds only what it uses and grows by grants.
+fn supervise_memory(pid: u32, kib: u64, size: u64) -> Result<(), Error> {
     let ceiling = kib.div_ceil(4);
-    let pool = dev::attach(REGISTRY, "mempool", dev::RIGHT_READ | dev::RIGHT_WRITE)?;
-    let set = pool
-        .port_out(MEMPOOL_PORT_SELECT, 4, pid as u64)
-        .and_then(|()| pool.port_out(MEMPOOL_PORT_LIMIT, 8, ceiling));
-    let used = pool.port_in(MEMPOOL_PORT_USED, 8);
-    let _ = pool.detach();
-    set?;
+    let pool = crate::mempool::Pool::open()?;
+    let used = pool.select(pid).and_then(|()| pool.used());
+    let _ = pool.close();
     let start = used.unwrap_or(0) + size.div_ceil(PAGE) + START_SLACK_FRAMES;
     let supervised = crate::mem::with_connection(|m| {
         m.set_ceiling(pid, ceiling)?;

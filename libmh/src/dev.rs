@@ -221,25 +221,31 @@ impl Served {
         )
     }
 
-    pub fn write_iospace(self, client: u32, port: u32, size: u32, value: u64) -> Result<(), Error> {
+    pub fn write_iospace(
+        self,
+        client: ClientId,
+        port: u32,
+        size: u32,
+        value: u64,
+    ) -> Result<(), Error> {
         call(
             Sysno::DevWriteIospace,
-            [self.0.0, client as u64, port as u64, size as u64, value, 0],
+            [self.0.0, client, port as u64, size as u64, value, 0],
         )
         .map(|_| ())
     }
 
-    pub fn irq(self, client: u32, line: u32) -> Result<(), Error> {
-        call3(Sysno::DevIrq, self.0.0, client as u64, line as u64).map(|_| ())
+    pub fn irq(self, client: ClientId, line: u32) -> Result<(), Error> {
+        call3(Sysno::DevIrq, self.0.0, client, line as u64).map(|_| ())
     }
 
     /// Copies from `client`'s export at `iova` into `buf`.
-    pub fn dma_read(self, client: u32, iova: u64, buf: &mut [u8]) -> Result<(), Error> {
+    pub fn dma_read(self, client: ClientId, iova: u64, buf: &mut [u8]) -> Result<(), Error> {
         call(
             Sysno::DevDmaRead,
             [
                 self.0.0,
-                client as u64,
+                client,
                 iova,
                 buf.as_mut_ptr() as u64,
                 buf.len() as u64,
@@ -250,12 +256,12 @@ impl Served {
     }
 
     /// Copies `buf` into `client`'s export at `iova`.
-    pub fn dma_write(self, client: u32, buf: &[u8], iova: u64) -> Result<(), Error> {
+    pub fn dma_write(self, client: ClientId, buf: &[u8], iova: u64) -> Result<(), Error> {
         call(
             Sysno::DevDmaWrite,
             [
                 self.0.0,
-                client as u64,
+                client,
                 buf.as_ptr() as u64,
                 buf.len() as u64,
                 iova,
@@ -270,7 +276,7 @@ impl Served {
     /// request, in one call.
     pub fn reply_poll(
         self,
-        client: u32,
+        client: ClientId,
         port: u32,
         size: u32,
         value: u64,
@@ -284,7 +290,7 @@ impl Served {
         let line = line.map_or(u64::MAX, |l| l as u64);
         call_request(
             Sysno::DevReplyPoll,
-            [self.0.0, client as u64, port_size, value, line, 0],
+            [self.0.0, client, port_size, value, line, 0],
         )
     }
 

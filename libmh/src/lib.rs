@@ -24,6 +24,7 @@ pub mod dev;
 pub mod heap;
 pub mod init;
 pub mod mem;
+pub mod mempool;
 pub mod pci;
 pub mod print;
 pub mod process;

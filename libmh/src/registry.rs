@@ -33,25 +33,36 @@ pub fn count() -> Result<u32, Error> {
     REGISTRY.port_in(REGISTRY_PORT_COUNT, 4).map(|n| n as u32)
 }
 
-/// The `index`-th registered device, in name order.
-pub fn entry(index: u32) -> Result<Entry, Error> {
-    REGISTRY.port_out(REGISTRY_PORT_SELECT, 4, index as u64)?;
-    Ok(Entry {
+/// The first registered device at or after table position `at`, and its
+/// position (`NotFound` past the last).
+pub fn entry_at(at: u64) -> Result<(u64, Entry), Error> {
+    REGISTRY.port_out(REGISTRY_PORT_SELECT, 8, at)?;
+    let position = REGISTRY.port_in(REGISTRY_PORT_POSITION, 8)?;
+    let entry = Entry {
         name: Name::read(REGISTRY, REGISTRY_PORT_NAME)?,
         kind: REGISTRY.port_in(REGISTRY_PORT_KIND, 4)? as u32,
         clients: REGISTRY.port_in(REGISTRY_PORT_CLIENTS, 4)? as u32,
         server: REGISTRY.port_in(REGISTRY_PORT_SERVER, 4)? as u32,
-    })
+    };
+    Ok((position, entry))
 }
 
-/// Calls `f` on every registered device (see the module rules).
+/// Calls `f` on every registered device (see the module rules), in table
+/// order.
 pub fn for_each(mut f: impl FnMut(&Entry)) -> Result<(), Error> {
-    for index in 0..count()? {
-        if let Ok(e) = entry(index) {
-            f(&e);
+    let mut at = 0;
+    loop {
+        match entry_at(at) {
+            Ok((position, e)) => {
+                f(&e);
+                at = position + 1;
+            }
+            Err(Error::NotFound) => return Ok(()),
+            // The device at the position went between two reads: skip it.
+            Err(Error::DeviceGone) => at += 1,
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 /// Whether a device called `name` is registered now.

@@ -371,7 +371,7 @@ fn writable_and_executable() {
 #[test]
 fn image_too_large() {
     assert_eq!(
-        with_phdrs(|p| p[1].memsz = (1 << 30) + 1).unwrap_err(),
+        with_phdrs(|p| p[1].memsz = abi::syscall::EXEC_MEMORY_MAX as u64 + 1).unwrap_err(),
         ElfError::ImageTooLarge
     );
     let limits = ElfLimits {

@@ -277,3 +277,12 @@ fn heap_randomized_against_model() {
     unsafe { heap.trim(&mut src) };
     assert!(src.live.is_empty());
 }
+
+#[test]
+fn footprint_is_the_class_or_whole_pages() {
+    assert_eq!(footprint(0), 16);
+    assert_eq!(footprint(17), 32);
+    assert_eq!(footprint(1024), 1024);
+    assert_eq!(footprint(1025), 4096);
+    assert_eq!(footprint(8193), 12288);
+}

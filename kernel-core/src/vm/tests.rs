@@ -30,14 +30,14 @@ impl PageTableOps for FakePt {
             .map(|(&k, _)| k)
             .min()
     }
-    fn prepare(&mut self, va: u64) -> Result<(), Error> {
+    fn prepare(&mut self, _frames: &mut impl TableFrames, va: u64) -> Result<(), Error> {
         if self.fail_prepare && !self.tables.contains(&(va >> 21)) {
             return Err(Error::OutOfMemory);
         }
         self.tables.insert(va >> 21);
         Ok(())
     }
-    fn set(&mut self, va: u64, pte: u64) {
+    fn set(&mut self, _frames: &mut impl TableFrames, va: u64, pte: u64) {
         assert!(
             self.tables.contains(&(va >> 21)),
             "set without tables at {va:#x}"
@@ -79,6 +79,14 @@ impl FakeFrames {
     pub(super) fn byte(&self, f: Frame) -> u8 {
         self.data.get(&f.pfn()).map_or(0, |d| d[0])
     }
+}
+
+/// The fake page table keeps its tables itself: no table frames move.
+impl TableFrames for FakeFrames {
+    fn alloc_table(&mut self) -> Option<Frame> {
+        None
+    }
+    fn free_table(&mut self, _frame: Frame) {}
 }
 
 impl FrameOps for FakeFrames {
@@ -129,8 +137,8 @@ pub(super) fn fork(parent: &mut FakePt, fr: &mut FakeFrames) -> FakePt {
     for va in vas {
         let entry = vm(parent, fr).fork_entry(va).unwrap();
         if let Some(pte) = entry {
-            child.prepare(va).unwrap();
-            child.set(va, pte);
+            child.prepare(fr, va).unwrap();
+            child.set(fr, va, pte);
         }
     }
     child
@@ -372,4 +380,27 @@ fn move_rolls_nothing_when_tables_run_out() {
     let r = vm(&mut pt, &mut fr).move_pages(BASE + 0x40_0000, BASE, P);
     assert_eq!(r, Err(Error::OutOfMemory));
     assert!(vm(&mut pt, &mut fr).mapping(BASE).is_some());
+}
+
+#[test]
+fn faults_on_kernel_addresses_are_delivered_never_retried() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(4));
+    // Even an entry that reads as a present, writable page (as the
+    // kernel's own pages do) does not make a kernel address retryable.
+    for va in [
+        0xffff_8000_0000_1000u64,
+        0xffff_ffff_8000_0000,
+        0xffff_ff80_0000_0000,
+    ] {
+        pt.tables.insert(va >> 21);
+        pt.entries.insert(va, 0x1000 | 7);
+        assert_eq!(
+            vm(&mut pt, &mut fr).fault(va, false, false),
+            Fault::Deliver(0)
+        );
+        assert_eq!(
+            vm(&mut pt, &mut fr).fault(va, true, false),
+            Fault::Deliver(FAULT_WRITE)
+        );
+    }
 }

@@ -183,7 +183,7 @@ fn break_cow_out_of_memory_changes_nothing() {
 fn wire(pt: &mut FakePt, va: u64, wires: u8) {
     let mut m = CODEC.decode(pt.entry(va)).unwrap();
     m.wires = wires;
-    pt.set(va, CODEC.encode(&m));
+    pt.set(&mut FakeFrames::new(0), va, CODEC.encode(&m));
 }
 
 #[test]
@@ -230,8 +230,8 @@ fn io_mappings_are_not_refcounted_nor_inherited() {
         was_writable: false,
         wires: 0,
     };
-    pt.prepare(BASE).unwrap();
-    pt.set(BASE, CODEC.encode(&io));
+    pt.prepare(&mut fr, BASE).unwrap();
+    pt.set(&mut fr, BASE, CODEC.encode(&io));
     let mut child = fork(&mut pt, &mut fr);
     assert!(child.entries.is_empty());
     assert_eq!(vm(&mut pt, &mut fr).unmap(BASE, P), Err(Error::Busy));

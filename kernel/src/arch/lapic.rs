@@ -109,6 +109,21 @@ pub fn eoi() {
     write(REG_EOI, 0);
 }
 
+/// The interrupt-request registers: bit `v % 32` of register `v / 32`.
+const REG_IRR: usize = 0x200;
+
+/// Whether a timer tick is waiting to be taken (it is, in the kernel,
+/// which runs with interrupts off): long kernel work checks this to stop
+/// at a tick, as a preemptible kernel would.
+#[inline]
+pub fn timer_pending() -> bool {
+    let v = TIMER_VECTOR as usize;
+    if BASE.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    read(REG_IRR + 0x10 * (v / 32)) & (1 << (v % 32)) != 0
+}
+
 /// This CPU's APIC id (where routed interrupts go).
 pub fn id() -> u32 {
     read(REG_ID) >> 24

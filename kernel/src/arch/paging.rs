@@ -3,12 +3,17 @@
 //! Rules: the upper half (PML4 entries 256..512) belongs to the kernel and
 //! is shared by every address space: its PML4 entries are created once, at
 //! boot, and never change, so a kernel mapping made later under them is
-//! visible everywhere. The lower half belongs to the process. Page-table
-//! frames come from the frame table like any other frame, and a failed
-//! allocation is an error, not a panic. User leaves never use large pages.
+//! visible everywhere. The lower half belongs to the process and is a
+//! `kernel_core::pagetable::PageTree`: the walks, table counts and
+//! teardown live there (host-tested); this file gives it memory (the
+//! direct map), CR3 and the TLB. User table frames come from the
+//! `TableFrames` the caller passes (the process's charged reserve), the
+//! kernel's own from the frame table; a failed allocation is an error,
+//! not a panic. User leaves never use large pages.
 
 use crate::mm::phys;
 use kernel_core::frame::Frame;
+use kernel_core::pagetable::{PageTree, TableFrames, TableMemory};
 use kernel_core::paging::{
     PteFlags, is_page_aligned, make_pte, pte_addr, pte_flags, table_indices,
 };
@@ -32,15 +37,40 @@ fn table_mut(frame_addr: u64) -> *mut Table {
     phys::to_virt(frame_addr) as *mut Table
 }
 
-/// One PML4 and everything under it.
+/// Table frames as the direct map shows them.
+pub struct DirectMap;
+
+impl TableMemory for DirectMap {
+    #[inline(always)]
+    fn read(&self, table: Frame, index: usize) -> u64 {
+        // SAFETY: `table` is a page-table frame of a live address space
+        // (PageTree only names its own tables), mapped by the direct map;
+        // the index is masked into the table.
+        unsafe { *(*table_mut(table.addr())).get_unchecked(index & 511) }
+    }
+
+    #[inline(always)]
+    fn write(&mut self, table: Frame, index: usize, value: u64) {
+        // SAFETY: as in `read`; only the kernel edits page tables, with
+        // the scheduler lock held, so nothing races this store.
+        unsafe { *(*table_mut(table.addr())).get_unchecked_mut(index & 511) = value }
+    }
+}
+
+/// One user address space: its lower half, and the kernel's upper half
+/// shared with every other.
 pub struct PageTable {
-    root: Frame,
+    tree: PageTree,
 }
 
 impl PageTable {
-    /// A page table with an empty lower half and the kernel's upper half.
-    pub fn new_user(kernel: &PageTable) -> Result<PageTable, MapError> {
-        let root = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+    /// A page table with an empty lower half and the kernel's upper half;
+    /// its root frame comes from `frames`.
+    pub fn new_user(
+        kernel: &KernelTable,
+        frames: &mut impl TableFrames,
+    ) -> Result<PageTable, MapError> {
+        let root = frames.alloc_table().ok_or(MapError::OutOfMemory)?;
         // SAFETY: both roots are page-table frames reachable via the direct
         // map; the new one is ours alone.
         unsafe {
@@ -48,94 +78,26 @@ impl PageTable {
             let dst = &mut *table_mut(root.addr());
             dst[KERNEL_HALF_FIRST_SLOT..].copy_from_slice(&src[KERNEL_HALF_FIRST_SLOT..]);
         }
-        Ok(PageTable { root })
+        Ok(PageTable {
+            tree: PageTree::new(root),
+        })
     }
 
-    /// An empty page table (used once, for the kernel's).
-    fn new_empty() -> Result<PageTable, MapError> {
-        let root = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
-        Ok(PageTable { root })
+    /// Table frames this address space holds (root and spares included).
+    pub fn table_frames(&self) -> u64 {
+        self.tree.table_frames()
     }
 
-    /// The entry for `va` at `level` (0: 4 KiB leaf, 1: 2 MiB entry),
-    /// creating missing tables above it when `create` (with `parent` flags
-    /// on the new parent entries).
-    fn slot(
-        &mut self,
-        va: u64,
-        level: usize,
-        create: bool,
-        parent: PteFlags,
-    ) -> Result<Option<*mut u64>, MapError> {
-        let idx = table_indices(va);
-        let mut table = table_mut(self.root.addr());
-        for &i in &idx[..3 - level] {
-            // SAFETY: `table` is a page-table frame (the root or one found
-            // in a present, non-large parent entry), mapped by the direct
-            // map, and this address space is not edited concurrently.
-            let entry = unsafe { &mut (*table)[i] };
-            let flags = pte_flags(*entry);
-            if !flags.contains(PteFlags::PRESENT) {
-                if !create {
-                    return Ok(None);
-                }
-                let frame = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
-                *entry = make_pte(frame.addr(), parent | PteFlags::PRESENT);
-            } else if flags.contains(PteFlags::HUGE) {
-                return Err(MapError::Conflict);
-            }
-            table = table_mut(pte_addr(*entry));
-        }
-        // SAFETY: as above, for the last level walked.
-        Ok(Some(unsafe { &raw mut (*table)[idx[3 - level]] }))
+    /// Empty table frames it keeps for reuse.
+    pub fn spare_tables(&self) -> u64 {
+        self.tree.spare_tables()
     }
 
-    fn leaf(
-        &mut self,
-        va: u64,
-        create: bool,
-        parent: PteFlags,
-    ) -> Result<Option<*mut u64>, MapError> {
-        self.slot(va, 0, create, parent)
-    }
-
-    /// Maps the 4 KiB page at `va` to `phys` with `flags` (PRESENT implied).
-    pub fn map(&mut self, va: u64, phys: u64, flags: PteFlags) -> Result<(), MapError> {
-        debug_assert!(is_page_aligned(va) && is_page_aligned(phys));
-        let parent = if va < (1 << 47) {
-            PteFlags::WRITABLE | PteFlags::USER
-        } else {
-            PteFlags::WRITABLE
-        };
-        let slot = self.leaf(va, true, parent)?.ok_or(MapError::OutOfMemory)?;
-        // SAFETY: `slot` points into a live page-table frame of ours.
-        unsafe {
-            if *slot & PteFlags::PRESENT.bits() != 0 {
-                return Err(MapError::AlreadyMapped);
-            }
-            *slot = make_pte(phys, flags | PteFlags::PRESENT);
-        }
-        Ok(())
-    }
-
-    /// The raw leaf entry for `va` (0 when no table reaches it): a
-    /// read-only walk, the hot path of every user copy.
+    /// The raw leaf entry for user page `va` (0 when none, and for every
+    /// kernel address): a read-only walk, the hot path of every user copy.
     #[inline]
     pub fn leaf_entry(&self, va: u64) -> u64 {
-        let idx = table_indices(va);
-        let mut table = self.root.addr();
-        for &i in &idx[..3] {
-            // SAFETY: `table` is a page-table frame of this address space
-            // (the root, or found in a present non-large entry), mapped by
-            // the direct map; `i` < 512 by construction of table_indices.
-            let e = unsafe { *(*table_mut(table)).get_unchecked(i & 511) };
-            if e & PteFlags::PRESENT.bits() == 0 || e & PteFlags::HUGE.bits() != 0 {
-                return 0;
-            }
-            table = pte_addr(e);
-        }
-        // SAFETY: as above, for the last level.
-        unsafe { *(*table_mut(table)).get_unchecked(idx[3] & 511) }
+        self.tree.entry(&DirectMap, va)
     }
 
     /// The leaf entry for `va`, if a 4 KiB page is present there.
@@ -145,9 +107,38 @@ impl PageTable {
         (pte & PteFlags::PRESENT.bits() != 0).then_some(pte)
     }
 
+    /// Maps the 4 KiB user page at `va` to `phys` with `flags` (PRESENT
+    /// implied), making tables from `frames`.
+    pub fn map(
+        &mut self,
+        frames: &mut impl TableFrames,
+        va: u64,
+        phys: u64,
+        flags: PteFlags,
+    ) -> Result<(), MapError> {
+        debug_assert!(is_page_aligned(va) && is_page_aligned(phys));
+        if self.leaf_entry(va) != 0 {
+            return Err(MapError::AlreadyMapped);
+        }
+        self.tree
+            .prepare(&mut DirectMap, frames, va)
+            .map_err(|_| MapError::OutOfMemory)?;
+        self.tree.set(
+            &mut DirectMap,
+            frames,
+            va,
+            make_pte(phys, flags | PteFlags::PRESENT),
+        );
+        Ok(())
+    }
+
+    fn root_addr(&self) -> u64 {
+        self.tree.root().addr()
+    }
+
     /// Loads this table into CR3.
     pub fn activate(&self) {
-        let root = self.root.addr();
+        let root = self.root_addr();
         // SAFETY: the root maps the kernel half identically to every other
         // table, so the code running now stays mapped.
         unsafe {
@@ -164,7 +155,7 @@ impl PageTable {
     /// loaded (and reloading it only flushes the TLB).
     #[inline(always)]
     pub fn load(&self) {
-        let root = self.root.addr();
+        let root = self.root_addr();
         // SAFETY: as in `activate`.
         unsafe { core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack)) };
     }
@@ -174,85 +165,30 @@ impl PageTable {
         let current: u64;
         // SAFETY: reads CR3.
         unsafe { core::arch::asm!("mov {}, cr3", out(reg) current, options(nomem, nostack)) };
-        current & !0xfff == self.root.addr()
+        current & !0xfff == self.root_addr()
     }
 
     /// Frees the lower half: calls `leaf` with every non-zero user leaf
-    /// entry (to release what it maps), then frees the tables and the root.
-    pub fn destroy(self, mut leaf: impl FnMut(u64)) {
-        fn walk(table_addr: u64, level: usize, leaf: &mut dyn FnMut(u64)) {
-            for i in 0..512usize {
-                // SAFETY: a page-table frame of this address space.
-                let entry = unsafe { (*table_mut(table_addr))[i] };
-                if entry == 0 {
-                    continue;
-                }
-                if level == 0 {
-                    leaf(entry);
-                } else {
-                    walk(pte_addr(entry), level - 1, leaf);
-                    let _ = crate::mm::frames::release(Frame::containing(pte_addr(entry)));
-                }
-            }
-        }
-        // SAFETY: the root is ours; only the lower half is walked.
-        let root = unsafe { *table_mut(self.root.addr()) };
-        for &entry in root.iter().take(KERNEL_HALF_FIRST_SLOT) {
-            if entry & PteFlags::PRESENT.bits() != 0 {
-                walk(pte_addr(entry), 2, &mut leaf);
-                let _ = crate::mm::frames::release(Frame::containing(pte_addr(entry)));
-            }
-        }
-        let _ = crate::mm::frames::release(self.root);
+    /// entry (to release what it maps), then gives every table (and the
+    /// root) back to `frames`. The table must not be the one in CR3.
+    pub fn destroy(self, frames: &mut impl TableFrames, mut leaf: impl FnMut(u64)) {
+        self.tree.destroy(&mut DirectMap, frames, &mut leaf);
     }
 
     /// Copies the lower half into `child` for fork: `f` turns each non-zero
     /// parent leaf into (new parent leaf, child leaf or 0). The child's
-    /// tables mirror the parent's. On error the parent keeps the leaves
-    /// already converted (they stay valid) and the child is partial: the
-    /// caller destroys it.
+    /// tables come from `child_frames`. On error the parent keeps the
+    /// leaves already converted (they stay valid) and the child is
+    /// partial: the caller destroys it.
     pub fn fork_into(
         &mut self,
         child: &mut PageTable,
+        child_frames: &mut impl TableFrames,
         mut f: impl FnMut(u64) -> Result<(u64, u64), abi::Error>,
     ) -> Result<(), abi::Error> {
-        fn walk(
-            parent: u64,
-            child: u64,
-            level: usize,
-            f: &mut dyn FnMut(u64) -> Result<(u64, u64), abi::Error>,
-        ) -> Result<(), abi::Error> {
-            // At the root only the user half: the kernel half is shared.
-            let slots = if level == 3 {
-                KERNEL_HALF_FIRST_SLOT
-            } else {
-                512
-            };
-            for i in 0..slots {
-                // SAFETY: `parent` and `child` are page-table frames at the
-                // same level of the two address spaces; only this function
-                // edits them now.
-                let (p_entry, c_slot) =
-                    unsafe { (&mut (*table_mut(parent))[i], &mut (*table_mut(child))[i]) };
-                if *p_entry == 0 {
-                    continue;
-                }
-                if level == 0 {
-                    let (new_parent, child_leaf) = f(*p_entry)?;
-                    *p_entry = new_parent;
-                    *c_slot = child_leaf;
-                    continue;
-                }
-                if *c_slot == 0 {
-                    let frame = crate::mm::frames::alloc_zeroed().ok_or(abi::Error::OutOfMemory)?;
-                    *c_slot = make_pte(frame.addr(), pte_flags(*p_entry));
-                }
-                walk(pte_addr(*p_entry), pte_addr(*c_slot), level - 1, f)?;
-            }
-            Ok(())
-        }
-        let (parent_root, child_root) = (self.root.addr(), child.root.addr());
-        let result = walk(parent_root, child_root, 3, &mut |pte| f(pte));
+        let result = self
+            .tree
+            .fork_into(&mut DirectMap, &mut child.tree, child_frames, &mut f);
         // Parent leaves lost their write permission: flush them all at once.
         if self.is_active() {
             x86_64::instructions::tlb::flush_all();
@@ -263,50 +199,21 @@ impl PageTable {
 
 /// The kernel-core view of a user page table (see `kernel_core::vm`).
 impl kernel_core::vm::PageTableOps for PageTable {
+    #[inline]
     fn entry(&mut self, va: u64) -> u64 {
         self.leaf_entry(va)
     }
 
-    fn prepare(&mut self, va: u64) -> Result<(), abi::Error> {
-        match self.leaf(va, true, PteFlags::WRITABLE | PteFlags::USER) {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) | Err(MapError::OutOfMemory) => Err(abi::Error::OutOfMemory),
-            Err(_) => Err(abi::Error::BadAddress),
-        }
+    fn prepare(&mut self, frames: &mut impl TableFrames, va: u64) -> Result<(), abi::Error> {
+        self.tree.prepare(&mut DirectMap, frames, va)
     }
 
-    fn set(&mut self, va: u64, pte: u64) {
-        if let Ok(Some(slot)) = self.leaf(va, false, PteFlags::empty()) {
-            // SAFETY: `slot` points into a live page-table frame of ours.
-            unsafe { *slot = pte };
-        }
+    fn set(&mut self, frames: &mut impl TableFrames, va: u64, pte: u64) {
+        self.tree.set(&mut DirectMap, frames, va, pte);
     }
 
     fn next_entry(&mut self, va: u64, end: u64) -> Option<u64> {
-        // Page sizes covered by one entry at each level, root first.
-        const SPAN: [u64; 4] = [1 << 39, 1 << 30, 1 << 21, 1 << 12];
-        let mut at = va;
-        'walk: while at < end {
-            let idx = table_indices(at);
-            let mut table = self.root.addr();
-            for level in 0..3 {
-                // SAFETY: as in `leaf_entry`: a page-table frame of this
-                // address space reached through present, non-large entries.
-                let e = unsafe { *(*table_mut(table)).get_unchecked(idx[level] & 511) };
-                if e & PteFlags::PRESENT.bits() == 0 || e & PteFlags::HUGE.bits() != 0 {
-                    // No table below: skip everything this entry covers.
-                    at = (at | (SPAN[level] - 1)).checked_add(1)?;
-                    continue 'walk;
-                }
-                table = pte_addr(e);
-            }
-            // SAFETY: as above, for the last level.
-            if unsafe { *(*table_mut(table)).get_unchecked(idx[3] & 511) } != 0 {
-                return Some(at);
-            }
-            at += SPAN[3];
-        }
-        None
+        self.tree.next_entry(&DirectMap, va, end)
     }
 
     fn flush(&mut self, va: u64) {
@@ -318,8 +225,67 @@ impl kernel_core::vm::PageTableOps for PageTable {
     }
 }
 
+/// The kernel's own page table: the direct map, the kernel image, MMIO and
+/// the vmalloc area, in the upper half; the template of every address
+/// space. Its tables come from the frame table and are never given back.
+pub struct KernelTable {
+    root: Frame,
+}
+
+impl KernelTable {
+    fn new_empty() -> Result<KernelTable, MapError> {
+        let root = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+        Ok(KernelTable { root })
+    }
+
+    /// The entry for `va` at `level` (0: 4 KiB leaf, 1: 2 MiB entry),
+    /// creating missing tables above it when `create`.
+    fn slot(&mut self, va: u64, level: usize, create: bool) -> Result<Option<*mut u64>, MapError> {
+        let idx = table_indices(va);
+        let mut table = table_mut(self.root.addr());
+        for &i in &idx[..3 - level] {
+            // SAFETY: `table` is a page-table frame of the kernel's table
+            // (the root or one found in a present, non-large parent entry),
+            // mapped by the direct map, edited only with its lock held.
+            let entry = unsafe { &mut (*table)[i] };
+            let flags = pte_flags(*entry);
+            if !flags.contains(PteFlags::PRESENT) {
+                if !create {
+                    return Ok(None);
+                }
+                let frame = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+                *entry = make_pte(frame.addr(), PteFlags::WRITABLE | PteFlags::PRESENT);
+            } else if flags.contains(PteFlags::HUGE) {
+                return Err(MapError::Conflict);
+            }
+            table = table_mut(pte_addr(*entry));
+        }
+        // SAFETY: as above, for the last level walked.
+        Ok(Some(unsafe { &raw mut (*table)[idx[3 - level]] }))
+    }
+
+    /// Maps the 4 KiB kernel page at `va` to `phys` with `flags`.
+    fn map(&mut self, va: u64, phys: u64, flags: PteFlags) -> Result<(), MapError> {
+        debug_assert!(is_page_aligned(va) && is_page_aligned(phys));
+        let slot = self.slot(va, 0, true)?.ok_or(MapError::OutOfMemory)?;
+        // SAFETY: `slot` points into a live page-table frame of ours.
+        unsafe {
+            if *slot & PteFlags::PRESENT.bits() != 0 {
+                return Err(MapError::AlreadyMapped);
+            }
+            *slot = make_pte(phys, flags | PteFlags::PRESENT);
+        }
+        Ok(())
+    }
+
+    fn activate(&self) {
+        // SAFETY: the kernel table maps the running kernel.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) self.root.addr(), options(nostack)) };
+    }
+}
+
 /// The kernel's page table, the template of every address space.
-pub static KERNEL_TABLE: Mutex<Option<PageTable>> = Mutex::new(None);
+pub static KERNEL_TABLE: Mutex<Option<KernelTable>> = Mutex::new(None);
 
 /// Large-page size used for the direct map.
 const LARGE: u64 = 2 << 20;
@@ -334,7 +300,7 @@ pub fn init_kernel(ram_top: u64, nx: bool) -> Result<(), MapError> {
     } else {
         PteFlags::empty()
     };
-    let mut pt = PageTable::new_empty()?;
+    let mut pt = KernelTable::new_empty()?;
     // Pre-create every kernel-half PML4 entry that will ever exist, so that
     // user tables (which copy them) see later kernel mappings.
     for slot in [KERNEL_HALF_FIRST_SLOT, 510, 511] {
@@ -349,24 +315,23 @@ pub fn init_kernel(ram_top: u64, nx: bool) -> Result<(), MapError> {
     let mut phys = 0;
     while phys < ram_top {
         let va = phys::PHYS_OFFSET + phys;
-        let slot = pt
-            .slot(va, 1, true, PteFlags::WRITABLE)?
-            .ok_or(MapError::OutOfMemory)?;
+        let slot = pt.slot(va, 1, true)?.ok_or(MapError::OutOfMemory)?;
         // SAFETY: `slot` is a PD entry in a table just created, all ours.
         unsafe { *slot = make_pte(phys, direct | PteFlags::HUGE) };
         phys += LARGE;
     }
     let s = super::boot::kernel_sections();
-    let image = |pt: &mut PageTable, range: (u64, u64), flags: PteFlags| -> Result<(), MapError> {
-        let mut va = range.0;
-        while va < range.1 {
-            if va != s.stack_guard {
-                pt.map(va, super::boot::image_phys(va), flags | PteFlags::GLOBAL)?;
+    let image =
+        |pt: &mut KernelTable, range: (u64, u64), flags: PteFlags| -> Result<(), MapError> {
+            let mut va = range.0;
+            while va < range.1 {
+                if va != s.stack_guard {
+                    pt.map(va, super::boot::image_phys(va), flags | PteFlags::GLOBAL)?;
+                }
+                va += 4096;
             }
-            va += 4096;
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     image(&mut pt, s.text, PteFlags::empty())?;
     image(&mut pt, s.rodata, nx_flag)?;
     image(&mut pt, s.data, PteFlags::WRITABLE | nx_flag)?;
@@ -415,7 +380,7 @@ pub fn map_kernel_page(va: u64, frame: Frame, nx: bool) -> Result<(), MapError> 
 pub fn unmap_kernel_page(va: u64) -> Option<Frame> {
     let mut guard = KERNEL_TABLE.lock();
     let pt = guard.as_mut()?;
-    let slot = pt.leaf(va, false, PteFlags::empty()).ok()??;
+    let slot = pt.slot(va, 0, false).ok()??;
     // SAFETY: `slot` points into the kernel's page tables.
     let pte = unsafe { core::mem::replace(&mut *slot, 0) };
     if pte & PteFlags::PRESENT.bits() == 0 {
@@ -426,6 +391,14 @@ pub fn unmap_kernel_page(va: u64) -> Option<Frame> {
 }
 
 /// Runs `f` with the kernel page table (e.g. to make a user table).
-pub fn with_kernel_table<R>(f: impl FnOnce(&PageTable) -> R) -> Option<R> {
+pub fn with_kernel_table<R>(f: impl FnOnce(&KernelTable) -> R) -> Option<R> {
     KERNEL_TABLE.lock().as_ref().map(f)
+}
+
+/// Switches to the kernel's table (for code that must leave a dying
+/// address space).
+pub fn activate_kernel_table() {
+    if let Some(k) = KERNEL_TABLE.lock().as_ref() {
+        k.activate();
+    }
 }

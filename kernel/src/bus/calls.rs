@@ -1,14 +1,65 @@
 //! The bus system calls, client side: attach, detach, info, restrict,
 //! ports, exports, IRQ mapping; and the bus's part in fork, exec and exit.
 
-use super::{Attachment, Device, DeviceId, KernelDevice, hw, kdev, max_rights, user};
+use super::{Attachment, Device, KernelDevice, hw, kdev, max_rights, user};
 use crate::process::{Block, Pid};
 use crate::sched::Scheduler;
 use abi::bus::*;
 use abi::{DeviceInfo, Error};
 use arrayvec::ArrayVec;
+use kernel_core::bus::Entry;
 use kernel_core::paging::is_user_range;
+use kernel_core::reserve::Account;
 use kernel_core::userdev::Export;
+
+/// Makes sure `pid`'s bus can take one more handle without allocating,
+/// charging the process for any storage that takes.
+pub fn reserve_handle(s: &mut Scheduler, pid: Pid) -> Result<(), Error> {
+    let (p, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    let grow = p.bus.growth_bytes() as u64;
+    let mut account = Account {
+        reserve: r,
+        usage: &mut p.usage,
+    };
+    account.charge_bytes(grow)?;
+    if let Err(e) = p.bus.reserve_one() {
+        account.credit_bytes(grow);
+        return Err(e);
+    }
+    p.bus_bytes += grow;
+    Ok(())
+}
+
+/// Puts an attachment on `pid`'s bus (charging any storage it takes).
+pub fn bus_insert(
+    s: &mut Scheduler,
+    pid: Pid,
+    att: Attachment,
+    rights: u32,
+    close_on_exec: bool,
+) -> Result<u64, Error> {
+    reserve_handle(s, pid)?;
+    let p = s.get_mut(pid).ok_or(Error::NotFound)?;
+    p.bus.insert(att, rights, close_on_exec).map_err(|(e, _)| e)
+}
+
+/// Takes handle `h` off `pid`'s bus, crediting the storage the bus gives
+/// back.
+fn bus_remove(s: &mut Scheduler, pid: Pid, h: u64) -> Result<Entry<Attachment>, Error> {
+    let (p, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    let entry = p.bus.remove(h)?;
+    let now = p.bus.storage_bytes() as u64;
+    if now < p.bus_bytes {
+        let freed = p.bus_bytes - now;
+        p.bus_bytes = now;
+        Account {
+            reserve: r,
+            usage: &mut p.usage,
+        }
+        .credit_bytes(freed);
+    }
+    Ok(entry)
+}
 
 /// `attach(registry, name, rights | flags) -> handle`.
 pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Result<u64, Error> {
@@ -55,35 +106,52 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
         return Err(Error::AccessDenied);
     }
     let pid = s.current_pid();
-    let att = match dev {
-        Device::Kernel(kind) => Attachment::Kernel {
+    let user_device = matches!(dev, Device::User(_));
+    let client_cost = match dev {
+        Device::User(u) => u.client_cost() as u64,
+        _ => 0,
+    };
+    let kind = match dev {
+        Device::Kernel(kind) => Some(*kind),
+        _ => None,
+    };
+    // Everything that can fail comes first (the handle's room, the
+    // client's charge, its record); then nothing can, so no OPEN is ever
+    // queued for an attach that fails.
+    reserve_handle(s, pid)?;
+    let att = if user_device {
+        let reserve = s.current().reserve;
+        let paid = user::charge(s, reserve, client_cost)?;
+        match s.devices.user(id).and_then(|u| u.open(pid, paid)) {
+            Ok(client) => Attachment::Client { dev: id, client },
+            Err(e) => {
+                user::refund(s, paid);
+                return Err(e);
+            }
+        }
+    } else if let Some(kind) = kind {
+        Attachment::Kernel {
             dev: id,
-            kind: *kind,
+            kind,
             state: [0; 4],
             exports: ArrayVec::new(),
-        },
-        Device::User(_) => {
-            let client = s.devices.user(id)?.open(pid)?;
-            Attachment::Client { dev: id, client }
         }
-        Device::Hardware(_) => Attachment::Hardware {
+    } else {
+        Attachment::Hardware {
             dev: id,
             exports: ArrayVec::new(),
             iomaps: ArrayVec::new(),
-        },
+        }
     };
-    match s.current().bus.insert(att, rights, close_on_exec) {
-        Ok(h) => {
-            if let Attachment::Client { .. } = s.current().bus.get(h)?.value {
-                user::notify_server(s, id);
-            }
-            Ok(h)
-        }
-        Err((e, att)) => {
-            release(s, pid, u64::MAX, att, false);
-            Err(e)
-        }
+    let h = s
+        .current()
+        .bus
+        .insert(att, rights, close_on_exec)
+        .map_err(|(e, _)| e)?;
+    if user_device {
+        user::notify_server(s, id);
     }
+    Ok(h)
 }
 
 /// Undoes what attachment `h` of `pid` holds: a client closes (its server
@@ -105,8 +173,8 @@ fn release(s: &mut Scheduler, pid: Pid, h: u64, att: Attachment, exiting: bool) 
 
 /// `detach(handle)`.
 pub fn detach(s: &mut Scheduler, h: u64) -> Result<(), Error> {
-    let entry = s.current().bus.remove(h)?;
     let pid = s.current_pid();
+    let entry = bus_remove(s, pid, h)?;
     forget_klog_listener(s, |p, hh| (p, hh) == (pid, h));
     release(s, pid, h, entry.value, false);
     Ok(())
@@ -133,12 +201,7 @@ pub fn info(s: &mut Scheduler, h: u64) -> Result<DeviceInfo, Error> {
         client,
         ..DeviceInfo::default()
     };
-    let name = s
-        .devices
-        .listing()
-        .find(|(_, d)| *d == id)
-        .map(|(n, _)| n)
-        .ok_or(Error::DeviceGone)?;
+    let name = s.devices.name_of(id).ok_or(Error::DeviceGone)?;
     info.name[..name.len()].copy_from_slice(name.as_bytes());
     match s.devices.get(id)? {
         Device::Kernel(_) => info.kind = DEVICE_KIND_KERNEL,
@@ -187,43 +250,52 @@ pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, E
     Ok(value)
 }
 
-/// `port_out(handle, port, size, value)`; for a user device, the device
-/// it queued a request on.
-pub fn port_out(
-    s: &mut Scheduler,
-    h: u64,
-    port: u64,
-    size: u64,
-    value: u64,
-) -> Result<Option<DeviceId>, Error> {
+/// What a `port_out` did.
+pub enum Out {
+    /// Done (a kernel or hardware device).
+    Done,
+    /// Queued a request on a user device.
+    Queued,
+    /// Stopped at a preemption point: the call starts again.
+    Restart,
+}
+
+/// `port_out(handle, port, size, value)`.
+pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> Result<Out, Error> {
     let p = s.current();
     let entry = p.bus.require_mut(h, RIGHT_WRITE)?;
     match entry.value {
         Attachment::Client { dev, client } => {
             s.devices.user(dev)?.out(client, port, size, value)?;
             user::notify_server(s, dev);
-            Ok(Some(dev))
+            Ok(Out::Queued)
         }
         Attachment::Kernel {
             kind: KernelDevice::Platform,
             ..
-        } => kdev::platform_out(s, h, port, size, value).map(|()| None),
+        } => kdev::platform_out(s, h, port, size, value).map(|()| Out::Done),
         Attachment::Kernel {
             kind: KernelDevice::Mempool,
             ..
-        } => kdev::mempool_out(s, h, port, size, value).map(|()| None),
+        } => kdev::mempool_out(s, h, port, size, value).map(|()| Out::Done),
         Attachment::Kernel {
             kind: KernelDevice::Proc,
             ..
-        } => super::procdev::port_out(s, h, port, size, value).map(|()| None),
+        } => super::procdev::port_out(s, h, port, size, value).map(|k| match k {
+            super::procdev::Killed::Done => Out::Done,
+            super::procdev::Killed::Restart => Out::Restart,
+        }),
         Attachment::Kernel { .. } => {
             let mut att = entry.value.clone();
+            let (p, devices) = s.current_with_devices();
             let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-            kdev::port_out(&mut att, space, port, size, value)?;
+            kdev::port_out(devices, &mut att, space, port, size, value)?;
             s.current().bus.get_mut(h)?.value = att;
-            Ok(None)
+            Ok(Out::Done)
         }
-        Attachment::Hardware { dev, .. } => hw::port_out(s, dev, port, size, value).map(|()| None),
+        Attachment::Hardware { dev, .. } => {
+            hw::port_out(s, dev, port, size, value).map(|()| Out::Done)
+        }
         Attachment::Serve { .. } => Err(Error::NotSupported),
     }
 }
@@ -243,7 +315,10 @@ pub fn port_out_wait(
     crate::syscall::check_vector_mask(mask)?;
     let Attachment::Client { dev, client } = s.current().bus.require(h, RIGHT_WRITE)?.value else {
         // Not a user device: an ordinary port_out, then the wait.
-        port_out(s, h, port, size, value)?;
+        if let Out::Restart = port_out(s, h, port, size, value)? {
+            s.restart_current();
+            return Ok(None);
+        }
         return crate::syscall::irq_wait_on(s, mask, None);
     };
     // The common case (the server already polls for this) never gets
@@ -326,8 +401,28 @@ pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<(), 
             }
             let pid = s.current_pid();
             let listeners = &mut s.devices.klog_listeners;
-            listeners.retain(|&(p, hh, _)| (p, hh) != (pid, h));
-            listeners.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+            if let Some(l) = listeners.iter_mut().find(|l| (l.0, l.1) == (pid, h)) {
+                l.2 = vector as u32;
+                return Ok(());
+            }
+            // A listener per klog handle: the process pays for its entry
+            // (the list gives it back when it detaches or exits).
+            let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
+            Account {
+                reserve: r,
+                usage: &mut p.usage,
+            }
+            .charge_bytes(KLOG_LISTENER_BYTES)?;
+            let listeners = &mut s.devices.klog_listeners;
+            if listeners.try_reserve(1).is_err() {
+                let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
+                Account {
+                    reserve: r,
+                    usage: &mut p.usage,
+                }
+                .credit_bytes(KLOG_LISTENER_BYTES);
+                return Err(Error::OutOfMemory);
+            }
             listeners.push((pid, h, vector as u32));
             Ok(())
         }
@@ -336,12 +431,30 @@ pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<(), 
     }
 }
 
-/// Drops klog listeners; the list gives its memory back when it empties.
+/// What one klog listener costs its process.
+const KLOG_LISTENER_BYTES: u64 = 2 * core::mem::size_of::<(Pid, u64, u32)>() as u64;
+
+/// Drops klog listeners (crediting their processes); the list gives its
+/// memory back when it empties.
 fn forget_klog_listener(s: &mut Scheduler, gone: impl Fn(Pid, u64) -> bool) {
-    let listeners = &mut s.devices.klog_listeners;
-    listeners.retain(|&(p, h, _)| !gone(p, h));
-    if listeners.is_empty() {
-        listeners.shrink_to_fit();
+    let mut i = 0;
+    while i < s.devices.klog_listeners.len() {
+        let (pid, h, _) = s.devices.klog_listeners[i];
+        if !gone(pid, h) {
+            i += 1;
+            continue;
+        }
+        s.devices.klog_listeners.swap_remove(i);
+        if let Some((p, r)) = s.proc_and_reserve(pid) {
+            Account {
+                reserve: r,
+                usage: &mut p.usage,
+            }
+            .credit_bytes(KLOG_LISTENER_BYTES);
+        }
+    }
+    if s.devices.klog_listeners.is_empty() {
+        s.devices.klog_listeners = alloc::vec::Vec::new();
     }
 }
 
@@ -368,19 +481,33 @@ pub fn irq_ack(s: &mut Scheduler, h: u64, line: u64) -> Result<(), Error> {
     }
 }
 
+/// The handles on `pid`'s bus that `keep` selects (a bus has at most
+/// `BUS_SLOTS`, so they fit on the stack: no allocation, which could fail).
+fn handles_of(
+    s: &mut Scheduler,
+    pid: Pid,
+    keep: impl Fn(&Entry<Attachment>) -> bool,
+) -> ArrayVec<u64, { BUS_SLOTS as usize }> {
+    let mut hs = ArrayVec::new();
+    if let Some(p) = s.get_mut(pid) {
+        for (h, e) in p.bus.iter() {
+            if keep(e) {
+                let _ = hs.try_push(h);
+            }
+        }
+    }
+    hs
+}
+
 /// Fork: the child's bus gets every handle with the CLONE right, at the
-/// same value; user devices see a CLONE request. Served devices stay with
-/// the parent.
+/// same value; user devices see a CLONE request (the child's client record
+/// charged to the child's reserve). Served devices stay with the parent.
 pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error> {
-    let entries: alloc::vec::Vec<(u64, u32, bool, Attachment)> = s
-        .get_mut(parent)
-        .ok_or(Error::NotFound)?
-        .bus
-        .iter()
-        .filter(|(_, e)| e.rights & RIGHT_CLONE != 0)
-        .map(|(h, e)| (h, e.rights, e.close_on_exec, e.value.clone()))
-        .collect();
-    for (h, rights, coe, att) in entries {
+    for h in handles_of(s, parent, |e| e.rights & RIGHT_CLONE != 0) {
+        let Some(Ok(e)) = s.get_mut(parent).map(|p| p.bus.get(h)) else {
+            continue;
+        };
+        let (rights, coe, att) = (e.rights, e.close_on_exec, e.value.clone());
         let copy = match att {
             Attachment::Serve { .. } => continue,
             // A hardware attachment is inherited bare: lines, mappings and
@@ -399,10 +526,22 @@ pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error>
                 exports: ArrayVec::new(),
             },
             Attachment::Client { dev, client } => match s.devices.user(dev) {
-                Ok(u) => Attachment::Client {
-                    dev,
-                    client: u.clone_client(client, child)?,
-                },
+                Ok(u) => {
+                    let cost = u.client_cost() as u64;
+                    let reserve = s.get_mut(child).ok_or(Error::NotFound)?.reserve;
+                    let paid = user::charge(s, reserve, cost)?;
+                    match s
+                        .devices
+                        .user(dev)
+                        .and_then(|u| u.clone_client(client, child, paid))
+                    {
+                        Ok(client) => Attachment::Client { dev, client },
+                        Err(e) => {
+                            user::refund(s, paid);
+                            return Err(e);
+                        }
+                    }
+                }
                 // The device is gone: the child inherits a dead handle, as
                 // the parent holds one.
                 Err(_) => Attachment::Client { dev, client },
@@ -412,10 +551,21 @@ pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error>
             Attachment::Client { dev, .. } => Some(dev),
             _ => None,
         };
-        let c = s.get_mut(child).ok_or(Error::NotFound)?;
+        let (c, r) = s.proc_and_reserve(child).ok_or(Error::NotFound)?;
         if let Err((e, att)) = c.bus.insert_at(h, copy, rights, coe) {
             release(s, child, h, att, false);
             return Err(e);
+        }
+        // The child's bus mirrors the parent's slots: charge what it grew.
+        let now = c.bus.storage_bytes() as u64;
+        if now > c.bus_bytes {
+            let grew = now - c.bus_bytes;
+            Account {
+                reserve: r,
+                usage: &mut c.usage,
+            }
+            .charge_bytes(grew)?;
+            c.bus_bytes = now;
         }
         if let Some(dev) = dev {
             user::notify_server(s, dev);
@@ -428,24 +578,14 @@ pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error>
 /// the old address space (exports, device mappings), which exec is about
 /// to replace: their addresses would name the new program's pages.
 pub fn exec_bus(s: &mut Scheduler) {
-    let doomed: alloc::vec::Vec<u64> = s
-        .current()
-        .bus
-        .iter()
-        .filter(|(_, e)| e.close_on_exec)
-        .map(|(h, _)| h)
-        .collect();
-    for h in doomed {
+    let pid = s.current_pid();
+    for h in handles_of(s, pid, |e| e.close_on_exec) {
         let _ = detach(s, h);
     }
-    let pid = s.current_pid();
-    let kept: alloc::vec::Vec<(u64, Attachment)> = s
-        .current()
-        .bus
-        .iter()
-        .map(|(h, e)| (h, e.value.clone()))
-        .collect();
-    for (h, att) in kept {
+    for h in handles_of(s, pid, |_| true) {
+        let Ok(att) = s.current().bus.get(h).map(|e| e.value.clone()) else {
+            continue;
+        };
         match att {
             Attachment::Hardware { .. } => hw::forget_address_space(s, pid, h),
             Attachment::Client { dev, client } => {
@@ -465,7 +605,8 @@ pub fn exec_bus(s: &mut Scheduler) {
     }
 }
 
-/// Exit: every handle of `pid` goes (its served devices with them).
+/// Exit: every handle of `pid` goes (its served devices with them). The
+/// bus's storage is credited with the rest of the process's memory.
 pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
     let Some(p) = s.get_mut(pid) else { return };
     let all = core::mem::take(&mut p.bus);

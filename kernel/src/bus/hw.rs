@@ -60,15 +60,26 @@ pub fn create(s: &mut Scheduler, spec: &HwDeviceSpec) -> Result<(), Error> {
     if !s.current().names.allows(name.as_str()) {
         return Err(Error::AccessDenied);
     }
-    let id = s.devices.add(
-        name.as_str(),
-        Device::Hardware(HwDevice {
-            res: res.clone(),
-            quarantine: Vec::new(),
-        }),
-    )?;
+    if s.devices.lookup(name.as_str()).is_some() {
+        return Err(Error::AlreadyExists);
+    }
+    let reserve = s.current().reserve;
+    let paid = super::user::charge(s, reserve, super::DEVICE_BYTES)?;
+    let device = Device::Hardware(HwDevice {
+        res: res.clone(),
+        quarantine: Vec::new(),
+    });
+    let id = match s.devices.add(name.as_str(), device, Some(paid)) {
+        Ok(id) => id,
+        Err((e, _)) => {
+            super::user::refund(s, paid);
+            return Err(e);
+        }
+    };
     if let Err(e) = s.devices.claims.add(id, res) {
-        s.devices.remove(id);
+        if let Some((_, Some(paid))) = s.devices.remove(id) {
+            super::user::refund(s, paid);
+        }
         return Err(e);
     }
     if serial {
@@ -128,11 +139,9 @@ fn vm_of(
     pid: Pid,
     f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, ChargedFrames<'_>>) -> Result<u64, Error>,
 ) -> Result<u64, Error> {
-    let p = s.get_mut(pid).ok_or(Error::BadAddress)?;
+    let (p, r) = s.proc_and_reserve(pid).ok_or(Error::BadAddress)?;
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-    let mut frames = ChargedFrames {
-        reserve: &mut p.reserve,
-    };
+    let mut frames = ChargedFrames::new(r, &mut p.usage);
     let mut vm = Vm {
         pt: space,
         frames: &mut frames,

@@ -15,6 +15,9 @@ use arrayvec::{ArrayString, ArrayVec};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Once;
 
+/// A registry attachment's `state[0]` when its select found nothing.
+const NO_SELECTION: u64 = u64::MAX;
+
 /// klog's shared mark (`KLOG_PORT_MARK`): a position, not trusted for
 /// anything but where a reader may choose to start.
 static KLOG_MARK: AtomicU64 = AtomicU64::new(0);
@@ -56,12 +59,16 @@ pub fn port_in(
             if port == REGISTRY_PORT_COUNT {
                 return Ok(devices.count() as u64);
             }
-            let (name, id) = devices
-                .listing()
-                .nth(state[0] as usize)
-                .ok_or(Error::NotFound)?;
+            // The device the last select found (resolved then, so every
+            // read describes the same one, or says it went away).
+            let id = state[0];
+            if id == NO_SELECTION {
+                return Err(Error::NotFound);
+            }
+            let dev = devices.get(id)?;
             match port {
                 p if (REGISTRY_PORT_NAME..REGISTRY_PORT_NAME + 8).contains(&p) => {
+                    let name = devices.name_of(id).ok_or(Error::DeviceGone)?;
                     let at = 4 * (p - REGISTRY_PORT_NAME) as usize;
                     let mut word = [0u8; 4];
                     for (i, b) in name.as_bytes().iter().skip(at).take(4).enumerate() {
@@ -69,19 +76,20 @@ pub fn port_in(
                     }
                     Ok(u32::from_le_bytes(word) as u64)
                 }
-                REGISTRY_PORT_KIND => Ok(match devices.get(id)? {
+                REGISTRY_PORT_KIND => Ok(match dev {
                     Device::Kernel(_) => DEVICE_KIND_KERNEL,
                     Device::User(_) => DEVICE_KIND_USER,
                     Device::Hardware(_) => DEVICE_KIND_HARDWARE,
                 } as u64),
-                REGISTRY_PORT_CLIENTS => Ok(match devices.get(id)? {
+                REGISTRY_PORT_CLIENTS => Ok(match dev {
                     Device::User(u) => u.client_count() as u64,
                     _ => 0,
                 }),
-                REGISTRY_PORT_SERVER => Ok(match devices.get(id)? {
+                REGISTRY_PORT_SERVER => Ok(match dev {
                     Device::User(u) => u.server as u64,
                     _ => 0,
                 }),
+                REGISTRY_PORT_POSITION => Ok(state[1]),
                 _ => Err(Error::InvalidArgument),
             }
         }
@@ -123,6 +131,7 @@ pub fn port_in(
 /// `port_out` on a kernel device; `state` and `exports` are the caller's
 /// attachment's, `space` its memory.
 pub fn port_out(
+    devices: &Devices,
     att: &mut Attachment,
     space: &mut PageTable,
     port: u64,
@@ -140,8 +149,18 @@ pub fn port_out(
     };
     let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
     match (*kind, port) {
-        (KernelDevice::Registry, REGISTRY_PORT_SELECT)
-        | (KernelDevice::Bootfs, BOOTFS_PORT_SELECT) => {
+        (KernelDevice::Registry, REGISTRY_PORT_SELECT) => {
+            require_size(size, &[4, 8])?;
+            match devices.at_or_after(value) {
+                Some((position, _, id)) => {
+                    state[0] = id;
+                    state[1] = position;
+                }
+                None => state[0] = NO_SELECTION,
+            }
+            Ok(())
+        }
+        (KernelDevice::Bootfs, BOOTFS_PORT_SELECT) => {
             require_size(size, &[4, 8])?;
             state[0] = value;
             Ok(())
@@ -277,6 +296,18 @@ pub fn platform_out(
     }
 }
 
+/// The process a mempool attachment selected, if it is alive.
+fn mempool_selected(
+    s: &mut crate::sched::Scheduler,
+    state: &[u64; 4],
+) -> Result<crate::process::Pid, Error> {
+    let pid = u32::try_from(state[0]).map_err(|_| Error::NotFound)?;
+    match s.get_mut(pid) {
+        Some(p) if p.state != crate::process::State::Zombie => Ok(pid),
+        _ => Err(Error::NotFound),
+    }
+}
+
 /// `port_in` on the memory pool: the selected process's reserve.
 pub fn mempool_in(
     s: &mut crate::sched::Scheduler,
@@ -284,24 +315,36 @@ pub fn mempool_in(
     port: u64,
     size: u64,
 ) -> Result<u64, Error> {
-    require_size(size, &[8])?;
     let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    let wide = matches!(
+        port,
+        MEMPOOL_PORT_FREE | MEMPOOL_PORT_USED | MEMPOOL_PORT_LIMIT_NOW
+    );
+    require_size(size, if wide { &[8] } else { &[4, 8] })?;
     if port == MEMPOOL_PORT_FREE {
         return Ok(crate::mm::frames::free_count() as u64);
     }
-    if port != MEMPOOL_PORT_USED && port != MEMPOOL_PORT_LIMIT_NOW {
+    if !matches!(
+        port,
+        MEMPOOL_PORT_USED
+            | MEMPOOL_PORT_LIMIT_NOW
+            | MEMPOOL_PORT_PROCESSES
+            | MEMPOOL_PORT_PROCESS_LIMIT_NOW
+    ) {
         return Err(Error::InvalidArgument);
     }
-    let pid = u32::try_from(state[0]).map_err(|_| Error::NotFound)?;
-    let r = s.get_mut(pid).ok_or(Error::NotFound)?.reserve;
-    Ok(if port == MEMPOOL_PORT_USED {
-        r.used
-    } else {
-        r.limit.unwrap_or(MEMPOOL_UNLIMITED)
+    let pid = mempool_selected(s, state)?;
+    let (_, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    Ok(match port {
+        MEMPOOL_PORT_USED => r.used(),
+        MEMPOOL_PORT_LIMIT_NOW => r.limit().unwrap_or(MEMPOOL_UNLIMITED),
+        MEMPOOL_PORT_PROCESSES => u64::from(r.processes()),
+        _ => u64::from(r.process_limit()),
     })
 }
 
-/// `port_out` on the memory pool: select a process, set its limit.
+/// `port_out` on the memory pool: select a process, set its reserve's
+/// limits, give it a reserve of its own.
 pub fn mempool_out(
     s: &mut crate::sched::Scheduler,
     h: u64,
@@ -309,27 +352,104 @@ pub fn mempool_out(
     size: u64,
     value: u64,
 ) -> Result<(), Error> {
-    match u32::try_from(port).map_err(|_| Error::InvalidArgument)? {
-        MEMPOOL_PORT_SELECT => {
+    let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    if port == MEMPOOL_PORT_SELECT {
+        require_size(size, &[4, 8])?;
+        if let Attachment::Kernel { state, .. } = &mut s.current().bus.get_mut(h)?.value {
+            state[0] = value;
+        }
+        return Ok(());
+    }
+    let state = match &s.current().bus.get(h)?.value {
+        Attachment::Kernel { state, .. } => *state,
+        _ => return Err(Error::NotSupported),
+    };
+    let limit = (value < MEMPOOL_UNLIMITED).then_some(value);
+    let staged = |p: &mut crate::process::Process| {
+        *p.child_reserve.get_or_insert(crate::process::ChildReserve {
+            limit: None,
+            process_limit: None,
+        })
+    };
+    match port {
+        MEMPOOL_PORT_CHILD_RESERVE => {
+            require_size(size, &[8])?;
+            let p = s.current();
+            let c = staged(p);
+            p.child_reserve = Some(crate::process::ChildReserve { limit, ..c });
+            Ok(())
+        }
+        MEMPOOL_PORT_CHILD_PROCESSES => {
             require_size(size, &[4, 8])?;
-            if let Attachment::Kernel { state, .. } = &mut s.current().bus.get_mut(h)?.value {
-                state[0] = value;
-            }
+            let n = u32::try_from(value).map_err(|_| Error::InvalidArgument)?;
+            let p = s.current();
+            let c = staged(p);
+            p.child_reserve = Some(crate::process::ChildReserve {
+                process_limit: Some(n),
+                ..c
+            });
             Ok(())
         }
         MEMPOOL_PORT_LIMIT => {
             require_size(size, &[8])?;
-            let Attachment::Kernel { state, .. } = &s.current().bus.get(h)?.value else {
-                return Err(Error::NotSupported);
-            };
-            let pid = u32::try_from(state[0]).map_err(|_| Error::NotFound)?;
-            let p = s.get_mut(pid).ok_or(Error::NotFound)?;
-            if p.state == crate::process::State::Zombie {
-                return Err(Error::NotFound);
-            }
-            p.reserve.limit = (value < MEMPOOL_UNLIMITED).then_some(value);
+            let pid = mempool_selected(s, &state)?;
+            let (_, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+            r.set_limit(limit);
             Ok(())
+        }
+        MEMPOOL_PORT_PROCESS_LIMIT => {
+            require_size(size, &[4, 8])?;
+            let n = u32::try_from(value).map_err(|_| Error::InvalidArgument)?;
+            let pid = mempool_selected(s, &state)?;
+            let (_, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+            r.set_process_limit(n);
+            Ok(())
+        }
+        MEMPOOL_PORT_NEW_RESERVE => {
+            require_size(size, &[8])?;
+            let pid = mempool_selected(s, &state)?;
+            new_reserve(s, pid, limit)
         }
         _ => Err(Error::InvalidArgument),
     }
+}
+
+/// Moves `pid` out of its reserve into a new one limited to `limit`.
+fn new_reserve(
+    s: &mut crate::sched::Scheduler,
+    pid: crate::process::Pid,
+    limit: Option<u64>,
+) -> Result<(), Error> {
+    use kernel_core::reserve::Account;
+    let (p, old) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    let usage = p.usage;
+    let old_id = p.reserve;
+    let process_limit = old.process_limit();
+    if limit.is_some_and(|l| usage.frames() > l) {
+        return Err(Error::OutOfMemory);
+    }
+    let new_id = s.reserves.create(limit, process_limit)?;
+    s.reserves.hold(new_id);
+    let (p, old) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    Account {
+        reserve: old,
+        usage: &mut p.usage,
+    }
+    .credit_all();
+    old.remove_process();
+    p.usage = kernel_core::reserve::Usage::default();
+    p.reserve = new_id;
+    let (p, new) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    let mut account = Account {
+        reserve: new,
+        usage: &mut p.usage,
+    };
+    // What it held fits (checked above): these cannot fail.
+    account.reserve.force_frames(usage.pages + usage.tables);
+    account.usage.pages = usage.pages;
+    account.usage.tables = usage.tables;
+    let _ = account.charge_bytes(usage.kernel_bytes);
+    let _ = new.add_process();
+    s.reserves.release(old_id);
+    Ok(())
 }

@@ -21,12 +21,23 @@ pub mod user;
 
 use crate::process::Pid;
 use abi::Error;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use arrayvec::{ArrayString, ArrayVec};
-use kernel_core::userdev::{Export, UserDevice};
+use kernel_core::gentable::{GenTable, IdShape};
+use kernel_core::userdev::{ClientId, Export, Refund, UserDevice};
 
-pub type DeviceId = u32;
+/// A device, as the kernel names it: an id of the device table.
+pub type DeviceId = u64;
+
+/// The shape of device ids: 16 bits of slot, 40 of generation (a slot
+/// that has used them all retires), so the id of a device that went away
+/// never names another.
+const DEVICE_SHAPE: IdShape = IdShape {
+    slot_bits: 16,
+    gen_bits: 40,
+    wraps: false,
+    grow_first: false,
+};
 
 /// The kernel devices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +68,7 @@ pub enum Attachment {
         exports: ArrayVec<Export, 8>,
     },
     /// A client of a user device.
-    Client { dev: DeviceId, client: u32 },
+    Client { dev: DeviceId, client: ClientId },
     /// The server side of a user device.
     Serve { dev: DeviceId },
     /// A hardware device, with the pages this attachment wired for DMA
@@ -71,18 +82,21 @@ pub enum Attachment {
     },
 }
 
+struct DeviceEntry {
+    name: ArrayString<32>,
+    device: Device,
+    /// What its creator's reserve was charged for it.
+    charge: Option<Refund>,
+}
+
+/// What the kernel charges a device's creator for its record, its name in
+/// the registry and its share of the device table.
+pub const DEVICE_BYTES: u64 = 2 * core::mem::size_of::<DeviceEntry>() as u64 + 96;
+
 /// Every device, and the registry's names.
-///
-/// Devices sit in a slab; an id is `slot | generation << 16`, so the id of
-/// a device that went away never reaches the device that took its slot
-/// (its clients get `DeviceGone`, not someone else's device). Generations
-/// come from one counter, not per slot, so empty slots at the end can be
-/// given back without a later device reusing an old id.
 pub struct Devices {
-    slots: Vec<DeviceSlot>,
-    names: BTreeMap<ArrayString<32>, DeviceId>,
-    count: usize,
-    next_generation: u32,
+    table: GenTable<DeviceEntry>,
+    names: Option<hashbrown::HashMap<ArrayString<32>, DeviceId>>,
     /// Who wants klog's data IRQ: (process, handle, vector).
     pub klog_listeners: Vec<(Pid, u64, u32)>,
     /// Which hardware device owns which ports, memory and lines.
@@ -91,21 +105,11 @@ pub struct Devices {
     pub irq_owners: [Option<hw::IrqOwner>; crate::arch::ioapic::MAX_GSI as usize],
 }
 
-struct DeviceSlot {
-    generation: u32,
-    device: Option<Device>,
-}
-
-const SLOT_BITS: u32 = 16;
-const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
-
 impl Devices {
     pub const fn new() -> Devices {
         Devices {
-            slots: Vec::new(),
-            names: BTreeMap::new(),
-            count: 0,
-            next_generation: 0,
+            table: GenTable::new(DEVICE_SHAPE),
+            names: None,
             klog_listeners: Vec::new(),
             claims: kernel_core::hwclaims::Claims::new(),
             irq_owners: [None; crate::arch::ioapic::MAX_GSI as usize],
@@ -114,22 +118,18 @@ impl Devices {
 
     #[inline]
     pub fn get(&self, id: DeviceId) -> Result<&Device, Error> {
-        match self.slots.get((id & SLOT_MASK) as usize) {
-            Some(s) if s.generation == id >> SLOT_BITS => {
-                s.device.as_ref().ok_or(Error::DeviceGone)
-            }
-            _ => Err(Error::DeviceGone),
-        }
+        self.table
+            .get(id)
+            .map(|e| &e.device)
+            .ok_or(Error::DeviceGone)
     }
 
     #[inline]
     pub fn get_mut(&mut self, id: DeviceId) -> Result<&mut Device, Error> {
-        match self.slots.get_mut((id & SLOT_MASK) as usize) {
-            Some(s) if s.generation == id >> SLOT_BITS => {
-                s.device.as_mut().ok_or(Error::DeviceGone)
-            }
-            _ => Err(Error::DeviceGone),
-        }
+        self.table
+            .get_mut(id)
+            .map(|e| &mut e.device)
+            .ok_or(Error::DeviceGone)
     }
 
     #[inline]
@@ -140,70 +140,79 @@ impl Devices {
         }
     }
 
+    /// The name device `id` was registered under.
+    pub fn name_of(&self, id: DeviceId) -> Option<&str> {
+        self.table.get(id).map(|e| e.name.as_str())
+    }
+
     /// Every hardware device.
     pub fn hardware(&self) -> impl Iterator<Item = &hw::HwDevice> {
-        self.slots.iter().filter_map(|s| match &s.device {
-            Some(Device::Hardware(h)) => Some(h),
+        self.table.iter().filter_map(|(_, e)| match &e.device {
+            Device::Hardware(h) => Some(h),
             _ => None,
         })
     }
 
     /// The id registered under `name`.
     pub fn lookup(&self, name: &str) -> Option<DeviceId> {
-        self.names.get(name).copied()
+        self.names.as_ref()?.get(name).copied()
     }
 
-    /// Adds a device under `name` (unique).
-    pub fn add(&mut self, name: &str, device: Device) -> Result<DeviceId, Error> {
-        let key = ArrayString::from(name).map_err(|_| Error::InvalidArgument)?;
-        if self.names.contains_key(&key) {
-            return Err(Error::AlreadyExists);
-        }
-        let slot = match self.slots.iter().position(|s| s.device.is_none()) {
-            Some(slot) => slot,
-            None if self.slots.len() <= SLOT_MASK as usize => {
-                self.slots.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
-                self.slots.push(DeviceSlot {
-                    generation: 0,
-                    device: None,
-                });
-                self.slots.len() - 1
-            }
-            None => return Err(Error::LimitReached),
+    /// Adds a device under `name` (unique); `charge` is what its creator
+    /// paid, handed back by `remove`.
+    #[allow(clippy::result_large_err)] // the error hands the device back
+    pub fn add(
+        &mut self,
+        name: &str,
+        device: Device,
+        charge: Option<Refund>,
+    ) -> Result<DeviceId, (Error, Device)> {
+        let Ok(key) = ArrayString::from(name) else {
+            return Err((Error::InvalidArgument, device));
         };
-        let generation = self.next_generation;
-        self.next_generation = (self.next_generation + 1) & 0xffff;
-        let s = &mut self.slots[slot];
-        s.device = Some(device);
-        s.generation = generation;
-        let id = slot as u32 | generation << SLOT_BITS;
-        self.names.insert(key, id);
-        self.count += 1;
+        let names = self.names.get_or_insert_with(hashbrown::HashMap::new);
+        if names.contains_key(&key) {
+            return Err((Error::AlreadyExists, device));
+        }
+        // Room first, so that the insert below cannot allocate (and so
+        // cannot fail, or panic).
+        if names.try_reserve(1).is_err() {
+            return Err((Error::OutOfMemory, device));
+        }
+        let entry = DeviceEntry {
+            name: key,
+            device,
+            charge,
+        };
+        let id = self
+            .table
+            .insert(entry)
+            .map_err(|(e, entry)| (e, entry.device))?;
+        names.insert(key, id);
         Ok(id)
     }
 
-    /// Removes a device and its name.
-    pub fn remove(&mut self, id: DeviceId) -> Option<Device> {
-        self.get(id).ok()?;
-        let dev = self.slots[(id & SLOT_MASK) as usize].device.take()?;
-        while self.slots.last().is_some_and(|s| s.device.is_none()) {
-            self.slots.pop();
+    /// Removes a device and its name; returns it with its creator's charge.
+    pub fn remove(&mut self, id: DeviceId) -> Option<(Device, Option<Refund>)> {
+        let e = self.table.remove(id)?;
+        if let Some(names) = &mut self.names {
+            names.remove(&e.name);
         }
-        if self.slots.capacity() > 2 * self.slots.len().max(4) {
-            self.slots.shrink_to_fit();
-        }
-        self.names.retain(|_, v| *v != id);
-        self.count -= 1;
-        Some(dev)
+        Some((e.device, e.charge))
     }
 
-    /// The registered names in order, with their ids.
-    pub fn listing(&self) -> impl Iterator<Item = (&str, DeviceId)> {
-        self.names.iter().map(|(k, v)| (k.as_str(), *v))
+    /// The first device at or after position `at` of the table (positions
+    /// are slots: a walk selects 0, then one past each position it read),
+    /// with its position, name and id.
+    pub fn at_or_after(&self, at: u64) -> Option<(u64, &str, DeviceId)> {
+        let at = usize::try_from(at).ok()?;
+        let id = self.table.next_from(at)?;
+        let e = self.table.get(id)?;
+        Some((DEVICE_SHAPE.slot(id) as u64, e.name.as_str(), id))
     }
 
     pub fn count(&self) -> usize {
-        self.count
+        self.table.len()
     }
 }
 
@@ -232,12 +241,19 @@ pub fn max_rights(dev: &Device) -> u32 {
 
 /// Registers the kernel devices at boot.
 pub fn init(devices: &mut Devices) -> Result<(), Error> {
-    devices.add("registry", Device::Kernel(KernelDevice::Registry))?;
-    devices.add("bootfs", Device::Kernel(KernelDevice::Bootfs))?;
-    devices.add("klog", Device::Kernel(KernelDevice::Klog))?;
-    devices.add("platform", Device::Kernel(KernelDevice::Platform))?;
-    devices.add("mempool", Device::Kernel(KernelDevice::Mempool))?;
-    devices.add("proc", Device::Kernel(KernelDevice::Proc))?;
+    use KernelDevice::*;
+    for (name, kind) in [
+        ("registry", Registry),
+        ("bootfs", Bootfs),
+        ("klog", Klog),
+        ("platform", Platform),
+        ("mempool", Mempool),
+        ("proc", Proc),
+    ] {
+        devices
+            .add(name, Device::Kernel(kind), None)
+            .map_err(|(e, _)| e)?;
+    }
     Ok(())
 }
 
@@ -251,7 +267,6 @@ pub fn give_registry(s: &mut crate::sched::Scheduler, pid: Pid, rights: u32) -> 
         state: [0; 4],
         exports: ArrayVec::new(),
     };
-    let p = s.get_mut(pid).ok_or(Error::NotFound)?;
     let rights = rights & max_rights(&Device::Kernel(KernelDevice::Registry));
-    p.bus.insert(att, rights, false).map_err(|(e, _)| e)
+    calls::bus_insert(s, pid, att, rights, false)
 }

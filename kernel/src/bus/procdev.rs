@@ -1,12 +1,16 @@
 //! The `proc` kernel device: the process table as ports (pid, parent,
-//! state, priority, frames, name) and `PROC_PORT_KILL`.
+//! state, priority, frames, name), `PROC_PORT_KILL` and
+//! `PROC_PORT_KILL_TREE`.
 //!
 //! Rules: selecting needs WRITE, reading READ, killing RIGHT_KILL and that
-//! the caller is
-//! the target or one of its ancestors (so a shell can end what it ran,
-//! init anything, and no one a process outside its own tree); a process
-//! already ended is `NotFound`; the walk up the parent chain is bounded by
-//! the table size, so no parent loop can trap it.
+//! the caller is the target or one of its ancestors (so a shell can end
+//! what it ran, init anything, and no one a process outside its own
+//! tree); a process already ended is `NotFound`; the walk up the parent
+//! chain is bounded by the table size, so no parent loop can trap it; a
+//! tree kill goes deepest first (so no victim is handed to init before it
+//! dies) and is a restartable call: at a timer tick it stops, lets the
+//! scheduler run, and the caller's `port_out` starts again where the tree
+//! now stands.
 
 use super::Attachment;
 use crate::process::{Pid, State};
@@ -44,7 +48,7 @@ pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, E
             State::Zombie => PROC_STATE_ZOMBIE,
         })),
         PROC_PORT_PRIORITY => Ok(u64::from(p.priority)),
-        PROC_PORT_FRAMES => Ok(p.reserve.used),
+        PROC_PORT_FRAMES => Ok(p.usage.frames()),
         n if (PROC_PORT_NAME..PROC_PORT_NAME + 8).contains(&n) => {
             let at = 4 * (n - PROC_PORT_NAME) as usize;
             let mut word = [0u8; 4];
@@ -57,8 +61,20 @@ pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, E
     }
 }
 
+/// What a kill port did: finished, or stopped at a tick to go on later.
+pub enum Killed {
+    Done,
+    Restart,
+}
+
 /// `port_out` on proc (WRITE was checked by the caller).
-pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> Result<(), Error> {
+pub fn port_out(
+    s: &mut Scheduler,
+    h: u64,
+    port: u64,
+    size: u64,
+    value: u64,
+) -> Result<Killed, Error> {
     if size != 4 && size != 8 {
         return Err(Error::InvalidArgument);
     }
@@ -67,9 +83,9 @@ pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> 
             if let Attachment::Kernel { state, .. } = &mut s.current().bus.get_mut(h)?.value {
                 state[0] = value;
             }
-            Ok(())
+            Ok(Killed::Done)
         }
-        PROC_PORT_KILL => {
+        port @ (PROC_PORT_KILL | PROC_PORT_KILL_TREE) => {
             if s.current().bus.get(h)?.rights & abi::bus::RIGHT_KILL == 0 {
                 return Err(Error::AccessDenied);
             }
@@ -83,16 +99,57 @@ pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> 
             if !s.is_ancestor_or_self(me, target) {
                 return Err(Error::AccessDenied);
             }
-            let status = ExitStatus {
-                pid: target,
-                kind: ExitKind::KilledBy as u32,
-                code: i64::from(me),
-                ..ExitStatus::default()
-            };
-            crate::kprintln!("[kernel] pid {target} killed by pid {me}");
-            s.exit(target, status);
-            Ok(())
+            if port == PROC_PORT_KILL {
+                kill(s, target, me);
+                return Ok(Killed::Done);
+            }
+            kill_tree(s, target, me)
         }
         _ => Err(Error::InvalidArgument),
+    }
+}
+
+/// The status of a process `killer` ended.
+fn killed_by(target: Pid, killer: Pid) -> ExitStatus {
+    ExitStatus {
+        pid: target,
+        kind: ExitKind::KilledBy as u32,
+        code: i64::from(killer),
+        ..ExitStatus::default()
+    }
+}
+
+/// Ends `target` on behalf of `killer`.
+fn kill(s: &mut Scheduler, target: Pid, killer: Pid) {
+    crate::kprintln!("[kernel] pid {target} killed by pid {killer}");
+    s.exit(target, killed_by(target, killer));
+}
+
+/// Ends `root` and everything below it, deepest first: from a cursor, go
+/// down through first children to a process without live children, end
+/// it, and go on from its parent. Each process is reached once per call
+/// (the walk never starts over from the root), so a call costs what the
+/// tree holds; at a timer tick the call stops and is made again, walking
+/// down from the root once more to where the tree now ends. The caller is
+/// never below `root` (it is an ancestor or `root` itself), so if it dies
+/// it dies last. One line in the log per tree, not per process: a tree
+/// may hold thousands.
+fn kill_tree(s: &mut Scheduler, root: Pid, killer: Pid) -> Result<Killed, Error> {
+    let mut cursor = root;
+    loop {
+        let mut leaf = cursor;
+        while let Some(child) = s.first_child(leaf) {
+            leaf = child;
+        }
+        if leaf == root {
+            crate::kprintln!("[kernel] pid {root} and all below it killed by pid {killer}");
+            s.exit(root, killed_by(root, killer));
+            return Ok(Killed::Done);
+        }
+        cursor = s.get_mut(leaf).map_or(root, |p| p.parent);
+        s.exit(leaf, killed_by(leaf, killer));
+        if crate::trap::preempt_due() {
+            return Ok(Killed::Restart);
+        }
     }
 }

@@ -4,19 +4,43 @@
 //! A request is handed straight to a server sleeping in `dev_poll` on that
 //! device (written into its request buffer, its call completed): no queue
 //! round trip, no second system call (seL4's fast path, in spirit).
-//! Otherwise it is queued and the server's vector is raised.
+//! Otherwise it waits in the client's queue and the server's vector is
+//! raised; the server takes queued requests round-robin across clients
+//! (`kernel_core::userdev`).
 //!
 //! Rules: the server's calls name clients by id, checked against the
 //! device's client table; DMA reaches only what that client exported to
 //! this device; when a device goes away every sleeper on it is woken with
-//! `DeviceGone`.
+//! `DeviceGone`; a device's record is charged to its server's reserve and
+//! each client's record to the client's, and both charges come back when
+//! the records go.
 
-use super::{Attachment, Device, DeviceId};
-use crate::process::{Block, Pid};
+use super::{Attachment, DEVICE_BYTES, Device, DeviceId};
+use crate::process::{Block, Pid, State};
 use crate::sched::Scheduler;
-use abi::userdev::Request;
+use abi::userdev::{ClientId, Request};
 use abi::{DeviceConfig, Error};
-use kernel_core::userdev::UserDevice;
+use kernel_core::reserve::ReserveId;
+use kernel_core::userdev::{Refund, UserDevice};
+
+/// Charges `bytes` to reserve `id` for an object that names it (the
+/// reserve is held until the refund).
+pub fn charge(s: &mut Scheduler, id: ReserveId, bytes: u64) -> Result<Refund, Error> {
+    s.reserves
+        .get_mut(id)
+        .ok_or(Error::OutOfMemory)?
+        .charge_bytes(bytes)?;
+    s.reserves.hold(id);
+    Ok(Refund {
+        reserve: id,
+        bytes: bytes as usize,
+    })
+}
+
+/// Gives back what `charge` took.
+pub fn refund(s: &mut Scheduler, r: Refund) {
+    s.reserves.refund(r.reserve, r.bytes as u64);
+}
 
 /// Hands the next request of `dev` to its server if it sleeps in
 /// `dev_poll`; otherwise raises the server's vector. Called after every
@@ -25,12 +49,12 @@ pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
     let Ok(u) = s.devices.user(dev) else { return };
     let (server, vector) = (u.server, u.server_vector);
     let waiting = s.get_mut(server).and_then(|p| match p.state {
-        crate::process::State::Blocked(Block::Poll { dev: d, out }) if d == dev => Some(out),
+        State::Blocked(Block::Poll { dev: d, out }) if d == dev => Some(out),
         _ => None,
     });
     match waiting {
         Some(out) => {
-            if let Some(r) = s.devices.user(dev).ok().and_then(|u| u.poll()) {
+            if let Some(r) = s.devices.user(dev).ok().and_then(|u| u.peek()) {
                 deliver_request(s, dev, server, out, r);
             }
         }
@@ -38,19 +62,28 @@ pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
     }
 }
 
-/// Writes request `r` into the sleeping server's buffer and completes its
-/// poll; if the buffer is bad the request goes back and the poll fails.
+/// Writes request `r` (the head of the device's queue) into the sleeping
+/// server's buffer and completes its poll, taking the request; if the
+/// buffer is bad the request stays queued and the poll fails.
 fn deliver_request(s: &mut Scheduler, dev: DeviceId, server: Pid, out: u64, r: Request) {
     let written = s.get_mut(server).map(|p| put_request(p, out, &r));
     match written {
-        Some(Ok(())) => s.complete(server, r.client as isize),
+        Some(Ok(())) => {
+            take(s, dev);
+            s.complete(server, r.client as isize);
+        }
         other => {
-            if let Ok(u) = s.devices.user(dev) {
-                u.unpoll(r);
-            }
             let e = other.map_or(Error::BadAddress, |r| r.err().unwrap_or(Error::BadAddress));
             s.complete(server, e.to_ret());
         }
+    }
+}
+
+/// Takes the head request of `dev` (which the caller has delivered); a
+/// CLOSE ends the client's record, whose charge goes back.
+fn take(s: &mut Scheduler, dev: DeviceId) {
+    if let Some((_, Some(r))) = s.devices.user(dev).ok().and_then(|u| u.take()) {
+        refund(s, r);
     }
 }
 
@@ -72,8 +105,9 @@ fn put_request(p: &mut crate::process::Process, out: u64, r: &Request) -> Result
 }
 
 /// `dev_create`: a new user device served by the caller, registered under
-/// its name. Needs a registry handle with REGISTER? The caller's bus must
-/// hold one (capability: no ambient authority to take names).
+/// its name, its record charged to the caller's reserve. Needs a registry
+/// handle with REGISTER on the caller's bus (capability: no ambient
+/// authority to take names).
 pub fn create(s: &mut Scheduler, config: &DeviceConfig) -> Result<u64, Error> {
     let pid = s.current_pid();
     let can_register = s.current().bus.iter().any(|(_, e)| {
@@ -94,30 +128,63 @@ pub fn create(s: &mut Scheduler, config: &DeviceConfig) -> Result<u64, Error> {
     if !s.current().names.allows(name.as_str()) {
         return Err(Error::AccessDenied);
     }
-    let id = s.devices.add(name.as_str(), Device::User(dev))?;
-    let rights = abi::bus::RIGHT_SERVE;
-    match s
-        .current()
-        .bus
-        .insert(Attachment::Serve { dev: id }, rights, false)
-    {
-        Ok(h) => Ok(h),
+    if s.devices.lookup(name.as_str()).is_some() {
+        return Err(Error::AlreadyExists);
+    }
+    // The handle first (so nothing can fail after the device exists but
+    // before its server holds it), then the charge, then the device.
+    super::calls::reserve_handle(s, pid)?;
+    let reserve = s.current().reserve;
+    let paid = charge(s, reserve, DEVICE_BYTES)?;
+    let id = match s.devices.add(name.as_str(), Device::User(dev), Some(paid)) {
+        Ok(id) => id,
         Err((e, _)) => {
-            s.devices.remove(id);
+            refund(s, paid);
+            return Err(e);
+        }
+    };
+    let rights = abi::bus::RIGHT_SERVE;
+    match super::calls::bus_insert(s, pid, Attachment::Serve { dev: id }, rights, false) {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            destroy(s, id);
             Err(e)
         }
     }
 }
 
 /// Removes device `dev`: its name is free again, its clients' next
-/// operations fail with `DeviceGone`, and whoever sleeps on it wakes with
-/// that error.
+/// operations fail with `DeviceGone`, whoever sleeps on it wakes with that
+/// error, and every charge its records carried goes back. Linear in the
+/// device's clients.
 pub fn destroy(s: &mut Scheduler, dev: DeviceId) {
-    if s.devices.remove(dev).is_none() {
+    let Some((device, paid)) = s.devices.remove(dev) else {
         return;
+    };
+    if let Some(paid) = paid {
+        refund(s, paid);
     }
-    for pid in s.sleepers_on(dev) {
-        s.complete(pid, Error::DeviceGone.to_ret());
+    let Device::User(u) = device else {
+        return;
+    };
+    let server = u.server;
+    if s.get_mut(server)
+        .is_some_and(|p| matches!(p.state, State::Blocked(Block::Poll { dev: d, .. }) if d == dev))
+    {
+        s.complete(server, Error::DeviceGone.to_ret());
+    }
+    // The device is out of the table: its clients can be walked while the
+    // scheduler wakes their processes.
+    for (_, c) in u.clients() {
+        let sleeps_here = s.get_mut(c.pid).is_some_and(
+            |p| matches!(p.state, State::Blocked(Block::Irq { dev: Some(d), .. }) if d == dev),
+        );
+        if sleeps_here {
+            s.complete(c.pid, Error::DeviceGone.to_ret());
+        }
+    }
+    for r in u.into_refunds() {
+        refund(s, r);
     }
 }
 
@@ -137,7 +204,7 @@ pub fn poll(
     out: u64,
     nowait: bool,
 ) -> Result<Option<usize>, Error> {
-    let r = s.devices.user(dev)?.poll();
+    let r = s.devices.user(dev)?.peek();
     let Some(r) = r else {
         if nowait {
             return Err(Error::WouldBlock);
@@ -145,17 +212,17 @@ pub fn poll(
         s.block_current(Block::Poll { dev, out });
         return Ok(None);
     };
-    let written = put_request(s.current(), out, &r);
-    if let Err(e) = written {
-        s.devices.user(dev)?.unpoll(r);
-        return Err(e);
-    }
+    put_request(s.current(), out, &r)?;
+    take(s, dev);
     Ok(Some(r.client as usize))
 }
 
 /// `dev_irq`: raises `line` on client `client` (nothing if unmapped).
-pub fn irq(s: &mut Scheduler, dev: DeviceId, client: u64, line: u64) -> Result<(), Error> {
-    if let Some((pid, vector)) = s.devices.user(dev)?.irq_target(client, line)? {
+pub fn irq(s: &mut Scheduler, dev: DeviceId, client: ClientId, line: u64) -> Result<(), Error> {
+    let u = s.devices.user(dev)?;
+    let target = u.irq_target(client, line)?;
+    u.answered(client);
+    if let Some((pid, vector)) = target {
         s.raise(pid, vector);
     }
     Ok(())
@@ -169,7 +236,7 @@ pub const DMA_MAX: u64 = 1 << 20;
 pub fn dma(
     s: &mut Scheduler,
     dev: DeviceId,
-    client: u64,
+    client: ClientId,
     iova: u64,
     buf: u64,
     len: u64,

@@ -73,6 +73,7 @@ impl Scheduler {
         let Ok(request) = u.out_request(client, port, size, value) else {
             return false;
         };
+
         // One look at the server (the ready queues are another field, so
         // they can be asked while it is borrowed).
         let Some(s) = self.procs.get_mut(server) else {
@@ -82,12 +83,15 @@ impl Scheduler {
         if !polling || !may_run_next(s, &self.ready) {
             return false;
         }
+        // The server takes the request as a poll would (it is the
+        // suspect's if the server then dies).
+        u.took(&request);
         let [w0, w1, w2, w3] = request.to_words();
         s.frame.rdi = w0;
         s.frame.rsi = w1;
         s.frame.rdx = w2;
         s.frame.r10 = w3;
-        s.frame.rax = u64::from(request.client);
+        s.frame.rax = request.client;
         s.state = State::Runnable;
         // SAFETY: `me` is the current process (see `current`); `s` is
         // another one (it sleeps, the current one runs), so the two
@@ -172,6 +176,7 @@ impl Scheduler {
                 return false;
             }
         }
+        u.answered(client);
         t.pending = left;
         t.frame.rax = taken;
         t.state = State::Runnable;

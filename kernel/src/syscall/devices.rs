@@ -71,14 +71,22 @@ pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<usize,
     calls::port_in(s, h, port, size).map(|v| v as usize)
 }
 
+/// `port_out`; `Ok(None)` when it stopped at a preemption point (the
+/// call starts again when the caller next runs).
 pub fn port_out(
     s: &mut Scheduler,
     h: u64,
     port: u64,
     size: u64,
     value: u64,
-) -> Result<usize, Error> {
-    calls::port_out(s, h, port, size, value).map(|_| 0)
+) -> Result<Option<usize>, Error> {
+    match calls::port_out(s, h, port, size, value)? {
+        calls::Out::Restart => {
+            s.restart_current();
+            Ok(None)
+        }
+        _ => Ok(Some(0)),
+    }
 }
 
 pub fn port_out_wait(
@@ -176,7 +184,9 @@ pub fn dev_reply_poll(
     let target = if line == u64::MAX {
         None
     } else {
-        u.irq_target(client, line)?
+        let target = u.irq_target(client, line)?;
+        u.answered(client);
+        target
     };
     if u.pending_requests() == 0 {
         s.block_current(crate::process::Block::Poll { dev, out });

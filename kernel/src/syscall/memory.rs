@@ -10,11 +10,9 @@ fn with_vm(
     s: &mut Scheduler,
     f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, ChargedFrames<'_>>) -> Result<(), Error>,
 ) -> Result<usize, Error> {
-    let p = s.current();
+    let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-    let mut frames = ChargedFrames {
-        reserve: &mut p.reserve,
-    };
+    let mut frames = ChargedFrames::new(r, &mut p.usage);
     let mut vm = Vm {
         pt: space,
         frames: &mut frames,

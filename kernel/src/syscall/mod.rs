@@ -63,7 +63,7 @@ pub fn dispatch(s: &mut Scheduler, args: &Args) -> Option<isize> {
         Some(Sysno::Info) => encode(devices::info(s, a[0], a[1])),
         Some(Sysno::Restrict) => encode(devices::restrict(s, a[0], a[1])),
         Some(Sysno::PortIn) => encode(devices::port_in(s, a[0], a[1], a[2])),
-        Some(Sysno::PortOut) => encode(devices::port_out(s, a[0], a[1], a[2], a[3])),
+        Some(Sysno::PortOut) => return blocking(devices::port_out(s, a[0], a[1], a[2], a[3])),
         Some(Sysno::Export) => encode(devices::export(s, a[0], a[1], a[2])),
         Some(Sysno::Unexport) => encode(devices::unexport(s, a[0], a[1])),
         Some(Sysno::IrqMap) => encode(devices::irq_map(s, a[0], a[1], a[2])),

@@ -4,12 +4,13 @@
 use super::with_space;
 use crate::arch::entry::TrapFrame;
 use crate::arch::paging::{self, PageTable};
-use crate::mm::{self, KernelFrames, codec};
-use crate::process::PRIORITY_LEVELS;
+use crate::mm::{self, ChargedFrames, KernelFrames, codec};
+use crate::process::{PRIORITY_LEVELS, RECORD_BYTES};
 use crate::sched::Scheduler;
 use abi::syscall::{CMDLINE_MAX, EXEC_IMAGE_MAX, WAIT_NOHANG};
 use abi::{Error, ExitKind, ExitStatus, SysInfo};
 use alloc::vec::Vec;
+use kernel_core::reserve::{Account, ReserveId, Usage};
 use kernel_core::vm::fork_pte;
 
 pub fn exit(s: &mut Scheduler, code: i64) {
@@ -34,45 +35,119 @@ pub fn wait_child(s: &mut Scheduler, out: u64, flags: u64) -> Result<Option<usiz
 /// Copy-on-write fork: the child gets the parent's registers (with 0 as
 /// this call's result), its handler and interrupt-enable state (not its
 /// pending interrupts), its priority, and an address space sharing every
-/// page (see `kernel_core::vm::fork_pte`).
+/// page (see `kernel_core::vm::fork_pte`). It draws on the parent's
+/// reserve, which is charged first — for the child's reference to every
+/// page, its page tables, its record and its bus — so a fork that does not
+/// fit fails before any work (`OutOfMemory`, or `LimitReached` at the
+/// reserve's process limit).
 pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
     // The caller's registers as its syscall saved them.
     let frame = s.current().frame;
-    let mut child_space = paging::with_kernel_table(PageTable::new_user)
-        .ok_or(Error::OutOfMemory)?
-        .map_err(|_| Error::OutOfMemory)?;
-    let codec = codec();
-    let copied = with_space(s, |space| {
-        space.fork_into(&mut child_space, |pte| {
-            let forked = fork_pte(codec, &mut KernelFrames, pte)?;
-            Ok((forked.parent, forked.child.unwrap_or(0)))
-        })
-    });
-    if let Err(e) = copied {
-        mm::release_user_space(child_space);
-        return Err(e);
+    // The reserve the child draws on: the caller's, or one made for it
+    // now (staged through mempool's CHILD_RESERVE).
+    let staged = s.current().child_reserve.take();
+    let reserve = match staged {
+        None => s.current().reserve,
+        Some(c) => {
+            let (_, own) = s.current_and_reserve().ok_or(Error::BadAddress)?;
+            let process_limit = c.process_limit.unwrap_or(own.process_limit());
+            // The limit is for the program the child will exec, not for the
+            // spawner's code it runs until then (which holds the spawner's
+            // pages): it takes effect at that exec.
+            let id = s.reserves.create(None, process_limit)?;
+            if let Some(r) = s.reserves.get_mut(id) {
+                r.set_pending_limit(c.limit);
+            }
+            id
+        }
+    };
+    let result = fork_into(s, frame, reserve);
+    if staged.is_some() {
+        s.reserves.discard_if_unused(reserve);
     }
+    result
+}
+
+fn fork_into(s: &mut Scheduler, frame: TrapFrame, reserve: ReserveId) -> Result<usize, Error> {
+    let (p, r) = s.current_with_reserve(reserve).ok_or(Error::BadAddress)?;
+    if r.processes() >= r.process_limit() {
+        return Err(Error::LimitReached);
+    }
+    let (pages, tables) = (p.usage.pages, p.usage.tables);
+    if !r.fits(pages + tables, RECORD_BYTES + p.bus_bytes) {
+        return Err(Error::OutOfMemory);
+    }
+    let codec = codec();
+    let mut child_usage = Usage::default();
+    let mut child_pages = 0u64;
+    let copied = {
+        let mut frames = ChargedFrames::new(r, &mut child_usage);
+        match paging::with_kernel_table(|k| PageTable::new_user(k, &mut frames)) {
+            Some(Ok(mut child_space)) => {
+                let space = p.space.as_mut().ok_or(Error::BadAddress);
+                let result = space.and_then(|space| {
+                    space.fork_into(&mut child_space, &mut frames, |pte| {
+                        let forked = fork_pte(codec, &mut KernelFrames, pte)?;
+                        let child = forked.child.unwrap_or(0);
+                        if child != 0 {
+                            child_pages += 1;
+                        }
+                        Ok((forked.parent, child))
+                    })
+                });
+                match result {
+                    Ok(()) => Ok(child_space),
+                    Err(e) => {
+                        mm::release_user_space(child_space);
+                        Err(e)
+                    }
+                }
+            }
+            _ => Err(Error::OutOfMemory),
+        }
+    };
+    let child_space = match copied {
+        Ok(space) => space,
+        Err(e) => {
+            // The child's tables were charged as they were made: give them
+            // back (their frames went with the space).
+            let (_, r) = s.current_with_reserve(reserve).ok_or(Error::BadAddress)?;
+            r.credit_frames(child_usage.tables);
+            return Err(e);
+        }
+    };
     let parent = s.current();
     let (ppid, name, priority) = (parent.pid, parent.name, parent.priority);
-    let (handler, int_enabled) = (parent.handler, parent.int_enabled);
-    // The child holds a reference to every page the parent does, and
-    // starts with the same limit.
-    let reserve = parent.reserve;
+    let (handler, int_enabled, depth) = (parent.handler, parent.int_enabled, parent.handler_depth);
     let names = parent.names.clone();
     let child_frame = TrapFrame { rax: 0, ..frame };
-    let pid = s
-        .spawn(ppid, name.as_str(), Some(priority), child_space, |f| {
-            *f = child_frame
-        })
-        .map_err(|(e, space)| {
+    let pid = match s.spawn(
+        ppid,
+        name.as_str(),
+        Some(priority),
+        child_space,
+        reserve,
+        |f| *f = child_frame,
+    ) {
+        Ok(pid) => pid,
+        Err((e, space)) => {
             mm::release_user_space(space);
-            e
-        })?;
-    if let Some(child) = s.get_mut(pid) {
+            if let Some((_, r)) = s.current_with_reserve(reserve) {
+                r.credit_frames(child_usage.tables);
+            }
+            return Err(e);
+        }
+    };
+    if let Some((child, r)) = s.proc_and_reserve(pid) {
         child.handler = handler;
         child.int_enabled = int_enabled;
-        child.reserve = reserve;
+        child.handler_depth = depth;
         child.names = names;
+        // Its references were checked to fit above; its tables are
+        // charged already.
+        r.force_frames(child_pages);
+        child.usage.pages = child_pages;
+        child.usage.tables = child_usage.tables;
     }
     if let Err(e) = crate::bus::calls::fork_bus(s, ppid, pid) {
         s.discard(pid);
@@ -84,10 +159,13 @@ pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
 /// Replaces the caller's program with the ELF image at `image`. The
 /// command line is "name args…": the name becomes the process name, the
 /// rest the program's arguments. On failure the caller is unchanged.
-/// Survives exec: pid, parent, children, priority, pending interrupts,
-/// the name scope.
-/// Does not: the address space, the handler (the new program installs its
-/// own), interrupt enabling.
+/// The work is charged first: the image copied in is charged to the
+/// caller's reserve while it is read, and the new program must fit the
+/// reserve in place of the old one (and in the machine's free frames)
+/// before a page of it is made, so an image that cannot be loaded fails at
+/// once. Survives exec: pid, parent, children, priority, pending
+/// interrupts, the name scope, the reserve. Does not: the address space,
+/// the handler (the new program installs its own), interrupt enabling.
 pub fn exec(
     s: &mut Scheduler,
     image: u64,
@@ -98,6 +176,31 @@ pub fn exec(
     if image_len == 0 || image_len > EXEC_IMAGE_MAX as u64 || cmdline_len > CMDLINE_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
+    let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
+    let buffer = kernel_core::slab::footprint(image_len as usize) as u64;
+    Account {
+        reserve: r,
+        usage: &mut p.usage,
+    }
+    .charge_bytes(buffer)?;
+    let result = exec_charged(s, image, image_len, cmdline, cmdline_len);
+    if let Some((p, r)) = s.current_and_reserve() {
+        Account {
+            reserve: r,
+            usage: &mut p.usage,
+        }
+        .credit_bytes(buffer);
+    }
+    result
+}
+
+fn exec_charged(
+    s: &mut Scheduler,
+    image: u64,
+    image_len: u64,
+    cmdline: u64,
+    cmdline_len: u64,
+) -> Result<(), Error> {
     let mut bytes: Vec<u8> = Vec::new();
     bytes
         .try_reserve_exact(image_len as usize)
@@ -114,29 +217,45 @@ pub fn exec(
         .trim_start()
         .split_once(' ')
         .unwrap_or((cmd.trim_start(), ""));
+    // Charge first: the new image must fit where the old one was.
+    let plan = crate::loader::plan(&bytes)?;
+    let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
+    let old = p.usage.pages + p.usage.tables;
+    let need = plan.pages + plan.tables;
+    let fits = r
+        .limit_after_exec()
+        .is_none_or(|limit| r.used() - old.min(r.used()) + need <= limit);
+    if !fits || (mm::frames::free_count() as u64) < need {
+        return Err(Error::OutOfMemory);
+    }
     let loaded = paging::with_kernel_table(|k| crate::loader::load(k, &bytes, args.as_bytes()))
         .ok_or(Error::OutOfMemory)??;
     drop(bytes);
 
-    let p = s.current();
-    // The new image's pages are what the process holds now; they must fit
-    // its limit.
-    if p.reserve.limit.is_some_and(|limit| loaded.pages > limit) {
-        mm::release_user_space(loaded.space);
-        return Err(Error::OutOfMemory);
-    }
     // The point of no return: the bus lets go of the old address space
     // (close-on-exec handles, exports, device mappings) while it still
-    // exists, then the new one replaces it.
+    // exists, then the new one replaces it, and the reserve holds the new
+    // image instead of the old.
     crate::bus::calls::exec_bus(s);
-    let p = s.current();
-    p.reserve.used = loaded.pages;
+    let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
+    let mut account = Account {
+        reserve: r,
+        usage: &mut p.usage,
+    };
+    let u = *account.usage;
+    account.credit_pages(u.pages);
+    account.credit_tables(u.tables);
+    account.reserve.force_frames(loaded.pages + loaded.tables);
+    account.reserve.apply_pending();
+    account.usage.pages = loaded.pages;
+    account.usage.tables = loaded.tables;
     loaded.initial_frame(&mut p.frame);
     loaded.space.activate();
     if let Some(old) = p.space.replace(loaded.space) {
         mm::release_user_space(old);
     }
     p.handler = None;
+    p.handler_depth = 0;
     p.int_enabled = false;
     if !name.is_empty() {
         p.rename(name);
@@ -181,6 +300,7 @@ pub fn sys_info(s: &mut Scheduler, out: u64) -> Result<usize, Error> {
         tick_hz: crate::arch::lapic::TICK_HZ,
         handles: s.current().bus.len() as u64,
         heap_frames: mm::heap::frames_held(),
+        spare_tables: s.current().space.as_ref().map_or(0, |sp| sp.spare_tables()),
     };
     with_space(s, |space| crate::usercopy::write_struct(space, out, &info))?;
     Ok(0)

@@ -7,6 +7,7 @@
 //! asked; the last client to ask for a line, or to claim the foreground,
 //! is the foreground one.
 
+use abi::userdev::ClientId;
 use arrayvec::ArrayVec;
 use libmh::Error;
 
@@ -14,7 +15,7 @@ const MAX_CLIENTS: usize = 64;
 
 #[derive(Clone, Copy, Default)]
 struct Client {
-    id: u32,
+    id: ClientId,
     out: Option<u64>,
     input: Option<u64>,
     /// A read in progress: the most bytes it takes, and when it was asked.
@@ -25,7 +26,7 @@ pub struct Clients {
     table: ArrayVec<Client, MAX_CLIENTS>,
     /// Orders reads; grows by one per read asked.
     ticket: u64,
-    foreground: Option<u32>,
+    foreground: Option<ClientId>,
 }
 
 impl Clients {
@@ -37,7 +38,7 @@ impl Clients {
         }
     }
 
-    fn entry(&mut self, id: u32) -> Option<&mut Client> {
+    fn entry(&mut self, id: ClientId) -> Option<&mut Client> {
         if let Some(i) = self.table.iter().position(|c| c.id == id) {
             return self.table.get_mut(i);
         }
@@ -50,25 +51,25 @@ impl Clients {
         self.table.last_mut()
     }
 
-    pub fn set_out(&mut self, id: u32, iova: u64) {
+    pub fn set_out(&mut self, id: ClientId, iova: u64) {
         if let Some(c) = self.entry(id) {
             c.out = Some(iova);
         }
     }
 
-    pub fn set_in(&mut self, id: u32, iova: u64) {
+    pub fn set_in(&mut self, id: ClientId, iova: u64) {
         if let Some(c) = self.entry(id) {
             c.input = Some(iova);
         }
     }
 
-    pub fn out_buffer(&self, id: u32) -> Option<u64> {
+    pub fn out_buffer(&self, id: ClientId) -> Option<u64> {
         self.table.iter().find(|c| c.id == id)?.out
     }
 
     /// Records a read of at most `max` bytes; `NotFound` without an input
     /// buffer, `Busy` with a read already waiting.
-    pub fn ask_read(&mut self, id: u32, max: u64) -> Result<(), Error> {
+    pub fn ask_read(&mut self, id: ClientId, max: u64) -> Result<(), Error> {
         if max == 0 {
             return Err(Error::InvalidArgument);
         }
@@ -87,7 +88,7 @@ impl Clients {
     }
 
     /// The oldest waiting read: (client, most bytes, input buffer).
-    pub fn next_reader(&self) -> Option<(u32, u64, u64)> {
+    pub fn next_reader(&self) -> Option<(ClientId, u64, u64)> {
         self.table
             .iter()
             .filter_map(|c| Some((c.id, c.read?, c.input?)))
@@ -95,21 +96,21 @@ impl Clients {
             .map(|(id, (max, _), iova)| (id, max, iova))
     }
 
-    pub fn read_done(&mut self, id: u32) {
+    pub fn read_done(&mut self, id: ClientId) {
         if let Some(c) = self.table.iter_mut().find(|c| c.id == id) {
             c.read = None;
         }
     }
 
-    pub fn set_foreground(&mut self, id: u32) {
+    pub fn set_foreground(&mut self, id: ClientId) {
         self.foreground = Some(id);
     }
 
-    pub fn foreground(&self) -> Option<u32> {
+    pub fn foreground(&self) -> Option<ClientId> {
         self.foreground
     }
 
-    pub fn remove(&mut self, id: u32) {
+    pub fn remove(&mut self, id: ClientId) {
         self.table.retain(|c| c.id != id);
         if self.foreground == Some(id) {
             self.foreground = None;

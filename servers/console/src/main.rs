@@ -17,7 +17,7 @@ mod line;
 mod uart;
 
 use abi::console::*;
-use abi::userdev::{REQUEST_CLOSE, REQUEST_OUT, Request};
+use abi::userdev::{ClientId, REQUEST_CLOSE, REQUEST_OUT, Request};
 use arrayvec::ArrayVec;
 use clients::Clients;
 use libmh::dev::{self, Served};
@@ -133,7 +133,7 @@ impl Console<'_> {
         }
     }
 
-    fn out(&mut self, client: u32, port: u32, value: u64) {
+    fn out(&mut self, client: ClientId, port: u32, value: u64) {
         match port {
             CONSOLE_PORT_OUT_BUFFER => self.clients.set_out(client, value),
             CONSOLE_PORT_IN_BUFFER => self.clients.set_in(client, value),
@@ -166,7 +166,7 @@ impl Console<'_> {
     }
 
     /// One client write: its bytes by DMA, then all of them to the UART.
-    fn write(&mut self, client: u32, len: u64) -> Result<u64, Error> {
+    fn write(&mut self, client: ClientId, len: u64) -> Result<u64, Error> {
         if len > CONSOLE_WRITE_MAX {
             return Err(Error::InvalidArgument);
         }
@@ -196,7 +196,7 @@ impl Console<'_> {
     }
 
     /// Puts a result in the client's I/O space and raises DONE.
-    fn finish(&mut self, client: u32, at: u32, result: Result<u64, Error>) {
+    fn finish(&mut self, client: ClientId, at: u32, result: Result<u64, Error>) {
         let word = match result {
             Ok(n) => n,
             Err(e) => CONSOLE_RESULT_ERROR | u64::from(e.code()),

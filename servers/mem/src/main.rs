@@ -21,6 +21,7 @@ mod ceilings;
 use abi::Error;
 use abi::kdev::*;
 use abi::mem::*;
+use abi::userdev::ClientId;
 use abi::userdev::{REQUEST_CLONE, REQUEST_CLOSE, REQUEST_OPEN, REQUEST_OUT, Request};
 use ceilings::Ceilings;
 use libmh::dev::{self, Handle, REGISTRY, Served};
@@ -29,9 +30,9 @@ use libmh::{Args, println, process};
 
 /// Raised when a request is queued (unused: the server always polls).
 const V_REQUEST: u32 = 1;
-/// Client slots of a user device (`client & SLOT_MASK`).
-const SLOTS: usize = 1024;
-const SLOT_MASK: u32 = SLOTS as u32 - 1;
+/// Entries of the table of selections, by client id modulo its size (the
+/// whole id is kept and checked, so two clients never share one).
+const SLOTS: usize = 64;
 /// How far up the process tree a ceiling is looked for.
 const ANCESTRY_MAX: u32 = 64;
 
@@ -44,7 +45,7 @@ struct Mem {
     supervisor: u32,
     ceilings: Ceilings,
     /// The pid each client selected (supervisor only): (client id, pid).
-    selected: [(u32, u32); SLOTS],
+    selected: [(ClientId, u32); SLOTS],
 }
 
 fn main(args: Args) -> i32 {
@@ -91,7 +92,7 @@ fn main(args: Args) -> i32 {
         procs,
         supervisor,
         ceilings: Ceilings::new(),
-        selected: [(u32::MAX, 0); SLOTS],
+        selected: [(ClientId::MAX, 0); SLOTS],
     };
     match libmh::server::serve(dev, V_REQUEST, 0, &mut server) {
         Ok(code) => code,
@@ -111,7 +112,10 @@ impl libmh::server::Server for Mem {
     fn request(&mut self, _dev: Served, r: &Request) -> Reply {
         match r.kind {
             REQUEST_OPEN | REQUEST_CLONE | REQUEST_CLOSE => {
-                self.selected[(r.client & SLOT_MASK) as usize] = (u32::MAX, 0);
+                let e = &mut self.selected[r.client as usize % SLOTS];
+                if e.0 == r.client {
+                    *e = (ClientId::MAX, 0);
+                }
                 Reply::None
             }
             REQUEST_OUT => Reply::word(MEM_IO_RESULT, self.answer(r), MEM_IRQ_REPLY),
@@ -205,7 +209,7 @@ impl Mem {
 
     /// The pid `r`'s client selected.
     fn selection(&self, r: &Request) -> Result<u32, Error> {
-        match self.selected[(r.client & SLOT_MASK) as usize] {
+        match self.selected[r.client as usize % SLOTS] {
             (client, pid) if client == r.client => Ok(pid),
             _ => Err(Error::NotFound),
         }
@@ -214,7 +218,7 @@ impl Mem {
     fn select(&mut self, r: &Request) -> Result<u64, Error> {
         self.check_supervisor(r)?;
         let pid = u32::try_from(r.value).map_err(|_| Error::InvalidArgument)?;
-        self.selected[(r.client & SLOT_MASK) as usize] = (r.client, pid);
+        self.selected[r.client as usize % SLOTS] = (r.client, pid);
         Ok(0)
     }
 

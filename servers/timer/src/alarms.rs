@@ -9,11 +9,11 @@
 //! grid. Ids are compared whole, so a stale id never reaches a newcomer.
 
 use abi::Error;
-use abi::timer::{TIMER_ALARMS_MAX, TIMER_PERIOD_MIN};
-use abi::userdev::USER_CLIENTS_MAX;
+use abi::timer::{TIMER_ALARMS_MAX, TIMER_CLIENTS_MAX, TIMER_PERIOD_MIN};
+use abi::userdev::ClientId;
 
 const ALARMS: usize = TIMER_ALARMS_MAX as usize;
-const CLIENTS: usize = USER_CLIENTS_MAX as usize;
+const CLIENTS: usize = TIMER_CLIENTS_MAX as usize;
 
 #[derive(Clone, Copy, Default)]
 struct Alarm {
@@ -26,7 +26,7 @@ struct Alarm {
 #[derive(Clone, Copy, Default)]
 struct Client {
     /// The whole client id, if the slot is in use.
-    id: Option<u32>,
+    id: Option<ClientId>,
     /// The period of the next alarm armed (0: one-shot).
     next_period: u64,
     alarms: [Alarm; ALARMS],
@@ -51,7 +51,7 @@ impl Table {
         self.live
     }
 
-    fn client(&mut self, id: u32) -> Result<&mut Client, Error> {
+    fn client(&mut self, id: ClientId) -> Result<&mut Client, Error> {
         let c = &mut self.clients[id as usize % CLIENTS];
         if c.id == Some(id) {
             Ok(c)
@@ -60,20 +60,26 @@ impl Table {
         }
     }
 
-    /// A new client (OPEN or CLONE): no alarms.
-    pub fn open(&mut self, id: u32) {
+    /// A new client (OPEN or CLONE): no alarms. False when its entry is
+    /// taken by another live client (more than `TIMER_CLIENTS_MAX` were
+    /// ever open at once): the newcomer is not served (its requests end
+    /// `NotFound`), and the client already there keeps its alarms.
+    pub fn open(&mut self, id: ClientId) -> bool {
         let c = &mut self.clients[id as usize % CLIENTS];
-        if c.id.is_none() {
-            self.live += 1;
+        match c.id {
+            Some(other) if other != id => return false,
+            Some(_) => {}
+            None => self.live += 1,
         }
         *c = Client {
             id: Some(id),
             ..Client::default()
         };
+        true
     }
 
     /// A client left: its alarms go with it.
-    pub fn close(&mut self, id: u32) {
+    pub fn close(&mut self, id: ClientId) {
         let c = &mut self.clients[id as usize % CLIENTS];
         if c.id == Some(id) {
             *c = Client::default();
@@ -82,7 +88,7 @@ impl Table {
     }
 
     /// `TIMER_PORT_PERIOD`.
-    pub fn set_period(&mut self, id: u32, period: u64) -> Result<u64, Error> {
+    pub fn set_period(&mut self, id: ClientId, period: u64) -> Result<u64, Error> {
         if period != 0 && period < TIMER_PERIOD_MIN {
             return Err(Error::InvalidArgument);
         }
@@ -91,7 +97,7 @@ impl Table {
     }
 
     /// `TIMER_PORT_ARM`: returns the slot.
-    pub fn arm(&mut self, id: u32, deadline: u64, now: u64) -> Result<u64, Error> {
+    pub fn arm(&mut self, id: ClientId, deadline: u64, now: u64) -> Result<u64, Error> {
         let c = self.client(id)?;
         let period = core::mem::take(&mut c.next_period);
         if deadline <= now {
@@ -112,7 +118,7 @@ impl Table {
     }
 
     /// `TIMER_PORT_CANCEL`.
-    pub fn cancel(&mut self, id: u32, slot: u64) -> Result<u64, Error> {
+    pub fn cancel(&mut self, id: ClientId, slot: u64) -> Result<u64, Error> {
         let c = self.client(id)?;
         match c.alarms.get_mut(slot as usize) {
             Some(a) if a.armed => {
@@ -126,7 +132,7 @@ impl Table {
     /// Counts every deadline passed by `now`, calling `fired(client, slot,
     /// count)` for each alarm whose counter moved; returns the earliest
     /// deadline still ahead, if any.
-    pub fn fire_due(&mut self, now: u64, mut fired: impl FnMut(u32, u32, u64)) -> Option<u64> {
+    pub fn fire_due(&mut self, now: u64, mut fired: impl FnMut(ClientId, u32, u64)) -> Option<u64> {
         let mut next: Option<u64> = None;
         let mut seen = 0;
         for c in self.clients.iter_mut() {

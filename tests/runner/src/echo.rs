@@ -12,7 +12,7 @@
 //! - 9: stop serving (the process exits 0).
 
 use abi::Error;
-use abi::userdev::{REQUEST_CLONE, REQUEST_CLOSE, REQUEST_OPEN, REQUEST_OUT};
+use abi::userdev::{ClientId, REQUEST_CLONE, REQUEST_CLOSE, REQUEST_OPEN, REQUEST_OUT};
 use libmh::dev::{self, Handle, REGISTRY, Served};
 use libmh::process;
 
@@ -28,7 +28,7 @@ pub const CHECKS: [(&str, Error); 8] = [
     ("register_a_taken_name", Error::AlreadyExists),
 ];
 
-fn check(k: usize, d: Served, client: u32, iova: u64, name: &str) -> Error {
+fn check(k: usize, d: Served, client: ClientId, iova: u64, name: &str) -> Error {
     let mut buf = [0u8; 16];
     let r = match k {
         0 => d.write_iospace(999, 0, 8, 1),

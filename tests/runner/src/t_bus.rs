@@ -140,12 +140,28 @@ pub fn run(s: &mut Suite) {
         ensure_eq!(a.port_in(BOOTFS_PORT_COUNT, 4), Err(Error::BadHandle));
         ensure_eq!(a.detach(), Err(Error::BadHandle));
         ensure_eq!(a.info().err(), Some(Error::BadHandle));
-        let b = bootfs()?;
-        ensure!(
-            b != a && (b.0 & 0xff) == (a.0 & 0xff),
-            "slot reused with a new generation"
-        );
+        // Free slots are reused oldest first: attach until one lands in
+        // a's slot (it must, within the bus's 256), then a stays dead.
+        let mut held = alloc::vec::Vec::new();
+        let mut reused = None;
+        for _ in 0..dev::BUS_SLOTS {
+            let Ok(b) = bootfs() else { break };
+            if b.0 & 0xff == a.0 & 0xff {
+                reused = Some(b);
+                break;
+            }
+            held.push(b);
+        }
+        for h in held {
+            let _ = h.detach();
+        }
+        let b = reused.ok_or_else(|| Fail::new(format_args!("a's slot was never reused")))?;
+        ensure!(b != a, "slot reused with a new generation");
         ensure_eq!(a.port_in(BOOTFS_PORT_COUNT, 4), Err(Error::BadHandle));
+        ensure!(
+            b.port_in(BOOTFS_PORT_COUNT, 4).is_ok(),
+            "the new handle works"
+        );
         ensure_eq!(b.detach(), Ok(()));
         Ok(())
     });

@@ -16,7 +16,7 @@
 use crate::suite::{Fail, Suite};
 use crate::util::free_frames;
 use crate::{ensure, ensure_eq};
-use abi::kdev::{MEMPOOL_PORT_LIMIT, MEMPOOL_PORT_SELECT};
+use abi::kdev::MEMPOOL_PORT_SELECT;
 use abi::{Error, Sysno};
 use core::sync::atomic::{AtomicBool, Ordering};
 use libmh::dev::{self, REGISTRY};
@@ -38,6 +38,8 @@ const CLIENT_RIGHTS: u32 =
 const CALLS: u32 = 4_000;
 /// Frames a fuzzing child may hold (4 MiB).
 const LIMIT_FRAMES: u64 = 1024;
+/// Processes a fuzzing child and its forks may be at once.
+const FUZZ_PROCESSES: u32 = 64;
 /// TSC ticks a round may take before the child is killed.
 const ROUND_TICKS: u64 = 2_000_000_000;
 
@@ -166,6 +168,13 @@ fn fuzz(seed: u64) -> i32 {
 /// it had to be killed.
 fn round(seed: u64) -> Result<bool, Fail> {
     let fail = |e: Error| Fail::new(format_args!("{e}"));
+    // The fuzzer gets a reserve of its own, limited, made with it at fork
+    // (so no step of it runs on the runner's, and no limit is set on a
+    // child that may already be gone).
+    let pool = libmh::mempool::Pool::open().map_err(fail)?;
+    let staged = pool.stage_child(Some(LIMIT_FRAMES), Some(FUZZ_PROCESSES));
+    let _ = pool.close();
+    staged.map_err(fail)?;
     let pid = match process::fork().map_err(fail)? {
         0 => {
             // The hardware devices t_hw made (CMOS ports and IRQ, VGA
@@ -189,12 +198,6 @@ fn round(seed: u64) -> Result<bool, Fail> {
         }
         pid => pid,
     };
-    let pool = dev::attach(REGISTRY, "mempool", dev::RIGHT_WRITE).map_err(fail)?;
-    let limited = pool
-        .port_out(MEMPOOL_PORT_SELECT, 4, u64::from(pid))
-        .and_then(|()| pool.port_out(MEMPOOL_PORT_LIMIT, 8, LIMIT_FRAMES));
-    let _ = pool.detach();
-    limited.map_err(fail)?;
     let deadline = rdtsc() + ROUND_TICKS;
     let mut killed = false;
     loop {

@@ -28,11 +28,9 @@ fn used(h: Handle, pid: u32) -> Result<u64, Error> {
     h.port_in(MEMPOOL_PORT_USED, 8)
 }
 
-/// In a child: limit itself to `extra` more frames than it holds.
+/// In a child: a reserve of its own, `extra` frames more than it holds.
 fn limit_self(extra: u64) -> Result<(), Error> {
-    let h = pool()?;
-    let now = used(h, process::getpid())?;
-    h.port_out(MEMPOOL_PORT_LIMIT, 8, now + extra)
+    libmh::mempool::limit_self(extra)
 }
 
 pub fn run(s: &mut Suite) {
@@ -56,7 +54,9 @@ pub fn run(s: &mut Suite) {
 
     s.run("a_limit_gives_out_of_memory_and_nothing_else", || {
         let st = in_child(|| {
-            if limit_self(3).is_err() {
+            // Three pages, and the three page tables a fresh area needs
+            // (tables are charged too).
+            if limit_self(3 + 3).is_err() {
                 return 1;
             }
             if vm::map(AREA, 3 * P, vm::PROT_RW).is_err() {
@@ -106,10 +106,11 @@ pub fn run(s: &mut Suite) {
     s.run("exec_needs_room_for_the_image", || {
         let image = crate::t_exec::tiny_elf_with(&crate::t_exec::PORT_IN_CODE);
         let st = in_child(|| {
-            // An absolute limit of 5 frames: the image needs its code page
-            // and a 64 KiB stack.
+            // A reserve of its own with an absolute limit of 5 frames: the
+            // image needs its code page and a 64 KiB stack.
             let limited = pool().and_then(|h| {
                 h.port_out(MEMPOOL_PORT_SELECT, 4, process::getpid() as u64)?;
+                h.port_out(MEMPOOL_PORT_NEW_RESERVE, 8, MEMPOOL_UNLIMITED)?;
                 h.port_out(MEMPOOL_PORT_LIMIT, 8, 5)
             });
             if limited.is_err() {

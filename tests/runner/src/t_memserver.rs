@@ -81,6 +81,12 @@ fn supervised(
     limit: u64,
     f: impl FnOnce(Mem) -> i32,
 ) -> Result<ExitStatus, Fail> {
+    // The child gets a reserve of its own (else the limits set below would
+    // be the runner's too).
+    let pool = libmh::mempool::Pool::open().map_err(fail)?;
+    let staged = pool.stage_child(None, None);
+    let _ = pool.close();
+    staged.map_err(fail)?;
     match process::fork() {
         Ok(0) => {
             // `m` followed the fork (CLONE): the child is a client of its own.
@@ -330,7 +336,9 @@ pub fn run(s: &mut Suite) {
     });
 
     s.run("mem_fork_children_share_their_parents_ceiling", || {
-        let st = supervised(m, 64, 64, |m| {
+        // Room for the fork: the child is charged a reference to each of
+        // the parent's pages (they are one reserve).
+        let st = supervised(m, 4096, 2048, |m| {
             let mine = match m.usage() {
                 Ok(u) => u.ceiling,
                 Err(_) => return 1,

@@ -21,7 +21,9 @@ pub fn run(s: &mut Suite) {
     s.run("vm_map_gives_zeroed_writable_pages", || {
         let before = free_frames();
         vm::map(AREA, 3 * P, RW).map_err(|e| crate::suite::Fail::new(format_args!("{e}")))?;
-        ensure_eq!(free_frames(), before - 3);
+        // Three pages, and the three page tables an empty area needs (they
+        // go again with the last page: nothing is left behind).
+        ensure_eq!(free_frames(), before - 3 - 3);
         for i in 0..3 * P {
             ensure!(peek(AREA + i) == 0, "byte {i} not zero");
         }

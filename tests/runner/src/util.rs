@@ -54,7 +54,7 @@ pub fn child_page_faults_at(addr: u64, f: impl FnOnce() -> i32) -> TestResult {
 /// pages or page tables would lower (kernel objects are counted by the
 /// process and handle counts instead).
 pub fn free_frames() -> u64 {
-    process::sys_info().map_or(0, |i| i.free_frames + i.heap_frames)
+    process::sys_info().map_or(0, |i| i.free_frames + i.heap_frames + i.spare_tables)
 }
 
 /// Reads a byte of user memory (volatile: the compiler must not assume).

@@ -64,6 +64,7 @@ struct RawModule {
     args: Vec<String>,
     priority: Option<u8>,
     memory_limit_kib: Option<u64>,
+    processes: Option<u32>,
     registers: Option<String>,
     #[serde(default)]
     restart: bool,
@@ -122,9 +123,12 @@ pub struct Module {
     pub args: Vec<String>,
     /// The scheduling priority init gives it (0 most urgent .. 7), if any.
     pub priority: Option<u8>,
-    /// The most memory it may hold, in KiB (init sets its reserve limit
-    /// through the mempool device), if limited.
+    /// The most memory it and the processes it forks may hold together, in
+    /// KiB (init gives it a reserve of its own with this limit), if limited.
     pub memory_limit_kib: Option<u64>,
+    /// The most processes it and those it forks may be at once (zombies
+    /// included); libmh's default (32) if not given.
+    pub processes: Option<u32>,
     /// The device name it registers: init waits for that name before
     /// starting the next module.
     pub registers: Option<String>,
@@ -145,6 +149,9 @@ pub struct Module {
 /// The kernel's own devices: always registered.
 pub const KERNEL_DEVICES: [&str; 6] = ["registry", "bootfs", "klog", "platform", "mempool", "proc"];
 
+/// The most processes the kernel's table holds at once.
+const MAX_PROCESSES: u32 = 4096;
+
 /// The longest module command line the kernel keeps (kernel_core::bootinfo).
 const CMDLINE_MAX: usize = 255;
 
@@ -159,6 +166,9 @@ impl Module {
         }
         if let Some(kib) = self.memory_limit_kib {
             line.push_str(&format!(" @memory_kib={kib}"));
+        }
+        if let Some(n) = self.processes {
+            line.push_str(&format!(" @processes={n}"));
         }
         if let Some(name) = &self.registers {
             line.push_str(&format!(" @registers={name}"));
@@ -393,6 +403,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         let is_init = i == 0;
         if is_init
             && (m.memory_limit_kib.is_some()
+                || m.processes.is_some()
                 || m.registers.is_some()
                 || m.restart
                 || m.system
@@ -401,7 +412,8 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
             return Err(err(
                 &field,
                 "is init, which the kernel starts (with every right): memory_limit_kib, \
-                 registers, restart, system and devices apply to the modules init starts"
+                 processes, registers, restart, system and devices apply to the modules \
+                 init starts"
                     .into(),
             ));
         }
@@ -426,6 +438,14 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
                 ));
             }
         }
+        if let Some(n) = m.processes
+            && !(1..=MAX_PROCESSES).contains(&n)
+        {
+            return Err(err(
+                &format!("{field}.processes"),
+                format!("{n} is out of range (1 to {MAX_PROCESSES}, the kernel's table)"),
+            ));
+        }
         if let Some(name) = &m.registers {
             if let Err(why) = check_device_name(name) {
                 return Err(err(
@@ -448,6 +468,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
             args: m.args,
             priority: m.priority,
             memory_limit_kib: m.memory_limit_kib,
+            processes: m.processes,
             registers: m.registers,
             restart: m.restart,
             start,

@@ -1,0 +1,423 @@
+//! The lower (user) half of an x86_64 four-level page table, over any
+//! memory that can hold table frames ([`TableMemory`]): walks, creation
+//! of missing tables, teardown of empty ones, fork's copy and the final
+//! release. The kernel runs it on real frames through the direct map; the
+//! tests run it on a map of fake frames.
+//!
+//! Rules:
+//! - every table below the root counts its non-zero entries in the
+//!   software bits 52..62 of the entry that points at it (the CPU ignores
+//!   them in non-leaf entries), so emptiness is known in O(1);
+//! - a table whose last entry goes is unlinked at once; up to
+//!   [`SPARE_TABLES`] of them are kept (zeroed, since they are empty) for
+//!   the next table this address space needs, the rest go back through
+//!   [`TableFrames::free_table`], so a process can never hold more than a
+//!   few empty tables;
+//! - every table frame comes from [`TableFrames::alloc_table`], which the
+//!   kernel charges to the process's reserve, and goes back through
+//!   `free_table` (credited); a failed allocation is an error, not a
+//!   panic, and leaves the tree as it was (tables made for it are pruned);
+//! - only user addresses (below `USER_END`) are ever walked; the upper
+//!   half is the kernel's, shared, and never touched here;
+//! - user leaves are 4 KiB entries; a table entry with the large-page bit
+//!   is not followed.
+
+use crate::frame::Frame;
+use crate::paging::{PTE_ADDR_MASK, PteFlags, make_pte, pte_addr, pte_flags, table_indices};
+use abi::Error;
+use abi::layout::USER_END;
+use arrayvec::ArrayVec;
+
+/// Entries per table.
+pub const ENTRIES: usize = 512;
+/// Root slots that belong to the user half.
+pub const USER_ROOT_SLOTS: usize = 256;
+/// Empty tables an address space keeps for reuse (zeroed, charged).
+pub const SPARE_TABLES: usize = 4;
+
+/// Where a table's count of non-zero entries lives in its parent entry.
+const COUNT_SHIFT: u32 = 52;
+const COUNT_MASK: u64 = 0x3ff << COUNT_SHIFT;
+const _: () = assert!(COUNT_MASK & PTE_ADDR_MASK == 0 && COUNT_MASK & (1 << 63) == 0);
+
+/// The flags of every table entry in the user half.
+const TABLE_FLAGS: PteFlags = PteFlags::PRESENT
+    .union(PteFlags::WRITABLE)
+    .union(PteFlags::USER);
+
+/// Bytes each entry covers, by level (0: a leaf table's entries).
+const SPAN: [u64; 4] = [1 << 12, 1 << 21, 1 << 30, 1 << 39];
+
+/// Reading and writing the entries of table frames.
+pub trait TableMemory {
+    /// Entry `index` (< 512) of the table in `table`.
+    fn read(&self, table: Frame, index: usize) -> u64;
+    /// Sets entry `index` (< 512) of the table in `table`.
+    fn write(&mut self, table: Frame, index: usize, value: u64);
+}
+
+/// Where table frames come from and go back to.
+pub trait TableFrames {
+    /// A zeroed frame for a table (`None`: none to be had, or the
+    /// reserve is spent).
+    fn alloc_table(&mut self) -> Option<Frame>;
+    /// Takes back a table frame that holds no entries any more.
+    fn free_table(&mut self, frame: Frame);
+}
+
+fn count_of(entry: u64) -> u64 {
+    (entry & COUNT_MASK) >> COUNT_SHIFT
+}
+
+fn with_count(entry: u64, count: u64) -> u64 {
+    (entry & !COUNT_MASK) | (count << COUNT_SHIFT)
+}
+
+/// Adds `delta` to the count kept in entry `index` of `table`; returns
+/// the new count.
+fn add_count(mem: &mut impl TableMemory, table: Frame, index: usize, delta: i64) -> u64 {
+    let e = mem.read(table, index);
+    let n = (count_of(e) as i64 + delta).clamp(0, ENTRIES as i64) as u64;
+    mem.write(table, index, with_count(e, n));
+    n
+}
+
+fn is_table(entry: u64) -> bool {
+    let f = pte_flags(entry);
+    f.contains(PteFlags::PRESENT) && !f.contains(PteFlags::HUGE)
+}
+
+fn frame_of(entry: u64) -> Frame {
+    Frame::containing(pte_addr(entry))
+}
+
+/// The user half of one address space.
+#[derive(Debug)]
+pub struct PageTree {
+    root: Frame,
+    spare: ArrayVec<Frame, SPARE_TABLES>,
+    /// Table frames held: the root, every table under it, the spares.
+    tables: u64,
+}
+
+impl PageTree {
+    /// A tree whose root is `root`, a table frame the caller made (its
+    /// upper half already the kernel's) and counts in [`tables`].
+    ///
+    /// [`tables`]: PageTree::table_frames
+    pub fn new(root: Frame) -> PageTree {
+        PageTree {
+            root,
+            spare: ArrayVec::new(),
+            tables: 1,
+        }
+    }
+
+    pub fn root(&self) -> Frame {
+        self.root
+    }
+
+    /// Table frames this tree holds (root and spares included).
+    pub fn table_frames(&self) -> u64 {
+        self.tables
+    }
+
+    /// Empty tables kept for reuse.
+    pub fn spare_tables(&self) -> u64 {
+        self.spare.len() as u64
+    }
+
+    /// The leaf entry for user page `va` (0 when none, or when `va` is not
+    /// a user address).
+    #[inline]
+    pub fn entry(&self, mem: &impl TableMemory, va: u64) -> u64 {
+        if va >= USER_END {
+            return 0;
+        }
+        let idx = table_indices(va);
+        let mut table = self.root;
+        for &i in &idx[..3] {
+            let e = mem.read(table, i);
+            if !is_table(e) {
+                return 0;
+            }
+            table = frame_of(e);
+        }
+        mem.read(table, idx[3])
+    }
+
+    /// The tables that lead to `va`'s leaf, root first, as far as they
+    /// exist: `(tables, how many)`.
+    fn path(&self, mem: &impl TableMemory, va: u64) -> ([Frame; 4], usize) {
+        let idx = table_indices(va);
+        let mut path = [self.root; 4];
+        for level in 0..3 {
+            let e = mem.read(path[level], idx[level]);
+            if !is_table(e) {
+                return (path, level + 1);
+            }
+            path[level + 1] = frame_of(e);
+        }
+        (path, 4)
+    }
+
+    fn take_table(&mut self, frames: &mut impl TableFrames) -> Option<Frame> {
+        if let Some(f) = self.spare.pop() {
+            return Some(f);
+        }
+        let f = frames.alloc_table()?;
+        self.tables += 1;
+        Some(f)
+    }
+
+    fn drop_table(&mut self, frames: &mut impl TableFrames, table: Frame) {
+        if self.spare.try_push(table).is_err() {
+            frames.free_table(table);
+            self.tables -= 1;
+        }
+    }
+
+    /// Makes the tables down to `va`'s leaf entry, if missing. On failure
+    /// the tables made for it are taken down again.
+    pub fn prepare(
+        &mut self,
+        mem: &mut impl TableMemory,
+        frames: &mut impl TableFrames,
+        va: u64,
+    ) -> Result<(), Error> {
+        if va >= USER_END {
+            return Err(Error::BadAddress);
+        }
+        let idx = table_indices(va);
+        let mut table = self.root;
+        // The entry that counts `table`'s entries (none for the root).
+        let mut counter: Option<(Frame, usize)> = None;
+        for &i in &idx[..3] {
+            let e = mem.read(table, i);
+            if pte_flags(e).contains(PteFlags::HUGE) {
+                return Err(Error::BadAddress);
+            }
+            let next = if is_table(e) {
+                frame_of(e)
+            } else {
+                let Some(new) = self.take_table(frames) else {
+                    // The tables made above hold nothing: take them down.
+                    self.prune(mem, frames, va);
+                    return Err(Error::OutOfMemory);
+                };
+                mem.write(table, i, make_pte(new.addr(), TABLE_FLAGS));
+                if let Some((t, at)) = counter {
+                    add_count(mem, t, at, 1);
+                }
+                new
+            };
+            counter = Some((table, i));
+            table = next;
+        }
+        Ok(())
+    }
+
+    /// Sets the leaf entry for user page `va`. Setting a non-zero entry
+    /// needs its tables (`prepare`); clearing one where no table exists
+    /// does nothing. A table left empty is unlinked, and so on upwards.
+    pub fn set(
+        &mut self,
+        mem: &mut impl TableMemory,
+        frames: &mut impl TableFrames,
+        va: u64,
+        pte: u64,
+    ) {
+        if va >= USER_END {
+            return;
+        }
+        let idx = table_indices(va);
+        let (path, depth) = self.path(mem, va);
+        if depth < 4 {
+            debug_assert!(pte == 0, "set without tables at {va:#x}");
+            return;
+        }
+        let leaf_table = path[3];
+        let old = mem.read(leaf_table, idx[3]);
+        mem.write(leaf_table, idx[3], pte);
+        if old == 0 && pte != 0 {
+            add_count(mem, path[2], idx[2], 1);
+        } else if old != 0 && pte == 0 {
+            let left = add_count(mem, path[2], idx[2], -1);
+            if left == 0 {
+                self.prune(mem, frames, va);
+            }
+        }
+    }
+
+    /// Unlinks the empty tables on `va`'s path, lowest first.
+    fn prune(&mut self, mem: &mut impl TableMemory, frames: &mut impl TableFrames, va: u64) {
+        let idx = table_indices(va);
+        for level in (1..4).rev() {
+            let (path, depth) = self.path(mem, va);
+            if depth <= level {
+                continue;
+            }
+            let parent = path[level - 1];
+            let e = mem.read(parent, idx[level - 1]);
+            if count_of(e) != 0 {
+                return;
+            }
+            mem.write(parent, idx[level - 1], 0);
+            self.drop_table(frames, path[level]);
+            if level >= 2 {
+                add_count(mem, path[level - 2], idx[level - 2], -1);
+            }
+        }
+    }
+
+    /// The lowest user page in `[va, end)` whose leaf entry is not zero;
+    /// missing tables are skipped whole (2 MiB, 1 GiB, 512 GiB at a time),
+    /// so a huge, mostly empty range costs little.
+    pub fn next_entry(&self, mem: &impl TableMemory, va: u64, end: u64) -> Option<u64> {
+        let end = end.min(USER_END);
+        let mut at = va;
+        'walk: while at < end {
+            let idx = table_indices(at);
+            let mut table = self.root;
+            for level in 0..3 {
+                let e = mem.read(table, idx[level]);
+                if !is_table(e) {
+                    // No table below: skip everything this entry covers.
+                    at = (at | (SPAN[3 - level] - 1)).checked_add(1)?;
+                    continue 'walk;
+                }
+                table = frame_of(e);
+            }
+            if mem.read(table, idx[3]) != 0 {
+                return Some(at);
+            }
+            at += SPAN[0];
+        }
+        None
+    }
+
+    /// Fork: copies the user half into `child` (an empty tree), turning
+    /// each non-zero leaf of this tree with `f` into (new leaf here, leaf
+    /// for the child or 0). The child's tables come from `child_frames`.
+    /// On error the leaves already turned stay valid here and the child is
+    /// partial: the caller destroys it.
+    pub fn fork_into(
+        &mut self,
+        mem: &mut impl TableMemory,
+        child: &mut PageTree,
+        child_frames: &mut impl TableFrames,
+        f: &mut dyn FnMut(u64) -> Result<(u64, u64), Error>,
+    ) -> Result<(), Error> {
+        let (parent_root, child_root) = (self.root, child.root);
+        child
+            .copy_level(mem, child_frames, parent_root, child_root, 3, f)
+            .map(|_| ())
+    }
+
+    /// Copies the table `parent` at `level` into `child`; returns how many
+    /// non-zero entries the child's table got.
+    fn copy_level(
+        &mut self,
+        mem: &mut impl TableMemory,
+        frames: &mut impl TableFrames,
+        parent: Frame,
+        child: Frame,
+        level: usize,
+        f: &mut dyn FnMut(u64) -> Result<(u64, u64), Error>,
+    ) -> Result<u64, Error> {
+        let slots = if level == 3 { USER_ROOT_SLOTS } else { ENTRIES };
+        let mut made = 0;
+        for i in 0..slots {
+            let p_entry = mem.read(parent, i);
+            if p_entry == 0 {
+                continue;
+            }
+            if level == 0 {
+                let (new_parent, child_leaf) = f(p_entry)?;
+                if new_parent != p_entry {
+                    mem.write(parent, i, new_parent);
+                }
+                if child_leaf != 0 {
+                    mem.write(child, i, child_leaf);
+                    made += 1;
+                }
+                continue;
+            }
+            if !is_table(p_entry) {
+                continue;
+            }
+            let c_entry = mem.read(child, i);
+            let c_table = if is_table(c_entry) {
+                frame_of(c_entry)
+            } else {
+                let t = self.take_table(frames).ok_or(Error::OutOfMemory)?;
+                mem.write(child, i, make_pte(t.addr(), TABLE_FLAGS));
+                t
+            };
+            let below = self.copy_level(mem, frames, frame_of(p_entry), c_table, level - 1, f);
+            // Record what was made even on error, so teardown is exact.
+            let n = match &below {
+                Ok(n) => *n,
+                Err(_) => (0..ENTRIES).filter(|&j| mem.read(c_table, j) != 0).count() as u64,
+            };
+            if n == 0 {
+                // Nothing inherited below (device memory only): no table.
+                mem.write(child, i, 0);
+                self.drop_table(frames, c_table);
+            } else {
+                let e = mem.read(child, i);
+                mem.write(child, i, with_count(e, n));
+                made += 1;
+            }
+            below?;
+        }
+        Ok(made)
+    }
+
+    /// Releases the whole user half: `leaf` gets every non-zero leaf entry
+    /// (to release what it maps), then every table, the spares and the
+    /// root go back through `frames`.
+    pub fn destroy(
+        mut self,
+        mem: &mut impl TableMemory,
+        frames: &mut impl TableFrames,
+        leaf: &mut dyn FnMut(u64),
+    ) {
+        fn walk(
+            mem: &mut impl TableMemory,
+            frames: &mut impl TableFrames,
+            table: Frame,
+            level: usize,
+            leaf: &mut dyn FnMut(u64),
+            freed: &mut u64,
+        ) {
+            let slots = if level == 3 { USER_ROOT_SLOTS } else { ENTRIES };
+            for i in 0..slots {
+                let e = mem.read(table, i);
+                if e == 0 {
+                    continue;
+                }
+                if level == 0 {
+                    leaf(e);
+                } else if is_table(e) {
+                    walk(mem, frames, frame_of(e), level - 1, leaf, freed);
+                    mem.write(table, i, 0);
+                    frames.free_table(frame_of(e));
+                    *freed += 1;
+                }
+            }
+        }
+        let mut freed = 0;
+        walk(mem, frames, self.root, 3, leaf, &mut freed);
+        for f in self.spare.drain(..) {
+            frames.free_table(f);
+            freed += 1;
+        }
+        frames.free_table(self.root);
+        freed += 1;
+        debug_assert_eq!(freed, self.tables, "every table frame accounted for");
+    }
+}
+
+#[cfg(test)]
+mod tests;
