@@ -628,6 +628,18 @@
 #define MH_PROC_PORT_KILL_TREE 17
 
 /**
+ * out: the value is a handle on the caller's bus; the selected process
+ * may no longer attach or register devices of that handle's device's name
+ * (its name scope loses it for good, and the processes it forks from then
+ * on inherit that). What a supervisor does to a client that keeps
+ * crashing a server (docs/devices/init.md). The same rights as
+ * `PROC_PORT_KILL`; `BadHandle` for a bad handle, `DeviceGone` if its
+ * device went away, `LimitReached` if the scope cannot hold another
+ * revoked name.
+ */
+#define MH_PROC_PORT_REVOKE 18
+
+/**
  * [`PROC_PORT_STATE`]: ready or running.
  */
 #define MH_PROC_STATE_RUNNABLE 0
@@ -938,11 +950,16 @@
 #define MH_TIMER_ALARMS_MAX 8
 
 /**
- * Clients the timer server keeps alarms for at once (a client beyond
- * them, whose entry another live client holds, is not served: its
- * requests end `NotFound`).
+ * Clients the timer server keeps alarms for at once; a client beyond
+ * them is not served (its requests end `NotFound`).
  */
 #define MH_TIMER_CLIENTS_MAX 1024
+
+/**
+ * Clients one process may have served at once (more are not served), so
+ * that no process can fill the table for everyone.
+ */
+#define MH_TIMER_CLIENTS_PER_PROCESS 32
 
 /**
  * The shortest period, in ns, a periodic alarm may have (100 µs).
@@ -1387,6 +1404,13 @@ typedef struct MhExitStatus {
    * The CPU error code pushed with the fault (`Faulted`), else 0.
    */
   uint64_t fault_error;
+  /**
+   * For a process that served user devices: the pid of the client whose
+   * request it took last and had not answered when it ended — the one to
+   * suspect if it died of it — or 0.
+   */
+  uint32_t culprit;
+  uint32_t reserved;
 } MhExitStatus;
 
 /**
@@ -1660,6 +1684,32 @@ static inline long mh_syscall6(uint64_t number, uint64_t a0, uint64_t a1,
   return ret;
 }
 
+/*
+ * A system call that answers with a request in rdi, rsi, rdx and r10
+ * (dev_poll and dev_reply_poll called with a null request pointer): those
+ * four are outputs too, and land in *out (when not NULL) in memory order.
+ */
+static inline long mh_syscall6_request(uint64_t number, uint64_t a0,
+                                       uint64_t a1, uint64_t a2, uint64_t a3,
+                                       uint64_t a4, uint64_t a5,
+                                       MhRequest *out) {
+  register uint64_t r10 __asm__("r10") = a3;
+  register uint64_t r8 __asm__("r8") = a4;
+  register uint64_t r9 __asm__("r9") = a5;
+  uint64_t w0 = a0, w1 = a1, w2 = a2;
+  long ret;
+  __asm__ __volatile__("syscall"
+                       : "=a"(ret), "+D"(w0), "+S"(w1), "+d"(w2), "+r"(r10)
+                       : "a"(number), "r"(r8), "r"(r9)
+                       : "rcx", "r11", "memory");
+  if (ret >= 0 && out) {
+    /* MhRequest is these four words in this order (abi pins its layout). */
+    uint64_t words[4] = {w0, w1, w2, r10};
+    __builtin_memcpy(out, words, sizeof words);
+  }
+  return ret;
+}
+
 /* Appends len (<= MH_LOG_WRITE_MAX) bytes to the kernel log; returns len. */
 static inline long mh_log_write(const void *buf, size_t len) {
   return mh_syscall6(MH_SYSNO_LOG_WRITE, (uint64_t)(uintptr_t)buf,
@@ -1828,10 +1878,9 @@ static inline long mh_dev_create(const MhDeviceConfig *config) {
                      0, 0);
 }
 
-/* Takes the next request; returns its client id. */
+/* Takes the next request into *out (if not NULL); returns its client id. */
 static inline long mh_dev_poll(uint64_t dev, MhRequest *out, uint64_t flags) {
-  return mh_syscall6(MH_SYSNO_DEV_POLL, dev, (uint64_t)(uintptr_t)out, flags, 0,
-                     0, 0);
+  return mh_syscall6_request(MH_SYSNO_DEV_POLL, dev, 0, flags, 0, 0, 0, out);
 }
 
 /* Writes a client's I/O space; returns 0. */
@@ -1870,12 +1919,12 @@ static inline long mh_port_out_wait(uint64_t handle, uint64_t port,
                      0);
 }
 
-/* Answers a client, then takes the next request. */
+/* Answers a client, then takes the next request into *out (if not NULL). */
 static inline long mh_dev_reply_poll(uint64_t dev, uint64_t client,
                                      uint64_t port_size, uint64_t value,
                                      uint64_t line, MhRequest *out) {
-  return mh_syscall6(MH_SYSNO_DEV_REPLY_POLL, dev, client, port_size, value,
-                     line, (uint64_t)(uintptr_t)out);
+  return mh_syscall6_request(MH_SYSNO_DEV_REPLY_POLL, dev, client, port_size,
+                             value, line, 0, out);
 }
 
 /* Maps a hardware device's memory at va; returns 0. */

@@ -35,4 +35,9 @@ pub struct ExitStatus {
     pub fault_ip: u64,
     /// The CPU error code pushed with the fault (`Faulted`), else 0.
     pub fault_error: u64,
+    /// For a process that served user devices: the pid of the client whose
+    /// request it took last and had not answered when it ended — the one to
+    /// suspect if it died of it — or 0.
+    pub culprit: u32,
+    pub reserved: u32,
 }

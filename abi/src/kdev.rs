@@ -183,6 +183,15 @@ pub const PROC_PORT_KILL: u32 = 16;
 /// up where it stopped, so it takes as long as the tree needs without
 /// holding the machine. A caller inside the tree ends last.
 pub const PROC_PORT_KILL_TREE: u32 = 17;
+/// out: the value is a handle on the caller's bus; the selected process
+/// may no longer attach or register devices of that handle's device's name
+/// (its name scope loses it for good, and the processes it forks from then
+/// on inherit that). What a supervisor does to a client that keeps
+/// crashing a server (docs/devices/init.md). The same rights as
+/// `PROC_PORT_KILL`; `BadHandle` for a bad handle, `DeviceGone` if its
+/// device went away, `LimitReached` if the scope cannot hold another
+/// revoked name.
+pub const PROC_PORT_REVOKE: u32 = 18;
 
 /// [`PROC_PORT_STATE`]: ready or running.
 pub const PROC_STATE_RUNNABLE: u32 = 0;

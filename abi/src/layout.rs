@@ -129,7 +129,8 @@ mod tests {
 
     #[test]
     fn exit_status_layout_is_pinned() {
-        assert_eq!(size_of::<ExitStatus>(), 40);
+        assert_eq!(size_of::<ExitStatus>(), 48);
+        assert_eq!(offset_of!(ExitStatus, culprit), 40);
         assert_eq!(offset_of!(ExitStatus, pid), 0);
         assert_eq!(offset_of!(ExitStatus, kind), 4);
         assert_eq!(offset_of!(ExitStatus, code), 8);

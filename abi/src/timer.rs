@@ -63,10 +63,12 @@ pub const TIMER_IOSPACE_SIZE: u32 = TIMER_IO_FIRED + 8 * TIMER_ALARMS_MAX;
 pub const TIMER_MULT_SHIFT: u32 = 32;
 /// Alarms one client may have armed at once.
 pub const TIMER_ALARMS_MAX: u32 = 8;
-/// Clients the timer server keeps alarms for at once (a client beyond
-/// them, whose entry another live client holds, is not served: its
-/// requests end `NotFound`).
+/// Clients the timer server keeps alarms for at once; a client beyond
+/// them is not served (its requests end `NotFound`).
 pub const TIMER_CLIENTS_MAX: u32 = 1024;
+/// Clients one process may have served at once (more are not served), so
+/// that no process can fill the table for everyone.
+pub const TIMER_CLIENTS_PER_PROCESS: u32 = 32;
 /// The shortest period, in ns, a periodic alarm may have (100 µs).
 pub const TIMER_PERIOD_MIN: u64 = 100_000;
 

@@ -9,7 +9,7 @@
 
 /* The layouts the kernel writes must be the ones this compiler sees; the
  * numbers are pinned by abi/src/layout.rs. */
-_Static_assert(sizeof(MhExitStatus) == 40, "MhExitStatus layout");
+_Static_assert(sizeof(MhExitStatus) == 48, "MhExitStatus layout");
 _Static_assert(offsetof(MhExitStatus, code) == 8, "MhExitStatus.code");
 _Static_assert(offsetof(MhExitStatus, fault_error) == 32, "MhExitStatus end");
 _Static_assert(sizeof(MhIntFrame) == 192, "MhIntFrame layout");

@@ -22,6 +22,8 @@ pub struct NameScope {
     limited: bool,
     /// When limited: the only names allowed (possibly none).
     names: ArrayVec<ArrayString<DEVICE_NAME_MAX>, NAME_SCOPE_MAX>,
+    /// When not limited: names taken away by a supervisor (`revoke`).
+    denied: ArrayVec<ArrayString<DEVICE_NAME_MAX>, NAME_SCOPE_MAX>,
 }
 
 impl NameScope {
@@ -30,12 +32,33 @@ impl NameScope {
         NameScope {
             limited: false,
             names: ArrayVec::new_const(),
+            denied: ArrayVec::new_const(),
         }
     }
 
     /// Whether `name` is in the scope.
     pub fn allows(&self, name: &str) -> bool {
-        !self.limited || self.names.iter().any(|n| n.as_str() == name)
+        if self.limited {
+            self.names.iter().any(|n| n.as_str() == name)
+        } else {
+            !self.denied.iter().any(|n| n.as_str() == name)
+        }
+    }
+
+    /// Takes `name` out of the scope (a supervisor cuts a process off a
+    /// device). Nothing to do if it is not in it; `LimitReached` if the
+    /// scope allows every name and already has [`NAME_SCOPE_MAX`] taken
+    /// out; `InvalidArgument` for a name longer than a device name.
+    pub fn revoke(&mut self, name: &str) -> Result<(), Error> {
+        if !self.allows(name) {
+            return Ok(());
+        }
+        if self.limited {
+            self.names.retain(|n| n.as_str() != name);
+            return Ok(());
+        }
+        let name = ArrayString::from(name).map_err(|_| Error::InvalidArgument)?;
+        self.denied.try_push(name).map_err(|_| Error::LimitReached)
     }
 
     /// Narrows the scope to the names in `list` (see [`parse_list`]).
@@ -49,6 +72,7 @@ impl NameScope {
         *self = NameScope {
             limited: true,
             names,
+            denied: ArrayVec::new(),
         };
         Ok(())
     }
@@ -106,6 +130,30 @@ mod tests {
         assert!(!s.allows("mem") && !s.allows("consol") && !s.allows("console "));
         assert_eq!(s.name_count(), Some(2));
         assert_eq!(NameScope::all().name_count(), None);
+    }
+
+    #[test]
+    fn revoke_takes_a_name_away_for_good() {
+        let mut all = NameScope::all();
+        all.revoke("timer").unwrap();
+        assert!(!all.allows("timer") && all.allows("console"));
+        assert_eq!(
+            all.narrow(b"timer"),
+            Err(Error::AccessDenied),
+            "it cannot come back"
+        );
+        all.narrow(b"console").unwrap();
+        assert!(!all.allows("timer"));
+        let mut list = scope(b"console\0timer");
+        list.revoke("timer").unwrap();
+        assert!(!list.allows("timer") && list.allows("console"));
+        list.revoke("never-had").unwrap();
+        let mut full = NameScope::all();
+        for i in 0..NAME_SCOPE_MAX {
+            full.revoke(&std::format!("d{i}")).unwrap();
+        }
+        assert_eq!(full.revoke("one-more"), Err(Error::LimitReached));
+        assert_eq!(full.revoke(&"x".repeat(33)), Err(Error::InvalidArgument));
     }
 
     #[test]

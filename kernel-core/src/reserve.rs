@@ -69,7 +69,18 @@ impl Reserve {
         self.limit
     }
 
+    /// Sets the limit; for a reserve still waiting for its first exec
+    /// (it has a pending limit), the new limit waits too, and the tighter
+    /// of the two holds from that exec.
     pub fn set_limit(&mut self, limit: Option<u64>) {
+        if self.pending_limit.is_some() {
+            self.pending_limit = match (self.pending_limit, limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, None) => a,
+                (None, b) => b,
+            };
+            return;
+        }
         self.limit = limit;
     }
 
@@ -370,6 +381,7 @@ mod tests {
         assert_eq!(r.limit(), None);
         assert_eq!(r.limit_after_exec(), Some(10));
         r.set_limit(Some(7));
+        assert_eq!(r.limit(), None, "a limit set before the exec waits for it");
         r.apply_pending();
         assert_eq!(r.limit(), Some(7), "the tighter limit wins");
         r.set_pending_limit(Some(50));

@@ -73,6 +73,12 @@ pub trait FrameOps: TableFrames {
     /// Drops one reference; true if the frame became free.
     fn release(&mut self, frame: Frame) -> bool;
     fn refcount(&self, frame: Frame) -> u32;
+    /// Whether `n` more frames could be had at all (the reserve's limit,
+    /// the machine's free frames): asked before a long operation starts,
+    /// so that one that cannot succeed fails before doing any work.
+    fn can_take(&self, _n: u64) -> bool {
+        true
+    }
 }
 
 /// The pages of `[va, va+len)`, after checking the range.
@@ -145,6 +151,10 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         let _ = pages(va, len)?;
         if self.pt.next_entry(va, va + len).is_some() {
             return Err(Error::AlreadyExists);
+        }
+        // Charge first: a map that cannot fit fails before a page is made.
+        if !self.frames.can_take(len / PAGE) {
+            return Err(Error::OutOfMemory);
         }
         let mut done = 0;
         let result = pages(va, len)?.try_for_each(|page| {

@@ -696,6 +696,7 @@ pub fn kill_current_for_fault(
         fault_addr: addr,
         fault_ip: rip,
         fault_error: error,
+        ..ExitStatus::default()
     };
     s.exit(pid, status);
 }

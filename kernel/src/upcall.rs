@@ -5,10 +5,14 @@
 //! Rules: a frame goes below the interrupted stack pointer (less a 128-byte
 //! red zone) when the process is already on its handler stack, so nested
 //! deliveries never overwrite an outer frame (the original wrote every
-//! frame at one fixed address); a frame that does not fit, or a stack that
-//! is not writable, makes the delivery fail and the caller kills the
-//! process; the frame a process hands back is checked before any register
-//! is restored from it.
+//! frame at one fixed address); the kernel counts deliveries a handler has
+//! not returned from (`int_return`), so a nested delivery whose stack
+//! pointer has left the handler stack — the handler ran off its bottom
+//! into other memory — is an overflow, not a fresh start at the top over
+//! the live frames; a frame that does not fit, or a stack that is not
+//! writable, makes the delivery fail and the caller kills the process; the
+//! frame a process hands back is checked before any register is restored
+//! from it.
 
 use crate::arch::entry::{TrapFrame, USER_RFLAGS};
 use crate::process::{Handler, Process};
@@ -60,11 +64,16 @@ fn snapshot(f: &TrapFrame) -> IntFrame {
     }
 }
 
-/// Where the frame goes on the handler stack, if it fits.
-fn frame_address(h: &Handler, rsp: u64) -> Option<u64> {
+/// Where the frame goes on the handler stack, if it fits. `nested`: a
+/// delivery the handler has not returned from is live, so the stack
+/// pointer must be on the handler stack (below it is an overflow).
+fn frame_address(h: &Handler, rsp: u64, nested: bool) -> Option<u64> {
     let top = h.stack_base + h.stack_size;
-    let start = if rsp > h.stack_base && rsp <= top {
+    let on_stack = rsp > h.stack_base && rsp <= top;
+    let start = if on_stack {
         rsp.checked_sub(RED_ZONE)?
+    } else if nested {
+        return None;
     } else {
         top
     };
@@ -97,7 +106,7 @@ pub fn deliver(p: &mut Process, event: Event) -> Result<(), Error> {
             frame.pending = pending;
         }
     }
-    let at = frame_address(&h, p.frame.rsp).ok_or(Error::LimitReached)?;
+    let at = frame_address(&h, p.frame.rsp, p.handler_depth > 0).ok_or(Error::LimitReached)?;
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
     crate::usercopy::write_struct(space, at, &frame)?;
     p.frame.rip = h.entry;
@@ -105,6 +114,7 @@ pub fn deliver(p: &mut Process, event: Event) -> Result<(), Error> {
     p.frame.rdi = at;
     p.frame.rflags = USER_RFLAGS;
     p.int_enabled = false;
+    p.handler_depth = p.handler_depth.saturating_add(1);
     Ok(())
 }
 
@@ -145,6 +155,7 @@ pub fn int_return(p: &mut Process, at: u64) -> Result<(), Error> {
     if frame.int_enabled > 1 {
         return Err(Error::InvalidArgument);
     }
+    p.handler_depth = p.handler_depth.saturating_sub(1);
     let f = &mut p.frame;
     f.rax = frame.rax;
     f.rbx = frame.rbx;
@@ -175,6 +186,7 @@ pub fn set_handler(p: &mut Process, entry: u64, base: u64, size: u64) -> Result<
             return Err(Error::InvalidArgument);
         }
         p.handler = None;
+        p.handler_depth = 0;
         return Ok(());
     }
     if !is_user_range(entry, 1) || !is_user_range(base, size) {
@@ -188,5 +200,6 @@ pub fn set_handler(p: &mut Process, entry: u64, base: u64, size: u64) -> Result<
         stack_base: base,
         stack_size: size,
     });
+    p.handler_depth = 0;
     Ok(())
 }

@@ -273,17 +273,16 @@ fn stage_reserve(options: &Options<'_>) -> Result<(), Error> {
 /// what it forks, zombies included.
 pub const DEFAULT_PROCESSES: u32 = 32;
 
-/// The module `pid` was forked with a reserve of `kib` KiB. If a mem
-/// server takes the caller as its supervisor, `kib` becomes the module's
-/// ceiling there and its reserve shrinks to what starting needs — what it
-/// holds now, plus its image (`size` bytes) and 256 KiB — so that it
-/// holds only what it uses and grows by grants.
+/// The module `pid` was forked with a reserve of `kib` KiB (from its
+/// exec on). If a mem server takes the caller as its supervisor, `kib`
+/// becomes the module's ceiling there and its reserve shrinks to what
+/// starting needs — its image (`size` bytes: more than it loads) and 256
+/// KiB — so that it holds only what it uses and grows by grants. (Limits
+/// set before the module's exec take effect at it, so this may run
+/// before or after.)
 fn supervise_memory(pid: u32, kib: u64, size: u64) -> Result<(), Error> {
     let ceiling = kib.div_ceil(4);
-    let pool = crate::mempool::Pool::open()?;
-    let used = pool.select(pid).and_then(|()| pool.used());
-    let _ = pool.close();
-    let start = used.unwrap_or(0) + size.div_ceil(PAGE) + START_SLACK_FRAMES;
+    let start = size.div_ceil(PAGE) + START_SLACK_FRAMES;
     let supervised = crate::mem::with_connection(|m| {
         m.set_ceiling(pid, ceiling)?;
         m.set_limit(pid, start.min(ceiling))

@@ -120,7 +120,9 @@ impl Console {
         // SAFETY: the input page is ours; the server wrote it by DMA
         // before raising DONE.
         let input = unsafe { buffer(1) };
-        let n = n.min(buf.len());
+        // The count is the server's word: never more than was asked for,
+        // nor than the page holds.
+        let n = n.min(buf.len()).min(input.len());
         buf[..n].copy_from_slice(&input[..n]);
         Ok(Read::Line(n))
     }

@@ -78,3 +78,20 @@ pub fn kill(h: Handle, pid: u32) -> Result<(), Error> {
     h.port_out(PROC_PORT_SELECT, 4, pid as u64)?;
     h.port_out(PROC_PORT_KILL, 4, 0)
 }
+
+/// Ends process `pid` and every process below it (one of the caller's
+/// descendants, or itself and its descendants). A large tree takes the
+/// call a while: the kernel gives way to other processes at timer ticks
+/// and goes on where it stopped.
+pub fn kill_tree(h: Handle, pid: u32) -> Result<(), Error> {
+    h.port_out(PROC_PORT_SELECT, 4, pid as u64)?;
+    h.port_out(PROC_PORT_KILL_TREE, 4, 0)
+}
+
+/// Takes the name of `device`'s device out of process `pid`'s name scope,
+/// and cuts its attachments to devices of that name (a supervisor's answer
+/// to a client that keeps crashing a server).
+pub fn revoke(h: Handle, pid: u32, device: Handle) -> Result<(), Error> {
+    h.port_out(PROC_PORT_SELECT, 4, pid as u64)?;
+    h.port_out(PROC_PORT_REVOKE, 8, device.0)
+}

@@ -67,6 +67,10 @@ pub trait Server {
     }
 }
 
+/// Requests a server with extra vectors takes in a row before it looks at
+/// those vectors and its `idle` work again.
+const BATCH: u32 = 32;
+
 /// Runs `server` on `dev` until it answers [`Reply::Stop`] (its code is
 /// returned) or the device fails. `vector` is the device's own vector
 /// (given to `dev::create`); `extra` the other vectors to wait on (0 for
@@ -82,7 +86,14 @@ pub fn serve<S: Server>(
     }
     let mask = extra | 1 << vector;
     loop {
-        loop {
+        for taken in 0.. {
+            if taken == BATCH {
+                // More may be waiting: come straight back for it, but let
+                // the other vectors and `idle` have their turn first, so a
+                // flood of requests cannot starve them.
+                process::irq_raise(vector)?;
+                break;
+            }
             let r = match dev.try_poll() {
                 Ok(r) => r,
                 Err(Error::WouldBlock) => break,

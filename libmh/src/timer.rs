@@ -160,7 +160,7 @@ impl Timer {
     /// Arms a one-shot alarm at `deadline_ns` (which must be in the
     /// future: `InvalidArgument` otherwise).
     pub fn alarm_once(&self, deadline_ns: u64) -> Result<Alarm, Error> {
-        let slot = self.request(TIMER_PORT_ARM, deadline_ns)?;
+        let slot = checked_slot(self.request(TIMER_PORT_ARM, deadline_ns)?)?;
         Ok(Alarm {
             slot: slot as u32,
             first_ns: deadline_ns,
@@ -175,7 +175,7 @@ impl Timer {
             return Err(Error::InvalidArgument);
         }
         self.request(TIMER_PORT_PERIOD, period_ns)?;
-        let slot = self.request(TIMER_PORT_ARM, first_ns)?;
+        let slot = checked_slot(self.request(TIMER_PORT_ARM, first_ns)?)?;
         Ok(Alarm {
             slot: slot as u32,
             first_ns,
@@ -227,5 +227,15 @@ impl Timer {
     /// Detaches the device; the server forgets this client's alarms.
     pub fn close(self) -> Result<(), Error> {
         self.handle.detach()
+    }
+}
+
+/// An alarm slot as the server replied it, checked (a server is not
+/// trusted to stay inside `TIMER_ALARMS_MAX`).
+fn checked_slot(slot: u64) -> Result<u64, Error> {
+    if slot < u64::from(TIMER_ALARMS_MAX) {
+        Ok(slot)
+    } else {
+        Err(Error::InvalidArgument)
     }
 }

@@ -1,7 +1,10 @@
 //! echo-client: attaches the `echo` device (examples/echo-server), makes a
 //! few round trips, and with the argument `crash` also shows recovery: it
 //! asks the server to exit, sees `DeviceGone`, and attaches again once
-//! init has restarted the server.
+//! init has restarted the server. With `attack` it shows that a client
+//! cannot take a server down for good: a forked child keeps crashing the
+//! server until init cuts it off (its attach is refused), and the parent
+//! is still served.
 #![no_std]
 #![no_main]
 
@@ -68,9 +71,62 @@ fn run(crash: bool) -> Result<(), Error> {
     h.detach()
 }
 
+/// The attacker: crashes the server until init cuts it off; returns how
+/// many crashes that took.
+fn attack() -> Result<u32, Error> {
+    for crashes in 0.. {
+        let h = match attach() {
+            Ok(h) => h,
+            Err(Error::AccessDenied) => return Ok(crashes),
+            Err(e) => return Err(e),
+        };
+        match h.port_out_wait(1, 8, 0, 1 << VECTOR) {
+            // The server died of it; if init cut us off meanwhile, our
+            // handle was taken away too.
+            Err(Error::DeviceGone) | Err(Error::BadHandle) => {}
+            other => {
+                println!("echo-client: the crash request gave {other:?}");
+                return Err(Error::InvalidArgument);
+            }
+        }
+        let _ = h.detach();
+    }
+    Err(Error::LimitReached)
+}
+
+fn run_attack() -> Result<(), Error> {
+    match process::fork()? {
+        0 => process::exit(match attack() {
+            Ok(n) => {
+                println!("echo-client: the attacker was cut off after {n} crashes");
+                0
+            }
+            Err(e) => {
+                println!("echo-client: the attack failed: {e}");
+                1
+            }
+        }),
+        pid => {
+            let st = process::wait_child()?;
+            if st.pid != pid || st.code != 0 {
+                return Err(Error::InvalidArgument);
+            }
+        }
+    }
+    let h = attach()?;
+    round_trip(h, 9)?;
+    println!("echo-client: others are still served");
+    h.detach()
+}
+
 fn main(args: Args) -> i32 {
-    let crash = args.as_str().split_whitespace().any(|a| a == "crash");
-    match run(crash) {
+    let has = |word: &str| args.as_str().split_whitespace().any(|a| a == word);
+    let result = if has("attack") {
+        run_attack()
+    } else {
+        run(has("crash"))
+    };
+    match result {
         Ok(()) => 0,
         Err(e) => {
             println!("echo-client: failed: {e}");

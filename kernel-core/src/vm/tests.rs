@@ -404,3 +404,45 @@ fn faults_on_kernel_addresses_are_delivered_never_retried() {
         );
     }
 }
+
+#[test]
+fn a_map_that_cannot_fit_fails_before_any_work() {
+    struct Stingy;
+    impl TableFrames for Stingy {
+        fn alloc_table(&mut self) -> Option<Frame> {
+            None
+        }
+        fn free_table(&mut self, _frame: Frame) {}
+    }
+    impl FrameOps for Stingy {
+        fn alloc_zeroed(&mut self) -> Option<Frame> {
+            panic!("no page may be made")
+        }
+        fn copy(&mut self, _dst: Frame, _src: Frame) {}
+        fn add_ref(&mut self, _frame: Frame) {}
+        fn release(&mut self, _frame: Frame) -> bool {
+            false
+        }
+        fn refcount(&self, _frame: Frame) -> u32 {
+            0
+        }
+        fn can_take(&self, n: u64) -> bool {
+            n <= 2
+        }
+    }
+    let mut pt = FakePt::default();
+    let mut fr = Stingy;
+    let mut v = Vm {
+        pt: &mut pt,
+        frames: &mut fr,
+        codec: CODEC,
+    };
+    assert_eq!(v.map_new(BASE, 3 * P, RW), Err(Error::OutOfMemory));
+    // Bad arguments are still reported as such, before the charge.
+    assert_eq!(v.map_new(BASE + 1, 3 * P, RW), Err(Error::InvalidArgument));
+    assert_eq!(
+        v.map_new(0xffff_8000_0000_0000, 3 * P, RW),
+        Err(Error::BadAddress)
+    );
+    assert!(pt.entries.is_empty());
+}

@@ -174,6 +174,11 @@ fn release(s: &mut Scheduler, pid: Pid, h: u64, att: Attachment, exiting: bool) 
 /// `detach(handle)`.
 pub fn detach(s: &mut Scheduler, h: u64) -> Result<(), Error> {
     let pid = s.current_pid();
+    detach_of(s, pid, h)
+}
+
+/// Takes handle `h` off `pid`'s bus and undoes what it held.
+pub fn detach_of(s: &mut Scheduler, pid: Pid, h: u64) -> Result<(), Error> {
     let entry = bus_remove(s, pid, h)?;
     forget_klog_listener(s, |p, hh| (p, hh) == (pid, h));
     release(s, pid, h, entry.value, false);
@@ -483,7 +488,7 @@ pub fn irq_ack(s: &mut Scheduler, h: u64, line: u64) -> Result<(), Error> {
 
 /// The handles on `pid`'s bus that `keep` selects (a bus has at most
 /// `BUS_SLOTS`, so they fit on the stack: no allocation, which could fail).
-fn handles_of(
+pub fn handles_of(
     s: &mut Scheduler,
     pid: Pid,
     keep: impl Fn(&Entry<Attachment>) -> bool,
@@ -606,13 +611,26 @@ pub fn exec_bus(s: &mut Scheduler) {
 }
 
 /// Exit: every handle of `pid` goes (its served devices with them). The
-/// bus's storage is credited with the rest of the process's memory.
+/// bus's storage is credited with the rest of the process's memory. If
+/// the process was serving a request when it ended, the client that made
+/// it is named in its exit status (`ExitStatus::culprit`).
 pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
     let Some(p) = s.get_mut(pid) else { return };
     let all = core::mem::take(&mut p.bus);
     forget_klog_listener(s, |p, _| p == pid);
+    let mut culprit = 0;
     for (h, e) in all.iter() {
+        if let Attachment::Serve { dev } = e.value
+            && culprit == 0
+            && let Ok(u) = s.devices.user(dev)
+            && let Some((_, client_pid)) = u.in_flight()
+        {
+            culprit = client_pid;
+        }
         release(s, pid, h, e.value.clone(), true);
+    }
+    if let Some(p) = s.get_mut(pid) {
+        p.exit.culprit = culprit;
     }
 }
 

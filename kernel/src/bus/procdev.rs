@@ -85,7 +85,7 @@ pub fn port_out(
             }
             Ok(Killed::Done)
         }
-        port @ (PROC_PORT_KILL | PROC_PORT_KILL_TREE) => {
+        port @ (PROC_PORT_KILL | PROC_PORT_KILL_TREE | PROC_PORT_REVOKE) => {
             if s.current().bus.get(h)?.rights & abi::bus::RIGHT_KILL == 0 {
                 return Err(Error::AccessDenied);
             }
@@ -99,14 +99,57 @@ pub fn port_out(
             if !s.is_ancestor_or_self(me, target) {
                 return Err(Error::AccessDenied);
             }
-            if port == PROC_PORT_KILL {
-                kill(s, target, me);
-                return Ok(Killed::Done);
+            match port {
+                PROC_PORT_KILL => {
+                    kill(s, target, me);
+                    Ok(Killed::Done)
+                }
+                PROC_PORT_REVOKE => {
+                    revoke(s, target, value)?;
+                    Ok(Killed::Done)
+                }
+                _ => kill_tree(s, target, me),
             }
-            kill_tree(s, target, me)
         }
         _ => Err(Error::InvalidArgument),
     }
+}
+
+/// Takes the name of the device handle `h` (the caller's) names out of
+/// `target`'s name scope.
+fn revoke(s: &mut Scheduler, target: Pid, h: u64) -> Result<(), Error> {
+    let dev = match s.current().bus.get(h)?.value {
+        Attachment::Kernel { dev, .. }
+        | Attachment::Client { dev, .. }
+        | Attachment::Serve { dev }
+        | Attachment::Hardware { dev, .. } => dev,
+    };
+    let name = s
+        .devices
+        .name_of(dev)
+        .ok_or(Error::DeviceGone)?
+        .parse::<arrayvec::ArrayString<32>>()
+        .map_err(|_| Error::InvalidArgument)?;
+    let p = s.get_mut(target).ok_or(Error::NotFound)?;
+    p.names.revoke(name.as_str())?;
+    // What it holds of that name goes too: its next use is `BadHandle`.
+    let held = super::calls::handles_of(s, target, |_| true);
+    for th in held {
+        let dev = match s
+            .get_mut(target)
+            .and_then(|p| p.bus.get(th).ok())
+            .map(|e| &e.value)
+        {
+            Some(Attachment::Client { dev, .. }) | Some(Attachment::Kernel { dev, .. }) => *dev,
+            Some(Attachment::Hardware { dev, .. }) | Some(Attachment::Serve { dev }) => *dev,
+            None => continue,
+        };
+        if s.devices.name_of(dev) == Some(name.as_str()) {
+            let _ = super::calls::detach_of(s, target, th);
+        }
+    }
+    crate::kprintln!("[kernel] pid {target} may no longer use '{name}'");
+    Ok(())
 }
 
 /// The status of a process `killer` ended.

@@ -136,6 +136,10 @@ impl FrameOps for ChargedFrames<'_> {
     fn refcount(&self, frame: Frame) -> u32 {
         KernelFrames.refcount(frame)
     }
+
+    fn can_take(&self, n: u64) -> bool {
+        self.account.reserve.fits(n, 0) && (frames::free_count() as u64) >= n
+    }
 }
 
 /// How user page-table entries are encoded on this CPU.

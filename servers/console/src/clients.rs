@@ -3,19 +3,25 @@
 //!
 //! Rules: a fixed table (`MAX_CLIENTS`), so no request can make the
 //! server allocate; a client gets an entry when it first names a buffer
-//! and loses it when it closes; reads are served in the order they were
-//! asked; the last client to ask for a line, or to claim the foreground,
-//! is the foreground one.
+//! and loses it when it closes; one process may hold at most
+//! `MAX_PER_PROCESS` entries, so none can fill the table for the others
+//! (a client refused an entry finds its writes and reads end `NotFound`
+//! and `LimitReached`); reads are served in the order they were asked;
+//! the last client to ask for a line, or to claim the foreground, is the
+//! foreground one.
 
 use abi::userdev::ClientId;
 use arrayvec::ArrayVec;
 use libmh::Error;
 
-const MAX_CLIENTS: usize = 64;
+const MAX_CLIENTS: usize = 256;
+/// Entries one process may hold.
+const MAX_PER_PROCESS: usize = 4;
 
 #[derive(Clone, Copy, Default)]
 struct Client {
     id: ClientId,
+    pid: u32,
     out: Option<u64>,
     input: Option<u64>,
     /// A read in progress: the most bytes it takes, and when it was asked.
@@ -38,27 +44,33 @@ impl Clients {
         }
     }
 
-    fn entry(&mut self, id: ClientId) -> Option<&mut Client> {
+    /// Client `id`'s entry, made for it (process `pid`) if it has none
+    /// and there is room for it.
+    fn entry(&mut self, id: ClientId, pid: u32) -> Option<&mut Client> {
         if let Some(i) = self.table.iter().position(|c| c.id == id) {
             return self.table.get_mut(i);
+        }
+        if self.table.iter().filter(|c| c.pid == pid).count() >= MAX_PER_PROCESS {
+            return None;
         }
         self.table
             .try_push(Client {
                 id,
+                pid,
                 ..Client::default()
             })
             .ok()?;
         self.table.last_mut()
     }
 
-    pub fn set_out(&mut self, id: ClientId, iova: u64) {
-        if let Some(c) = self.entry(id) {
+    pub fn set_out(&mut self, id: ClientId, pid: u32, iova: u64) {
+        if let Some(c) = self.entry(id, pid) {
             c.out = Some(iova);
         }
     }
 
-    pub fn set_in(&mut self, id: ClientId, iova: u64) {
-        if let Some(c) = self.entry(id) {
+    pub fn set_in(&mut self, id: ClientId, pid: u32, iova: u64) {
+        if let Some(c) = self.entry(id, pid) {
             c.input = Some(iova);
         }
     }
@@ -68,14 +80,21 @@ impl Clients {
     }
 
     /// Records a read of at most `max` bytes; `NotFound` without an input
-    /// buffer, `Busy` with a read already waiting.
+    /// buffer (or an entry: one refused for its process's share),
+    /// `Busy` with a read already waiting.
     pub fn ask_read(&mut self, id: ClientId, max: u64) -> Result<(), Error> {
         if max == 0 {
             return Err(Error::InvalidArgument);
         }
         self.ticket += 1;
         let ticket = self.ticket;
-        let c = self.entry(id).ok_or(Error::LimitReached)?;
+        // No entry is made just to be refused: a read needs an input
+        // buffer, which made one.
+        let c = self
+            .table
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or(Error::NotFound)?;
         if c.input.is_none() {
             return Err(Error::NotFound);
         }

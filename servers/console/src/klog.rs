@@ -5,7 +5,11 @@
 //! was claimed (the kernel printed everything before that itself); a
 //! restarted one goes on from klog's shared mark, which each drain moves
 //! to what is on the wire; bytes the ring lost before they could be read
-//! are reported, not silently skipped.
+//! are reported, not silently skipped; one drain sends at most
+//! `DRAIN_MAX` bytes and then lets the server serve its clients (a process
+//! that floods the log cannot keep the console from its requests or from
+//! typed input: the rest follows on the next pass, which the drain asks
+//! for itself).
 
 use crate::uart::Uart;
 use abi::kdev::*;
@@ -13,6 +17,8 @@ use libmh::Error;
 use libmh::dev::{self, Handle, REGISTRY};
 
 const CHUNK: usize = 1024;
+/// The most bytes one drain sends before it gives the server back.
+const DRAIN_MAX: usize = 16 * CHUNK;
 
 /// The buffer klog copies into (the caller keeps it for the drain's life).
 pub type Buffer = [u8; CHUNK];
@@ -21,6 +27,9 @@ pub struct Drain<'a> {
     h: Handle,
     iova: u64,
     buf: &'a mut Buffer,
+    /// The vector klog's line is delivered as (raised again by a drain
+    /// that stopped with data left).
+    vector: u32,
 }
 
 impl<'a> Drain<'a> {
@@ -39,12 +48,24 @@ impl<'a> Drain<'a> {
         h.port_out(KLOG_PORT_POS, 8, start)?;
         h.port_out(KLOG_PORT_LEN, 8, CHUNK as u64)?;
         h.irq_map(KLOG_IRQ_DATA, vector)?;
-        Ok(Drain { h, iova, buf })
+        Ok(Drain {
+            h,
+            iova,
+            buf,
+            vector,
+        })
     }
 
-    /// Copies whatever the log gained to the UART.
+    /// Copies what the log gained to the UART, up to `DRAIN_MAX` bytes;
+    /// if more is waiting, it raises klog's vector on the console itself
+    /// so that the server comes back for it after its other work.
     pub fn drain(&mut self, uart: &mut Uart) {
+        let mut sent = 0;
         loop {
+            if sent >= DRAIN_MAX {
+                let _ = libmh::process::irq_raise(self.vector);
+                return;
+            }
             let n = match self
                 .h
                 .port_out(KLOG_PORT_READ, 8, self.iova)
@@ -62,6 +83,7 @@ impl<'a> Drain<'a> {
                 return;
             }
             uart.send(&self.buf[..n.min(CHUNK)]);
+            sent += n;
             if let Ok(pos) = self.h.port_in(KLOG_PORT_POS_NOW, 8) {
                 let _ = self.h.port_out(KLOG_PORT_MARK, 8, pos);
             }

@@ -92,7 +92,7 @@ fn run() -> Result<(), Error> {
 impl Server for Console<'_> {
     fn request(&mut self, _dev: Served, r: &Request) -> Reply {
         match r.kind {
-            REQUEST_OUT => self.out(r.client, r.port, r.value),
+            REQUEST_OUT => self.out(r.client, r.pid, r.port, r.value),
             REQUEST_CLOSE => self.clients.remove(r.client),
             // Opens and forks: a client gets state when it names a buffer.
             _ => {}
@@ -133,10 +133,10 @@ impl Console<'_> {
         }
     }
 
-    fn out(&mut self, client: ClientId, port: u32, value: u64) {
+    fn out(&mut self, client: ClientId, pid: u32, port: u32, value: u64) {
         match port {
-            CONSOLE_PORT_OUT_BUFFER => self.clients.set_out(client, value),
-            CONSOLE_PORT_IN_BUFFER => self.clients.set_in(client, value),
+            CONSOLE_PORT_OUT_BUFFER => self.clients.set_out(client, pid, value),
+            CONSOLE_PORT_IN_BUFFER => self.clients.set_in(client, pid, value),
             CONSOLE_PORT_WRITE => {
                 let result = self.write(client, value);
                 self.finish(client, CONSOLE_IO_WRITE_RESULT, result);

@@ -6,6 +6,12 @@
 //! dies, after a backoff that doubles with each death in a row, and given
 //! up after [`MAX_QUICK_DEATHS`] deaths that each came soon after a start;
 //! a server that ran a long time before dying starts the count afresh.
+//! A death the kernel attributes to a client (the server was handling that
+//! client's request: `ExitStatus::culprit`) never counts toward giving up:
+//! it is counted against the client, and after [`CUT_OFF_AFTER`] of them
+//! the client is cut off that server's name (proc's `PROC_PORT_REVOKE`,
+//! once the server is back) while the server keeps serving everyone else.
+//! So no client can disable a system server for good.
 //! Clients of a restarted server see `DeviceGone` on their old handle and
 //! attach again by name. The session lasts while any module without
 //! `@restart` (a program) lives: when the last one ends, `run` returns and
@@ -32,6 +38,11 @@ const QUICK: u64 = 1 << 31;
 const BACKOFF: u64 = 1 << 22;
 /// How many polls of the registry a server gets to register its device.
 const REGISTER_POLLS: u32 = 100_000;
+/// Deaths of one server attributed to one client before init cuts that
+/// client off the server's name.
+pub const CUT_OFF_AFTER: u32 = 3;
+/// Clients per server whose crashes init keeps count of.
+const SUSPECTS: usize = 8;
 
 #[derive(Clone, Copy)]
 struct Slot {
@@ -50,6 +61,10 @@ struct Slot {
     restart_at: Option<u64>,
     name: [u8; 32],
     name_len: usize,
+    /// Clients whose requests it died handling: (pid, deaths).
+    suspects: [(u32, u32); SUSPECTS],
+    /// A client to cut off once the server is back.
+    cut_off: Option<u32>,
 }
 
 impl Slot {
@@ -106,6 +121,8 @@ impl Supervisor {
                 restart_at: None,
                 name: [0; 32],
                 name_len: 0,
+                suspects: [(0, 0); SUSPECTS],
+                cut_off: None,
             };
             s.registers_len = o.registers.map_or(0, |r| copy_word(&mut s.registers, r));
             let mut buf = [0u8; 256];
@@ -245,12 +262,41 @@ impl Supervisor {
             Err(e) => println!("init: cannot start {}: {e}", slot.name()),
         }
         self.slots[i] = Some(slot);
-        if slot.pid.is_some()
-            && slot.registers().is_some()
-            && self.await_registration(i)
-            && slot.registers() == Some(libmh::mem::NAME)
-        {
-            self.send_ceilings();
+        if slot.pid.is_some() && slot.registers().is_some() && self.await_registration(i) {
+            if slot.registers() == Some(libmh::mem::NAME) {
+                self.send_ceilings();
+            }
+            self.cut_off_suspect(i);
+        }
+    }
+
+    /// Cuts the client that keeps crashing slot `i`'s server off the
+    /// server's name, now that the server is back (the kernel names the
+    /// device by a handle to it).
+    fn cut_off_suspect(&mut self, i: usize) {
+        let Some(slot) = self.slots[i].as_mut() else {
+            return;
+        };
+        let (Some(pid), Some(name)) = (slot.cut_off.take(), slot.registers()) else {
+            return;
+        };
+        let result = libmh::dev::attach(libmh::dev::REGISTRY, name, 0).and_then(|dev| {
+            let cut = procs::open(true).and_then(|p| {
+                let r = procs::revoke(p, pid, dev);
+                let _ = p.detach();
+                r
+            });
+            let _ = dev.detach();
+            cut
+        });
+        match result {
+            Ok(()) => println!(
+                "init: pid {pid} cut off '{name}': it crashed {} {CUT_OFF_AFTER} times",
+                slot.name()
+            ),
+            // Gone meanwhile: nothing to cut off.
+            Err(Error::NotFound) => {}
+            Err(e) => println!("init: cannot cut pid {pid} off '{name}': {e}"),
         }
     }
 
@@ -334,6 +380,32 @@ impl Supervisor {
         if !slot.restart {
             return;
         }
+        // A server stopped by a supervisor (KilledBy) was not crashed by
+        // the client it happened to be serving.
+        let crashed = status.kind != ExitKind::KilledBy as u32
+            && (status.kind != ExitKind::Exited as u32 || status.code != 0);
+        if crashed && status.culprit != 0 {
+            // The client's fault, not the server's: count it against the
+            // client and restart at once, however often it happens.
+            let deaths = note_suspect(&mut slot.suspects, status.culprit);
+            println!(
+                "init: {} died serving pid {} ({deaths} of {CUT_OFF_AFTER}); restarting",
+                slot.name(),
+                status.culprit
+            );
+            if deaths >= CUT_OFF_AFTER {
+                slot.cut_off = Some(status.culprit);
+            }
+            slot.restart_at = Some(now());
+            return;
+        }
+        if status.kind == ExitKind::KilledBy as u32 {
+            // Stopped on request (the shell's `kill`): not the server's
+            // failing, so it never counts toward giving up.
+            println!("init: restarting {}", slot.name());
+            slot.restart_at = Some(now());
+            return;
+        }
         if now().wrapping_sub(slot.started_at) >= QUICK {
             slot.quick_deaths = 0;
         }
@@ -354,4 +426,23 @@ impl Supervisor {
         );
         slot.restart_at = Some(now() + wait);
     }
+}
+
+/// Counts one more death against client `pid` (evicting the least
+/// suspected when the table is full); returns its deaths now.
+fn note_suspect(suspects: &mut [(u32, u32); SUSPECTS], pid: u32) -> u32 {
+    let at = suspects
+        .iter()
+        .position(|&(p, _)| p == pid)
+        .unwrap_or_else(|| {
+            let (i, _) = suspects
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, n))| *n)
+                .unwrap_or((0, &(0, 0)));
+            suspects[i] = (pid, 0);
+            i
+        });
+    suspects[at].1 = suspects[at].1.saturating_add(1);
+    suspects[at].1
 }

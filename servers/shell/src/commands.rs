@@ -140,7 +140,14 @@ fn run_module(c: &Console, line: &str) -> Result<(), Error> {
         return Ok(());
     }
     let fs = Bootfs::open()?;
+    let mut opts = [0u8; 256];
     let started = match fs.find(name)? {
+        // Module 0 is init, and a module without `start = false` is one
+        // init started at boot and supervises: running another copy would
+        // fight it (two inits, two consoles, ...).
+        Some(index) if index == 0 || !fs.options(index, &mut opts)?.no_start => {
+            Err(Error::AlreadyExists)
+        }
         Some(index) => fs.spawn_with(index, (!args.is_empty()).then_some(args.trim())),
         None => Err(Error::NotFound),
     };
@@ -149,6 +156,13 @@ fn run_module(c: &Console, line: &str) -> Result<(), Error> {
         Ok(pid) => pid,
         Err(Error::NotFound) => {
             say!(c, "run: no module '{name}' in this image\n");
+            return Ok(());
+        }
+        Err(Error::AlreadyExists) => {
+            say!(
+                c,
+                "run: '{name}' is started at boot and supervised by init; it is not run again\n"
+            );
             return Ok(());
         }
         Err(e) => return Err(e),

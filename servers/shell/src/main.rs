@@ -69,7 +69,25 @@ fn main(args: Args) -> i32 {
                 return 1;
             }
         };
-        let line = core::str::from_utf8(&buf[..n]).unwrap_or("");
+        // A line longer than the buffer comes in pieces: the rest is
+        // thrown away rather than run as commands of its own.
+        if n == buf.len() && buf[n - 1] != b'\n' {
+            let mut rest = [0u8; 256];
+            while let Ok(Read::Line(m)) = console.read_line(&mut rest) {
+                if m < rest.len() || rest[m - 1] == b'\n' {
+                    break;
+                }
+            }
+            say!(
+                &console,
+                "shell: line too long (at most 255 bytes); ignored\n"
+            );
+            continue;
+        }
+        let Ok(line) = core::str::from_utf8(&buf[..n]) else {
+            say!(&console, "shell: the line is not UTF-8; ignored\n");
+            continue;
+        };
         if commands::run(&mut console, line.trim()) == commands::Flow::Exit {
             return 0;
         }

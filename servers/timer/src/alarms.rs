@@ -1,5 +1,7 @@
-//! The timer server's bookkeeping: each client's alarms, indexed by the
-//! slot part of its client id, and the decision of which alarms are due.
+//! The timer server's bookkeeping: each client's alarms, in a pool of
+//! `TIMER_CLIENTS_MAX` entries found through the slot part of the client
+//! id (unique among live clients), and the decision of which alarms are
+//! due.
 //!
 //! Rules: nothing here reads a clock; `now` is passed in, so an alarm is
 //! due exactly when `now >= deadline`. A periodic alarm's deadlines are
@@ -9,11 +11,15 @@
 //! grid. Ids are compared whole, so a stale id never reaches a newcomer.
 
 use abi::Error;
-use abi::timer::{TIMER_ALARMS_MAX, TIMER_CLIENTS_MAX, TIMER_PERIOD_MIN};
-use abi::userdev::ClientId;
+use abi::timer::{
+    TIMER_ALARMS_MAX, TIMER_CLIENTS_MAX, TIMER_CLIENTS_PER_PROCESS, TIMER_PERIOD_MIN,
+};
+use abi::userdev::{CLIENT_SLOT_BITS, ClientId};
 
 const ALARMS: usize = TIMER_ALARMS_MAX as usize;
 const CLIENTS: usize = TIMER_CLIENTS_MAX as usize;
+/// Client slots the kernel may use: the index has an entry for each.
+const SLOTS: usize = 1 << CLIENT_SLOT_BITS;
 
 #[derive(Clone, Copy, Default)]
 struct Alarm {
@@ -25,8 +31,10 @@ struct Alarm {
 
 #[derive(Clone, Copy, Default)]
 struct Client {
-    /// The whole client id, if the slot is in use.
+    /// The whole client id, if the entry is in use.
     id: Option<ClientId>,
+    /// Its process.
+    pid: u32,
     /// The period of the next alarm armed (0: one-shot).
     next_period: u64,
     alarms: [Alarm; ALARMS],
@@ -35,13 +43,21 @@ struct Client {
 /// Every client's alarms.
 pub struct Table {
     clients: [Client; CLIENTS],
+    /// For each kernel client slot: its entry in `clients`, plus one (0:
+    /// none).
+    index: [u16; SLOTS],
     live: usize,
+}
+
+fn slot_of(id: ClientId) -> usize {
+    (id as usize) & (SLOTS - 1)
 }
 
 impl Table {
     pub fn new() -> Table {
         Table {
             clients: [Client::default(); CLIENTS],
+            index: [0; SLOTS],
             live: 0,
         }
     }
@@ -52,37 +68,47 @@ impl Table {
     }
 
     fn client(&mut self, id: ClientId) -> Result<&mut Client, Error> {
-        let c = &mut self.clients[id as usize % CLIENTS];
-        if c.id == Some(id) {
-            Ok(c)
-        } else {
-            Err(Error::NotFound)
+        let at = self.index[slot_of(id)];
+        match self.clients.get_mut((at as usize).wrapping_sub(1)) {
+            Some(c) if c.id == Some(id) => Ok(c),
+            _ => Err(Error::NotFound),
         }
     }
 
-    /// A new client (OPEN or CLONE): no alarms. False when its entry is
-    /// taken by another live client (more than `TIMER_CLIENTS_MAX` were
-    /// ever open at once): the newcomer is not served (its requests end
-    /// `NotFound`), and the client already there keeps its alarms.
-    pub fn open(&mut self, id: ClientId) -> bool {
-        let c = &mut self.clients[id as usize % CLIENTS];
-        match c.id {
-            Some(other) if other != id => return false,
-            Some(_) => {}
-            None => self.live += 1,
+    /// A new client (OPEN or CLONE) of process `pid`: no alarms. False when
+    /// the pool is full or `pid` already has `TIMER_CLIENTS_PER_PROCESS`:
+    /// the newcomer is not served (its requests end `NotFound`), and no
+    /// one else loses anything. (Linear in the pool: opens are rare.)
+    pub fn open(&mut self, id: ClientId, pid: u32) -> bool {
+        if self.client(id).is_ok() {
+            return true;
         }
-        *c = Client {
+        let mine = self
+            .clients
+            .iter()
+            .filter(|c| c.id.is_some() && c.pid == pid)
+            .count();
+        if mine >= TIMER_CLIENTS_PER_PROCESS as usize {
+            return false;
+        }
+        let Some(free) = self.clients.iter().position(|c| c.id.is_none()) else {
+            return false;
+        };
+        self.clients[free] = Client {
             id: Some(id),
+            pid,
             ..Client::default()
         };
+        self.index[slot_of(id)] = free as u16 + 1;
+        self.live += 1;
         true
     }
 
     /// A client left: its alarms go with it.
     pub fn close(&mut self, id: ClientId) {
-        let c = &mut self.clients[id as usize % CLIENTS];
-        if c.id == Some(id) {
+        if let Ok(c) = self.client(id) {
             *c = Client::default();
+            self.index[slot_of(id)] = 0;
             self.live -= 1;
         }
     }

@@ -136,6 +136,11 @@ fn main(args: Args) -> i32 {
     }
 }
 
+/// Firing passes one wake-up may make before it lets requests in.
+const FIRE_PASSES: u32 = 2;
+/// How soon the HPET fires again when alarms fall due faster than passes.
+const MIN_REARM_NS: u64 = 50_000;
+
 /// The server's state: the HPET, the clock it publishes, the alarms.
 struct TimerServer<'a> {
     hpet: &'a Hpet,
@@ -150,7 +155,9 @@ impl Server for TimerServer<'_> {
         self.had_clients = true;
         match r.kind {
             REQUEST_OPEN | REQUEST_CLONE => {
-                self.table.open(r.client);
+                // Refused (a full table, or too many for its process):
+                // its requests end NotFound.
+                let _ = self.table.open(r.client, r.pid);
                 let publish = [
                     (TIMER_IO_TSC_EPOCH, self.clock.tsc_epoch),
                     (TIMER_IO_MULT, self.clock.mult),
@@ -212,11 +219,15 @@ impl TimerServer<'_> {
         }
     }
 
-    /// Fires what is due and sets the HPET for the next deadline; loops
-    /// while the next deadline is reached before the HPET could be set.
+    /// Fires what is due and sets the HPET for the next deadline. At most
+    /// `FIRE_PASSES` passes: if deadlines keep falling due faster than
+    /// they are fired (many short periodic alarms), the HPET is set for
+    /// `MIN_REARM_NS` ahead and the server goes back to its requests, so
+    /// no alarm load can keep it from serving (late alarms are counted,
+    /// never lost).
     fn fire_and_rearm(&mut self, dev: Served) {
         let mut now = self.clock.now_ns();
-        loop {
+        for _ in 0..FIRE_PASSES {
             let next = self.table.fire_due(now, |client, slot, count| {
                 // A client that has just closed is NotFound: nothing to do.
                 let _ = dev.write_iospace(client, TIMER_IO_FIRED + 8 * slot, 8, count);
@@ -230,13 +241,15 @@ impl TimerServer<'_> {
             if deadline > now {
                 // A little late rather than early: the HPET and the TSC
                 // disagree by the calibration's error, and an early
-                // interrupt costs a second one.
+                // interrupt costs a second one. (A client's deadline may
+                // be as far as u64::MAX: the sum saturates.)
                 let delta = deadline - now;
-                if self.hpet.arm_in(delta + delta / 2048) {
+                if self.hpet.arm_in(delta.saturating_add(delta / 2048)) {
                     return;
                 }
                 now = self.clock.now_ns();
             }
         }
+        let _ = self.hpet.arm_in(MIN_REARM_NS);
     }
 }

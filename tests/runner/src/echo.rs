@@ -34,7 +34,7 @@ fn check(k: usize, d: Served, client: ClientId, iova: u64, name: &str) -> Error 
         0 => d.write_iospace(999, 0, 8, 1),
         1 => d.irq(5000, 0),
         2 => d.dma_read(777, iova, &mut buf),
-        3 => d.dma_read(client, iova + 4096, &mut buf),
+        3 => d.dma_read(client, iova.wrapping_add(4096), &mut buf),
         4 => d.write_iospace(client, 60, 8, 1),
         5 => d.irq(client, 7),
         6 => Served(REGISTRY).try_poll().map(|_| ()),
@@ -57,7 +57,11 @@ pub fn serve(name: &str) -> i32 {
             Ok(r) => r,
             Err(_) => return 91,
         };
-        let reply = |port: u32, value: u64| d.reply_poll(r.client, port, 8, value, Some(0));
+        // A client that left before its answer is no reason to stop.
+        let reply = |port: u32, value: u64| match d.reply_poll(r.client, port, 8, value, Some(0)) {
+            Err(Error::NotFound | Error::InvalidArgument) => d.poll(),
+            other => other,
+        };
         next = match (r.kind, r.port) {
             (REQUEST_OPEN, _) => {
                 opens += 1;
@@ -71,7 +75,7 @@ pub fn serve(name: &str) -> i32 {
                 closes += 1;
                 d.poll()
             }
-            (REQUEST_OUT, 0) => reply(0, r.value + 1),
+            (REQUEST_OUT, 0) => reply(0, r.value.wrapping_add(1)),
             (REQUEST_OUT, 2) => {
                 iova = r.value;
                 d.poll()

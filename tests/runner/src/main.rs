@@ -23,6 +23,7 @@ mod t_fork;
 mod t_fuzz;
 mod t_hw;
 mod t_irq;
+mod t_isolation;
 mod t_mem;
 mod t_memserver;
 mod t_names;
@@ -102,5 +103,6 @@ fn run_all() -> i32 {
     t_fuzz::run(&mut s);
     t_timer::run(&mut s);
     t_memserver::run(&mut s);
+    t_isolation::run(&mut s);
     s.finish()
 }

@@ -17,7 +17,7 @@ const CODE_AT: usize = EHDR + PHDR;
 
 /// mov r12, rsi; mov eax, 3 (getpid); syscall; shl r12, 16; add rax, r12;
 /// mov rdi, rax; mov eax, 2 (exit); syscall; ud2
-const CODE: [u8; 31] = [
+pub const CODE: [u8; 31] = [
     0x49, 0x89, 0xf4, 0xb8, 0x03, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x49, 0xc1, 0xe4, 0x10, 0x4c, 0x01,
     0xe0, 0x48, 0x89, 0xc7, 0xb8, 0x02, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x0f, 0x0b, 0x90, 0x90,
 ];
@@ -40,6 +40,11 @@ fn put32(b: &mut [u8], at: usize, v: u32) {
 }
 fn put64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Sets the memory size of `image`'s one segment (its bss is the rest).
+pub fn set_memsz(image: &mut [u8; LEN], memsz: u64) {
+    put64(image, EHDR + 40, memsz);
 }
 
 /// A minimal static x86-64 executable: one R+X segment holding it all.

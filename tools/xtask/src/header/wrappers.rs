@@ -38,6 +38,12 @@ pub struct Wrapper {
     pub params: &'static [Param],
     /// `exit`: the wrapper is `void` and `noreturn`.
     pub noreturn: bool,
+    /// `dev_poll`, `dev_reply_poll`: the call takes its request pointer
+    /// (the parameter called `out`) as 0 and the kernel answers in rdi,
+    /// rsi, rdx and r10, which the wrapper declares as outputs and copies
+    /// to `*out` when `out` is not NULL. The kernel's IPC fast path is
+    /// taken only with the register form, so C servers get it too.
+    pub request_in_registers: bool,
     /// What the wrapper returns, for its C comment.
     pub doc: &'static str,
 }
@@ -60,6 +66,7 @@ const fn w(
         name,
         params,
         noreturn: false,
+        request_in_registers: false,
         doc,
     }
 }
@@ -292,16 +299,19 @@ pub const WRAPPERS: &[Wrapper] = &[
         &[p("const MhDeviceConfig *", "config")],
         "Creates and registers a user device; returns its serving handle.",
     ),
-    w(
-        Sysno::DevPoll,
-        "dev_poll",
-        &[
-            p("uint64_t", "dev"),
-            p("MhRequest *", "out"),
-            p("uint64_t", "flags"),
-        ],
-        "Takes the next request; returns its client id.",
-    ),
+    Wrapper {
+        request_in_registers: true,
+        ..w(
+            Sysno::DevPoll,
+            "dev_poll",
+            &[
+                p("uint64_t", "dev"),
+                p("MhRequest *", "out"),
+                p("uint64_t", "flags"),
+            ],
+            "Takes the next request into *out (if not NULL); returns its client id.",
+        )
+    },
     w(
         Sysno::DevWriteIospace,
         "dev_write_iospace",
@@ -360,19 +370,22 @@ pub const WRAPPERS: &[Wrapper] = &[
         ],
         "Writes a port, then waits for a vector of mask.",
     ),
-    w(
-        Sysno::DevReplyPoll,
-        "dev_reply_poll",
-        &[
-            p("uint64_t", "dev"),
-            p("uint64_t", "client"),
-            p("uint64_t", "port_size"),
-            p("uint64_t", "value"),
-            p("uint64_t", "line"),
-            p("MhRequest *", "out"),
-        ],
-        "Answers a client, then takes the next request.",
-    ),
+    Wrapper {
+        request_in_registers: true,
+        ..w(
+            Sysno::DevReplyPoll,
+            "dev_reply_poll",
+            &[
+                p("uint64_t", "dev"),
+                p("uint64_t", "client"),
+                p("uint64_t", "port_size"),
+                p("uint64_t", "value"),
+                p("uint64_t", "line"),
+                p("MhRequest *", "out"),
+            ],
+            "Answers a client, then takes the next request into *out (if not NULL).",
+        )
+    },
     w(
         Sysno::IoMap,
         "iomap",
@@ -455,6 +468,32 @@ static inline long mh_syscall6(uint64_t number, uint64_t a0, uint64_t a1,
                        : "rcx", "r11", "memory");
   return ret;
 }
+
+/*
+ * A system call that answers with a request in rdi, rsi, rdx and r10
+ * (dev_poll and dev_reply_poll called with a null request pointer): those
+ * four are outputs too, and land in *out (when not NULL) in memory order.
+ */
+static inline long mh_syscall6_request(uint64_t number, uint64_t a0,
+                                       uint64_t a1, uint64_t a2, uint64_t a3,
+                                       uint64_t a4, uint64_t a5,
+                                       MhRequest *out) {
+  register uint64_t r10 __asm__("r10") = a3;
+  register uint64_t r8 __asm__("r8") = a4;
+  register uint64_t r9 __asm__("r9") = a5;
+  uint64_t w0 = a0, w1 = a1, w2 = a2;
+  long ret;
+  __asm__ __volatile__("syscall"
+                       : "=a"(ret), "+D"(w0), "+S"(w1), "+d"(w2), "+r"(r10)
+                       : "a"(number), "r"(r8), "r"(r9)
+                       : "rcx", "r11", "memory");
+  if (ret >= 0 && out) {
+    /* MhRequest is these four words in this order (abi pins its layout). */
+    uint64_t words[4] = {w0, w1, w2, r10};
+    __builtin_memcpy(out, words, sizeof words);
+  }
+  return ret;
+}
 "#;
 
 /// The text cbindgen appends after the types: the helpers, `mh_syscall6`
@@ -485,7 +524,9 @@ fn render(out: &mut String, wrapper: &Wrapper) {
     };
     let mut words = vec![sysno_constant(wrapper.sysno)];
     words.extend(wrapper.params.iter().map(|p| {
-        if p.is_pointer() {
+        if wrapper.request_in_registers && p.name == "out" {
+            "0".to_string()
+        } else if p.is_pointer() {
             format!("(uint64_t)(uintptr_t){}", p.name)
         } else if p.ty == "uint64_t" {
             p.name.to_string()
@@ -495,6 +536,12 @@ fn render(out: &mut String, wrapper: &Wrapper) {
     }));
     words.resize(7, "0".to_string());
     let name = wrapper.name;
+    let raw = if wrapper.request_in_registers {
+        words.push("out".to_string());
+        "mh_syscall6_request"
+    } else {
+        "mh_syscall6"
+    };
     let (head, call) = if wrapper.noreturn {
         (
             format!("__attribute__((noreturn)) static inline void mh_{name}"),
@@ -503,7 +550,7 @@ fn render(out: &mut String, wrapper: &Wrapper) {
     } else {
         (
             format!("static inline long mh_{name}"),
-            wrap("  return ", "mh_syscall6", &words, ";"),
+            wrap("  return ", raw, &words, ";"),
         )
     };
     // `let _ =`: writing to a String cannot fail.
