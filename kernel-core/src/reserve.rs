@@ -60,6 +60,12 @@ impl Reserve {
         self.frames + self.kernel_bytes.div_ceil(PAGE)
     }
 
+    /// What `used` would be without `bytes` of its kernel heap charge
+    /// (a transient buffer about to go).
+    pub fn used_without(&self, bytes: u64) -> u64 {
+        self.frames + self.kernel_bytes.saturating_sub(bytes).div_ceil(PAGE)
+    }
+
     /// Kernel heap bytes charged.
     pub fn kernel_bytes(&self) -> u64 {
         self.kernel_bytes

@@ -99,6 +99,17 @@ pub struct Vm<'a, P: PageTableOps, F: FrameOps> {
     pub codec: Codec,
 }
 
+/// How far a long operation got: all of it, or this many pages before a
+/// preemption point stopped it (the caller starts it again from there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Done,
+    Paused(u64),
+}
+
+/// Pages between two looks at the preemption check.
+const PREEMPT_EVERY: u64 = 64;
+
 /// What a user page fault means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -147,29 +158,58 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     /// Maps fresh zeroed pages at `[va, va+len)`; every page must be
     /// unmapped (`AlreadyExists` otherwise).
     pub fn map_new(&mut self, va: u64, len: u64, prot: u64) -> Result<(), Error> {
+        self.map_new_from(va, len, prot, 0, &mut || false)
+            .map(|_| ())
+    }
+
+    /// `map_new`, resumable: starts at page `from` (0 for a new call, what
+    /// an earlier `Paused` said for one that stopped), and every 64 pages
+    /// asks `due` whether to stop there (`Paused(pages done)`). The checks
+    /// happen on the first call only (the caller keeps the process from
+    /// running in between); a failure part way undoes every page the call
+    /// made, in this piece and the earlier ones.
+    pub fn map_new_from(
+        &mut self,
+        va: u64,
+        len: u64,
+        prot: u64,
+        from: u64,
+        due: &mut dyn FnMut() -> bool,
+    ) -> Result<Step, Error> {
         let prot = Prot::from_abi(prot)?;
         let _ = pages(va, len)?;
-        if self.pt.next_entry(va, va + len).is_some() {
-            return Err(Error::AlreadyExists);
-        }
-        // Charge first: a map that cannot fit fails before a page is made.
-        if !self.frames.can_take(len / PAGE) {
-            return Err(Error::OutOfMemory);
-        }
-        let mut done = 0;
-        let result = pages(va, len)?.try_for_each(|page| {
-            self.pt.prepare(self.frames, page)?;
-            let frame = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
-            self.put(page, Some(&Mapping::private(frame, prot)));
-            done += 1;
-            Ok(())
-        });
-        if result.is_err() {
-            for page in pages(va, len)?.take(done) {
-                self.drop_mapping(page);
+        let total = len / PAGE;
+        if from == 0 {
+            if self.pt.next_entry(va, va + len).is_some() {
+                return Err(Error::AlreadyExists);
+            }
+            // Charge first: a map that cannot fit fails before a page is
+            // made.
+            if !self.frames.can_take(total) {
+                return Err(Error::OutOfMemory);
             }
         }
-        result
+        let mut i = from.min(total);
+        while i < total {
+            let page = va + i * PAGE;
+            let made = self.pt.prepare(self.frames, page).and_then(|()| {
+                let frame = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
+                self.put(page, Some(&Mapping::private(frame, prot)));
+                Ok(())
+            });
+            if let Err(e) = made {
+                // (A failed prepare has taken down the tables it made.)
+                for page in pages(va, len)?.take(i as usize) {
+                    self.drop_mapping(page);
+                }
+                return Err(e);
+            }
+            i += 1;
+            if i.is_multiple_of(PREEMPT_EVERY) && i < total && due() {
+                return Ok(Step::Paused(i));
+            }
+        }
+        Ok(Step::Done)
     }
 
     /// Unmaps `page` and releases its frame (the caller checked it is not
@@ -187,8 +227,24 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     /// and not pinned; a COW page can be made writable only when it is no
     /// longer shared (then it becomes private).
     pub fn protect(&mut self, va: u64, len: u64, prot: u64) -> Result<(), Error> {
+        self.protect_from(va, len, prot, 0, &mut || false)
+            .map(|_| ())
+    }
+
+    /// `protect`, resumable as `map_new_from` is: from page `from`, asking
+    /// `due` every 64 pages whether to stop (`Paused(pages done)`); the
+    /// checks of every page happen on the first call only.
+    pub fn protect_from(
+        &mut self,
+        va: u64,
+        len: u64,
+        prot: u64,
+        from: u64,
+        due: &mut dyn FnMut() -> bool,
+    ) -> Result<Step, Error> {
         let prot = Prot::from_abi(prot)?;
-        for page in pages(va, len)? {
+        let checks = if from == 0 { len / PAGE } else { 0 };
+        for page in pages(va, len)?.take(checks as usize) {
             let m = self.get(page).ok_or(Error::NotFound)?;
             if m.is_pinned() {
                 return Err(Error::Busy);
@@ -197,7 +253,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
                 return Err(Error::Busy);
             }
         }
-        for page in pages(va, len)? {
+        for (i, page) in pages(va, len)?.enumerate().skip(from as usize) {
             let Some(mut m) = self.get(page) else {
                 continue;
             };
@@ -213,13 +269,29 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
                 prot
             };
             self.put(page, Some(&m));
+            let n = i as u64 + 1;
+            if n.is_multiple_of(PREEMPT_EVERY) && n < len / PAGE && due() {
+                return Ok(Step::Paused(n));
+            }
         }
-        Ok(())
+        Ok(Step::Done)
     }
 
     /// Unmaps `[va, va+len)`; unmapped pages in the range are skipped.
     /// Pinned pages make the whole call fail with `Busy`.
     pub fn unmap(&mut self, va: u64, len: u64) -> Result<(), Error> {
+        self.unmap_step(va, len, &mut || false).map(|_| ())
+    }
+
+    /// `unmap` that asks `due` every 64 pages unmapped whether to stop
+    /// there (`Paused`): calling it again with the same arguments finishes
+    /// it (what is unmapped already is skipped).
+    pub fn unmap_step(
+        &mut self,
+        va: u64,
+        len: u64,
+        due: &mut dyn FnMut() -> bool,
+    ) -> Result<Step, Error> {
         let _ = pages(va, len)?;
         let end = va + len;
         // Only the mapped pages are visited: a huge, mostly empty range
@@ -232,11 +304,16 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
             at = page + PAGE;
         }
         let mut at = va;
+        let mut n = 0u64;
         while let Some(page) = self.pt.next_entry(at, end) {
             self.drop_mapping(page);
             at = page + PAGE;
+            n += 1;
+            if n.is_multiple_of(PREEMPT_EVERY) && at < end && due() {
+                return Ok(Step::Paused(n));
+            }
         }
-        Ok(())
+        Ok(Step::Done)
     }
 
     /// Moves the mappings of `[src, src+len)` to `[dst, dst+len)`,

@@ -123,6 +123,20 @@ pub struct Process {
     /// What its next fork gives the child: a reserve of its own (limit,
     /// process limit), staged through mempool.
     pub child_reserve: Option<ChildReserve>,
+    /// A long system call that stopped at a preemption point and will be
+    /// made again (its registers unchanged): how far it got. While it is
+    /// set, no interrupt is delivered to the handler, so the next thing
+    /// the process does is that call.
+    pub restart: Option<Restart>,
+}
+
+/// Where a restartable system call stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restart {
+    pub call: abi::Sysno,
+    pub args: [u64; 3],
+    /// Pages done so far.
+    pub done: u64,
 }
 
 /// A reserve the next fork makes for its child.
@@ -167,6 +181,7 @@ impl Process {
             handler_depth: 0,
             bus_bytes: 0,
             child_reserve: None,
+            restart: None,
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct Scheduler {
     /// A process woken by the current one as it went to sleep, to run next
     /// without a trip through the ready queue (the IPC hand-off).
     next: Option<Pid>,
+    /// The TSC when the current process was given the CPU: a tick takes it
+    /// away only after it has had half a tick (a tick that was pending when
+    /// it came in — one a long system call stopped for — is not its).
+    slice_start: u64,
 }
 
 // SAFETY: `current_ptr` points into a boxed process owned by `procs`, and
@@ -61,6 +65,7 @@ pub static SCHED: Lock<Scheduler> = Lock::new(Scheduler {
     current_ptr: core::ptr::null_mut(),
     resched: true,
     next: None,
+    slice_start: 0,
 });
 
 /// Length of the `syscall` instruction, for restarting a blocked call.
@@ -404,12 +409,15 @@ impl Scheduler {
         self.resched = true;
     }
 
-    /// On a timer tick: preempt if someone as urgent is waiting.
+    /// On a timer tick: preempt if someone as urgent is waiting and the
+    /// current process has had its share of the CPU.
     pub fn tick(&mut self) {
         let pid = self.current;
+        let had = cpu::rdtsc().wrapping_sub(self.slice_start);
         if let Some(p) = self.procs.get(pid)
             && p.state == State::Runnable
             && self.ready.has_at_least(p.priority)
+            && had >= crate::arch::lapic::half_tick_tsc()
         {
             self.enqueue(pid);
             self.resched = true;
@@ -569,6 +577,9 @@ impl Scheduler {
         if !self.resched {
             return Some(self.current);
         }
+        // A hand-off continues the waker's turn (its time goes on: a pair
+        // of processes handing off to each other is still preempted at
+        // ticks); a process from the ready queue starts a turn of its own.
         if let Some(pid) = self.next.take()
             && self
                 .procs
@@ -583,6 +594,7 @@ impl Scheduler {
                 p.queued = false;
                 if p.state == State::Runnable {
                     self.resched = false;
+                    self.slice_start = cpu::rdtsc();
                     return Some(pid);
                 }
             }

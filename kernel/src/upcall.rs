@@ -121,7 +121,9 @@ pub fn deliver(p: &mut Process, event: Event) -> Result<(), Error> {
 /// Delivers `p`'s pending interrupts if it takes them now. Returns false if
 /// the delivery failed (the caller kills the process).
 pub fn deliver_pending(p: &mut Process) -> bool {
-    if !p.int_enabled || p.pending == 0 || p.handler.is_none() {
+    // A call stopped at a preemption point goes on first: the handler
+    // could change what it works on.
+    if !p.int_enabled || p.pending == 0 || p.handler.is_none() || p.restart.is_some() {
         return true;
     }
     let pending = p.pending;

@@ -446,3 +446,65 @@ fn a_map_that_cannot_fit_fails_before_any_work() {
     );
     assert!(pt.entries.is_empty());
 }
+
+#[test]
+fn long_operations_stop_at_preemption_points_and_resume() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(1024));
+    let len = 300 * P;
+    let mut from = 0;
+    let mut stops = 0;
+    loop {
+        match vm(&mut pt, &mut fr)
+            .map_new_from(BASE, len, RW, from, &mut || true)
+            .unwrap()
+        {
+            Step::Done => break,
+            Step::Paused(n) => {
+                assert_eq!(n % 64, 0);
+                assert!(n > from);
+                from = n;
+                stops += 1;
+            }
+        }
+    }
+    assert_eq!(stops, 4);
+    assert_eq!(pt.entries.len(), 300);
+    let (mut from, mut stops) = (0, 0);
+    while let Step::Paused(n) = vm(&mut pt, &mut fr)
+        .protect_from(BASE, len, PROT_READ, from, &mut || true)
+        .unwrap()
+    {
+        from = n;
+        stops += 1;
+    }
+    assert_eq!(stops, 4);
+    assert!((0..300).all(|i| vm(&mut pt, &mut fr).mapping(BASE + i * P).unwrap().prot == Prot::R));
+    let mut stops = 0;
+    while vm(&mut pt, &mut fr)
+        .unmap_step(BASE, len, &mut || true)
+        .unwrap()
+        != Step::Done
+    {
+        stops += 1;
+    }
+    assert_eq!(stops, 4);
+    assert!(pt.entries.is_empty());
+    assert_eq!(fr.free(), 1024);
+}
+
+#[test]
+fn a_resumed_map_that_fails_undoes_every_piece() {
+    let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(100));
+    // 200 pages do not fit in 100 frames; can_take says yes (the fake
+    // frames do not know), so the map fails part way, in its second piece.
+    let first = vm(&mut pt, &mut fr)
+        .map_new_from(BASE, 200 * P, RW, 0, &mut || true)
+        .unwrap();
+    assert_eq!(first, Step::Paused(64));
+    assert_eq!(
+        vm(&mut pt, &mut fr).map_new_from(BASE, 200 * P, RW, 64, &mut || false),
+        Err(Error::OutOfMemory)
+    );
+    assert!(pt.entries.is_empty(), "the first piece went too");
+    assert_eq!(fr.free(), 100);
+}

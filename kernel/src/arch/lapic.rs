@@ -129,6 +129,13 @@ pub fn id() -> u32 {
     read(REG_ID) >> 24
 }
 
+/// TSC ticks in half a preemption tick: the least a process runs before a
+/// tick may take the CPU from it (0 before calibration: any tick may).
+#[inline]
+pub fn half_tick_tsc() -> u64 {
+    TSC_PER_MS.load(Ordering::Relaxed) * 500 / TICK_HZ
+}
+
 /// Converts TSC ticks to microseconds (0 before calibration).
 pub fn tsc_to_us(ticks: u64) -> u64 {
     let per_ms = TSC_PER_MS.load(Ordering::Relaxed);

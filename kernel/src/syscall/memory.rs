@@ -2,9 +2,10 @@
 //! through the state machine in `kernel_core::vm`.
 
 use crate::mm::{ChargedFrames, codec};
+use crate::process::Restart;
 use crate::sched::Scheduler;
-use abi::Error;
-use kernel_core::vm::Vm;
+use abi::{Error, Sysno};
+use kernel_core::vm::{Step, Vm};
 
 fn with_vm(
     s: &mut Scheduler,
@@ -22,16 +23,58 @@ fn with_vm(
     Ok(0)
 }
 
-pub fn map(s: &mut Scheduler, va: u64, len: u64, prot: u64) -> Result<usize, Error> {
-    with_vm(s, |vm| vm.map_new(va, len, prot))
+/// Runs a resumable operation of `call` with `args`: from where an earlier
+/// stop of the same call left it, stopping again at a tick (the call is
+/// then made again when the process next runs: `Ok(None)`).
+fn resumable(
+    s: &mut Scheduler,
+    call: Sysno,
+    args: [u64; 3],
+    op: impl FnOnce(
+        &mut Vm<'_, crate::arch::paging::PageTable, ChargedFrames<'_>>,
+        u64,
+    ) -> Result<Step, Error>,
+) -> Result<Option<usize>, Error> {
+    let p = s.current();
+    let from = match p.restart.take() {
+        Some(r) if r.call == call && r.args == args => r.done,
+        _ => 0,
+    };
+    let mut step = Step::Done;
+    with_vm(s, |vm| {
+        step = op(vm, from)?;
+        Ok(())
+    })?;
+    match step {
+        Step::Done => Ok(Some(0)),
+        Step::Paused(done) => {
+            s.current().restart = Some(Restart { call, args, done });
+            s.restart_current();
+            Ok(None)
+        }
+    }
 }
 
-pub fn protect(s: &mut Scheduler, va: u64, len: u64, prot: u64) -> Result<usize, Error> {
-    with_vm(s, |vm| vm.protect(va, len, prot))
+fn due() -> bool {
+    crate::trap::preempt_due()
 }
 
-pub fn unmap(s: &mut Scheduler, va: u64, len: u64) -> Result<usize, Error> {
-    with_vm(s, |vm| vm.unmap(va, len))
+pub fn map(s: &mut Scheduler, va: u64, len: u64, prot: u64) -> Result<Option<usize>, Error> {
+    resumable(s, Sysno::VmMap, [va, len, prot], |vm, from| {
+        vm.map_new_from(va, len, prot, from, &mut due)
+    })
+}
+
+pub fn protect(s: &mut Scheduler, va: u64, len: u64, prot: u64) -> Result<Option<usize>, Error> {
+    resumable(s, Sysno::VmProtect, [va, len, prot], |vm, from| {
+        vm.protect_from(va, len, prot, from, &mut due)
+    })
+}
+
+pub fn unmap(s: &mut Scheduler, va: u64, len: u64) -> Result<Option<usize>, Error> {
+    resumable(s, Sysno::VmUnmap, [va, len, 0], |vm, _| {
+        vm.unmap_step(va, len, &mut due)
+    })
 }
 
 pub fn move_pages(s: &mut Scheduler, dst: u64, src: u64, len: u64) -> Result<usize, Error> {

@@ -183,7 +183,7 @@ pub fn exec(
         usage: &mut p.usage,
     }
     .charge_bytes(buffer)?;
-    let result = exec_charged(s, image, image_len, cmdline, cmdline_len);
+    let result = exec_charged(s, image, image_len, cmdline, cmdline_len, buffer);
     if let Some((p, r)) = s.current_and_reserve() {
         Account {
             reserve: r,
@@ -200,6 +200,7 @@ fn exec_charged(
     image_len: u64,
     cmdline: u64,
     cmdline_len: u64,
+    buffer: u64,
 ) -> Result<(), Error> {
     let mut bytes: Vec<u8> = Vec::new();
     bytes
@@ -217,14 +218,14 @@ fn exec_charged(
         .trim_start()
         .split_once(' ')
         .unwrap_or((cmd.trim_start(), ""));
-    // Charge first: the new image must fit where the old one was.
+    // Charge first: the new image must fit where the old one (and the
+    // copy of the image, gone by then) was.
     let plan = crate::loader::plan(&bytes)?;
     let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
     let old = p.usage.pages + p.usage.tables;
     let need = plan.pages + plan.tables;
-    let fits = r
-        .limit_after_exec()
-        .is_none_or(|limit| r.used() - old.min(r.used()) + need <= limit);
+    let after = r.used_without(buffer).saturating_sub(old) + need;
+    let fits = r.limit_after_exec().is_none_or(|limit| after <= limit);
     if !fits || (mm::frames::free_count() as u64) < need {
         return Err(Error::OutOfMemory);
     }

@@ -6,7 +6,7 @@
 //! the runner carries on, and afterwards every frame is back.
 
 use crate::suite::{Fail, Suite, TestResult};
-use crate::util::{free_frames, in_child};
+use crate::util::{free_frames, in_child, peek};
 use crate::{ensure, ensure_eq};
 use abi::interrupt::VECTOR_PAGE_FAULT;
 use abi::userdev::{QUEUE_PER_CLIENT_DEFAULT, REQUEST_OPEN, REQUEST_OUT};
@@ -293,6 +293,29 @@ fn exhaust_queue() -> Error {
     };
     loop {
         if let Err(e) = h.port_out(0, 8, 1) {
+            return e;
+        }
+    }
+}
+
+fn exhaust_alarms() -> Error {
+    let Ok(t) = libmh::timer::Timer::open(20, 21) else {
+        return Error::NotFound;
+    };
+    let far = t.now_ns().saturating_add(3_600_000_000_000);
+    loop {
+        if let Err(e) = t.alarm_once(far) {
+            return e;
+        }
+    }
+}
+
+fn exhaust_grants() -> Error {
+    let Ok(m) = libmh::mem::Mem::open(22) else {
+        return Error::NotFound;
+    };
+    loop {
+        if let Err(e) = m.grant(256) {
             return e;
         }
     }
@@ -634,6 +657,38 @@ pub fn run(s: &mut Suite) {
         },
     );
 
+    s.run("isolation_long_calls_give_way_at_ticks", || {
+        // A 64 MiB map is tens of milliseconds of work: other processes
+        // run meanwhile (the call stops at ticks and goes on), so a child
+        // forked just before it has reported before it returns.
+        const BIG: u64 = 64 << 20;
+        let reports = Reports::new()?;
+        let pid = match process::fork().map_err(fail)? {
+            0 => report_and_sleep(7),
+            pid => pid,
+        };
+        let mapped = vm::map(0x5c00_0000_0000, BIG, RW);
+        let seen = reports.0.try_poll();
+        let seen = match seen {
+            Ok(r) if r.kind == REQUEST_OPEN => reports.0.try_poll(),
+            other => other,
+        };
+        reports.close();
+        let zero = (0..BIG / P).all(|i| peek(0x5c00_0000_0000 + i * P) == 0);
+        let unmapped = vm::unmap(0x5c00_0000_0000, BIG);
+        kill_tree(pid)?;
+        reap_all();
+        ensure_eq!(mapped, Ok(()));
+        ensure!(zero, "a page of the map is not zero");
+        ensure_eq!(unmapped, Ok(()));
+        ensure_eq!(
+            seen.map(|r| (r.kind, r.value)),
+            Ok((REQUEST_OUT, 7)),
+            "the child ran while the map was made"
+        );
+        Ok(())
+    });
+
     s.run("isolation_exhausting_frames", || {
         exhaustion(SMALL, 4, &[Error::OutOfMemory], exhaust_frames)
     });
@@ -655,6 +710,31 @@ pub fn run(s: &mut Suite) {
             &[Error::OutOfMemory, Error::LimitReached],
             exhaust_devices,
         )
+    });
+    s.run("isolation_exhausting_alarms", || {
+        let (timer_pid, t) = crate::t_timer::start()?;
+        let r = exhaustion(SMALL, 4, &[Error::LimitReached], exhaust_alarms);
+        // The timer still serves the runner.
+        let waited = t
+            .alarm_once(t.now_ns() + 1_000_000)
+            .and_then(|a| t.wait(a, 1));
+        let _ = t.close();
+        // It exits once its last client has gone.
+        let _ = wait_for(timer_pid, rdtsc() + DEADLINE)?;
+        r?;
+        ensure_eq!(waited.map(|n| n >= 1), Ok(true));
+        Ok(())
+    });
+    s.run("isolation_exhausting_mem_grants", || {
+        // The mem server (still running from its tests) grants up to the
+        // default ceiling, then refuses.
+        let r = exhaustion(Some(64), 4, &[Error::OutOfMemory], exhaust_grants);
+        let m = libmh::mem::Mem::open(23).map_err(fail)?;
+        let usage = m.usage().map(|_| ());
+        let _ = m.close();
+        r?;
+        ensure_eq!(usage, Ok(()), "mem still serves the runner");
+        Ok(())
     });
     s.run("isolation_exhausting_queued_requests", || {
         let d = dev::create("iso-queue", 0, 0, 3).map_err(fail)?;

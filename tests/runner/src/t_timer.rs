@@ -50,7 +50,7 @@ pub fn spawn_helpers() -> Result<u32, Error> {
 }
 
 /// Starts the timer server and opens it (retrying until it registers).
-fn start() -> Result<(u32, Timer), Fail> {
+pub fn start() -> Result<(u32, Timer), Fail> {
     let fs = Bootfs::open().map_err(fail)?;
     let index = fs.find("timer").map_err(fail)?;
     ensure!(index.is_some(), "no 'timer' module in the image");
