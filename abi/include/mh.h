@@ -1495,7 +1495,8 @@ typedef struct MhSysInfo {
   uint64_t handles;
   /**
    * Frames the kernel heap holds (kernel objects: process records,
-   * tables, queues). `free_frames + heap_frames` moves only when pages
+   * tables, queues; and the kernel's page tables for its heap and for
+   * device memory). `free_frames + heap_frames` moves only when pages
    * or page tables are taken or given back, so tests compare it against
    * a baseline without tripping over heap fragmentation.
    */

@@ -17,7 +17,8 @@ pub struct SysInfo {
     /// Handles on the caller's bus.
     pub handles: u64,
     /// Frames the kernel heap holds (kernel objects: process records,
-    /// tables, queues). `free_frames + heap_frames` moves only when pages
+    /// tables, queues; and the kernel's page tables for its heap and for
+    /// device memory). `free_frames + heap_frames` moves only when pages
     /// or page tables are taken or given back, so tests compare it against
     /// a baseline without tripping over heap fragmentation.
     pub heap_frames: u64,

@@ -11,7 +11,7 @@
 //! returning anything; a full bus is `LimitReached`; the table never
 //! allocates on lookups, and grows only on insertion (fallibly).
 
-use crate::gentable::{GenTable, IdShape, InsertAtError};
+use crate::gentable::{GenTable, IdShape, InsertAtError, Shape};
 use abi::Error;
 use abi::bus::{BUS_SLOTS, HANDLE_GENERATION_BITS, HANDLE_SLOT_BITS, RIGHTS_ALL};
 
@@ -22,6 +22,13 @@ pub const HANDLE_SHAPE: IdShape = IdShape {
     wraps: false,
     grow_first: false,
 };
+
+/// The shape of handles, as a type.
+#[derive(Clone, Debug)]
+pub struct Handles;
+impl Shape for Handles {
+    const SHAPE: IdShape = HANDLE_SHAPE;
+}
 
 const _: () = assert!(BUS_SLOTS as u64 == 1 << HANDLE_SLOT_BITS);
 
@@ -36,7 +43,7 @@ pub struct Entry<T> {
 /// The bus of one process.
 #[derive(Clone, Debug)]
 pub struct Bus<T> {
-    table: GenTable<Entry<T>>,
+    table: GenTable<Entry<T>, Handles>,
 }
 
 impl<T> Default for Bus<T> {
@@ -53,7 +60,7 @@ pub fn handle(slot: usize, generation: u64) -> u64 {
 impl<T> Bus<T> {
     pub const fn new() -> Bus<T> {
         Bus {
-            table: GenTable::new(HANDLE_SHAPE),
+            table: GenTable::new(),
         }
     }
 

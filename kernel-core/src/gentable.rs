@@ -75,14 +75,20 @@ impl IdShape {
     }
 }
 
+/// What fixes a table's ids at compile time: a type naming an
+/// [`IdShape`] (so every lookup's masks and shifts are constants).
+pub trait Shape {
+    const SHAPE: IdShape;
+}
+
 /// A generational table (see the module comment).
 #[derive(Clone, Debug)]
-pub struct GenTable<T> {
+pub struct GenTable<T, S: Shape> {
     slots: Vec<Slot<T>>,
     free_head: u32,
     free_tail: u32,
     len: usize,
-    shape: IdShape,
+    shape: core::marker::PhantomData<S>,
     /// The generation a newly made slot starts at: above every generation
     /// of a slot given back by `trim`, so that no id recurs through one.
     fresh_generation: u64,
@@ -104,25 +110,25 @@ pub enum InsertAtError {
     OutOfMemory,
 }
 
-impl<T> GenTable<T> {
-    /// An empty table with ids of `shape` (at most 32 slot bits, and slot
-    /// and generation bits together at most 64).
-    pub const fn new(shape: IdShape) -> GenTable<T> {
-        assert!(shape.slot_bits >= 1 && shape.slot_bits <= 32);
-        assert!(shape.gen_bits >= 1 && shape.slot_bits + shape.gen_bits <= 64);
+impl<T, S: Shape> GenTable<T, S> {
+    /// An empty table with ids of `S`'s shape (at most 32 slot bits, and
+    /// slot and generation bits together at most 64).
+    pub const fn new() -> GenTable<T, S> {
+        assert!(S::SHAPE.slot_bits >= 1 && S::SHAPE.slot_bits <= 32);
+        assert!(S::SHAPE.gen_bits >= 1 && S::SHAPE.slot_bits + S::SHAPE.gen_bits <= 64);
         GenTable {
             slots: Vec::new(),
             free_head: NIL,
             free_tail: NIL,
             len: 0,
-            shape,
+            shape: core::marker::PhantomData,
             fresh_generation: 0,
             unused_tail: false,
         }
     }
 
     pub fn shape(&self) -> IdShape {
-        self.shape
+        S::SHAPE
     }
 
     /// Objects in the table.
@@ -136,7 +142,7 @@ impl<T> GenTable<T> {
 
     /// The most slots the table can have.
     pub fn max_slots(&self) -> usize {
-        1usize << self.shape.slot_bits.min(usize::BITS - 1)
+        1usize << S::SHAPE.slot_bits.min(usize::BITS - 1)
     }
 
     /// Slots made so far (used, free and retired).
@@ -153,7 +159,7 @@ impl<T> GenTable<T> {
     /// table grow now (0 when a free slot is waiting).
     pub fn growth_bytes(&self) -> usize {
         let grows =
-            self.free_head == NIL || (self.shape.grow_first && self.slots.len() < self.max_slots());
+            self.free_head == NIL || (S::SHAPE.grow_first && self.slots.len() < self.max_slots());
         if !grows || self.slots.len() < self.slots.capacity() {
             return 0;
         }
@@ -163,9 +169,9 @@ impl<T> GenTable<T> {
 
     #[inline]
     fn slot_index(&self, id: u64) -> Option<usize> {
-        let slot = self.shape.slot(id);
+        let slot = S::SHAPE.slot(id);
         match self.slots.get(slot) {
-            Some(s) if s.generation == self.shape.generation(id) => Some(slot),
+            Some(s) if s.generation == S::SHAPE.generation(id) => Some(slot),
             _ => None,
         }
     }
@@ -173,11 +179,11 @@ impl<T> GenTable<T> {
     /// The object `id` names.
     #[inline]
     pub fn get(&self, id: u64) -> Option<&T> {
-        match &self.slots.get(self.shape.slot(id))? {
+        match &self.slots.get(S::SHAPE.slot(id))? {
             Slot {
                 generation,
                 state: State::Used(v),
-            } if *generation == self.shape.generation(id) => Some(v),
+            } if *generation == S::SHAPE.generation(id) => Some(v),
             _ => None,
         }
     }
@@ -185,8 +191,8 @@ impl<T> GenTable<T> {
     /// The object `id` names, to change.
     #[inline]
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
-        let generation = self.shape.generation(id);
-        match self.slots.get_mut(self.shape.slot(id))? {
+        let generation = S::SHAPE.generation(id);
+        match self.slots.get_mut(S::SHAPE.slot(id))? {
             Slot {
                 generation: g,
                 state: State::Used(v),
@@ -217,7 +223,7 @@ impl<T> GenTable<T> {
     /// The id of the object in `slot`, if one is there.
     pub fn id_at(&self, slot: usize) -> Option<u64> {
         let s = self.slots.get(slot)?;
-        matches!(s.state, State::Used(_)).then(|| self.shape.id(slot, s.generation))
+        matches!(s.state, State::Used(_)).then(|| S::SHAPE.id(slot, s.generation))
     }
 
     pub fn contains(&self, id: u64) -> bool {
@@ -301,11 +307,11 @@ impl<T> GenTable<T> {
     /// Makes a free slot available; true if it is a new one (at the tail
     /// of the free list).
     fn make_room(&mut self) -> Result<bool, Error> {
-        if self.shape.grow_first && self.unused_tail {
+        if S::SHAPE.grow_first && self.unused_tail {
             return Ok(true);
         }
         let grow =
-            self.free_head == NIL || (self.shape.grow_first && self.slots.len() < self.max_slots());
+            self.free_head == NIL || (S::SHAPE.grow_first && self.slots.len() < self.max_slots());
         if !grow {
             return Ok(false);
         }
@@ -331,16 +337,16 @@ impl<T> GenTable<T> {
         self.unlink_free(slot);
         self.slots[slot].state = State::Used(value);
         self.len += 1;
-        Ok(self.shape.id(slot, self.slots[slot].generation))
+        Ok(S::SHAPE.id(slot, self.slots[slot].generation))
     }
 
     /// Stores `value` under exactly `id` (as fork does, so that a child's
     /// handles equal its parent's): its slot must be free (or not made
     /// yet) and not past `id`'s generation.
     pub fn insert_at(&mut self, id: u64, value: T) -> Result<(), (InsertAtError, T)> {
-        let slot = self.shape.slot(id);
-        let generation = self.shape.generation(id);
-        if slot >= self.max_slots() || generation > self.shape.max_generation() {
+        let slot = S::SHAPE.slot(id);
+        let generation = S::SHAPE.generation(id);
+        if slot >= self.max_slots() || generation > S::SHAPE.max_generation() {
             return Err((InsertAtError::BadId, value));
         }
         while self.slots.len() <= slot {
@@ -375,10 +381,10 @@ impl<T> GenTable<T> {
             return None;
         };
         self.len -= 1;
-        if s.generation < self.shape.max_generation() {
+        if s.generation < S::SHAPE.max_generation() {
             s.generation += 1;
             self.push_free(slot);
-        } else if self.shape.wraps {
+        } else if S::SHAPE.wraps {
             s.generation = 0;
             self.push_free(slot);
         }
@@ -414,7 +420,7 @@ impl<T> GenTable<T> {
 
     /// Every object with its id, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
-        let shape = self.shape;
+        let shape = S::SHAPE;
         self.slots
             .iter()
             .enumerate()
@@ -426,7 +432,7 @@ impl<T> GenTable<T> {
 
     /// Every object, to change, with its id.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut T)> {
-        let shape = self.shape;
+        let shape = S::SHAPE;
         self.slots
             .iter_mut()
             .enumerate()
@@ -452,7 +458,7 @@ impl<T> GenTable<T> {
             .enumerate()
             .skip(slot)
             .find_map(|(i, s)| match s.state {
-                State::Used(_) => Some(self.shape.id(i, s.generation)),
+                State::Used(_) => Some(S::SHAPE.id(i, s.generation)),
                 _ => None,
             })
     }

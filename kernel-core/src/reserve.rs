@@ -19,7 +19,7 @@
 //! holder lets go; lowering a limit below what is used is allowed (nothing
 //! new fits until use falls under it).
 
-use crate::gentable::{GenTable, IdShape};
+use crate::gentable::{GenTable, IdShape, Shape};
 use abi::Error;
 
 /// A reserve, as the kernel names it.
@@ -32,6 +32,13 @@ pub const RESERVE_SHAPE: IdShape = IdShape {
     wraps: false,
     grow_first: false,
 };
+
+/// The shape of reserve ids, as a type.
+#[derive(Debug)]
+pub struct ReserveIds;
+impl Shape for ReserveIds {
+    const SHAPE: IdShape = RESERVE_SHAPE;
+}
 
 const PAGE: u64 = 4096;
 
@@ -257,7 +264,7 @@ impl Account<'_> {
 /// Every reserve.
 #[derive(Debug)]
 pub struct Reserves {
-    table: GenTable<Reserve>,
+    table: GenTable<Reserve, ReserveIds>,
 }
 
 impl Default for Reserves {
@@ -269,7 +276,7 @@ impl Default for Reserves {
 impl Reserves {
     pub const fn new() -> Reserves {
         Reserves {
-            table: GenTable::new(RESERVE_SHAPE),
+            table: GenTable::new(),
         }
     }
 

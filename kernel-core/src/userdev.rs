@@ -23,7 +23,7 @@
 
 extern crate alloc;
 
-use crate::gentable::{GenTable, IdShape};
+use crate::gentable::{GenTable, IdShape, Shape};
 use abi::Error;
 pub use abi::userdev::ClientId;
 use abi::userdev::*;
@@ -39,6 +39,13 @@ pub const CLIENT_SHAPE: IdShape = IdShape {
     wraps: false,
     grow_first: false,
 };
+
+/// The shape of client ids, as a type.
+#[derive(Debug)]
+pub struct Clients;
+impl Shape for Clients {
+    const SHAPE: IdShape = CLIENT_SHAPE;
+}
 
 /// One exported range: the client's pages `[iova, iova+len)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +98,7 @@ pub struct UserDevice {
     pub irq_lines: u32,
     pub iospace_size: u32,
     pub queue_per_client: u32,
-    clients: GenTable<Box<Client>>,
+    clients: GenTable<Box<Client>, Clients>,
     /// Clients that are not closed.
     live_clients: usize,
     /// The clients with requests waiting, in round-robin order: a list
@@ -185,7 +192,7 @@ impl UserDevice {
             irq_lines: config.irq_lines,
             iospace_size: config.iospace_size,
             queue_per_client,
-            clients: GenTable::new(CLIENT_SHAPE),
+            clients: GenTable::new(),
             live_clients: 0,
             ready_head: NIL,
             ready_tail: NIL,

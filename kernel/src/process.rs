@@ -20,7 +20,7 @@ use crate::arch::paging::PageTable;
 use abi::ExitStatus;
 use alloc::boxed::Box;
 use arrayvec::ArrayString;
-use kernel_core::gentable::{GenTable, IdShape};
+use kernel_core::gentable::{GenTable, IdShape, Shape};
 use kernel_core::reserve::{ReserveId, Usage};
 
 pub type Pid = u32;
@@ -39,6 +39,12 @@ const PID_SHAPE: IdShape = IdShape {
     wraps: true,
     grow_first: true,
 };
+
+/// The shape, as a type.
+pub struct PidShape;
+impl Shape for PidShape {
+    const SHAPE: IdShape = PID_SHAPE;
+}
 
 /// No process (an empty link).
 pub const NO_PID: Pid = 0;
@@ -194,13 +200,13 @@ pub const RECORD_BYTES: u64 =
 
 /// Every process, by pid.
 pub struct Procs {
-    table: GenTable<Box<Process>>,
+    table: GenTable<Box<Process>, PidShape>,
 }
 
 impl Procs {
     pub const fn new() -> Procs {
         Procs {
-            table: GenTable::new(PID_SHAPE),
+            table: GenTable::new(),
         }
     }
 

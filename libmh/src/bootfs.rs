@@ -153,6 +153,11 @@ impl Bootfs {
 
     /// In the child: map room, read the image, exec it.
     fn load_and_exec(self, index: u32, size: u64, args: Option<&str>) -> Error {
+        // An empty module is a packaging mistake, not a bad buffer: say so
+        // rather than let exec refuse a zero-length image.
+        if size == 0 {
+            return Error::BadImage;
+        }
         let len = size.div_ceil(PAGE).max(1) * PAGE;
         if let Err(e) = vm::map(LOAD_AREA, len, vm::PROT_RW) {
             return e;

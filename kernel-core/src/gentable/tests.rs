@@ -9,9 +9,21 @@ const SMALL: IdShape = IdShape {
     grow_first: false,
 };
 
+/// A test table's shape, by value.
+macro_rules! shape {
+    ($name:ident = $value:expr) => {
+        struct $name;
+        impl Shape for $name {
+            const SHAPE: IdShape = $value;
+        }
+    };
+}
+
+shape!(Small = SMALL);
+
 #[test]
 fn ids_are_never_resolved_after_removal() {
-    let mut t: GenTable<u32> = GenTable::new(SMALL);
+    let mut t: GenTable<u32, Small> = GenTable::new();
     let a = t.insert(1).unwrap();
     assert_eq!(a, 0, "the first id is slot 0, generation 0");
     assert_eq!(t.get(a), Some(&1));
@@ -30,7 +42,7 @@ fn ids_are_never_resolved_after_removal() {
 
 #[test]
 fn free_slots_are_reused_oldest_first() {
-    let mut t: GenTable<u32> = GenTable::new(SMALL);
+    let mut t: GenTable<u32, Small> = GenTable::new();
     let ids: Vec<u64> = (0..4).map(|i| t.insert(i).unwrap()).collect();
     t.remove(ids[2]);
     t.remove(ids[0]);
@@ -43,7 +55,7 @@ fn free_slots_are_reused_oldest_first() {
 
 #[test]
 fn a_full_table_is_limit_reached() {
-    let mut t: GenTable<u32> = GenTable::new(SMALL);
+    let mut t: GenTable<u32, Small> = GenTable::new();
     for i in 0..8 {
         t.insert(i).unwrap();
     }
@@ -53,13 +65,15 @@ fn a_full_table_is_limit_reached() {
 
 #[test]
 fn slots_retire_instead_of_wrapping() {
-    let shape = IdShape {
-        slot_bits: 1,
-        gen_bits: 2,
-        wraps: false,
-        grow_first: false,
-    };
-    let mut t: GenTable<u8> = GenTable::new(shape);
+    shape!(
+        Tiny = IdShape {
+            slot_bits: 1,
+            gen_bits: 2,
+            wraps: false,
+            grow_first: false,
+        }
+    );
+    let mut t: GenTable<u8, Tiny> = GenTable::new();
     let mut seen = std::collections::HashSet::new();
     // Two slots, four generations each: eight ids, then the table is spent.
     for _ in 0..8 {
@@ -72,13 +86,15 @@ fn slots_retire_instead_of_wrapping() {
 
 #[test]
 fn wrapping_tables_reuse_ids_only_after_a_full_cycle() {
-    let shape = IdShape {
-        slot_bits: 2,
-        gen_bits: 2,
-        wraps: true,
-        grow_first: true,
-    };
-    let mut t: GenTable<u8> = GenTable::new(shape);
+    shape!(
+        Wrapping = IdShape {
+            slot_bits: 2,
+            gen_bits: 2,
+            wraps: true,
+            grow_first: true,
+        }
+    );
+    let mut t: GenTable<u8, Wrapping> = GenTable::new();
     let mut last_seen: HashMap<u64, usize> = HashMap::new();
     for step in 0..200 {
         let id = t.insert(0).unwrap();
@@ -92,12 +108,12 @@ fn wrapping_tables_reuse_ids_only_after_a_full_cycle() {
 
 #[test]
 fn insert_at_reproduces_ids_and_refuses_stale_or_taken_ones() {
-    let mut parent: GenTable<u8> = GenTable::new(SMALL);
+    let mut parent: GenTable<u8, Small> = GenTable::new();
     let a = parent.insert(1).unwrap();
     parent.remove(a);
     let b = parent.insert(2).unwrap();
     let c = parent.insert(3).unwrap();
-    let mut child: GenTable<u8> = GenTable::new(SMALL);
+    let mut child: GenTable<u8, Small> = GenTable::new();
     for (id, v) in parent.iter() {
         child.insert_at(id, *v).unwrap();
     }
@@ -118,7 +134,7 @@ fn insert_at_reproduces_ids_and_refuses_stale_or_taken_ones() {
 
 #[test]
 fn growth_bytes_predicts_the_storage_added() {
-    let mut t: GenTable<[u64; 5]> = GenTable::new(SMALL);
+    let mut t: GenTable<[u64; 5], Small> = GenTable::new();
     for i in 0..8 {
         let before = t.storage_bytes();
         let predicted = t.growth_bytes();
@@ -132,13 +148,15 @@ fn growth_bytes_predicts_the_storage_added() {
 #[test]
 fn model() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
-    let shape = IdShape {
-        slot_bits: 4,
-        gen_bits: 3,
-        wraps: false,
-        grow_first: false,
-    };
-    let mut t: GenTable<u64> = GenTable::new(shape);
+    shape!(
+        Model = IdShape {
+            slot_bits: 4,
+            gen_bits: 3,
+            wraps: false,
+            grow_first: false,
+        }
+    );
+    let mut t: GenTable<u64, Model> = GenTable::new();
     let mut model: HashMap<u64, u64> = HashMap::new();
     let mut dead: Vec<u64> = Vec::new();
     for step in 0..20_000u64 {
@@ -180,12 +198,15 @@ fn model() {
 
 #[test]
 fn trimmed_tables_give_storage_back_and_ids_stay_dead() {
-    let mut t: GenTable<u64> = GenTable::new(IdShape {
-        slot_bits: 12,
-        gen_bits: 40,
-        wraps: false,
-        grow_first: false,
-    });
+    shape!(
+        Big = IdShape {
+            slot_bits: 12,
+            gen_bits: 40,
+            wraps: false,
+            grow_first: false,
+        }
+    );
+    let mut t: GenTable<u64, Big> = GenTable::new();
     let ids: Vec<u64> = (0..1000).map(|i| t.insert(i).unwrap()).collect();
     let full = t.storage_bytes();
     for &id in &ids[1..] {
@@ -208,12 +229,15 @@ fn trimmed_tables_give_storage_back_and_ids_stay_dead() {
 
 #[test]
 fn a_grow_first_table_issues_ids_in_order_and_reserve_one_does_not_skip() {
-    let mut t: GenTable<u8> = GenTable::new(IdShape {
-        slot_bits: 4,
-        gen_bits: 4,
-        wraps: true,
-        grow_first: true,
-    });
+    shape!(
+        GrowFirst = IdShape {
+            slot_bits: 4,
+            gen_bits: 4,
+            wraps: true,
+            grow_first: true,
+        }
+    );
+    let mut t: GenTable<u8, GrowFirst> = GenTable::new();
     t.reserve_one().unwrap();
     let ids: Vec<u64> = (0..5).map(|_| t.insert(0).unwrap()).collect();
     assert_eq!(ids, vec![0, 1, 2, 3, 4]);

@@ -227,9 +227,20 @@ impl kernel_core::vm::PageTableOps for PageTable {
 
 /// The kernel's own page table: the direct map, the kernel image, MMIO and
 /// the vmalloc area, in the upper half; the template of every address
-/// space. Its tables come from the frame table and are never given back.
+/// space. Its tables come from the frame table and are never given back
+/// (the vmalloc area reuses its addresses, so they are bounded by the most
+/// the heap ever held at once); `table_frames` counts them.
 pub struct KernelTable {
     root: Frame,
+}
+
+/// Page-table frames the kernel's own table took (at boot, and later for
+/// the vmalloc area and device memory): counted with the heap.
+static KERNEL_TABLE_FRAMES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Page-table frames the kernel's table has taken since it was built.
+pub fn kernel_table_frames() -> u64 {
+    KERNEL_TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 impl KernelTable {
@@ -255,6 +266,7 @@ impl KernelTable {
                 }
                 let frame = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
                 *entry = make_pte(frame.addr(), PteFlags::WRITABLE | PteFlags::PRESENT);
+                KERNEL_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
             } else if flags.contains(PteFlags::HUGE) {
                 return Err(MapError::Conflict);
             }

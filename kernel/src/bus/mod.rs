@@ -23,7 +23,7 @@ use crate::process::Pid;
 use abi::Error;
 use alloc::vec::Vec;
 use arrayvec::{ArrayString, ArrayVec};
-use kernel_core::gentable::{GenTable, IdShape};
+use kernel_core::gentable::{GenTable, IdShape, Shape};
 use kernel_core::userdev::{ClientId, Export, Refund, UserDevice};
 
 /// A device, as the kernel names it: an id of the device table.
@@ -38,6 +38,12 @@ const DEVICE_SHAPE: IdShape = IdShape {
     wraps: false,
     grow_first: false,
 };
+
+/// The shape, as a type.
+pub struct DeviceShape;
+impl Shape for DeviceShape {
+    const SHAPE: IdShape = DEVICE_SHAPE;
+}
 
 /// The kernel devices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +101,7 @@ pub const DEVICE_BYTES: u64 = 2 * core::mem::size_of::<DeviceEntry>() as u64 + 9
 
 /// Every device, and the registry's names.
 pub struct Devices {
-    table: GenTable<DeviceEntry>,
+    table: GenTable<DeviceEntry, DeviceShape>,
     names: Option<hashbrown::HashMap<ArrayString<32>, DeviceId>>,
     /// Who wants klog's data IRQ: (process, handle, vector).
     pub klog_listeners: Vec<(Pid, u64, u32)>,
@@ -108,7 +114,7 @@ pub struct Devices {
 impl Devices {
     pub const fn new() -> Devices {
         Devices {
-            table: GenTable::new(DEVICE_SHAPE),
+            table: GenTable::new(),
             names: None,
             klog_listeners: Vec::new(),
             claims: kernel_core::hwclaims::Claims::new(),

@@ -157,9 +157,12 @@ impl Heap {
     }
 }
 
-/// Frames the heap holds right now (slab pages and large allocations).
+/// Frames the heap holds right now (slab pages and large allocations, and
+/// the kernel page tables that map the vmalloc area and device memory).
 pub fn frames_held() -> u64 {
-    HEAP.small.lock().pages_in_use() as u64 + LARGE_FRAMES.load(Ordering::Relaxed)
+    HEAP.small.lock().pages_in_use() as u64
+        + LARGE_FRAMES.load(Ordering::Relaxed)
+        + paging::kernel_table_frames()
 }
 
 /// Gives the slab caches' spare empty pages back to the frame table (so a

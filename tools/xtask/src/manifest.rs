@@ -331,6 +331,12 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
             "no [[module]] entries: an image needs at least init".into(),
         ));
     }
+    if raw.image.description.trim().is_empty() {
+        return Err(err(
+            "image.description",
+            "is empty: say in one line what the image is for".into(),
+        ));
+    }
     let timeout_secs = match raw.image.timeout_secs {
         Some(0) => return Err(err("image.timeout_secs", "must be at least 1".into())),
         Some(secs) => secs,

@@ -64,6 +64,12 @@ fn missing_description_is_an_error() {
 }
 
 #[test]
+fn empty_description_is_an_error() {
+    let e = parse_err("[image]\ndescription = \"  \"\n[[module]]\nbinary = \"init\"\n");
+    assert!(e.contains("image.description"), "{e}");
+}
+
+#[test]
 fn wrong_type_is_an_error() {
     let e = parse_err(
         "[image]\ndescription = \"d\"\nmemory_mib = \"lots\"\n[[module]]\nbinary = \"i\"\n",
