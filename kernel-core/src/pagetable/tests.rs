@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// Table frames as a map of pfn → entries (a frame never written reads
 /// as zeros, as a fresh table frame would).
 #[derive(Default)]
-struct Mem {
+pub(crate) struct Mem {
     tables: HashMap<u64, Box<[u64; ENTRIES]>>,
 }
 
@@ -17,6 +17,10 @@ impl TableMemory for Mem {
         self.tables
             .entry(table.pfn())
             .or_insert_with(|| Box::new([0; ENTRIES]))[index] = value;
+    }
+    fn entries(&self, table: Frame) -> &[u64; ENTRIES] {
+        static EMPTY: [u64; ENTRIES] = [0; ENTRIES];
+        self.tables.get(&table.pfn()).map_or(&EMPTY, |t| t)
     }
 }
 
@@ -278,6 +282,67 @@ fn model() {
                 1 + linked + t.spare.len(),
                 "step {step}"
             );
+            if step % 500 == 0 {
+                check_counts(mem, t.root(), 3);
+            }
+        }
+        // The walks that trust the counts (fork's copy, teardown) find
+        // every leaf, wherever it sits in its table.
+        let mut child_frames = Frames {
+            next: 1 << 24,
+            live: HashSet::new(),
+            freed: Vec::new(),
+            limit: 100_000,
+        };
+        let mut child = PageTree::new(child_frames.alloc_table().unwrap());
+        let mut seen = 0;
+        t.fork_into(mem, &mut child, &mut child_frames, &mut |e| {
+            seen += 1;
+            Ok((e, e))
+        })
+        .unwrap();
+        assert_eq!(seen, model.len());
+        check_counts(mem, child.root(), 3);
+        for (&va, &pte) in &model {
+            assert_eq!(child.entry(mem, va), pte);
+        }
+        let mut released = 0;
+        child.destroy(mem, &mut child_frames, &mut |_| released += 1);
+        assert_eq!(released, model.len());
+        assert!(child_frames.live.is_empty(), "the child's tables all freed");
+    }
+}
+
+/// Every table entry's count is the number of non-zero entries in the
+/// table it points at, all the way down.
+fn check_counts(mem: &Mem, table: Frame, level: usize) {
+    let slots = if level == 3 { USER_ROOT_SLOTS } else { ENTRIES };
+    if level == 0 {
+        return;
+    }
+    for i in 0..slots {
+        let e = mem.read(table, i);
+        if !is_table(e) {
+            continue;
+        }
+        let below = frame_of(e);
+        let n = (0..ENTRIES).filter(|&j| mem.read(below, j) != 0).count() as u64;
+        assert_eq!(count_of(e), n, "count of entry {i} at level {level}");
+        check_counts(mem, below, level - 1);
+    }
+}
+
+#[test]
+fn next_used_finds_every_position() {
+    for at in 0..ENTRIES {
+        let mut t = [0u64; ENTRIES];
+        t[at] = 1;
+        for from in [0, 1, 3, 4, 5, at.saturating_sub(1), at, at + 1] {
+            let want = (from <= at).then_some(at);
+            assert_eq!(next_used(&t, from, ENTRIES), want, "at {at} from {from}");
+            assert_eq!(next_used(&t, from, at), None, "end before {at}");
         }
     }
+    assert_eq!(next_used(&[0; ENTRIES], 0, ENTRIES), None);
+    assert_eq!(next_used(&[7; ENTRIES], ENTRIES, ENTRIES), None);
 }

@@ -6,26 +6,10 @@
 
 use super::tests::{CODEC, FakeFrames, FakePt, P, RW};
 use super::*;
-use crate::pagetable::{ENTRIES, PageTree, TableMemory};
+use crate::pagetable::PageTree;
+use crate::pagetable::tests::Mem;
 use crate::testrng::Rng;
-use std::collections::{HashMap, HashSet};
-
-/// Table frames as a map of pfn → entries.
-#[derive(Default)]
-struct Mem {
-    tables: HashMap<u64, Box<[u64; ENTRIES]>>,
-}
-
-impl TableMemory for Mem {
-    fn read(&self, table: Frame, index: usize) -> u64 {
-        self.tables.get(&table.pfn()).map_or(0, |t| t[index])
-    }
-    fn write(&mut self, table: Frame, index: usize, value: u64) {
-        self.tables
-            .entry(table.pfn())
-            .or_insert_with(|| Box::new([0; ENTRIES]))[index] = value;
-    }
-}
+use std::collections::HashSet;
 
 /// A PageTree and its memory as `PageTableOps`.
 struct TreePt {

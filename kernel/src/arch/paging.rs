@@ -55,6 +55,13 @@ impl TableMemory for DirectMap {
         // the scheduler lock held, so nothing races this store.
         unsafe { *(*table_mut(table.addr())).get_unchecked_mut(index & 511) = value }
     }
+
+    #[inline(always)]
+    fn entries(&self, table: Frame) -> &Table {
+        // SAFETY: as in `read`; the borrow ends before the next `write`
+        // (which needs `&mut self`).
+        unsafe { &*table_mut(table.addr()) }
+    }
 }
 
 /// One user address space: its lower half, and the kernel's upper half
