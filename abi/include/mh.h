@@ -550,7 +550,8 @@
  * limit takes effect at the child's first `exec` (the program it then
  * runs must fit it): until then the child runs the spawner's own code on
  * the spawner's pages. A limit set meanwhile (`MEMPOOL_PORT_LIMIT`, the
- * mem server's) holds at once, and the tighter of the two after the exec.
+ * mem server's) waits for that exec too, and the tighter of the two holds
+ * from it.
  * Used once, by that fork, whatever its outcome.
  */
 #define MH_MEMPOOL_PORT_CHILD_RESERVE 9
@@ -567,6 +568,12 @@
 #define MH_MEMPOOL_UNLIMITED 4611686018427387904
 
 /**
+ * The most processes that exist at once, zombies included (a walk with
+ * `PROC_PORT_NEXT` takes at most this many steps).
+ */
+#define MH_PROCESSES_MAX 4096
+
+/**
  * in: how many processes exist (zombies included).
  */
 #define MH_PROC_PORT_COUNT 0
@@ -579,7 +586,8 @@
 /**
  * in: the pid of the process after the selected one in the process
  * table, or 0 if none (select 0 and read this to start a walk; each step
- * costs the same however many processes there are).
+ * costs the same however many processes there are). Table order is not
+ * pid order; a walk can continue from a pid that has gone.
  */
 #define MH_PROC_PORT_NEXT 2
 

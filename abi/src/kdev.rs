@@ -137,7 +137,8 @@ pub const MEMPOOL_PORT_PROCESS_LIMIT_NOW: u32 = 8;
 /// limit takes effect at the child's first `exec` (the program it then
 /// runs must fit it): until then the child runs the spawner's own code on
 /// the spawner's pages. A limit set meanwhile (`MEMPOOL_PORT_LIMIT`, the
-/// mem server's) holds at once, and the tighter of the two after the exec.
+/// mem server's) waits for that exec too, and the tighter of the two holds
+/// from it.
 /// Used once, by that fork, whatever its outcome.
 pub const MEMPOOL_PORT_CHILD_RESERVE: u32 = 9;
 /// out (size 4 or 8): the process limit of the reserve the next fork makes
@@ -152,13 +153,18 @@ pub const MEMPOOL_UNLIMITED: u64 = 0x4000_0000_0000_0000;
 // is an ancestor of (its child, grandchild, ...: init's whole tree for
 // init). Processes are selected by pid; `PROC_PORT_NEXT` walks the table.
 
+/// The most processes that exist at once, zombies included (a walk with
+/// `PROC_PORT_NEXT` takes at most this many steps).
+pub const PROCESSES_MAX: u32 = 4096;
+
 /// in: how many processes exist (zombies included).
 pub const PROC_PORT_COUNT: u32 = 0;
 /// out: select the process with this pid for the ports below.
 pub const PROC_PORT_SELECT: u32 = 1;
 /// in: the pid of the process after the selected one in the process
 /// table, or 0 if none (select 0 and read this to start a walk; each step
-/// costs the same however many processes there are).
+/// costs the same however many processes there are). Table order is not
+/// pid order; a walk can continue from a pid that has gone.
 pub const PROC_PORT_NEXT: u32 = 2;
 /// in: the selected process's parent pid.
 pub const PROC_PORT_PARENT: u32 = 3;

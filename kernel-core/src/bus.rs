@@ -119,6 +119,7 @@ impl<T> Bus<T> {
 
     /// Puts an attachment in a free slot; returns its handle. On failure
     /// the value comes back.
+    #[inline]
     pub fn insert(
         &mut self,
         value: T,
@@ -161,6 +162,7 @@ impl<T> Bus<T> {
     }
 
     /// Empties the slot `h` names; the handle is dead from now on.
+    #[inline]
     pub fn remove(&mut self, h: u64) -> Result<Entry<T>, Error> {
         self.table.remove(h).ok_or(Error::BadHandle)
     }

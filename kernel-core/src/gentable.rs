@@ -48,8 +48,9 @@ pub struct IdShape {
     /// Whether a generation wraps to 0 (true) or retires its slot.
     pub wraps: bool,
     /// Whether the table makes a new slot rather than reuse a free one
-    /// while it may still grow, so that an id recurs only after every
-    /// slot has been through every generation (process ids).
+    /// while it may still grow, and never gives slots back, so that an id
+    /// recurs only after its slot has been through every generation while
+    /// every other free slot was taken in turn (process ids).
     pub grow_first: bool,
 }
 
@@ -108,6 +109,12 @@ pub enum InsertAtError {
     Stale,
     /// Memory for new slots could not be had.
     OutOfMemory,
+}
+
+impl<T, S: Shape> Default for GenTable<T, S> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<T, S: Shape> GenTable<T, S> {
@@ -230,6 +237,7 @@ impl<T, S: Shape> GenTable<T, S> {
         self.get(id).is_some()
     }
 
+    #[inline]
     fn unlink_free(&mut self, slot: usize) {
         let State::Free { prev, next } = self.slots[slot].state else {
             return;
@@ -255,6 +263,7 @@ impl<T, S: Shape> GenTable<T, S> {
         }
     }
 
+    #[inline]
     fn push_free(&mut self, slot: usize) {
         self.unused_tail = false;
         let tail = self.free_tail;
@@ -306,6 +315,7 @@ impl<T, S: Shape> GenTable<T, S> {
 
     /// Makes a free slot available; true if it is a new one (at the tail
     /// of the free list).
+    #[inline]
     fn make_room(&mut self) -> Result<bool, Error> {
         if S::SHAPE.grow_first && self.unused_tail {
             return Ok(true);
@@ -328,6 +338,7 @@ impl<T, S: Shape> GenTable<T, S> {
     /// grow-first table may grow — and returns its id; `LimitReached` when
     /// the table is full, `OutOfMemory` when it cannot grow. On failure
     /// the value comes back.
+    #[inline]
     pub fn insert(&mut self, value: T) -> Result<u64, (Error, T)> {
         let slot = match self.make_room() {
             Ok(true) => self.free_tail,
@@ -371,6 +382,7 @@ impl<T, S: Shape> GenTable<T, S> {
     }
 
     /// Takes the object `id` names out; its id is dead from now on.
+    #[inline]
     pub fn remove(&mut self, id: u64) -> Option<T> {
         let slot = self.slot_index(id)?;
         if !matches!(self.slots[slot].state, State::Used(_)) {
@@ -388,7 +400,9 @@ impl<T, S: Shape> GenTable<T, S> {
             s.generation = 0;
             self.push_free(slot);
         }
-        if self.slots.len() > 8 && self.len * 4 < self.slots.len() {
+        // A grow-first table keeps its slots: trimming would let it grow
+        // again and so reuse slots sooner than a full cycle.
+        if !S::SHAPE.grow_first && self.slots.len() > 8 && self.len * 4 < self.slots.len() {
             self.trim();
         }
         Some(value)

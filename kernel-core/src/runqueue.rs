@@ -1,20 +1,48 @@
 //! The scheduler's ready queues: fixed priorities, round-robin within a
 //! priority.
 //!
-//! Rules: level 0 is the most urgent; the caller queues an id at most once
-//! (the kernel keeps a "queued" bit per process, so checking here would
-//! only make every push O(n)); queue memory is
-//! reserved ahead with [`RunQueue::reserve`] when a process is created, so
-//! that making a process runnable never allocates and so never fails.
+//! Rules: every operation is O(1) (push, pop, remove, contains: no scan,
+//! ever) and none allocates. Each level is a doubly linked list threaded
+//! through one link per table slot, and the links are made ahead with
+//! [`RunQueue::reserve`] when a process is created, so that making a
+//! process runnable never fails. An entry is named by its slot (the
+//! caller maps its ids to slots) and carries the id `pop` hands back. A
+//! slot is queued at most once: pushing one that is queued does nothing.
 
 extern crate alloc;
 
 use alloc::collections::TryReserveError;
-use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
-/// Ready queues for `L` priority levels over ids of type `u32`.
+/// Marks the end of a list.
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    id: u32,
+    prev: u32,
+    next: u32,
+    level: u8,
+    queued: bool,
+}
+
+const UNQUEUED: Link = Link {
+    id: 0,
+    prev: NIL,
+    next: NIL,
+    level: 0,
+    queued: false,
+};
+
+/// The bytes of one slot's link (what a process's place in the queues
+/// costs).
+pub const LINK_BYTES: usize = core::mem::size_of::<Link>();
+
+/// Ready queues for `L` priority levels over slots of a table.
 pub struct RunQueue<const L: usize> {
-    levels: [VecDeque<u32>; L],
+    heads: [u32; L],
+    tails: [u32; L],
+    links: Vec<Link>,
     /// Bit `l` set when level `l` is non-empty, so "is anyone this urgent
     /// waiting?" is one mask test on the IPC path rather than a walk.
     nonempty: u64,
@@ -31,72 +59,109 @@ impl<const L: usize> RunQueue<L> {
     pub const fn new() -> Self {
         const { assert!(L >= 1 && L <= 64, "one bit per level in a u64") };
         RunQueue {
-            levels: [const { VecDeque::new() }; L],
+            heads: [NIL; L],
+            tails: [NIL; L],
+            links: Vec::new(),
             nonempty: 0,
             queued: 0,
         }
     }
 
-    /// Makes room so that `total` ids can be queued at any one level
-    /// without allocating.
-    pub fn reserve(&mut self, total: usize) -> Result<(), TryReserveError> {
-        for level in &mut self.levels {
-            let extra = total.saturating_sub(level.len());
-            level.try_reserve(extra)?;
+    /// Makes links for slots `0..slots`, so that pushing any of them never
+    /// allocates.
+    pub fn reserve(&mut self, slots: usize) -> Result<(), TryReserveError> {
+        if let Some(extra) = slots.checked_sub(self.links.len())
+            && extra > 0
+        {
+            self.links.try_reserve(extra)?;
+            self.links.resize(slots, UNQUEUED);
         }
         Ok(())
     }
 
-    /// Queues `id` at the tail of `priority` (clamped to the last level).
-    /// The caller guarantees `id` is not queued already.
-    pub fn push(&mut self, id: u32, priority: u8) {
+    /// Queues `slot` (carrying `id`) at the tail of `priority` (clamped to
+    /// the last level). False, and nothing queued, if the slot has no
+    /// link (it was never reserved: a caller's bug, not a reason to
+    /// allocate here); a slot already queued stays where it is (true).
+    pub fn push(&mut self, slot: usize, id: u32, priority: u8) -> bool {
+        let Some(link) = self.links.get_mut(slot) else {
+            return false;
+        };
+        if link.queued {
+            return true;
+        }
         let level = (priority as usize).min(L - 1);
-        self.levels[level].push_back(id);
+        let tail = self.tails[level];
+        *link = Link {
+            id,
+            prev: tail,
+            next: NIL,
+            level: level as u8,
+            queued: true,
+        };
+        match tail {
+            NIL => self.heads[level] = slot as u32,
+            t => self.links[t as usize].next = slot as u32,
+        }
+        self.tails[level] = slot as u32;
         self.nonempty |= 1 << level;
         self.queued += 1;
+        true
     }
 
-    /// Takes the head of the most urgent non-empty level.
+    /// Takes the head of the most urgent non-empty level: its id.
     pub fn pop(&mut self) -> Option<u32> {
         if self.nonempty == 0 {
             return None;
         }
         let level = self.nonempty.trailing_zeros() as usize;
-        let q = &mut self.levels[level];
-        let id = q.pop_front()?;
-        if q.is_empty() {
-            self.nonempty &= !(1 << level);
-        }
-        self.queued -= 1;
+        let slot = self.heads[level] as usize;
+        let id = self.links.get(slot)?.id;
+        self.unlink(slot);
         Some(id)
     }
 
-    /// Removes `id` wherever it is queued.
-    pub fn remove(&mut self, id: u32) -> bool {
-        for (level, q) in self.levels.iter_mut().enumerate() {
-            if let Some(pos) = q.iter().position(|&x| x == id) {
-                q.remove(pos);
-                if q.is_empty() {
-                    self.nonempty &= !(1 << level);
-                }
-                self.queued -= 1;
-                return true;
-            }
+    /// Takes `slot` out of whatever level it is queued at.
+    pub fn remove(&mut self, slot: usize) -> bool {
+        if !self.contains(slot) {
+            return false;
         }
-        false
+        self.unlink(slot);
+        true
     }
 
-    pub fn contains(&self, id: u32) -> bool {
-        self.levels.iter().any(|q| q.contains(&id))
+    /// Unlinks a queued slot.
+    fn unlink(&mut self, slot: usize) {
+        let Link {
+            prev, next, level, ..
+        } = self.links[slot];
+        let level = level as usize;
+        match prev {
+            NIL => self.heads[level] = next,
+            p => self.links[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tails[level] = prev,
+            n => self.links[n as usize].prev = prev,
+        }
+        if self.heads[level] == NIL {
+            self.nonempty &= !(1 << level);
+        }
+        self.links[slot] = UNQUEUED;
+        self.queued -= 1;
     }
 
-    /// Whether some queued id is at least as urgent as `priority`.
+    pub fn contains(&self, slot: usize) -> bool {
+        self.links.get(slot).is_some_and(|l| l.queued)
+    }
+
+    /// Whether some queued entry is at least as urgent as `priority`.
     pub fn has_at_least(&self, priority: u8) -> bool {
         let level = (priority as usize).min(L - 1);
         self.nonempty & (u64::MAX >> (63 - level)) != 0
     }
 
-    /// Whether some queued id is more urgent than `priority` (sits at a
+    /// Whether some queued entry is more urgent than `priority` (sits at a
     /// lower level): the IPC hand-off's test, one mask.
     #[inline]
     pub fn has_more_urgent_than(&self, priority: u8) -> bool {
@@ -106,15 +171,7 @@ impl<const L: usize> RunQueue<L> {
         self.nonempty & below != 0
     }
 
-    /// Gives back memory beyond what `total` queued ids need.
-    pub fn shrink(&mut self, total: usize) {
-        for level in &mut self.levels {
-            if level.capacity() > 2 * total.max(8) {
-                level.shrink_to(total.max(8));
-            }
-        }
-    }
-
+    /// Entries queued.
     pub fn len(&self) -> usize {
         self.queued
     }
@@ -122,118 +179,13 @@ impl<const L: usize> RunQueue<L> {
     pub fn is_empty(&self) -> bool {
         self.queued == 0
     }
+
+    /// Slots with links (the bytes this holds grow with the table it
+    /// serves, never with how often it is used).
+    pub fn slots(&self) -> usize {
+        self.links.len()
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_robin_within_a_level() {
-        let mut q = RunQueue::<4>::new();
-        q.reserve(8).unwrap();
-        for id in 1..=3 {
-            q.push(id, 2);
-        }
-        assert_eq!(q.pop(), Some(1));
-        q.push(1, 2);
-        assert_eq!(q.pop(), Some(2));
-        assert_eq!(q.pop(), Some(3));
-        assert_eq!(q.pop(), Some(1));
-        assert_eq!(q.pop(), None);
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn urgent_levels_first_and_clamping() {
-        let mut q = RunQueue::<4>::new();
-        q.push(10, 3);
-        q.push(11, 200); // clamped to level 3
-        q.push(12, 0);
-        assert!(q.has_at_least(0));
-        assert_eq!(q.pop(), Some(12));
-        assert!(!q.has_at_least(2));
-        assert!(q.has_at_least(3));
-        assert_eq!(q.pop(), Some(10));
-        assert_eq!(q.pop(), Some(11));
-    }
-
-    #[test]
-    fn remove_and_contains() {
-        let mut q = RunQueue::<2>::new();
-        q.push(5, 0);
-        q.push(6, 1);
-        assert!(q.contains(5));
-        assert_eq!(q.len(), 2);
-        assert!(q.remove(6));
-        assert_eq!(q.len(), 1);
-        assert!(q.remove(5));
-        assert!(!q.remove(5));
-        assert!(!q.contains(5));
-        assert_eq!(q.len(), 0);
-        assert_eq!(q.pop(), None);
-    }
-
-    #[test]
-    fn shrink_gives_memory_back() {
-        let mut q = RunQueue::<2>::new();
-        q.reserve(1000).unwrap();
-        q.push(1, 0);
-        q.shrink(1);
-        assert!(q.levels.iter().all(|l| l.capacity() < 100));
-        assert_eq!(q.pop(), Some(1));
-    }
-
-    #[test]
-    fn reserved_pushes_do_not_grow() {
-        let mut q = RunQueue::<3>::new();
-        q.reserve(100).unwrap();
-        let caps: alloc::vec::Vec<usize> = q.levels.iter().map(|l| l.capacity()).collect();
-        for id in 0..100 {
-            q.push(id, (id % 3) as u8);
-        }
-        let after: alloc::vec::Vec<usize> = q.levels.iter().map(|l| l.capacity()).collect();
-        assert_eq!(caps, after);
-    }
-
-    /// Random pushes, pops and removals against a plain model: the same
-    /// order out, and `has_at_least` and `has_more_urgent_than` always
-    /// agree with the levels.
-    #[test]
-    fn agrees_with_a_model_under_random_operations() {
-        use crate::testrng::Rng;
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut q = RunQueue::<8>::new();
-        let mut model: [alloc::vec::Vec<u32>; 8] = Default::default();
-        for step in 0..20_000u32 {
-            match rng.below(3) {
-                0 => {
-                    let prio = rng.below(10) as u8;
-                    q.push(step, prio);
-                    model[(prio as usize).min(7)].push(step);
-                }
-                1 => {
-                    let want = model
-                        .iter_mut()
-                        .find(|l| !l.is_empty())
-                        .map(|l| l.remove(0));
-                    assert_eq!(q.pop(), want);
-                }
-                _ => {
-                    let level = rng.below(8) as usize;
-                    if let Some(&id) = model[level].first() {
-                        model[level].remove(0);
-                        assert!(q.remove(id));
-                    }
-                }
-            }
-            for p in 0..10u8 {
-                let want = model[..=(p as usize).min(7)].iter().any(|l| !l.is_empty());
-                assert_eq!(q.has_at_least(p), want, "step {step} priority {p}");
-                let more = model[..(p as usize).min(8)].iter().any(|l| !l.is_empty());
-                assert_eq!(q.has_more_urgent_than(p), more, "step {step} priority {p}");
-            }
-            assert_eq!(q.len(), model.iter().map(|l| l.len()).sum::<usize>());
-        }
-    }
-}
+mod tests;

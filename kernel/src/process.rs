@@ -10,10 +10,12 @@
 //! records, so no operation on a family looks at anyone outside it.
 //!
 //! Process ids come from a [`GenTable`] that grows before it reuses a
-//! slot and wraps its generations: a pid is issued again only after every
-//! one of the 4,096 slots has been through 2^18 generations (2^30
-//! processes), so a pid held by a stale tool (a `kill` typed from an old
-//! `ps`) names nothing rather than a newcomer.
+//! slot, never gives slots back, reuses the oldest free slot and wraps its
+//! generations: a pid is issued again only after its slot has been
+//! through 2^18 generations, with every other free slot taken in turn
+//! meanwhile (2^18 processes at the very least, 2^30 when few are alive),
+//! so a pid held by a stale tool (a `kill` typed from an old `ps`) names
+//! nothing rather than a newcomer.
 
 use crate::arch::entry::TrapFrame;
 use crate::arch::paging::PageTable;
@@ -31,6 +33,7 @@ pub const INIT_PID: Pid = 1;
 /// Bits of a pid that name its slot: at most 4,096 processes (zombies
 /// included) at once.
 const PID_SLOT_BITS: u32 = 12;
+const _: () = assert!(1 << PID_SLOT_BITS == abi::kdev::PROCESSES_MAX);
 
 /// Pids are table ids plus one (0 is "no process"), at most 2^30.
 const PID_SHAPE: IdShape = IdShape {
@@ -96,7 +99,7 @@ pub struct Process {
     pub state: State,
     /// Whether the process sits in the ready queue (kept here so that
     /// queueing is O(1)).
-    pub queued: bool,
+
     /// None once the process has exited.
     pub space: Option<PageTable>,
     pub exit: ExitStatus,
@@ -168,7 +171,6 @@ impl Process {
             name: short_name(name),
             priority: priority.min(PRIORITY_LEVELS as u8 - 1),
             state: State::Runnable,
-            queued: false,
             space: Some(space),
             exit: ExitStatus::default(),
             handler: None,
@@ -193,10 +195,11 @@ impl Process {
 }
 
 /// What the kernel charges a reserve for one process record (its box in
-/// the heap, its slot in the process table and its room in the ready
-/// queues).
-pub const RECORD_BYTES: u64 =
-    kernel_core::slab::footprint(core::mem::size_of::<Process>()) as u64 + 32 + 64;
+/// the heap, its slot in the process table and its slot's link in the
+/// ready queues).
+pub const RECORD_BYTES: u64 = kernel_core::slab::footprint(core::mem::size_of::<Process>()) as u64
+    + 32
+    + kernel_core::runqueue::LINK_BYTES as u64;
 
 /// Every process, by pid.
 pub struct Procs {
@@ -212,6 +215,18 @@ impl Procs {
 
     pub fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// The table slot `pid` names (the run queue's index for it).
+    #[inline]
+    pub fn slot_of(pid: Pid) -> usize {
+        PID_SHAPE.slot(u64::from(pid.wrapping_sub(1)))
+    }
+
+    /// Slots the table has made: every pid in it has a slot below this,
+    /// and the next insert's slot is at most this.
+    pub fn slots_made(&self) -> usize {
+        self.table.slots_made()
     }
 
     #[inline]

@@ -88,12 +88,10 @@ impl Scheduler {
     }
 
     fn enqueue(&mut self, pid: Pid) {
-        if let Some(p) = self.procs.get_mut(pid)
-            && !p.queued
-        {
-            p.queued = true;
-            let prio = p.priority;
-            self.ready.push(pid, prio);
+        if let Some(p) = self.procs.get(pid) {
+            // Links for every slot were made at spawn, so this cannot fail.
+            let queued = self.ready.push(Procs::slot_of(pid), pid, p.priority);
+            debug_assert!(queued, "run-queue link of pid {pid} reserved at spawn");
         }
     }
 
@@ -126,8 +124,9 @@ impl Scheduler {
                 r.remove_process();
             }
         };
-        let total = self.procs.len() + 1;
-        if self.ready.reserve(total).is_err() {
+        // A link for whichever slot the process gets (at most one past
+        // the slots made so far).
+        if self.ready.reserve(self.procs.slots_made() + 1).is_err() {
             undo(self);
             return Err((Error::OutOfMemory, space));
         }
@@ -362,9 +361,9 @@ impl Scheduler {
             return;
         };
         p.priority = priority;
-        if p.queued {
-            self.ready.remove(pid);
-            self.ready.push(pid, priority);
+        let slot = Procs::slot_of(pid);
+        if self.ready.remove(slot) {
+            self.ready.push(slot, pid, priority);
         }
         // The current process may now be less urgent than a ready one.
         if pid == self.current {
@@ -402,9 +401,17 @@ impl Scheduler {
         }
     }
 
-    /// Sends the current process to the back of its level.
+    /// Sends the current process to the back of its level. With no one
+    /// as urgent waiting it would be picked again at once, so it simply
+    /// goes on.
     pub fn yield_current(&mut self) {
         let pid = self.current;
+        let Some(p) = self.procs.get(pid) else {
+            return;
+        };
+        if p.state == State::Runnable && !self.ready.has_at_least(p.priority) {
+            return;
+        }
         self.enqueue(pid);
         self.resched = true;
     }
@@ -430,11 +437,7 @@ impl Scheduler {
         crate::bus::calls::exit_bus(self, pid);
         self.unlink_child(pid);
         self.release_memory(pid);
-        if let Some(p) = self.procs.get(pid)
-            && p.queued
-        {
-            self.ready.remove(pid);
-        }
+        self.ready.remove(Procs::slot_of(pid));
         self.reap(pid);
     }
 
@@ -471,7 +474,6 @@ impl Scheduler {
             r.remove_process();
         }
         self.reserves.release(p.reserve);
-        self.ready.shrink(self.procs.len());
     }
 
     /// Ends process `pid`: frees its memory, makes it a zombie for its
@@ -498,13 +500,10 @@ impl Scheduler {
             paging::activate_kernel_table();
         }
         self.release_memory(pid);
-        let Some(p) = self.procs.get_mut(pid) else {
+        if self.procs.get(pid).is_none() {
             return;
-        };
-        if p.queued {
-            p.queued = false;
-            self.ready.remove(pid);
         }
+        self.ready.remove(Procs::slot_of(pid));
         if pid == INIT_PID {
             crate::power_off_after_init(&status);
         }
@@ -590,13 +589,14 @@ impl Scheduler {
             return Some(pid);
         }
         while let Some(pid) = self.ready.pop() {
-            if let Some(p) = self.procs.get_mut(pid) {
-                p.queued = false;
-                if p.state == State::Runnable {
-                    self.resched = false;
-                    self.slice_start = cpu::rdtsc();
-                    return Some(pid);
-                }
+            if self
+                .procs
+                .get(pid)
+                .is_some_and(|p| p.state == State::Runnable)
+            {
+                self.resched = false;
+                self.slice_start = cpu::rdtsc();
+                return Some(pid);
             }
         }
         None

@@ -57,13 +57,17 @@ fn read(h: Handle, pid: u32) -> Result<Entry, Error> {
     })
 }
 
-/// Calls `f` on every process, in pid order.
+/// Calls `f` on every process, in the kernel's table order (not pid
+/// order: a later slot can hold a smaller pid). A process that ends
+/// meanwhile is skipped; the walk goes on from its slot.
 pub fn for_each(h: Handle, mut f: impl FnMut(&Entry)) -> Result<(), Error> {
     let mut pid = 0;
-    loop {
+    // Each step moves to a later slot, so this ends after one step per
+    // slot; the bound only guards against a kernel bug.
+    for _ in 0..=PROCESSES_MAX {
         h.port_out(PROC_PORT_SELECT, 4, pid as u64)?;
         let next = h.port_in(PROC_PORT_NEXT, 4)? as u32;
-        if next == 0 || next <= pid {
+        if next == 0 {
             return Ok(());
         }
         if let Ok(e) = read(h, next) {
@@ -71,6 +75,7 @@ pub fn for_each(h: Handle, mut f: impl FnMut(&Entry)) -> Result<(), Error> {
         }
         pid = next;
     }
+    Ok(())
 }
 
 /// Ends process `pid` (one of the caller's descendants, or itself).

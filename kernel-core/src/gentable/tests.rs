@@ -107,6 +107,35 @@ fn wrapping_tables_reuse_ids_only_after_a_full_cycle() {
 }
 
 #[test]
+fn a_grow_first_table_keeps_its_slots_so_ids_recur_only_after_a_full_cycle() {
+    shape!(
+        Pids = IdShape {
+            slot_bits: 5,
+            gen_bits: 3,
+            wraps: true,
+            grow_first: true,
+        }
+    );
+    let mut t: GenTable<u8, Pids> = GenTable::new();
+    // Fill every slot, then empty the table: a trim here would let later
+    // inserts cycle through a few slots (and their generations) quickly.
+    let ids: Vec<u64> = (0..32).map(|_| t.insert(0).unwrap()).collect();
+    for id in ids {
+        t.remove(id);
+    }
+    assert_eq!(t.slots_made(), 32);
+    let mut last_seen: HashMap<u64, usize> = HashMap::new();
+    for step in 0..1000 {
+        let id = t.insert(0).unwrap();
+        if let Some(at) = last_seen.insert(id, step) {
+            // 32 slots × 8 generations.
+            assert_eq!(step - at, 256, "id {id} recurred early");
+        }
+        t.remove(id);
+    }
+}
+
+#[test]
 fn insert_at_reproduces_ids_and_refuses_stale_or_taken_ones() {
     let mut parent: GenTable<u8, Small> = GenTable::new();
     let a = parent.insert(1).unwrap();

@@ -1,7 +1,7 @@
 //! The bus system calls, client side: attach, detach, info, restrict,
 //! ports, exports, IRQ mapping; and the bus's part in fork, exec and exit.
 
-use super::{Attachment, Device, KernelDevice, hw, kdev, max_rights, user};
+use super::{Attachment, Device, DeviceId, KernelDevice, hw, kdev, max_rights, user};
 use crate::process::{Block, Pid};
 use crate::sched::Scheduler;
 use abi::bus::*;
@@ -10,7 +10,7 @@ use arrayvec::ArrayVec;
 use kernel_core::bus::Entry;
 use kernel_core::paging::is_user_range;
 use kernel_core::reserve::Account;
-use kernel_core::userdev::Export;
+use kernel_core::userdev::{ClientId, Export};
 
 /// Makes sure `pid`'s bus can take one more handle without allocating,
 /// charging the process for any storage that takes.
@@ -227,25 +227,25 @@ pub fn info(s: &mut Scheduler, h: u64) -> Result<DeviceInfo, Error> {
 
 /// `port_in(handle, port, size)`.
 pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, Error> {
-    let att = s.current().bus.require(h, RIGHT_READ)?.value.clone();
-    let value = match att {
-        Attachment::Client { dev, client } => {
-            s.devices.user(dev)?.read_iospace(client, port, size)?
-        }
-        Attachment::Kernel {
-            kind: KernelDevice::Mempool,
-            state,
-            ..
-        } => kdev::mempool_in(s, &state, port, size)?,
-        Attachment::Kernel {
-            kind: KernelDevice::Proc,
-            ..
-        } => super::procdev::port_in(s, h, port, size)?,
-        Attachment::Kernel { kind, state, .. } => {
-            kdev::port_in(&s.devices, kind, &state, port, size)?
-        }
-        Attachment::Hardware { dev, .. } => hw::port_in(s, dev, port, size)?,
+    // Only the few words that route the read are copied out of the bus
+    // slot (an attachment is hundreds of bytes with its export lists).
+    enum Route {
+        Client(DeviceId, ClientId),
+        Kernel(KernelDevice, [u64; 4]),
+        Hardware(DeviceId),
+    }
+    let route = match &s.current().bus.require(h, RIGHT_READ)?.value {
+        Attachment::Client { dev, client } => Route::Client(*dev, *client),
+        Attachment::Kernel { kind, state, .. } => Route::Kernel(*kind, *state),
+        Attachment::Hardware { dev, .. } => Route::Hardware(*dev),
         Attachment::Serve { .. } => return Err(Error::NotSupported),
+    };
+    let value = match route {
+        Route::Client(dev, client) => s.devices.user(dev)?.read_iospace(client, port, size)?,
+        Route::Kernel(KernelDevice::Mempool, state) => kdev::mempool_in(s, &state, port, size)?,
+        Route::Kernel(KernelDevice::Proc, _) => super::procdev::port_in(s, h, port, size)?,
+        Route::Kernel(kind, state) => kdev::port_in(&s.devices, kind, &state, port, size)?,
+        Route::Hardware(dev) => hw::port_in(s, dev, port, size)?,
     };
     // A result must stay a non-negative word: 8-byte values with the top
     // bit set cannot be returned.
@@ -291,11 +291,10 @@ pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> 
             super::procdev::Killed::Restart => Out::Restart,
         }),
         Attachment::Kernel { .. } => {
-            let mut att = entry.value.clone();
             let (p, devices) = s.current_with_devices();
             let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-            kdev::port_out(devices, &mut att, space, port, size, value)?;
-            s.current().bus.get_mut(h)?.value = att;
+            let att = &mut p.bus.get_mut(h)?.value;
+            kdev::port_out(devices, att, space, port, size, value)?;
             Ok(Out::Done)
         }
         Attachment::Hardware { dev, .. } => {
