@@ -223,7 +223,7 @@ fn start_modules(info: &BootInfo) -> usize {
                 let mut s = sched::SCHED.lock();
                 // Init's reserve: the whole machine, no process limit
                 // beyond the table's. Init gives each module one of its
-                // own (mempool's NEW_RESERVE).
+                // own (mempool's CHILD_RESERVE).
                 let reserve = s.reserves.create(None, u32::MAX)?;
                 let pid = match s.spawn(parent, name, None, loaded.space, reserve, |f| *f = frame) {
                     Ok(pid) => pid,

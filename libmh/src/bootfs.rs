@@ -130,8 +130,9 @@ impl Bootfs {
             }
             pid => {
                 // fork returns to the parent first, so unless a timer tick
-                // falls in between, these hold from the child's first
-                // instruction (a limit set late still holds from then on).
+                // falls in between these are set before the child's exec:
+                // the priority holds at once, a memory limit from the exec
+                // (one set after it still holds from then on).
                 if let Some(p) = options.priority {
                     process::set_priority(pid, p)?;
                 }
@@ -299,8 +300,8 @@ fn supervise_memory(pid: u32, kib: u64, size: u64) -> Result<(), Error> {
     }
 }
 
-/// The reserve a supervised module starts with beyond its image and what
-/// it held at fork (256 KiB: its stack and first allocations).
+/// The reserve a supervised module starts with beyond its image (256 KiB:
+/// its stack, page tables and first allocations).
 const START_SLACK_FRAMES: u64 = 64;
 
 /// A boot command line is `binary [@option ...] args...`: the loader

@@ -5,8 +5,8 @@
 //! server allocate; a client gets an entry when it first names a buffer
 //! and loses it when it closes; one process may hold at most
 //! `MAX_PER_PROCESS` entries, so none can fill the table for the others
-//! (a client refused an entry finds its writes and reads end `NotFound`
-//! and `LimitReached`); reads are served in the order they were asked;
+//! (a client refused an entry finds its writes and reads end
+//! `NotFound`); reads are served in the order they were asked;
 //! the last client to ask for a line, or to claim the foreground, is the
 //! foreground one.
 

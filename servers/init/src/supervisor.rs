@@ -410,7 +410,7 @@ impl Supervisor {
             slot.quick_deaths = 0;
         }
         slot.quick_deaths += 1;
-        if slot.quick_deaths > MAX_QUICK_DEATHS {
+        if slot.quick_deaths >= MAX_QUICK_DEATHS {
             println!(
                 "init: {} died {} times in a row soon after starting; giving up",
                 slot.name(),

@@ -81,9 +81,10 @@ pub fn assemble(manifest: Manifest) -> Result<Image> {
     })
 }
 
-/// The least a memory limit must leave beyond the binary's file size:
-/// the loader holds a copy of the file while it maps the program, which
-/// needs its own pages, stack and page tables.
+/// The least a memory limit must leave beyond the binary's file size. The
+/// limit takes effect at the module's exec, so it must hold the program
+/// exec maps (no more pages than the file has bytes) with its stack and
+/// page tables, and what it allocates as it starts.
 const LOAD_MARGIN_KIB: u64 = 256;
 
 /// A module's memory limit must cover its start-up (see LOAD_MARGIN_KIB).
