@@ -22,7 +22,6 @@ pub mod slab;
 pub mod bus;
 pub mod gentable;
 pub mod hwclaims;
-pub mod idtable;
 pub mod reserve;
 pub mod runqueue;
 #[cfg(test)]
