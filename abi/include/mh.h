@@ -1510,8 +1510,9 @@ typedef struct MhSysInfo {
    */
   uint64_t heap_frames;
   /**
-   * Empty page-table frames the caller's address space keeps for its
-   * next tables (at most four, charged to it): counted with
+   * Page-table frames of the caller's address space that map nothing:
+   * spare and idle tables kept for its next maps and the tables above
+   * idle ones (at most twelve, charged to it): counted with
    * `free_frames` by tests that compare against a baseline.
    */
   uint64_t spare_tables;

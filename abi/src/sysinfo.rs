@@ -22,8 +22,9 @@ pub struct SysInfo {
     /// or page tables are taken or given back, so tests compare it against
     /// a baseline without tripping over heap fragmentation.
     pub heap_frames: u64,
-    /// Empty page-table frames the caller's address space keeps for its
-    /// next tables (at most four, charged to it): counted with
+    /// Page-table frames of the caller's address space that map nothing:
+    /// spare and idle tables kept for its next maps and the tables above
+    /// idle ones (at most twelve, charged to it): counted with
     /// `free_frames` by tests that compare against a baseline.
     pub spare_tables: u64,
 }

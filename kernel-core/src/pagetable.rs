@@ -8,9 +8,13 @@
 //! - every table below the root counts its non-zero entries in the
 //!   software bits 52..62 of the entry that points at it (the CPU ignores
 //!   them in non-leaf entries), so emptiness is known in O(1);
-//! - a table whose last entry goes is unlinked at once; up to
-//!   [`SPARE_TABLES`] of them are kept (zeroed, since they are empty) for
-//!   the next table this address space needs, the rest go back through
+//! - a leaf table whose last entry goes stays linked, **idle**, so that a
+//!   page mapped there again (the common map, unmap, map pattern) needs
+//!   no table work; an unlinked table (an idle one evicted, or an upper
+//!   table left empty) is kept as a **spare** (zeroed, since it is empty)
+//!   for the next table this address space needs. Idle and spare tables
+//!   together are at most [`SPARE_TABLES`]: beyond that the oldest idle
+//!   table is unlinked, or a spare goes back through
 //!   [`TableFrames::free_table`], so a process can never hold more than a
 //!   few empty tables;
 //! - every table frame comes from [`TableFrames::alloc_table`], which the
@@ -149,6 +153,9 @@ fn frame_of(entry: u64) -> Frame {
 pub struct PageTree {
     root: Frame,
     spare: ArrayVec<Frame, SPARE_TABLES>,
+    /// The idle leaf tables (linked, empty), by the 2 MiB-aligned address
+    /// they cover, oldest first; with the spares at most `SPARE_TABLES`.
+    idle: ArrayVec<u64, SPARE_TABLES>,
     /// Table frames held: the root, every table under it, the spares.
     tables: u64,
 }
@@ -162,6 +169,7 @@ impl PageTree {
         PageTree {
             root,
             spare: ArrayVec::new(),
+            idle: ArrayVec::new(),
             tables: 1,
         }
     }
@@ -175,9 +183,51 @@ impl PageTree {
         self.tables
     }
 
-    /// Empty tables kept for reuse.
+    /// Empty tables kept for reuse: spares and idle leaf tables (at most
+    /// `SPARE_TABLES` together).
     pub fn spare_tables(&self) -> u64 {
-        self.spare.len() as u64
+        (self.spare.len() + self.idle.len()) as u64
+    }
+
+    /// Every table that maps nothing: the spares, the idle leaf tables,
+    /// and the tables above idle ones that lead to nothing else (a
+    /// directory whose entries are all idle tables, and so on up). At most
+    /// `3 * SPARE_TABLES`.
+    pub fn empty_tables(&self, mem: &impl TableMemory) -> u64 {
+        let mut n = (self.spare.len() + self.idle.len()) as u64;
+        // Directories (1 GiB each) holding only idle tables.
+        let mut empty_dirs: ArrayVec<u64, SPARE_TABLES> = ArrayVec::new();
+        for &base in &self.idle {
+            let dir = base / SPAN[2];
+            if empty_dirs.contains(&dir) {
+                continue;
+            }
+            let idle_here = self.idle.iter().filter(|&&b| b / SPAN[2] == dir).count() as u64;
+            let idx = table_indices(base);
+            let (path, depth) = self.path(mem, base);
+            if depth == 4 && count_of(mem.read(path[1], idx[1])) == idle_here {
+                let _ = empty_dirs.try_push(dir);
+                n += 1;
+            }
+        }
+        // Pointer tables (512 GiB each) holding only such directories.
+        let mut empty_pointers: ArrayVec<u64, SPARE_TABLES> = ArrayVec::new();
+        for &dir in &empty_dirs {
+            let top = dir * SPAN[2] / SPAN[3];
+            if empty_pointers.contains(&top) {
+                continue;
+            }
+            let dirs_here = empty_dirs
+                .iter()
+                .filter(|&&d| d * SPAN[2] / SPAN[3] == top)
+                .count() as u64;
+            let idx = table_indices(dir * SPAN[2]);
+            if count_of(mem.read(self.root, idx[0])) == dirs_here {
+                let _ = empty_pointers.try_push(top);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// The leaf entry for user page `va` (0 when none, or when `va` is not
@@ -223,11 +273,18 @@ impl PageTree {
         Some(f)
     }
 
+    /// An unlinked, empty table: kept as a spare while idle and spare
+    /// tables together stay within `SPARE_TABLES`, else freed.
     fn drop_table(&mut self, frames: &mut impl TableFrames, table: Frame) {
-        if self.spare.try_push(table).is_err() {
-            frames.free_table(table);
-            self.tables -= 1;
+        if self.idle.len() + self.spare.len() >= SPARE_TABLES || self.spare.try_push(table).is_err()
+        {
+            self.free_table(frames, table);
         }
+    }
+
+    fn free_table(&mut self, frames: &mut impl TableFrames, table: Frame) {
+        frames.free_table(table);
+        self.tables -= 1;
     }
 
     /// Makes the tables down to `va`'s leaf entry, if missing. On failure
@@ -242,32 +299,50 @@ impl PageTree {
             return Err(Error::BadAddress);
         }
         let idx = table_indices(va);
-        let mut table = self.root;
-        // The entry that counts `table`'s entries (none for the root).
-        let mut counter: Option<(Frame, usize)> = None;
-        for &i in &idx[..3] {
-            let e = mem.read(table, i);
-            if pte_flags(e).contains(PteFlags::HUGE) {
-                return Err(Error::BadAddress);
-            }
-            let next = if is_table(e) {
-                frame_of(e)
-            } else {
-                let Some(new) = self.take_table(frames) else {
-                    // The tables made above hold nothing: take them down.
-                    self.prune(mem, frames, va);
-                    return Err(Error::OutOfMemory);
-                };
-                mem.write(table, i, make_pte(new.addr(), TABLE_FLAGS));
-                if let Some((t, at)) = counter {
-                    add_count(mem, t, at, 1);
+        let mut evicted = false;
+        'walk: loop {
+            let mut table = self.root;
+            // The entry that counts `table`'s entries (none for the root).
+            let mut counter: Option<(Frame, usize)> = None;
+            for &i in &idx[..3] {
+                let e = mem.read(table, i);
+                if pte_flags(e).contains(PteFlags::HUGE) {
+                    return Err(Error::BadAddress);
                 }
-                new
-            };
-            counter = Some((table, i));
-            table = next;
+                let next = if is_table(e) {
+                    frame_of(e)
+                } else {
+                    // Tables in the budget are for any address: with no
+                    // spare left, the oldest idle table elsewhere is
+                    // unlinked to become one, before any table is made
+                    // here, and the walk starts again on the tree as it
+                    // now is.
+                    if !evicted
+                        && self.spare.is_empty()
+                        && !self.idle.is_empty()
+                        && !self.idle.contains(&(va & !(SPAN[1] - 1)))
+                    {
+                        evicted = true;
+                        let oldest = self.idle.remove(0);
+                        self.unlink_empty(mem, frames, oldest, true);
+                        continue 'walk;
+                    }
+                    let Some(new) = self.take_table(frames) else {
+                        // The tables made above hold nothing: take them down.
+                        self.prune(mem, frames, va);
+                        return Err(Error::OutOfMemory);
+                    };
+                    mem.write(table, i, make_pte(new.addr(), TABLE_FLAGS));
+                    if let Some((t, at)) = counter {
+                        add_count(mem, t, at, 1);
+                    }
+                    new
+                };
+                counter = Some((table, i));
+                table = next;
+            }
+            return Ok(());
         }
-        Ok(())
     }
 
     /// Sets the leaf entry for user page `va`. Setting a non-zero entry
@@ -292,18 +367,81 @@ impl PageTree {
         let leaf_table = path[3];
         let old = mem.read(leaf_table, idx[3]);
         mem.write(leaf_table, idx[3], pte);
+        let base = va & !(SPAN[1] - 1);
         if old == 0 && pte != 0 {
-            add_count(mem, path[2], idx[2], 1);
+            if add_count(mem, path[2], idx[2], 1) == 1
+                && let Some(i) = self.idle.iter().position(|&b| b == base)
+            {
+                self.idle.remove(i);
+            }
         } else if old != 0 && pte == 0 {
             let left = add_count(mem, path[2], idx[2], -1);
             if left == 0 {
-                self.prune(mem, frames, va);
+                self.make_idle(mem, frames, base);
             }
+        }
+    }
+
+    /// The leaf table covering `base` (2 MiB-aligned) has just lost its
+    /// last entry: it stays linked as an idle table, after room is made
+    /// for it (the oldest idle table is unlinked, or a spare freed).
+    fn make_idle(&mut self, mem: &mut impl TableMemory, frames: &mut impl TableFrames, base: u64) {
+        if self.idle.len() + self.spare.len() >= SPARE_TABLES {
+            if let Some(f) = self.spare.pop() {
+                self.free_table(frames, f);
+            } else if !self.idle.is_empty() {
+                // The oldest idle table is unlinked, with the tables above
+                // it if it was all they held; the budget is full, so they
+                // are freed, not kept.
+                let oldest = self.idle.remove(0);
+                self.unlink_empty(mem, frames, oldest, false);
+            }
+        }
+        if self.idle.len() + self.spare.len() < SPARE_TABLES {
+            let _ = self.idle.try_push(base);
+        } else {
+            self.prune(mem, frames, base);
+        }
+    }
+
+    /// The leaf table covering `va` (if any) holds nothing although no
+    /// entry was cleared (tables a failed call prepared and never used):
+    /// it is treated as if its last entry had just gone, so it cannot be
+    /// left behind uncounted.
+    pub fn settle_empty(
+        &mut self,
+        mem: &mut impl TableMemory,
+        frames: &mut impl TableFrames,
+        va: u64,
+    ) {
+        if va >= USER_END {
+            return;
+        }
+        let idx = table_indices(va);
+        let (path, depth) = self.path(mem, va);
+        let base = va & !(SPAN[1] - 1);
+        if depth == 4 && count_of(mem.read(path[2], idx[2])) == 0 && !self.idle.contains(&base) {
+            self.make_idle(mem, frames, base);
+        } else if depth < 4 {
+            // Upper tables that lead nowhere.
+            self.prune(mem, frames, va);
         }
     }
 
     /// Unlinks the empty tables on `va`'s path, lowest first.
     fn prune(&mut self, mem: &mut impl TableMemory, frames: &mut impl TableFrames, va: u64) {
+        self.unlink_empty(mem, frames, va, true);
+    }
+
+    /// `prune`, keeping the tables it unlinks as spares (within the
+    /// budget) or freeing them all (`keep` false: room is being made).
+    fn unlink_empty(
+        &mut self,
+        mem: &mut impl TableMemory,
+        frames: &mut impl TableFrames,
+        va: u64,
+        keep: bool,
+    ) {
         let idx = table_indices(va);
         // Unlinking a table changes only entries below the ones the path
         // was read from, so one walk serves every level.
@@ -318,7 +456,16 @@ impl PageTree {
                 return;
             }
             mem.write(parent, idx[level - 1], 0);
-            self.drop_table(frames, path[level]);
+            if level == 3
+                && let Some(i) = self.idle.iter().position(|&b| b == va & !(SPAN[1] - 1))
+            {
+                self.idle.remove(i);
+            }
+            if keep {
+                self.drop_table(frames, path[level]);
+            } else {
+                self.free_table(frames, path[level]);
+            }
             if level >= 2 {
                 add_count(mem, path[level - 2], idx[level - 2], -1);
             }
@@ -336,17 +483,29 @@ impl PageTree {
             let mut table = self.root;
             for level in 0..3 {
                 let e = mem.read(table, idx[level]);
-                if !is_table(e) {
-                    // No table below: skip everything this entry covers.
+                if !is_table(e) || count_of(e) == 0 && level > 0 {
+                    // No table below, or one with nothing in it (an idle
+                    // leaf table): skip everything this entry covers.
                     at = (at | (SPAN[3 - level] - 1)).checked_add(1)?;
                     continue 'walk;
                 }
                 table = frame_of(e);
             }
-            if mem.read(table, idx[3]) != 0 {
+            // Within the leaf table, the next used entry (up to `end`): the
+            // page asked for first, the rest of the table if it is empty.
+            let first = idx[3];
+            if mem.read(table, first) != 0 {
                 return Some(at);
             }
-            at += SPAN[0];
+            let last = if end - (at - first as u64 * SPAN[0]) >= SPAN[1] {
+                ENTRIES
+            } else {
+                ((end - (at - first as u64 * SPAN[0])).div_ceil(SPAN[0])) as usize
+            };
+            match next_used(mem.entries(table), first + 1, last) {
+                Some(i) => return Some(at + (i - first) as u64 * SPAN[0]),
+                None => at = (at | (SPAN[1] - 1)).checked_add(1)?,
+            }
         }
         None
     }

@@ -48,6 +48,10 @@ pub trait PageTableOps {
     fn set(&mut self, frames: &mut impl TableFrames, va: u64, pte: u64);
     /// Forgets any cached translation of `va`.
     fn flush(&mut self, va: u64);
+    /// The tables `prepare` made for `va` were not used after all (a call
+    /// that failed part way): a real table keeps them within its budget of
+    /// empty tables, as if their last entry had gone.
+    fn settle_empty(&mut self, _frames: &mut impl TableFrames, _va: u64) {}
     /// The lowest page in `[va, end)` whose leaf entry is not zero. A real
     /// table skips whole missing tables (2 MiB, 1 GiB, 512 GiB at a time),
     /// so a call over a huge, mostly empty range stays cheap; this default
@@ -180,7 +184,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         let _ = pages(va, len)?;
         let total = len / PAGE;
         if from == 0 {
-            if self.pt.next_entry(va, va + len).is_some() {
+            if self.any_mapped(va, len) {
                 return Err(Error::AlreadyExists);
             }
             // Charge first: a map that cannot fit fails before a page is
@@ -214,12 +218,26 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
 
     /// Unmaps `page` and releases its frame (the caller checked it is not
     /// pinned).
+    /// Whether any page of `[va, va+len)` has an entry (one page, the
+    /// common case, is one lookup).
+    fn any_mapped(&mut self, va: u64, len: u64) -> bool {
+        if len == PAGE {
+            return self.pt.entry(va) != 0;
+        }
+        self.pt.next_entry(va, va + len).is_some()
+    }
+
     fn drop_mapping(&mut self, page: u64) {
         if let Some(m) = self.get(page) {
-            self.put(page, None);
-            if m.kind != Kind::Io {
-                self.frames.release(m.frame);
-            }
+            self.release_mapping(page, &m);
+        }
+    }
+
+    /// Unmaps `page`, whose mapping is `m`, and releases its frame.
+    fn release_mapping(&mut self, page: u64, m: &Mapping) {
+        self.put(page, None);
+        if m.kind != Kind::Io {
+            self.frames.release(m.frame);
         }
     }
 
@@ -294,6 +312,15 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     ) -> Result<Step, Error> {
         let _ = pages(va, len)?;
         let end = va + len;
+        if len == PAGE {
+            // One page (the common case): one look at it.
+            match self.get(va) {
+                Some(m) if m.is_pinned() => return Err(Error::Busy),
+                Some(m) => self.release_mapping(va, &m),
+                None => {}
+            }
+            return Ok(Step::Done);
+        }
         // Only the mapped pages are visited: a huge, mostly empty range
         // must not keep the (non-preemptible) kernel busy.
         let mut at = va;
@@ -316,6 +343,23 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         Ok(Step::Done)
     }
 
+    /// Makes the tables for every page of `[va, va+len)`; if one cannot be
+    /// had, the tables made for the others are settled (they must not
+    /// stay behind, empty and uncounted) and the call fails.
+    fn prepare_all(&mut self, va: u64, len: u64) -> Result<(), Error> {
+        for (i, page) in pages(va, len)?.enumerate() {
+            if let Err(e) = self.pt.prepare(self.frames, page) {
+                for done in pages(va, len)?.take(i) {
+                    if self.pt.entry(done) == 0 {
+                        self.pt.settle_empty(self.frames, done);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Moves the mappings of `[src, src+len)` to `[dst, dst+len)`,
     /// releasing what `dst` mapped. Every source page must be mapped; no
     /// page of either range may be pinned; the ranges may not overlap
@@ -336,9 +380,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
             }
         }
         // Create every destination table first, so nothing below can fail.
-        for d in pages(dst, len)? {
-            self.pt.prepare(self.frames, d)?;
-        }
+        self.prepare_all(dst, len)?;
         for (d, s) in pages(dst, len)?.zip(pages(src, len)?) {
             let moving = self.get(s);
             let replaced = self.get(d);
@@ -469,9 +511,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
                 return Err(Error::AlreadyExists);
             }
         }
-        for page in pages(va, len)? {
-            self.pt.prepare(self.frames, page)?;
-        }
+        self.prepare_all(va, len)?;
         for (i, page) in pages(va, len)?.enumerate() {
             let m = Mapping {
                 frame: Frame::containing(phys + i as u64 * PAGE),

@@ -98,7 +98,7 @@ fn set_and_entry_round_trip_and_kernel_addresses_read_zero() {
 }
 
 #[test]
-fn clearing_the_last_entry_takes_the_tables_down() {
+fn clearing_the_last_entry_leaves_the_table_idle_until_others_push_it_out() {
     let (mut t, mut mem, mut f) = tree(100);
     {
         let (mem, f) = (&mut mem, &mut f);
@@ -110,11 +110,50 @@ fn clearing_the_last_entry_takes_the_tables_down() {
         assert_eq!(t.entry(mem, VA + PAGE), 0x2000_0007, "the neighbour stays");
         assert_eq!(t.table_frames(), 4);
         t.set(mem, f, VA + PAGE, 0);
-        // All three tables are unlinked; they wait as spares.
+        // The leaf table stays linked, idle: mapping there again needs no
+        // table work.
         assert_eq!(t.next_entry(mem, 0, USER_END), None);
-        assert_eq!(mem.read(t.root(), 0), 0, "the root entry is gone");
-        assert_eq!(t.table_frames(), 4);
-        assert_eq!(t.spare.len(), 3);
+        assert_ne!(mem.read(t.root(), 0), 0);
+        assert_eq!((t.table_frames(), t.spare_tables()), (4, 1));
+        let before = f.live.len();
+        t.prepare(mem, f, VA).unwrap();
+        t.set(mem, f, VA, 0x3000_0007);
+        assert_eq!(
+            (f.live.len(), t.spare_tables()),
+            (before, 0),
+            "reused as it was"
+        );
+        t.set(mem, f, VA, 0);
+        // Four more idle tables elsewhere push the oldest out: unlinked,
+        // with the tables above it, which wait as spares or are freed.
+        for k in 1..=SPARE_TABLES as u64 {
+            let va = VA + k * (1 << 30);
+            t.prepare(mem, f, va).unwrap();
+            t.set(mem, f, va, 0x4000_0007);
+            t.set(mem, f, va, 0);
+            assert!(t.spare_tables() <= SPARE_TABLES as u64);
+        }
+        assert_eq!(t.entry(mem, VA), 0);
+        let e = mem.read(frame_of(mem.read(t.root(), 0)), 0);
+        assert_eq!(e, 0, "the first idle table's directory entry is gone");
+        check_counts(mem, t.root(), 3);
+    }
+}
+
+#[test]
+fn a_prepared_table_left_unused_is_settled() {
+    let (mut t, mut mem, mut f) = tree(100);
+    {
+        let (mem, f) = (&mut mem, &mut f);
+        for k in 0..10u64 {
+            let va = VA + k * (1 << 30);
+            t.prepare(mem, f, va).unwrap();
+            t.settle_empty(mem, f, va);
+            assert!(t.spare_tables() <= SPARE_TABLES as u64);
+            assert!(t.table_frames() <= 1 + 3 * (SPARE_TABLES as u64 + 1));
+        }
+        check_counts(mem, t.root(), 3);
+        assert_eq!(t.next_entry(mem, 0, USER_END), None);
     }
 }
 
@@ -129,9 +168,11 @@ fn sparse_maps_and_unmaps_hold_a_bounded_number_of_tables() {
             t.prepare(mem, f, va).unwrap();
             t.set(mem, f, va, 0x5000_0007);
             t.set(mem, f, va, 0);
-            assert!(t.table_frames() <= 1 + 3 + SPARE_TABLES as u64);
+            // An idle leaf table keeps the tables above it.
+            assert!(t.table_frames() <= 1 + 3 + 3 * SPARE_TABLES as u64);
+            assert!(t.spare_tables() <= SPARE_TABLES as u64);
         }
-        assert!(f.live.len() <= 1 + 3 + SPARE_TABLES);
+        assert!(f.live.len() <= 1 + 3 + 3 * SPARE_TABLES);
         freed_tables_were_empty(mem, f, &[]);
     }
 }
@@ -275,13 +316,32 @@ fn model() {
             }
             // Needed: one leaf table per 2 MiB, one directory per 1 GiB,
             // one pointer table per 512 GiB with something in it.
-            let need = |span: u64| model.keys().map(|v| v / span).collect::<HashSet<_>>().len();
+            // Idle leaf tables count as needing their tables too.
+            let used: Vec<u64> = model
+                .keys()
+                .copied()
+                .chain(t.idle.iter().copied())
+                .collect();
+            let need = |span: u64| used.iter().map(|v| v / span).collect::<HashSet<_>>().len();
             let linked = need(2 << 20) + need(1 << 30) + need(1 << 39);
             assert_eq!(
                 t.table_frames() as usize,
                 1 + linked + t.spare.len(),
                 "step {step}"
             );
+            assert!(t.idle.len() + t.spare.len() <= SPARE_TABLES);
+            // Every table either maps something or is counted as empty.
+            let live = |span: u64| model.keys().map(|v| v / span).collect::<HashSet<_>>().len();
+            let mapping = live(2 << 20) + live(1 << 30) + live(1 << 39);
+            assert_eq!(
+                t.table_frames(),
+                1 + mapping as u64 + t.empty_tables(mem),
+                "step {step}: empty tables counted"
+            );
+            assert!(t.empty_tables(mem) <= 3 * SPARE_TABLES as u64);
+            for &base in &t.idle {
+                assert!(!model.keys().any(|v| v / (2 << 20) == base / (2 << 20)));
+            }
             if step % 500 == 0 {
                 check_counts(mem, t.root(), 3);
             }

@@ -95,9 +95,10 @@ impl PageTable {
         self.tree.table_frames()
     }
 
-    /// Empty table frames it keeps for reuse.
+    /// Table frames it holds that map nothing (spares, idle tables and
+    /// the tables above idle ones only).
     pub fn spare_tables(&self) -> u64 {
-        self.tree.spare_tables()
+        self.tree.empty_tables(&DirectMap)
     }
 
     /// The raw leaf entry for user page `va` (0 when none, and for every
@@ -217,6 +218,10 @@ impl kernel_core::vm::PageTableOps for PageTable {
 
     fn set(&mut self, frames: &mut impl TableFrames, va: u64, pte: u64) {
         self.tree.set(&mut DirectMap, frames, va, pte);
+    }
+
+    fn settle_empty(&mut self, frames: &mut impl TableFrames, va: u64) {
+        self.tree.settle_empty(&mut DirectMap, frames, va);
     }
 
     fn next_entry(&mut self, va: u64, end: u64) -> Option<u64> {
