@@ -186,6 +186,11 @@ impl<T> Bus<T> {
         self.table.iter()
     }
 
+    /// Every attachment, with its handle, taken out (the bus is consumed).
+    pub fn into_entries(self) -> impl Iterator<Item = (u64, Entry<T>)> {
+        self.table.into_iter_ids()
+    }
+
     /// The handles of every attachment (to detach them one by one).
     pub fn handles(&self) -> impl Iterator<Item = u64> + '_ {
         self.iter().map(|(h, _)| h)

@@ -208,6 +208,29 @@ impl<T, S: Shape> GenTable<T, S> {
         }
     }
 
+    /// The objects two different ids name, both to change (`None` if
+    /// either names nothing, or both name the same slot).
+    pub fn get_pair_mut(&mut self, a: u64, b: u64) -> Option<(&mut T, &mut T)> {
+        let (ga, gb) = (S::SHAPE.generation(a), S::SHAPE.generation(b));
+        let [x, y] = self
+            .slots
+            .get_disjoint_mut([S::SHAPE.slot(a), S::SHAPE.slot(b)])
+            .ok()?;
+        match (x, y) {
+            (
+                Slot {
+                    generation: g1,
+                    state: State::Used(v1),
+                },
+                Slot {
+                    generation: g2,
+                    state: State::Used(v2),
+                },
+            ) if *g1 == ga && *g2 == gb => Some((v1, v2)),
+            _ => None,
+        }
+    }
+
     /// The object in `slot`, whatever its generation (for structures that
     /// link objects by slot and keep the links exact themselves).
     #[inline]
@@ -340,6 +363,29 @@ impl<T, S: Shape> GenTable<T, S> {
     /// the value comes back.
     #[inline]
     pub fn insert(&mut self, value: T) -> Result<u64, (Error, T)> {
+        // The common case: take the oldest free slot, the head of the free
+        // list (it has no predecessor to fix).
+        if !S::SHAPE.grow_first
+            && let Some(head) = self.slots.get_mut(self.free_head as usize)
+            && let State::Free { next, .. } = head.state
+        {
+            let slot = self.free_head as usize;
+            let generation = head.generation;
+            head.state = State::Used(value);
+            self.free_head = next;
+            match self.slots.get_mut(next as usize) {
+                Some(Slot {
+                    state: State::Free { prev, .. },
+                    ..
+                }) => *prev = NIL,
+                _ => {
+                    self.free_tail = NIL;
+                    self.unused_tail = false;
+                }
+            }
+            self.len += 1;
+            return Ok(S::SHAPE.id(slot, generation));
+        }
         let slot = match self.make_room() {
             Ok(true) => self.free_tail,
             Ok(false) => self.free_head,
@@ -458,10 +504,19 @@ impl<T, S: Shape> GenTable<T, S> {
 
     /// Every object, taken out (the table is consumed).
     pub fn into_values(self) -> impl Iterator<Item = T> {
-        self.slots.into_iter().filter_map(|s| match s.state {
-            State::Used(v) => Some(v),
-            _ => None,
-        })
+        self.into_iter_ids().map(|(_, v)| v)
+    }
+
+    /// Every object with its id, taken out (the table is consumed).
+    pub fn into_iter_ids(self) -> impl Iterator<Item = (u64, T)> {
+        let shape = S::SHAPE;
+        self.slots
+            .into_iter()
+            .enumerate()
+            .filter_map(move |(i, s)| match s.state {
+                State::Used(v) => Some((shape.id(i, s.generation), v)),
+                _ => None,
+            })
     }
 
     /// The id of the object in the first used slot at or after `slot`

@@ -15,6 +15,7 @@ pub mod frame;
 pub mod klog;
 pub mod le;
 pub mod names;
+pub mod outline;
 pub mod pagetable;
 pub mod paging;
 pub mod slab;

@@ -116,8 +116,19 @@ impl<const L: usize> RunQueue<L> {
         }
         let level = self.nonempty.trailing_zeros() as usize;
         let slot = self.heads[level] as usize;
-        let id = self.links.get(slot)?.id;
-        self.unlink(slot);
+        // The head has no predecessor: only its successor changes.
+        let link = self.links.get_mut(slot)?;
+        let (id, next) = (link.id, link.next);
+        link.queued = false;
+        self.heads[level] = next;
+        match self.links.get_mut(next as usize) {
+            Some(n) => n.prev = NIL,
+            None => {
+                self.tails[level] = NIL;
+                self.nonempty &= !(1 << level);
+            }
+        }
+        self.queued -= 1;
         Some(id)
     }
 
@@ -147,7 +158,7 @@ impl<const L: usize> RunQueue<L> {
         if self.heads[level] == NIL {
             self.nonempty &= !(1 << level);
         }
-        self.links[slot] = UNQUEUED;
+        self.links[slot].queued = false;
         self.queued -= 1;
     }
 
@@ -165,10 +176,8 @@ impl<const L: usize> RunQueue<L> {
     /// lower level): the IPC hand-off's test, one mask.
     #[inline]
     pub fn has_more_urgent_than(&self, priority: u8) -> bool {
-        let level = (priority as usize).min(L);
-        // `level` ≤ L ≤ 64: the shift is done in 128 bits so 64 is fine.
-        let below = ((1u128 << level) - 1) as u64;
-        self.nonempty & below != 0
+        // The most urgent non-empty level (64 when all are empty).
+        self.nonempty.trailing_zeros() < u32::from(priority)
     }
 
     /// Entries queued.

@@ -258,6 +258,8 @@ impl UserDevice {
     /// Queues `r` for client `id` (room was checked or reserved) and puts
     /// the client at the back of the round-robin list if it was not on it.
     fn push(&mut self, id: ClientId, r: Request) {
+        let slot = CLIENT_SHAPE.slot(id) as u32;
+        let tail = self.ready_tail;
         let Some(c) = self.clients.get_mut(id) else {
             return;
         };
@@ -266,9 +268,23 @@ impl UserDevice {
         }
         c.queue.push_back(r);
         self.pending += 1;
-        if !c.ready {
-            self.link_ready(CLIENT_SHAPE.slot(id) as u32);
+        if c.ready {
+            return;
         }
+        // Linked here, with the record in hand (`link_ready` would look
+        // it up again).
+        c.ready = true;
+        c.ready_prev = tail;
+        c.ready_next = NIL;
+        match tail {
+            NIL => self.ready_head = slot,
+            t => {
+                if let Some(c) = self.clients.get_slot_mut(t as usize) {
+                    c.ready_next = slot;
+                }
+            }
+        }
+        self.ready_tail = slot;
     }
 
     /// Puts the client in `slot` at the back of the round-robin list.
@@ -444,26 +460,33 @@ impl UserDevice {
     /// `port_out` from a client: queues an OUT request (`Busy` when the
     /// client already has its quota waiting).
     pub fn out(&mut self, id: ClientId, port: u64, size: u64, value: u64) -> Result<(), Error> {
-        let r = self.out_request(id, port, size, value)?;
-        if self.client(id)?.outs >= self.queue_per_client {
+        let c = self.client(id)?;
+        let (pid, outs) = (c.pid, c.outs);
+        let r = self.out_request(pid, id, port, size, value)?;
+        if outs >= self.queue_per_client {
             return Err(Error::Busy);
         }
         self.push(id, r);
         Ok(())
     }
 
-    /// The request an `out` from client `id` makes, checked but not
-    /// queued: for handing it straight to a server that already waits
-    /// (which is only right when nothing is queued at all).
+    /// The request an `out` from client `id` of process `pid` makes,
+    /// checked but not queued: for handing it straight to a server that
+    /// already waits (which is only right when nothing is queued at all).
+    /// The record is not looked at: the caller holds the client's
+    /// attachment in `pid`'s bus, and a client record lives, open, with
+    /// that pid, for as long as its attachment does (detaching, exiting
+    /// and revoking take the attachment away before they close it).
     #[inline(always)]
     pub fn out_request(
         &self,
+        pid: u32,
         id: ClientId,
         port: u64,
         size: u64,
         value: u64,
     ) -> Result<Request, Error> {
-        let pid = self.client(id)?.pid;
+        debug_assert!(self.client(id).is_ok_and(|c| c.pid == pid));
         if !matches!(size, 1 | 2 | 4 | 8) || port > u32::MAX as u64 {
             return Err(Error::InvalidArgument);
         }
@@ -484,6 +507,7 @@ impl UserDevice {
 
     /// The request the server would take next (the head of the first
     /// client on the round-robin list), without taking it.
+    #[inline]
     pub fn peek(&self) -> Option<Request> {
         self.clients
             .get_slot(self.ready_head as usize)
@@ -493,20 +517,27 @@ impl UserDevice {
     /// Takes the request `peek` showed: the client goes to the back of the
     /// round-robin list if it has more. Taking a CLOSE ends the client's
     /// record: its refund comes back.
+    #[inline]
     pub fn take(&mut self) -> Option<(Request, Option<Refund>)> {
         let slot = self.ready_head;
-        let id = self.clients.id_at(slot as usize)?;
-        self.unlink_ready(slot);
-        let c = self.clients.get_mut(id)?;
+        let c = self.clients.get_slot_mut(slot as usize)?;
         let r = c.queue.pop_front()?;
         let more = !c.queue.is_empty();
         if is_out(&r) {
             c.outs -= 1;
         }
         self.pending -= 1;
-        if more {
-            self.link_ready(slot);
+        // A client with more goes to the back of the list (alone on it,
+        // it is there already); one with no more leaves it.
+        if !more || self.ready_tail != slot {
+            self.unlink_ready(slot);
+            if more {
+                self.link_ready(slot);
+            }
         }
+        // Every request carries the id of the client it was queued for.
+        let id = r.client;
+        debug_assert_eq!(self.clients.id_at(slot as usize), Some(id));
         if r.kind == REQUEST_CLOSE {
             return Some((r, self.drop_client(id)));
         }

@@ -241,6 +241,13 @@ impl Procs {
             .map(|b| &mut **b)
     }
 
+    /// Two different processes, both to change.
+    pub fn pair_mut(&mut self, a: Pid, b: Pid) -> Option<(&mut Process, &mut Process)> {
+        self.table
+            .get_pair_mut(u64::from(a.wrapping_sub(1)), u64::from(b.wrapping_sub(1)))
+            .map(|(x, y)| (&mut **x, &mut **y))
+    }
+
     /// Stores `proc` (its `pid` field is set to the pid it gets). On
     /// failure the process comes back, untouched.
     #[allow(clippy::result_large_err)] // the error is the process, handed back

@@ -233,6 +233,20 @@ impl Scheduler {
         (unsafe { &mut *self.current_ptr }, &mut self.devices)
     }
 
+    /// Two different processes, both to change.
+    pub fn pair_mut(&mut self, a: Pid, b: Pid) -> Option<(&mut Process, &mut Process)> {
+        self.procs.pair_mut(a, b)
+    }
+
+    /// Process `pid` (if it exists) and the device table, together.
+    #[inline]
+    pub fn proc_with_devices(
+        &mut self,
+        pid: Pid,
+    ) -> (Option<&mut Process>, &mut crate::bus::Devices) {
+        (self.procs.get_mut(pid), &mut self.devices)
+    }
+
     /// The running process and its reserve.
     #[inline]
     pub fn current_and_reserve(&mut self) -> Option<(&mut Process, &mut Reserve)> {
@@ -289,10 +303,15 @@ impl Scheduler {
     /// Completes the call `pid` sleeps in with `ret` (a result word or an
     /// error) and makes it runnable.
     pub fn complete(&mut self, pid: Pid, ret: isize) {
-        if let Some(p) = self.procs.get_mut(pid) {
-            p.frame.rax = ret as u64;
+        let Some(p) = self.procs.get_mut(pid) else {
+            return;
+        };
+        p.frame.rax = ret as u64;
+        if matches!(p.state, State::Blocked(_)) {
+            p.state = State::Runnable;
+            let prio = p.priority;
+            self.made_runnable(pid, prio);
         }
-        self.wake(pid);
     }
 
     /// The process `pid`, if it exists.
@@ -340,7 +359,10 @@ impl Scheduler {
         {
             let taken = p.pending & mask;
             p.pending &= !taken;
-            self.complete(pid, taken as isize);
+            p.frame.rax = taken;
+            p.state = State::Runnable;
+            let prio = p.priority;
+            self.made_runnable(pid, prio);
         }
     }
 
@@ -380,23 +402,34 @@ impl Scheduler {
         }
         p.state = State::Runnable;
         let prio = p.priority;
+        self.made_runnable(pid, prio);
+    }
+
+    /// Process `pid`, at `priority`, has just become runnable: it runs
+    /// next, or waits its turn, or preempts the current process.
+    fn made_runnable(&mut self, pid: Pid, priority: u8) {
+        // The current process is in the table whenever the pointer is set
+        // (see `current`), so it is read through the pointer, not looked up.
+        let current = (!self.current_ptr.is_null() && self.current != pid).then(|| {
+            let c = self.current();
+            (c.state, c.priority)
+        });
         // Direct hand-off: the waker sleeps and nothing more urgent waits,
         // so the woken process simply runs next.
-        let waker_sleeps = self.current != pid
-            && !self.current_ptr.is_null()
-            && matches!(self.current().state, State::Blocked(_));
-        if waker_sleeps && self.next.is_none() && (prio == 0 || !self.ready.has_at_least(prio - 1))
+        let waker_sleeps = matches!(current, Some((State::Blocked(_), _)));
+        if waker_sleeps
+            && self.next.is_none()
+            && (priority == 0 || !self.ready.has_at_least(priority - 1))
         {
             self.next = Some(pid);
             return;
         }
-        self.enqueue(pid);
-        let cur = self.current;
-        if let Some(c) = self.procs.get(cur)
-            && c.state == State::Runnable
-            && prio < c.priority
+        self.ready.push(Procs::slot_of(pid), pid, priority);
+        if let Some((State::Runnable, current_priority)) = current
+            && priority < current_priority
         {
-            self.enqueue(cur);
+            let cur = self.current;
+            self.ready.push(Procs::slot_of(cur), cur, current_priority);
             self.resched = true;
         }
     }
@@ -571,43 +604,44 @@ impl Scheduler {
         Ok(Some(zombie))
     }
 
-    /// The process to run next, or None if all are asleep.
-    fn pick(&mut self) -> Option<Pid> {
+    /// Makes the process to run next current; false if all are asleep.
+    fn pick(&mut self) -> bool {
         if !self.resched {
-            return Some(self.current);
+            return true;
         }
         // A hand-off continues the waker's turn (its time goes on: a pair
         // of processes handing off to each other is still preempted at
         // ticks); a process from the ready queue starts a turn of its own.
         if let Some(pid) = self.next.take()
-            && self
-                .procs
-                .get(pid)
-                .is_some_and(|p| p.state == State::Runnable)
+            && self.install_if_runnable(pid)
         {
             self.resched = false;
-            return Some(pid);
+            return true;
         }
         while let Some(pid) = self.ready.pop() {
-            if self
-                .procs
-                .get(pid)
-                .is_some_and(|p| p.state == State::Runnable)
-            {
+            if self.install_if_runnable(pid) {
                 self.resched = false;
                 self.slice_start = cpu::rdtsc();
-                return Some(pid);
+                return true;
             }
         }
-        None
+        false
     }
 
-    fn switch_to(&mut self, pid: Pid) {
-        if pid == self.current {
-            return;
+    /// Makes `pid` current if it is runnable (one look at the table for
+    /// both).
+    #[inline]
+    fn install_if_runnable(&mut self, pid: Pid) -> bool {
+        let Some(p) = self.procs.get_mut(pid) else {
+            return false;
+        };
+        if p.state != State::Runnable {
+            return false;
         }
-        let p = self.procs.get_mut(pid).expect("picked from the table");
-        install(&mut self.current, &mut self.current_ptr, pid, p);
+        if pid != self.current {
+            install(&mut self.current, &mut self.current_ptr, pid, p);
+        }
+        true
     }
 }
 
@@ -654,8 +688,7 @@ fn settle_slow(mut s: Guard<'static, Scheduler>) {
     }
     loop {
         {
-            if let Some(pid) = s.pick() {
-                s.switch_to(pid);
+            if s.pick() {
                 let p = s.current();
                 if crate::upcall::deliver_pending(p) {
                     return;

@@ -83,6 +83,83 @@ fn for_each_piece(
     Ok(())
 }
 
+/// The physical address of user byte `va`, after checking its page as a
+/// copy would (present and user-accessible, and writable for `write`, when
+/// copy-on-write sharing of a page writable before `fork` is broken).
+fn user_phys(pt: &mut PageTable, va: u64, write: bool) -> Result<u64, Error> {
+    if !is_user_range(va, 1) {
+        return Err(Error::BadAddress);
+    }
+    let mut pte = pt.lookup(va & !0xfff).ok_or(Error::BadAddress)?;
+    if write && !pte_flags(pte).contains(PteFlags::WRITABLE) {
+        let mut frames = crate::mm::KernelFrames;
+        let mut vm = Vm {
+            pt: &mut *pt,
+            frames: &mut frames,
+            codec: crate::mm::codec(),
+        };
+        vm.break_cow(va)?;
+        pte = pt.lookup(va & !0xfff).ok_or(Error::BadAddress)?;
+    }
+    let mut need = PteFlags::PRESENT | PteFlags::USER;
+    if write {
+        need |= PteFlags::WRITABLE;
+    }
+    if !pte_flags(pte).contains(need) {
+        return Err(Error::BadAddress);
+    }
+    Ok(pte_addr(pte) + (va & 0xfff))
+}
+
+/// Copies `len` bytes from `src`'s user range at `from` to `dst`'s at `to`
+/// (two address spaces, or one: `dst` is `None` for a copy within `src`),
+/// page to page through the direct map, with no kernel buffer between.
+/// Every page of both ranges is checked (and the destination's
+/// copy-on-write sharing broken) before a byte moves, so a copy that fails
+/// writes nothing.
+pub fn copy_user_to_user(
+    src: &mut PageTable,
+    from: u64,
+    mut dst: Option<&mut PageTable>,
+    to: u64,
+    len: u64,
+) -> Result<(), Error> {
+    if len == 0 {
+        return Ok(());
+    }
+    if !is_user_range(from, len) || !is_user_range(to, len) {
+        return Err(Error::BadAddress);
+    }
+    // Destination pages first: breaking their sharing may remap a page
+    // the source range also covers (a copy within one address space).
+    let mut page = to & !0xfff;
+    while page < to + len {
+        user_phys(dst.as_deref_mut().unwrap_or(&mut *src), page.max(to), true)?;
+        page += 4096;
+    }
+    let mut page = from & !0xfff;
+    while page < from + len {
+        user_phys(src, page.max(from), false)?;
+        page += 4096;
+    }
+    let mut done = 0u64;
+    while done < len {
+        let (f, t) = (from + done, to + done);
+        let n = (len - done).min(4096 - (f & 0xfff)).min(4096 - (t & 0xfff));
+        let to_phys = user_phys(dst.as_deref_mut().unwrap_or(&mut *src), t, true)?;
+        let from_phys = user_phys(src, f, false)?;
+        // SAFETY: both pieces lie in present user pages of their address
+        // spaces, checked just now, reachable through the direct map, and
+        // no longer than what is left of either page. Within one address
+        // space they may overlap, hence `copy` (memmove).
+        unsafe {
+            core::ptr::copy(phys::to_virt(from_phys), phys::to_virt(to_phys), n as usize);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
 /// Copies `buf.len()` bytes from user address `va` into `buf`.
 pub fn copy_from_user(pt: &mut PageTable, va: u64, buf: &mut [u8]) -> Result<(), Error> {
     let len = buf.len();

@@ -19,6 +19,7 @@ pub struct Handle(pub u64);
 /// The registry handle init starts with (and passes on by `fork`).
 pub const REGISTRY: Handle = Handle(REGISTRY_HANDLE_SLOT as u64);
 
+#[inline]
 fn call(n: Sysno, a: [u64; 6]) -> Result<usize, Error> {
     // SAFETY: pointer arguments built in this module come from references
     // the caller holds; the kernel checks everything else.
@@ -28,6 +29,7 @@ fn call(n: Sysno, a: [u64; 6]) -> Result<usize, Error> {
 /// A polling call with a null request pointer: the kernel answers with
 /// the request in four registers (`Request::to_words`), so nothing is
 /// written to memory.
+#[inline]
 fn call_request(n: Sysno, a: [u64; 6]) -> Result<Request, Error> {
     // SAFETY: no pointer argument (the request pointer is null).
     let (ret, words) = unsafe { syscall6_out4(n as u64, a[0], a[1], a[2], a[3], a[4], a[5]) };
@@ -35,6 +37,7 @@ fn call_request(n: Sysno, a: [u64; 6]) -> Result<Request, Error> {
     Ok(Request::from_words(words))
 }
 
+#[inline]
 fn call3(n: Sysno, a0: u64, a1: u64, a2: u64) -> Result<usize, Error> {
     // SAFETY: as in `call`.
     Error::decode(unsafe { syscall3(n as u64, a0, a1, a2) })
@@ -98,10 +101,12 @@ impl Handle {
         call3(Sysno::Restrict, self.0, rights as u64, 0).map(|_| ())
     }
 
+    #[inline]
     pub fn port_in(self, port: u32, size: u32) -> Result<u64, Error> {
         call3(Sysno::PortIn, self.0, port as u64, size as u64).map(|v| v as u64)
     }
 
+    #[inline]
     pub fn port_out(self, port: u32, size: u32, value: u64) -> Result<(), Error> {
         call(
             Sysno::PortOut,
@@ -112,6 +117,7 @@ impl Handle {
 
     /// `port_out`, then sleep until a vector of `mask` is pending; returns
     /// the vectors taken.
+    #[inline]
     pub fn port_out_wait(self, port: u32, size: u32, value: u64, mask: u64) -> Result<u64, Error> {
         call(
             Sysno::PortOutWait,
@@ -209,6 +215,7 @@ pub fn create(name: &str, irq_lines: u32, iospace_size: u32, vector: u32) -> Res
 
 impl Served {
     /// The next request; sleeps until one comes.
+    #[inline]
     pub fn poll(self) -> Result<Request, Error> {
         call_request(Sysno::DevPoll, [self.0.0, 0, 0, 0, 0, 0])
     }
@@ -221,6 +228,7 @@ impl Served {
         )
     }
 
+    #[inline]
     pub fn write_iospace(
         self,
         client: ClientId,
@@ -235,6 +243,7 @@ impl Served {
         .map(|_| ())
     }
 
+    #[inline]
     pub fn irq(self, client: ClientId, line: u32) -> Result<(), Error> {
         call3(Sysno::DevIrq, self.0.0, client, line as u64).map(|_| ())
     }
@@ -274,6 +283,7 @@ impl Served {
     /// Answers `client` (writes `value` to its I/O space at `port`, `size`
     /// bytes, if `size` > 0; raises `line` if given) and polls the next
     /// request, in one call.
+    #[inline]
     pub fn reply_poll(
         self,
         client: ClientId,

@@ -126,6 +126,7 @@ pub fn int_enable(on: bool) -> Result<bool, Error> {
 }
 
 /// Sleeps until a vector in `mask` is pending; takes and returns those.
+#[inline]
 pub fn irq_wait(mask: u64) -> Result<u64, Error> {
     call(Sysno::IrqWait, mask, 0, 0).map(|v| v as u64)
 }

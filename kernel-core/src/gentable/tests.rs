@@ -136,6 +136,27 @@ fn a_grow_first_table_keeps_its_slots_so_ids_recur_only_after_a_full_cycle() {
 }
 
 #[test]
+fn pairs_are_two_live_different_objects() {
+    let mut t: GenTable<u8, Small> = GenTable::new();
+    let a = t.insert(1).unwrap();
+    let b = t.insert(2).unwrap();
+    let (x, y) = t.get_pair_mut(a, b).unwrap();
+    (*x, *y) = (*y, *x);
+    assert_eq!((t.get(a), t.get(b)), (Some(&2), Some(&1)));
+    let (y, x) = t.get_pair_mut(b, a).unwrap();
+    assert_eq!((*x, *y), (2, 1));
+    assert!(t.get_pair_mut(a, a).is_none(), "the same object twice");
+    t.remove(b);
+    assert!(t.get_pair_mut(a, b).is_none(), "a dead id");
+    let c = t.insert(3).unwrap();
+    assert!(
+        t.get_pair_mut(a, c + (1 << 40)).is_none(),
+        "a stale generation"
+    );
+    assert!(t.get_pair_mut(a, 7).is_none(), "a slot never made");
+}
+
+#[test]
 fn insert_at_reproduces_ids_and_refuses_stale_or_taken_ones() {
     let mut parent: GenTable<u8, Small> = GenTable::new();
     let a = parent.insert(1).unwrap();

@@ -15,8 +15,13 @@ use kernel_core::userdev::{ClientId, Export};
 /// Makes sure `pid`'s bus can take one more handle without allocating,
 /// charging the process for any storage that takes.
 pub fn reserve_handle(s: &mut Scheduler, pid: Pid) -> Result<(), Error> {
-    let (p, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    let p = s.get_mut(pid).ok_or(Error::NotFound)?;
     let grow = p.bus.growth_bytes() as u64;
+    if grow == 0 {
+        // Room without new storage: nothing to charge.
+        return p.bus.reserve_one();
+    }
+    let (p, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
     let mut account = Account {
         reserve: r,
         usage: &mut p.usage,
@@ -28,6 +33,33 @@ pub fn reserve_handle(s: &mut Scheduler, pid: Pid) -> Result<(), Error> {
     }
     p.bus_bytes += grow;
     Ok(())
+}
+
+/// Charges `bytes` of kernel heap made for process `pid` to its reserve.
+pub fn charge_heap(s: &mut Scheduler, pid: Pid, bytes: u64) -> Result<(), Error> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    let (p, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    Account {
+        reserve: r,
+        usage: &mut p.usage,
+    }
+    .charge_bytes(bytes)
+}
+
+/// Credits `bytes` of kernel heap given back by process `pid`.
+pub fn credit_heap(s: &mut Scheduler, pid: Pid, bytes: u64) {
+    if bytes == 0 {
+        return;
+    }
+    if let Some((p, r)) = s.proc_and_reserve(pid) {
+        Account {
+            reserve: r,
+            usage: &mut p.usage,
+        }
+        .credit_bytes(bytes);
+    }
 }
 
 /// Puts an attachment on `pid`'s bus (charging any storage it takes).
@@ -46,19 +78,25 @@ pub fn bus_insert(
 /// Takes handle `h` off `pid`'s bus, crediting the storage the bus gives
 /// back.
 fn bus_remove(s: &mut Scheduler, pid: Pid, h: u64) -> Result<Entry<Attachment>, Error> {
-    let (p, r) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
+    let p = s.get_mut(pid).ok_or(Error::NotFound)?;
     let entry = p.bus.remove(h)?;
     let now = p.bus.storage_bytes() as u64;
     if now < p.bus_bytes {
         let freed = p.bus_bytes - now;
         p.bus_bytes = now;
-        Account {
-            reserve: r,
-            usage: &mut p.usage,
-        }
-        .credit_bytes(freed);
+        credit_heap(s, pid, freed);
     }
     Ok(entry)
+}
+
+/// A device name as a `str`. Names are ASCII in practice, which is
+/// checked a word at a time; anything else gets the full UTF-8 check.
+fn name_str(bytes: &[u8]) -> Result<&str, Error> {
+    if bytes.iter().fold(0, |any, &b| any | b) < 0x80 {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return Ok(unsafe { core::str::from_utf8_unchecked(bytes) });
+    }
+    core::str::from_utf8(bytes).map_err(|_| Error::InvalidArgument)
 }
 
 /// `attach(registry, name, rights | flags) -> handle`.
@@ -79,7 +117,7 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
         } => {}
         _ => return Err(Error::AccessDenied),
     }
-    let name = core::str::from_utf8(name).map_err(|_| Error::InvalidArgument)?;
+    let name = name_str(name)?;
     if name.is_empty() || name.len() > DEVICE_NAME_MAX {
         return Err(Error::InvalidArgument);
     }
@@ -130,18 +168,9 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
             }
         }
     } else if let Some(kind) = kind {
-        Attachment::Kernel {
-            dev: id,
-            kind,
-            state: [0; 4],
-            exports: ArrayVec::new(),
-        }
+        Attachment::kernel(id, kind)
     } else {
-        Attachment::Hardware {
-            dev: id,
-            exports: ArrayVec::new(),
-            iomaps: ArrayVec::new(),
-        }
+        Attachment::hardware(id)
     };
     let h = s
         .current()
@@ -158,6 +187,7 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
 /// hears of it), a served device goes away, a hardware attachment gives
 /// back its lines, mappings and exports (into quarantine if `exiting`).
 fn release(s: &mut Scheduler, pid: Pid, h: u64, att: Attachment, exiting: bool) {
+    credit_heap(s, pid, att.list_bytes());
     match att {
         Attachment::Client { dev, client } => {
             if let Ok(u) = s.devices.user(dev) {
@@ -359,9 +389,15 @@ pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error
             if exports.iter().any(|e| va < e.iova + e.len && e.iova < end) {
                 return Err(Error::AlreadyExists);
             }
-            exports
-                .try_push(Export { iova: va, len })
-                .map_err(|_| Error::LimitReached)?;
+            if exports.is_full() {
+                return Err(Error::LimitReached);
+            }
+            let grow = exports.growth_bytes() as u64;
+            let pid = s.current_pid();
+            hw::reserve_list(s, pid, h, grow, |a| match a {
+                Attachment::Kernel { exports, .. } => exports.try_push(Export { iova: va, len }),
+                _ => Err(Error::NotSupported),
+            })?;
             Ok(va)
         }
         Attachment::Hardware { .. } => hw::export(s, h, va, len),
@@ -511,24 +547,15 @@ pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error>
         let Some(Ok(e)) = s.get_mut(parent).map(|p| p.bus.get(h)) else {
             continue;
         };
-        let (rights, coe, att) = (e.rights, e.close_on_exec, e.value.clone());
-        let copy = match att {
+        let (rights, coe) = (e.rights, e.close_on_exec);
+        let copy = match e.value {
             Attachment::Serve { .. } => continue,
             // A hardware attachment is inherited bare: lines, mappings and
             // exports stay with the parent.
-            Attachment::Hardware { dev, .. } => Attachment::Hardware {
-                dev,
-                exports: ArrayVec::new(),
-                iomaps: ArrayVec::new(),
-            },
+            Attachment::Hardware { dev, .. } => Attachment::hardware(dev),
             Attachment::Kernel {
                 dev, kind, state, ..
-            } => Attachment::Kernel {
-                dev,
-                kind,
-                state,
-                exports: ArrayVec::new(),
-            },
+            } => Attachment::kernel_with_state(dev, kind, state),
             Attachment::Client { dev, client } => match s.devices.user(dev) {
                 Ok(u) => {
                     let cost = u.client_cost() as u64;
@@ -587,22 +614,19 @@ pub fn exec_bus(s: &mut Scheduler) {
         let _ = detach(s, h);
     }
     for h in handles_of(s, pid, |_| true) {
-        let Ok(att) = s.current().bus.get(h).map(|e| e.value.clone()) else {
+        let Ok(e) = s.current().bus.get_mut(h) else {
             continue;
         };
-        match att {
+        match &mut e.value {
             Attachment::Hardware { .. } => hw::forget_address_space(s, pid, h),
-            Attachment::Client { dev, client } => {
+            &mut Attachment::Client { dev, client } => {
                 if let Ok(u) = s.devices.user(dev) {
                     u.clear_exports(client);
                 }
             }
-            Attachment::Kernel { .. } => {
-                if let Ok(e) = s.current().bus.get_mut(h)
-                    && let Attachment::Kernel { exports, .. } = &mut e.value
-                {
-                    exports.clear();
-                }
+            Attachment::Kernel { exports, .. } => {
+                let freed = exports.clear() as u64;
+                credit_heap(s, pid, freed);
             }
             Attachment::Serve { .. } => {}
         }
@@ -618,7 +642,7 @@ pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
     let all = core::mem::take(&mut p.bus);
     forget_klog_listener(s, |p, _| p == pid);
     let mut culprit = 0;
-    for (h, e) in all.iter() {
+    for (h, e) in all.into_entries() {
         if let Attachment::Serve { dev } = e.value
             && culprit == 0
             && let Ok(u) = s.devices.user(dev)
@@ -626,7 +650,7 @@ pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
         {
             culprit = client_pid;
         }
-        release(s, pid, h, e.value.clone(), true);
+        release(s, pid, h, e.value, true);
     }
     if let Some(p) = s.get_mut(pid) {
         p.exit.culprit = culprit;

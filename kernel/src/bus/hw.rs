@@ -150,6 +150,26 @@ fn vm_of(
     f(&mut vm)
 }
 
+/// Charges `grow` bytes to `pid` and makes the block of one of attachment
+/// `h`'s lists (`make`), crediting the charge back if that fails.
+pub fn reserve_list(
+    s: &mut Scheduler,
+    pid: Pid,
+    h: u64,
+    grow: u64,
+    make: impl FnOnce(&mut Attachment) -> Result<(), Error>,
+) -> Result<(), Error> {
+    super::calls::charge_heap(s, pid, grow)?;
+    let made = match s.get_mut(pid).map(|p| p.bus.get_mut(h)) {
+        Some(Ok(e)) => make(&mut e.value),
+        _ => Err(Error::BadHandle),
+    };
+    if made.is_err() {
+        super::calls::credit_heap(s, pid, grow);
+    }
+    made
+}
+
 /// `export` to a hardware device: wires the page holding `[va, va+len)`
 /// (one page at most: without an IOMMU the device sees physical
 /// addresses) and returns its physical address.
@@ -158,16 +178,22 @@ pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error
         return Err(Error::InvalidArgument);
     }
     let pid = s.current_pid();
-    match &s.current().bus.get(h)?.value {
+    let grow = match &s.current().bus.get(h)?.value {
         Attachment::Hardware { exports, .. } if exports.is_full() => {
             return Err(Error::LimitReached);
         }
-        Attachment::Hardware { .. } => {}
+        Attachment::Hardware { exports, .. } => exports.growth_bytes() as u64,
         _ => return Err(Error::NotSupported),
-    }
+    };
+    // The list's memory first (charged), so the push after wiring cannot
+    // fail.
+    reserve_list(s, pid, h, grow, |a| match a {
+        Attachment::Hardware { exports, .. } => exports.reserve(),
+        _ => Err(Error::NotSupported),
+    })?;
     let iova = vm_of(s, pid, |vm| vm.wire(va))?;
     if let Attachment::Hardware { exports, .. } = &mut s.current().bus.get_mut(h)?.value {
-        exports.push((va & !0xfff, iova));
+        let _ = exports.try_push((va & !0xfff, iova));
     }
     Ok(iova)
 }
@@ -181,7 +207,7 @@ pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
                 .iter()
                 .position(|&(_, io)| io == iova)
                 .ok_or(Error::NotFound)?;
-            exports.remove(i).0
+            exports.remove(i).map_or(0, |(va, _)| va)
         }
         _ => return Err(Error::NotSupported),
     };
@@ -265,14 +291,19 @@ pub fn iomap(
     if !hw(s, dev)?.res.has_mmio(phys, len) {
         return Err(Error::AccessDenied);
     }
-    match &s.current().bus.get(h)?.value {
+    let grow = match &s.current().bus.get(h)?.value {
         Attachment::Hardware { iomaps, .. } if iomaps.is_full() => return Err(Error::LimitReached),
-        _ => {}
-    }
+        Attachment::Hardware { iomaps, .. } => iomaps.growth_bytes() as u64,
+        _ => return Err(Error::NotSupported),
+    };
     let pid = s.current_pid();
+    reserve_list(s, pid, h, grow, |a| match a {
+        Attachment::Hardware { iomaps, .. } => iomaps.reserve(),
+        _ => Err(Error::NotSupported),
+    })?;
     vm_of(s, pid, |vm| vm.map_io(va, phys, len).map(|()| 0))?;
     if let Attachment::Hardware { iomaps, .. } = &mut s.current().bus.get_mut(h)?.value {
-        iomaps.push((va, len));
+        let _ = iomaps.try_push((va, len));
     }
     Ok(())
 }
@@ -297,27 +328,27 @@ pub fn iounmap(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<(), Error
 /// go with the old space, and its exported pages go into quarantine (the
 /// device may still write them). Its interrupt lines stay.
 pub fn forget_address_space(s: &mut Scheduler, pid: Pid, h: u64) {
-    let Some(Attachment::Hardware { dev, exports, .. }) = s
-        .get_mut(pid)
-        .and_then(|p| p.bus.get(h).ok())
-        .map(|e| e.value.clone())
-    else {
-        return;
-    };
-    for &(va, iova) in &exports {
-        quarantine(s, dev, Frame::containing(iova));
-        let _ = vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0));
-    }
-    if let Some(Attachment::Hardware {
-        exports, iomaps, ..
+    // The lists are taken out of the slot (its memory is credited below).
+    let Some(Attachment::Hardware {
+        dev,
+        exports,
+        iomaps,
     }) = s
         .get_mut(pid)
         .and_then(|p| p.bus.get_mut(h).ok())
         .map(|e| &mut e.value)
-    {
-        exports.clear();
-        iomaps.clear();
+    else {
+        return;
+    };
+    let dev = *dev;
+    let mut exports = core::mem::take(exports);
+    let mut iomaps = core::mem::take(iomaps);
+    for &(va, iova) in exports.iter() {
+        quarantine(s, dev, Frame::containing(iova));
+        let _ = vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0));
     }
+    let freed = exports.clear() + iomaps.clear();
+    super::calls::credit_heap(s, pid, freed as u64);
 }
 
 /// Keeps `frame` out of circulation until the device's quarantine is
@@ -358,10 +389,10 @@ pub fn release(s: &mut Scheduler, pid: Pid, h: u64, att: &Attachment, exiting: b
             ioapic::mask(gsi as u32);
         }
     }
-    for &(va, len) in iomaps {
+    for &(va, len) in iomaps.iter() {
         let _ = vm_of(s, pid, |vm| vm.unmap_io(va, len));
     }
-    for &(va, iova) in exports {
+    for &(va, iova) in exports.iter() {
         if exiting {
             quarantine(s, *dev, Frame::containing(iova));
         }

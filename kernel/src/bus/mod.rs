@@ -22,8 +22,9 @@ pub mod user;
 use crate::process::Pid;
 use abi::Error;
 use alloc::vec::Vec;
-use arrayvec::{ArrayString, ArrayVec};
+use arrayvec::ArrayString;
 use kernel_core::gentable::{GenTable, IdShape, Shape};
+use kernel_core::outline::OutOfLine;
 use kernel_core::userdev::{ClientId, Export, Refund, UserDevice};
 
 /// A device, as the kernel names it: an id of the device table.
@@ -62,8 +63,10 @@ pub enum Device {
     Hardware(hw::HwDevice),
 }
 
-/// What a bus slot holds.
-#[derive(Clone, Debug)]
+/// What a bus slot holds. The lists most attachments never use are kept
+/// out of line (`OutOfLine`: no memory until the first item, charged to
+/// the process), so a slot is a few words and moves cheaply.
+#[derive(Debug)]
 pub enum Attachment {
     /// A kernel device, with this attachment's state (a selected index,
     /// an offset: device-specific) and its exports.
@@ -71,7 +74,7 @@ pub enum Attachment {
         dev: DeviceId,
         kind: KernelDevice,
         state: [u64; 4],
-        exports: ArrayVec<Export, 8>,
+        exports: OutOfLine<Export, 8>,
     },
     /// A client of a user device.
     Client { dev: DeviceId, client: ClientId },
@@ -80,13 +83,64 @@ pub enum Attachment {
     /// A hardware device, with the pages this attachment wired for DMA
     /// (page address, iova) and the device memory it mapped (va, len):
     /// at most 8 and 4 per attachment (a driver needing more attaches the
-    /// device again), which keeps every bus slot small.
+    /// device again).
     Hardware {
         dev: DeviceId,
-        exports: ArrayVec<(u64, u64), 8>,
-        iomaps: ArrayVec<(u64, u64), 4>,
+        exports: OutOfLine<(u64, u64), 8>,
+        iomaps: OutOfLine<(u64, u64), 4>,
     },
 }
+
+impl Attachment {
+    /// A fresh attachment to kernel device `kind` (no state, no exports).
+    pub fn kernel(dev: DeviceId, kind: KernelDevice) -> Attachment {
+        Self::kernel_with_state(dev, kind, [0; 4])
+    }
+
+    pub fn kernel_with_state(dev: DeviceId, kind: KernelDevice, state: [u64; 4]) -> Attachment {
+        Attachment::Kernel {
+            dev,
+            kind,
+            state,
+            exports: OutOfLine::new(),
+        }
+    }
+
+    /// A fresh attachment to hardware device `dev` (nothing wired or
+    /// mapped).
+    pub fn hardware(dev: DeviceId) -> Attachment {
+        Attachment::Hardware {
+            dev,
+            exports: OutOfLine::new(),
+            iomaps: OutOfLine::new(),
+        }
+    }
+
+    /// The device it names.
+    pub fn device(&self) -> DeviceId {
+        match *self {
+            Attachment::Kernel { dev, .. }
+            | Attachment::Client { dev, .. }
+            | Attachment::Serve { dev }
+            | Attachment::Hardware { dev, .. } => dev,
+        }
+    }
+
+    /// The heap bytes its out-of-line lists hold (charged to its process).
+    pub fn list_bytes(&self) -> u64 {
+        let bytes = match self {
+            Attachment::Kernel { exports, .. } => exports.held_bytes(),
+            Attachment::Hardware {
+                exports, iomaps, ..
+            } => exports.held_bytes() + iomaps.held_bytes(),
+            _ => 0,
+        };
+        bytes as u64
+    }
+}
+
+// A bus slot must stay small: the lists are out of line.
+const _: () = assert!(core::mem::size_of::<Attachment>() <= 64);
 
 struct DeviceEntry {
     name: ArrayString<32>,
@@ -99,10 +153,66 @@ struct DeviceEntry {
 /// the registry and its share of the device table.
 pub const DEVICE_BYTES: u64 = 2 * core::mem::size_of::<DeviceEntry>() as u64 + 96;
 
+/// A device name as the registry's map keys it: its bytes, zero-padded,
+/// as words, and its length. Hashing and comparing it are a few word
+/// operations (a `str` key would call `memcmp`, which costs more than
+/// the rest of a lookup).
+#[derive(Clone, Copy)]
+struct NameKey {
+    words: [u64; 4],
+    len: u8,
+}
+
+impl PartialEq for NameKey {
+    fn eq(&self, other: &NameKey) -> bool {
+        // Without branches or a `memcmp` call: names differ in a few words
+        // at most.
+        let diff = self
+            .words
+            .iter()
+            .zip(&other.words)
+            .fold(0, |d, (a, b)| d | (a ^ b));
+        diff == 0 && self.len == other.len
+    }
+}
+
+impl Eq for NameKey {}
+
+impl core::hash::Hash for NameKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        // Every word goes through the (seeded) hasher, so names chosen to
+        // collide cannot be made without knowing the seed. The length is
+        // not needed: `eq` settles names that differ only in trailing
+        // zero bytes.
+        for &w in &self.words {
+            state.write_u64(w);
+        }
+    }
+}
+
+impl NameKey {
+    /// The key of `name`; `None` when it is longer than a device name.
+    fn of(name: &str) -> Option<NameKey> {
+        let bytes = name.as_bytes();
+        let mut padded = [0u8; 32];
+        padded.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        let mut words = [0u64; 4];
+        for (w, chunk) in words.iter_mut().zip(padded.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        Some(NameKey {
+            words,
+            len: bytes.len() as u8,
+        })
+    }
+}
+
 /// Every device, and the registry's names.
 pub struct Devices {
     table: GenTable<DeviceEntry, DeviceShape>,
-    names: Option<hashbrown::HashMap<ArrayString<32>, DeviceId>>,
+    names: Option<hashbrown::HashMap<NameKey, DeviceId>>,
     /// Who wants klog's data IRQ: (process, handle, vector).
     pub klog_listeners: Vec<(Pid, u64, u32)>,
     /// Which hardware device owns which ports, memory and lines.
@@ -161,7 +271,7 @@ impl Devices {
 
     /// The id registered under `name`.
     pub fn lookup(&self, name: &str) -> Option<DeviceId> {
-        self.names.as_ref()?.get(name).copied()
+        self.names.as_ref()?.get(&NameKey::of(name)?).copied()
     }
 
     /// Adds a device under `name` (unique); `charge` is what its creator
@@ -173,7 +283,7 @@ impl Devices {
         device: Device,
         charge: Option<Refund>,
     ) -> Result<DeviceId, (Error, Device)> {
-        let Ok(key) = ArrayString::from(name) else {
+        let (Ok(name), Some(key)) = (ArrayString::from(name), NameKey::of(name)) else {
             return Err((Error::InvalidArgument, device));
         };
         let names = self.names.get_or_insert_with(hashbrown::HashMap::new);
@@ -186,7 +296,7 @@ impl Devices {
             return Err((Error::OutOfMemory, device));
         }
         let entry = DeviceEntry {
-            name: key,
+            name,
             device,
             charge,
         };
@@ -201,8 +311,8 @@ impl Devices {
     /// Removes a device and its name; returns it with its creator's charge.
     pub fn remove(&mut self, id: DeviceId) -> Option<(Device, Option<Refund>)> {
         let e = self.table.remove(id)?;
-        if let Some(names) = &mut self.names {
-            names.remove(&e.name);
+        if let (Some(names), Some(key)) = (&mut self.names, NameKey::of(&e.name)) {
+            names.remove(&key);
         }
         Some((e.device, e.charge))
     }
@@ -267,12 +377,7 @@ pub fn init(devices: &mut Devices) -> Result<(), Error> {
 /// at boot: it is handle 0, `abi::bus::REGISTRY_HANDLE_SLOT`).
 pub fn give_registry(s: &mut crate::sched::Scheduler, pid: Pid, rights: u32) -> Result<u64, Error> {
     let id = s.devices.lookup("registry").ok_or(Error::NotFound)?;
-    let att = Attachment::Kernel {
-        dev: id,
-        kind: KernelDevice::Registry,
-        state: [0; 4],
-        exports: ArrayVec::new(),
-    };
+    let att = Attachment::kernel(id, KernelDevice::Registry);
     let rights = rights & max_rights(&Device::Kernel(KernelDevice::Registry));
     calls::bus_insert(s, pid, att, rights, false)
 }

@@ -118,12 +118,7 @@ pub fn port_out(
 /// Takes the name of the device handle `h` (the caller's) names out of
 /// `target`'s name scope.
 fn revoke(s: &mut Scheduler, target: Pid, h: u64) -> Result<(), Error> {
-    let dev = match s.current().bus.get(h)?.value {
-        Attachment::Kernel { dev, .. }
-        | Attachment::Client { dev, .. }
-        | Attachment::Serve { dev }
-        | Attachment::Hardware { dev, .. } => dev,
-    };
+    let dev = s.current().bus.get(h)?.value.device();
     let name = s
         .devices
         .name_of(dev)
@@ -135,14 +130,12 @@ fn revoke(s: &mut Scheduler, target: Pid, h: u64) -> Result<(), Error> {
     // What it holds of that name goes too: its next use is `BadHandle`.
     let held = super::calls::handles_of(s, target, |_| true);
     for th in held {
-        let dev = match s
+        let Some(dev) = s
             .get_mut(target)
             .and_then(|p| p.bus.get(th).ok())
-            .map(|e| &e.value)
-        {
-            Some(Attachment::Client { dev, .. }) | Some(Attachment::Kernel { dev, .. }) => *dev,
-            Some(Attachment::Hardware { dev, .. }) | Some(Attachment::Serve { dev }) => *dev,
-            None => continue,
+            .map(|e| e.value.device())
+        else {
+            continue;
         };
         if s.devices.name_of(dev) == Some(name.as_str()) {
             let _ = super::calls::detach_of(s, target, th);

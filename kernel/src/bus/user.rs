@@ -16,7 +16,7 @@
 //! the records go.
 
 use super::{Attachment, DEVICE_BYTES, Device, DeviceId};
-use crate::process::{Block, Pid, State};
+use crate::process::{Block, State};
 use crate::sched::Scheduler;
 use abi::userdev::{ClientId, Request};
 use abi::{DeviceConfig, Error};
@@ -48,34 +48,26 @@ pub fn refund(s: &mut Scheduler, r: Refund) {
 pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
     let Ok(u) = s.devices.user(dev) else { return };
     let (server, vector) = (u.server, u.server_vector);
-    let waiting = s.get_mut(server).and_then(|p| match p.state {
-        State::Blocked(Block::Poll { dev: d, out }) if d == dev => Some(out),
-        _ => None,
-    });
-    match waiting {
-        Some(out) => {
-            if let Some(r) = s.devices.user(dev).ok().and_then(|u| u.peek()) {
-                deliver_request(s, dev, server, out, r);
+    // The server and the device are looked up once each, together.
+    let (Some(p), devices) = s.proc_with_devices(server) else {
+        return;
+    };
+    let out = match p.state {
+        State::Blocked(Block::Poll { dev: d, out }) if d == dev => out,
+        _ => return s.raise(server, vector),
+    };
+    let Ok(u) = devices.user(dev) else { return };
+    let Some(r) = u.peek() else { return };
+    // The head request goes to the sleeping server and is taken; if its
+    // buffer is bad the request stays queued and the poll fails.
+    match put_request(p, out, &r) {
+        Ok(()) => {
+            if let Some((_, Some(charge))) = u.take() {
+                refund(s, charge);
             }
-        }
-        None => s.raise(server, vector),
-    }
-}
-
-/// Writes request `r` (the head of the device's queue) into the sleeping
-/// server's buffer and completes its poll, taking the request; if the
-/// buffer is bad the request stays queued and the poll fails.
-fn deliver_request(s: &mut Scheduler, dev: DeviceId, server: Pid, out: u64, r: Request) {
-    let written = s.get_mut(server).map(|p| put_request(p, out, &r));
-    match written {
-        Some(Ok(())) => {
-            take(s, dev);
             s.complete(server, r.client as isize);
         }
-        other => {
-            let e = other.map_or(Error::BadAddress, |r| r.err().unwrap_or(Error::BadAddress));
-            s.complete(server, e.to_ret());
-        }
+        Err(e) => s.complete(server, e.to_ret()),
     }
 }
 
@@ -232,7 +224,8 @@ pub fn irq(s: &mut Scheduler, dev: DeviceId, client: ClientId, line: u64) -> Res
 pub const DMA_MAX: u64 = 1 << 20;
 
 /// `dev_dma_read` / `dev_dma_write`: copies between the server's buffer and
-/// what `client` exported, in pieces through a kernel buffer.
+/// what `client` exported, page to page (no kernel buffer between), all or
+/// nothing.
 pub fn dma(
     s: &mut Scheduler,
     dev: DeviceId,
@@ -248,26 +241,22 @@ pub fn dma(
     }
     let client_pid = s.devices.user(dev)?.dma_target(client, iova, len)?;
     let server_pid = s.current_pid();
-    let mut chunk = [0u8; 512];
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(chunk.len() as u64) as usize;
-        let (from_pid, from, to_pid, to) = if to_client {
-            (server_pid, buf + done, client_pid, iova + done)
-        } else {
-            (client_pid, iova + done, server_pid, buf + done)
-        };
-        let src = s
+    let (from_pid, from, to_pid, to) = if to_client {
+        (server_pid, buf, client_pid, iova)
+    } else {
+        (client_pid, iova, server_pid, buf)
+    };
+    if from_pid == to_pid {
+        // A server that is its own client.
+        let space = s
             .get_mut(from_pid)
             .and_then(|p| p.space.as_mut())
             .ok_or(Error::DeviceGone)?;
-        crate::usercopy::copy_from_user(src, from, &mut chunk[..n])?;
-        let dst = s
-            .get_mut(to_pid)
-            .and_then(|p| p.space.as_mut())
-            .ok_or(Error::DeviceGone)?;
-        crate::usercopy::copy_to_user(dst, to, &chunk[..n])?;
-        done += n as u64;
+        return crate::usercopy::copy_user_to_user(space, from, None, to, len);
     }
-    Ok(())
+    let (src, dst) = s.pair_mut(from_pid, to_pid).ok_or(Error::DeviceGone)?;
+    let (Some(src), Some(dst)) = (src.space.as_mut(), dst.space.as_mut()) else {
+        return Err(Error::DeviceGone);
+    };
+    crate::usercopy::copy_user_to_user(src, from, Some(dst), to, len)
 }

@@ -70,7 +70,7 @@ impl Scheduler {
             return false;
         }
         let server = u.server;
-        let Ok(request) = u.out_request(client, port, size, value) else {
+        let Ok(request) = u.out_request(self.current, client, port, size, value) else {
             return false;
         };
 

@@ -17,7 +17,7 @@ use libmh::dev::{self, Handle, REGISTRY, Served};
 use libmh::process;
 
 /// Server-side checks: (what, the error it must give).
-pub const CHECKS: [(&str, Error); 8] = [
+pub const CHECKS: [(&str, Error); 10] = [
     ("write_iospace_to_unknown_client", Error::NotFound),
     ("irq_to_unknown_client", Error::NotFound),
     ("dma_from_unknown_client", Error::NotFound),
@@ -26,7 +26,54 @@ pub const CHECKS: [(&str, Error); 8] = [
     ("irq_on_a_line_it_has_not", Error::InvalidArgument),
     ("poll_through_a_non_serving_handle", Error::AccessDenied),
     ("register_a_taken_name", Error::AlreadyExists),
+    (
+        "dma_into_a_buffer_running_off_its_mapping",
+        Error::BadAddress,
+    ),
+    ("dma_into_a_read_only_buffer", Error::BadAddress),
 ];
+
+/// Where the server's checks map their buffers.
+const CHECK_AREA: u64 = 0x5d00_0000_0000;
+
+/// `dev_dma_read` of 16 bytes of the client's export into the server's
+/// page at `CHECK_AREA`, at `offset`, with the page mapped `prot`
+/// (unmapped again afterwards). The error must be BadAddress and the
+/// page's bytes untouched (a DMA that fails writes nothing); any other
+/// outcome is reported as NotSupported.
+fn dma_into_check_page(d: Served, client: ClientId, iova: u64, offset: u64, prot: u64) -> Error {
+    use libmh::vm;
+    if vm::map(CHECK_AREA, 4096, vm::PROT_RW).is_err() {
+        return Error::OutOfMemory;
+    }
+    // SAFETY: the page was just mapped read-write and nothing else uses it.
+    unsafe { core::ptr::write_bytes(CHECK_AREA as *mut u8, 0xaa, 4096) };
+    let _ = vm::protect(CHECK_AREA, 4096, prot);
+    // SAFETY: the buffer's pointer is passed to the kernel, which checks it
+    // (that is the test); no Rust reference to it is made.
+    let r = unsafe {
+        libmh::raw::syscall6(
+            abi::Sysno::DevDmaRead as u64,
+            d.0.0,
+            client,
+            iova,
+            CHECK_AREA + offset,
+            16,
+            0,
+        )
+    };
+    // SAFETY: the page is still mapped and readable.
+    let untouched = unsafe {
+        core::slice::from_raw_parts(CHECK_AREA as *const u8, 4096)
+            .iter()
+            .all(|&b| b == 0xaa)
+    };
+    let _ = vm::unmap(CHECK_AREA, 4096);
+    match Error::decode(r) {
+        Err(e) if untouched => e,
+        _ => Error::NotSupported,
+    }
+}
 
 fn check(k: usize, d: Served, client: ClientId, iova: u64, name: &str) -> Error {
     let mut buf = [0u8; 16];
@@ -38,7 +85,10 @@ fn check(k: usize, d: Served, client: ClientId, iova: u64, name: &str) -> Error 
         4 => d.write_iospace(client, 60, 8, 1),
         5 => d.irq(client, 7),
         6 => Served(REGISTRY).try_poll().map(|_| ()),
-        _ => dev::create(name, 0, 0, 1).map(|_| ()),
+        7 => dev::create(name, 0, 0, 1).map(|_| ()),
+        // The last 8 bytes of the page and 8 beyond it.
+        8 => return dma_into_check_page(d, client, iova, 4096 - 8, libmh::vm::PROT_RW),
+        _ => return dma_into_check_page(d, client, iova, 0, libmh::vm::PROT_READ),
     };
     r.err().unwrap_or(Error::NotSupported)
 }
