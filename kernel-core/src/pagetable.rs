@@ -295,10 +295,45 @@ impl PageTree {
         frames: &mut impl TableFrames,
         va: u64,
     ) -> Result<(), Error> {
+        self.make_path(mem, frames, va).map(|_| ())
+    }
+
+    /// Sets the leaf entry for `va`, which must be zero (`AlreadyExists`,
+    /// changing nothing, otherwise), making the tables it needs on the way
+    /// down (`OutOfMemory`: none are left behind): `prepare` and `set` in
+    /// one walk, for a fresh page.
+    pub fn set_new(
+        &mut self,
+        mem: &mut impl TableMemory,
+        frames: &mut impl TableFrames,
+        va: u64,
+        pte: u64,
+    ) -> Result<(), Error> {
+        let (leaf_table, (dir, at)) = self.make_path(mem, frames, va)?;
+        let i = table_indices(va)[3];
+        if mem.read(leaf_table, i) != 0 {
+            return Err(Error::AlreadyExists);
+        }
+        if pte != 0 {
+            mem.write(leaf_table, i, pte);
+            add_count(mem, dir, at, 1);
+        }
+        Ok(())
+    }
+
+    /// `prepare`'s walk: the leaf table for `va` and the entry that counts
+    /// its entries (table, index).
+    fn make_path(
+        &mut self,
+        mem: &mut impl TableMemory,
+        frames: &mut impl TableFrames,
+        va: u64,
+    ) -> Result<(Frame, (Frame, usize)), Error> {
         if va >= USER_END {
             return Err(Error::BadAddress);
         }
         let idx = table_indices(va);
+        let base = va & !(SPAN[1] - 1);
         let mut evicted = false;
         'walk: loop {
             let mut table = self.root;
@@ -320,7 +355,7 @@ impl PageTree {
                     if !evicted
                         && self.spare.is_empty()
                         && !self.idle.is_empty()
-                        && !self.idle.contains(&(va & !(SPAN[1] - 1)))
+                        && self.idle.len() >= SPARE_TABLES
                     {
                         evicted = true;
                         let oldest = self.idle.remove(0);
@@ -341,7 +376,15 @@ impl PageTree {
                 counter = Some((table, i));
                 table = next;
             }
-            return Ok(());
+            // `va`'s leaf table is spoken for now: if it was idle, nothing
+            // may unlink it before the entry is set (the caller settles it
+            // again if it ends up unused).
+            if let Some(i) = self.idle.iter().position(|&b| b == base) {
+                self.idle.remove(i);
+            }
+            // The walk went through three levels, so the leaf's counter is
+            // set.
+            return Ok((table, counter.unwrap_or((self.root, 0))));
         }
     }
 
@@ -397,11 +440,8 @@ impl PageTree {
                 self.unlink_empty(mem, frames, oldest, false);
             }
         }
-        if self.idle.len() + self.spare.len() < SPARE_TABLES {
-            let _ = self.idle.try_push(base);
-        } else {
-            self.prune(mem, frames, base);
-        }
+        // There is room now (the budget is at least one table).
+        let _ = self.idle.try_push(base);
     }
 
     /// The leaf table covering `va` (if any) holds nothing although no

@@ -48,6 +48,17 @@ pub trait PageTableOps {
     fn set(&mut self, frames: &mut impl TableFrames, va: u64, pte: u64);
     /// Forgets any cached translation of `va`.
     fn flush(&mut self, va: u64);
+    /// Sets the entry for `va`, which must be zero (`AlreadyExists`,
+    /// changing nothing, otherwise), making its tables (`OutOfMemory`:
+    /// none left behind). A real table does it in one walk.
+    fn set_new(&mut self, frames: &mut impl TableFrames, va: u64, pte: u64) -> Result<(), Error> {
+        if self.entry(va) != 0 {
+            return Err(Error::AlreadyExists);
+        }
+        self.prepare(frames, va)?;
+        self.set(frames, va, pte);
+        Ok(())
+    }
     /// The tables `prepare` made for `va` were not used after all (a call
     /// that failed part way): a real table keeps them within its budget of
     /// empty tables, as if their last entry had gone.
@@ -183,6 +194,9 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         let prot = Prot::from_abi(prot)?;
         let _ = pages(va, len)?;
         let total = len / PAGE;
+        if len == PAGE {
+            return self.map_one_new(va, prot).map(|()| Step::Done);
+        }
         if from == 0 {
             if self.any_mapped(va, len) {
                 return Err(Error::AlreadyExists);
@@ -202,7 +216,10 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
                 Ok(())
             });
             if let Err(e) = made {
-                // (A failed prepare has taken down the tables it made.)
+                // A failed prepare has taken down the tables it made; a
+                // prepare that worked before the page could be had leaves
+                // them to be settled.
+                self.pt.settle_empty(self.frames, page);
                 for page in pages(va, len)?.take(i as usize) {
                     self.drop_mapping(page);
                 }
@@ -218,13 +235,39 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
 
     /// Unmaps `page` and releases its frame (the caller checked it is not
     /// pinned).
-    /// Whether any page of `[va, va+len)` has an entry (one page, the
-    /// common case, is one lookup).
+    /// Whether any page of `[va, va+len)` has an entry.
     fn any_mapped(&mut self, va: u64, len: u64) -> bool {
-        if len == PAGE {
-            return self.pt.entry(va) != 0;
-        }
         self.pt.next_entry(va, va + len).is_some()
+    }
+
+    /// `map_new` of the single page `va` (the commonest call: a heap or
+    /// stack page on demand): the check, the tables and the entry in one
+    /// walk of the table. The errors and their order are `map_new`'s.
+    fn map_one_new(&mut self, va: u64, prot: Prot) -> Result<(), Error> {
+        let frame = if self.frames.can_take(1) {
+            self.frames.alloc_zeroed()
+        } else {
+            None
+        };
+        let Some(frame) = frame else {
+            // Which error: a page already there is reported first.
+            return Err(if self.pt.entry(va) != 0 {
+                Error::AlreadyExists
+            } else {
+                Error::OutOfMemory
+            });
+        };
+        let pte = self.codec.encode(&Mapping::private(frame, prot));
+        match self.pt.set_new(self.frames, va, pte) {
+            Ok(()) => {
+                self.pt.flush(va);
+                Ok(())
+            }
+            Err(e) => {
+                self.frames.release(frame);
+                Err(e)
+            }
+        }
     }
 
     fn drop_mapping(&mut self, page: u64) {

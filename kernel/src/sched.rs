@@ -442,7 +442,12 @@ impl Scheduler {
         let Some(p) = self.procs.get(pid) else {
             return;
         };
-        if p.state == State::Runnable && !self.ready.has_at_least(p.priority) {
+        if p.state != State::Runnable {
+            // Asleep or ended: nothing to queue, something else runs.
+            self.resched = true;
+            return;
+        }
+        if !self.ready.has_at_least(p.priority) {
             return;
         }
         self.enqueue(pid);

@@ -15,7 +15,8 @@ use kernel_core::paging::{PteFlags, is_user_range, pte_addr, pte_flags};
 use kernel_core::vm::Vm;
 
 /// Visits each page-sized piece of `[va, va+len)` as (phys, offset in the
-/// buffer, length), after checking the page's permissions.
+/// buffer, length), after checking every page's permissions (so that a
+/// failing copy moves nothing).
 fn for_each_piece(
     pt: &mut PageTable,
     va: u64,
@@ -29,55 +30,22 @@ fn for_each_piece(
     if !is_user_range(va, len as u64) {
         return Err(Error::BadAddress);
     }
-    let mut need = PteFlags::PRESENT | PteFlags::USER;
-    if write {
-        need |= PteFlags::WRITABLE;
-    }
     // One page (the common case): check and copy with a single walk.
     if (va & 0xfff) + len as u64 <= 4096 {
-        let mut pte = pt.lookup(va & !0xfff).ok_or(Error::BadAddress)?;
-        if write && !pte_flags(pte).contains(PteFlags::WRITABLE) {
-            let mut frames = crate::mm::KernelFrames;
-            let mut vm = Vm {
-                pt: &mut *pt,
-                frames: &mut frames,
-                codec: crate::mm::codec(),
-            };
-            vm.break_cow(va)?;
-            pte = pt.lookup(va & !0xfff).ok_or(Error::BadAddress)?;
-        }
-        if !pte_flags(pte).contains(need) {
-            return Err(Error::BadAddress);
-        }
-        f(pte_addr(pte) + (va & 0xfff), 0, len);
+        f(user_phys(pt, va, write)?, 0, len);
         return Ok(());
     }
-    // Check every page first, so that a failing copy writes nothing.
+    let end = va + len as u64;
     let mut page = va & !0xfff;
-    while page < va + len as u64 {
-        let pte = pt.lookup(page).ok_or(Error::BadAddress)?;
-        if write && !pte_flags(pte).contains(PteFlags::WRITABLE) {
-            let mut frames = crate::mm::KernelFrames;
-            let mut vm = Vm {
-                pt: &mut *pt,
-                frames: &mut frames,
-                codec: crate::mm::codec(),
-            };
-            vm.break_cow(page)?;
-        }
-        let pte = pt.lookup(page).ok_or(Error::BadAddress)?;
-        if !pte_flags(pte).contains(need) {
-            return Err(Error::BadAddress);
-        }
+    while page < end {
+        user_phys(pt, page.max(va), write)?;
         page += 4096;
     }
     let mut done = 0usize;
     while done < len {
         let at = va + done as u64;
-        let in_page = (4096 - (at & 0xfff)) as usize;
-        let n = in_page.min(len - done);
-        let pte = pt.lookup(at & !0xfff).ok_or(Error::BadAddress)?;
-        f(pte_addr(pte) + (at & 0xfff), done, n);
+        let n = ((4096 - (at & 0xfff)) as usize).min(len - done);
+        f(user_phys(pt, at, write)?, done, n);
         done += n;
     }
     Ok(())
@@ -86,6 +54,7 @@ fn for_each_piece(
 /// The physical address of user byte `va`, after checking its page as a
 /// copy would (present and user-accessible, and writable for `write`, when
 /// copy-on-write sharing of a page writable before `fork` is broken).
+#[inline]
 fn user_phys(pt: &mut PageTable, va: u64, write: bool) -> Result<u64, Error> {
     if !is_user_range(va, 1) {
         return Err(Error::BadAddress);
@@ -142,16 +111,28 @@ pub fn copy_user_to_user(
         user_phys(src, page.max(from), false)?;
         page += 4096;
     }
+    // Within one address space the ranges may overlap: copying up over
+    // itself goes from the end down, as memmove does, so that no piece
+    // reads bytes an earlier piece wrote.
+    let downwards = dst.is_none() && to > from && to < from + len;
     let mut done = 0u64;
     while done < len {
-        let (f, t) = (from + done, to + done);
-        let n = (len - done).min(4096 - (f & 0xfff)).min(4096 - (t & 0xfff));
+        let left = len - done;
+        let (f, t, n) = if downwards {
+            // The last piece still to copy: it ends where the copy does.
+            let (f_end, t_end) = (from + left, to + left);
+            let n = left.min((f_end - 1) % 4096 + 1).min((t_end - 1) % 4096 + 1);
+            (f_end - n, t_end - n, n)
+        } else {
+            let (f, t) = (from + done, to + done);
+            (f, t, left.min(4096 - (f & 0xfff)).min(4096 - (t & 0xfff)))
+        };
         let to_phys = user_phys(dst.as_deref_mut().unwrap_or(&mut *src), t, true)?;
         let from_phys = user_phys(src, f, false)?;
         // SAFETY: both pieces lie in present user pages of their address
         // spaces, checked just now, reachable through the direct map, and
         // no longer than what is left of either page. Within one address
-        // space they may overlap, hence `copy` (memmove).
+        // space a piece may overlap itself, hence `copy` (memmove).
         unsafe {
             core::ptr::copy(phys::to_virt(from_phys), phys::to_virt(to_phys), n as usize);
         }

@@ -31,6 +31,9 @@ impl PageTableOps for TreePt {
     fn next_entry(&mut self, va: u64, end: u64) -> Option<u64> {
         self.tree.next_entry(&self.mem, va, end)
     }
+    fn set_new(&mut self, frames: &mut impl TableFrames, va: u64, pte: u64) -> Result<(), Error> {
+        self.tree.set_new(&mut self.mem, frames, va, pte)
+    }
     fn settle_empty(&mut self, frames: &mut impl TableFrames, va: u64) {
         self.tree.settle_empty(&mut self.mem, frames, va)
     }
@@ -72,16 +75,22 @@ impl FrameOps for TableSource<'_> {
     }
 }
 
-const REGIONS: [u64; 4] = [
+/// Pages around table boundaries (2 MiB, 1 GiB, 512 GiB), more regions
+/// than the tree keeps idle or spare tables, so ranges span two leaf
+/// tables and idle tables are pushed out while calls are under way.
+const REGIONS: [u64; 7] = [
     0x40_0000,
     0x40_0000 + (2 << 20),
     0x1_0000_0000,
+    0x8000_0000,
     0x7f00_0000_0000,
+    0x80_0000_0000,
+    0x1234_0020_0000,
 ];
 
-/// The page at random offset `k` of a random region.
+/// A random page within four pages of a random region's boundary.
 fn page(rng: &mut Rng) -> u64 {
-    REGIONS[rng.below(REGIONS.len() as u64) as usize] + rng.below(6) * P
+    REGIONS[rng.below(REGIONS.len() as u64) as usize] - 4 * P + rng.below(8) * P
 }
 
 #[test]
@@ -138,8 +147,8 @@ fn the_tree_and_the_fake_table_agree_on_every_operation() {
         // Same mappings (frames differ: compare the decoded states).
         let mut mapped = 0;
         for &r in &REGIONS {
-            for k in 0..8 {
-                let v = r + k * P;
+            for k in 0..11 {
+                let v = r - 4 * P + k * P;
                 let fa = CODEC
                     .decode(fake.entry(v))
                     .map(|m| (m.kind, m.prot, m.wires));
@@ -166,8 +175,46 @@ fn the_tree_and_the_fake_table_agree_on_every_operation() {
             frames: &mut source,
             codec: CODEC,
         };
-        v.unmap(r, 8 * P).unwrap();
+        v.unmap(r - 4 * P, 11 * P).unwrap();
     }
     assert!(tree.tree.spare_tables() <= crate::pagetable::SPARE_TABLES as u64);
     assert!(source.live.len() <= 3 * crate::pagetable::SPARE_TABLES);
+}
+
+/// A move whose destination spans an idle leaf table and a missing one,
+/// with the idle and spare budget full: making the missing table must not
+/// unlink the idle one the move is about to write (a review found it did,
+/// losing the moved pages and leaking their frames).
+#[test]
+fn a_move_into_an_idle_table_and_a_missing_one_keeps_both() {
+    let mut tree_frames = FakeFrames::new(4096);
+    let root = tree_frames.alloc_zeroed().unwrap();
+    let mut tree = TreePt {
+        tree: PageTree::new(root),
+        mem: Mem::default(),
+    };
+    let mut source = TableSource {
+        frames: &mut tree_frames,
+        live: HashSet::new(),
+    };
+    let mut v = Vm {
+        pt: &mut tree,
+        frames: &mut source,
+        codec: CODEC,
+    };
+    let src = 0x7f00_0000_0000;
+    v.map_new(src, 2 * P, RW).unwrap();
+    // Four idle leaf tables, the one the move writes first the oldest.
+    let r1 = 0x40_0000;
+    for region in [r1, 0x4000_0000, 0x8000_0000, 0xc000_0000] {
+        v.map_new(region + (2 << 20) - P, P, RW).unwrap();
+        v.unmap(region + (2 << 20) - P, P).unwrap();
+    }
+    // The last page of r1's table and the first of the next (no table).
+    let dst = r1 + (2 << 20) - P;
+    v.move_pages(dst, src, 2 * P).unwrap();
+    assert!(v.mapping(dst).is_some() && v.mapping(dst + P).is_some());
+    assert!(v.mapping(src).is_none() && v.mapping(src + P).is_none());
+    v.unmap(dst, 2 * P).unwrap();
+    assert!(tree.tree.spare_tables() <= crate::pagetable::SPARE_TABLES as u64);
 }

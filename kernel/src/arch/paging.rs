@@ -220,6 +220,15 @@ impl kernel_core::vm::PageTableOps for PageTable {
         self.tree.set(&mut DirectMap, frames, va, pte);
     }
 
+    fn set_new(
+        &mut self,
+        frames: &mut impl TableFrames,
+        va: u64,
+        pte: u64,
+    ) -> Result<(), abi::Error> {
+        self.tree.set_new(&mut DirectMap, frames, va, pte)
+    }
+
     fn settle_empty(&mut self, frames: &mut impl TableFrames, va: u64) {
         self.tree.settle_empty(&mut DirectMap, frames, va);
     }

@@ -258,7 +258,7 @@ pub fn info(s: &mut Scheduler, h: u64) -> Result<DeviceInfo, Error> {
 /// `port_in(handle, port, size)`.
 pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, Error> {
     // Only the few words that route the read are copied out of the bus
-    // slot (an attachment is hundreds of bytes with its export lists).
+    // slot, not the attachment (the route is all a read needs).
     enum Route {
         Client(DeviceId, ClientId),
         Kernel(KernelDevice, [u64; 4]),
@@ -447,20 +447,10 @@ pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<(), 
             }
             // A listener per klog handle: the process pays for its entry
             // (the list gives it back when it detaches or exits).
-            let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
-            Account {
-                reserve: r,
-                usage: &mut p.usage,
-            }
-            .charge_bytes(KLOG_LISTENER_BYTES)?;
+            charge_heap(s, pid, KLOG_LISTENER_BYTES)?;
             let listeners = &mut s.devices.klog_listeners;
             if listeners.try_reserve(1).is_err() {
-                let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
-                Account {
-                    reserve: r,
-                    usage: &mut p.usage,
-                }
-                .credit_bytes(KLOG_LISTENER_BYTES);
+                credit_heap(s, pid, KLOG_LISTENER_BYTES);
                 return Err(Error::OutOfMemory);
             }
             listeners.push((pid, h, vector as u32));
@@ -485,13 +475,7 @@ fn forget_klog_listener(s: &mut Scheduler, gone: impl Fn(Pid, u64) -> bool) {
             continue;
         }
         s.devices.klog_listeners.swap_remove(i);
-        if let Some((p, r)) = s.proc_and_reserve(pid) {
-            Account {
-                reserve: r,
-                usage: &mut p.usage,
-            }
-            .credit_bytes(KLOG_LISTENER_BYTES);
-        }
+        credit_heap(s, pid, KLOG_LISTENER_BYTES);
     }
     if s.devices.klog_listeners.is_empty() {
         s.devices.klog_listeners = alloc::vec::Vec::new();

@@ -48,7 +48,8 @@ pub fn refund(s: &mut Scheduler, r: Refund) {
 pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
     let Ok(u) = s.devices.user(dev) else { return };
     let (server, vector) = (u.server, u.server_vector);
-    // The server and the device are looked up once each, together.
+    // The server and the device together (the device again with it: the
+    // first look only found the server).
     let (Some(p), devices) = s.proc_with_devices(server) else {
         return;
     };
