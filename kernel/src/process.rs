@@ -97,9 +97,6 @@ pub struct Process {
     pub name: ArrayString<32>,
     pub priority: u8,
     pub state: State,
-    /// Whether the process sits in the ready queue (kept here so that
-    /// queueing is O(1)).
-
     /// None once the process has exited.
     pub space: Option<PageTable>,
     pub exit: ExitStatus,
