@@ -21,18 +21,35 @@ pub mod paging;
 pub mod slab;
 
 pub mod bus;
+pub mod charged;
+pub mod devices;
 pub mod gentable;
 pub mod hwclaims;
+pub mod kernel;
+pub mod loader;
+pub mod machine;
+pub mod process;
 pub mod reserve;
 pub mod runqueue;
+pub mod syscall;
 #[cfg(test)]
 mod testmem;
 #[cfg(test)]
 mod testrng;
+pub mod usercopy;
 pub mod userdev;
 pub mod vm;
 
 extern crate alloc;
+
+/// A line for the kernel log, through machine `$m`:
+/// `klog!(M, "pid {pid} killed")`.
+#[macro_export]
+macro_rules! klog {
+    ($m:ty, $($arg:tt)*) => {
+        <$m as $crate::machine::Machine>::log(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 /// Boxes a value, or hands it back if the heap is exhausted (no panic,
 /// and nothing the value owns is lost). `Box::try_new` is not stable.

@@ -16,19 +16,13 @@
 extern crate alloc;
 
 mod arch;
-mod bus;
-mod loader;
+mod hw;
 mod log;
 mod mm;
-mod process;
 mod sched;
 mod selftest;
-mod syscall;
 mod trap;
-mod upcall;
-mod usercopy;
 
-use abi::{ExitKind, ExitStatus};
 use arch::{boot, cpu, entry, gdt, idt, ioapic, lapic, paging, pic};
 use arrayvec::ArrayVec;
 use kernel_core::acpi;
@@ -115,7 +109,7 @@ extern "C" fn kmain() -> ! {
     };
 
     record_modules(&boot_info);
-    if let Err(e) = bus::init(&mut sched::SCHED.lock().devices) {
+    if let Err(e) = kernel_core::devices::init(&mut sched::SCHED.lock().devices) {
         panic!("cannot register the kernel devices: {e}");
     }
     let loaded = start_modules(&boot_info);
@@ -184,15 +178,15 @@ fn record_reserved(info: &BootInfo, lapic: u64, madt: Option<&acpi::Madt>) {
     for a in madt.iter().flat_map(|m| m.io_apics.iter()) {
         r.mmio.push((a.addr & !0xfff, (a.addr & !0xfff) + 0x1000));
     }
-    bus::hw::RESERVED.call_once(|| r);
+    sched::SCHED.lock().devices.reserved = Some(r);
 }
 
 /// Keeps the module list for bootfs.
 fn record_modules(info: &BootInfo) {
-    bus::kdev::MODULES.call_once(|| {
+    hw::MODULES.call_once(|| {
         info.modules
             .iter()
-            .map(|m| bus::kdev::BootModule {
+            .map(|m| kernel_core::machine::Module {
                 phys: m.start,
                 len: m.end - m.start,
                 cmdline: m.cmdline,
@@ -204,82 +198,21 @@ fn record_modules(info: &BootInfo) {
 /// Starts the first boot module as init; the others wait in bootfs for
 /// init to start them (fork + exec). Returns how many started (0 or 1).
 fn start_modules(info: &BootInfo) -> usize {
-    let mut started = 0;
-    for (index, module) in info.modules.iter().enumerate().take(1) {
-        let cmdline = module.cmdline.as_str();
-        let (path, args) = cmdline.split_once(' ').unwrap_or((cmdline, ""));
-        let name = path.rsplit('/').next().unwrap_or(path);
-        let len = (module.end - module.start) as usize;
-        // SAFETY: the module's frames are reserved (never allocated) and
-        // lie in RAM below ram_top, which the direct map covers.
-        let image = unsafe { core::slice::from_raw_parts(phys::to_virt(module.start), len) };
-        let parent = if index == 0 { 0 } else { process::INIT_PID };
-        let result = paging::with_kernel_table(|k| loader::load(k, image, args.as_bytes()))
-            .unwrap_or(Err(abi::Error::OutOfMemory))
-            .and_then(|loaded| {
-                let mut frame = entry::TrapFrame::default();
-                loaded.initial_frame(&mut frame);
-                let (pages, tables) = (loaded.pages, loaded.tables);
-                let mut s = sched::SCHED.lock();
-                // Init's reserve: the whole machine, no process limit
-                // beyond the table's. Init gives each module one of its
-                // own (mempool's CHILD_RESERVE).
-                let reserve = s.reserves.create(None, u32::MAX)?;
-                let pid = match s.spawn(parent, name, None, loaded.space, reserve, |f| *f = frame) {
-                    Ok(pid) => pid,
-                    Err((e, space)) => {
-                        mm::release_user_space(space);
-                        return Err(e);
-                    }
-                };
-                if let Some((p, r)) = s.proc_and_reserve(pid) {
-                    r.force_frames(pages + tables);
-                    p.usage.pages = pages;
-                    p.usage.tables = tables;
-                }
-                Ok(pid)
-            });
-        match result {
-            Ok(pid) => {
-                if index == 0 {
-                    // Init holds the registry: every other capability
-                    // flows from it.
-                    if let Err(e) =
-                        bus::give_registry(&mut sched::SCHED.lock(), pid, abi::bus::RIGHTS_ALL)
-                    {
-                        panic!("cannot give init its registry handle: {e}");
-                    }
-                }
-                started += 1;
-                kprintln!("[kernel] module {index} '{name}' is pid {pid}");
-            }
-            Err(e) if index == 0 => panic!("init ('{cmdline}') cannot start: {e}"),
-            Err(e) => kprintln!("[kernel] module {index} '{cmdline}' not started: {e}"),
+    let Some(module) = info.modules.first() else {
+        return 0;
+    };
+    let cmdline = module.cmdline.as_str();
+    let len = (module.end - module.start) as usize;
+    // SAFETY: the module's frames are reserved (never allocated) and lie
+    // in RAM below ram_top, which the direct map covers.
+    let image = unsafe { core::slice::from_raw_parts(phys::to_virt(module.start), len) };
+    match sched::SCHED.lock().start_init(image, cmdline) {
+        Ok(pid) => {
+            kprintln!("[kernel] module 0 '{cmdline}' is pid {pid}");
+            1
         }
+        Err(e) => panic!("init ('{cmdline}') cannot start: {e}"),
     }
-    started
-}
-
-/// Init is gone: the run is over.
-pub fn power_off_after_init(status: &ExitStatus) -> ! {
-    let clean = status.kind == ExitKind::Exited as u32 && status.code == 0;
-    log::reclaim_serial();
-    if status.kind == ExitKind::Exited as u32 {
-        kprintln!(
-            "[kernel] init exited with status {}; powering off",
-            status.code
-        );
-    } else {
-        kprintln!(
-            "[kernel] init was killed (vector {}); powering off",
-            status.code
-        );
-    }
-    cpu::power_off(if clean {
-        abi::power::EXIT_CLEAN
-    } else {
-        abi::power::EXIT_INIT_FAILED
-    })
 }
 
 #[panic_handler]

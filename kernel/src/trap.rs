@@ -9,19 +9,13 @@
 use crate::arch::entry::TrapFrame;
 use crate::arch::{cpu, fault, lapic, pic};
 use crate::sched;
-use abi::Error;
-use abi::interrupt::{FAULT_WAS_WRITABLE, VECTOR_PAGE_FAULT};
+use abi::interrupt::VECTOR_PAGE_FAULT;
 use core::sync::atomic::{AtomicU64, Ordering};
+use kernel_core::kernel::UserFault;
+use kernel_core::machine::UserFrame;
 
 /// Timer ticks since boot.
 pub static TICKS: AtomicU64 = AtomicU64::new(0);
-
-/// Whether long kernel work should stop here and let the scheduler run (a
-/// timer tick is due): the preemption point of restartable system calls.
-#[inline]
-pub fn preempt_due() -> bool {
-    lapic::timer_pending()
-}
 
 fn is_device_vector(vector: u64) -> bool {
     let base = crate::arch::ioapic::VECTOR_BASE as u64;
@@ -31,7 +25,7 @@ fn is_device_vector(vector: u64) -> bool {
 /// A routed hardware line: hand it to its owner, then end the interrupt.
 fn device_interrupt(vector: u64) {
     let gsi = (vector - crate::arch::ioapic::VECTOR_BASE as u64) as u32;
-    crate::bus::hw::interrupt(&mut sched::SCHED.lock(), gsi);
+    kernel_core::devices::hw::interrupt(&mut sched::SCHED.lock(), gsi);
     lapic::eoi();
 }
 
@@ -67,76 +61,19 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) -> ! {
     crate::arch::entry::enter_user()
 }
 
-/// A CPU exception in user mode: resolved, delivered to the handler, or
-/// fatal for the process.
+/// A CPU exception in user mode: the kernel's objects decide (see
+/// `kernel_core::kernel::faults`).
 fn user_fault(vector: u64, error: u64, rip: u64) {
-    use crate::upcall::{Event, deliver};
-    use kernel_core::vm::{Fault, Vm};
-    let mut s = sched::SCHED.lock();
-    let addr = if vector == VECTOR_PAGE_FAULT {
-        cpu::cr2()
-    } else {
-        0
-    };
-    let p = s.current();
-    let mut reason = 0;
-    if vector == VECTOR_PAGE_FAULT {
-        let Some(space) = p.space.as_mut() else {
-            return;
-        };
-        let mut frames = crate::mm::KernelFrames;
-        let mut vm = Vm {
-            pt: space,
-            frames: &mut frames,
-            codec: crate::mm::codec(),
-        };
-        let write = error & 2 != 0;
-        // A process must run on its own table. If it does not (a kernel
-        // bug, like the one exit() once had), every access would fault
-        // again and again as a "stale translation": say so and repair it
-        // instead of looping for ever.
-        if !vm.pt.is_active() {
-            crate::kprintln!(
-                "[kernel] bug: a process ran on another address space's page table (fault at {addr:#x}); switched back"
-            );
-            vm.pt.activate();
-            return;
-        }
-        match vm.fault(addr, write, error & 16 != 0) {
-            Fault::Retry => {
-                x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(addr));
-                return;
-            }
-            Fault::Deliver(r) => reason = r,
-        }
-        // Without a handler the kernel resolves what it safely can: a
-        // write to a page that was writable before fork.
-        if p.handler.is_none()
-            && write
-            && reason & FAULT_WAS_WRITABLE != 0
-            && vm.break_cow(addr).is_ok()
-        {
-            return;
-        }
-    }
-    let why = if p.handler.is_none() {
-        ""
-    } else {
-        match deliver(
-            p,
-            Event::Fault {
-                vector,
-                error,
-                addr,
-                reason,
-            },
-        ) {
-            Ok(()) => return,
-            Err(Error::LimitReached) => " (handler stack overflow)",
-            Err(_) => " (handler stack unusable)",
-        }
-    };
-    sched::kill_current_for_fault(&mut s, vector, error, addr, rip, why);
+    let page_fault = vector == VECTOR_PAGE_FAULT;
+    sched::SCHED.lock().user_fault(UserFault {
+        vector,
+        error,
+        addr: if page_fault { cpu::cr2() } else { 0 },
+        pc: rip,
+        // The page-fault error code's W and I/D bits.
+        write: page_fault && error & 2 != 0,
+        fetch: page_fault && error & 16 != 0,
+    });
 }
 
 #[unsafe(no_mangle)]
@@ -161,19 +98,16 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
     }
 }
 
-/// The argument words of the call whose frame is `frame`.
+/// The number and argument words of the call whose frame is `frame`.
 ///
 /// # Safety
 /// `frame` must be the current process's frame, just filled by the entry
 /// code, with no reference to it live.
 #[inline(always)]
-unsafe fn args(frame: *const TrapFrame) -> crate::syscall::Args {
+unsafe fn args(frame: *const TrapFrame) -> kernel_core::syscall::Args {
     // SAFETY: as the caller guarantees.
-    let f = unsafe { &*frame };
-    crate::syscall::Args {
-        number: f.rax,
-        a: [f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9],
-    }
+    let (number, a) = unsafe { &*frame }.syscall();
+    kernel_core::syscall::Args { number, a }
 }
 
 /// The SYSCALL entry's Rust half for every call but the fused IPC ones;
@@ -183,7 +117,7 @@ extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
     let mut s = sched::SCHED.lock();
     // SAFETY: the entry code passes the current process's frame.
     let args = unsafe { args(frame) };
-    if let Some(ret) = crate::syscall::dispatch(&mut s, &args) {
+    if let Some(ret) = kernel_core::syscall::dispatch(&mut s, &args) {
         // SAFETY: the caller neither exited nor blocked, so it is still the
         // current process (only `settle` and the fast path switch) and
         // `frame` is still its frame; no reference to it is live.

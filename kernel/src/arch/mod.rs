@@ -15,3 +15,4 @@ pub mod lapic;
 pub mod paging;
 pub mod pic;
 pub mod serial;
+pub mod user_frame;

@@ -115,31 +115,6 @@ impl PageTable {
         (pte & PteFlags::PRESENT.bits() != 0).then_some(pte)
     }
 
-    /// Maps the 4 KiB user page at `va` to `phys` with `flags` (PRESENT
-    /// implied), making tables from `frames`.
-    pub fn map(
-        &mut self,
-        frames: &mut impl TableFrames,
-        va: u64,
-        phys: u64,
-        flags: PteFlags,
-    ) -> Result<(), MapError> {
-        debug_assert!(is_page_aligned(va) && is_page_aligned(phys));
-        if self.leaf_entry(va) != 0 {
-            return Err(MapError::AlreadyMapped);
-        }
-        self.tree
-            .prepare(&mut DirectMap, frames, va)
-            .map_err(|_| MapError::OutOfMemory)?;
-        self.tree.set(
-            &mut DirectMap,
-            frames,
-            va,
-            make_pte(phys, flags | PteFlags::PRESENT),
-        );
-        Ok(())
-    }
-
     fn root_addr(&self) -> u64 {
         self.tree.root().addr()
     }
@@ -202,6 +177,42 @@ impl PageTable {
             x86_64::instructions::tlb::flush_all();
         }
         result
+    }
+}
+
+/// A user page table as the kernel's objects use it.
+impl kernel_core::machine::AddressSpace for PageTable {
+    fn lookup(&self, va: u64) -> Option<u64> {
+        PageTable::lookup(self, va)
+    }
+
+    fn fork_into(
+        &mut self,
+        child: &mut PageTable,
+        child_frames: &mut impl TableFrames,
+        f: &mut dyn FnMut(u64) -> Result<(u64, u64), abi::Error>,
+    ) -> Result<(), abi::Error> {
+        PageTable::fork_into(self, child, child_frames, f)
+    }
+
+    fn destroy(self, frames: &mut impl TableFrames, leaf: impl FnMut(u64)) {
+        PageTable::destroy(self, frames, leaf)
+    }
+
+    fn table_frames(&self) -> u64 {
+        PageTable::table_frames(self)
+    }
+
+    fn spare_tables(&self) -> u64 {
+        PageTable::spare_tables(self)
+    }
+
+    fn is_active(&self) -> bool {
+        PageTable::is_active(self)
+    }
+
+    fn activate(&self) {
+        PageTable::activate(self)
     }
 }
 

@@ -12,7 +12,8 @@ mod log;
 mod memory;
 mod process;
 
-use crate::sched::Scheduler;
+use crate::kernel::Kernel;
+use crate::machine::Machine;
 use abi::{Error, Sysno};
 
 /// A system call's number and argument registers.
@@ -29,7 +30,7 @@ pub struct Args {
 /// own result, so what the arms hand on is one register, not a `Result`
 /// in memory.
 #[inline(always)]
-pub fn dispatch(s: &mut Scheduler, args: &Args) -> Option<isize> {
+pub fn dispatch<M: Machine>(s: &mut Kernel<M>, args: &Args) -> Option<isize> {
     let a = args.a;
     let ret = match sysno(args.number) {
         None => Error::NoSuchSyscall.to_ret(),
@@ -147,10 +148,10 @@ pub fn check_vector_mask(mask: u64) -> Result<(), Error> {
 
 /// Takes the pending vectors of `mask`, or puts the caller to sleep until
 /// one comes (tied to device `dev` if given, so its loss wakes the caller).
-pub fn irq_wait_on(
-    s: &mut Scheduler,
+pub fn irq_wait_on<M: Machine>(
+    s: &mut Kernel<M>,
     mask: u64,
-    dev: Option<crate::bus::DeviceId>,
+    dev: Option<crate::devices::DeviceId>,
 ) -> Result<Option<usize>, Error> {
     check_vector_mask(mask)?;
     let p = s.current();
@@ -164,9 +165,9 @@ pub fn irq_wait_on(
 }
 
 /// Runs `f` on the caller's address space.
-fn with_space<R>(
-    s: &mut Scheduler,
-    f: impl FnOnce(&mut crate::arch::paging::PageTable) -> Result<R, Error>,
+fn with_space<M: Machine, R>(
+    s: &mut Kernel<M>,
+    f: impl FnOnce(&mut M::Space) -> Result<R, Error>,
 ) -> Result<R, Error> {
     let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
     f(space)

@@ -1,23 +1,24 @@
 //! `vm_map`, `vm_protect`, `vm_unmap`, `vm_move`: the caller's own pages,
-//! through the state machine in `kernel_core::vm`.
+//! through the state machine in `crate::vm`.
 
-use crate::mm::{ChargedFrames, codec};
+use crate::charged::ChargedFrames;
+use crate::kernel::Kernel;
+use crate::machine::Machine;
 use crate::process::Restart;
-use crate::sched::Scheduler;
+use crate::vm::{Step, Vm};
 use abi::{Error, Sysno};
-use kernel_core::vm::{Step, Vm};
 
-fn with_vm(
-    s: &mut Scheduler,
-    f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, ChargedFrames<'_>>) -> Result<(), Error>,
+fn with_vm<M: Machine>(
+    s: &mut Kernel<M>,
+    f: impl FnOnce(&mut Vm<'_, M::Space, ChargedFrames<'_, M>>) -> Result<(), Error>,
 ) -> Result<usize, Error> {
     let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-    let mut frames = ChargedFrames::new(r, &mut p.usage);
+    let mut frames = ChargedFrames::<M>::new(r, &mut p.usage);
     let mut vm = Vm {
         pt: space,
         frames: &mut frames,
-        codec: codec(),
+        codec: M::codec(),
     };
     f(&mut vm)?;
     Ok(0)
@@ -26,14 +27,11 @@ fn with_vm(
 /// Runs a resumable operation of `call` with `args`: from where an earlier
 /// stop of the same call left it, stopping again at a tick (the call is
 /// then made again when the process next runs: `Ok(None)`).
-fn resumable(
-    s: &mut Scheduler,
+fn resumable<M: Machine>(
+    s: &mut Kernel<M>,
     call: Sysno,
     args: [u64; 3],
-    op: impl FnOnce(
-        &mut Vm<'_, crate::arch::paging::PageTable, ChargedFrames<'_>>,
-        u64,
-    ) -> Result<Step, Error>,
+    op: impl FnOnce(&mut Vm<'_, M::Space, ChargedFrames<'_, M>>, u64) -> Result<Step, Error>,
 ) -> Result<Option<usize>, Error> {
     let p = s.current();
     let from = match p.restart.take() {
@@ -55,28 +53,43 @@ fn resumable(
     }
 }
 
-fn due() -> bool {
-    crate::trap::preempt_due()
+fn due<M: Machine>() -> bool {
+    M::preempt_due()
 }
 
-pub fn map(s: &mut Scheduler, va: u64, len: u64, prot: u64) -> Result<Option<usize>, Error> {
+pub fn map<M: Machine>(
+    s: &mut Kernel<M>,
+    va: u64,
+    len: u64,
+    prot: u64,
+) -> Result<Option<usize>, Error> {
     resumable(s, Sysno::VmMap, [va, len, prot], |vm, from| {
-        vm.map_new_from(va, len, prot, from, &mut due)
+        vm.map_new_from(va, len, prot, from, &mut due::<M>)
     })
 }
 
-pub fn protect(s: &mut Scheduler, va: u64, len: u64, prot: u64) -> Result<Option<usize>, Error> {
+pub fn protect<M: Machine>(
+    s: &mut Kernel<M>,
+    va: u64,
+    len: u64,
+    prot: u64,
+) -> Result<Option<usize>, Error> {
     resumable(s, Sysno::VmProtect, [va, len, prot], |vm, from| {
-        vm.protect_from(va, len, prot, from, &mut due)
+        vm.protect_from(va, len, prot, from, &mut due::<M>)
     })
 }
 
-pub fn unmap(s: &mut Scheduler, va: u64, len: u64) -> Result<Option<usize>, Error> {
+pub fn unmap<M: Machine>(s: &mut Kernel<M>, va: u64, len: u64) -> Result<Option<usize>, Error> {
     resumable(s, Sysno::VmUnmap, [va, len, 0], |vm, _| {
-        vm.unmap_step(va, len, &mut due)
+        vm.unmap_step(va, len, &mut due::<M>)
     })
 }
 
-pub fn move_pages(s: &mut Scheduler, dst: u64, src: u64, len: u64) -> Result<usize, Error> {
+pub fn move_pages<M: Machine>(
+    s: &mut Kernel<M>,
+    dst: u64,
+    src: u64,
+    len: u64,
+) -> Result<usize, Error> {
     with_vm(s, |vm| vm.move_pages(dst, src, len))
 }

@@ -10,24 +10,19 @@
 //! exits go into the device's quarantine, until the platform holder (who
 //! has reset the hardware) releases them.
 
+extern crate alloc;
+
 use super::{Attachment, Device, DeviceId};
-use crate::arch::{cpu, ioapic};
-use crate::mm::{ChargedFrames, codec};
+use crate::charged::ChargedFrames;
+use crate::frame::Frame;
+use crate::hwclaims::HwResources;
+use crate::kernel::Kernel;
+use crate::machine::Machine;
 use crate::process::Pid;
-use crate::sched::Scheduler;
+use crate::vm::Vm;
 use abi::hw::{HW_IRQ_ACTIVE_LOW, HW_IRQ_LEVEL};
 use abi::{Error, HwDeviceSpec};
 use alloc::vec::Vec;
-use kernel_core::frame::Frame;
-use kernel_core::hwclaims::{HwResources, Reserved};
-use kernel_core::vm::Vm;
-use spin::Once;
-
-/// What the kernel keeps for itself, and RAM: set once at boot.
-pub static RESERVED: Once<Reserved> = Once::new();
-
-/// The I/O ports of the kernel's own serial console (COM1).
-const COM1: (u32, u32) = (0x3f8, 0x400);
 
 pub struct HwDevice {
     pub res: HwResources,
@@ -44,7 +39,7 @@ pub struct IrqOwner {
     pub level: bool,
 }
 
-fn hw(s: &mut Scheduler, dev: DeviceId) -> Result<&mut HwDevice, Error> {
+fn hw<M: Machine>(s: &mut Kernel<M>, dev: DeviceId) -> Result<&mut HwDevice, Error> {
     match s.devices.get_mut(dev)? {
         Device::Hardware(h) => Ok(h),
         _ => Err(Error::NotSupported),
@@ -52,10 +47,11 @@ fn hw(s: &mut Scheduler, dev: DeviceId) -> Result<&mut HwDevice, Error> {
 }
 
 /// Platform CREATE: checks `spec`, claims its resources, registers it.
-pub fn create(s: &mut Scheduler, spec: &HwDeviceSpec) -> Result<(), Error> {
-    let reserved = RESERVED.get().ok_or(Error::NotSupported)?;
+pub fn create<M: Machine>(s: &mut Kernel<M>, spec: &HwDeviceSpec) -> Result<(), Error> {
+    let reserved = s.devices.reserved.as_ref().ok_or(Error::NotSupported)?;
     let res = s.devices.claims.check(spec, reserved)?;
-    let serial = res.ports.iter().any(|&(a, b)| a < COM1.1 && COM1.0 < b);
+    let (com_start, com_end) = M::SERIAL_PORTS;
+    let serial = res.ports.iter().any(|&(a, b)| a < com_end && com_start < b);
     let name = res.name;
     if !s.current().names.allows(name.as_str()) {
         return Err(Error::AccessDenied);
@@ -85,42 +81,46 @@ pub fn create(s: &mut Scheduler, spec: &HwDeviceSpec) -> Result<(), Error> {
     if serial {
         // A driver owns the UART now: the kernel keeps logging to its ring
         // only (the console server drains it through klog).
-        crate::log::stop_serial();
+        M::stop_serial();
     }
     Ok(())
 }
 
 /// Platform RELEASE_QUARANTINE for the device called `name`.
-pub fn release_quarantine(s: &mut Scheduler, name: &str) -> Result<(), Error> {
+pub fn release_quarantine<M: Machine>(s: &mut Kernel<M>, name: &str) -> Result<(), Error> {
     if !s.current().names.allows(name) {
         return Err(Error::AccessDenied);
     }
     let id = s.devices.lookup(name).ok_or(Error::NotFound)?;
     for frame in core::mem::take(&mut hw(s, id)?.quarantine) {
-        let _ = crate::mm::frames::release(frame);
+        let _ = M::release_frame(frame);
     }
     Ok(())
 }
 
 /// `port_in` on a hardware device: only inside its port ranges.
-pub fn port_in(s: &mut Scheduler, dev: DeviceId, port: u64, size: u64) -> Result<u64, Error> {
+pub fn port_in<M: Machine>(
+    s: &mut Kernel<M>,
+    dev: DeviceId,
+    port: u64,
+    size: u64,
+) -> Result<u64, Error> {
+    // Only a port in a range the platform holder gave this device, which
+    // the kernel does not drive itself.
     check_port(hw(s, dev)?, port, size)?;
-    // SAFETY: the port lies in a range the platform holder gave this
-    // device, which the kernel does not drive itself.
-    Ok(unsafe { cpu::port_read(port as u16, size) })
+    Ok(M::port_read(port as u16, size))
 }
 
 /// `port_out` on a hardware device.
-pub fn port_out(
-    s: &mut Scheduler,
+pub fn port_out<M: Machine>(
+    s: &mut Kernel<M>,
     dev: DeviceId,
     port: u64,
     size: u64,
     value: u64,
 ) -> Result<(), Error> {
     check_port(hw(s, dev)?, port, size)?;
-    // SAFETY: as in `port_in`.
-    unsafe { cpu::port_write(port as u16, size, value) };
+    M::port_write(port as u16, size, value);
     Ok(())
 }
 
@@ -134,26 +134,26 @@ fn check_port(h: &HwDevice, port: u64, size: u64) -> Result<(), Error> {
     Ok(())
 }
 
-fn vm_of(
-    s: &mut Scheduler,
+fn vm_of<M: Machine>(
+    s: &mut Kernel<M>,
     pid: Pid,
-    f: impl FnOnce(&mut Vm<'_, crate::arch::paging::PageTable, ChargedFrames<'_>>) -> Result<u64, Error>,
+    f: impl FnOnce(&mut Vm<'_, M::Space, ChargedFrames<'_, M>>) -> Result<u64, Error>,
 ) -> Result<u64, Error> {
     let (p, r) = s.proc_and_reserve(pid).ok_or(Error::BadAddress)?;
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-    let mut frames = ChargedFrames::new(r, &mut p.usage);
+    let mut frames = ChargedFrames::<M>::new(r, &mut p.usage);
     let mut vm = Vm {
         pt: space,
         frames: &mut frames,
-        codec: codec(),
+        codec: M::codec(),
     };
     f(&mut vm)
 }
 
 /// Charges `grow` bytes to `pid` and makes the block of one of attachment
 /// `h`'s lists (`make`), crediting the charge back if that fails.
-pub fn reserve_list(
-    s: &mut Scheduler,
+pub fn reserve_list<M: Machine>(
+    s: &mut Kernel<M>,
     pid: Pid,
     h: u64,
     grow: u64,
@@ -173,7 +173,7 @@ pub fn reserve_list(
 /// `export` to a hardware device: wires the page holding `[va, va+len)`
 /// (one page at most: without an IOMMU the device sees physical
 /// addresses) and returns its physical address.
-pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error> {
+pub fn export<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Result<u64, Error> {
     if len == 0 || (va & 0xfff) + len > 4096 {
         return Err(Error::InvalidArgument);
     }
@@ -199,7 +199,7 @@ pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error
 }
 
 /// `unexport` from a hardware device (by the iova `export` returned).
-pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
+pub fn unexport<M: Machine>(s: &mut Kernel<M>, h: u64, iova: u64) -> Result<(), Error> {
     let pid = s.current_pid();
     let va = match &mut s.current().bus.get_mut(h)?.value {
         Attachment::Hardware { exports, .. } => {
@@ -216,8 +216,8 @@ pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
 }
 
 /// `irq_map(line, vector)`: routes the device's `line` to the caller.
-pub fn irq_map(
-    s: &mut Scheduler,
+pub fn irq_map<M: Machine>(
+    s: &mut Kernel<M>,
     h: u64,
     dev: DeviceId,
     line: u64,
@@ -243,12 +243,17 @@ pub fn irq_map(
         vector: vector as u32,
         level,
     });
-    ioapic::route(gsi, level, flags & HW_IRQ_ACTIVE_LOW != 0);
+    M::irq_route(gsi, level, flags & HW_IRQ_ACTIVE_LOW != 0);
     Ok(())
 }
 
 /// `irq_ack(line)`: unmasks a level-triggered line again.
-pub fn irq_ack(s: &mut Scheduler, h: u64, dev: DeviceId, line: u64) -> Result<(), Error> {
+pub fn irq_ack<M: Machine>(
+    s: &mut Kernel<M>,
+    h: u64,
+    dev: DeviceId,
+    line: u64,
+) -> Result<(), Error> {
     let &(gsi, _) = hw(s, dev)?
         .res
         .irqs
@@ -258,7 +263,7 @@ pub fn irq_ack(s: &mut Scheduler, h: u64, dev: DeviceId, line: u64) -> Result<()
     match s.devices.irq_owners[gsi as usize] {
         Some(o) if (o.pid, o.handle) == (pid, h) => {
             if o.level {
-                ioapic::unmask(gsi);
+                M::irq_unmask(gsi);
             }
             Ok(())
         }
@@ -268,20 +273,20 @@ pub fn irq_ack(s: &mut Scheduler, h: u64, dev: DeviceId, line: u64) -> Result<()
 
 /// A routed line fired: mask it if level-triggered, raise its owner's
 /// vector.
-pub fn interrupt(s: &mut Scheduler, gsi: u32) {
+pub fn interrupt<M: Machine>(s: &mut Kernel<M>, gsi: u32) {
     let Some(o) = s.devices.irq_owners.get(gsi as usize).copied().flatten() else {
-        ioapic::mask(gsi);
+        M::irq_mask(gsi);
         return;
     };
     if o.level {
-        ioapic::mask(gsi);
+        M::irq_mask(gsi);
     }
     s.raise(o.pid, o.vector);
 }
 
 /// `iomap(va, phys, len)`: maps device memory from the device's ranges.
-pub fn iomap(
-    s: &mut Scheduler,
+pub fn iomap<M: Machine>(
+    s: &mut Kernel<M>,
     h: u64,
     dev: DeviceId,
     va: u64,
@@ -310,7 +315,7 @@ pub fn iomap(
 
 /// `iounmap(va, len)`: removes one mapping made through `h`, named
 /// exactly as `iomap` made it.
-pub fn iounmap(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<(), Error> {
+pub fn iounmap<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Result<(), Error> {
     let pid = s.current_pid();
     match &s.current().bus.get(h)?.value {
         Attachment::Hardware { iomaps, .. } if iomaps.contains(&(va, len)) => {}
@@ -327,7 +332,7 @@ pub fn iounmap(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<(), Error
 /// Exec replaces the address space under a kept attachment: its mappings
 /// go with the old space, and its exported pages go into quarantine (the
 /// device may still write them). Its interrupt lines stay.
-pub fn forget_address_space(s: &mut Scheduler, pid: Pid, h: u64) {
+pub fn forget_address_space<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) {
     // The lists are taken out of the slot (its memory is credited below).
     let Some(Attachment::Hardware {
         dev,
@@ -353,8 +358,8 @@ pub fn forget_address_space(s: &mut Scheduler, pid: Pid, h: u64) {
 
 /// Keeps `frame` out of circulation until the device's quarantine is
 /// released (an extra reference holds it).
-fn quarantine(s: &mut Scheduler, dev: DeviceId, frame: Frame) {
-    let _ = crate::mm::frames::add_ref(frame);
+fn quarantine<M: Machine>(s: &mut Kernel<M>, dev: DeviceId, frame: Frame) {
+    M::add_ref(frame);
     let kept = hw(s, dev).is_ok_and(|h| {
         let room = h.quarantine.try_reserve(1).is_ok();
         if room {
@@ -363,7 +368,8 @@ fn quarantine(s: &mut Scheduler, dev: DeviceId, frame: Frame) {
         room
     });
     if !kept {
-        crate::kprintln!(
+        crate::klog!(
+            M,
             "[kernel] frame {:#x} kept out of use for good (quarantine full)",
             frame.addr()
         );
@@ -374,7 +380,7 @@ fn quarantine(s: &mut Scheduler, dev: DeviceId, frame: Frame) {
 /// interrupt lines are masked and freed, its device mappings go, and its
 /// exports are unwired, or, when the process is exiting, their frames go
 /// into the device's quarantine (the device may still be writing them).
-pub fn release(s: &mut Scheduler, pid: Pid, h: u64, att: &Attachment, exiting: bool) {
+pub fn release<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64, att: &Attachment, exiting: bool) {
     let Attachment::Hardware {
         dev,
         exports,
@@ -386,7 +392,7 @@ pub fn release(s: &mut Scheduler, pid: Pid, h: u64, att: &Attachment, exiting: b
     for gsi in 0..s.devices.irq_owners.len() {
         if s.devices.irq_owners[gsi].is_some_and(|o| (o.pid, o.handle) == (pid, h)) {
             s.devices.irq_owners[gsi] = None;
-            ioapic::mask(gsi as u32);
+            M::irq_mask(gsi as u32);
         }
     }
     for &(va, len) in iomaps.iter() {

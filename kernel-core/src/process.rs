@@ -17,13 +17,15 @@
 //! so a pid held by a stale tool (a `kill` typed from an old `ps`) names
 //! nothing rather than a newcomer.
 
-use crate::arch::entry::TrapFrame;
-use crate::arch::paging::PageTable;
+extern crate alloc;
+
+use crate::devices::DeviceId;
+use crate::gentable::{GenTable, IdShape, Shape};
+use crate::machine::Machine;
+use crate::reserve::{ReserveId, Usage};
 use abi::ExitStatus;
 use alloc::boxed::Box;
 use arrayvec::ArrayString;
-use kernel_core::gentable::{GenTable, IdShape, Shape};
-use kernel_core::reserve::{ReserveId, Usage};
 
 pub type Pid = u32;
 
@@ -65,13 +67,10 @@ pub enum Block {
     Child,
     /// `irq_wait(mask)` (or `port_out_wait` on device `dev`) found none of
     /// `mask` pending: completed by whoever raises one.
-    Irq {
-        mask: u64,
-        dev: Option<crate::bus::DeviceId>,
-    },
+    Irq { mask: u64, dev: Option<DeviceId> },
     /// `dev_poll` on `dev` found no request: completed by whoever queues
     /// one, which writes it at `out`.
-    Poll { dev: crate::bus::DeviceId, out: u64 },
+    Poll { dev: DeviceId, out: u64 },
 }
 
 /// Where a process wants its faults and interrupts delivered.
@@ -89,16 +88,16 @@ pub enum State {
     Zombie,
 }
 
-pub struct Process {
+pub struct Process<M: Machine> {
     /// Saved user registers; the entry code writes here directly.
-    pub frame: TrapFrame,
+    pub frame: M::Frame,
     pub pid: Pid,
     pub parent: Pid,
     pub name: ArrayString<32>,
     pub priority: u8,
     pub state: State,
     /// None once the process has exited.
-    pub space: Option<PageTable>,
+    pub space: Option<M::Space>,
     pub exit: ExitStatus,
     /// The registered fault/interrupt handler, if any.
     pub handler: Option<Handler>,
@@ -107,10 +106,10 @@ pub struct Process {
     /// Pending interrupt vectors (bit n = vector n).
     pub pending: u64,
     /// The process's attachments.
-    pub bus: kernel_core::bus::Bus<crate::bus::Attachment>,
+    pub bus: crate::bus::Bus<crate::devices::Attachment>,
     /// The device names it may attach or register (inherited by fork,
     /// kept by exec, only ever narrowed).
-    pub names: kernel_core::names::NameScope,
+    pub names: crate::names::NameScope,
     /// The reserve it draws on, and what it holds of it.
     pub reserve: ReserveId,
     pub usage: Usage,
@@ -152,17 +151,24 @@ pub struct ChildReserve {
     pub process_limit: Option<u32>,
 }
 
-impl Process {
+impl<M: Machine> Process<M> {
+    /// What the kernel charges a reserve for one process record (its box
+    /// in the heap, its slot in the process table and its slot's link in
+    /// the ready queues).
+    pub const RECORD_BYTES: u64 = crate::slab::footprint(core::mem::size_of::<Process<M>>()) as u64
+        + 32
+        + crate::runqueue::LINK_BYTES as u64;
+
     pub fn new(
         pid: Pid,
         parent: Pid,
         name: &str,
         priority: u8,
-        space: PageTable,
+        space: M::Space,
         reserve: ReserveId,
-    ) -> Process {
+    ) -> Process<M> {
         Process {
-            frame: TrapFrame::default(),
+            frame: M::Frame::default(),
             pid,
             parent,
             name: short_name(name),
@@ -173,8 +179,8 @@ impl Process {
             handler: None,
             int_enabled: false,
             pending: 0,
-            bus: kernel_core::bus::Bus::new(),
-            names: kernel_core::names::NameScope::all(),
+            bus: crate::bus::Bus::new(),
+            names: crate::names::NameScope::all(),
             reserve,
             usage: Usage::default(),
             first_child: NO_PID,
@@ -191,20 +197,25 @@ impl Process {
     }
 }
 
-/// What the kernel charges a reserve for one process record (its box in
-/// the heap, its slot in the process table and its slot's link in the
-/// ready queues).
-pub const RECORD_BYTES: u64 = kernel_core::slab::footprint(core::mem::size_of::<Process>()) as u64
-    + 32
-    + kernel_core::runqueue::LINK_BYTES as u64;
-
-/// Every process, by pid.
-pub struct Procs {
-    table: GenTable<Box<Process>, PidShape>,
+/// The table slot `pid` names (the run queue's index for it).
+#[inline]
+pub fn pid_slot(pid: Pid) -> usize {
+    PID_SHAPE.slot(u64::from(pid.wrapping_sub(1)))
 }
 
-impl Procs {
-    pub const fn new() -> Procs {
+/// Every process, by pid.
+pub struct Procs<M: Machine> {
+    table: GenTable<Box<Process<M>>, PidShape>,
+}
+
+impl<M: Machine> Default for Procs<M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: Machine> Procs<M> {
+    pub const fn new() -> Procs<M> {
         Procs {
             table: GenTable::new(),
         }
@@ -214,10 +225,14 @@ impl Procs {
         self.table.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
     /// The table slot `pid` names (the run queue's index for it).
     #[inline]
     pub fn slot_of(pid: Pid) -> usize {
-        PID_SHAPE.slot(u64::from(pid.wrapping_sub(1)))
+        pid_slot(pid)
     }
 
     /// Slots the table has made: every pid in it has a slot below this,
@@ -227,19 +242,19 @@ impl Procs {
     }
 
     #[inline]
-    pub fn get(&self, pid: Pid) -> Option<&Process> {
+    pub fn get(&self, pid: Pid) -> Option<&Process<M>> {
         self.table.get(u64::from(pid.wrapping_sub(1))).map(|b| &**b)
     }
 
     #[inline]
-    pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Process> {
+    pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Process<M>> {
         self.table
             .get_mut(u64::from(pid.wrapping_sub(1)))
             .map(|b| &mut **b)
     }
 
     /// Two different processes, both to change.
-    pub fn pair_mut(&mut self, a: Pid, b: Pid) -> Option<(&mut Process, &mut Process)> {
+    pub fn pair_mut(&mut self, a: Pid, b: Pid) -> Option<(&mut Process<M>, &mut Process<M>)> {
         self.table
             .get_pair_mut(u64::from(a.wrapping_sub(1)), u64::from(b.wrapping_sub(1)))
             .map(|(x, y)| (&mut **x, &mut **y))
@@ -248,8 +263,8 @@ impl Procs {
     /// Stores `proc` (its `pid` field is set to the pid it gets). On
     /// failure the process comes back, untouched.
     #[allow(clippy::result_large_err)] // the error is the process, handed back
-    pub fn insert(&mut self, proc: Process) -> Result<Pid, (abi::Error, Process)> {
-        let boxed = kernel_core::try_box(proc).map_err(|p| (abi::Error::OutOfMemory, p))?;
+    pub fn insert(&mut self, proc: Process<M>) -> Result<Pid, (abi::Error, Process<M>)> {
+        let boxed = crate::try_box(proc).map_err(|p| (abi::Error::OutOfMemory, p))?;
         match self.table.insert(boxed) {
             Ok(id) => {
                 let pid = id as Pid + 1;
@@ -262,7 +277,7 @@ impl Procs {
         }
     }
 
-    pub fn remove(&mut self, pid: Pid) -> Option<Box<Process>> {
+    pub fn remove(&mut self, pid: Pid) -> Option<Box<Process<M>>> {
         self.table.remove(u64::from(pid.wrapping_sub(1)))
     }
 
@@ -278,7 +293,7 @@ impl Procs {
     }
 }
 
-impl Process {
+impl<M: Machine> Process<M> {
     /// Changes the name (exec).
     pub fn rename(&mut self, name: &str) {
         self.name = short_name(name);

@@ -6,7 +6,7 @@
 //! round trip, no second system call (seL4's fast path, in spirit).
 //! Otherwise it waits in the client's queue and the server's vector is
 //! raised; the server takes queued requests round-robin across clients
-//! (`kernel_core::userdev`).
+//! (`crate::userdev`).
 //!
 //! Rules: the server's calls name clients by id, checked against the
 //! device's client table; DMA reaches only what that client exported to
@@ -16,16 +16,17 @@
 //! the records go.
 
 use super::{Attachment, DEVICE_BYTES, Device, DeviceId};
+use crate::kernel::Kernel;
+use crate::machine::{Machine, UserFrame};
 use crate::process::{Block, State};
-use crate::sched::Scheduler;
+use crate::reserve::ReserveId;
+use crate::userdev::{Refund, UserDevice};
 use abi::userdev::{ClientId, Request};
 use abi::{DeviceConfig, Error};
-use kernel_core::reserve::ReserveId;
-use kernel_core::userdev::{Refund, UserDevice};
 
 /// Charges `bytes` to reserve `id` for an object that names it (the
 /// reserve is held until the refund).
-pub fn charge(s: &mut Scheduler, id: ReserveId, bytes: u64) -> Result<Refund, Error> {
+pub fn charge<M: Machine>(s: &mut Kernel<M>, id: ReserveId, bytes: u64) -> Result<Refund, Error> {
     s.reserves
         .get_mut(id)
         .ok_or(Error::OutOfMemory)?
@@ -38,14 +39,14 @@ pub fn charge(s: &mut Scheduler, id: ReserveId, bytes: u64) -> Result<Refund, Er
 }
 
 /// Gives back what `charge` took.
-pub fn refund(s: &mut Scheduler, r: Refund) {
+pub fn refund<M: Machine>(s: &mut Kernel<M>, r: Refund) {
     s.reserves.refund(r.reserve, r.bytes as u64);
 }
 
 /// Hands the next request of `dev` to its server if it sleeps in
 /// `dev_poll`; otherwise raises the server's vector. Called after every
 /// request is queued.
-pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
+pub fn notify_server<M: Machine>(s: &mut Kernel<M>, dev: DeviceId) {
     let Ok(u) = s.devices.user(dev) else { return };
     let (server, vector) = (u.server, u.server_vector);
     // The server and the device together (the device again with it: the
@@ -74,7 +75,7 @@ pub fn notify_server(s: &mut Scheduler, dev: DeviceId) {
 
 /// Takes the head request of `dev` (which the caller has delivered); a
 /// CLOSE ends the client's record, whose charge goes back.
-fn take(s: &mut Scheduler, dev: DeviceId) {
+fn take<M: Machine>(s: &mut Kernel<M>, dev: DeviceId) {
     if let Some((_, Some(r))) = s.devices.user(dev).ok().and_then(|u| u.take()) {
         refund(s, r);
     }
@@ -84,24 +85,24 @@ fn take(s: &mut Scheduler, dev: DeviceId) {
 /// `r10` (`Request::to_words`) when `out` is null — no memory is touched,
 /// which is what makes the round trip cheap — or written to `out`, leaving
 /// its registers alone as every other call does.
-fn put_request(p: &mut crate::process::Process, out: u64, r: &Request) -> Result<(), Error> {
+fn put_request<M: Machine>(
+    p: &mut crate::process::Process<M>,
+    out: u64,
+    r: &Request,
+) -> Result<(), Error> {
     if out == 0 {
-        let [w0, w1, w2, w3] = r.to_words();
-        p.frame.rdi = w0;
-        p.frame.rsi = w1;
-        p.frame.rdx = w2;
-        p.frame.r10 = w3;
+        p.frame.set_request_words(r.to_words());
         return Ok(());
     }
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-    crate::usercopy::write_struct(space, out, r)
+    crate::usercopy::write_struct::<M, _>(space, out, r)
 }
 
 /// `dev_create`: a new user device served by the caller, registered under
 /// its name, its record charged to the caller's reserve. Needs a registry
 /// handle with REGISTER on the caller's bus (capability: no ambient
 /// authority to take names).
-pub fn create(s: &mut Scheduler, config: &DeviceConfig) -> Result<u64, Error> {
+pub fn create<M: Machine>(s: &mut Kernel<M>, config: &DeviceConfig) -> Result<u64, Error> {
     let pid = s.current_pid();
     let can_register = s.current().bus.iter().any(|(_, e)| {
         e.rights & abi::bus::RIGHT_REGISTER != 0
@@ -150,7 +151,7 @@ pub fn create(s: &mut Scheduler, config: &DeviceConfig) -> Result<u64, Error> {
 /// operations fail with `DeviceGone`, whoever sleeps on it wakes with that
 /// error, and every charge its records carried goes back. Linear in the
 /// device's clients.
-pub fn destroy(s: &mut Scheduler, dev: DeviceId) {
+pub fn destroy<M: Machine>(s: &mut Kernel<M>, dev: DeviceId) {
     let Some((device, paid)) = s.devices.remove(dev) else {
         return;
     };
@@ -182,7 +183,7 @@ pub fn destroy(s: &mut Scheduler, dev: DeviceId) {
 }
 
 /// The device a `Serve` handle names, checked.
-pub fn served(s: &mut Scheduler, h: u64) -> Result<DeviceId, Error> {
+pub fn served<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<DeviceId, Error> {
     match s.current().bus.require(h, abi::bus::RIGHT_SERVE)?.value {
         Attachment::Serve { dev } => Ok(dev),
         _ => Err(Error::AccessDenied),
@@ -191,8 +192,8 @@ pub fn served(s: &mut Scheduler, h: u64) -> Result<DeviceId, Error> {
 
 /// `dev_poll`: the next request, or sleep until one comes (unless
 /// `nowait`). `Ok(None)` means the caller sleeps.
-pub fn poll(
-    s: &mut Scheduler,
+pub fn poll<M: Machine>(
+    s: &mut Kernel<M>,
     dev: DeviceId,
     out: u64,
     nowait: bool,
@@ -211,7 +212,12 @@ pub fn poll(
 }
 
 /// `dev_irq`: raises `line` on client `client` (nothing if unmapped).
-pub fn irq(s: &mut Scheduler, dev: DeviceId, client: ClientId, line: u64) -> Result<(), Error> {
+pub fn irq<M: Machine>(
+    s: &mut Kernel<M>,
+    dev: DeviceId,
+    client: ClientId,
+    line: u64,
+) -> Result<(), Error> {
     let u = s.devices.user(dev)?;
     let target = u.irq_target(client, line)?;
     u.answered(client);
@@ -227,8 +233,8 @@ pub const DMA_MAX: u64 = 1 << 20;
 /// `dev_dma_read` / `dev_dma_write`: copies between the server's buffer and
 /// what `client` exported, page to page (no kernel buffer between), all or
 /// nothing.
-pub fn dma(
-    s: &mut Scheduler,
+pub fn dma<M: Machine>(
+    s: &mut Kernel<M>,
     dev: DeviceId,
     client: ClientId,
     iova: u64,
@@ -253,11 +259,11 @@ pub fn dma(
             .get_mut(from_pid)
             .and_then(|p| p.space.as_mut())
             .ok_or(Error::DeviceGone)?;
-        return crate::usercopy::copy_user_to_user(space, from, None, to, len);
+        return crate::usercopy::copy_user_to_user::<M>(space, from, None, to, len);
     }
     let (src, dst) = s.pair_mut(from_pid, to_pid).ok_or(Error::DeviceGone)?;
     let (Some(src), Some(dst)) = (src.space.as_mut(), dst.space.as_mut()) else {
         return Err(Error::DeviceGone);
     };
-    crate::usercopy::copy_user_to_user(src, from, Some(dst), to, len)
+    crate::usercopy::copy_user_to_user::<M>(src, from, Some(dst), to, len)
 }

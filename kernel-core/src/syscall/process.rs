@@ -1,19 +1,20 @@
-//! Process calls: `exit`, `wait_child`, `fork`, `exec`, `set_priority`,
+//! Process<M> calls: `exit`, `wait_child`, `fork`, `exec`, `set_priority`,
 //! `sys_info`.
 
 use super::with_space;
-use crate::arch::entry::TrapFrame;
-use crate::arch::paging::{self, PageTable};
-use crate::mm::{self, ChargedFrames, KernelFrames, codec};
-use crate::process::{PRIORITY_LEVELS, RECORD_BYTES};
-use crate::sched::Scheduler;
+use crate::charged::{ChargedFrames, MachineFrames};
+use crate::kernel::Kernel;
+use crate::kernel::release_space;
+use crate::machine::Machine;
+use crate::machine::{AddressSpace, UserFrame};
+use crate::process::{PRIORITY_LEVELS, Process};
+use crate::reserve::{Account, ReserveId, Usage};
+use crate::vm::fork_pte;
 use abi::syscall::{CMDLINE_MAX, EXEC_IMAGE_MAX, WAIT_NOHANG};
 use abi::{Error, ExitKind, ExitStatus, SysInfo};
 use alloc::vec::Vec;
-use kernel_core::reserve::{Account, ReserveId, Usage};
-use kernel_core::vm::fork_pte;
 
-pub fn exit(s: &mut Scheduler, code: i64) {
+pub fn exit<M: Machine>(s: &mut Kernel<M>, code: i64) {
     let pid = s.current_pid();
     let status = ExitStatus {
         pid,
@@ -24,7 +25,11 @@ pub fn exit(s: &mut Scheduler, code: i64) {
     s.exit(pid, status);
 }
 
-pub fn wait_child(s: &mut Scheduler, out: u64, flags: u64) -> Result<Option<usize>, Error> {
+pub fn wait_child<M: Machine>(
+    s: &mut Kernel<M>,
+    out: u64,
+    flags: u64,
+) -> Result<Option<usize>, Error> {
     if flags & !WAIT_NOHANG != 0 {
         return Err(Error::InvalidArgument);
     }
@@ -35,12 +40,12 @@ pub fn wait_child(s: &mut Scheduler, out: u64, flags: u64) -> Result<Option<usiz
 /// Copy-on-write fork: the child gets the parent's registers (with 0 as
 /// this call's result), its handler and interrupt-enable state (not its
 /// pending interrupts), its priority, and an address space sharing every
-/// page (see `kernel_core::vm::fork_pte`). It draws on the parent's
+/// page (see `crate::vm::fork_pte`). It draws on the parent's
 /// reserve, which is charged first — for the child's reference to every
 /// page, its page tables, its record and its bus — so a fork that does not
 /// fit fails before any work (`OutOfMemory`, or `LimitReached` at the
 /// reserve's process limit).
-pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
+pub fn fork<M: Machine>(s: &mut Kernel<M>) -> Result<usize, Error> {
     // The caller's registers as its syscall saved them.
     let frame = s.current().frame;
     // The reserve the child draws on: the caller's, or one made for it
@@ -68,26 +73,30 @@ pub fn fork(s: &mut Scheduler) -> Result<usize, Error> {
     result
 }
 
-fn fork_into(s: &mut Scheduler, frame: TrapFrame, reserve: ReserveId) -> Result<usize, Error> {
+fn fork_into<M: Machine>(
+    s: &mut Kernel<M>,
+    frame: M::Frame,
+    reserve: ReserveId,
+) -> Result<usize, Error> {
     let (p, r) = s.current_with_reserve(reserve).ok_or(Error::BadAddress)?;
     if r.processes() >= r.process_limit() {
         return Err(Error::LimitReached);
     }
     let (pages, tables) = (p.usage.pages, p.usage.tables);
-    if !r.fits(pages + tables, RECORD_BYTES + p.bus_bytes) {
+    if !r.fits(pages + tables, Process::<M>::RECORD_BYTES + p.bus_bytes) {
         return Err(Error::OutOfMemory);
     }
-    let codec = codec();
+    let codec = M::codec();
     let mut child_usage = Usage::default();
     let mut child_pages = 0u64;
     let copied = {
-        let mut frames = ChargedFrames::new(r, &mut child_usage);
-        match paging::with_kernel_table(|k| PageTable::new_user(k, &mut frames)) {
-            Some(Ok(mut child_space)) => {
+        let mut frames = ChargedFrames::<M>::new(r, &mut child_usage);
+        match M::new_space(&mut frames) {
+            Some(mut child_space) => {
                 let space = p.space.as_mut().ok_or(Error::BadAddress);
                 let result = space.and_then(|space| {
-                    space.fork_into(&mut child_space, &mut frames, |pte| {
-                        let forked = fork_pte(codec, &mut KernelFrames, pte)?;
+                    space.fork_into(&mut child_space, &mut frames, &mut |pte| {
+                        let forked = fork_pte(codec, &mut MachineFrames::<M>::new(), pte)?;
                         let child = forked.child.unwrap_or(0);
                         if child != 0 {
                             child_pages += 1;
@@ -98,12 +107,12 @@ fn fork_into(s: &mut Scheduler, frame: TrapFrame, reserve: ReserveId) -> Result<
                 match result {
                     Ok(()) => Ok(child_space),
                     Err(e) => {
-                        mm::release_user_space(child_space);
+                        release_space::<M>(child_space);
                         Err(e)
                     }
                 }
             }
-            _ => Err(Error::OutOfMemory),
+            None => Err(Error::OutOfMemory),
         }
     };
     let child_space = match copied {
@@ -120,7 +129,8 @@ fn fork_into(s: &mut Scheduler, frame: TrapFrame, reserve: ReserveId) -> Result<
     let (ppid, name, priority) = (parent.pid, parent.name, parent.priority);
     let (handler, int_enabled, depth) = (parent.handler, parent.int_enabled, parent.handler_depth);
     let names = parent.names.clone();
-    let child_frame = TrapFrame { rax: 0, ..frame };
+    let mut child_frame = frame;
+    child_frame.set_result(0);
     let pid = match s.spawn(
         ppid,
         name.as_str(),
@@ -131,7 +141,7 @@ fn fork_into(s: &mut Scheduler, frame: TrapFrame, reserve: ReserveId) -> Result<
     ) {
         Ok(pid) => pid,
         Err((e, space)) => {
-            mm::release_user_space(space);
+            release_space::<M>(space);
             if let Some((_, r)) = s.current_with_reserve(reserve) {
                 r.credit_frames(child_usage.tables);
             }
@@ -149,7 +159,7 @@ fn fork_into(s: &mut Scheduler, frame: TrapFrame, reserve: ReserveId) -> Result<
         child.usage.pages = child_pages;
         child.usage.tables = child_usage.tables;
     }
-    if let Err(e) = crate::bus::calls::fork_bus(s, ppid, pid) {
+    if let Err(e) = crate::devices::calls::fork_bus(s, ppid, pid) {
         s.discard(pid);
         return Err(e);
     }
@@ -166,8 +176,8 @@ fn fork_into(s: &mut Scheduler, frame: TrapFrame, reserve: ReserveId) -> Result<
 /// once. Survives exec: pid, parent, children, priority, pending
 /// interrupts, the name scope, the reserve. Does not: the address space,
 /// the handler (the new program installs its own), interrupt enabling.
-pub fn exec(
-    s: &mut Scheduler,
+pub fn exec<M: Machine>(
+    s: &mut Kernel<M>,
     image: u64,
     image_len: u64,
     cmdline: u64,
@@ -177,7 +187,7 @@ pub fn exec(
         return Err(Error::InvalidArgument);
     }
     let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
-    let buffer = kernel_core::slab::footprint(image_len as usize) as u64;
+    let buffer = crate::slab::footprint(image_len as usize) as u64;
     Account {
         reserve: r,
         usage: &mut p.usage,
@@ -194,8 +204,8 @@ pub fn exec(
     result
 }
 
-fn exec_charged(
-    s: &mut Scheduler,
+fn exec_charged<M: Machine>(
+    s: &mut Kernel<M>,
     image: u64,
     image_len: u64,
     cmdline: u64,
@@ -210,8 +220,8 @@ fn exec_charged(
     let mut cmd = [0u8; CMDLINE_MAX];
     let cmd = &mut cmd[..cmdline_len as usize];
     with_space(s, |space| {
-        crate::usercopy::copy_from_user(space, image, &mut bytes)?;
-        crate::usercopy::copy_from_user(space, cmdline, cmd)
+        crate::usercopy::copy_from_user::<M>(space, image, &mut bytes)?;
+        crate::usercopy::copy_from_user::<M>(space, cmdline, cmd)
     })?;
     let cmd = core::str::from_utf8(cmd).map_err(|_| Error::InvalidArgument)?;
     let (name, args) = cmd
@@ -226,18 +236,17 @@ fn exec_charged(
     let need = plan.pages + plan.tables;
     let after = r.used_without(buffer).saturating_sub(old) + need;
     let fits = r.limit_after_exec().is_none_or(|limit| after <= limit);
-    if !fits || (mm::frames::free_count() as u64) < need {
+    if !fits || M::free_frames() < need {
         return Err(Error::OutOfMemory);
     }
-    let loaded = paging::with_kernel_table(|k| crate::loader::load(k, &bytes, args.as_bytes()))
-        .ok_or(Error::OutOfMemory)??;
+    let loaded = crate::loader::load::<M>(&bytes, args.as_bytes())?;
     drop(bytes);
 
     // The point of no return: the bus lets go of the old address space
     // (close-on-exec handles, exports, device mappings) while it still
     // exists, then the new one replaces it, and the reserve holds the new
     // image instead of the old.
-    crate::bus::calls::exec_bus(s);
+    crate::devices::calls::exec_bus(s);
     let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
     let mut account = Account {
         reserve: r,
@@ -250,10 +259,10 @@ fn exec_charged(
     account.reserve.apply_pending();
     account.usage.pages = loaded.pages;
     account.usage.tables = loaded.tables;
-    loaded.initial_frame(&mut p.frame);
+    p.frame = loaded.initial_frame();
     loaded.space.activate();
     if let Some(old) = p.space.replace(loaded.space) {
-        mm::release_user_space(old);
+        release_space::<M>(old);
     }
     p.handler = None;
     p.handler_depth = 0;
@@ -266,7 +275,11 @@ fn exec_charged(
 
 /// `set_priority(pid, priority)`: `pid` 0 means the caller. A process may
 /// set its own priority or a child's, never more urgent than its own.
-pub fn set_priority(s: &mut Scheduler, pid: u64, priority: u64) -> Result<usize, Error> {
+pub fn set_priority<M: Machine>(
+    s: &mut Kernel<M>,
+    pid: u64,
+    priority: u64,
+) -> Result<usize, Error> {
     if priority >= PRIORITY_LEVELS as u64 {
         return Err(Error::InvalidArgument);
     }
@@ -291,18 +304,21 @@ pub fn set_priority(s: &mut Scheduler, pid: u64, priority: u64) -> Result<usize,
     Ok(0)
 }
 
-pub fn sys_info(s: &mut Scheduler, out: u64) -> Result<usize, Error> {
-    mm::heap::trim();
+pub fn sys_info<M: Machine>(s: &mut Kernel<M>, out: u64) -> Result<usize, Error> {
+    // The heap gives back what it can first, so the figures are exact.
+    let heap_frames = M::heap_frames();
     let info = SysInfo {
-        free_frames: mm::frames::free_count() as u64,
-        total_frames: mm::frames::managed_count() as u64,
+        free_frames: M::free_frames(),
+        total_frames: M::managed_frames(),
         processes: s.process_count() as u64,
-        ticks: crate::trap::TICKS.load(core::sync::atomic::Ordering::Relaxed),
-        tick_hz: crate::arch::lapic::TICK_HZ,
+        ticks: M::ticks(),
+        tick_hz: M::tick_hz(),
         handles: s.current().bus.len() as u64,
-        heap_frames: mm::heap::frames_held(),
+        heap_frames,
         spare_tables: s.current().space.as_ref().map_or(0, |sp| sp.spare_tables()),
     };
-    with_space(s, |space| crate::usercopy::write_struct(space, out, &info))?;
+    with_space(s, |space| {
+        crate::usercopy::write_struct::<M, _>(space, out, &info)
+    })?;
     Ok(0)
 }

@@ -2,9 +2,9 @@
 //!
 //! Devices live in one table, by id; the registry maps names to ids. A
 //! process reaches a device only through a handle on its own bus (see
-//! `kernel_core::bus`), with rights. Kernel devices (`kdev`) are served by
+//! `crate::bus`), with rights. Kernel devices (`kdev`) are served by
 //! the kernel; user devices (`user`) by a process, through the request
-//! queues of `kernel_core::userdev`.
+//! queues of `crate::userdev`.
 //!
 //! Rules: a device that goes away (its server exited or destroyed it) is
 //! removed from the table at once, so every later operation through a
@@ -19,13 +19,17 @@ pub mod kdev;
 pub mod procdev;
 pub mod user;
 
+extern crate alloc;
+
+use crate::gentable::{GenTable, IdShape, Shape};
+use crate::kernel::Kernel;
+use crate::machine::Machine;
+use crate::outline::OutOfLine;
 use crate::process::Pid;
+use crate::userdev::{ClientId, Export, Refund, UserDevice};
 use abi::Error;
 use alloc::vec::Vec;
 use arrayvec::ArrayString;
-use kernel_core::gentable::{GenTable, IdShape, Shape};
-use kernel_core::outline::OutOfLine;
-use kernel_core::userdev::{ClientId, Export, Refund, UserDevice};
 
 /// A device, as the kernel names it: an id of the device table.
 pub type DeviceId = u64;
@@ -216,9 +220,24 @@ pub struct Devices {
     /// Who wants klog's data IRQ: (process, handle, vector).
     pub klog_listeners: Vec<(Pid, u64, u32)>,
     /// Which hardware device owns which ports, memory and lines.
-    pub claims: kernel_core::hwclaims::Claims<DeviceId>,
+    pub claims: crate::hwclaims::Claims<DeviceId>,
     /// Who takes each routed interrupt line (by GSI).
-    pub irq_owners: [Option<hw::IrqOwner>; crate::arch::ioapic::MAX_GSI as usize],
+    pub irq_owners: [Option<hw::IrqOwner>; IRQ_LINES],
+    /// klog's shared mark (`KLOG_PORT_MARK`): a position, not trusted for
+    /// anything but where a reader may choose to start.
+    pub klog_mark: u64,
+    /// What the kernel keeps for itself, and RAM (no hardware device may
+    /// claim it): set once at boot.
+    pub reserved: Option<crate::hwclaims::Reserved>,
+}
+
+/// The most interrupt lines (GSIs) the kernel routes to hardware devices.
+pub const IRQ_LINES: usize = 64;
+
+impl Default for Devices {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Devices {
@@ -227,8 +246,10 @@ impl Devices {
             table: GenTable::new(),
             names: None,
             klog_listeners: Vec::new(),
-            claims: kernel_core::hwclaims::Claims::new(),
-            irq_owners: [None; crate::arch::ioapic::MAX_GSI as usize],
+            claims: crate::hwclaims::Claims::new(),
+            irq_owners: [None; IRQ_LINES],
+            klog_mark: 0,
+            reserved: None,
         }
     }
 
@@ -375,7 +396,7 @@ pub fn init(devices: &mut Devices) -> Result<(), Error> {
 
 /// Gives process `pid` a registry handle (init gets one with every right
 /// at boot: it is handle 0, `abi::bus::REGISTRY_HANDLE_SLOT`).
-pub fn give_registry(s: &mut crate::sched::Scheduler, pid: Pid, rights: u32) -> Result<u64, Error> {
+pub fn give_registry<M: Machine>(s: &mut Kernel<M>, pid: Pid, rights: u32) -> Result<u64, Error> {
     let id = s.devices.lookup("registry").ok_or(Error::NotFound)?;
     let att = Attachment::kernel(id, KernelDevice::Registry);
     let rights = rights & max_rights(&Device::Kernel(KernelDevice::Registry));

@@ -3,22 +3,22 @@
 //! User pointers are allegations: every page of a user range is looked up
 //! in the process's own page table and must be present and user-accessible
 //! (and writable, for writes) before a byte moves. The copy goes through
-//! the direct map, so it works for any process (current or not), never
-//! faults, and needs no SMAP window. Before writing, the kernel breaks
+//! the machine's physical memory (the direct map), so it works for any
+//! process (current or not), never faults, and needs no SMAP window. Before writing, the kernel breaks
 //! copy-on-write sharing of pages that were writable before `fork` (as the
 //! process's own write would have, after its fault handler ran).
 
-use crate::arch::paging::PageTable;
-use crate::mm::phys;
+use crate::charged::MachineFrames;
+use crate::machine::{AddressSpace, Machine};
+use crate::paging::{PteFlags, is_user_range, pte_addr, pte_flags};
+use crate::vm::Vm;
 use abi::Error;
-use kernel_core::paging::{PteFlags, is_user_range, pte_addr, pte_flags};
-use kernel_core::vm::Vm;
 
 /// Visits each page-sized piece of `[va, va+len)` as (phys, offset in the
 /// buffer, length), after checking every page's permissions (so that a
 /// failing copy moves nothing).
-fn for_each_piece(
-    pt: &mut PageTable,
+fn for_each_piece<M: Machine>(
+    pt: &mut M::Space,
     va: u64,
     len: usize,
     write: bool,
@@ -32,20 +32,20 @@ fn for_each_piece(
     }
     // One page (the common case): check and copy with a single walk.
     if (va & 0xfff) + len as u64 <= 4096 {
-        f(user_phys(pt, va, write)?, 0, len);
+        f(user_phys::<M>(pt, va, write)?, 0, len);
         return Ok(());
     }
     let end = va + len as u64;
     let mut page = va & !0xfff;
     while page < end {
-        user_phys(pt, page.max(va), write)?;
+        user_phys::<M>(pt, page.max(va), write)?;
         page += 4096;
     }
     let mut done = 0usize;
     while done < len {
         let at = va + done as u64;
         let n = ((4096 - (at & 0xfff)) as usize).min(len - done);
-        f(user_phys(pt, at, write)?, done, n);
+        f(user_phys::<M>(pt, at, write)?, done, n);
         done += n;
     }
     Ok(())
@@ -55,17 +55,17 @@ fn for_each_piece(
 /// copy would (present and user-accessible, and writable for `write`, when
 /// copy-on-write sharing of a page writable before `fork` is broken).
 #[inline]
-fn user_phys(pt: &mut PageTable, va: u64, write: bool) -> Result<u64, Error> {
+fn user_phys<M: Machine>(pt: &mut M::Space, va: u64, write: bool) -> Result<u64, Error> {
     if !is_user_range(va, 1) {
         return Err(Error::BadAddress);
     }
     let mut pte = pt.lookup(va & !0xfff).ok_or(Error::BadAddress)?;
     if write && !pte_flags(pte).contains(PteFlags::WRITABLE) {
-        let mut frames = crate::mm::KernelFrames;
+        let mut frames = MachineFrames::<M>::new();
         let mut vm = Vm {
             pt: &mut *pt,
             frames: &mut frames,
-            codec: crate::mm::codec(),
+            codec: M::codec(),
         };
         vm.break_cow(va)?;
         pte = pt.lookup(va & !0xfff).ok_or(Error::BadAddress)?;
@@ -86,10 +86,10 @@ fn user_phys(pt: &mut PageTable, va: u64, write: bool) -> Result<u64, Error> {
 /// Every page of both ranges is checked (and the destination's
 /// copy-on-write sharing broken) before a byte moves, so a copy that fails
 /// writes nothing.
-pub fn copy_user_to_user(
-    src: &mut PageTable,
+pub fn copy_user_to_user<M: Machine>(
+    src: &mut M::Space,
     from: u64,
-    mut dst: Option<&mut PageTable>,
+    mut dst: Option<&mut M::Space>,
     to: u64,
     len: u64,
 ) -> Result<(), Error> {
@@ -103,12 +103,12 @@ pub fn copy_user_to_user(
     // the source range also covers (a copy within one address space).
     let mut page = to & !0xfff;
     while page < to + len {
-        user_phys(dst.as_deref_mut().unwrap_or(&mut *src), page.max(to), true)?;
+        user_phys::<M>(dst.as_deref_mut().unwrap_or(&mut *src), page.max(to), true)?;
         page += 4096;
     }
     let mut page = from & !0xfff;
     while page < from + len {
-        user_phys(src, page.max(from), false)?;
+        user_phys::<M>(src, page.max(from), false)?;
         page += 4096;
     }
     // Within one address space the ranges may overlap: copying up over
@@ -127,50 +127,46 @@ pub fn copy_user_to_user(
             let (f, t) = (from + done, to + done);
             (f, t, left.min(4096 - (f & 0xfff)).min(4096 - (t & 0xfff)))
         };
-        let to_phys = user_phys(dst.as_deref_mut().unwrap_or(&mut *src), t, true)?;
-        let from_phys = user_phys(src, f, false)?;
-        // SAFETY: both pieces lie in present user pages of their address
-        // spaces, checked just now, reachable through the direct map, and
-        // no longer than what is left of either page. Within one address
-        // space a piece may overlap itself, hence `copy` (memmove).
-        unsafe {
-            core::ptr::copy(phys::to_virt(from_phys), phys::to_virt(to_phys), n as usize);
-        }
+        let to_phys = user_phys::<M>(dst.as_deref_mut().unwrap_or(&mut *src), t, true)?;
+        let from_phys = user_phys::<M>(src, f, false)?;
+        // Both pieces lie in present user pages of their address spaces,
+        // checked just now, and are no longer than what is left of either
+        // page; within one space a piece may overlap itself (memmove).
+        M::copy_phys(to_phys, from_phys, n as usize);
         done += n;
     }
     Ok(())
 }
 
 /// Copies `buf.len()` bytes from user address `va` into `buf`.
-pub fn copy_from_user(pt: &mut PageTable, va: u64, buf: &mut [u8]) -> Result<(), Error> {
+pub fn copy_from_user<M: Machine>(pt: &mut M::Space, va: u64, buf: &mut [u8]) -> Result<(), Error> {
     let len = buf.len();
-    for_each_piece(pt, va, len, false, |phys, off, n| {
-        // SAFETY: `phys..phys+n` lies in a present user page of this
-        // address space (checked above), reachable through the direct map;
-        // `off+n <= buf.len()`.
-        unsafe {
-            core::ptr::copy_nonoverlapping(phys::to_virt(phys), buf.as_mut_ptr().add(off), n);
-        }
+    // Each piece lies in a present user page of this address space
+    // (checked first) and `off + n <= buf.len()`.
+    for_each_piece::<M>(pt, va, len, false, |phys, off, n| {
+        M::read_phys(phys, &mut buf[off..off + n])
     })
 }
 
 /// Copies `buf` to user address `va`.
-pub fn copy_to_user(pt: &mut PageTable, va: u64, buf: &[u8]) -> Result<(), Error> {
-    for_each_piece(pt, va, buf.len(), true, |phys, off, n| {
-        // SAFETY: as in `copy_from_user`, and the page is writable by the
-        // process, so the kernel may write it on its behalf.
-        unsafe {
-            core::ptr::copy_nonoverlapping(buf.as_ptr().add(off), phys::to_virt(phys), n);
-        }
+pub fn copy_to_user<M: Machine>(pt: &mut M::Space, va: u64, buf: &[u8]) -> Result<(), Error> {
+    // As in `copy_from_user`, and each page is writable by the process, so
+    // the kernel may write it on its behalf.
+    for_each_piece::<M>(pt, va, buf.len(), true, |phys, off, n| {
+        M::write_phys(phys, &buf[off..off + n])
     })
 }
 
 /// Copies a plain-data value to user memory.
-pub fn write_struct<T: Copy>(pt: &mut PageTable, va: u64, value: &T) -> Result<(), Error> {
+pub fn write_struct<M: Machine, T: Copy>(
+    pt: &mut M::Space,
+    va: u64,
+    value: &T,
+) -> Result<(), Error> {
     // SAFETY: T is Copy plain data (the abi types are repr(C) without
     // padding-dependent invariants); viewing it as bytes is sound.
     let bytes = unsafe {
         core::slice::from_raw_parts((value as *const T).cast::<u8>(), core::mem::size_of::<T>())
     };
-    copy_to_user(pt, va, bytes)
+    copy_to_user::<M>(pt, va, bytes)
 }

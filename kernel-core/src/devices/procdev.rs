@@ -13,12 +13,13 @@
 //! now stands.
 
 use super::Attachment;
+use crate::kernel::Kernel;
+use crate::machine::Machine;
 use crate::process::{Pid, State};
-use crate::sched::Scheduler;
 use abi::kdev::*;
 use abi::{Error, ExitKind, ExitStatus};
 
-fn selected(s: &mut Scheduler, h: u64) -> Result<Pid, Error> {
+fn selected<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<Pid, Error> {
     match &s.current().bus.get(h)?.value {
         Attachment::Kernel { state, .. } => u32::try_from(state[0]).map_err(|_| Error::NotFound),
         _ => Err(Error::NotSupported),
@@ -26,7 +27,7 @@ fn selected(s: &mut Scheduler, h: u64) -> Result<Pid, Error> {
 }
 
 /// `port_in` on proc (READ was checked by the caller).
-pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, Error> {
+pub fn port_in<M: Machine>(s: &mut Kernel<M>, h: u64, port: u64, size: u64) -> Result<u64, Error> {
     let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
     let wide = port == PROC_PORT_FRAMES;
     if !(size == 8 || (size == 4 && !wide)) {
@@ -68,8 +69,8 @@ pub enum Killed {
 }
 
 /// `port_out` on proc (WRITE was checked by the caller).
-pub fn port_out(
-    s: &mut Scheduler,
+pub fn port_out<M: Machine>(
+    s: &mut Kernel<M>,
     h: u64,
     port: u64,
     size: u64,
@@ -117,7 +118,7 @@ pub fn port_out(
 
 /// Takes the name of the device handle `h` (the caller's) names out of
 /// `target`'s name scope.
-fn revoke(s: &mut Scheduler, target: Pid, h: u64) -> Result<(), Error> {
+fn revoke<M: Machine>(s: &mut Kernel<M>, target: Pid, h: u64) -> Result<(), Error> {
     let dev = s.current().bus.get(h)?.value.device();
     let name = s
         .devices
@@ -141,7 +142,7 @@ fn revoke(s: &mut Scheduler, target: Pid, h: u64) -> Result<(), Error> {
             let _ = super::calls::detach_of(s, target, th);
         }
     }
-    crate::kprintln!("[kernel] pid {target} may no longer use '{name}'");
+    crate::klog!(M, "[kernel] pid {target} may no longer use '{name}'");
     Ok(())
 }
 
@@ -156,8 +157,8 @@ fn killed_by(target: Pid, killer: Pid) -> ExitStatus {
 }
 
 /// Ends `target` on behalf of `killer`.
-fn kill(s: &mut Scheduler, target: Pid, killer: Pid) {
-    crate::kprintln!("[kernel] pid {target} killed by pid {killer}");
+fn kill<M: Machine>(s: &mut Kernel<M>, target: Pid, killer: Pid) {
+    crate::klog!(M, "[kernel] pid {target} killed by pid {killer}");
     s.exit(target, killed_by(target, killer));
 }
 
@@ -170,7 +171,7 @@ fn kill(s: &mut Scheduler, target: Pid, killer: Pid) {
 /// never below `root` (it is an ancestor or `root` itself), so if it dies
 /// it dies last. One line in the log per tree, not per process: a tree
 /// may hold thousands.
-fn kill_tree(s: &mut Scheduler, root: Pid, killer: Pid) -> Result<Killed, Error> {
+fn kill_tree<M: Machine>(s: &mut Kernel<M>, root: Pid, killer: Pid) -> Result<Killed, Error> {
     let mut cursor = root;
     loop {
         let mut leaf = cursor;
@@ -178,13 +179,16 @@ fn kill_tree(s: &mut Scheduler, root: Pid, killer: Pid) -> Result<Killed, Error>
             leaf = child;
         }
         if leaf == root {
-            crate::kprintln!("[kernel] pid {root} and all below it killed by pid {killer}");
+            crate::klog!(
+                M,
+                "[kernel] pid {root} and all below it killed by pid {killer}"
+            );
             s.exit(root, killed_by(root, killer));
             return Ok(Killed::Done);
         }
         cursor = s.get_mut(leaf).map_or(root, |p| p.parent);
         s.exit(leaf, killed_by(leaf, killer));
-        if crate::trap::preempt_due() {
+        if M::preempt_due() {
             return Ok(Killed::Restart);
         }
     }

@@ -14,15 +14,15 @@
 //! whole call as before, so both paths give the same results. What it
 //! hands over to needs nothing from `settle`, which it therefore skips.
 
-use super::Scheduler;
-use crate::bus::Attachment;
+use super::Kernel;
+use crate::devices::Attachment;
+use crate::machine::{Machine, UserFrame};
 use crate::process::{Block, PRIORITY_LEVELS, Process, State};
+use crate::runqueue::RunQueue;
 use abi::Sysno;
 use abi::bus::{RIGHT_SERVE, RIGHT_WRITE};
-use core::sync::atomic::Ordering;
-use kernel_core::runqueue::RunQueue;
 
-impl Scheduler {
+impl<M: Machine> Kernel<M> {
     /// Tries the fast path for system call `number` with argument words
     /// `a`; true if it handled the call completely: the CPU then belongs
     /// to the process it handed off to, and there is nothing for `settle`
@@ -31,7 +31,7 @@ impl Scheduler {
     /// user mode at once.
     #[inline]
     pub fn ipc_fast_path(&mut self, number: u64, a: &[u64; 6]) -> bool {
-        if self.resched || self.current_ptr.is_null() || crate::log::GREW.load(Ordering::Relaxed) {
+        if self.cpu.resched || self.cpu.current_ptr.is_null() || M::log_grew() {
             return false;
         }
         if number == Sysno::PortOutWait as u64 {
@@ -49,7 +49,7 @@ impl Scheduler {
         if crate::syscall::check_vector_mask(mask).is_err() {
             return false;
         }
-        let me: *mut Process = self.current();
+        let me: *mut Process<M> = self.current();
         let p = self.current();
         if p.pending & mask != 0 {
             return false;
@@ -70,7 +70,7 @@ impl Scheduler {
             return false;
         }
         let server = u.server;
-        let Ok(request) = u.out_request(self.current, client, port, size, value) else {
+        let Ok(request) = u.out_request(self.cpu.current, client, port, size, value) else {
             return false;
         };
 
@@ -86,12 +86,8 @@ impl Scheduler {
         // The server takes the request as a poll would (it is the
         // suspect's if the server then dies).
         u.took(&request);
-        let [w0, w1, w2, w3] = request.to_words();
-        s.frame.rdi = w0;
-        s.frame.rsi = w1;
-        s.frame.rdx = w2;
-        s.frame.r10 = w3;
-        s.frame.rax = request.client;
+        s.frame.set_request_words(request.to_words());
+        s.frame.set_result(request.client);
         s.state = State::Runnable;
         // SAFETY: `me` is the current process (see `current`); `s` is
         // another one (it sleeps, the current one runs), so the two
@@ -102,7 +98,7 @@ impl Scheduler {
                 dev: Some(dev),
             })
         };
-        super::install(&mut self.current, &mut self.current_ptr, server, s);
+        super::sched::install(&mut self.cpu.current, &mut self.cpu.current_ptr, server, s);
         true
     }
 
@@ -121,8 +117,8 @@ impl Scheduler {
         if out != 0 {
             return false;
         }
-        let me: *mut Process = self.current();
-        let current = self.current;
+        let me: *mut Process<M> = self.current();
+        let current = self.cpu.current;
         let p = self.current();
         let Ok(entry) = p.bus.get(h) else {
             return false;
@@ -178,12 +174,12 @@ impl Scheduler {
         }
         u.answered(client);
         t.pending = left;
-        t.frame.rax = taken;
+        t.frame.set_result(taken);
         t.state = State::Runnable;
         // SAFETY: as in `fast_port_out_wait`: `t` is not the current
         // process (checked above).
         unsafe { (*me).state = State::Blocked(Block::Poll { dev, out: 0 }) };
-        super::install(&mut self.current, &mut self.current_ptr, target, t);
+        super::sched::install(&mut self.cpu.current, &mut self.cpu.current_ptr, target, t);
         true
     }
 }
@@ -192,7 +188,7 @@ impl Scheduler {
 /// checked): nothing more urgent is ready and it has no interrupt that
 /// must be handed to its handler first.
 #[inline(always)]
-fn may_run_next(p: &Process, ready: &RunQueue<PRIORITY_LEVELS>) -> bool {
+fn may_run_next<M: Machine>(p: &Process<M>, ready: &RunQueue<PRIORITY_LEVELS>) -> bool {
     if p.int_enabled && p.pending != 0 {
         return false;
     }

@@ -7,34 +7,14 @@
 //! from the module's own bytes.
 
 use super::{Attachment, Device, Devices, KernelDevice};
-use crate::arch::paging::PageTable;
+use crate::kernel::Kernel;
+use crate::machine::Machine;
 use abi::Error;
 use abi::bus::{DEVICE_KIND_HARDWARE, DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
 use abi::kdev::*;
-use arrayvec::{ArrayString, ArrayVec};
-use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Once;
 
 /// A registry attachment's `state[0]` when its select found nothing.
 const NO_SELECTION: u64 = u64::MAX;
-
-/// klog's shared mark (`KLOG_PORT_MARK`): a position, not trusted for
-/// anything but where a reader may choose to start.
-static KLOG_MARK: AtomicU64 = AtomicU64::new(0);
-
-/// A boot module, as bootfs serves it.
-pub struct BootModule {
-    pub phys: u64,
-    pub len: u64,
-    pub cmdline: ArrayString<256>,
-}
-
-/// The boot modules, recorded once at boot.
-pub static MODULES: Once<ArrayVec<BootModule, 32>> = Once::new();
-
-fn modules() -> &'static [BootModule] {
-    MODULES.get().map_or(&[], |m| m.as_slice())
-}
 
 fn require_size(size: u64, allowed: &[u64]) -> Result<(), Error> {
     if allowed.contains(&size) {
@@ -45,7 +25,7 @@ fn require_size(size: u64, allowed: &[u64]) -> Result<(), Error> {
 }
 
 /// `port_in` on a kernel device.
-pub fn port_in(
+pub fn port_in<M: Machine>(
     devices: &Devices,
     kind: KernelDevice,
     state: &[u64; 4],
@@ -101,24 +81,24 @@ pub fn port_in(
             _ => Err(Error::InvalidArgument),
         },
         KernelDevice::Klog => match port {
-            KLOG_PORT_WRITTEN => Ok(crate::log::total_written()),
+            KLOG_PORT_WRITTEN => Ok(M::log_written()),
             KLOG_PORT_DONE => Ok(state[2]),
             KLOG_PORT_LOST => Ok(state[3]),
             KLOG_PORT_POS_NOW => Ok(state[0]),
             KLOG_PORT_MARK => {
                 require_size(size, &[8])?;
-                Ok(KLOG_MARK.load(Ordering::Relaxed))
+                Ok(devices.klog_mark)
             }
             _ => Err(Error::InvalidArgument),
         },
         KernelDevice::Bootfs => {
             if port == BOOTFS_PORT_COUNT {
-                return Ok(modules().len() as u64);
+                return Ok(M::modules().len() as u64);
             }
             if port == BOOTFS_PORT_DONE {
                 return Ok(state[3]);
             }
-            let m = modules().get(state[0] as usize).ok_or(Error::NotFound)?;
+            let m = M::modules().get(state[0] as usize).ok_or(Error::NotFound)?;
             match port {
                 BOOTFS_PORT_SIZE => Ok(m.len),
                 BOOTFS_PORT_CMDLINE_LEN => Ok(m.cmdline.len() as u64),
@@ -130,10 +110,10 @@ pub fn port_in(
 
 /// `port_out` on a kernel device; `state` and `exports` are the caller's
 /// attachment's, `space` its memory.
-pub fn port_out(
-    devices: &Devices,
+pub fn port_out<M: Machine>(
+    devices: &mut Devices,
     att: &mut Attachment,
-    space: &mut PageTable,
+    space: &mut M::Space,
     port: u64,
     size: u64,
     value: u64,
@@ -172,7 +152,7 @@ pub fn port_out(
         }
         (KernelDevice::Klog, KLOG_PORT_MARK) => {
             require_size(size, &[8])?;
-            KLOG_MARK.store(value, Ordering::Relaxed);
+            devices.klog_mark = value;
             Ok(())
         }
         (KernelDevice::Klog, KLOG_PORT_LEN) => {
@@ -182,7 +162,7 @@ pub fn port_out(
         }
         (KernelDevice::Klog, KLOG_PORT_READ) => {
             require_size(size, &[8])?;
-            let want = state[1].min(crate::log::LOG_RING_SIZE as u64);
+            let want = state[1].min(M::LOG_RING_SIZE as u64);
             let end = value.checked_add(want).ok_or(Error::InvalidArgument)?;
             if !exports
                 .iter()
@@ -194,11 +174,11 @@ pub fn port_out(
             let mut chunk = [0u8; 1024];
             while done < want {
                 let n = ((want - done) as usize).min(chunk.len());
-                let (copied, next, skipped) = crate::log::read_from(pos, &mut chunk[..n]);
+                let (copied, next, skipped) = M::log_read(pos, &mut chunk[..n]);
                 if copied == 0 {
                     break;
                 }
-                crate::usercopy::copy_to_user(space, value + done, &chunk[..copied])?;
+                crate::usercopy::copy_to_user::<M>(space, value + done, &chunk[..copied])?;
                 lost += skipped;
                 done += copied as u64;
                 pos = next;
@@ -220,18 +200,11 @@ pub fn port_out(
         }
         (KernelDevice::Bootfs, BOOTFS_PORT_READ | BOOTFS_PORT_READ_CMDLINE) => {
             require_size(size, &[8])?;
-            let m = modules().get(state[0] as usize).ok_or(Error::NotFound)?;
-            let bytes: &[u8] = if port == BOOTFS_PORT_READ {
-                // SAFETY: module frames are reserved at boot, never handed
-                // out, and covered by the direct map.
-                unsafe {
-                    core::slice::from_raw_parts(crate::mm::phys::to_virt(m.phys), m.len as usize)
-                }
-            } else {
-                m.cmdline.as_bytes()
-            };
-            let start = (state[1] as usize).min(bytes.len());
-            let n = (state[2] as usize).min(bytes.len() - start);
+            let m = M::modules().get(state[0] as usize).ok_or(Error::NotFound)?;
+            let cmdline = (port == BOOTFS_PORT_READ_CMDLINE).then_some(m.cmdline.as_bytes());
+            let len = cmdline.map_or(m.len as usize, <[u8]>::len);
+            let start = (state[1] as usize).min(len);
+            let n = (state[2] as usize).min(len - start);
             let end = value.checked_add(n as u64).ok_or(Error::InvalidArgument)?;
             if !exports
                 .iter()
@@ -239,9 +212,19 @@ pub fn port_out(
             {
                 return Err(Error::AccessDenied);
             }
-            // In pieces, so that a large read needs no large buffer.
-            for (i, piece) in bytes[start..start + n].chunks(4096).enumerate() {
-                crate::usercopy::copy_to_user(space, value + (i * 4096) as u64, piece)?;
+            // In pieces, so that a large read needs no large buffer; the
+            // module's frames are reserved at boot and never handed out.
+            let mut chunk = [0u8; 1024];
+            let mut done = 0;
+            while done < n {
+                let k = (n - done).min(chunk.len());
+                let at = start + done;
+                match cmdline {
+                    Some(c) => chunk[..k].copy_from_slice(&c[at..at + k]),
+                    None => M::read_phys(m.phys + at as u64, &mut chunk[..k]),
+                }
+                crate::usercopy::copy_to_user::<M>(space, value + done as u64, &chunk[..k])?;
+                done += k;
             }
             state[3] = n as u64;
             Ok(())
@@ -252,8 +235,8 @@ pub fn port_out(
 
 /// `port_out` on the platform device: the spec is read from the caller's
 /// export at iova `value`.
-pub fn platform_out(
-    s: &mut crate::sched::Scheduler,
+pub fn platform_out<M: Machine>(
+    s: &mut Kernel<M>,
     h: u64,
     port: u64,
     size: u64,
@@ -282,7 +265,7 @@ pub fn platform_out(
         let bytes =
             unsafe { core::slice::from_raw_parts_mut((&raw mut spec).cast::<u8>(), len as usize) };
         let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-        crate::usercopy::copy_from_user(space, value, bytes)?;
+        crate::usercopy::copy_from_user::<M>(space, value, bytes)?;
     }
     if port == PLATFORM_PORT_CREATE {
         super::hw::create(s, &spec)
@@ -297,8 +280,8 @@ pub fn platform_out(
 }
 
 /// The process a mempool attachment selected, if it is alive.
-fn mempool_selected(
-    s: &mut crate::sched::Scheduler,
+fn mempool_selected<M: Machine>(
+    s: &mut Kernel<M>,
     state: &[u64; 4],
 ) -> Result<crate::process::Pid, Error> {
     let pid = u32::try_from(state[0]).map_err(|_| Error::NotFound)?;
@@ -309,8 +292,8 @@ fn mempool_selected(
 }
 
 /// `port_in` on the memory pool: the selected process's reserve.
-pub fn mempool_in(
-    s: &mut crate::sched::Scheduler,
+pub fn mempool_in<M: Machine>(
+    s: &mut Kernel<M>,
     state: &[u64; 4],
     port: u64,
     size: u64,
@@ -322,7 +305,7 @@ pub fn mempool_in(
     );
     require_size(size, if wide { &[8] } else { &[4, 8] })?;
     if port == MEMPOOL_PORT_FREE {
-        return Ok(crate::mm::frames::free_count() as u64);
+        return Ok(M::free_frames());
     }
     if !matches!(
         port,
@@ -345,8 +328,8 @@ pub fn mempool_in(
 
 /// `port_out` on the memory pool: select a process, set its reserve's
 /// limits, give it a reserve of its own.
-pub fn mempool_out(
-    s: &mut crate::sched::Scheduler,
+pub fn mempool_out<M: Machine>(
+    s: &mut Kernel<M>,
     h: u64,
     port: u64,
     size: u64,
@@ -365,7 +348,7 @@ pub fn mempool_out(
         _ => return Err(Error::NotSupported),
     };
     let limit = (value < MEMPOOL_UNLIMITED).then_some(value);
-    let staged = |p: &mut crate::process::Process| {
+    let staged = |p: &mut crate::process::Process<M>| {
         *p.child_reserve.get_or_insert(crate::process::ChildReserve {
             limit: None,
             process_limit: None,
@@ -415,12 +398,12 @@ pub fn mempool_out(
 }
 
 /// Moves `pid` out of its reserve into a new one limited to `limit`.
-fn new_reserve(
-    s: &mut crate::sched::Scheduler,
+fn new_reserve<M: Machine>(
+    s: &mut Kernel<M>,
     pid: crate::process::Pid,
     limit: Option<u64>,
 ) -> Result<(), Error> {
-    use kernel_core::reserve::Account;
+    use crate::reserve::Account;
     let (p, old) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
     let usage = p.usage;
     let old_id = p.reserve;
@@ -437,7 +420,7 @@ fn new_reserve(
     }
     .credit_all();
     old.remove_process();
-    p.usage = kernel_core::reserve::Usage::default();
+    p.usage = crate::reserve::Usage::default();
     p.reserve = new_id;
     let (p, new) = s.proc_and_reserve(pid).ok_or(Error::NotFound)?;
     let mut account = Account {

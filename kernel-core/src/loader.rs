@@ -1,23 +1,23 @@
 //! Loading a program image into a fresh address space.
 //!
-//! Rules: the image is validated by `kernel_core::elf` before a single page
+//! Rules: the image is validated by `crate::elf` before a single page
 //! is mapped; every page is a fresh zeroed frame (file bytes copied in, the
 //! rest stays zero); text is mapped read+execute, data read+write+no-execute,
 //! read-only data read+no-execute; on any failure everything mapped so far
 //! is released and the caller gets an error.
 
-use crate::arch::entry::{TrapFrame, USER_RFLAGS};
-use crate::arch::gdt::{USER_CS, USER_SS};
-use crate::arch::paging::{KernelTable, MapError, PageTable};
-use crate::mm::{self, KernelFrames, phys};
+use crate::charged::MachineFrames;
+use crate::elf::{self, ElfLimits, SegFlags};
+use crate::kernel::release_space;
+use crate::machine::{AddressSpace, Machine, UserFrame};
+use crate::paging::{PteFlags, make_pte, page_align_down};
+use crate::vm::PageTableOps;
 use abi::Error;
 use abi::layout::{USER_STACK_SIZE, USER_STACK_TOP};
-use kernel_core::elf::{self, ElfLimits, SegFlags};
-use kernel_core::paging::{PteFlags, page_align_down};
 
 /// A loaded program: its address space and where it starts.
-pub struct Loaded {
-    pub space: PageTable,
+pub struct Loaded<M: Machine> {
+    pub space: M::Space,
     pub entry: u64,
     pub stack_top: u64,
     pub args_ptr: u64,
@@ -60,41 +60,43 @@ fn segment_pages(parsed: &elf::ElfImage) -> u64 {
         .sum()
 }
 
-fn map_err(e: MapError) -> Error {
-    match e {
-        MapError::OutOfMemory => Error::OutOfMemory,
-        MapError::AlreadyMapped | MapError::Conflict => Error::BadImage,
-    }
-}
-
-fn map_fresh(
-    space: &mut PageTable,
+/// Maps a fresh zeroed page at `va` with `flags`, `fill` writing its
+/// first bytes (an offset in the page and the bytes).
+fn map_fresh<M: Machine>(
+    space: &mut M::Space,
     va: u64,
     flags: PteFlags,
-    fill: impl FnOnce(*mut u8),
+    fill: Option<(u64, &[u8])>,
 ) -> Result<(), Error> {
-    let frame = mm::alloc_zeroed_frame().ok_or(Error::OutOfMemory)?;
-    fill(phys::to_virt(frame.addr()));
+    let frame = M::alloc_frame().ok_or(Error::OutOfMemory)?;
+    if let Some((at, bytes)) = fill {
+        M::write_phys(frame.addr() + at, bytes);
+    }
+    let pte = make_pte(frame.addr(), flags | PteFlags::PRESENT);
     space
-        .map(&mut KernelFrames, va, frame.addr(), flags)
+        .set_new(&mut MachineFrames::<M>::new(), va, pte)
         .map_err(|e| {
-            let _ = mm::frames::release(frame);
-            map_err(e)
+            let _ = M::release_frame(frame);
+            match e {
+                Error::OutOfMemory => Error::OutOfMemory,
+                // Segments that overlap.
+                _ => Error::BadImage,
+            }
         })
 }
 
-fn load_into(
-    space: &mut PageTable,
+fn load_into<M: Machine>(
+    space: &mut M::Space,
     image: &[u8],
     args: &[u8],
 ) -> Result<(u64, u64, u64, u64), Error> {
-    let nx = if crate::arch::cpu::features().nx {
+    let nx = if M::codec().nx {
         PteFlags::NO_EXECUTE
     } else {
         PteFlags::empty()
     };
     let parsed = elf::parse(image, &ElfLimits::DEFAULT).map_err(|e| {
-        crate::kprintln!("[kernel] bad image: {e}");
+        crate::klog!(M, "[kernel] bad image: {e}");
         Error::BadImage
     })?;
     for seg in &parsed.segments {
@@ -108,36 +110,26 @@ fn load_into(
         let file_end = seg.vaddr + seg.filesz;
         let mut page = page_align_down(seg.vaddr);
         while page < seg.vaddr + seg.memsz {
-            map_fresh(space, page, flags, |dst| {
-                // The part of this page that holds file bytes, if any.
-                let from = page.max(seg.vaddr);
-                let to = (page + 4096).min(file_end);
-                if from < to {
-                    let src = (seg.offset + (from - seg.vaddr)) as usize;
-                    let n = (to - from) as usize;
-                    // SAFETY: elf::parse checked offset+filesz <= image.len();
-                    // dst is a fresh frame of 4096 bytes and
-                    // (from - page) + n <= 4096.
-                    unsafe {
-                        core::ptr::copy_nonoverlapping(
-                            image.as_ptr().add(src),
-                            dst.add((from - page) as usize),
-                            n,
-                        );
-                    }
-                }
-            })?;
+            // The part of this page that holds file bytes, if any
+            // (elf::parse checked offset + filesz <= image.len()).
+            let from = page.max(seg.vaddr);
+            let to = (page + 4096).min(file_end);
+            let fill = (from < to).then(|| {
+                let src = (seg.offset + (from - seg.vaddr)) as usize;
+                (from - page, &image[src..src + (to - from) as usize])
+            });
+            map_fresh::<M>(space, page, flags, fill)?;
             page += 4096;
         }
     }
     // The stack, with the argument string at its top.
     let mut va = USER_STACK_TOP - USER_STACK_SIZE;
     while va < USER_STACK_TOP {
-        map_fresh(space, va, PteFlags::USER | PteFlags::WRITABLE | nx, |_| {})?;
+        map_fresh::<M>(space, va, PteFlags::USER | PteFlags::WRITABLE | nx, None)?;
         va += 4096;
     }
     let args_ptr = (USER_STACK_TOP - args.len() as u64) & !15;
-    crate::usercopy::copy_to_user(space, args_ptr, args)?;
+    crate::usercopy::copy_to_user::<M>(space, args_ptr, args)?;
     // The System V ABI wants rsp + 8 16-byte aligned at function entry.
     let rsp = args_ptr - 8;
     Ok((
@@ -151,12 +143,12 @@ fn load_into(
 /// Loads `image` into a new address space with `args` on its stack. The
 /// frames are charged to no one: the caller charges `pages` and `tables`
 /// to the reserve the new program draws on.
-pub fn load(kernel: &KernelTable, image: &[u8], args: &[u8]) -> Result<Loaded, Error> {
+pub fn load<M: Machine>(image: &[u8], args: &[u8]) -> Result<Loaded<M>, Error> {
     if args.len() > 1024 {
         return Err(Error::InvalidArgument);
     }
-    let mut space = PageTable::new_user(kernel, &mut KernelFrames).map_err(map_err)?;
-    match load_into(&mut space, image, args) {
+    let mut space = M::new_space(&mut MachineFrames::<M>::new()).ok_or(Error::OutOfMemory)?;
+    match load_into::<M>(&mut space, image, args) {
         Ok((entry, stack_top, args_ptr, pages)) => Ok(Loaded {
             tables: space.table_frames(),
             space,
@@ -167,24 +159,15 @@ pub fn load(kernel: &KernelTable, image: &[u8], args: &[u8]) -> Result<Loaded, E
             pages,
         }),
         Err(e) => {
-            mm::release_user_space(space);
+            release_space::<M>(space);
             Err(e)
         }
     }
 }
 
-impl Loaded {
+impl<M: Machine> Loaded<M> {
     /// The registers a process starts with: `_start(args_ptr, args_len)`.
-    pub fn initial_frame(&self, frame: &mut TrapFrame) {
-        *frame = TrapFrame {
-            rip: self.entry,
-            rsp: self.stack_top,
-            rdi: self.args_ptr,
-            rsi: self.args_len,
-            cs: USER_CS as u64,
-            ss: USER_SS as u64,
-            rflags: USER_RFLAGS,
-            ..TrapFrame::default()
-        };
+    pub fn initial_frame(&self) -> M::Frame {
+        M::Frame::start(self.entry, self.stack_top, self.args_ptr, self.args_len)
     }
 }

@@ -2,19 +2,20 @@
 //! ports, exports, IRQ mapping; and the bus's part in fork, exec and exit.
 
 use super::{Attachment, Device, DeviceId, KernelDevice, hw, kdev, max_rights, user};
+use crate::bus::Entry;
+use crate::kernel::Kernel;
+use crate::machine::Machine;
+use crate::paging::is_user_range;
 use crate::process::{Block, Pid};
-use crate::sched::Scheduler;
+use crate::reserve::Account;
+use crate::userdev::{ClientId, Export};
 use abi::bus::*;
 use abi::{DeviceInfo, Error};
 use arrayvec::ArrayVec;
-use kernel_core::bus::Entry;
-use kernel_core::paging::is_user_range;
-use kernel_core::reserve::Account;
-use kernel_core::userdev::{ClientId, Export};
 
 /// Makes sure `pid`'s bus can take one more handle without allocating,
 /// charging the process for any storage that takes.
-pub fn reserve_handle(s: &mut Scheduler, pid: Pid) -> Result<(), Error> {
+pub fn reserve_handle<M: Machine>(s: &mut Kernel<M>, pid: Pid) -> Result<(), Error> {
     let p = s.get_mut(pid).ok_or(Error::NotFound)?;
     let grow = p.bus.growth_bytes() as u64;
     if grow == 0 {
@@ -36,7 +37,7 @@ pub fn reserve_handle(s: &mut Scheduler, pid: Pid) -> Result<(), Error> {
 }
 
 /// Charges `bytes` of kernel heap made for process `pid` to its reserve.
-pub fn charge_heap(s: &mut Scheduler, pid: Pid, bytes: u64) -> Result<(), Error> {
+pub fn charge_heap<M: Machine>(s: &mut Kernel<M>, pid: Pid, bytes: u64) -> Result<(), Error> {
     if bytes == 0 {
         return Ok(());
     }
@@ -49,7 +50,7 @@ pub fn charge_heap(s: &mut Scheduler, pid: Pid, bytes: u64) -> Result<(), Error>
 }
 
 /// Credits `bytes` of kernel heap given back by process `pid`.
-pub fn credit_heap(s: &mut Scheduler, pid: Pid, bytes: u64) {
+pub fn credit_heap<M: Machine>(s: &mut Kernel<M>, pid: Pid, bytes: u64) {
     if bytes == 0 {
         return;
     }
@@ -63,8 +64,8 @@ pub fn credit_heap(s: &mut Scheduler, pid: Pid, bytes: u64) {
 }
 
 /// Puts an attachment on `pid`'s bus (charging any storage it takes).
-pub fn bus_insert(
-    s: &mut Scheduler,
+pub fn bus_insert<M: Machine>(
+    s: &mut Kernel<M>,
     pid: Pid,
     att: Attachment,
     rights: u32,
@@ -77,7 +78,7 @@ pub fn bus_insert(
 
 /// Takes handle `h` off `pid`'s bus, crediting the storage the bus gives
 /// back.
-fn bus_remove(s: &mut Scheduler, pid: Pid, h: u64) -> Result<Entry<Attachment>, Error> {
+fn bus_remove<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) -> Result<Entry<Attachment>, Error> {
     let p = s.get_mut(pid).ok_or(Error::NotFound)?;
     let entry = p.bus.remove(h)?;
     let now = p.bus.storage_bytes() as u64;
@@ -100,7 +101,12 @@ fn name_str(bytes: &[u8]) -> Result<&str, Error> {
 }
 
 /// `attach(registry, name, rights | flags) -> handle`.
-pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Result<u64, Error> {
+pub fn attach<M: Machine>(
+    s: &mut Kernel<M>,
+    registry: u64,
+    name: &[u8],
+    rights: u64,
+) -> Result<u64, Error> {
     let close_on_exec = rights & ATTACH_CLOSE_ON_EXEC as u64 != 0;
     let rights = rights & !(ATTACH_CLOSE_ON_EXEC as u64);
     if rights & !(RIGHTS_ALL as u64) != 0 {
@@ -186,7 +192,7 @@ pub fn attach(s: &mut Scheduler, registry: u64, name: &[u8], rights: u64) -> Res
 /// Undoes what attachment `h` of `pid` holds: a client closes (its server
 /// hears of it), a served device goes away, a hardware attachment gives
 /// back its lines, mappings and exports (into quarantine if `exiting`).
-fn release(s: &mut Scheduler, pid: Pid, h: u64, att: Attachment, exiting: bool) {
+fn release<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64, att: Attachment, exiting: bool) {
     credit_heap(s, pid, att.list_bytes());
     match att {
         Attachment::Client { dev, client } => {
@@ -202,13 +208,13 @@ fn release(s: &mut Scheduler, pid: Pid, h: u64, att: Attachment, exiting: bool) 
 }
 
 /// `detach(handle)`.
-pub fn detach(s: &mut Scheduler, h: u64) -> Result<(), Error> {
+pub fn detach<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<(), Error> {
     let pid = s.current_pid();
     detach_of(s, pid, h)
 }
 
 /// Takes handle `h` off `pid`'s bus and undoes what it held.
-pub fn detach_of(s: &mut Scheduler, pid: Pid, h: u64) -> Result<(), Error> {
+pub fn detach_of<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) -> Result<(), Error> {
     let entry = bus_remove(s, pid, h)?;
     forget_klog_listener(s, |p, hh| (p, hh) == (pid, h));
     release(s, pid, h, entry.value, false);
@@ -216,13 +222,13 @@ pub fn detach_of(s: &mut Scheduler, pid: Pid, h: u64) -> Result<(), Error> {
 }
 
 /// `restrict(handle, rights)`.
-pub fn restrict(s: &mut Scheduler, h: u64, rights: u64) -> Result<(), Error> {
+pub fn restrict<M: Machine>(s: &mut Kernel<M>, h: u64, rights: u64) -> Result<(), Error> {
     let rights = u32::try_from(rights).map_err(|_| Error::InvalidArgument)?;
     s.current().bus.restrict(h, rights)
 }
 
 /// `info(handle)`.
-pub fn info(s: &mut Scheduler, h: u64) -> Result<DeviceInfo, Error> {
+pub fn info<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<DeviceInfo, Error> {
     let entry = s.current().bus.get(h)?;
     let rights = entry.rights;
     let (id, client) = match entry.value {
@@ -256,7 +262,7 @@ pub fn info(s: &mut Scheduler, h: u64) -> Result<DeviceInfo, Error> {
 }
 
 /// `port_in(handle, port, size)`.
-pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, Error> {
+pub fn port_in<M: Machine>(s: &mut Kernel<M>, h: u64, port: u64, size: u64) -> Result<u64, Error> {
     // Only the few words that route the read are copied out of the bus
     // slot, not the attachment (the route is all a read needs).
     enum Route {
@@ -274,7 +280,7 @@ pub fn port_in(s: &mut Scheduler, h: u64, port: u64, size: u64) -> Result<u64, E
         Route::Client(dev, client) => s.devices.user(dev)?.read_iospace(client, port, size)?,
         Route::Kernel(KernelDevice::Mempool, state) => kdev::mempool_in(s, &state, port, size)?,
         Route::Kernel(KernelDevice::Proc, _) => super::procdev::port_in(s, h, port, size)?,
-        Route::Kernel(kind, state) => kdev::port_in(&s.devices, kind, &state, port, size)?,
+        Route::Kernel(kind, state) => kdev::port_in::<M>(&s.devices, kind, &state, port, size)?,
         Route::Hardware(dev) => hw::port_in(s, dev, port, size)?,
     };
     // A result must stay a non-negative word: 8-byte values with the top
@@ -296,7 +302,13 @@ pub enum Out {
 }
 
 /// `port_out(handle, port, size, value)`.
-pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> Result<Out, Error> {
+pub fn port_out<M: Machine>(
+    s: &mut Kernel<M>,
+    h: u64,
+    port: u64,
+    size: u64,
+    value: u64,
+) -> Result<Out, Error> {
     let p = s.current();
     let entry = p.bus.require_mut(h, RIGHT_WRITE)?;
     match entry.value {
@@ -324,7 +336,7 @@ pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> 
             let (p, devices) = s.current_with_devices();
             let space = p.space.as_mut().ok_or(Error::BadAddress)?;
             let att = &mut p.bus.get_mut(h)?.value;
-            kdev::port_out(devices, att, space, port, size, value)?;
+            kdev::port_out::<M>(devices, att, space, port, size, value)?;
             Ok(Out::Done)
         }
         Attachment::Hardware { dev, .. } => {
@@ -338,8 +350,8 @@ pub fn port_out(s: &mut Scheduler, h: u64, port: u64, size: u64, value: u64) -> 
 /// pending (woken with `DeviceGone` if the device goes away meanwhile).
 /// The caller goes to sleep before its server is told, so a server waiting
 /// in `dev_poll` runs next directly (the scheduler's hand-off).
-pub fn port_out_wait(
-    s: &mut Scheduler,
+pub fn port_out_wait<M: Machine>(
+    s: &mut Kernel<M>,
     h: u64,
     port: u64,
     size: u64,
@@ -374,7 +386,7 @@ pub fn port_out_wait(
 }
 
 /// `export(handle, va, len) -> iova`.
-pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error> {
+pub fn export<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Result<u64, Error> {
     if !is_user_range(va, len) {
         return Err(Error::BadAddress);
     }
@@ -406,7 +418,7 @@ pub fn export(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<u64, Error
 }
 
 /// `unexport(handle, iova)`.
-pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
+pub fn unexport<M: Machine>(s: &mut Kernel<M>, h: u64, iova: u64) -> Result<(), Error> {
     let entry = s.current().bus.require_mut(h, RIGHT_DMA)?;
     match &mut entry.value {
         Attachment::Client { dev, client } => {
@@ -427,7 +439,7 @@ pub fn unexport(s: &mut Scheduler, h: u64, iova: u64) -> Result<(), Error> {
 }
 
 /// `irq_map(handle, line, vector)`.
-pub fn irq_map(s: &mut Scheduler, h: u64, line: u64, vector: u64) -> Result<(), Error> {
+pub fn irq_map<M: Machine>(s: &mut Kernel<M>, h: u64, line: u64, vector: u64) -> Result<(), Error> {
     match s.current().bus.require(h, RIGHT_IRQ)?.value {
         Attachment::Client { dev, client } => s.devices.user(dev)?.irq_map(client, line, vector),
         Attachment::Kernel {
@@ -466,7 +478,7 @@ const KLOG_LISTENER_BYTES: u64 = 2 * core::mem::size_of::<(Pid, u64, u32)>() as 
 
 /// Drops klog listeners (crediting their processes); the list gives its
 /// memory back when it empties.
-fn forget_klog_listener(s: &mut Scheduler, gone: impl Fn(Pid, u64) -> bool) {
+fn forget_klog_listener<M: Machine>(s: &mut Kernel<M>, gone: impl Fn(Pid, u64) -> bool) {
     let mut i = 0;
     while i < s.devices.klog_listeners.len() {
         let (pid, h, _) = s.devices.klog_listeners[i];
@@ -483,7 +495,7 @@ fn forget_klog_listener(s: &mut Scheduler, gone: impl Fn(Pid, u64) -> bool) {
 }
 
 /// Raises klog's data IRQ on every listener; called when the log grew.
-pub fn notify_klog_listeners(s: &mut Scheduler) {
+pub fn notify_klog_listeners<M: Machine>(s: &mut Kernel<M>) {
     for i in 0..s.devices.klog_listeners.len() {
         let (pid, _, vector) = s.devices.klog_listeners[i];
         s.raise(pid, vector);
@@ -492,7 +504,7 @@ pub fn notify_klog_listeners(s: &mut Scheduler) {
 
 /// `irq_ack(handle, line)`: user-device lines need no acknowledgement
 /// (they are edge-like: each `dev_irq` raises the vector once).
-pub fn irq_ack(s: &mut Scheduler, h: u64, line: u64) -> Result<(), Error> {
+pub fn irq_ack<M: Machine>(s: &mut Kernel<M>, h: u64, line: u64) -> Result<(), Error> {
     match s.current().bus.require(h, RIGHT_IRQ)?.value {
         Attachment::Client { dev, .. } => {
             if line >= s.devices.user(dev)?.irq_lines as u64 {
@@ -507,8 +519,8 @@ pub fn irq_ack(s: &mut Scheduler, h: u64, line: u64) -> Result<(), Error> {
 
 /// The handles on `pid`'s bus that `keep` selects (a bus has at most
 /// `BUS_SLOTS`, so they fit on the stack: no allocation, which could fail).
-pub fn handles_of(
-    s: &mut Scheduler,
+pub fn handles_of<M: Machine>(
+    s: &mut Kernel<M>,
     pid: Pid,
     keep: impl Fn(&Entry<Attachment>) -> bool,
 ) -> ArrayVec<u64, { BUS_SLOTS as usize }> {
@@ -526,7 +538,7 @@ pub fn handles_of(
 /// Fork: the child's bus gets every handle with the CLONE right, at the
 /// same value; user devices see a CLONE request (the child's client record
 /// charged to the child's reserve). Served devices stay with the parent.
-pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error> {
+pub fn fork_bus<M: Machine>(s: &mut Kernel<M>, parent: Pid, child: Pid) -> Result<(), Error> {
     for h in handles_of(s, parent, |e| e.rights & RIGHT_CLONE != 0) {
         let Some(Ok(e)) = s.get_mut(parent).map(|p| p.bus.get(h)) else {
             continue;
@@ -592,7 +604,7 @@ pub fn fork_bus(s: &mut Scheduler, parent: Pid, child: Pid) -> Result<(), Error>
 /// Exec: close-on-exec handles go; the others forget everything tied to
 /// the old address space (exports, device mappings), which exec is about
 /// to replace: their addresses would name the new program's pages.
-pub fn exec_bus(s: &mut Scheduler) {
+pub fn exec_bus<M: Machine>(s: &mut Kernel<M>) {
     let pid = s.current_pid();
     for h in handles_of(s, pid, |e| e.close_on_exec) {
         let _ = detach(s, h);
@@ -621,7 +633,7 @@ pub fn exec_bus(s: &mut Scheduler) {
 /// bus's storage is credited with the rest of the process's memory. If
 /// the process was serving a request when it ended, the client that made
 /// it is named in its exit status (`ExitStatus::culprit`).
-pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
+pub fn exit_bus<M: Machine>(s: &mut Kernel<M>, pid: Pid) {
     let Some(p) = s.get_mut(pid) else { return };
     let all = core::mem::take(&mut p.bus);
     forget_klog_listener(s, |p, _| p == pid);
@@ -642,7 +654,13 @@ pub fn exit_bus(s: &mut Scheduler, pid: Pid) {
 }
 
 /// `iomap(handle, va, phys, len)`.
-pub fn iomap(s: &mut Scheduler, h: u64, va: u64, phys: u64, len: u64) -> Result<(), Error> {
+pub fn iomap<M: Machine>(
+    s: &mut Kernel<M>,
+    h: u64,
+    va: u64,
+    phys: u64,
+    len: u64,
+) -> Result<(), Error> {
     match s.current().bus.require(h, RIGHT_MAP)?.value {
         Attachment::Hardware { dev, .. } => hw::iomap(s, h, dev, va, phys, len),
         _ => Err(Error::NotSupported),
@@ -650,7 +668,7 @@ pub fn iomap(s: &mut Scheduler, h: u64, va: u64, phys: u64, len: u64) -> Result<
 }
 
 /// `iounmap(handle, va, len)`.
-pub fn iounmap(s: &mut Scheduler, h: u64, va: u64, len: u64) -> Result<(), Error> {
+pub fn iounmap<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Result<(), Error> {
     s.current().bus.require(h, RIGHT_MAP)?;
     hw::iounmap(s, h, va, len)
 }

@@ -14,19 +14,16 @@
 //! frame a process hands back is checked before any register is restored
 //! from it.
 
-use crate::arch::entry::{TrapFrame, USER_RFLAGS};
+use crate::machine::{Machine, UserFrame};
+use crate::paging::is_user_range;
 use crate::process::{Handler, Process};
 use abi::interrupt::{INT_KIND_FAULT, INT_KIND_INTERRUPTS};
 use abi::{Error, IntFrame};
-use kernel_core::paging::is_user_range;
 
 /// The user stack-pointer area a leaf function may use without moving rsp.
 const RED_ZONE: u64 = 128;
 /// The smallest handler stack `set_handler` accepts.
 pub const MIN_HANDLER_STACK: u64 = 1024;
-/// RFLAGS bits a handler may hand back: the arithmetic flags and DF.
-const USER_SETTABLE_FLAGS: u64 = 0x0cd5;
-
 /// What is being delivered.
 pub enum Event {
     Fault {
@@ -38,30 +35,6 @@ pub enum Event {
     Interrupts {
         pending: u64,
     },
-}
-
-fn snapshot(f: &TrapFrame) -> IntFrame {
-    IntFrame {
-        rax: f.rax,
-        rbx: f.rbx,
-        rcx: f.rcx,
-        rdx: f.rdx,
-        rsi: f.rsi,
-        rdi: f.rdi,
-        rbp: f.rbp,
-        r8: f.r8,
-        r9: f.r9,
-        r10: f.r10,
-        r11: f.r11,
-        r12: f.r12,
-        r13: f.r13,
-        r14: f.r14,
-        r15: f.r15,
-        rip: f.rip,
-        rsp: f.rsp,
-        rflags: f.rflags,
-        ..IntFrame::default()
-    }
 }
 
 /// Where the frame goes on the handler stack, if it fits. `nested`: a
@@ -84,9 +57,9 @@ fn frame_address(h: &Handler, rsp: u64, nested: bool) -> Option<u64> {
 
 /// Delivers `event` to `p`'s handler. On error nothing was changed and the
 /// caller should kill the process.
-pub fn deliver(p: &mut Process, event: Event) -> Result<(), Error> {
+pub fn deliver<M: Machine>(p: &mut Process<M>, event: Event) -> Result<(), Error> {
     let h = p.handler.ok_or(Error::NotFound)?;
-    let mut frame = snapshot(&p.frame);
+    let mut frame = p.frame.snapshot();
     frame.int_enabled = p.int_enabled as u32;
     match event {
         Event::Fault {
@@ -106,13 +79,10 @@ pub fn deliver(p: &mut Process, event: Event) -> Result<(), Error> {
             frame.pending = pending;
         }
     }
-    let at = frame_address(&h, p.frame.rsp, p.handler_depth > 0).ok_or(Error::LimitReached)?;
+    let at = frame_address(&h, p.frame.sp(), p.handler_depth > 0).ok_or(Error::LimitReached)?;
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-    crate::usercopy::write_struct(space, at, &frame)?;
-    p.frame.rip = h.entry;
-    p.frame.rsp = at - 8;
-    p.frame.rdi = at;
-    p.frame.rflags = USER_RFLAGS;
+    crate::usercopy::write_struct::<M, _>(space, at, &frame)?;
+    p.frame.enter_handler(h.entry, at - 8, at);
     p.int_enabled = false;
     p.handler_depth = p.handler_depth.saturating_add(1);
     Ok(())
@@ -120,7 +90,7 @@ pub fn deliver(p: &mut Process, event: Event) -> Result<(), Error> {
 
 /// Delivers `p`'s pending interrupts if it takes them now. Returns false if
 /// the delivery failed (the caller kills the process).
-pub fn deliver_pending(p: &mut Process) -> bool {
+pub fn deliver_pending<M: Machine>(p: &mut Process<M>) -> bool {
     // A call stopped at a preemption point goes on first: the handler
     // could change what it works on.
     if !p.int_enabled || p.pending == 0 || p.handler.is_none() || p.restart.is_some() {
@@ -136,7 +106,7 @@ pub fn deliver_pending(p: &mut Process) -> bool {
 }
 
 /// `int_return`: restores the context in the frame at user address `at`.
-pub fn int_return(p: &mut Process, at: u64) -> Result<(), Error> {
+pub fn int_return<M: Machine>(p: &mut Process<M>, at: u64) -> Result<(), Error> {
     let mut frame = IntFrame::default();
     {
         let space = p.space.as_mut().ok_or(Error::BadAddress)?;
@@ -147,7 +117,7 @@ pub fn int_return(p: &mut Process, at: u64) -> Result<(), Error> {
                 core::mem::size_of::<IntFrame>(),
             )
         };
-        crate::usercopy::copy_from_user(space, at, bytes)?;
+        crate::usercopy::copy_from_user::<M>(space, at, bytes)?;
     }
     // The new rip must be user code; rsp must at least be canonical user
     // (a bad one faults in user mode, where it belongs).
@@ -158,31 +128,18 @@ pub fn int_return(p: &mut Process, at: u64) -> Result<(), Error> {
         return Err(Error::InvalidArgument);
     }
     p.handler_depth = p.handler_depth.saturating_sub(1);
-    let f = &mut p.frame;
-    f.rax = frame.rax;
-    f.rbx = frame.rbx;
-    f.rcx = frame.rcx;
-    f.rdx = frame.rdx;
-    f.rsi = frame.rsi;
-    f.rdi = frame.rdi;
-    f.rbp = frame.rbp;
-    f.r8 = frame.r8;
-    f.r9 = frame.r9;
-    f.r10 = frame.r10;
-    f.r11 = frame.r11;
-    f.r12 = frame.r12;
-    f.r13 = frame.r13;
-    f.r14 = frame.r14;
-    f.r15 = frame.r15;
-    f.rip = frame.rip;
-    f.rsp = frame.rsp;
-    f.rflags = (frame.rflags & USER_SETTABLE_FLAGS) | USER_RFLAGS;
+    p.frame.restore(&frame);
     p.int_enabled = frame.int_enabled == 1;
     Ok(())
 }
 
 /// `set_handler(entry, stack_base, stack_size)`; entry 0 removes it.
-pub fn set_handler(p: &mut Process, entry: u64, base: u64, size: u64) -> Result<(), Error> {
+pub fn set_handler<M: Machine>(
+    p: &mut Process<M>,
+    entry: u64,
+    base: u64,
+    size: u64,
+) -> Result<(), Error> {
     if entry == 0 {
         if base != 0 || size != 0 {
             return Err(Error::InvalidArgument);

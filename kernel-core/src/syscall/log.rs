@@ -5,32 +5,35 @@
 //! for the stack probe a frame over a page needs.
 
 use super::with_space;
-use crate::sched::Scheduler;
+use crate::kernel::Kernel;
+use crate::machine::Machine;
 use abi::Error;
 use abi::syscall::LOG_WRITE_MAX;
 
 #[inline(never)]
-pub fn write(s: &mut Scheduler, ptr: u64, len: u64) -> Result<usize, Error> {
+pub fn write<M: Machine>(s: &mut Kernel<M>, ptr: u64, len: u64) -> Result<usize, Error> {
     if len > LOG_WRITE_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
     let mut buf = [0u8; LOG_WRITE_MAX];
     let buf = &mut buf[..len as usize];
-    with_space(s, |space| crate::usercopy::copy_from_user(space, ptr, buf))?;
-    crate::log::write_bytes(buf);
+    with_space(s, |space| {
+        crate::usercopy::copy_from_user::<M>(space, ptr, buf)
+    })?;
+    M::log_bytes(buf);
     Ok(buf.len())
 }
 
 #[inline(never)]
-pub fn read(s: &mut Scheduler, pos: u64, ptr: u64, len: u64) -> Result<usize, Error> {
+pub fn read<M: Machine>(s: &mut Kernel<M>, pos: u64, ptr: u64, len: u64) -> Result<usize, Error> {
     let len = len.min(LOG_WRITE_MAX as u64) as usize;
     let mut buf = [0u8; LOG_WRITE_MAX];
-    let (copied, _next, lost) = crate::log::read_from(pos, &mut buf[..len]);
+    let (copied, _next, lost) = M::log_read(pos, &mut buf[..len]);
     if lost > 0 {
         return Err(Error::NotFound);
     }
     with_space(s, |space| {
-        crate::usercopy::copy_to_user(space, ptr, &buf[..copied])
+        crate::usercopy::copy_to_user::<M>(space, ptr, &buf[..copied])
     })?;
     Ok(copied)
 }

@@ -1,0 +1,182 @@
+//! The kernel's state, as one object: every process, every device, every
+//! reserve, and what the CPU is doing (`Cpu`). The system calls, the
+//! traps and the interrupts are its methods and the functions of
+//! `crate::devices` and `crate::syscall`, generic over the machine
+//! (`crate::machine`), so all of it runs on the host against a fake one.
+//!
+//! The files: this one (the state, and access to its parts), `sched`
+//! (which process runs: queues, wakes, ticks, the switch), `lifecycle`
+//! (processes begin and end: spawn, exit, reap, wait, fault kills),
+//! `fastpath` (the IPC hand-off) and `upcall` (delivery to handlers).
+//!
+//! Rules: the state sits behind one lock in the kernel crate, taken by
+//! system calls and traps from user mode (the kernel is not preemptible
+//! and runs with interrupts off); the idle loop runs without it, so no
+//! borrow of the state lives across a block or a switch. The per-CPU
+//! part is `Cpu`: the current process and the scheduler's view of it (on
+//! SMP, one per CPU). Anything that stops the current process from
+//! continuing sets `resched`; without it the exit path returns to the same
+//! process at once.
+
+mod fastpath;
+mod faults;
+mod lifecycle;
+mod sched;
+pub mod upcall;
+
+pub use faults::UserFault;
+pub use lifecycle::release_space;
+pub use sched::Settled;
+
+use crate::devices::Devices;
+use crate::machine::Machine;
+use crate::process::{PRIORITY_LEVELS, Pid, Process, Procs};
+use crate::reserve::{Reserve, ReserveId, Reserves};
+use crate::runqueue::RunQueue;
+
+/// What one CPU is doing: the current process and the scheduler's view of
+/// it.
+pub struct Cpu<M: Machine> {
+    /// The process whose frame is current; 0 before the first.
+    current: Pid,
+    /// The same process, for the system-call path (null before the first).
+    current_ptr: *mut Process<M>,
+    /// The current process must not simply continue.
+    resched: bool,
+    /// A process woken by the current one as it went to sleep, to run next
+    /// without a trip through the ready queue (the IPC hand-off).
+    next: Option<Pid>,
+    /// The clock when the current process was given the CPU: a tick takes
+    /// it away only after it has had half a tick (a tick that was pending
+    /// when it came in — one a long system call stopped for — is not its).
+    slice_start: u64,
+}
+
+/// The kernel's state.
+pub struct Kernel<M: Machine> {
+    /// Every device.
+    pub devices: Devices,
+    /// Every frame reserve.
+    pub reserves: Reserves,
+    /// Every process, by pid.
+    procs: Procs<M>,
+    ready: RunQueue<PRIORITY_LEVELS>,
+    cpu: Cpu<M>,
+}
+
+// SAFETY: `current_ptr` points into a boxed process owned by `procs`, and
+// the state is only ever reached through the kernel's lock.
+unsafe impl<M: Machine> Send for Kernel<M> {}
+
+impl<M: Machine> Default for Kernel<M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M: Machine> Kernel<M> {
+    /// A kernel with no process and no device yet.
+    pub const fn new() -> Kernel<M> {
+        Kernel {
+            devices: Devices::new(),
+            reserves: Reserves::new(),
+            procs: Procs::new(),
+            ready: RunQueue::new(),
+            cpu: Cpu {
+                current: 0,
+                current_ptr: core::ptr::null_mut(),
+                resched: true,
+                next: None,
+                slice_start: 0,
+            },
+        }
+    }
+
+    /// The running process.
+    #[inline]
+    pub fn current(&mut self) -> &mut Process<M> {
+        assert!(!self.cpu.current_ptr.is_null(), "no current process yet");
+        // SAFETY: `current_ptr` is set by `switch_to` to a boxed process in
+        // `procs`; a process leaves the table only when reaped or discarded,
+        // which never happens to the current one (its parent does the
+        // reaping while it runs), so the pointer is live.
+        unsafe { &mut *self.cpu.current_ptr }
+    }
+
+    pub fn current_pid(&self) -> Pid {
+        self.cpu.current
+    }
+
+    /// The running process and the device table, together.
+    #[inline]
+    pub fn current_with_devices(&mut self) -> (&mut Process<M>, &mut crate::devices::Devices) {
+        assert!(!self.cpu.current_ptr.is_null(), "no current process yet");
+        // SAFETY: as in `current`; the process record is a box of its own,
+        // not part of the device table, so the two borrows do not overlap.
+        (unsafe { &mut *self.cpu.current_ptr }, &mut self.devices)
+    }
+
+    /// Two different processes, both to change.
+    pub fn pair_mut(&mut self, a: Pid, b: Pid) -> Option<(&mut Process<M>, &mut Process<M>)> {
+        self.procs.pair_mut(a, b)
+    }
+
+    /// Process<M> `pid` (if it exists) and the device table, together.
+    #[inline]
+    pub fn proc_with_devices(
+        &mut self,
+        pid: Pid,
+    ) -> (Option<&mut Process<M>>, &mut crate::devices::Devices) {
+        (self.procs.get_mut(pid), &mut self.devices)
+    }
+
+    /// The running process and its reserve.
+    #[inline]
+    pub fn current_and_reserve(&mut self) -> Option<(&mut Process<M>, &mut Reserve)> {
+        if self.cpu.current_ptr.is_null() {
+            return None;
+        }
+        // SAFETY: as in `current`: the pointer is to a live boxed process.
+        let p = unsafe { &mut *self.cpu.current_ptr };
+        let r = self.reserves.get_mut(p.reserve)?;
+        Some((p, r))
+    }
+
+    /// The running process and reserve `id` (which need not be its own).
+    #[inline]
+    pub fn current_with_reserve(
+        &mut self,
+        id: ReserveId,
+    ) -> Option<(&mut Process<M>, &mut Reserve)> {
+        if self.cpu.current_ptr.is_null() {
+            return None;
+        }
+        // SAFETY: as in `current`.
+        let p = unsafe { &mut *self.cpu.current_ptr };
+        let r = self.reserves.get_mut(id)?;
+        Some((p, r))
+    }
+
+    /// Process<M> `pid` and its reserve.
+    #[inline]
+    pub fn proc_and_reserve(&mut self, pid: Pid) -> Option<(&mut Process<M>, &mut Reserve)> {
+        let p = self.procs.get_mut(pid)?;
+        let r = self.reserves.get_mut(p.reserve)?;
+        Some((p, r))
+    }
+
+    /// The process `pid`, if it exists.
+    #[inline]
+    pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Process<M>> {
+        self.procs.get_mut(pid)
+    }
+
+    /// The process after `pid` in table order (`NO_PID`: the first).
+    pub fn next_pid_after(&self, pid: Pid) -> Option<Pid> {
+        self.procs.next_after(pid)
+    }
+
+    pub fn process_count(&self) -> usize {
+        self.procs.len()
+    }
+}

@@ -1,0 +1,301 @@
+//! Which process runs: the ready queues, waking and completing sleepers,
+//! raising interrupts, blocking, yielding, the tick, and the switch.
+//!
+//! Policy: fixed priorities (0 most urgent), round-robin within a
+//! priority; a tick preempts the running process when another one at the
+//! same or a more urgent level is ready and the running one has had half
+//! a tick, and waking a more urgent process preempts at once. A process
+//! sleeping in `wait_child` restarts the call when woken (it is moved back
+//! over the `syscall` instruction); the other sleeping calls (`irq_wait`,
+//! `port_out_wait`, `dev_poll`) are completed by whoever wakes them, so a
+//! fused call never repeats its first half. A waker that goes to sleep
+//! hands the CPU straight to the process it woke (`Cpu::next`), which
+//! goes on with the waker's turn.
+
+use super::Kernel;
+use crate::machine::{Machine, UserFrame};
+use crate::process::{Block, Pid, Process, State, pid_slot};
+use abi::{Error, ExitKind, ExitStatus};
+
+/// What `settle` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// The current process runs next (its frame is installed).
+    Run,
+    /// No process is runnable: the CPU waits for an interrupt, then
+    /// settles again.
+    Idle,
+}
+
+impl<M: Machine> Kernel<M> {
+    pub(super) fn enqueue(&mut self, pid: Pid) {
+        if let Some(p) = self.procs.get(pid) {
+            // Links for every slot were made at spawn, so this cannot fail.
+            let queued = self.ready.push(pid_slot(pid), pid, p.priority);
+            debug_assert!(queued, "run-queue link of pid {pid} reserved at spawn");
+        }
+    }
+
+    /// Puts the current process to sleep. A `Child` wait restarts its
+    /// system call when woken; the others are completed by their waker.
+    pub fn block_current(&mut self, why: Block) {
+        let p = self.current();
+        p.state = State::Blocked(why);
+        if why == Block::Child {
+            p.frame.back_over_syscall();
+        }
+        self.cpu.resched = true;
+    }
+
+    /// Makes the current process's system call start again when it next
+    /// runs (its `rip` goes back over the `syscall` instruction, its
+    /// argument registers are as it left them) and gives the CPU away: a
+    /// long call that reached a preemption point. The call finds its
+    /// progress in the kernel's state, not in the registers.
+    pub fn restart_current(&mut self) {
+        self.current().frame.back_over_syscall();
+        self.yield_current();
+    }
+
+    /// Completes the call `pid` sleeps in with `ret` (a result word or an
+    /// error) and makes it runnable.
+    pub fn complete(&mut self, pid: Pid, ret: isize) {
+        let Some(p) = self.procs.get_mut(pid) else {
+            return;
+        };
+        p.frame.set_result(ret as u64);
+        if matches!(p.state, State::Blocked(_)) {
+            p.state = State::Runnable;
+            let prio = p.priority;
+            self.made_runnable(pid, prio);
+        }
+    }
+
+    /// Makes `vector` pending on `pid`, waking it if it waits for it.
+    pub fn raise(&mut self, pid: Pid, vector: u32) {
+        let Some(p) = self.procs.get_mut(pid) else {
+            return;
+        };
+        if p.state == State::Zombie {
+            return;
+        }
+        p.pending |= 1u64 << vector;
+        if let State::Blocked(Block::Irq { mask, .. }) = p.state
+            && p.pending & mask != 0
+        {
+            let taken = p.pending & mask;
+            p.pending &= !taken;
+            p.frame.set_result(taken);
+            p.state = State::Runnable;
+            let prio = p.priority;
+            self.made_runnable(pid, prio);
+        }
+    }
+
+    /// Wakes `pid` if it sleeps in `wait_child`.
+    pub(super) fn wake_child_waiter(&mut self, pid: Pid) {
+        if self
+            .procs
+            .get(pid)
+            .is_some_and(|p| p.state == State::Blocked(Block::Child))
+        {
+            self.wake(pid);
+        }
+    }
+
+    /// Moves `pid` to another priority level.
+    pub fn set_priority(&mut self, pid: Pid, priority: u8) {
+        let Some(p) = self.procs.get_mut(pid) else {
+            return;
+        };
+        p.priority = priority;
+        let slot = pid_slot(pid);
+        if self.ready.remove(slot) {
+            self.ready.push(slot, pid, priority);
+        }
+        // The current process may now be less urgent than a ready one.
+        if pid == self.cpu.current {
+            self.yield_current();
+        }
+    }
+
+    pub(super) fn wake(&mut self, pid: Pid) {
+        let Some(p) = self.procs.get_mut(pid) else {
+            return;
+        };
+        if !matches!(p.state, State::Blocked(_)) {
+            return;
+        }
+        p.state = State::Runnable;
+        let prio = p.priority;
+        self.made_runnable(pid, prio);
+    }
+
+    /// Process<M> `pid`, at `priority`, has just become runnable: it runs
+    /// next, or waits its turn, or preempts the current process.
+    pub(super) fn made_runnable(&mut self, pid: Pid, priority: u8) {
+        // The current process is in the table whenever the pointer is set
+        // (see `current`), so it is read through the pointer, not looked up.
+        let current = (!self.cpu.current_ptr.is_null() && self.cpu.current != pid).then(|| {
+            let c = self.current();
+            (c.state, c.priority)
+        });
+        // Direct hand-off: the waker sleeps and nothing more urgent waits,
+        // so the woken process simply runs next.
+        let waker_sleeps = matches!(current, Some((State::Blocked(_), _)));
+        if waker_sleeps
+            && self.cpu.next.is_none()
+            && (priority == 0 || !self.ready.has_at_least(priority - 1))
+        {
+            self.cpu.next = Some(pid);
+            return;
+        }
+        self.ready.push(pid_slot(pid), pid, priority);
+        if let Some((State::Runnable, current_priority)) = current
+            && priority < current_priority
+        {
+            let cur = self.cpu.current;
+            self.ready.push(pid_slot(cur), cur, current_priority);
+            self.cpu.resched = true;
+        }
+    }
+
+    /// Sends the current process to the back of its level. With no one
+    /// as urgent waiting it would be picked again at once, so it simply
+    /// goes on.
+    pub fn yield_current(&mut self) {
+        let pid = self.cpu.current;
+        let Some(p) = self.procs.get(pid) else {
+            return;
+        };
+        if p.state != State::Runnable {
+            // Asleep or ended: nothing to queue, something else runs.
+            self.cpu.resched = true;
+            return;
+        }
+        if !self.ready.has_at_least(p.priority) {
+            return;
+        }
+        self.enqueue(pid);
+        self.cpu.resched = true;
+    }
+
+    /// On a timer tick: preempt if someone as urgent is waiting and the
+    /// current process has had its share of the CPU.
+    pub fn tick(&mut self) {
+        let pid = self.cpu.current;
+        let had = M::now().wrapping_sub(self.cpu.slice_start);
+        if let Some(p) = self.procs.get(pid)
+            && p.state == State::Runnable
+            && self.ready.has_at_least(p.priority)
+            && had >= M::half_tick()
+        {
+            self.enqueue(pid);
+            self.cpu.resched = true;
+        }
+    }
+
+    /// Makes the process to run next current; false if all are asleep.
+    pub(super) fn pick(&mut self) -> bool {
+        if !self.cpu.resched {
+            return true;
+        }
+        // A hand-off continues the waker's turn (its time goes on: a pair
+        // of processes handing off to each other is still preempted at
+        // ticks); a process from the ready queue starts a turn of its own.
+        if let Some(pid) = self.cpu.next.take()
+            && self.install_if_runnable(pid)
+        {
+            self.cpu.resched = false;
+            return true;
+        }
+        while let Some(pid) = self.ready.pop() {
+            if self.install_if_runnable(pid) {
+                self.cpu.resched = false;
+                self.cpu.slice_start = M::now();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Makes `pid` current if it is runnable (one look at the table for
+    /// both).
+    #[inline]
+    pub(super) fn install_if_runnable(&mut self, pid: Pid) -> bool {
+        let Some(p) = self.procs.get_mut(pid) else {
+            return false;
+        };
+        if p.state != State::Runnable {
+            return false;
+        }
+        if pid != self.cpu.current {
+            install(&mut self.cpu.current, &mut self.cpu.current_ptr, pid, p);
+        }
+        true
+    }
+
+    /// Makes sure a runnable process is current, with its pending
+    /// interrupts delivered: called at the end of every trap and system
+    /// call. `Idle` when none can run.
+    #[inline(always)]
+    pub fn settle(&mut self) -> Settled {
+        // The common case: the caller simply continues, with nothing to
+        // deliver. (`resched` is set until a first process is current, so
+        // `current` is there when it is clear.)
+        if !self.cpu.resched && !M::log_grew() {
+            // SAFETY: `resched` is clear only once a process is current, so
+            // the pointer is set, and it points into the table (see
+            // `current`).
+            let p = unsafe { &*self.cpu.current_ptr };
+            if p.pending == 0 || !p.int_enabled {
+                return Settled::Run;
+            }
+        }
+        self.settle_slow()
+    }
+
+    #[inline(never)]
+    fn settle_slow(&mut self) -> Settled {
+        if M::take_log_grew() {
+            crate::devices::calls::notify_klog_listeners(self);
+        }
+        while self.pick() {
+            if super::upcall::deliver_pending(self.current()) {
+                return Settled::Run;
+            }
+            let pid = self.current_pid();
+            crate::klog!(
+                M,
+                "[kernel] pid {pid} killed: its interrupts cannot be delivered (handler stack full or unusable)"
+            );
+            let status = ExitStatus {
+                pid,
+                kind: ExitKind::Killed as u32,
+                code: Error::LimitReached.code() as i64,
+                ..ExitStatus::default()
+            };
+            self.exit(pid, status);
+        }
+        Settled::Idle
+    }
+}
+
+/// Makes process `pid`, whose record is `p` and which is not the current
+/// one, current: the machine runs its frame and its address space next.
+/// (The fields are passed apart so the IPC fast path can call it while it
+/// holds `p` from the table.)
+#[inline(always)]
+pub(super) fn install<M: Machine>(
+    current: &mut Pid,
+    current_ptr: &mut *mut Process<M>,
+    pid: Pid,
+    p: &mut Process<M>,
+) {
+    *current = pid;
+    *current_ptr = p;
+    // The frame lives in a boxed process that stays in the table at least
+    // until another frame is made current (a process is only removed when
+    // reaped, which happens while its parent runs).
+    M::install(&mut p.frame, p.space.as_ref());
+}

@@ -1,0 +1,186 @@
+//! What the kernel's objects need from the machine they run on, as three
+//! traits: [`Machine`] (frames, physical memory, time, interrupt routing,
+//! port I/O, the log, switching), [`AddressSpace`] (one process's user
+//! page table) and [`UserFrame`] (one process's saved registers).
+//!
+//! The kernel implements them on the real x86_64 machine (`kernel::hw`);
+//! the tests implement them on a fake one (`crate::fake`), so that the
+//! scheduler, the process lifecycle, the bus and the system calls run on
+//! the host.
+//!
+//! Rules: a `Machine` is a type, never a value: its operations are
+//! associated functions, so the kernel state never holds (or borrows) the
+//! machine while it holds a process; nothing here may fail in a way the
+//! caller cannot report (allocation is `Option`, the rest cannot fail);
+//! the register layout and the page-table format stay behind the traits
+//! (kernel-core knows the ABI's register names only through `abi`).
+
+use crate::frame::Frame;
+use crate::pagetable::TableFrames;
+use crate::vm::{Codec, PageTableOps};
+use abi::IntFrame;
+use core::fmt;
+
+/// The machine: the hooks the kernel's policy calls.
+pub trait Machine: Sized + 'static {
+    /// A user address space.
+    type Space: AddressSpace;
+    /// The saved user registers of a process.
+    type Frame: UserFrame;
+
+    // ---- frames and physical memory ----
+
+    /// A fresh zeroed frame, if one can be had.
+    fn alloc_frame() -> Option<Frame>;
+    /// Drops one reference to `frame`; true if it became free.
+    fn release_frame(frame: Frame) -> bool;
+    /// Adds one reference to `frame` (it is in use).
+    fn add_ref(frame: Frame);
+    fn refcount(frame: Frame) -> u32;
+    /// Frames free now.
+    fn free_frames() -> u64;
+    /// Frames the machine manages (RAM the kernel hands out).
+    fn managed_frames() -> u64;
+    /// Frames the kernel heap holds (after giving back what it can).
+    fn heap_frames() -> u64;
+    /// Reads physical memory at `addr`: RAM the caller holds a reference
+    /// to, or a boot module's reserved frames.
+    fn read_phys(addr: u64, out: &mut [u8]);
+    /// Writes physical memory at `addr` (as `read_phys`).
+    fn write_phys(addr: u64, data: &[u8]);
+    /// Copies `len` bytes of physical memory from `src` to `dst`, which may
+    /// overlap (as memmove).
+    fn copy_phys(dst: u64, src: u64, len: usize);
+    /// How user page-table entries are encoded on this CPU.
+    fn codec() -> Codec;
+    /// A fresh user address space (an empty lower half, the kernel's upper
+    /// half), its root table from `frames`.
+    fn new_space(frames: &mut impl TableFrames) -> Option<Self::Space>;
+
+    // ---- time and preemption ----
+
+    /// A clock in cycles (the TSC).
+    fn now() -> u64;
+    /// Half a timer tick, in `now`'s units.
+    fn half_tick() -> u64;
+    /// Timer ticks per second.
+    fn tick_hz() -> u64;
+    /// Timer ticks since boot.
+    fn ticks() -> u64;
+    /// Whether a timer tick is pending: long work stops here.
+    fn preempt_due() -> bool;
+
+    // ---- hardware devices ----
+
+    /// The I/O ports of the kernel's own serial console, `[start, end)`: a
+    /// hardware device claiming one takes the console from the kernel.
+    const SERIAL_PORTS: (u32, u32);
+    /// Reads an I/O port (`size` 1, 2 or 4).
+    fn port_read(port: u16, size: u64) -> u64;
+    /// Writes an I/O port (`size` 1, 2 or 4).
+    fn port_write(port: u16, size: u64, value: u64);
+    /// Routes line `gsi` to the kernel (delivered as `hw` interrupts).
+    fn irq_route(gsi: u32, level: bool, active_low: bool);
+    fn irq_mask(gsi: u32);
+    fn irq_unmask(gsi: u32);
+
+    // ---- the log ----
+
+    /// Appends formatted text to the kernel log.
+    fn log(args: fmt::Arguments<'_>);
+    /// Appends raw bytes.
+    fn log_bytes(bytes: &[u8]);
+    /// Copies log bytes from absolute position `pos`: (copied, next
+    /// position, bytes lost before it).
+    fn log_read(pos: u64, out: &mut [u8]) -> (usize, u64, u64);
+    /// Bytes ever written to the log.
+    fn log_written() -> u64;
+    /// The ring's size.
+    const LOG_RING_SIZE: usize;
+    /// Whether the log grew since `take_log_grew` last said so (klog's IRQ
+    /// is raised then, not while logging, which happens under any lock).
+    fn log_grew() -> bool;
+    /// `log_grew`, clearing it.
+    fn take_log_grew() -> bool;
+    /// The kernel stops writing the log to the serial port (a driver owns
+    /// it now).
+    fn stop_serial();
+
+    // ---- processes ----
+
+    /// Makes `frame` the one the next return to user mode restores and
+    /// `space` (if any) the address space it runs in. `frame` stays valid
+    /// until another frame is made current.
+    fn install(frame: *mut Self::Frame, space: Option<&Self::Space>);
+    /// Leaves any user address space (the current one is being torn down).
+    fn leave_space();
+    /// The name of CPU exception `vector`, for reports.
+    fn exception_name(vector: u64) -> &'static str;
+    /// Init ended: the machine stops, with `code` for the host.
+    fn power_off(code: u8) -> !;
+    /// The boot modules: (physical address, length, command line).
+    fn modules() -> &'static [Module];
+}
+
+/// A boot module, as the boot loader left it in memory (its frames are
+/// reserved for good).
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub phys: u64,
+    pub len: u64,
+    pub cmdline: arrayvec::ArrayString<256>,
+}
+
+/// One user address space: the page-state machine's table ([`PageTableOps`])
+/// plus what the kernel does with a whole space.
+pub trait AddressSpace: PageTableOps + Sized {
+    /// The present leaf entry for user page `va`, if there is one.
+    fn lookup(&self, va: u64) -> Option<u64>;
+    /// Copies this space into `child` for fork (see
+    /// `PageTree::fork_into`).
+    fn fork_into(
+        &mut self,
+        child: &mut Self,
+        child_frames: &mut impl TableFrames,
+        f: &mut dyn FnMut(u64) -> Result<(u64, u64), abi::Error>,
+    ) -> Result<(), abi::Error>;
+    /// Releases the whole lower half: `leaf` gets every non-zero leaf
+    /// entry, then every table goes back through `frames`.
+    fn destroy(self, frames: &mut impl TableFrames, leaf: impl FnMut(u64));
+    /// Table frames held (root included).
+    fn table_frames(&self) -> u64;
+    /// Tables that map nothing (spares, idle tables).
+    fn spare_tables(&self) -> u64;
+    /// Whether this is the space the CPU runs on now.
+    fn is_active(&self) -> bool;
+    /// Makes this the space the CPU runs on.
+    fn activate(&self);
+}
+
+/// A process's saved user registers, as the system-call ABI names them.
+pub trait UserFrame: Copy + Default + 'static {
+    /// The registers a process starts a program with.
+    fn start(entry: u64, stack_top: u64, arg0: u64, arg1: u64) -> Self;
+    /// The system-call number and its six argument words.
+    fn syscall(&self) -> (u64, [u64; 6]);
+    /// The word a system call returns (rax).
+    fn result(&self) -> u64;
+    fn set_result(&mut self, value: u64);
+    /// The four words a request arrives in when a server polls with no
+    /// buffer (`Request::to_words`: rdi, rsi, rdx, r10).
+    fn set_request_words(&mut self, words: [u64; 4]);
+    /// Moves the program counter back over the `syscall` instruction, so
+    /// the call is made again when the process next runs.
+    fn back_over_syscall(&mut self);
+    fn pc(&self) -> u64;
+    fn sp(&self) -> u64;
+    /// The registers as the handler sees them (`abi::IntFrame`'s register
+    /// fields; the rest left zero).
+    fn snapshot(&self) -> IntFrame;
+    /// Takes the registers back from a frame a handler returns (flags are
+    /// limited to what user code may set).
+    fn restore(&mut self, frame: &IntFrame);
+    /// Enters a handler: `pc`, `sp`, the frame's address as the first
+    /// argument, fresh flags.
+    fn enter_handler(&mut self, pc: u64, sp: u64, arg: u64);
+}

@@ -1,0 +1,41 @@
+//! The kernel's state behind its lock, and the way back to user mode.
+//!
+//! The state and every decision about it live in kernel-core
+//! (`kernel_core::kernel::Kernel`, here over the real machine); this module
+//! holds the one instance and the loop that waits for work: a system call
+//! or trap ends in `settle`, which returns once a process can run, idling
+//! with the lock released (and interrupts on) until then.
+
+pub mod lock;
+
+use crate::arch::{cpu, entry};
+use crate::hw::Hw;
+use kernel_core::kernel::Settled;
+use lock::{Guard, Lock};
+
+/// The kernel's state on this machine.
+pub type Kernel = kernel_core::kernel::Kernel<Hw>;
+
+/// The one instance.
+pub static SCHED: Lock<Kernel> = Lock::new(Kernel::new());
+
+/// Makes sure a runnable process is current, idling with interrupts on
+/// (and the lock released) until one is. Called at the end of every trap
+/// and system call, with the lock the call took.
+#[inline(always)]
+pub fn settle(mut s: Guard<'static, Kernel>) {
+    loop {
+        if s.settle() == Settled::Run {
+            return;
+        }
+        drop(s);
+        cpu::idle_wait();
+        s = SCHED.lock();
+    }
+}
+
+/// Gives the CPU to the first process; never returns.
+pub fn start() -> ! {
+    settle(SCHED.lock());
+    entry::enter_user()
+}
