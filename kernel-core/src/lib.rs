@@ -23,6 +23,8 @@ pub mod slab;
 pub mod bus;
 pub mod charged;
 pub mod devices;
+#[cfg(test)]
+pub mod fake;
 pub mod gentable;
 pub mod hwclaims;
 pub mod kernel;

@@ -180,3 +180,6 @@ impl<M: Machine> Kernel<M> {
         self.procs.len()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
