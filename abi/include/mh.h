@@ -1291,7 +1291,8 @@ enum MhSysno
    */
   MH_SYSNO_IRQ_ACK = 29,
   /**
-   * `dev_create(&DeviceConfig) -> handle`: serve a new user device.
+   * `dev_create(registry, &DeviceConfig) -> handle`: serve a new user
+   * device, registered through `registry` (REGISTER right).
    */
   MH_SYSNO_DEV_CREATE = 30,
   /**
@@ -1883,9 +1884,10 @@ static inline long mh_irq_ack(uint64_t handle, uint64_t line) {
 }
 
 /* Creates and registers a user device; returns its serving handle. */
-static inline long mh_dev_create(const MhDeviceConfig *config) {
-  return mh_syscall6(MH_SYSNO_DEV_CREATE, (uint64_t)(uintptr_t)config, 0, 0, 0,
-                     0, 0);
+static inline long mh_dev_create(uint64_t registry,
+                                 const MhDeviceConfig *config) {
+  return mh_syscall6(MH_SYSNO_DEV_CREATE, registry, (uint64_t)(uintptr_t)config,
+                     0, 0, 0, 0);
 }
 
 /* Takes the next request into *out (if not NULL); returns its client id. */

@@ -72,7 +72,8 @@ pub enum Sysno {
     IrqMap = 28,
     /// `irq_ack(handle, line) -> 0`.
     IrqAck = 29,
-    /// `dev_create(&DeviceConfig) -> handle`: serve a new user device.
+    /// `dev_create(registry, &DeviceConfig) -> handle`: serve a new user
+    /// device, registered through `registry` (REGISTER right).
     DevCreate = 30,
     /// `dev_poll(dev, &mut Request or null, flags) -> client` (null: the
     /// request comes back in rdi, rsi, rdx, r10; see `Request::to_words`).

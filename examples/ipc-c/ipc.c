@@ -75,7 +75,7 @@ __attribute__((noreturn)) static void serve(void) {
     config.irq_lines = 1;
     config.iospace_size = 8;
     config.vector = SERVER_VECTOR;
-    long dev = mh_dev_create(&config);
+    long dev = mh_dev_create(MH_REGISTRY_HANDLE_SLOT, &config);
     if (MH_IS_ERROR(dev)) {
         mh_exit(10);
     }

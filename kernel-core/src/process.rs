@@ -70,7 +70,10 @@ pub enum Block {
     Irq { mask: u64, dev: Option<DeviceId> },
     /// `dev_poll` on `dev` found no request: completed by whoever queues
     /// one, which writes it at `out`.
-    Poll { dev: DeviceId, out: u64 },
+    Poll {
+        dev: DeviceId,
+        out: Option<crate::usercopy::UserPtr<abi::userdev::Request>>,
+    },
 }
 
 /// Where a process wants its faults and interrupts delivered.

@@ -157,16 +157,148 @@ pub fn copy_to_user<M: Machine>(pt: &mut M::Space, va: u64, buf: &[u8]) -> Resul
     })
 }
 
-/// Copies a plain-data value to user memory.
-pub fn write_struct<M: Machine, T: Copy>(
-    pt: &mut M::Space,
-    va: u64,
-    value: &T,
-) -> Result<(), Error> {
-    // SAFETY: T is Copy plain data (the abi types are repr(C) without
-    // padding-dependent invariants); viewing it as bytes is sound.
-    let bytes = unsafe {
+/// Plain data that crosses the user boundary: every bit pattern is a
+/// value and there is no padding, so its bytes may be copied either way.
+///
+/// # Safety
+/// Implement only for `repr(C)` types made of integers (and arrays and
+/// structs of them) with no implicit padding.
+pub unsafe trait Pod: Copy + Default + 'static {}
+
+// SAFETY (all): repr(C) abi structs of integer fields with no implicit
+// padding; abi's layout tests pin every size and offset (and the sizes
+// are asserted again here).
+unsafe impl Pod for abi::ExitStatus {}
+unsafe impl Pod for abi::SysInfo {}
+unsafe impl Pod for abi::IntFrame {}
+unsafe impl Pod for abi::DeviceConfig {}
+unsafe impl Pod for abi::DeviceInfo {}
+unsafe impl Pod for abi::userdev::Request {}
+unsafe impl Pod for abi::HwDeviceSpec {}
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<abi::ExitStatus>() == 48);
+    assert!(size_of::<abi::SysInfo>() == 64);
+    assert!(size_of::<abi::IntFrame>() == 192);
+    assert!(size_of::<abi::DeviceConfig>() == 52);
+    assert!(size_of::<abi::DeviceInfo>() == 64);
+    assert!(size_of::<abi::userdev::Request>() == 32);
+    assert!(size_of::<abi::HwDeviceSpec>() == 176);
+};
+
+/// A value's bytes (the one place a plain-data value is viewed as bytes).
+fn bytes_of<T: Pod>(value: &T) -> &[u8] {
+    // SAFETY: T is Pod: no padding, so every byte of it is initialized.
+    unsafe {
         core::slice::from_raw_parts((value as *const T).cast::<u8>(), core::mem::size_of::<T>())
-    };
-    copy_to_user::<M>(pt, va, bytes)
+    }
+}
+
+/// A value's bytes, to fill.
+fn bytes_of_mut<T: Pod>(value: &mut T) -> &mut [u8] {
+    // SAFETY: T is Pod: any bytes written make a valid value.
+    unsafe {
+        core::slice::from_raw_parts_mut((value as *mut T).cast::<u8>(), core::mem::size_of::<T>())
+    }
+}
+
+/// A user address said to hold a `T`: an allegation until it is read or
+/// written (the pages are checked then); made only for an address whose
+/// whole `T` lies in the user half.
+#[derive(Debug)]
+pub struct UserPtr<T: Pod> {
+    addr: u64,
+    _value: core::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Pod> Clone for UserPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: Pod> Copy for UserPtr<T> {}
+
+impl<T: Pod> PartialEq for UserPtr<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.addr == other.addr
+    }
+}
+
+impl<T: Pod> Eq for UserPtr<T> {}
+
+impl<T: Pod> UserPtr<T> {
+    /// `BadAddress` unless all of a `T` at `addr` is in the user half.
+    pub fn new(addr: u64) -> Result<Self, Error> {
+        if !is_user_range(addr, core::mem::size_of::<T>() as u64) {
+            return Err(Error::BadAddress);
+        }
+        Ok(UserPtr {
+            addr,
+            _value: core::marker::PhantomData,
+        })
+    }
+
+    pub fn addr(self) -> u64 {
+        self.addr
+    }
+
+    /// Reads the value (`BadAddress` if a page is not readable).
+    pub fn read<M: Machine>(self, space: &mut M::Space) -> Result<T, Error> {
+        let mut value = T::default();
+        copy_from_user::<M>(space, self.addr, bytes_of_mut(&mut value))?;
+        Ok(value)
+    }
+
+    /// Writes `value` (`BadAddress` if a page is not writable; nothing is
+    /// written then).
+    pub fn write<M: Machine>(self, space: &mut M::Space, value: &T) -> Result<(), Error> {
+        copy_to_user::<M>(space, self.addr, bytes_of(value))
+    }
+}
+
+/// A user byte range `[addr, addr+len)`: an allegation until it is read or
+/// written; made only for a range in the user half.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct USlice {
+    addr: u64,
+    len: u64,
+}
+
+impl USlice {
+    /// `InvalidArgument` if `len` is above `max`; `BadAddress` unless the
+    /// range lies in the user half.
+    pub fn new(addr: u64, len: u64, max: u64) -> Result<Self, Error> {
+        if len > max {
+            return Err(Error::InvalidArgument);
+        }
+        if len > 0 && !is_user_range(addr, len) {
+            return Err(Error::BadAddress);
+        }
+        Ok(USlice { addr, len })
+    }
+
+    pub fn addr(self) -> u64 {
+        self.addr
+    }
+
+    pub fn len(self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads the range into `buf` (which must be at least as long).
+    pub fn read<M: Machine>(self, space: &mut M::Space, buf: &mut [u8]) -> Result<(), Error> {
+        let buf = buf.get_mut(..self.len()).ok_or(Error::InvalidArgument)?;
+        copy_from_user::<M>(space, self.addr, buf)
+    }
+
+    /// Writes `bytes` (at most the range's length) at its start.
+    pub fn write<M: Machine>(self, space: &mut M::Space, bytes: &[u8]) -> Result<(), Error> {
+        let bytes = bytes.get(..bytes.len().min(self.len())).unwrap_or(&[]);
+        copy_to_user::<M>(space, self.addr, bytes)
+    }
 }

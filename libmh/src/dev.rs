@@ -198,9 +198,15 @@ fn platform_call(platform: Handle, port: u32, spec: &abi::HwDeviceSpec) -> Resul
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Served(pub Handle);
 
-/// Creates and registers a user device; the caller must hold a registry
+/// Creates a user device and registers it through `registry`, a registry
 /// handle with the REGISTER right. `vector` is raised when requests queue.
-pub fn create(name: &str, irq_lines: u32, iospace_size: u32, vector: u32) -> Result<Served, Error> {
+pub fn create(
+    registry: Handle,
+    name: &str,
+    irq_lines: u32,
+    iospace_size: u32,
+    vector: u32,
+) -> Result<Served, Error> {
     let mut config = DeviceConfig {
         irq_lines,
         iospace_size,
@@ -210,7 +216,8 @@ pub fn create(name: &str, irq_lines: u32, iospace_size: u32, vector: u32) -> Res
     let n = name.len().min(config.name.len());
     config.name[..n].copy_from_slice(&name.as_bytes()[..n]);
     config.name_len = name.len() as u32;
-    call3(Sysno::DevCreate, &raw const config as u64, 0, 0).map(|h| Served(Handle(h as u64)))
+    call3(Sysno::DevCreate, registry.0, &raw const config as u64, 0)
+        .map(|h| Served(Handle(h as u64)))
 }
 
 impl Served {

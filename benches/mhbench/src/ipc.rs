@@ -17,7 +17,7 @@ const NAME: &str = "bench-echo";
 const V: u32 = 20;
 
 fn serve() -> i32 {
-    let Ok(d) = dev::create(NAME, 1, 8, 1) else {
+    let Ok(d) = dev::create(dev::REGISTRY, NAME, 1, 8, 1) else {
         return 1;
     };
     let mut buf = [0u8; 4096];
@@ -155,11 +155,11 @@ pub fn irq_ping_pong() -> Result<(u64, u64), Fail> {
     const VP: u32 = 22;
     const VC: u32 = 23;
     let rights = dev::RIGHT_READ | dev::RIGHT_IRQ;
-    let ping = dev::create("bench-ping", 1, 8, 4)?;
+    let ping = dev::create(dev::REGISTRY, "bench-ping", 1, 8, 4)?;
     let child = process::fork()?;
     if child == 0 {
         let run = || -> Result<(), abi::Error> {
-            let pong = dev::create("bench-pong", 1, 8, 4)?;
+            let pong = dev::create(dev::REGISTRY, "bench-pong", 1, 8, 4)?;
             let h = dev::attach(REGISTRY, "bench-ping", rights)?;
             h.irq_map(0, VC)?;
             // The parent's client id on our device: its OPEN.

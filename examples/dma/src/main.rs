@@ -39,7 +39,7 @@ impl Server for Filler {
 }
 
 fn serve() -> i32 {
-    let Ok(d) = dev::create(NAME, 1, 8, 1) else {
+    let Ok(d) = dev::create(dev::REGISTRY, NAME, 1, 8, 1) else {
         return 1;
     };
     let mut filler = Filler { data: [0; 4096] };

@@ -35,7 +35,7 @@ impl Server for Echo {
 
 fn main(_args: Args) -> i32 {
     // One IRQ line, 8 bytes of I/O space per client.
-    let echo = match dev::create("echo", 1, 8, VECTOR) {
+    let echo = match dev::create(dev::REGISTRY, "echo", 1, 8, VECTOR) {
         Ok(d) => d,
         Err(e) => {
             println!("echo-server: cannot register 'echo': {e}");

@@ -5,9 +5,9 @@ use super::{Attachment, Device, DeviceId, KernelDevice, hw, kdev, max_rights, us
 use crate::bus::Entry;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
-use crate::paging::is_user_range;
 use crate::process::{Block, Pid};
 use crate::reserve::Account;
+use crate::syscall::decode::{Handle, Port, Rights, Vector, VectorMask};
 use crate::userdev::{ClientId, Export};
 use abi::bus::*;
 use abi::{DeviceInfo, Error};
@@ -103,16 +103,12 @@ fn name_str(bytes: &[u8]) -> Result<&str, Error> {
 /// `attach(registry, name, rights | flags) -> handle`.
 pub fn attach<M: Machine>(
     s: &mut Kernel<M>,
-    registry: u64,
+    registry: Handle,
     name: &[u8],
-    rights: u64,
+    rights: Rights,
+    close_on_exec: bool,
 ) -> Result<u64, Error> {
-    let close_on_exec = rights & ATTACH_CLOSE_ON_EXEC as u64 != 0;
-    let rights = rights & !(ATTACH_CLOSE_ON_EXEC as u64);
-    if rights & !(RIGHTS_ALL as u64) != 0 {
-        return Err(Error::InvalidArgument);
-    }
-    let rights = rights as u32;
+    let rights = rights.0;
     let entry = s.current().bus.require(registry, RIGHT_LOOKUP)?;
     let registry_rights = entry.rights;
     let system = registry_rights & RIGHT_SYSTEM != 0;
@@ -222,9 +218,8 @@ pub fn detach_of<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) -> Result<(), 
 }
 
 /// `restrict(handle, rights)`.
-pub fn restrict<M: Machine>(s: &mut Kernel<M>, h: u64, rights: u64) -> Result<(), Error> {
-    let rights = u32::try_from(rights).map_err(|_| Error::InvalidArgument)?;
-    s.current().bus.restrict(h, rights)
+pub fn restrict<M: Machine>(s: &mut Kernel<M>, h: Handle, rights: Rights) -> Result<(), Error> {
+    s.current().bus.restrict(h, rights.0)
 }
 
 /// `info(handle)`.
@@ -262,7 +257,8 @@ pub fn info<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<DeviceInfo, Error> 
 }
 
 /// `port_in(handle, port, size)`.
-pub fn port_in<M: Machine>(s: &mut Kernel<M>, h: u64, port: u64, size: u64) -> Result<u64, Error> {
+pub fn port_in<M: Machine>(s: &mut Kernel<M>, h: Handle, port: Port) -> Result<u64, Error> {
+    let (port, size) = (u64::from(port.port), port.size);
     // Only the few words that route the read are copied out of the bus
     // slot, not the attachment (the route is all a read needs).
     enum Route {
@@ -304,11 +300,11 @@ pub enum Out {
 /// `port_out(handle, port, size, value)`.
 pub fn port_out<M: Machine>(
     s: &mut Kernel<M>,
-    h: u64,
-    port: u64,
-    size: u64,
+    h: Handle,
+    port: Port,
     value: u64,
 ) -> Result<Out, Error> {
+    let (port, size) = (u64::from(port.port), port.size);
     let p = s.current();
     let entry = p.bus.require_mut(h, RIGHT_WRITE)?;
     match entry.value {
@@ -352,16 +348,14 @@ pub fn port_out<M: Machine>(
 /// in `dev_poll` runs next directly (the scheduler's hand-off).
 pub fn port_out_wait<M: Machine>(
     s: &mut Kernel<M>,
-    h: u64,
-    port: u64,
-    size: u64,
+    h: Handle,
+    port: Port,
     value: u64,
-    mask: u64,
+    mask: VectorMask,
 ) -> Result<Option<usize>, Error> {
-    crate::syscall::check_vector_mask(mask)?;
     let Attachment::Client { dev, client } = s.current().bus.require(h, RIGHT_WRITE)?.value else {
         // Not a user device: an ordinary port_out, then the wait.
-        if let Out::Restart = port_out(s, h, port, size, value)? {
+        if let Out::Restart = port_out(s, h, port, value)? {
             s.restart_current();
             return Ok(None);
         }
@@ -370,7 +364,10 @@ pub fn port_out_wait<M: Machine>(
     // The common case (the server already polls for this) never gets
     // here: sched/fastpath.rs hands the request over directly. This is
     // the general path: queue, then wake or hand to the server.
-    s.devices.user(dev)?.out(client, port, size, value)?;
+    s.devices
+        .user(dev)?
+        .out(client, u64::from(port.port), port.size, value)?;
+    let mask = mask.bits();
     let p = s.current();
     let taken = p.pending & mask;
     if taken != 0 {
@@ -386,10 +383,7 @@ pub fn port_out_wait<M: Machine>(
 }
 
 /// `export(handle, va, len) -> iova`.
-pub fn export<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Result<u64, Error> {
-    if !is_user_range(va, len) {
-        return Err(Error::BadAddress);
-    }
+pub fn export<M: Machine>(s: &mut Kernel<M>, h: Handle, va: u64, len: u64) -> Result<u64, Error> {
     let entry = s.current().bus.require_mut(h, RIGHT_DMA)?;
     match &mut entry.value {
         Attachment::Client { dev, client } => {
@@ -439,16 +433,20 @@ pub fn unexport<M: Machine>(s: &mut Kernel<M>, h: u64, iova: u64) -> Result<(), 
 }
 
 /// `irq_map(handle, line, vector)`.
-pub fn irq_map<M: Machine>(s: &mut Kernel<M>, h: u64, line: u64, vector: u64) -> Result<(), Error> {
+pub fn irq_map<M: Machine>(
+    s: &mut Kernel<M>,
+    h: Handle,
+    line: u64,
+    vector: Vector,
+) -> Result<(), Error> {
+    let vector = u64::from(vector.get());
     match s.current().bus.require(h, RIGHT_IRQ)?.value {
         Attachment::Client { dev, client } => s.devices.user(dev)?.irq_map(client, line, vector),
         Attachment::Kernel {
             kind: KernelDevice::Klog,
             ..
         } => {
-            if line != abi::kdev::KLOG_IRQ_DATA as u64
-                || vector >= abi::interrupt::VECTOR_COUNT as u64
-            {
+            if line != abi::kdev::KLOG_IRQ_DATA as u64 {
                 return Err(Error::InvalidArgument);
             }
             let pid = s.current_pid();

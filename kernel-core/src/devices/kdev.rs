@@ -247,8 +247,7 @@ pub fn platform_out<M: Machine>(
     if port != PLATFORM_PORT_CREATE && port != PLATFORM_PORT_RELEASE_QUARANTINE {
         return Err(Error::InvalidArgument);
     }
-    let mut spec = abi::HwDeviceSpec::default();
-    {
+    let spec = {
         let p = s.current();
         let len = core::mem::size_of::<abi::HwDeviceSpec>() as u64;
         let end = value.checked_add(len).ok_or(Error::InvalidArgument)?;
@@ -261,12 +260,9 @@ pub fn platform_out<M: Machine>(
         {
             return Err(Error::AccessDenied);
         }
-        // SAFETY: HwDeviceSpec is plain repr(C) data: any bytes are a value.
-        let bytes =
-            unsafe { core::slice::from_raw_parts_mut((&raw mut spec).cast::<u8>(), len as usize) };
         let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-        crate::usercopy::copy_from_user::<M>(space, value, bytes)?;
-    }
+        crate::usercopy::UserPtr::<abi::HwDeviceSpec>::new(value)?.read::<M>(space)?
+    };
     if port == PLATFORM_PORT_CREATE {
         super::hw::create(s, &spec)
     } else {

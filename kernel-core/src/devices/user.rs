@@ -20,6 +20,7 @@ use crate::kernel::Kernel;
 use crate::machine::{Machine, UserFrame};
 use crate::process::{Block, State};
 use crate::reserve::ReserveId;
+use crate::usercopy::{USlice, UserPtr};
 use crate::userdev::{Refund, UserDevice};
 use abi::userdev::{ClientId, Request};
 use abi::{DeviceConfig, Error};
@@ -87,35 +88,38 @@ fn take<M: Machine>(s: &mut Kernel<M>, dev: DeviceId) {
 /// its registers alone as every other call does.
 fn put_request<M: Machine>(
     p: &mut crate::process::Process<M>,
-    out: u64,
+    out: Option<UserPtr<Request>>,
     r: &Request,
 ) -> Result<(), Error> {
-    if out == 0 {
+    let Some(out) = out else {
         p.frame.set_request_words(r.to_words());
         return Ok(());
-    }
+    };
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-    crate::usercopy::write_struct::<M, _>(space, out, r)
+    out.write::<M>(space, r)
 }
 
 /// `dev_create`: a new user device served by the caller, registered under
-/// its name, its record charged to the caller's reserve. Needs a registry
-/// handle with REGISTER on the caller's bus (capability: no ambient
-/// authority to take names).
-pub fn create<M: Machine>(s: &mut Kernel<M>, config: &DeviceConfig) -> Result<u64, Error> {
+/// its name through `registry` (a registry handle of the caller's with
+/// REGISTER: the capability to take a name, named by the caller rather
+/// than found on its bus), its record charged to the caller's reserve.
+pub fn create<M: Machine>(
+    s: &mut Kernel<M>,
+    registry: u64,
+    config: &DeviceConfig,
+) -> Result<u64, Error> {
     let pid = s.current_pid();
-    let can_register = s.current().bus.iter().any(|(_, e)| {
-        e.rights & abi::bus::RIGHT_REGISTER != 0
-            && matches!(
-                e.value,
-                Attachment::Kernel {
-                    kind: super::KernelDevice::Registry,
-                    ..
-                }
-            )
-    });
-    if !can_register {
-        return Err(Error::AccessDenied);
+    match s
+        .current()
+        .bus
+        .require(registry, abi::bus::RIGHT_REGISTER)?
+        .value
+    {
+        Attachment::Kernel {
+            kind: super::KernelDevice::Registry,
+            ..
+        } => {}
+        _ => return Err(Error::AccessDenied),
     }
     let dev = UserDevice::new(config, pid)?;
     let name = dev.name;
@@ -195,7 +199,7 @@ pub fn served<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<DeviceId, Error> 
 pub fn poll<M: Machine>(
     s: &mut Kernel<M>,
     dev: DeviceId,
-    out: u64,
+    out: Option<UserPtr<Request>>,
     nowait: bool,
 ) -> Result<Option<usize>, Error> {
     let r = s.devices.user(dev)?.peek();
@@ -227,9 +231,6 @@ pub fn irq<M: Machine>(
     Ok(())
 }
 
-/// The most bytes one `dev_dma_read/write` moves.
-pub const DMA_MAX: u64 = 1 << 20;
-
 /// `dev_dma_read` / `dev_dma_write`: copies between the server's buffer and
 /// what `client` exported, page to page (no kernel buffer between), all or
 /// nothing.
@@ -238,14 +239,12 @@ pub fn dma<M: Machine>(
     dev: DeviceId,
     client: ClientId,
     iova: u64,
-    buf: u64,
-    len: u64,
+    buf: USlice,
     to_client: bool,
 ) -> Result<(), Error> {
-    // The kernel is not preemptible: one call moves at most DMA_MAX bytes.
-    if len > DMA_MAX || buf.checked_add(len).is_none() {
-        return Err(Error::InvalidArgument);
-    }
+    // The kernel is not preemptible: decoding bounded the length
+    // (`decode::DMA_MAX`).
+    let (buf, len) = (buf.addr(), buf.len() as u64);
     let client_pid = s.devices.user(dev)?.dma_target(client, iova, len)?;
     let server_pid = s.current_pid();
     let (from_pid, from, to_pid, to) = if to_client {

@@ -46,7 +46,7 @@ impl<M: Machine> Kernel<M> {
     /// The client's half: hand the request to a server polling for it.
     #[inline(always)]
     fn fast_port_out_wait(&mut self, h: u64, port: u64, size: u64, value: u64, mask: u64) -> bool {
-        if crate::syscall::check_vector_mask(mask).is_err() {
+        if crate::syscall::decode::VectorMask::new(mask).is_err() {
             return false;
         }
         let me: *mut Process<M> = self.current();
@@ -79,7 +79,8 @@ impl<M: Machine> Kernel<M> {
         let Some(s) = self.procs.get_mut(server) else {
             return false;
         };
-        let polling = matches!(s.state, State::Blocked(Block::Poll { dev: d, out: 0 }) if d == dev);
+        let polling =
+            matches!(s.state, State::Blocked(Block::Poll { dev: d, out: None }) if d == dev);
         if !polling || !may_run_next(s, &self.ready) {
             return false;
         }
@@ -178,7 +179,7 @@ impl<M: Machine> Kernel<M> {
         t.state = State::Runnable;
         // SAFETY: as in `fast_port_out_wait`: `t` is not the current
         // process (checked above).
-        unsafe { (*me).state = State::Blocked(Block::Poll { dev, out: 0 }) };
+        unsafe { (*me).state = State::Blocked(Block::Poll { dev, out: None }) };
         super::sched::install(&mut self.cpu.current, &mut self.cpu.current_ptr, target, t);
         true
     }

@@ -273,7 +273,11 @@ impl<M: Machine> Kernel<M> {
     /// Reaps one zombie child of the current process: copies its status to
     /// user memory at `out` first, so a bad pointer loses nothing. `None`
     /// means the caller now sleeps until a child exits.
-    pub fn wait_child(&mut self, out: u64, nohang: bool) -> Result<Option<Pid>, Error> {
+    pub fn wait_child(
+        &mut self,
+        out: crate::usercopy::UserPtr<ExitStatus>,
+        nohang: bool,
+    ) -> Result<Option<Pid>, Error> {
         let me = self.current();
         let zombie = me.zombie_head;
         if zombie == NO_PID {
@@ -291,7 +295,7 @@ impl<M: Machine> Kernel<M> {
             None => return Err(Error::NoChildren),
         };
         let space = self.current().space.as_mut().ok_or(Error::BadAddress)?;
-        crate::usercopy::write_struct::<M, _>(space, out, &status)?;
+        out.write::<M>(space, &status)?;
         let me = self.current();
         me.zombie_head = next;
         if next == NO_PID {

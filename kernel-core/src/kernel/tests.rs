@@ -53,17 +53,11 @@ pub fn call_err(k: &mut Kernel<Fake>, n: Sysno, a: [u64; 6]) -> Option<Error> {
 
 /// The exit status `wait_child` wrote to the scratch page.
 fn status_written(k: &mut Kernel<Fake>) -> ExitStatus {
-    let mut st = ExitStatus::default();
-    // SAFETY: ExitStatus is plain repr(C) data: any bytes are a value.
-    let bytes = unsafe {
-        core::slice::from_raw_parts_mut(
-            (&raw mut st).cast::<u8>(),
-            core::mem::size_of::<ExitStatus>(),
-        )
-    };
     let space = k.current().space.as_mut().unwrap();
-    crate::usercopy::copy_from_user::<Fake>(space, SCRATCH, bytes).unwrap();
-    st
+    crate::usercopy::UserPtr::<ExitStatus>::new(SCRATCH)
+        .unwrap()
+        .read::<Fake>(space)
+        .unwrap()
 }
 
 /// Forks the current process; returns the child's pid (the parent stays

@@ -81,7 +81,7 @@ pub fn deliver<M: Machine>(p: &mut Process<M>, event: Event) -> Result<(), Error
     }
     let at = frame_address(&h, p.frame.sp(), p.handler_depth > 0).ok_or(Error::LimitReached)?;
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-    crate::usercopy::write_struct::<M, _>(space, at, &frame)?;
+    crate::usercopy::UserPtr::<IntFrame>::new(at)?.write::<M>(space, &frame)?;
     p.frame.enter_handler(h.entry, at - 8, at);
     p.int_enabled = false;
     p.handler_depth = p.handler_depth.saturating_add(1);
@@ -106,19 +106,12 @@ pub fn deliver_pending<M: Machine>(p: &mut Process<M>) -> bool {
 }
 
 /// `int_return`: restores the context in the frame at user address `at`.
-pub fn int_return<M: Machine>(p: &mut Process<M>, at: u64) -> Result<(), Error> {
-    let mut frame = IntFrame::default();
-    {
-        let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-        // SAFETY: IntFrame is plain repr(C) data; any bytes are a value.
-        let bytes = unsafe {
-            core::slice::from_raw_parts_mut(
-                (&raw mut frame).cast::<u8>(),
-                core::mem::size_of::<IntFrame>(),
-            )
-        };
-        crate::usercopy::copy_from_user::<M>(space, at, bytes)?;
-    }
+pub fn int_return<M: Machine>(
+    p: &mut Process<M>,
+    at: crate::usercopy::UserPtr<IntFrame>,
+) -> Result<(), Error> {
+    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    let frame = at.read::<M>(space)?;
     // The new rip must be user code; rsp must at least be canonical user
     // (a bad one faults in user mode, where it belongs).
     if !is_user_range(frame.rip, 1) || !is_user_range(frame.rsp.max(1), 1) {

@@ -1,92 +1,60 @@
-//! Decoding of the bus and user-device calls (see `bus::calls` and
-//! `bus::user` for what they do).
+//! The bus and user-device calls that are more than one call into
+//! `crate::devices`: copying a name or a structure in or out, resolving a
+//! serving handle, answering then polling.
 
+use super::decode::{Handle, Port, Rights};
 use crate::devices::{calls, user};
 use crate::kernel::Kernel;
 use crate::machine::Machine;
+use crate::process::Block;
+use crate::usercopy::{USlice, UserPtr};
 use abi::bus::{DEVICE_NAME_MAX, NAME_LIST_MAX};
-use abi::syscall::POLL_NOWAIT;
-use abi::{DeviceConfig, Error};
-
-fn copy_in<M: Machine, T: Copy + Default>(s: &mut Kernel<M>, ptr: u64) -> Result<T, Error> {
-    let mut value = T::default();
-    // SAFETY: T is a plain repr(C) abi type: any bytes are a value of it.
-    let bytes = unsafe {
-        core::slice::from_raw_parts_mut((&raw mut value).cast::<u8>(), core::mem::size_of::<T>())
-    };
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
-    crate::usercopy::copy_from_user::<M>(space, ptr, bytes)?;
-    Ok(value)
-}
+use abi::userdev::Request;
+use abi::{DeviceConfig, DeviceInfo, Error};
 
 /// `restrict_names(list, len)`: narrows the caller's name scope to the
 /// NUL-separated names in `list` (crate::names has the rules).
-pub fn restrict_names<M: Machine>(s: &mut Kernel<M>, list: u64, len: u64) -> Result<usize, Error> {
-    if len > NAME_LIST_MAX as u64 {
-        return Err(Error::InvalidArgument);
-    }
+pub fn restrict_names<M: Machine>(s: &mut Kernel<M>, list: USlice) -> Result<usize, Error> {
     let mut buf = [0u8; NAME_LIST_MAX];
-    let bytes = &mut buf[..len as usize];
-    {
-        let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
-        crate::usercopy::copy_from_user::<M>(space, list, bytes)?;
-    }
-    s.current().names.narrow(bytes)?;
+    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    list.read::<M>(space, &mut buf)?;
+    s.current().names.narrow(&buf[..list.len()])?;
     Ok(0)
 }
 
 pub fn attach<M: Machine>(
     s: &mut Kernel<M>,
-    registry: u64,
-    name: u64,
-    len: u64,
-    rights: u64,
+    registry: Handle,
+    name: USlice,
+    rights: Rights,
+    close_on_exec: bool,
 ) -> Result<usize, Error> {
-    if len == 0 || len > DEVICE_NAME_MAX as u64 {
-        return Err(Error::InvalidArgument);
-    }
     let mut buf = [0u8; DEVICE_NAME_MAX];
-    {
-        let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
-        crate::usercopy::copy_from_user::<M>(space, name, &mut buf[..len as usize])?;
-    }
-    calls::attach(s, registry, &buf[..len as usize], rights).map(|h| h as usize)
+    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    name.read::<M>(space, &mut buf)?;
+    calls::attach(s, registry, &buf[..name.len()], rights, close_on_exec).map(|h| h as usize)
 }
 
-pub fn detach<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<usize, Error> {
-    calls::detach(s, h).map(|()| 0)
-}
-
-pub fn info<M: Machine>(s: &mut Kernel<M>, h: u64, out: u64) -> Result<usize, Error> {
+pub fn info<M: Machine>(
+    s: &mut Kernel<M>,
+    h: Handle,
+    out: UserPtr<DeviceInfo>,
+) -> Result<usize, Error> {
     let info = calls::info(s, h)?;
     let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
-    crate::usercopy::write_struct::<M, _>(space, out, &info)?;
+    out.write::<M>(space, &info)?;
     Ok(0)
-}
-
-pub fn restrict<M: Machine>(s: &mut Kernel<M>, h: u64, rights: u64) -> Result<usize, Error> {
-    calls::restrict(s, h, rights).map(|()| 0)
-}
-
-pub fn port_in<M: Machine>(
-    s: &mut Kernel<M>,
-    h: u64,
-    port: u64,
-    size: u64,
-) -> Result<usize, Error> {
-    calls::port_in(s, h, port, size).map(|v| v as usize)
 }
 
 /// `port_out`; `Ok(None)` when it stopped at a preemption point (the
 /// call starts again when the caller next runs).
 pub fn port_out<M: Machine>(
     s: &mut Kernel<M>,
-    h: u64,
-    port: u64,
-    size: u64,
+    h: Handle,
+    port: Port,
     value: u64,
 ) -> Result<Option<usize>, Error> {
-    match calls::port_out(s, h, port, size, value)? {
+    match calls::port_out(s, h, port, value)? {
         calls::Out::Restart => {
             s.restart_current();
             Ok(None)
@@ -95,74 +63,43 @@ pub fn port_out<M: Machine>(
     }
 }
 
-pub fn port_out_wait<M: Machine>(
+pub fn dev_create<M: Machine>(
     s: &mut Kernel<M>,
-    h: u64,
-    port: u64,
-    size: u64,
-    value: u64,
-    mask: u64,
-) -> Result<Option<usize>, Error> {
-    calls::port_out_wait(s, h, port, size, value, mask)
-}
-
-pub fn export<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Result<usize, Error> {
-    calls::export(s, h, va, len).map(|iova| iova as usize)
-}
-
-pub fn unexport<M: Machine>(s: &mut Kernel<M>, h: u64, iova: u64) -> Result<usize, Error> {
-    calls::unexport(s, h, iova).map(|()| 0)
-}
-
-pub fn irq_map<M: Machine>(
-    s: &mut Kernel<M>,
-    h: u64,
-    line: u64,
-    vector: u64,
+    registry: Handle,
+    config: UserPtr<DeviceConfig>,
 ) -> Result<usize, Error> {
-    calls::irq_map(s, h, line, vector).map(|()| 0)
-}
-
-pub fn irq_ack<M: Machine>(s: &mut Kernel<M>, h: u64, line: u64) -> Result<usize, Error> {
-    calls::irq_ack(s, h, line).map(|()| 0)
-}
-
-pub fn dev_create<M: Machine>(s: &mut Kernel<M>, config: u64) -> Result<usize, Error> {
-    let config: DeviceConfig = copy_in(s, config)?;
-    user::create(s, &config).map(|h| h as usize)
+    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    let config = config.read::<M>(space)?;
+    user::create(s, registry, &config).map(|h| h as usize)
 }
 
 pub fn dev_poll<M: Machine>(
     s: &mut Kernel<M>,
-    dev: u64,
-    out: u64,
-    flags: u64,
+    dev: Handle,
+    out: Option<UserPtr<Request>>,
+    nowait: bool,
 ) -> Result<Option<usize>, Error> {
-    if flags & !POLL_NOWAIT != 0 {
-        return Err(Error::InvalidArgument);
-    }
     let dev = user::served(s, dev)?;
-    user::poll(s, dev, out, flags & POLL_NOWAIT != 0)
+    user::poll(s, dev, out, nowait)
 }
 
 pub fn dev_write_iospace<M: Machine>(
     s: &mut Kernel<M>,
-    dev: u64,
+    dev: Handle,
     client: u64,
-    port: u64,
-    size: u64,
+    port: Port,
     value: u64,
 ) -> Result<usize, Error> {
     let dev = user::served(s, dev)?;
     s.devices
         .user(dev)?
-        .write_iospace(client, port, size, value)?;
+        .write_iospace(client, u64::from(port.port), port.size, value)?;
     Ok(0)
 }
 
 pub fn dev_irq<M: Machine>(
     s: &mut Kernel<M>,
-    dev: u64,
+    dev: Handle,
     client: u64,
     line: u64,
 ) -> Result<usize, Error> {
@@ -172,45 +109,43 @@ pub fn dev_irq<M: Machine>(
 
 pub fn dev_dma<M: Machine>(
     s: &mut Kernel<M>,
-    dev: u64,
+    dev: Handle,
     client: u64,
     iova: u64,
-    buf: u64,
-    len: u64,
+    buf: USlice,
     to_client: bool,
 ) -> Result<usize, Error> {
     let dev = user::served(s, dev)?;
-    user::dma(s, dev, client, iova, buf, len, to_client).map(|()| 0)
+    user::dma(s, dev, client, iova, buf, to_client).map(|()| 0)
 }
 
-/// `dev_reply_poll(dev, client, port_size, value, line, out)`: answer one
-/// client (I/O-space write unless `port_size` is 0, IRQ unless `line` is
-/// `u64::MAX`), then poll. When no request waits, the server goes to
-/// sleep before the client is woken, so the client runs next directly.
+/// `dev_reply_poll`: answer one client (an I/O-space write, an IRQ), then
+/// poll. Everything that can fail is checked before anything changes: a
+/// bad line leaves the I/O space unwritten. When no request waits, the
+/// server goes to sleep before the client is woken, so the client runs
+/// next directly.
 pub fn dev_reply_poll<M: Machine>(
     s: &mut Kernel<M>,
-    dev: u64,
+    dev: Handle,
     client: u64,
-    port_size: u64,
-    value: u64,
-    line: u64,
-    out: u64,
+    answer: Option<(Port, u64)>,
+    line: Option<u64>,
+    out: Option<UserPtr<Request>>,
 ) -> Result<Option<usize>, Error> {
     let dev = user::served(s, dev)?;
     let u = s.devices.user(dev)?;
-    if port_size != 0 {
-        let (port, size) = (port_size >> 8, port_size & 0xff);
-        u.write_iospace(client, port, size, value)?;
-    }
-    let target = if line == u64::MAX {
-        None
-    } else {
-        let target = u.irq_target(client, line)?;
-        u.answered(client);
-        target
+    let target = match line {
+        Some(line) => u.irq_target(client, line)?,
+        None => None,
     };
+    if let Some((port, value)) = answer {
+        u.write_iospace(client, u64::from(port.port), port.size, value)?;
+    }
+    if line.is_some() {
+        u.answered(client);
+    }
     if u.pending_requests() == 0 {
-        s.block_current(crate::process::Block::Poll { dev, out });
+        s.block_current(Block::Poll { dev, out });
         if let Some((pid, vector)) = target {
             s.raise(pid, vector);
         }
@@ -220,18 +155,4 @@ pub fn dev_reply_poll<M: Machine>(
         s.raise(pid, vector);
     }
     user::poll(s, dev, out, false)
-}
-
-pub fn iomap<M: Machine>(
-    s: &mut Kernel<M>,
-    h: u64,
-    va: u64,
-    phys: u64,
-    len: u64,
-) -> Result<usize, Error> {
-    calls::iomap(s, h, va, phys, len).map(|()| 0)
-}
-
-pub fn iounmap<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Result<usize, Error> {
-    calls::iounmap(s, h, va, len).map(|()| 0)
 }

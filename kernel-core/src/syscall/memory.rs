@@ -1,6 +1,7 @@
 //! `vm_map`, `vm_protect`, `vm_unmap`, `vm_move`: the caller's own pages,
 //! through the state machine in `crate::vm`.
 
+use super::decode::Pages;
 use crate::charged::ChargedFrames;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -57,12 +58,8 @@ fn due<M: Machine>() -> bool {
     M::preempt_due()
 }
 
-pub fn map<M: Machine>(
-    s: &mut Kernel<M>,
-    va: u64,
-    len: u64,
-    prot: u64,
-) -> Result<Option<usize>, Error> {
+pub fn map<M: Machine>(s: &mut Kernel<M>, pages: Pages, prot: u64) -> Result<Option<usize>, Error> {
+    let Pages { va, len } = pages;
     resumable(s, Sysno::VmMap, [va, len, prot], |vm, from| {
         vm.map_new_from(va, len, prot, from, &mut due::<M>)
     })
@@ -70,16 +67,17 @@ pub fn map<M: Machine>(
 
 pub fn protect<M: Machine>(
     s: &mut Kernel<M>,
-    va: u64,
-    len: u64,
+    pages: Pages,
     prot: u64,
 ) -> Result<Option<usize>, Error> {
+    let Pages { va, len } = pages;
     resumable(s, Sysno::VmProtect, [va, len, prot], |vm, from| {
         vm.protect_from(va, len, prot, from, &mut due::<M>)
     })
 }
 
-pub fn unmap<M: Machine>(s: &mut Kernel<M>, va: u64, len: u64) -> Result<Option<usize>, Error> {
+pub fn unmap<M: Machine>(s: &mut Kernel<M>, pages: Pages) -> Result<Option<usize>, Error> {
+    let Pages { va, len } = pages;
     resumable(s, Sysno::VmUnmap, [va, len, 0], |vm, _| {
         vm.unmap_step(va, len, &mut due::<M>)
     })

@@ -1,20 +1,27 @@
-//! System-call decoding and dispatch.
+//! System calls: decode, then invoke.
 //!
-//! seL4's split: each call first decodes and checks every argument (numbers,
-//! lengths, flags, user pointers) and only then acts; any failure is an
+//! seL4's split: `decode` turns the number and six words into a `Call`
+//! with every argument checked as far as it can be without the kernel's
+//! state; `invoke` carries it out, checking what needs the state (handles,
+//! devices, pages) before it changes anything. Any failure is an
 //! `abi::Error` returned to the caller, never a panic. The register
-//! convention is in `abi::syscall`; the calls live in the submodules by
-//! subject.
+//! convention is in `abi::syscall`; the calls' work lives with their
+//! objects (`crate::kernel`, `crate::devices`), and the submodules here
+//! hold the few that are only glue between a call and them.
 
+pub mod decode;
 mod devices;
-mod interrupts;
 mod log;
 mod memory;
 mod process;
 
+pub use decode::{Call, decode};
+
+use crate::devices::calls;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
 use abi::{Error, Sysno};
+use decode::VectorMask;
 
 /// A system call's number and argument registers.
 pub struct Args {
@@ -31,63 +38,108 @@ pub struct Args {
 /// in memory.
 #[inline(always)]
 pub fn dispatch<M: Machine>(s: &mut Kernel<M>, args: &Args) -> Option<isize> {
-    let a = args.a;
-    let ret = match sysno(args.number) {
-        None => Error::NoSuchSyscall.to_ret(),
-        Some(Sysno::LogWrite) => encode(log::write(s, a[0], a[1])),
-        Some(Sysno::LogRead) => encode(log::read(s, a[0], a[1], a[2])),
-        Some(Sysno::Exit) => {
-            process::exit(s, a[0] as i64);
+    let Some(number) = sysno(args.number) else {
+        return Some(Error::NoSuchSyscall.to_ret());
+    };
+    match decode(number, args.a) {
+        Ok(call) => invoke(s, call),
+        Err(e) => Some(e.to_ret()),
+    }
+}
+
+/// Carries out a decoded call (see `dispatch` for what it returns).
+#[inline(always)]
+pub fn invoke<M: Machine>(s: &mut Kernel<M>, call: Call) -> Option<isize> {
+    let ret = match call {
+        Call::LogWrite(buf) => encode(log::write(s, buf)),
+        Call::LogRead { pos, buf } => encode(log::read(s, pos, buf)),
+        Call::Exit(code) => {
+            process::exit(s, code);
             return None;
         }
-        Some(Sysno::GetPid) => s.current_pid() as isize,
-        Some(Sysno::Yield) => {
+        Call::GetPid => s.current_pid() as isize,
+        Call::Yield => {
             s.yield_current();
             0
         }
-        Some(Sysno::WaitChild) => return blocking(process::wait_child(s, a[0], a[1])),
-        Some(Sysno::Fork) => encode(process::fork(s)),
-        Some(Sysno::Exec) => return silent(process::exec(s, a[0], a[1], a[2], a[3])),
-        Some(Sysno::SetPriority) => encode(process::set_priority(s, a[0], a[1])),
-        Some(Sysno::SysInfo) => encode(process::sys_info(s, a[0])),
-        Some(Sysno::VmMap) => return blocking(memory::map(s, a[0], a[1], a[2])),
-        Some(Sysno::VmProtect) => return blocking(memory::protect(s, a[0], a[1], a[2])),
-        Some(Sysno::VmUnmap) => return blocking(memory::unmap(s, a[0], a[1])),
-        Some(Sysno::VmMove) => encode(memory::move_pages(s, a[0], a[1], a[2])),
-        Some(Sysno::SetHandler) => encode(interrupts::set_handler(s, a[0], a[1], a[2])),
-        Some(Sysno::IntReturn) => return silent(interrupts::int_return(s, a[0])),
-        Some(Sysno::IntEnable) => encode(interrupts::int_enable(s, a[0])),
-        Some(Sysno::IrqWait) => return blocking(interrupts::irq_wait(s, a[0])),
-        Some(Sysno::IrqRaise) => encode(interrupts::irq_raise(s, a[0])),
-        Some(Sysno::Attach) => encode(devices::attach(s, a[0], a[1], a[2], a[3])),
-        Some(Sysno::Detach) => encode(devices::detach(s, a[0])),
-        Some(Sysno::Info) => encode(devices::info(s, a[0], a[1])),
-        Some(Sysno::Restrict) => encode(devices::restrict(s, a[0], a[1])),
-        Some(Sysno::PortIn) => encode(devices::port_in(s, a[0], a[1], a[2])),
-        Some(Sysno::PortOut) => return blocking(devices::port_out(s, a[0], a[1], a[2], a[3])),
-        Some(Sysno::Export) => encode(devices::export(s, a[0], a[1], a[2])),
-        Some(Sysno::Unexport) => encode(devices::unexport(s, a[0], a[1])),
-        Some(Sysno::IrqMap) => encode(devices::irq_map(s, a[0], a[1], a[2])),
-        Some(Sysno::IrqAck) => encode(devices::irq_ack(s, a[0], a[1])),
-        Some(Sysno::DevCreate) => encode(devices::dev_create(s, a[0])),
-        Some(Sysno::DevPoll) => return blocking(devices::dev_poll(s, a[0], a[1], a[2])),
-        Some(Sysno::DevWriteIospace) => {
-            encode(devices::dev_write_iospace(s, a[0], a[1], a[2], a[3], a[4]))
+        Call::WaitChild { out, nohang } => {
+            return blocking(s.wait_child(out, nohang).map(|p| p.map(|p| p as usize)));
         }
-        Some(Sysno::DevIrq) => encode(devices::dev_irq(s, a[0], a[1], a[2])),
-        Some(Sysno::DevDmaRead) => encode(devices::dev_dma(s, a[0], a[1], a[2], a[3], a[4], false)),
-        Some(Sysno::DevDmaWrite) => encode(devices::dev_dma(s, a[0], a[1], a[4], a[2], a[3], true)),
-        Some(Sysno::PortOutWait) => {
-            return blocking(devices::port_out_wait(s, a[0], a[1], a[2], a[3], a[4]));
+        Call::Fork => encode(process::fork(s)),
+        Call::Exec { image, cmdline } => return silent(process::exec(s, image, cmdline)),
+        Call::SetPriority { pid, priority } => encode(process::set_priority(s, pid, priority)),
+        Call::SysInfo(out) => encode(process::sys_info(s, out)),
+        Call::VmMap { pages, prot } => return blocking(memory::map(s, pages, prot)),
+        Call::VmProtect { pages, prot } => return blocking(memory::protect(s, pages, prot)),
+        Call::VmUnmap(pages) => return blocking(memory::unmap(s, pages)),
+        Call::VmMove { dst, src, len } => encode(memory::move_pages(s, dst, src, len)),
+        Call::SetHandler { entry, base, size } => {
+            encode(crate::kernel::upcall::set_handler(s.current(), entry, base, size).map(|()| 0))
         }
-        Some(Sysno::DevReplyPoll) => {
-            return blocking(devices::dev_reply_poll(
-                s, a[0], a[1], a[2], a[3], a[4], a[5],
-            ));
+        Call::IntReturn(frame) => {
+            return silent(crate::kernel::upcall::int_return(s.current(), frame));
         }
-        Some(Sysno::IoMap) => encode(devices::iomap(s, a[0], a[1], a[2], a[3])),
-        Some(Sysno::IoUnmap) => encode(devices::iounmap(s, a[0], a[1], a[2])),
-        Some(Sysno::RestrictNames) => encode(devices::restrict_names(s, a[0], a[1])),
+        Call::IntEnable(on) => {
+            let p = s.current();
+            let was = p.int_enabled;
+            p.int_enabled = on;
+            was as isize
+        }
+        Call::IrqWait(mask) => return blocking(irq_wait_on(s, mask, None)),
+        Call::IrqRaise(vector) => {
+            let pid = s.current_pid();
+            s.raise(pid, vector.get());
+            0
+        }
+        Call::Attach {
+            registry,
+            name,
+            rights,
+            close_on_exec,
+        } => encode(devices::attach(s, registry, name, rights, close_on_exec)),
+        Call::Detach(h) => encode(calls::detach(s, h).map(|()| 0)),
+        Call::Info { h, out } => encode(devices::info(s, h, out)),
+        Call::Restrict { h, rights } => encode(calls::restrict(s, h, rights).map(|()| 0)),
+        Call::PortIn { h, port } => encode(calls::port_in(s, h, port).map(|v| v as usize)),
+        Call::PortOut { h, port, value } => return blocking(devices::port_out(s, h, port, value)),
+        Call::PortOutWait {
+            h,
+            port,
+            value,
+            mask,
+        } => return blocking(calls::port_out_wait(s, h, port, value, mask)),
+        Call::Export { h, va, len } => encode(calls::export(s, h, va, len).map(|i| i as usize)),
+        Call::Unexport { h, iova } => encode(calls::unexport(s, h, iova).map(|()| 0)),
+        Call::IrqMap { h, line, vector } => encode(calls::irq_map(s, h, line, vector).map(|()| 0)),
+        Call::IrqAck { h, line } => encode(calls::irq_ack(s, h, line).map(|()| 0)),
+        Call::DevCreate { registry, config } => encode(devices::dev_create(s, registry, config)),
+        Call::DevPoll { dev, out, nowait } => {
+            return blocking(devices::dev_poll(s, dev, out, nowait));
+        }
+        Call::DevWriteIospace {
+            dev,
+            client,
+            port,
+            value,
+        } => encode(devices::dev_write_iospace(s, dev, client, port, value)),
+        Call::DevIrq { dev, client, line } => encode(devices::dev_irq(s, dev, client, line)),
+        Call::DevDma {
+            dev,
+            client,
+            iova,
+            buf,
+            to_client,
+        } => encode(devices::dev_dma(s, dev, client, iova, buf, to_client)),
+        Call::DevReplyPoll {
+            dev,
+            client,
+            answer,
+            line,
+            out,
+        } => return blocking(devices::dev_reply_poll(s, dev, client, answer, line, out)),
+        Call::IoMap { h, va, phys, len } => encode(calls::iomap(s, h, va, phys, len).map(|()| 0)),
+        Call::IoUnmap { h, va, len } => encode(calls::iounmap(s, h, va, len).map(|()| 0)),
+        Call::RestrictNames(list) => encode(devices::restrict_names(s, list)),
     };
     Some(ret)
 }
@@ -137,23 +189,14 @@ fn blocking(result: Result<Option<usize>, Error>) -> Option<isize> {
     }
 }
 
-/// Checks an interrupt-vector mask (non-empty, vectors 0..62 only).
-pub fn check_vector_mask(mask: u64) -> Result<(), Error> {
-    let all = (1u64 << abi::interrupt::VECTOR_COUNT) - 1;
-    if mask == 0 || mask & !all != 0 {
-        return Err(Error::InvalidArgument);
-    }
-    Ok(())
-}
-
 /// Takes the pending vectors of `mask`, or puts the caller to sleep until
 /// one comes (tied to device `dev` if given, so its loss wakes the caller).
 pub fn irq_wait_on<M: Machine>(
     s: &mut Kernel<M>,
-    mask: u64,
+    mask: VectorMask,
     dev: Option<crate::devices::DeviceId>,
 ) -> Result<Option<usize>, Error> {
-    check_vector_mask(mask)?;
+    let mask = mask.bits();
     let p = s.current();
     let taken = p.pending & mask;
     if taken != 0 {
@@ -162,13 +205,4 @@ pub fn irq_wait_on<M: Machine>(
     }
     s.block_current(crate::process::Block::Irq { mask, dev });
     Ok(None)
-}
-
-/// Runs `f` on the caller's address space.
-fn with_space<M: Machine, R>(
-    s: &mut Kernel<M>,
-    f: impl FnOnce(&mut M::Space) -> Result<R, Error>,
-) -> Result<R, Error> {
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
-    f(space)
 }

@@ -1,16 +1,16 @@
 //! Process<M> calls: `exit`, `wait_child`, `fork`, `exec`, `set_priority`,
 //! `sys_info`.
 
-use super::with_space;
 use crate::charged::{ChargedFrames, MachineFrames};
 use crate::kernel::Kernel;
 use crate::kernel::release_space;
 use crate::machine::Machine;
 use crate::machine::{AddressSpace, UserFrame};
-use crate::process::{PRIORITY_LEVELS, Process};
+use crate::process::Process;
 use crate::reserve::{Account, ReserveId, Usage};
+use crate::usercopy::{USlice, UserPtr};
 use crate::vm::fork_pte;
-use abi::syscall::{CMDLINE_MAX, EXEC_IMAGE_MAX, WAIT_NOHANG};
+use abi::syscall::CMDLINE_MAX;
 use abi::{Error, ExitKind, ExitStatus, SysInfo};
 use alloc::vec::Vec;
 
@@ -23,18 +23,6 @@ pub fn exit<M: Machine>(s: &mut Kernel<M>, code: i64) {
         ..ExitStatus::default()
     };
     s.exit(pid, status);
-}
-
-pub fn wait_child<M: Machine>(
-    s: &mut Kernel<M>,
-    out: u64,
-    flags: u64,
-) -> Result<Option<usize>, Error> {
-    if flags & !WAIT_NOHANG != 0 {
-        return Err(Error::InvalidArgument);
-    }
-    let pid = s.wait_child(out, flags & WAIT_NOHANG != 0)?;
-    Ok(pid.map(|p| p as usize))
 }
 
 /// Copy-on-write fork: the child gets the parent's registers (with 0 as
@@ -176,24 +164,15 @@ fn fork_into<M: Machine>(
 /// once. Survives exec: pid, parent, children, priority, pending
 /// interrupts, the name scope, the reserve. Does not: the address space,
 /// the handler (the new program installs its own), interrupt enabling.
-pub fn exec<M: Machine>(
-    s: &mut Kernel<M>,
-    image: u64,
-    image_len: u64,
-    cmdline: u64,
-    cmdline_len: u64,
-) -> Result<(), Error> {
-    if image_len == 0 || image_len > EXEC_IMAGE_MAX as u64 || cmdline_len > CMDLINE_MAX as u64 {
-        return Err(Error::InvalidArgument);
-    }
+pub fn exec<M: Machine>(s: &mut Kernel<M>, image: USlice, cmdline: USlice) -> Result<(), Error> {
     let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
-    let buffer = crate::slab::footprint(image_len as usize) as u64;
+    let buffer = crate::slab::footprint(image.len()) as u64;
     Account {
         reserve: r,
         usage: &mut p.usage,
     }
     .charge_bytes(buffer)?;
-    let result = exec_charged(s, image, image_len, cmdline, cmdline_len, buffer);
+    let result = exec_charged(s, image, cmdline, buffer);
     if let Some((p, r)) = s.current_and_reserve() {
         Account {
             reserve: r,
@@ -206,23 +185,22 @@ pub fn exec<M: Machine>(
 
 fn exec_charged<M: Machine>(
     s: &mut Kernel<M>,
-    image: u64,
-    image_len: u64,
-    cmdline: u64,
-    cmdline_len: u64,
+    image: USlice,
+    cmdline: USlice,
     buffer: u64,
 ) -> Result<(), Error> {
     let mut bytes: Vec<u8> = Vec::new();
     bytes
-        .try_reserve_exact(image_len as usize)
+        .try_reserve_exact(image.len())
         .map_err(|_| Error::OutOfMemory)?;
-    bytes.resize(image_len as usize, 0);
+    bytes.resize(image.len(), 0);
     let mut cmd = [0u8; CMDLINE_MAX];
-    let cmd = &mut cmd[..cmdline_len as usize];
-    with_space(s, |space| {
-        crate::usercopy::copy_from_user::<M>(space, image, &mut bytes)?;
-        crate::usercopy::copy_from_user::<M>(space, cmdline, cmd)
-    })?;
+    let cmd = &mut cmd[..cmdline.len()];
+    {
+        let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+        image.read::<M>(space, &mut bytes)?;
+        cmdline.read::<M>(space, cmd)?;
+    }
     let cmd = core::str::from_utf8(cmd).map_err(|_| Error::InvalidArgument)?;
     let (name, args) = cmd
         .trim_start()
@@ -275,15 +253,7 @@ fn exec_charged<M: Machine>(
 
 /// `set_priority(pid, priority)`: `pid` 0 means the caller. A process may
 /// set its own priority or a child's, never more urgent than its own.
-pub fn set_priority<M: Machine>(
-    s: &mut Kernel<M>,
-    pid: u64,
-    priority: u64,
-) -> Result<usize, Error> {
-    if priority >= PRIORITY_LEVELS as u64 {
-        return Err(Error::InvalidArgument);
-    }
-    let priority = priority as u8;
+pub fn set_priority<M: Machine>(s: &mut Kernel<M>, pid: u64, priority: u8) -> Result<usize, Error> {
     let me = s.current_pid();
     let mine = s.current().priority;
     let target = if pid == 0 {
@@ -304,7 +274,7 @@ pub fn set_priority<M: Machine>(
     Ok(0)
 }
 
-pub fn sys_info<M: Machine>(s: &mut Kernel<M>, out: u64) -> Result<usize, Error> {
+pub fn sys_info<M: Machine>(s: &mut Kernel<M>, out: UserPtr<SysInfo>) -> Result<usize, Error> {
     // The heap gives back what it can first, so the figures are exact.
     let heap_frames = M::heap_frames();
     let info = SysInfo {
@@ -317,8 +287,7 @@ pub fn sys_info<M: Machine>(s: &mut Kernel<M>, out: u64) -> Result<usize, Error>
         heap_frames,
         spare_tables: s.current().space.as_ref().map_or(0, |sp| sp.spare_tables()),
     };
-    with_space(s, |space| {
-        crate::usercopy::write_struct::<M, _>(space, out, &info)
-    })?;
+    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    out.write::<M>(space, &info)?;
     Ok(0)
 }

@@ -66,6 +66,7 @@ fn run() -> Result<(), Error> {
     let klog = klog::Drain::open(V_KLOG, &mut klog_buffer).map_err(step("read the kernel log"))?;
     let uart = Uart::claim(V_UART).map_err(step("claim COM1"))?;
     let dev = dev::create(
+        dev::REGISTRY,
         libmh::console::DEVICE_NAME,
         CONSOLE_IRQ_LINES,
         CONSOLE_IOSPACE_SIZE,

@@ -28,6 +28,7 @@ fn main(args: Args) -> i32 {
     // The control device, for the shell's `kill` of a server; without it
     // init still supervises.
     let control = match libmh::dev::create(
+        libmh::dev::REGISTRY,
         "init",
         1,
         abi::init::INIT_IOSPACE_SIZE,

@@ -72,7 +72,13 @@ fn main(args: Args) -> i32 {
             return 3;
         }
     };
-    let dev = match dev::create(libmh::mem::NAME, MEM_IRQ_LINES, MEM_IOSPACE_SIZE, V_REQUEST) {
+    let dev = match dev::create(
+        dev::REGISTRY,
+        libmh::mem::NAME,
+        MEM_IRQ_LINES,
+        MEM_IOSPACE_SIZE,
+        V_REQUEST,
+    ) {
         Ok(d) => d,
         Err(e) => {
             println!("mem: cannot create the device: {e}");

@@ -100,6 +100,7 @@ fn main(args: Args) -> i32 {
         tsc_hz,
     };
     let dev = match dev::create(
+        dev::REGISTRY,
         libmh::timer::NAME,
         TIMER_IRQ_LINES,
         TIMER_IOSPACE_SIZE,

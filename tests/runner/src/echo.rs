@@ -85,7 +85,7 @@ fn check(k: usize, d: Served, client: ClientId, iova: u64, name: &str) -> Error 
         4 => d.write_iospace(client, 60, 8, 1),
         5 => d.irq(client, 7),
         6 => Served(REGISTRY).try_poll().map(|_| ()),
-        7 => dev::create(name, 0, 0, 1).map(|_| ()),
+        7 => dev::create(dev::REGISTRY, name, 0, 0, 1).map(|_| ()),
         // The last 8 bytes of the page and 8 beyond it.
         8 => return dma_into_check_page(d, client, iova, 4096 - 8, libmh::vm::PROT_RW),
         _ => return dma_into_check_page(d, client, iova, 0, libmh::vm::PROT_READ),
@@ -94,7 +94,7 @@ fn check(k: usize, d: Served, client: ClientId, iova: u64, name: &str) -> Error 
 }
 
 pub fn serve(name: &str) -> i32 {
-    let d = match dev::create(name, 2, 64, 1) {
+    let d = match dev::create(dev::REGISTRY, name, 2, 64, 1) {
         Ok(d) => d,
         Err(_) => return 90,
     };

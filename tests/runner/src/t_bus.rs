@@ -378,8 +378,15 @@ pub fn run(s: &mut Suite) {
 
     s.run("info_errors", || {
         ensure_eq!(raw(Sysno::Info, [0, 0, 0, 0, 0, 0]), Err(Error::BadAddress));
+        // A pointer outside the user half is refused before the handle is
+        // looked up; a user pointer with a dead handle is BadHandle.
         ensure_eq!(
             raw(Sysno::Info, [0x4321, 0x1000, 0, 0, 0, 0]),
+            Err(Error::BadAddress)
+        );
+        let mut info = abi::DeviceInfo::default();
+        ensure_eq!(
+            raw(Sysno::Info, [0x4321, &raw mut info as u64, 0, 0, 0, 0]),
             Err(Error::BadHandle)
         );
         Ok(())

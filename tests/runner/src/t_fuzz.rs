@@ -192,7 +192,7 @@ fn round(seed: u64) -> Result<bool, Fail> {
             // Real device handles for the random ones to hit: a device it
             // serves, a client of it, and klog.
             let name = if seed & 1 == 0 { "fz-even" } else { "fz-odd" };
-            let _ = dev::create(name, 2, 16, 3);
+            let _ = dev::create(dev::REGISTRY, name, 2, 16, 3);
             let _ = dev::attach(REGISTRY, name, CLIENT_RIGHTS);
             let _ = dev::attach(REGISTRY, "klog", CLIENT_RIGHTS);
             process::exit(fuzz(seed) as i64)

@@ -111,7 +111,7 @@ fn used_by(pid: u32) -> Result<u64, Error> {
 fn runner_carries_on() -> TestResult {
     ensure_eq!(vm::map(0x5a00_0000_0000, 16 * P, RW), Ok(()));
     ensure_eq!(vm::unmap(0x5a00_0000_0000, 16 * P), Ok(()));
-    let d = dev::create("iso-self", 1, 8, 3).map_err(fail)?;
+    let d = dev::create(dev::REGISTRY, "iso-self", 1, 8, 3).map_err(fail)?;
     let c = dev::attach(REGISTRY, "iso-self", dev::RIGHT_WRITE).map_err(fail)?;
     ensure_eq!(d.try_poll().map(|r| r.kind), Ok(REQUEST_OPEN));
     ensure_eq!(c.port_out(0, 8, 5), Ok(()));
@@ -141,7 +141,7 @@ struct Reports(Served);
 
 impl Reports {
     fn new() -> Result<Reports, Fail> {
-        dev::create("iso-report", 0, 0, 4)
+        dev::create(dev::REGISTRY, "iso-report", 0, 0, 4)
             .map(Reports)
             .map_err(fail)
     }
@@ -280,7 +280,7 @@ fn exhaust_devices() -> Error {
         name.clear();
         let _ = core::fmt::write(&mut name, format_args!("iso-d{i}"));
         let name = core::str::from_utf8(name.bytes()).unwrap_or("iso-d");
-        if let Err(e) = dev::create(name, 0, 0, 3) {
+        if let Err(e) = dev::create(dev::REGISTRY, name, 0, 0, 3) {
             return e;
         }
     }
@@ -470,7 +470,7 @@ pub fn run(s: &mut Suite) {
     );
 
     s.run("isolation_client_records_are_the_clients_to_pay", || {
-        let d = dev::create("iso-queue", 0, 0, 3).map_err(fail)?;
+        let d = dev::create(dev::REGISTRY, "iso-queue", 0, 0, 3).map_err(fail)?;
         // A child with a small reserve attaches the runner's device until
         // refused: its own reserve runs out (or its bus fills), no one
         // else's.
@@ -491,7 +491,7 @@ pub fn run(s: &mut Suite) {
     s.run(
         "isolation_a_flooding_client_does_not_shut_out_others",
         || {
-            let d = dev::create("iso-queue", 0, 0, 3).map_err(fail)?;
+            let d = dev::create(dev::REGISTRY, "iso-queue", 0, 0, 3).map_err(fail)?;
             let flood = dev::attach(REGISTRY, "iso-queue", dev::RIGHT_WRITE).map_err(fail)?;
             let mut sent = 0;
             while flood.port_out(0, 8, 1).is_ok() {
@@ -597,7 +597,7 @@ pub fn run(s: &mut Suite) {
     s.run(
         "isolation_handles_and_client_ids_are_never_reissued",
         || {
-            let d = dev::create("iso-ids", 0, 8, 3).map_err(fail)?;
+            let d = dev::create(dev::REGISTRY, "iso-ids", 0, 8, 3).map_err(fail)?;
             let mut handles = BTreeSet::new();
             let mut clients = BTreeSet::new();
             for _ in 0..20_000 {
@@ -737,7 +737,7 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
     s.run("isolation_exhausting_queued_requests", || {
-        let d = dev::create("iso-queue", 0, 0, 3).map_err(fail)?;
+        let d = dev::create(dev::REGISTRY, "iso-queue", 0, 0, 3).map_err(fail)?;
         let r = exhaustion(SMALL, 4, &[Error::Busy], exhaust_queue);
         ensure_eq!(d.destroy(), Ok(()));
         r

@@ -180,7 +180,7 @@ pub fn run(s: &mut Suite) {
 
     s.run("names_scope_limits_dev_create", || {
         in_child_ok("scoped dev_create", || {
-            let made = |name| dev::create(name, 1, 8, 20).and_then(|d| d.destroy());
+            let made = |name| dev::create(dev::REGISTRY, name, 1, 8, 20).and_then(|d| d.destroy());
             first_failure(&[
                 dev::restrict_names(&["t-names-mine"]) == Ok(()),
                 made("t-names-other") == Err(Error::AccessDenied),

@@ -44,7 +44,7 @@ impl Server for Counter {
 }
 
 fn run_server() -> i32 {
-    let Ok(d) = dev::create(NAME, 1, 8, SERVER_VECTOR) else {
+    let Ok(d) = dev::create(dev::REGISTRY, NAME, 1, 8, SERVER_VECTOR) else {
         return 90;
     };
     // A child that ends at once: its exit arrives as VECTOR_CHILD.

@@ -173,7 +173,10 @@ pub fn run(s: &mut Suite) {
             };
             c.name[..3].copy_from_slice(b"bad");
             f(&mut c);
-            raw(Sysno::DevCreate, [&raw const c as u64, 0, 0, 0, 0, 0])
+            raw(
+                Sysno::DevCreate,
+                [REGISTRY.0, &raw const c as u64, 0, 0, 0, 0],
+            )
         };
         ensure_eq!(bad(|c| c.name_len = 0), Err(Error::InvalidArgument));
         ensure_eq!(bad(|c| c.name_len = 33), Err(Error::InvalidArgument));
@@ -182,11 +185,29 @@ pub fn run(s: &mut Suite) {
         ensure_eq!(bad(|c| c.vector = 63), Err(Error::InvalidArgument));
         ensure_eq!(bad(|c| c.name[1] = b' '), Err(Error::InvalidArgument));
         ensure_eq!(
-            raw(Sysno::DevCreate, [0x10, 0, 0, 0, 0, 0]),
+            raw(Sysno::DevCreate, [REGISTRY.0, 0x10, 0, 0, 0, 0]),
             Err(Error::BadAddress)
         );
+        // The registry handle is named, not looked for: a handle that is
+        // not a registry, or none at all, is refused.
+        let c = DeviceConfig {
+            name_len: 3,
+            vector: 1,
+            ..DeviceConfig::default()
+        };
         ensure_eq!(
-            dev::create(NAME, 0, 0, 1).map(|_| ()),
+            raw(Sysno::DevCreate, [h.0, &raw const c as u64, 0, 0, 0, 0]),
+            Err(Error::AccessDenied)
+        );
+        ensure_eq!(
+            raw(
+                Sysno::DevCreate,
+                [0xdead_0000, &raw const c as u64, 0, 0, 0, 0]
+            ),
+            Err(Error::BadHandle)
+        );
+        ensure_eq!(
+            dev::create(dev::REGISTRY, NAME, 0, 0, 1).map(|_| ()),
             Err(Error::AlreadyExists)
         );
         Ok(())
@@ -195,7 +216,8 @@ pub fn run(s: &mut Suite) {
     s.run("userdev_create_needs_the_register_right", || {
         let st = in_child(|| {
             let _ = REGISTRY.restrict(dev::RIGHT_LOOKUP | dev::RIGHT_CLONE);
-            (dev::create("t-norights", 0, 0, 1).map(|_| ()) != Err(Error::AccessDenied)) as i32
+            (dev::create(dev::REGISTRY, "t-norights", 0, 0, 1).map(|_| ())
+                != Err(Error::AccessDenied)) as i32
         })?;
         ensure_eq!(st.code, 0);
         Ok(())
@@ -239,7 +261,7 @@ pub fn run(s: &mut Suite) {
     });
 
     s.run("userdev_full_queue_is_busy", || {
-        let d = dev::create("t-flood", 0, 0, 3).map_err(fail)?;
+        let d = dev::create(dev::REGISTRY, "t-flood", 0, 0, 3).map_err(fail)?;
         let st = in_child(|| {
             let Ok(c) = dev::attach(REGISTRY, "t-flood", dev::RIGHT_WRITE) else {
                 return 1;
@@ -265,7 +287,7 @@ pub fn run(s: &mut Suite) {
         // libmh polls with a null pointer (the request comes back in
         // registers); C programs may pass a buffer instead. A bad buffer
         // fails the poll and leaves the request queued.
-        let d = dev::create("t-mempoll", 0, 0, 3).map_err(fail)?;
+        let d = dev::create(dev::REGISTRY, "t-mempoll", 0, 0, 3).map_err(fail)?;
         let c = dev::attach(REGISTRY, "t-mempoll", dev::RIGHT_WRITE).map_err(fail)?;
         let open = d.try_poll().map_err(fail)?;
         ensure_eq!(open.kind, abi::userdev::REQUEST_OPEN);
@@ -293,7 +315,7 @@ pub fn run(s: &mut Suite) {
     s.run(
         "userdev_destroy_frees_the_name_and_clients_see_gone",
         || {
-            let d = dev::create("t-tmp", 1, 8, 3).map_err(fail)?;
+            let d = dev::create(dev::REGISTRY, "t-tmp", 1, 8, 3).map_err(fail)?;
             let c =
                 dev::attach(REGISTRY, "t-tmp", dev::RIGHT_READ | dev::RIGHT_WRITE).map_err(fail)?;
             ensure_eq!(d.destroy(), Ok(()));
@@ -301,7 +323,7 @@ pub fn run(s: &mut Suite) {
             ensure_eq!(c.port_out(0, 1, 1), Err(Error::DeviceGone));
             ensure_eq!(c.info().err(), Some(Error::DeviceGone));
             ensure_eq!(c.detach(), Ok(()));
-            let d2 = dev::create("t-tmp", 1, 8, 3).map_err(fail)?;
+            let d2 = dev::create(dev::REGISTRY, "t-tmp", 1, 8, 3).map_err(fail)?;
             ensure_eq!(d2.destroy(), Ok(()));
             Ok(())
         },

@@ -296,7 +296,10 @@ pub const WRAPPERS: &[Wrapper] = &[
     w(
         Sysno::DevCreate,
         "dev_create",
-        &[p("const MhDeviceConfig *", "config")],
+        &[
+            p("uint64_t", "registry"),
+            p("const MhDeviceConfig *", "config"),
+        ],
         "Creates and registers a user device; returns its serving handle.",
     ),
     Wrapper {

@@ -1,0 +1,465 @@
+//! Decoding: a system call's number and six argument words become a
+//! [`Call`], every argument checked as far as it can be without the
+//! kernel's state (numbers in range, sizes, lengths and their limits,
+//! flags, vector masks, user ranges). What needs the state (a handle's
+//! slot and rights, a device, a client, the pages behind a user range)
+//! is checked by the call itself, before it changes anything.
+//!
+//! Rules: decoding reads nothing but the six words and writes nothing;
+//! every malformed argument is an `Error` here, so no call downstream
+//! checks its arguments' shape again; the error order within one call
+//! is the documented one (syscalls.md).
+
+use crate::usercopy::{USlice, UserPtr};
+use crate::vm::Prot;
+use abi::bus::{ATTACH_CLOSE_ON_EXEC, DEVICE_NAME_MAX, NAME_LIST_MAX, RIGHTS_ALL};
+use abi::interrupt::VECTOR_COUNT;
+use abi::syscall::{CMDLINE_MAX, EXEC_IMAGE_MAX, LOG_WRITE_MAX, POLL_NOWAIT, WAIT_NOHANG};
+use abi::userdev::Request;
+use abi::{DeviceConfig, DeviceInfo, Error, ExitStatus, IntFrame, SysInfo, Sysno};
+
+/// A handle value (resolved against the caller's bus by the call).
+pub type Handle = u64;
+
+/// Interrupt vectors 0..63 (`VECTOR_COUNT`), a non-empty set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VectorMask(u64);
+
+impl VectorMask {
+    pub fn new(mask: u64) -> Result<VectorMask, Error> {
+        let all = (1u64 << VECTOR_COUNT) - 1;
+        if mask == 0 || mask & !all != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(VectorMask(mask))
+    }
+
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+}
+
+/// One interrupt vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vector(u32);
+
+impl Vector {
+    pub fn new(v: u64) -> Result<Vector, Error> {
+        if v >= u64::from(VECTOR_COUNT) {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(Vector(v as u32))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// A port access: a 32-bit port number and a size of 1, 2, 4 or 8 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Port {
+    pub port: u32,
+    pub size: u64,
+}
+
+impl Port {
+    pub fn new(port: u64, size: u64) -> Result<Port, Error> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(Error::InvalidArgument);
+        }
+        let port = u32::try_from(port).map_err(|_| Error::InvalidArgument)?;
+        Ok(Port { port, size })
+    }
+}
+
+/// A page-aligned, non-empty range of user pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pages {
+    pub va: u64,
+    pub len: u64,
+}
+
+impl Pages {
+    pub fn new(va: u64, len: u64) -> Result<Pages, Error> {
+        if len == 0 || !va.is_multiple_of(4096) || !len.is_multiple_of(4096) {
+            return Err(Error::InvalidArgument);
+        }
+        if !crate::paging::is_user_range(va, len) {
+            return Err(Error::BadAddress);
+        }
+        Ok(Pages { va, len })
+    }
+}
+
+/// Attachment rights (`abi::bus::RIGHTS_ALL` bits only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rights(pub u32);
+
+impl Rights {
+    pub fn new(rights: u64) -> Result<Rights, Error> {
+        if rights & !u64::from(RIGHTS_ALL) != 0 {
+            return Err(Error::InvalidArgument);
+        }
+        Ok(Rights(rights as u32))
+    }
+}
+
+/// A system call with checked arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    LogWrite(USlice),
+    /// Read from absolute log position `pos` into `buf` (at most 4 KiB).
+    LogRead {
+        pos: u64,
+        buf: USlice,
+    },
+    Exit(i64),
+    GetPid,
+    Yield,
+    WaitChild {
+        out: UserPtr<ExitStatus>,
+        nohang: bool,
+    },
+    Fork,
+    Exec {
+        image: USlice,
+        cmdline: USlice,
+    },
+    /// Pid 0 is the caller.
+    SetPriority {
+        pid: u64,
+        priority: u8,
+    },
+    SysInfo(UserPtr<SysInfo>),
+    VmMap {
+        pages: Pages,
+        prot: u64,
+    },
+    VmProtect {
+        pages: Pages,
+        prot: u64,
+    },
+    VmUnmap(Pages),
+    VmMove {
+        dst: u64,
+        src: u64,
+        len: u64,
+    },
+    /// `entry` 0 removes the handler (and `base` and `size` are 0).
+    SetHandler {
+        entry: u64,
+        base: u64,
+        size: u64,
+    },
+    IntReturn(UserPtr<IntFrame>),
+    IntEnable(bool),
+    IrqWait(VectorMask),
+    IrqRaise(Vector),
+    Attach {
+        registry: Handle,
+        name: USlice,
+        rights: Rights,
+        close_on_exec: bool,
+    },
+    Detach(Handle),
+    Info {
+        h: Handle,
+        out: UserPtr<DeviceInfo>,
+    },
+    Restrict {
+        h: Handle,
+        rights: Rights,
+    },
+    PortIn {
+        h: Handle,
+        port: Port,
+    },
+    PortOut {
+        h: Handle,
+        port: Port,
+        value: u64,
+    },
+    PortOutWait {
+        h: Handle,
+        port: Port,
+        value: u64,
+        mask: VectorMask,
+    },
+    Export {
+        h: Handle,
+        va: u64,
+        len: u64,
+    },
+    Unexport {
+        h: Handle,
+        iova: u64,
+    },
+    IrqMap {
+        h: Handle,
+        line: u64,
+        vector: Vector,
+    },
+    IrqAck {
+        h: Handle,
+        line: u64,
+    },
+    DevCreate {
+        registry: Handle,
+        config: UserPtr<DeviceConfig>,
+    },
+    /// `out` None: the request comes back in registers.
+    DevPoll {
+        dev: Handle,
+        out: Option<UserPtr<Request>>,
+        nowait: bool,
+    },
+    DevWriteIospace {
+        dev: Handle,
+        client: u64,
+        port: Port,
+        value: u64,
+    },
+    DevIrq {
+        dev: Handle,
+        client: u64,
+        line: u64,
+    },
+    DevDma {
+        dev: Handle,
+        client: u64,
+        iova: u64,
+        buf: USlice,
+        to_client: bool,
+    },
+    /// `answer`: an I/O-space write first; `line`: an IRQ to raise.
+    DevReplyPoll {
+        dev: Handle,
+        client: u64,
+        answer: Option<(Port, u64)>,
+        line: Option<u64>,
+        out: Option<UserPtr<Request>>,
+    },
+    IoMap {
+        h: Handle,
+        va: u64,
+        phys: u64,
+        len: u64,
+    },
+    IoUnmap {
+        h: Handle,
+        va: u64,
+        len: u64,
+    },
+    RestrictNames(USlice),
+}
+
+/// The most bytes one `dev_dma_read`/`dev_dma_write` moves.
+pub const DMA_MAX: u64 = 1 << 20;
+
+/// An optional out-pointer: 0 means none.
+fn out_ptr<T: crate::usercopy::Pod>(addr: u64) -> Result<Option<UserPtr<T>>, Error> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    UserPtr::new(addr).map(Some)
+}
+
+/// Decodes call `number` with argument words `a`.
+#[inline(always)]
+pub fn decode(number: Sysno, a: [u64; 6]) -> Result<Call, Error> {
+    use Sysno::*;
+    Ok(match number {
+        LogWrite => Call::LogWrite(USlice::new(a[0], a[1], LOG_WRITE_MAX as u64)?),
+        LogRead => Call::LogRead {
+            pos: a[0],
+            buf: USlice::new(a[1], a[2].min(LOG_WRITE_MAX as u64), LOG_WRITE_MAX as u64)?,
+        },
+        Exit => Call::Exit(a[0] as i64),
+        GetPid => Call::GetPid,
+        Yield => Call::Yield,
+        WaitChild => {
+            if a[1] & !WAIT_NOHANG != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::WaitChild {
+                out: UserPtr::new(a[0])?,
+                nohang: a[1] & WAIT_NOHANG != 0,
+            }
+        }
+        Fork => Call::Fork,
+        Exec => {
+            if a[1] == 0 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::Exec {
+                image: USlice::new(a[0], a[1], EXEC_IMAGE_MAX as u64)?,
+                cmdline: USlice::new(a[2], a[3], CMDLINE_MAX as u64)?,
+            }
+        }
+        SetPriority => {
+            if a[1] >= crate::process::PRIORITY_LEVELS as u64 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::SetPriority {
+                pid: a[0],
+                priority: a[1] as u8,
+            }
+        }
+        SysInfo => Call::SysInfo(UserPtr::new(a[0])?),
+        VmMap | VmProtect => {
+            let pages = Pages::new(a[0], a[1])?;
+            Prot::from_abi(a[2])?;
+            if number == VmMap {
+                Call::VmMap { pages, prot: a[2] }
+            } else {
+                Call::VmProtect { pages, prot: a[2] }
+            }
+        }
+        VmUnmap => Call::VmUnmap(Pages::new(a[0], a[1])?),
+        VmMove => Call::VmMove {
+            dst: a[0],
+            src: a[1],
+            len: a[2],
+        },
+        SetHandler => Call::SetHandler {
+            entry: a[0],
+            base: a[1],
+            size: a[2],
+        },
+        IntReturn => Call::IntReturn(UserPtr::new(a[0])?),
+        IntEnable => match a[0] {
+            0 => Call::IntEnable(false),
+            1 => Call::IntEnable(true),
+            _ => return Err(Error::InvalidArgument),
+        },
+        IrqWait => Call::IrqWait(VectorMask::new(a[0])?),
+        IrqRaise => Call::IrqRaise(Vector::new(a[0])?),
+        Attach => {
+            if a[2] == 0 || a[2] > DEVICE_NAME_MAX as u64 {
+                return Err(Error::InvalidArgument);
+            }
+            let close_on_exec = a[3] & u64::from(ATTACH_CLOSE_ON_EXEC) != 0;
+            Call::Attach {
+                registry: a[0],
+                rights: Rights::new(a[3] & !u64::from(ATTACH_CLOSE_ON_EXEC))?,
+                name: USlice::new(a[1], a[2], DEVICE_NAME_MAX as u64)?,
+                close_on_exec,
+            }
+        }
+        Detach => Call::Detach(a[0]),
+        Info => Call::Info {
+            h: a[0],
+            out: UserPtr::new(a[1])?,
+        },
+        Restrict => Call::Restrict {
+            h: a[0],
+            rights: Rights::new(a[1])?,
+        },
+        PortIn => Call::PortIn {
+            h: a[0],
+            port: Port::new(a[1], a[2])?,
+        },
+        PortOut => Call::PortOut {
+            h: a[0],
+            port: Port::new(a[1], a[2])?,
+            value: a[3],
+        },
+        PortOutWait => Call::PortOutWait {
+            h: a[0],
+            mask: VectorMask::new(a[4])?,
+            port: Port::new(a[1], a[2])?,
+            value: a[3],
+        },
+        Export => {
+            if !crate::paging::is_user_range(a[1], a[2]) {
+                return Err(Error::BadAddress);
+            }
+            Call::Export {
+                h: a[0],
+                va: a[1],
+                len: a[2],
+            }
+        }
+        Unexport => Call::Unexport {
+            h: a[0],
+            iova: a[1],
+        },
+        IrqMap => Call::IrqMap {
+            h: a[0],
+            line: a[1],
+            vector: Vector::new(a[2])?,
+        },
+        IrqAck => Call::IrqAck {
+            h: a[0],
+            line: a[1],
+        },
+        DevCreate => Call::DevCreate {
+            registry: a[0],
+            config: UserPtr::new(a[1])?,
+        },
+        DevPoll => {
+            if a[2] & !POLL_NOWAIT != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            Call::DevPoll {
+                dev: a[0],
+                out: out_ptr(a[1])?,
+                nowait: a[2] & POLL_NOWAIT != 0,
+            }
+        }
+        DevWriteIospace => Call::DevWriteIospace {
+            dev: a[0],
+            client: a[1],
+            port: Port::new(a[2], a[3])?,
+            value: a[4],
+        },
+        DevIrq => Call::DevIrq {
+            dev: a[0],
+            client: a[1],
+            line: a[2],
+        },
+        DevDmaRead | DevDmaWrite => {
+            // dev_dma_read(dev, client, iova, buf, len);
+            // dev_dma_write(dev, client, buf, len, iova).
+            let to_client = number == DevDmaWrite;
+            let (iova, buf, len) = if to_client {
+                (a[4], a[2], a[3])
+            } else {
+                (a[2], a[3], a[4])
+            };
+            if buf.checked_add(len).is_none() {
+                return Err(Error::InvalidArgument);
+            }
+            Call::DevDma {
+                dev: a[0],
+                client: a[1],
+                iova,
+                buf: USlice::new(buf, len, DMA_MAX)?,
+                to_client,
+            }
+        }
+        DevReplyPoll => Call::DevReplyPoll {
+            dev: a[0],
+            client: a[1],
+            answer: match a[2] {
+                0 => None,
+                ps => Some((Port::new(ps >> 8, ps & 0xff)?, a[3])),
+            },
+            line: (a[4] != u64::MAX).then_some(a[4]),
+            out: out_ptr(a[5])?,
+        },
+        IoMap => Call::IoMap {
+            h: a[0],
+            va: a[1],
+            phys: a[2],
+            len: a[3],
+        },
+        IoUnmap => Call::IoUnmap {
+            h: a[0],
+            va: a[1],
+            len: a[2],
+        },
+        RestrictNames => Call::RestrictNames(USlice::new(a[0], a[1], NAME_LIST_MAX as u64)?),
+    })
+}
