@@ -23,6 +23,7 @@ pub mod slab;
 pub mod bus;
 pub mod charged;
 pub mod devices;
+pub mod export;
 #[cfg(test)]
 pub mod fake;
 pub mod gentable;

@@ -47,12 +47,8 @@ impl Shape for Clients {
     const SHAPE: IdShape = CLIENT_SHAPE;
 }
 
-/// One exported range: the client's pages `[iova, iova+len)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Export {
-    pub iova: u64,
-    pub len: u64,
-}
+pub use crate::export::Export;
+use crate::syscall::decode::Vector;
 
 /// What a client record was charged, handed back when the record goes so
 /// the kernel can credit it: the reserve (the kernel's id) and the bytes.
@@ -589,11 +585,12 @@ impl UserDevice {
     }
 
     /// `irq_map` from a client: deliver `line` as its `vector`.
-    pub fn irq_map(&mut self, id: ClientId, line: u64, vector: u64) -> Result<(), Error> {
-        if line >= self.irq_lines as u64 || vector >= abi::interrupt::VECTOR_COUNT as u64 {
+    pub fn irq_map(&mut self, id: ClientId, line: u64, vector: Vector) -> Result<(), Error> {
+        if line >= self.irq_lines as u64 {
             return Err(Error::InvalidArgument);
         }
-        self.client_mut(id)?.irq_vectors[line as usize] = Some(vector as u8);
+        // A vector is below VECTOR_COUNT (64): it fits a byte.
+        self.client_mut(id)?.irq_vectors[line as usize] = Some(vector.get() as u8);
         Ok(())
     }
 
@@ -612,18 +609,9 @@ impl UserDevice {
     /// iova is the client's address.
     pub fn export(&mut self, id: ClientId, va: u64, len: u64) -> Result<u64, Error> {
         let c = self.client_mut(id)?;
-        let end = va.checked_add(len).ok_or(Error::InvalidArgument)?;
-        if len == 0 {
-            return Err(Error::InvalidArgument);
-        }
-        if c.exports
-            .iter()
-            .any(|e| va < e.iova + e.len && e.iova < end)
-        {
-            return Err(Error::AlreadyExists);
-        }
+        let export = Export::new_in(&c.exports, va, len)?;
         c.exports
-            .try_push(Export { iova: va, len })
+            .try_push(export)
             .map_err(|_| Error::LimitReached)?;
         Ok(va)
     }
@@ -639,11 +627,7 @@ impl UserDevice {
     /// `unexport` from a client.
     pub fn unexport(&mut self, id: ClientId, iova: u64) -> Result<(), Error> {
         let c = self.client_mut(id)?;
-        let i = c
-            .exports
-            .iter()
-            .position(|e| e.iova == iova)
-            .ok_or(Error::NotFound)?;
+        let i = crate::export::position(&c.exports, iova)?;
         c.exports.remove(i);
         Ok(())
     }
@@ -652,15 +636,8 @@ impl UserDevice {
     /// iova+len)` lies inside one export of client `id` to this device.
     pub fn dma_target(&self, id: ClientId, iova: u64, len: u64) -> Result<u32, Error> {
         let c = self.client(id)?;
-        let end = iova.checked_add(len).ok_or(Error::InvalidArgument)?;
-        if c.exports
-            .iter()
-            .any(|e| iova >= e.iova && end <= e.iova + e.len)
-        {
-            Ok(c.pid)
-        } else {
-            Err(Error::AccessDenied)
-        }
+        crate::export::check_covered(&c.exports, iova, len)?;
+        Ok(c.pid)
     }
 }
 

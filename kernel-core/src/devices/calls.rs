@@ -1,7 +1,8 @@
 //! The bus system calls, client side: attach, detach, info, restrict,
-//! ports, exports, IRQ mapping; and the bus's part in fork, exec and exit.
+//! ports, exports, IRQ mapping, device memory; and what they share: a
+//! handle's room and the heap charged for it.
 
-use super::{Attachment, Device, DeviceId, KernelDevice, hw, kdev, max_rights, user};
+use super::{Attachment, Device, DeviceId, hw, kdev, max_rights, user};
 use crate::bus::Entry;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -11,7 +12,6 @@ use crate::syscall::decode::{Handle, Port, Rights, Vector, VectorMask};
 use crate::userdev::{ClientId, Export};
 use abi::bus::*;
 use abi::{DeviceInfo, Error};
-use arrayvec::ArrayVec;
 
 /// Makes sure `pid`'s bus can take one more handle without allocating,
 /// charging the process for any storage that takes.
@@ -90,6 +90,17 @@ fn bus_remove<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) -> Result<Entry<A
     Ok(entry)
 }
 
+/// Whether a bus slot holds a registry handle.
+pub fn is_registry(att: &Attachment) -> bool {
+    matches!(
+        att,
+        Attachment::Kernel {
+            state: kdev::KernelState::Registry(_),
+            ..
+        }
+    )
+}
+
 /// A device name as a `str`. Names are ASCII in practice, which is
 /// checked a word at a time; anything else gets the full UTF-8 check.
 fn name_str(bytes: &[u8]) -> Result<&str, Error> {
@@ -112,12 +123,8 @@ pub fn attach<M: Machine>(
     let entry = s.current().bus.require(registry, RIGHT_LOOKUP)?;
     let registry_rights = entry.rights;
     let system = registry_rights & RIGHT_SYSTEM != 0;
-    match entry.value {
-        Attachment::Kernel {
-            kind: KernelDevice::Registry,
-            ..
-        } => {}
-        _ => return Err(Error::AccessDenied),
+    if !is_registry(&entry.value) {
+        return Err(Error::AccessDenied);
     }
     let name = name_str(name)?;
     if name.is_empty() || name.len() > DEVICE_NAME_MAX {
@@ -133,16 +140,17 @@ pub fn attach<M: Machine>(
         return Err(Error::AccessDenied);
     }
     // The privileged devices need a registry handle with RIGHT_SYSTEM.
-    let privileged = matches!(
-        dev,
-        Device::Kernel(KernelDevice::Platform | KernelDevice::Mempool) | Device::Hardware(_)
-    );
+    let privileged = match dev {
+        Device::Kernel(kind) => kind.privileged(),
+        Device::Hardware(_) => true,
+        Device::User(_) => false,
+    };
     if privileged && !system {
         return Err(Error::AccessDenied);
     }
     // The registry looked up through itself gives no more than the handle
     // used (else a restricted handle could win REGISTER or SYSTEM back).
-    if matches!(dev, Device::Kernel(KernelDevice::Registry)) && rights & !registry_rights != 0 {
+    if matches!(dev, Device::Kernel(kdev::Kind::Registry)) && rights & !registry_rights != 0 {
         return Err(Error::AccessDenied);
     }
     let pid = s.current_pid();
@@ -170,7 +178,7 @@ pub fn attach<M: Machine>(
             }
         }
     } else if let Some(kind) = kind {
-        Attachment::kernel(id, kind)
+        Attachment::kernel(id, kind.fresh())
     } else {
         Attachment::hardware(id)
     };
@@ -188,7 +196,13 @@ pub fn attach<M: Machine>(
 /// Undoes what attachment `h` of `pid` holds: a client closes (its server
 /// hears of it), a served device goes away, a hardware attachment gives
 /// back its lines, mappings and exports (into quarantine if `exiting`).
-fn release<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64, att: Attachment, exiting: bool) {
+pub(super) fn release<M: Machine>(
+    s: &mut Kernel<M>,
+    pid: Pid,
+    h: u64,
+    att: Attachment,
+    exiting: bool,
+) {
     credit_heap(s, pid, att.list_bytes());
     match att {
         Attachment::Client { dev, client } => {
@@ -212,7 +226,7 @@ pub fn detach<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<(), Error> {
 /// Takes handle `h` off `pid`'s bus and undoes what it held.
 pub fn detach_of<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) -> Result<(), Error> {
     let entry = bus_remove(s, pid, h)?;
-    forget_klog_listener(s, |p, hh| (p, hh) == (pid, h));
+    kdev::klog::forget_listeners(s, |p, hh| (p, hh) == (pid, h));
     release(s, pid, h, entry.value, false);
     Ok(())
 }
@@ -263,20 +277,18 @@ pub fn port_in<M: Machine>(s: &mut Kernel<M>, h: Handle, port: Port) -> Result<u
     // slot, not the attachment (the route is all a read needs).
     enum Route {
         Client(DeviceId, ClientId),
-        Kernel(KernelDevice, [u64; 4]),
+        Kernel(kdev::KernelState),
         Hardware(DeviceId),
     }
     let route = match &s.current().bus.require(h, RIGHT_READ)?.value {
         Attachment::Client { dev, client } => Route::Client(*dev, *client),
-        Attachment::Kernel { kind, state, .. } => Route::Kernel(*kind, *state),
+        Attachment::Kernel { state, .. } => Route::Kernel(*state),
         Attachment::Hardware { dev, .. } => Route::Hardware(*dev),
         Attachment::Serve { .. } => return Err(Error::NotSupported),
     };
     let value = match route {
         Route::Client(dev, client) => s.devices.user(dev)?.read_iospace(client, port, size)?,
-        Route::Kernel(KernelDevice::Mempool, state) => kdev::mempool_in(s, &state, port, size)?,
-        Route::Kernel(KernelDevice::Proc, _) => super::procdev::port_in(s, h, port, size)?,
-        Route::Kernel(kind, state) => kdev::port_in::<M>(&s.devices, kind, &state, port, size)?,
+        Route::Kernel(state) => kdev::port_in(s, state, port as u32, size)?,
         Route::Hardware(dev) => hw::port_in(s, dev, port, size)?,
     };
     // A result must stay a non-negative word: 8-byte values with the top
@@ -313,27 +325,8 @@ pub fn port_out<M: Machine>(
             user::notify_server(s, dev);
             Ok(Out::Queued)
         }
-        Attachment::Kernel {
-            kind: KernelDevice::Platform,
-            ..
-        } => kdev::platform_out(s, h, port, size, value).map(|()| Out::Done),
-        Attachment::Kernel {
-            kind: KernelDevice::Mempool,
-            ..
-        } => kdev::mempool_out(s, h, port, size, value).map(|()| Out::Done),
-        Attachment::Kernel {
-            kind: KernelDevice::Proc,
-            ..
-        } => super::procdev::port_out(s, h, port, size, value).map(|k| match k {
-            super::procdev::Killed::Done => Out::Done,
-            super::procdev::Killed::Restart => Out::Restart,
-        }),
-        Attachment::Kernel { .. } => {
-            let (p, devices) = s.current_with_devices();
-            let space = p.space.as_mut().ok_or(Error::BadAddress)?;
-            let att = &mut p.bus.get_mut(h)?.value;
-            kdev::port_out::<M>(devices, att, space, port, size, value)?;
-            Ok(Out::Done)
+        Attachment::Kernel { state, .. } => {
+            kdev::port_out(s, state.kind(), h, port as u32, size, value)
         }
         Attachment::Hardware { dev, .. } => {
             hw::port_out(s, dev, port, size, value).map(|()| Out::Done)
@@ -391,17 +384,14 @@ pub fn export<M: Machine>(s: &mut Kernel<M>, h: Handle, va: u64, len: u64) -> Re
             s.devices.user(dev)?.export(client, va, len)
         }
         Attachment::Kernel { exports, .. } => {
-            let end = va + len;
-            if exports.iter().any(|e| va < e.iova + e.len && e.iova < end) {
-                return Err(Error::AlreadyExists);
-            }
+            let export = Export::new_in(exports.iter(), va, len)?;
             if exports.is_full() {
                 return Err(Error::LimitReached);
             }
             let grow = exports.growth_bytes() as u64;
             let pid = s.current_pid();
             hw::reserve_list(s, pid, h, grow, |a| match a {
-                Attachment::Kernel { exports, .. } => exports.try_push(Export { iova: va, len }),
+                Attachment::Kernel { exports, .. } => exports.try_push(export),
                 _ => Err(Error::NotSupported),
             })?;
             Ok(va)
@@ -420,10 +410,7 @@ pub fn unexport<M: Machine>(s: &mut Kernel<M>, h: u64, iova: u64) -> Result<(), 
             s.devices.user(dev)?.unexport(client, iova)
         }
         Attachment::Kernel { exports, .. } => {
-            let i = exports
-                .iter()
-                .position(|e| e.iova == iova)
-                .ok_or(Error::NotFound)?;
+            let i = crate::export::position(exports.iter(), iova)?;
             exports.remove(i);
             Ok(())
         }
@@ -439,64 +426,11 @@ pub fn irq_map<M: Machine>(
     line: u64,
     vector: Vector,
 ) -> Result<(), Error> {
-    let vector = u64::from(vector.get());
     match s.current().bus.require(h, RIGHT_IRQ)?.value {
         Attachment::Client { dev, client } => s.devices.user(dev)?.irq_map(client, line, vector),
-        Attachment::Kernel {
-            kind: KernelDevice::Klog,
-            ..
-        } => {
-            if line != abi::kdev::KLOG_IRQ_DATA as u64 {
-                return Err(Error::InvalidArgument);
-            }
-            let pid = s.current_pid();
-            let listeners = &mut s.devices.klog_listeners;
-            if let Some(l) = listeners.iter_mut().find(|l| (l.0, l.1) == (pid, h)) {
-                l.2 = vector as u32;
-                return Ok(());
-            }
-            // A listener per klog handle: the process pays for its entry
-            // (the list gives it back when it detaches or exits).
-            charge_heap(s, pid, KLOG_LISTENER_BYTES)?;
-            let listeners = &mut s.devices.klog_listeners;
-            if listeners.try_reserve(1).is_err() {
-                credit_heap(s, pid, KLOG_LISTENER_BYTES);
-                return Err(Error::OutOfMemory);
-            }
-            listeners.push((pid, h, vector as u32));
-            Ok(())
-        }
+        Attachment::Kernel { state, .. } => kdev::irq_map(s, state.kind(), h, line, vector),
         Attachment::Hardware { dev, .. } => hw::irq_map(s, h, dev, line, vector),
         _ => Err(Error::NotSupported),
-    }
-}
-
-/// What one klog listener costs its process.
-const KLOG_LISTENER_BYTES: u64 = 2 * core::mem::size_of::<(Pid, u64, u32)>() as u64;
-
-/// Drops klog listeners (crediting their processes); the list gives its
-/// memory back when it empties.
-fn forget_klog_listener<M: Machine>(s: &mut Kernel<M>, gone: impl Fn(Pid, u64) -> bool) {
-    let mut i = 0;
-    while i < s.devices.klog_listeners.len() {
-        let (pid, h, _) = s.devices.klog_listeners[i];
-        if !gone(pid, h) {
-            i += 1;
-            continue;
-        }
-        s.devices.klog_listeners.swap_remove(i);
-        credit_heap(s, pid, KLOG_LISTENER_BYTES);
-    }
-    if s.devices.klog_listeners.is_empty() {
-        s.devices.klog_listeners = alloc::vec::Vec::new();
-    }
-}
-
-/// Raises klog's data IRQ on every listener; called when the log grew.
-pub fn notify_klog_listeners<M: Machine>(s: &mut Kernel<M>) {
-    for i in 0..s.devices.klog_listeners.len() {
-        let (pid, _, vector) = s.devices.klog_listeners[i];
-        s.raise(pid, vector);
     }
 }
 
@@ -512,142 +446,6 @@ pub fn irq_ack<M: Machine>(s: &mut Kernel<M>, h: u64, line: u64) -> Result<(), E
         }
         Attachment::Hardware { dev, .. } => hw::irq_ack(s, h, dev, line),
         _ => Err(Error::NotSupported),
-    }
-}
-
-/// The handles on `pid`'s bus that `keep` selects (a bus has at most
-/// `BUS_SLOTS`, so they fit on the stack: no allocation, which could fail).
-pub fn handles_of<M: Machine>(
-    s: &mut Kernel<M>,
-    pid: Pid,
-    keep: impl Fn(&Entry<Attachment>) -> bool,
-) -> ArrayVec<u64, { BUS_SLOTS as usize }> {
-    let mut hs = ArrayVec::new();
-    if let Some(p) = s.get_mut(pid) {
-        for (h, e) in p.bus.iter() {
-            if keep(e) {
-                let _ = hs.try_push(h);
-            }
-        }
-    }
-    hs
-}
-
-/// Fork: the child's bus gets every handle with the CLONE right, at the
-/// same value; user devices see a CLONE request (the child's client record
-/// charged to the child's reserve). Served devices stay with the parent.
-pub fn fork_bus<M: Machine>(s: &mut Kernel<M>, parent: Pid, child: Pid) -> Result<(), Error> {
-    for h in handles_of(s, parent, |e| e.rights & RIGHT_CLONE != 0) {
-        let Some(Ok(e)) = s.get_mut(parent).map(|p| p.bus.get(h)) else {
-            continue;
-        };
-        let (rights, coe) = (e.rights, e.close_on_exec);
-        let copy = match e.value {
-            Attachment::Serve { .. } => continue,
-            // A hardware attachment is inherited bare: lines, mappings and
-            // exports stay with the parent.
-            Attachment::Hardware { dev, .. } => Attachment::hardware(dev),
-            Attachment::Kernel {
-                dev, kind, state, ..
-            } => Attachment::kernel_with_state(dev, kind, state),
-            Attachment::Client { dev, client } => match s.devices.user(dev) {
-                Ok(u) => {
-                    let cost = u.client_cost() as u64;
-                    let reserve = s.get_mut(child).ok_or(Error::NotFound)?.reserve;
-                    let paid = user::charge(s, reserve, cost)?;
-                    match s
-                        .devices
-                        .user(dev)
-                        .and_then(|u| u.clone_client(client, child, paid))
-                    {
-                        Ok(client) => Attachment::Client { dev, client },
-                        Err(e) => {
-                            user::refund(s, paid);
-                            return Err(e);
-                        }
-                    }
-                }
-                // The device is gone: the child inherits a dead handle, as
-                // the parent holds one.
-                Err(_) => Attachment::Client { dev, client },
-            },
-        };
-        let dev = match copy {
-            Attachment::Client { dev, .. } => Some(dev),
-            _ => None,
-        };
-        let (c, r) = s.proc_and_reserve(child).ok_or(Error::NotFound)?;
-        if let Err((e, att)) = c.bus.insert_at(h, copy, rights, coe) {
-            release(s, child, h, att, false);
-            return Err(e);
-        }
-        // The child's bus mirrors the parent's slots: charge what it grew.
-        let now = c.bus.storage_bytes() as u64;
-        if now > c.bus_bytes {
-            let grew = now - c.bus_bytes;
-            Account {
-                reserve: r,
-                usage: &mut c.usage,
-            }
-            .charge_bytes(grew)?;
-            c.bus_bytes = now;
-        }
-        if let Some(dev) = dev {
-            user::notify_server(s, dev);
-        }
-    }
-    Ok(())
-}
-
-/// Exec: close-on-exec handles go; the others forget everything tied to
-/// the old address space (exports, device mappings), which exec is about
-/// to replace: their addresses would name the new program's pages.
-pub fn exec_bus<M: Machine>(s: &mut Kernel<M>) {
-    let pid = s.current_pid();
-    for h in handles_of(s, pid, |e| e.close_on_exec) {
-        let _ = detach(s, h);
-    }
-    for h in handles_of(s, pid, |_| true) {
-        let Ok(e) = s.current().bus.get_mut(h) else {
-            continue;
-        };
-        match &mut e.value {
-            Attachment::Hardware { .. } => hw::forget_address_space(s, pid, h),
-            &mut Attachment::Client { dev, client } => {
-                if let Ok(u) = s.devices.user(dev) {
-                    u.clear_exports(client);
-                }
-            }
-            Attachment::Kernel { exports, .. } => {
-                let freed = exports.clear() as u64;
-                credit_heap(s, pid, freed);
-            }
-            Attachment::Serve { .. } => {}
-        }
-    }
-}
-
-/// Exit: every handle of `pid` goes (its served devices with them). The
-/// bus's storage is credited with the rest of the process's memory. If
-/// the process was serving a request when it ended, the client that made
-/// it is named in its exit status (`ExitStatus::culprit`).
-pub fn exit_bus<M: Machine>(s: &mut Kernel<M>, pid: Pid) {
-    let Some(p) = s.get_mut(pid) else { return };
-    let all = core::mem::take(&mut p.bus);
-    forget_klog_listener(s, |p, _| p == pid);
-    let mut culprit = 0;
-    for (h, e) in all.into_entries() {
-        if let Attachment::Serve { dev } = e.value
-            && culprit == 0
-            && let Ok(u) = s.devices.user(dev)
-            && let Some((_, client_pid)) = u.in_flight()
-        {
-            culprit = client_pid;
-        }
-        release(s, pid, h, e.value, true);
-    }
-    if let Some(p) = s.get_mut(pid) {
-        p.exit.culprit = culprit;
     }
 }
 

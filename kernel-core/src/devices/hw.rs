@@ -19,6 +19,7 @@ use crate::hwclaims::HwResources;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
 use crate::process::Pid;
+use crate::syscall::decode::Vector;
 use crate::vm::Vm;
 use abi::hw::{HW_IRQ_ACTIVE_LOW, HW_IRQ_LEVEL};
 use abi::{Error, HwDeviceSpec};
@@ -221,11 +222,8 @@ pub fn irq_map<M: Machine>(
     h: u64,
     dev: DeviceId,
     line: u64,
-    vector: u64,
+    vector: Vector,
 ) -> Result<(), Error> {
-    if vector >= abi::interrupt::VECTOR_COUNT as u64 {
-        return Err(Error::InvalidArgument);
-    }
     let &(gsi, flags) = hw(s, dev)?
         .res
         .irqs
@@ -240,7 +238,7 @@ pub fn irq_map<M: Machine>(
     *owner = Some(IrqOwner {
         pid,
         handle: h,
-        vector: vector as u32,
+        vector: vector.get(),
         level,
     });
     M::irq_route(gsi, level, flags & HW_IRQ_ACTIVE_LOW != 0);

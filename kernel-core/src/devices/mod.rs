@@ -2,9 +2,11 @@
 //!
 //! Devices live in one table, by id; the registry maps names to ids. A
 //! process reaches a device only through a handle on its own bus (see
-//! `crate::bus`), with rights. Kernel devices (`kdev`) are served by
-//! the kernel; user devices (`user`) by a process, through the request
-//! queues of `crate::userdev`.
+//! `crate::bus`), with rights. Kernel devices (`kdev`, one file each) are
+//! served by the kernel; user devices (`user`) by a process, through the
+//! request queues of `crate::userdev`; hardware devices (`hw`) are parts
+//! of the machine handed to a driver. The system calls on handles are in
+//! `calls`.
 //!
 //! Rules: a device that goes away (its server exited or destroyed it) is
 //! removed from the table at once, so every later operation through a
@@ -16,10 +18,8 @@
 pub mod calls;
 pub mod hw;
 pub mod kdev;
-pub mod procdev;
+pub mod lifecycle;
 pub mod user;
-
-extern crate alloc;
 
 use crate::gentable::{GenTable, IdShape, Shape};
 use crate::kernel::Kernel;
@@ -28,7 +28,6 @@ use crate::outline::OutOfLine;
 use crate::process::Pid;
 use crate::userdev::{ClientId, Export, Refund, UserDevice};
 use abi::Error;
-use alloc::vec::Vec;
 use arrayvec::ArrayString;
 
 /// A device, as the kernel names it: an id of the device table.
@@ -50,19 +49,8 @@ impl Shape for DeviceShape {
     const SHAPE: IdShape = DEVICE_SHAPE;
 }
 
-/// The kernel devices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelDevice {
-    Registry,
-    Bootfs,
-    Klog,
-    Platform,
-    Mempool,
-    Proc,
-}
-
 pub enum Device {
-    Kernel(KernelDevice),
+    Kernel(kdev::Kind),
     User(UserDevice),
     Hardware(hw::HwDevice),
 }
@@ -72,12 +60,11 @@ pub enum Device {
 /// the process), so a slot is a few words and moves cheaply.
 #[derive(Debug)]
 pub enum Attachment {
-    /// A kernel device, with this attachment's state (a selected index,
-    /// an offset: device-specific) and its exports.
+    /// A kernel device, with this attachment's state (which says which
+    /// device it is) and its exports.
     Kernel {
         dev: DeviceId,
-        kind: KernelDevice,
-        state: [u64; 4],
+        state: kdev::KernelState,
         exports: OutOfLine<Export, 8>,
     },
     /// A client of a user device.
@@ -96,15 +83,11 @@ pub enum Attachment {
 }
 
 impl Attachment {
-    /// A fresh attachment to kernel device `kind` (no state, no exports).
-    pub fn kernel(dev: DeviceId, kind: KernelDevice) -> Attachment {
-        Self::kernel_with_state(dev, kind, [0; 4])
-    }
-
-    pub fn kernel_with_state(dev: DeviceId, kind: KernelDevice, state: [u64; 4]) -> Attachment {
+    /// An attachment to kernel device `dev` with `state` (and no
+    /// exports).
+    pub fn kernel(dev: DeviceId, state: kdev::KernelState) -> Attachment {
         Attachment::Kernel {
             dev,
-            kind,
             state,
             exports: OutOfLine::new(),
         }
@@ -217,15 +200,12 @@ impl NameKey {
 pub struct Devices {
     table: GenTable<DeviceEntry, DeviceShape>,
     names: Option<hashbrown::HashMap<NameKey, DeviceId>>,
-    /// Who wants klog's data IRQ: (process, handle, vector).
-    pub klog_listeners: Vec<(Pid, u64, u32)>,
+    /// What every klog handle shares (its listeners, its mark).
+    pub klog: kdev::klog::Shared,
     /// Which hardware device owns which ports, memory and lines.
     pub claims: crate::hwclaims::Claims<DeviceId>,
     /// Who takes each routed interrupt line (by GSI).
     pub irq_owners: [Option<hw::IrqOwner>; IRQ_LINES],
-    /// klog's shared mark (`KLOG_PORT_MARK`): a position, not trusted for
-    /// anything but where a reader may choose to start.
-    pub klog_mark: u64,
     /// What the kernel keeps for itself, and RAM (no hardware device may
     /// claim it): set once at boot.
     pub reserved: Option<crate::hwclaims::Reserved>,
@@ -245,10 +225,9 @@ impl Devices {
         Devices {
             table: GenTable::new(),
             names: None,
-            klog_listeners: Vec::new(),
+            klog: kdev::klog::Shared::new(),
             claims: crate::hwclaims::Claims::new(),
             irq_owners: [None; IRQ_LINES],
-            klog_mark: 0,
             reserved: None,
         }
     }
@@ -357,18 +336,7 @@ impl Devices {
 pub fn max_rights(dev: &Device) -> u32 {
     use abi::bus::*;
     match dev {
-        Device::Kernel(KernelDevice::Registry) => {
-            RIGHT_LOOKUP | RIGHT_REGISTER | RIGHT_SYSTEM | RIGHT_READ | RIGHT_WRITE | RIGHT_CLONE
-        }
-        Device::Kernel(KernelDevice::Bootfs) => RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_CLONE,
-        Device::Kernel(KernelDevice::Klog) => {
-            RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_CLONE
-        }
-        Device::Kernel(KernelDevice::Platform) => {
-            RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_CLONE
-        }
-        Device::Kernel(KernelDevice::Mempool) => RIGHT_READ | RIGHT_WRITE | RIGHT_CLONE,
-        Device::Kernel(KernelDevice::Proc) => RIGHT_READ | RIGHT_WRITE | RIGHT_KILL | RIGHT_CLONE,
+        Device::Kernel(kind) => kind.max_rights(),
         Device::Hardware(_) => {
             RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_MAP | RIGHT_CLONE
         }
@@ -378,19 +346,11 @@ pub fn max_rights(dev: &Device) -> u32 {
 
 /// Registers the kernel devices at boot.
 pub fn init(devices: &mut Devices) -> Result<(), Error> {
-    use KernelDevice::*;
-    for (name, kind) in [
-        ("registry", Registry),
-        ("bootfs", Bootfs),
-        ("klog", Klog),
-        ("platform", Platform),
-        ("mempool", Mempool),
-        ("proc", Proc),
-    ] {
-        devices
-            .add(name, Device::Kernel(kind), None)
-            .map_err(|(e, _)| e)?;
-    }
+    kdev::init(devices)?;
+    debug_assert_eq!(
+        devices.lookup("registry"),
+        Some(kdev::registry::REGISTRY_ID)
+    );
     Ok(())
 }
 
@@ -398,7 +358,18 @@ pub fn init(devices: &mut Devices) -> Result<(), Error> {
 /// at boot: it is handle 0, `abi::bus::REGISTRY_HANDLE_SLOT`).
 pub fn give_registry<M: Machine>(s: &mut Kernel<M>, pid: Pid, rights: u32) -> Result<u64, Error> {
     let id = s.devices.lookup("registry").ok_or(Error::NotFound)?;
-    let att = Attachment::kernel(id, KernelDevice::Registry);
-    let rights = rights & max_rights(&Device::Kernel(KernelDevice::Registry));
-    calls::bus_insert(s, pid, att, rights, false)
+    let kind = kdev::Kind::Registry;
+    let att = Attachment::kernel(id, kind.fresh());
+    calls::bus_insert(s, pid, att, rights & kind.max_rights(), false)
+}
+
+/// Word `k` of a name read four bytes at a time through ports: bytes
+/// `4k..4k+4`, little-endian, zero past the end.
+pub fn name_word(name: &str, k: u32) -> u64 {
+    let mut word = [0u8; 4];
+    let bytes = name.as_bytes().iter().skip(4 * k as usize).take(4);
+    for (w, b) in word.iter_mut().zip(bytes) {
+        *w = *b;
+    }
+    u64::from(u32::from_le_bytes(word))
 }

@@ -109,17 +109,12 @@ pub fn create<M: Machine>(
     config: &DeviceConfig,
 ) -> Result<u64, Error> {
     let pid = s.current_pid();
-    match s
+    let entry = s
         .current()
         .bus
-        .require(registry, abi::bus::RIGHT_REGISTER)?
-        .value
-    {
-        Attachment::Kernel {
-            kind: super::KernelDevice::Registry,
-            ..
-        } => {}
-        _ => return Err(Error::AccessDenied),
+        .require(registry, abi::bus::RIGHT_REGISTER)?;
+    if !super::calls::is_registry(&entry.value) {
+        return Err(Error::AccessDenied);
     }
     let dev = UserDevice::new(config, pid)?;
     let name = dev.name;

@@ -164,7 +164,7 @@ impl<M: Machine> Kernel<M> {
     /// Removes a process that never ran (a fork that failed half-way):
     /// releases what it holds and forgets it, leaving no zombie.
     pub fn discard(&mut self, pid: Pid) {
-        crate::devices::calls::exit_bus(self, pid);
+        crate::devices::lifecycle::exit_bus(self, pid);
         self.unlink_child(pid);
         self.release_memory(pid);
         self.ready.remove(pid_slot(pid));
@@ -221,7 +221,7 @@ impl<M: Machine> Kernel<M> {
         p.exit = ExitStatus { pid, ..status };
         let parent = p.parent;
         // Detach everything first: clients close, served devices go away.
-        crate::devices::calls::exit_bus(self, pid);
+        crate::devices::lifecycle::exit_bus(self, pid);
         if pid == self.cpu.current {
             // The dying table is the one in CR3 only when the process ends
             // itself; then leave it first. A process killed by another

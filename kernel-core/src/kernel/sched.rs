@@ -258,7 +258,7 @@ impl<M: Machine> Kernel<M> {
     #[inline(never)]
     fn settle_slow(&mut self) -> Settled {
         if M::take_log_grew() {
-            crate::devices::calls::notify_klog_listeners(self);
+            crate::devices::kdev::klog::notify_listeners(self);
         }
         while self.pick() {
             if super::upcall::deliver_pending(self.current()) {

@@ -463,3 +463,6 @@ pub fn decode(number: Sysno, a: [u64; 6]) -> Result<Call, Error> {
         RestrictNames => Call::RestrictNames(USlice::new(a[0], a[1], NAME_LIST_MAX as u64)?),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -147,7 +147,7 @@ fn fork_into<M: Machine>(
         child.usage.pages = child_pages;
         child.usage.tables = child_usage.tables;
     }
-    if let Err(e) = crate::devices::calls::fork_bus(s, ppid, pid) {
+    if let Err(e) = crate::devices::lifecycle::fork_bus(s, ppid, pid) {
         s.discard(pid);
         return Err(e);
     }
@@ -224,7 +224,7 @@ fn exec_charged<M: Machine>(
     // (close-on-exec handles, exports, device mappings) while it still
     // exists, then the new one replaces it, and the reserve holds the new
     // image instead of the old.
-    crate::devices::calls::exec_bus(s);
+    crate::devices::lifecycle::exec_bus(s);
     let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
     let mut account = Account {
         reserve: r,
