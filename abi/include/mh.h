@@ -256,6 +256,20 @@
 #define MH_HW_IRQ_ACTIVE_LOW 2
 
 /**
+ * [`HwIrq::flags`]: `gsi` holds a legacy ISA IRQ number (0–15), not a
+ * GSI; the kernel routes it as the firmware says (the ACPI MADT's
+ * interrupt source overrides give its GSI, polarity and trigger), so a
+ * driver of a legacy device (a UART, the RTC) need not know the board.
+ * Used alone: the other flags come from the firmware.
+ */
+#define MH_HW_IRQ_ISA 4
+
+/**
+ * ISA IRQ numbers `HW_IRQ_ISA` takes.
+ */
+#define MH_ISA_IRQS 16
+
+/**
  * out: stop (kill) the module running as this pid; answered with the
  * result at `INIT_IO_RESULT` and line `INIT_IRQ_DONE`.
  */

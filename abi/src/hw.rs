@@ -22,6 +22,14 @@ pub const HW_IRQS: usize = 4;
 pub const HW_IRQ_LEVEL: u32 = 1;
 /// [`HwIrq::flags`]: the line is active low.
 pub const HW_IRQ_ACTIVE_LOW: u32 = 2;
+/// [`HwIrq::flags`]: `gsi` holds a legacy ISA IRQ number (0–15), not a
+/// GSI; the kernel routes it as the firmware says (the ACPI MADT's
+/// interrupt source overrides give its GSI, polarity and trigger), so a
+/// driver of a legacy device (a UART, the RTC) need not know the board.
+/// Used alone: the other flags come from the firmware.
+pub const HW_IRQ_ISA: u32 = 4;
+/// ISA IRQ numbers `HW_IRQ_ISA` takes.
+pub const ISA_IRQS: u32 = 16;
 
 /// I/O ports `base .. base + len`.
 #[repr(C)]

@@ -11,7 +11,10 @@
 extern crate alloc;
 
 use abi::Error;
-use abi::hw::{HW_IRQS, HW_MMIO_RANGES, HW_PORT_RANGES, HwDeviceSpec};
+use abi::hw::{
+    HW_IRQ_ACTIVE_LOW, HW_IRQ_ISA, HW_IRQ_LEVEL, HW_IRQS, HW_MMIO_RANGES, HW_PORT_RANGES,
+    HwDeviceSpec, ISA_IRQS,
+};
 use alloc::vec::Vec;
 use arrayvec::{ArrayString, ArrayVec};
 
@@ -57,6 +60,22 @@ pub struct Reserved {
     pub ram: Vec<(u64, u64)>,
     /// Interrupt lines (GSIs) the I/O APICs have.
     pub gsi_count: u32,
+    /// Where each ISA IRQ goes: its GSI and `HW_IRQ_*` flags (from the
+    /// MADT's overrides; identity, edge, active high otherwise).
+    pub isa: [(u32, u32); ISA_IRQS as usize],
+}
+
+impl Reserved {
+    /// ISA routes without overrides: IRQ n is GSI n, edge, active high.
+    pub const IDENTITY_ISA: [(u32, u32); ISA_IRQS as usize] = {
+        let mut routes = [(0, 0); ISA_IRQS as usize];
+        let mut i = 0;
+        while i < routes.len() {
+            routes[i] = (i as u32, 0);
+            i += 1;
+        }
+        routes
+    };
 }
 
 fn overlaps<T: PartialOrd + Copy>(a: (T, T), b: (T, T)) -> bool {
@@ -131,13 +150,21 @@ impl<Id: Copy + PartialEq> Claims<Id> {
             r.mmio.push(range);
         }
         for i in &spec.irqs[..spec.irq_count as usize] {
-            if i.gsi >= reserved.gsi_count
-                || i.flags & !3 != 0
-                || r.irqs.iter().any(|&(g, _)| g == i.gsi)
+            let (gsi, flags) = if i.flags & HW_IRQ_ISA != 0 {
+                if i.flags != HW_IRQ_ISA || i.gsi >= ISA_IRQS {
+                    return Err(Error::InvalidArgument);
+                }
+                reserved.isa[i.gsi as usize]
+            } else {
+                (i.gsi, i.flags)
+            };
+            if gsi >= reserved.gsi_count
+                || flags & !(HW_IRQ_LEVEL | HW_IRQ_ACTIVE_LOW) != 0
+                || r.irqs.iter().any(|&(g, _)| g == gsi)
             {
                 return Err(Error::InvalidArgument);
             }
-            r.irqs.push((i.gsi, i.flags));
+            r.irqs.push((gsi, flags));
         }
         for (_, c) in &self.claims {
             let clash = c
@@ -173,7 +200,8 @@ impl<Id: Copy + PartialEq> Claims<Id> {
         self.claims.iter().find(|(i, _)| *i == id).map(|(_, r)| r)
     }
 
-    /// Whether any device claims a port in `[a, b)`.
+    /// Whether any device claims a port in `[a, b)` (the tests' observer).
+    #[cfg(test)]
     pub fn any_port_in(&self, a: u32, b: u32) -> bool {
         self.claims
             .iter()
@@ -208,7 +236,64 @@ mod tests {
             mmio: vec![(0xfee0_0000, 0xfee0_1000)],
             ram: vec![(0x10_0000, 0x1000_0000)],
             gsi_count: 24,
+            isa: Reserved::IDENTITY_ISA,
         }
+    }
+
+    #[test]
+    fn isa_irqs_are_routed_as_the_firmware_says() {
+        let mut res = reserved();
+        // As on QEMU: ISA IRQ 0 is GSI 2; IRQ 9 level, active low.
+        res.isa[0] = (2, 0);
+        res.isa[9] = (9, HW_IRQ_LEVEL | HW_IRQ_ACTIVE_LOW);
+        let c: Claims<u32> = Claims::new();
+        let mut s = spec("isa");
+        s.irq_count = 3;
+        s.irqs[0] = HwIrq {
+            gsi: 0,
+            flags: HW_IRQ_ISA,
+        };
+        s.irqs[1] = HwIrq {
+            gsi: 9,
+            flags: HW_IRQ_ISA,
+        };
+        s.irqs[2] = HwIrq {
+            gsi: 4,
+            flags: HW_IRQ_ISA,
+        };
+        let r = c.check(&s, &res).unwrap();
+        assert_eq!(
+            r.irqs.as_slice(),
+            &[(2, 0), (9, HW_IRQ_LEVEL | HW_IRQ_ACTIVE_LOW), (4, 0)]
+        );
+        // Only ISA numbers, and the flag alone.
+        for bad in [
+            HwIrq {
+                gsi: 16,
+                flags: HW_IRQ_ISA,
+            },
+            HwIrq {
+                gsi: 4,
+                flags: HW_IRQ_ISA | HW_IRQ_LEVEL,
+            },
+            HwIrq { gsi: 4, flags: 8 },
+        ] {
+            s.irq_count = 1;
+            s.irqs[0] = bad;
+            assert_eq!(
+                c.check(&s, &res).err(),
+                Some(Error::InvalidArgument),
+                "{bad:?}"
+            );
+        }
+        // Two lines that route to one GSI are one line.
+        s.irq_count = 2;
+        s.irqs[0] = HwIrq {
+            gsi: 0,
+            flags: HW_IRQ_ISA,
+        };
+        s.irqs[1] = HwIrq { gsi: 2, flags: 0 };
+        assert_eq!(c.check(&s, &res).err(), Some(Error::InvalidArgument));
     }
 
     #[test]
@@ -288,7 +373,7 @@ mod tests {
         s.irq_count = 1;
         s.irqs[0] = HwIrq { gsi: 24, flags: 0 };
         assert_eq!(c.check(&s, &r), Err(Error::InvalidArgument), "no such line");
-        s.irqs[0] = HwIrq { gsi: 3, flags: 4 };
+        s.irqs[0] = HwIrq { gsi: 3, flags: 8 };
         assert_eq!(c.check(&s, &r), Err(Error::InvalidArgument), "unknown flag");
     }
 

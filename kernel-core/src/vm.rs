@@ -165,7 +165,8 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         self.pt.flush(va);
     }
 
-    /// The mapping at `va` (for tests and tools).
+    /// The mapping at `va` (the tests' observer).
+    #[cfg(test)]
     pub fn mapping(&mut self, va: u64) -> Option<Mapping> {
         self.get(va)
     }
@@ -585,7 +586,10 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     }
 
     /// What fork does with the parent's entry at `va` (see [`fork_pte`]);
-    /// updates the parent's entry and returns the child's.
+    /// updates the parent's entry and returns the child's. The kernel forks
+    /// whole trees (`PageTree::fork_into` with `fork_pte`); the tests fork
+    /// entry by entry with this.
+    #[cfg(test)]
     pub fn fork_entry(&mut self, va: u64) -> Result<Option<u64>, Error> {
         let pte = self.pt.entry(va);
         let forked = fork_pte(self.codec, self.frames, pte)?;
@@ -596,8 +600,9 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         Ok(forked.child)
     }
 
-    /// Releases what the entry at `va` holds (the address space is going
-    /// away: exit or exec) and clears it.
+    /// Releases what the entry at `va` holds and clears it (the tests'
+    /// teardown; the kernel releases whole trees with `release_entry`).
+    #[cfg(test)]
     pub fn release(&mut self, va: u64) -> Released {
         let pte = self.pt.entry(va);
         if pte != 0 {

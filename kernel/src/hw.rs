@@ -9,8 +9,9 @@
 
 use crate::arch::entry::TrapFrame;
 use crate::arch::paging::{self, PageTable};
+use crate::arch::phys;
 use crate::arch::{cpu, entry, fault, ioapic, lapic};
-use crate::mm::{self, frames, phys};
+use crate::mm::{self, frames};
 use arrayvec::ArrayVec;
 use core::fmt;
 use core::sync::atomic::Ordering;

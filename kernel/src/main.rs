@@ -23,11 +23,11 @@ mod sched;
 mod selftest;
 mod trap;
 
+use arch::phys::{self, BootPhysMemory};
 use arch::{boot, cpu, entry, gdt, idt, ioapic, lapic, paging, pic};
 use arrayvec::ArrayVec;
 use kernel_core::acpi;
 use kernel_core::bootinfo::{self, BootInfo};
-use mm::phys::{self, BootPhysMemory};
 
 #[unsafe(no_mangle)]
 extern "C" fn kmain() -> ! {
@@ -67,6 +67,7 @@ extern "C" fn kmain() -> ! {
             stats.dropped_ranges
         );
     }
+    paging::set_table_frames(mm::frames::alloc_zeroed);
     if let Err(e) = paging::init_kernel(stats.ram_top, features.nx) {
         panic!("cannot build the kernel page tables: {e:?}");
     }
@@ -174,7 +175,25 @@ fn record_reserved(info: &BootInfo, lapic: u64, madt: Option<&acpi::Madt>) {
             .map(|m| (m.start & !0xfff, (m.end + 0xfff) & !0xfff))
             .collect(),
         gsi_count: ioapic::gsi_count(),
+        isa: kernel_core::hwclaims::Reserved::IDENTITY_ISA,
     };
+    // Legacy devices' lines as the firmware wired them.
+    if let Some(m) = madt {
+        for (irq, route) in r.isa.iter_mut().enumerate() {
+            let o = m.isa_irq(irq as u8);
+            let level = if o.level_triggered {
+                abi::hw::HW_IRQ_LEVEL
+            } else {
+                0
+            };
+            let low = if o.active_low {
+                abi::hw::HW_IRQ_ACTIVE_LOW
+            } else {
+                0
+            };
+            *route = (o.gsi, level | low);
+        }
+    }
     for a in madt.iter().flat_map(|m| m.io_apics.iter()) {
         r.mmio.push((a.addr & !0xfff, (a.addr & !0xfff) + 0x1000));
     }
@@ -222,6 +241,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let rbp: u64;
     // SAFETY: reads a register.
     unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
-    arch::fault::backtrace(0, rbp);
+    arch::fault::backtrace(&log::force_write, 0, rbp);
     cpu::power_off(abi::power::EXIT_KERNEL_PANIC)
 }

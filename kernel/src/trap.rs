@@ -88,7 +88,7 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
         v if is_device_vector(v) => device_interrupt(v),
         0..=31 => {
-            fault::report_kernel_fault(frame);
+            fault::report_kernel_fault(&crate::log::force_write, frame);
             cpu::power_off(abi::power::EXIT_KERNEL_PANIC);
         }
         v => {

@@ -39,9 +39,9 @@ fn in_kernel_stack(addr: u64) -> bool {
     addr >= s.stack.0 && addr + 16 <= s.stack.1
 }
 
-/// Prints everything known about a fault the kernel took itself.
-pub fn report_kernel_fault(frame: &TrapFrame) {
-    let log = |args: core::fmt::Arguments<'_>| crate::log::force_write(args);
+/// Prints everything known about a fault the kernel took itself, through
+/// `log` (the caller's: arch has no log of its own).
+pub fn report_kernel_fault(log: &dyn Fn(core::fmt::Arguments<'_>), frame: &TrapFrame) {
     let cr2 = super::cpu::cr2();
     log(format_args!(
         "\nKERNEL PANIC: {} (vector {}) in kernel mode\n",
@@ -68,12 +68,11 @@ pub fn report_kernel_fault(frame: &TrapFrame) {
         "  r13={:#018x} r14={:#018x} r15={:#018x}\n",
         frame.r13, frame.r14, frame.r15
     ));
-    backtrace(frame.rip, frame.rbp);
+    backtrace(log, frame.rip, frame.rbp);
 }
 
 /// Prints the return addresses of the frame-pointer chain from `rbp`.
-pub fn backtrace(rip: u64, mut rbp: u64) {
-    let log = |args: core::fmt::Arguments<'_>| crate::log::force_write(args);
+pub fn backtrace(log: &dyn Fn(core::fmt::Arguments<'_>), rip: u64, mut rbp: u64) {
     log(format_args!(
         "  backtrace (addr2line -e target/x86_64-unknown-none/release/kernel):\n"
     ));

@@ -11,7 +11,7 @@
 //! kernel's own from the frame table; a failed allocation is an error,
 //! not a panic. User leaves never use large pages.
 
-use crate::mm::phys;
+use super::phys;
 use kernel_core::frame::Frame;
 use kernel_core::pagetable::{PageTree, TableFrames, TableMemory};
 use kernel_core::paging::{
@@ -277,7 +277,7 @@ pub fn kernel_table_frames() -> u64 {
 
 impl KernelTable {
     fn new_empty() -> Result<KernelTable, MapError> {
-        let root = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+        let root = table_frame()?;
         Ok(KernelTable { root })
     }
 
@@ -296,7 +296,7 @@ impl KernelTable {
                 if !create {
                     return Ok(None);
                 }
-                let frame = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+                let frame = table_frame()?;
                 *entry = make_pte(frame.addr(), PteFlags::WRITABLE | PteFlags::PRESENT);
                 KERNEL_TABLE_FRAMES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
             } else if flags.contains(PteFlags::HUGE) {
@@ -328,6 +328,25 @@ impl KernelTable {
     }
 }
 
+/// Where the kernel's own page tables get their frames: a fresh zeroed
+/// frame from the frame table, which lives above `arch` and says so once
+/// at boot (`set_table_frames`), before the first kernel table is made.
+static TABLE_FRAMES: Mutex<Option<FrameSource>> = Mutex::new(None);
+
+/// A source of zeroed frames.
+pub type FrameSource = fn() -> Option<Frame>;
+
+/// Names the source of the kernel's page-table frames.
+pub fn set_table_frames(source: FrameSource) {
+    *TABLE_FRAMES.lock() = Some(source);
+}
+
+/// A zeroed frame for a kernel page table.
+fn table_frame() -> Result<Frame, MapError> {
+    let source = (*TABLE_FRAMES.lock()).ok_or(MapError::OutOfMemory)?;
+    source().ok_or(MapError::OutOfMemory)
+}
+
 /// The kernel's page table, the template of every address space.
 pub static KERNEL_TABLE: Mutex<Option<KernelTable>> = Mutex::new(None);
 
@@ -348,7 +367,7 @@ pub fn init_kernel(ram_top: u64, nx: bool) -> Result<(), MapError> {
     // Pre-create every kernel-half PML4 entry that will ever exist, so that
     // user tables (which copy them) see later kernel mappings.
     for slot in [KERNEL_HALF_FIRST_SLOT, 510, 511] {
-        let frame = crate::mm::frames::alloc_zeroed().ok_or(MapError::OutOfMemory)?;
+        let frame = table_frame()?;
         // SAFETY: the root is a fresh frame of ours.
         unsafe {
             (*table_mut(pt.root.addr()))[slot] =

@@ -5,7 +5,7 @@
 //! table's own storage are never handed out; an exhausted table is an
 //! `OutOfMemory` error for whoever asked, never a panic.
 
-use super::phys;
+use crate::arch::phys;
 use arrayvec::ArrayVec;
 use kernel_core::bootinfo::{BootInfo, MemKind};
 use kernel_core::frame::{Frame, FrameError, FrameInfo, FrameTable, subtract_ranges};

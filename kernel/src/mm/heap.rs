@@ -12,8 +12,9 @@
 //! `try_reserve`-style APIs or fixed tables so user requests get
 //! `OutOfMemory` rather than a panic.
 
-use super::{frames, phys};
+use super::frames;
 use crate::arch::paging;
+use crate::arch::phys;
 use arrayvec::ArrayVec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};

@@ -1,12 +1,12 @@
-//! Kernel memory: the physical direct map, the frame table, the kernel's
-//! own page tables and its heap.
+//! Kernel memory: the frame table and the kernel heap (the direct map and
+//! the kernel's page tables are the architecture's: `arch::phys`,
+//! `arch::paging`).
 //!
 //! Lock order (outermost first): heap, kernel page table, frames. Code that
 //! holds the frames lock never allocates from the heap.
 
 pub mod frames;
 pub mod heap;
-pub mod phys;
 
 use kernel_core::frame::Frame;
 use kernel_core::vm::Codec;

@@ -8,18 +8,18 @@
 //! the line when `send` returns.
 
 use abi::HwDeviceSpec;
-use abi::hw::{HwIrq, HwPortRange};
+use abi::hw::{HW_IRQ_ISA, HwIrq, HwPortRange};
 use libmh::Error;
 use libmh::dev::{self, Handle, REGISTRY};
 use uart_16550::backend::Backend;
 use uart_16550::spec::registers::{FifoTriggerLevel, IER};
 use uart_16550::{Config, Uart16550};
 
-/// COM1's first port, its ports, and its ISA interrupt (GSI 4 on QEMU's
-/// I/O APIC, edge-triggered).
+/// COM1's first port, its ports, and its ISA interrupt (IRQ 4: the kernel
+/// routes it where the firmware's MADT says, GSI 4 on QEMU's boards).
 const COM1_BASE: u16 = 0x3f8;
 const COM1_PORTS: u16 = 8;
-const COM1_GSI: u32 = 4;
+const COM1_ISA_IRQ: u32 = 4;
 /// The name the hardware device is registered under.
 pub const HW_NAME: &str = "com1";
 
@@ -80,8 +80,8 @@ impl Uart {
             len: COM1_PORTS,
         };
         spec.irqs[0] = HwIrq {
-            gsi: COM1_GSI,
-            flags: 0,
+            gsi: COM1_ISA_IRQ,
+            flags: HW_IRQ_ISA,
         };
         let made = dev::create_hardware(platform, &spec);
         let _ = platform.detach();

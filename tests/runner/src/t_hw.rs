@@ -7,7 +7,7 @@
 use crate::suite::{Fail, Suite};
 use crate::util::{free_frames, in_child, peek, poke};
 use crate::{ensure, ensure_eq};
-use abi::hw::{HwIrq, HwMmioRange, HwPortRange};
+use abi::hw::{HW_IRQ_ISA, HW_IRQ_LEVEL, HwIrq, HwMmioRange, HwPortRange};
 use abi::kdev::*;
 use abi::{Error, HwDeviceSpec};
 use libmh::dev::{self, Handle, REGISTRY};
@@ -69,7 +69,11 @@ pub fn run(s: &mut Suite) {
     s.run("platform_creates_a_hardware_device", || {
         let mut rtc = ports(RTC, 0x70, 2);
         rtc.irq_count = 1;
-        rtc.irqs[0] = HwIrq { gsi: 8, flags: 0 };
+        // ISA IRQ 8, routed by the kernel as the MADT says (GSI 8 here).
+        rtc.irqs[0] = HwIrq {
+            gsi: 8,
+            flags: HW_IRQ_ISA,
+        };
         ensure_eq!(dev::create_hardware(plat, &rtc), Ok(()));
         let h = dev::attach(REGISTRY, RTC, ALL).map_err(fail)?;
         let info = h.info().map_err(fail)?;
@@ -101,6 +105,7 @@ pub fn run(s: &mut Suite) {
         );
         let mut irq = spec("t-clash");
         irq.irq_count = 1;
+        // The RTC's ISA IRQ 8 was claimed as the GSI it routes to.
         irq.irqs[0] = HwIrq { gsi: 8, flags: 0 };
         ensure_eq!(dev::create_hardware(plat, &irq), Err(Error::Busy));
         ensure_eq!(
@@ -150,6 +155,25 @@ pub fn run(s: &mut Suite) {
             dev::create_hardware(plat, &irq),
             Err(Error::InvalidArgument)
         );
+        // An ISA line is an ISA IRQ (0-15), and takes its flags from the
+        // firmware.
+        for bad in [
+            HwIrq {
+                gsi: 16,
+                flags: HW_IRQ_ISA,
+            },
+            HwIrq {
+                gsi: 3,
+                flags: HW_IRQ_ISA | HW_IRQ_LEVEL,
+            },
+            HwIrq { gsi: 3, flags: 8 },
+        ] {
+            irq.irqs[0] = bad;
+            ensure_eq!(
+                dev::create_hardware(plat, &irq),
+                Err(Error::InvalidArgument)
+            );
+        }
         ensure_eq!(
             dev::create_hardware(plat, &spec("t-empty")),
             Err(Error::InvalidArgument)

@@ -24,7 +24,58 @@ fn sleeper() -> Result<u32, Fail> {
     }
 }
 
+/// A child serving device `name` until killed (it answers nothing).
+fn server(name: &str) -> Result<u32, Fail> {
+    match process::fork().map_err(fail)? {
+        0 => {
+            let Ok(d) = dev::create(REGISTRY, name, 0, 0, 1) else {
+                process::exit(91)
+            };
+            loop {
+                let _ = d.poll();
+            }
+        }
+        pid => Ok(pid),
+    }
+}
+
+/// Attaches `name`, retrying while its server has not registered yet.
+fn attach_when_served(name: &str) -> Result<dev::Handle, Fail> {
+    for _ in 0..1000 {
+        match dev::attach(REGISTRY, name, dev::RIGHT_READ) {
+            Err(Error::NotFound) => process::yield_now(),
+            other => return other.map_err(fail),
+        }
+    }
+    Err(Fail::new(format_args!("'{name}' was never registered")))
+}
+
 pub fn run(s: &mut Suite) {
+    s.run(
+        "proc_kill_by_a_restarted_servers_old_pid_is_not_found",
+        || {
+            const NAME: &str = "t-restarted";
+            let h = procs::open(true).map_err(fail)?;
+            let old = server(NAME)?;
+            attach_when_served(NAME)?.detach().map_err(fail)?;
+            ensure_eq!(procs::kill(h, old), Ok(()));
+            ensure_eq!(process::wait_child().map_err(fail)?.pid, old);
+            // Restarted, as a supervisor does: a new process, a new pid.
+            let new = server(NAME)?;
+            ensure!(new != old, "the restarted server got the old pid {old}");
+            let client = attach_when_served(NAME)?;
+            // The old pid names no one: the restarted server is not hit.
+            ensure_eq!(procs::kill(h, old), Err(Error::NotFound));
+            ensure_eq!(client.info().map_err(fail)?.server_pid, new);
+            ensure_eq!(procs::kill(h, new), Ok(()));
+            ensure_eq!(process::wait_child().map_err(fail)?.pid, new);
+            ensure_eq!(client.info().map(|_| ()), Err(Error::DeviceGone));
+            ensure_eq!(client.detach(), Ok(()));
+            ensure_eq!(h.detach(), Ok(()));
+            Ok(())
+        },
+    );
+
     s.run("proc_lists_this_process_and_its_parent", || {
         let h = procs::open(false).map_err(fail)?;
         let me = process::getpid();
