@@ -329,6 +329,10 @@ impl Machine for Fake {
         with(|s| s.serial_stopped = true)
     }
 
+    fn cpu_index() -> usize {
+        0
+    }
+
     fn install(frame: *mut FakeFrame, space: Option<&FakeSpace>) {
         let root = space.map(|sp| sp.tree.root().addr());
         with(|s| {

@@ -108,6 +108,10 @@ pub trait Machine: Sized + 'static {
 
     // ---- processes ----
 
+    /// The CPU this code runs on: an index below `kernel::MAX_CPUS`
+    /// (always 0 until the kernel starts other CPUs).
+    fn cpu_index() -> usize;
+
     /// Makes `frame` the one the next return to user mode restores and
     /// `space` (if any) the address space it runs in. `frame` stays valid
     /// until another frame is made current.

@@ -37,6 +37,7 @@ impl NameScope {
     }
 
     /// Whether `name` is in the scope.
+    #[inline]
     pub fn allows(&self, name: &str) -> bool {
         if self.limited {
             self.names.iter().any(|n| n.as_str() == name)

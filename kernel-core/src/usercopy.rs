@@ -244,6 +244,7 @@ impl<T: Pod> UserPtr<T> {
     }
 
     /// Reads the value (`BadAddress` if a page is not readable).
+    #[inline(always)]
     pub fn read<M: Machine>(self, space: &mut M::Space) -> Result<T, Error> {
         let mut value = T::default();
         copy_from_user::<M>(space, self.addr, bytes_of_mut(&mut value))?;
@@ -252,6 +253,7 @@ impl<T: Pod> UserPtr<T> {
 
     /// Writes `value` (`BadAddress` if a page is not writable; nothing is
     /// written then).
+    #[inline(always)]
     pub fn write<M: Machine>(self, space: &mut M::Space, value: &T) -> Result<(), Error> {
         copy_to_user::<M>(space, self.addr, bytes_of(value))
     }

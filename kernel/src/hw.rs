@@ -110,7 +110,7 @@ impl Machine for Hw {
     }
 
     fn ticks() -> u64 {
-        crate::trap::TICKS.load(Ordering::Relaxed)
+        lapic::TICKS.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -172,6 +172,12 @@ impl Machine for Hw {
 
     fn stop_serial() {
         crate::log::stop_serial()
+    }
+
+    #[inline(always)]
+    fn cpu_index() -> usize {
+        // One CPU runs processes so far (the SMP work starts the others).
+        0
     }
 
     #[inline(always)]

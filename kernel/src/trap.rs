@@ -10,12 +10,9 @@ use crate::arch::entry::TrapFrame;
 use crate::arch::{cpu, fault, lapic, pic};
 use crate::sched;
 use abi::interrupt::VECTOR_PAGE_FAULT;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use kernel_core::kernel::UserFault;
 use kernel_core::machine::UserFrame;
-
-/// Timer ticks since boot.
-pub static TICKS: AtomicU64 = AtomicU64::new(0);
 
 fn is_device_vector(vector: u64) -> bool {
     let base = crate::arch::ioapic::VECTOR_BASE as u64;
@@ -46,7 +43,7 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) -> ! {
     match vector {
         0..=31 => user_fault(vector, frame.error, frame.rip),
         v if v == lapic::TIMER_VECTOR as u64 => {
-            TICKS.fetch_add(1, Ordering::Relaxed);
+            lapic::TICKS.fetch_add(1, Ordering::Relaxed);
             lapic::eoi();
             sched::SCHED.lock().tick();
         }
@@ -82,7 +79,7 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
         v if v == lapic::TIMER_VECTOR as u64 => {
             // Only the idle loop runs with interrupts on; the scheduler
             // looks for work when the loop wakes up.
-            TICKS.fetch_add(1, Ordering::Relaxed);
+            lapic::TICKS.fetch_add(1, Ordering::Relaxed);
             lapic::eoi();
         }
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}

@@ -104,7 +104,20 @@ pub fn is_registry(att: &Attachment) -> bool {
 /// A device name as a `str`. Names are ASCII in practice, which is
 /// checked a word at a time; anything else gets the full UTF-8 check.
 fn name_str(bytes: &[u8]) -> Result<&str, Error> {
-    if bytes.iter().fold(0, |any, &b| any | b) < 0x80 {
+    // Zero-padded to whole words (names are at most 32 bytes), then one
+    // test per word for a high bit.
+    let mut padded = [0u8; DEVICE_NAME_MAX];
+    let ascii = match padded.get_mut(..bytes.len()) {
+        Some(head) => {
+            head.copy_from_slice(bytes);
+            padded.chunks_exact(8).fold(0, |any, w| {
+                any | u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+            }) & 0x8080_8080_8080_8080
+                == 0
+        }
+        None => false,
+    };
+    if ascii {
         // SAFETY: ASCII bytes are valid UTF-8.
         return Ok(unsafe { core::str::from_utf8_unchecked(bytes) });
     }
@@ -218,12 +231,14 @@ pub(super) fn release<M: Machine>(
 }
 
 /// `detach(handle)`.
+#[inline(always)]
 pub fn detach<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<(), Error> {
     let pid = s.current_pid();
     detach_of(s, pid, h)
 }
 
 /// Takes handle `h` off `pid`'s bus and undoes what it held.
+#[inline(always)]
 pub fn detach_of<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) -> Result<(), Error> {
     let entry = bus_remove(s, pid, h)?;
     kdev::klog::forget_listeners(s, |p, hh| (p, hh) == (pid, h));
@@ -271,6 +286,7 @@ pub fn info<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<DeviceInfo, Error> 
 }
 
 /// `port_in(handle, port, size)`.
+#[inline(always)]
 pub fn port_in<M: Machine>(s: &mut Kernel<M>, h: Handle, port: Port) -> Result<u64, Error> {
     let (port, size) = (u64::from(port.port), port.size);
     // Only the few words that route the read are copied out of the bus
@@ -339,6 +355,7 @@ pub fn port_out<M: Machine>(
 /// pending (woken with `DeviceGone` if the device goes away meanwhile).
 /// The caller goes to sleep before its server is told, so a server waiting
 /// in `dev_poll` runs next directly (the scheduler's hand-off).
+#[inline(always)]
 pub fn port_out_wait<M: Machine>(
     s: &mut Kernel<M>,
     h: Handle,
@@ -376,6 +393,7 @@ pub fn port_out_wait<M: Machine>(
 }
 
 /// `export(handle, va, len) -> iova`.
+#[inline(always)]
 pub fn export<M: Machine>(s: &mut Kernel<M>, h: Handle, va: u64, len: u64) -> Result<u64, Error> {
     let entry = s.current().bus.require_mut(h, RIGHT_DMA)?;
     match &mut entry.value {
@@ -402,6 +420,7 @@ pub fn export<M: Machine>(s: &mut Kernel<M>, h: Handle, va: u64, len: u64) -> Re
 }
 
 /// `unexport(handle, iova)`.
+#[inline(always)]
 pub fn unexport<M: Machine>(s: &mut Kernel<M>, h: u64, iova: u64) -> Result<(), Error> {
     let entry = s.current().bus.require_mut(h, RIGHT_DMA)?;
     match &mut entry.value {
@@ -436,6 +455,7 @@ pub fn irq_map<M: Machine>(
 
 /// `irq_ack(handle, line)`: user-device lines need no acknowledgement
 /// (they are edge-like: each `dev_irq` raises the vector once).
+#[inline(always)]
 pub fn irq_ack<M: Machine>(s: &mut Kernel<M>, h: u64, line: u64) -> Result<(), Error> {
     match s.current().bus.require(h, RIGHT_IRQ)?.value {
         Attachment::Client { dev, .. } => {

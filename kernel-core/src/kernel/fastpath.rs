@@ -31,7 +31,10 @@ impl<M: Machine> Kernel<M> {
     /// user mode at once.
     #[inline]
     pub fn ipc_fast_path(&mut self, number: u64, a: &[u64; 6]) -> bool {
-        if self.cpu.resched || self.cpu.current_ptr.is_null() || M::log_grew() {
+        if self.cpus[M::cpu_index()].resched
+            || self.cpus[M::cpu_index()].current_ptr.is_null()
+            || M::log_grew()
+        {
             return false;
         }
         if number == Sysno::PortOutWait as u64 {
@@ -70,7 +73,9 @@ impl<M: Machine> Kernel<M> {
             return false;
         }
         let server = u.server;
-        let Ok(request) = u.out_request(self.cpu.current, client, port, size, value) else {
+        let Ok(request) =
+            u.out_request(self.cpus[M::cpu_index()].current, client, port, size, value)
+        else {
             return false;
         };
 
@@ -99,7 +104,12 @@ impl<M: Machine> Kernel<M> {
                 dev: Some(dev),
             })
         };
-        super::sched::install(&mut self.cpu.current, &mut self.cpu.current_ptr, server, s);
+        super::sched::install(
+            &mut self.cpus[M::cpu_index()].current,
+            &mut self.cpus[M::cpu_index()].current_ptr,
+            server,
+            s,
+        );
         true
     }
 
@@ -119,7 +129,7 @@ impl<M: Machine> Kernel<M> {
             return false;
         }
         let me: *mut Process<M> = self.current();
-        let current = self.cpu.current;
+        let current = self.cpus[M::cpu_index()].current;
         let p = self.current();
         let Ok(entry) = p.bus.get(h) else {
             return false;
@@ -180,7 +190,12 @@ impl<M: Machine> Kernel<M> {
         // SAFETY: as in `fast_port_out_wait`: `t` is not the current
         // process (checked above).
         unsafe { (*me).state = State::Blocked(Block::Poll { dev, out: None }) };
-        super::sched::install(&mut self.cpu.current, &mut self.cpu.current_ptr, target, t);
+        super::sched::install(
+            &mut self.cpus[M::cpu_index()].current,
+            &mut self.cpus[M::cpu_index()].current_ptr,
+            target,
+            t,
+        );
         true
     }
 }

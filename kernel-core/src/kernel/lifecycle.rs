@@ -222,7 +222,7 @@ impl<M: Machine> Kernel<M> {
         let parent = p.parent;
         // Detach everything first: clients close, served devices go away.
         crate::devices::lifecycle::exit_bus(self, pid);
-        if pid == self.cpu.current {
+        if pid == self.cpus[M::cpu_index()].current {
             // The dying table is the one in CR3 only when the process ends
             // itself; then leave it first. A process killed by another
             // (proc's KILL) is not current, and the killer, which returns to
@@ -259,8 +259,8 @@ impl<M: Machine> Kernel<M> {
         }
         self.unlink_child(pid);
         self.push_zombie(parent, pid);
-        if pid == self.cpu.current {
-            self.cpu.resched = true;
+        if pid == self.cpus[M::cpu_index()].current {
+            self.cpus[M::cpu_index()].resched = true;
         }
         self.raise(parent, abi::interrupt::VECTOR_CHILD);
         self.wake_child_waiter(parent);
@@ -348,7 +348,7 @@ impl<M: Machine> Kernel<M> {
         rip: u64,
         why: &str,
     ) {
-        let pid = self.cpu.current;
+        let pid = self.cpus[M::cpu_index()].current;
         let name = self.current().name;
         crate::klog!(
             M,

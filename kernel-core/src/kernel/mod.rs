@@ -13,8 +13,8 @@
 //! system calls and traps from user mode (the kernel is not preemptible
 //! and runs with interrupts off); the idle loop runs without it, so no
 //! borrow of the state lives across a block or a switch. The per-CPU
-//! part is `Cpu`: the current process and the scheduler's view of it (on
-//! SMP, one per CPU). Anything that stops the current process from
+//! part is `Cpu`, one per CPU, found by `Machine::cpu_index`: the current
+//! process and the scheduler's view of it; everything else is shared. Anything that stops the current process from
 //! continuing sets `resched`; without it the exit path returns to the same
 //! process at once.
 
@@ -52,6 +52,19 @@ pub struct Cpu<M: Machine> {
     slice_start: u64,
 }
 
+impl<M: Machine> Cpu<M> {
+    /// A CPU that runs no process yet.
+    const fn idle() -> Cpu<M> {
+        Cpu {
+            current: 0,
+            current_ptr: core::ptr::null_mut(),
+            resched: true,
+            next: None,
+            slice_start: 0,
+        }
+    }
+}
+
 /// The kernel's state.
 pub struct Kernel<M: Machine> {
     /// Every device.
@@ -61,8 +74,12 @@ pub struct Kernel<M: Machine> {
     /// Every process, by pid.
     procs: Procs<M>,
     ready: RunQueue<PRIORITY_LEVELS>,
-    cpu: Cpu<M>,
+    /// What each CPU is doing, by `Machine::cpu_index`.
+    cpus: [Cpu<M>; MAX_CPUS],
 }
+
+/// The most CPUs the kernel runs on.
+pub const MAX_CPUS: usize = 16;
 
 // SAFETY: `current_ptr` points into a boxed process owned by `procs`, and
 // the state is only ever reached through the kernel's lock.
@@ -82,38 +99,41 @@ impl<M: Machine> Kernel<M> {
             reserves: Reserves::new(),
             procs: Procs::new(),
             ready: RunQueue::new(),
-            cpu: Cpu {
-                current: 0,
-                current_ptr: core::ptr::null_mut(),
-                resched: true,
-                next: None,
-                slice_start: 0,
-            },
+            cpus: [const { Cpu::idle() }; MAX_CPUS],
         }
     }
 
     /// The running process.
     #[inline]
     pub fn current(&mut self) -> &mut Process<M> {
-        assert!(!self.cpu.current_ptr.is_null(), "no current process yet");
+        assert!(
+            !self.cpus[M::cpu_index()].current_ptr.is_null(),
+            "no current process yet"
+        );
         // SAFETY: `current_ptr` is set by `switch_to` to a boxed process in
         // `procs`; a process leaves the table only when reaped or discarded,
         // which never happens to the current one (its parent does the
         // reaping while it runs), so the pointer is live.
-        unsafe { &mut *self.cpu.current_ptr }
+        unsafe { &mut *self.cpus[M::cpu_index()].current_ptr }
     }
 
     pub fn current_pid(&self) -> Pid {
-        self.cpu.current
+        self.cpus[M::cpu_index()].current
     }
 
     /// The running process and the device table, together.
     #[inline]
     pub fn current_with_devices(&mut self) -> (&mut Process<M>, &mut crate::devices::Devices) {
-        assert!(!self.cpu.current_ptr.is_null(), "no current process yet");
+        assert!(
+            !self.cpus[M::cpu_index()].current_ptr.is_null(),
+            "no current process yet"
+        );
         // SAFETY: as in `current`; the process record is a box of its own,
         // not part of the device table, so the two borrows do not overlap.
-        (unsafe { &mut *self.cpu.current_ptr }, &mut self.devices)
+        (
+            unsafe { &mut *self.cpus[M::cpu_index()].current_ptr },
+            &mut self.devices,
+        )
     }
 
     /// Two different processes, both to change.
@@ -133,11 +153,11 @@ impl<M: Machine> Kernel<M> {
     /// The running process and its reserve.
     #[inline]
     pub fn current_and_reserve(&mut self) -> Option<(&mut Process<M>, &mut Reserve)> {
-        if self.cpu.current_ptr.is_null() {
+        if self.cpus[M::cpu_index()].current_ptr.is_null() {
             return None;
         }
         // SAFETY: as in `current`: the pointer is to a live boxed process.
-        let p = unsafe { &mut *self.cpu.current_ptr };
+        let p = unsafe { &mut *self.cpus[M::cpu_index()].current_ptr };
         let r = self.reserves.get_mut(p.reserve)?;
         Some((p, r))
     }
@@ -148,11 +168,11 @@ impl<M: Machine> Kernel<M> {
         &mut self,
         id: ReserveId,
     ) -> Option<(&mut Process<M>, &mut Reserve)> {
-        if self.cpu.current_ptr.is_null() {
+        if self.cpus[M::cpu_index()].current_ptr.is_null() {
             return None;
         }
         // SAFETY: as in `current`.
-        let p = unsafe { &mut *self.cpu.current_ptr };
+        let p = unsafe { &mut *self.cpus[M::cpu_index()].current_ptr };
         let r = self.reserves.get_mut(id)?;
         Some((p, r))
     }

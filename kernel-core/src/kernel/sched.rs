@@ -44,7 +44,7 @@ impl<M: Machine> Kernel<M> {
         if why == Block::Child {
             p.frame.back_over_syscall();
         }
-        self.cpu.resched = true;
+        self.cpus[M::cpu_index()].resched = true;
     }
 
     /// Makes the current process's system call start again when it next
@@ -114,7 +114,7 @@ impl<M: Machine> Kernel<M> {
             self.ready.push(slot, pid, priority);
         }
         // The current process may now be less urgent than a ready one.
-        if pid == self.cpu.current {
+        if pid == self.cpus[M::cpu_index()].current {
             self.yield_current();
         }
     }
@@ -136,27 +136,29 @@ impl<M: Machine> Kernel<M> {
     pub(super) fn made_runnable(&mut self, pid: Pid, priority: u8) {
         // The current process is in the table whenever the pointer is set
         // (see `current`), so it is read through the pointer, not looked up.
-        let current = (!self.cpu.current_ptr.is_null() && self.cpu.current != pid).then(|| {
-            let c = self.current();
-            (c.state, c.priority)
-        });
+        let current = (!self.cpus[M::cpu_index()].current_ptr.is_null()
+            && self.cpus[M::cpu_index()].current != pid)
+            .then(|| {
+                let c = self.current();
+                (c.state, c.priority)
+            });
         // Direct hand-off: the waker sleeps and nothing more urgent waits,
         // so the woken process simply runs next.
         let waker_sleeps = matches!(current, Some((State::Blocked(_), _)));
         if waker_sleeps
-            && self.cpu.next.is_none()
+            && self.cpus[M::cpu_index()].next.is_none()
             && (priority == 0 || !self.ready.has_at_least(priority - 1))
         {
-            self.cpu.next = Some(pid);
+            self.cpus[M::cpu_index()].next = Some(pid);
             return;
         }
         self.ready.push(pid_slot(pid), pid, priority);
         if let Some((State::Runnable, current_priority)) = current
             && priority < current_priority
         {
-            let cur = self.cpu.current;
+            let cur = self.cpus[M::cpu_index()].current;
             self.ready.push(pid_slot(cur), cur, current_priority);
-            self.cpu.resched = true;
+            self.cpus[M::cpu_index()].resched = true;
         }
     }
 
@@ -164,55 +166,55 @@ impl<M: Machine> Kernel<M> {
     /// as urgent waiting it would be picked again at once, so it simply
     /// goes on.
     pub fn yield_current(&mut self) {
-        let pid = self.cpu.current;
+        let pid = self.cpus[M::cpu_index()].current;
         let Some(p) = self.procs.get(pid) else {
             return;
         };
         if p.state != State::Runnable {
             // Asleep or ended: nothing to queue, something else runs.
-            self.cpu.resched = true;
+            self.cpus[M::cpu_index()].resched = true;
             return;
         }
         if !self.ready.has_at_least(p.priority) {
             return;
         }
         self.enqueue(pid);
-        self.cpu.resched = true;
+        self.cpus[M::cpu_index()].resched = true;
     }
 
     /// On a timer tick: preempt if someone as urgent is waiting and the
     /// current process has had its share of the CPU.
     pub fn tick(&mut self) {
-        let pid = self.cpu.current;
-        let had = M::now().wrapping_sub(self.cpu.slice_start);
+        let pid = self.cpus[M::cpu_index()].current;
+        let had = M::now().wrapping_sub(self.cpus[M::cpu_index()].slice_start);
         if let Some(p) = self.procs.get(pid)
             && p.state == State::Runnable
             && self.ready.has_at_least(p.priority)
             && had >= M::half_tick()
         {
             self.enqueue(pid);
-            self.cpu.resched = true;
+            self.cpus[M::cpu_index()].resched = true;
         }
     }
 
     /// Makes the process to run next current; false if all are asleep.
     pub(super) fn pick(&mut self) -> bool {
-        if !self.cpu.resched {
+        if !self.cpus[M::cpu_index()].resched {
             return true;
         }
         // A hand-off continues the waker's turn (its time goes on: a pair
         // of processes handing off to each other is still preempted at
         // ticks); a process from the ready queue starts a turn of its own.
-        if let Some(pid) = self.cpu.next.take()
+        if let Some(pid) = self.cpus[M::cpu_index()].next.take()
             && self.install_if_runnable(pid)
         {
-            self.cpu.resched = false;
+            self.cpus[M::cpu_index()].resched = false;
             return true;
         }
         while let Some(pid) = self.ready.pop() {
             if self.install_if_runnable(pid) {
-                self.cpu.resched = false;
-                self.cpu.slice_start = M::now();
+                self.cpus[M::cpu_index()].resched = false;
+                self.cpus[M::cpu_index()].slice_start = M::now();
                 return true;
             }
         }
@@ -229,8 +231,13 @@ impl<M: Machine> Kernel<M> {
         if p.state != State::Runnable {
             return false;
         }
-        if pid != self.cpu.current {
-            install(&mut self.cpu.current, &mut self.cpu.current_ptr, pid, p);
+        if pid != self.cpus[M::cpu_index()].current {
+            install(
+                &mut self.cpus[M::cpu_index()].current,
+                &mut self.cpus[M::cpu_index()].current_ptr,
+                pid,
+                p,
+            );
         }
         true
     }
@@ -243,11 +250,11 @@ impl<M: Machine> Kernel<M> {
         // The common case: the caller simply continues, with nothing to
         // deliver. (`resched` is set until a first process is current, so
         // `current` is there when it is clear.)
-        if !self.cpu.resched && !M::log_grew() {
+        if !self.cpus[M::cpu_index()].resched && !M::log_grew() {
             // SAFETY: `resched` is clear only once a process is current, so
             // the pointer is set, and it points into the table (see
             // `current`).
-            let p = unsafe { &*self.cpu.current_ptr };
+            let p = unsafe { &*self.cpus[M::cpu_index()].current_ptr };
             if p.pending == 0 || !p.int_enabled {
                 return Settled::Run;
             }

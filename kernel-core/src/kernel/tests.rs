@@ -165,7 +165,7 @@ fn a_tick_shares_a_level_after_half_a_tick_and_urgency_preempts() {
     // Same level: a tick moves the CPU on only after half a tick.
     assert_eq!(k.current_pid(), INIT_PID);
     fake::with(|s| s.now = 0);
-    k.cpu.slice_start = 0;
+    k.cpus[0].slice_start = 0;
     fake::with(|s| s.now = 10);
     k.tick();
     assert_eq!(k.settle(), Settled::Run);

@@ -106,6 +106,7 @@ pub fn deliver_pending<M: Machine>(p: &mut Process<M>) -> bool {
 }
 
 /// `int_return`: restores the context in the frame at user address `at`.
+#[inline(always)]
 pub fn int_return<M: Machine>(
     p: &mut Process<M>,
     at: crate::usercopy::UserPtr<IntFrame>,

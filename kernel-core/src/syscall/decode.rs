@@ -265,160 +265,168 @@ fn out_ptr<T: crate::usercopy::Pod>(addr: u64) -> Result<Option<UserPtr<T>>, Err
     UserPtr::new(addr).map(Some)
 }
 
-/// Decodes call `number` with argument words `a`.
+/// Decodes call `number` with argument words `a`, and hands the call to
+/// `then` (see [`decode`]). The system-call path passes `invoke`: the
+/// compiler then sees a known variant in each arm and goes straight from
+/// the decoded words to the call's code, with no `Call` built in memory
+/// and no second dispatch on it.
 #[inline(always)]
-pub fn decode(number: Sysno, a: [u64; 6]) -> Result<Call, Error> {
+pub fn decode_then<T: Then>(number: Sysno, a: [u64; 6], then: T) -> Result<T::Out, Error> {
     use Sysno::*;
     Ok(match number {
-        LogWrite => Call::LogWrite(USlice::new(a[0], a[1], LOG_WRITE_MAX as u64)?),
-        LogRead => Call::LogRead {
+        LogWrite => then.then(Call::LogWrite(USlice::new(
+            a[0],
+            a[1],
+            LOG_WRITE_MAX as u64,
+        )?)),
+        LogRead => then.then(Call::LogRead {
             pos: a[0],
             buf: USlice::new(a[1], a[2].min(LOG_WRITE_MAX as u64), LOG_WRITE_MAX as u64)?,
-        },
-        Exit => Call::Exit(a[0] as i64),
-        GetPid => Call::GetPid,
-        Yield => Call::Yield,
+        }),
+        Exit => then.then(Call::Exit(a[0] as i64)),
+        GetPid => then.then(Call::GetPid),
+        Yield => then.then(Call::Yield),
         WaitChild => {
             if a[1] & !WAIT_NOHANG != 0 {
                 return Err(Error::InvalidArgument);
             }
-            Call::WaitChild {
+            then.then(Call::WaitChild {
                 out: UserPtr::new(a[0])?,
                 nohang: a[1] & WAIT_NOHANG != 0,
-            }
+            })
         }
-        Fork => Call::Fork,
+        Fork => then.then(Call::Fork),
         Exec => {
             if a[1] == 0 {
                 return Err(Error::InvalidArgument);
             }
-            Call::Exec {
+            then.then(Call::Exec {
                 image: USlice::new(a[0], a[1], EXEC_IMAGE_MAX as u64)?,
                 cmdline: USlice::new(a[2], a[3], CMDLINE_MAX as u64)?,
-            }
+            })
         }
         SetPriority => {
             if a[1] >= crate::process::PRIORITY_LEVELS as u64 {
                 return Err(Error::InvalidArgument);
             }
-            Call::SetPriority {
+            then.then(Call::SetPriority {
                 pid: a[0],
                 priority: a[1] as u8,
-            }
+            })
         }
-        SysInfo => Call::SysInfo(UserPtr::new(a[0])?),
+        SysInfo => then.then(Call::SysInfo(UserPtr::new(a[0])?)),
         VmMap | VmProtect => {
             let pages = Pages::new(a[0], a[1])?;
             Prot::from_abi(a[2])?;
             if number == VmMap {
-                Call::VmMap { pages, prot: a[2] }
+                then.then(Call::VmMap { pages, prot: a[2] })
             } else {
-                Call::VmProtect { pages, prot: a[2] }
+                then.then(Call::VmProtect { pages, prot: a[2] })
             }
         }
-        VmUnmap => Call::VmUnmap(Pages::new(a[0], a[1])?),
-        VmMove => Call::VmMove {
+        VmUnmap => then.then(Call::VmUnmap(Pages::new(a[0], a[1])?)),
+        VmMove => then.then(Call::VmMove {
             dst: a[0],
             src: a[1],
             len: a[2],
-        },
-        SetHandler => Call::SetHandler {
+        }),
+        SetHandler => then.then(Call::SetHandler {
             entry: a[0],
             base: a[1],
             size: a[2],
-        },
-        IntReturn => Call::IntReturn(UserPtr::new(a[0])?),
+        }),
+        IntReturn => then.then(Call::IntReturn(UserPtr::new(a[0])?)),
         IntEnable => match a[0] {
-            0 => Call::IntEnable(false),
-            1 => Call::IntEnable(true),
+            0 => then.then(Call::IntEnable(false)),
+            1 => then.then(Call::IntEnable(true)),
             _ => return Err(Error::InvalidArgument),
         },
-        IrqWait => Call::IrqWait(VectorMask::new(a[0])?),
-        IrqRaise => Call::IrqRaise(Vector::new(a[0])?),
+        IrqWait => then.then(Call::IrqWait(VectorMask::new(a[0])?)),
+        IrqRaise => then.then(Call::IrqRaise(Vector::new(a[0])?)),
         Attach => {
             if a[2] == 0 || a[2] > DEVICE_NAME_MAX as u64 {
                 return Err(Error::InvalidArgument);
             }
             let close_on_exec = a[3] & u64::from(ATTACH_CLOSE_ON_EXEC) != 0;
-            Call::Attach {
+            then.then(Call::Attach {
                 registry: a[0],
                 rights: Rights::new(a[3] & !u64::from(ATTACH_CLOSE_ON_EXEC))?,
                 name: USlice::new(a[1], a[2], DEVICE_NAME_MAX as u64)?,
                 close_on_exec,
-            }
+            })
         }
-        Detach => Call::Detach(a[0]),
-        Info => Call::Info {
+        Detach => then.then(Call::Detach(a[0])),
+        Info => then.then(Call::Info {
             h: a[0],
             out: UserPtr::new(a[1])?,
-        },
-        Restrict => Call::Restrict {
+        }),
+        Restrict => then.then(Call::Restrict {
             h: a[0],
             rights: Rights::new(a[1])?,
-        },
-        PortIn => Call::PortIn {
+        }),
+        PortIn => then.then(Call::PortIn {
             h: a[0],
             port: Port::new(a[1], a[2])?,
-        },
-        PortOut => Call::PortOut {
+        }),
+        PortOut => then.then(Call::PortOut {
             h: a[0],
             port: Port::new(a[1], a[2])?,
             value: a[3],
-        },
-        PortOutWait => Call::PortOutWait {
+        }),
+        PortOutWait => then.then(Call::PortOutWait {
             h: a[0],
             mask: VectorMask::new(a[4])?,
             port: Port::new(a[1], a[2])?,
             value: a[3],
-        },
+        }),
         Export => {
             if !crate::paging::is_user_range(a[1], a[2]) {
                 return Err(Error::BadAddress);
             }
-            Call::Export {
+            then.then(Call::Export {
                 h: a[0],
                 va: a[1],
                 len: a[2],
-            }
+            })
         }
-        Unexport => Call::Unexport {
+        Unexport => then.then(Call::Unexport {
             h: a[0],
             iova: a[1],
-        },
-        IrqMap => Call::IrqMap {
+        }),
+        IrqMap => then.then(Call::IrqMap {
             h: a[0],
             line: a[1],
             vector: Vector::new(a[2])?,
-        },
-        IrqAck => Call::IrqAck {
+        }),
+        IrqAck => then.then(Call::IrqAck {
             h: a[0],
             line: a[1],
-        },
-        DevCreate => Call::DevCreate {
+        }),
+        DevCreate => then.then(Call::DevCreate {
             registry: a[0],
             config: UserPtr::new(a[1])?,
-        },
+        }),
         DevPoll => {
             if a[2] & !POLL_NOWAIT != 0 {
                 return Err(Error::InvalidArgument);
             }
-            Call::DevPoll {
+            then.then(Call::DevPoll {
                 dev: a[0],
                 out: out_ptr(a[1])?,
                 nowait: a[2] & POLL_NOWAIT != 0,
-            }
+            })
         }
-        DevWriteIospace => Call::DevWriteIospace {
+        DevWriteIospace => then.then(Call::DevWriteIospace {
             dev: a[0],
             client: a[1],
             port: Port::new(a[2], a[3])?,
             value: a[4],
-        },
-        DevIrq => Call::DevIrq {
+        }),
+        DevIrq => then.then(Call::DevIrq {
             dev: a[0],
             client: a[1],
             line: a[2],
-        },
+        }),
         DevDmaRead | DevDmaWrite => {
             // dev_dma_read(dev, client, iova, buf, len);
             // dev_dma_write(dev, client, buf, len, iova).
@@ -431,15 +439,15 @@ pub fn decode(number: Sysno, a: [u64; 6]) -> Result<Call, Error> {
             if buf.checked_add(len).is_none() {
                 return Err(Error::InvalidArgument);
             }
-            Call::DevDma {
+            then.then(Call::DevDma {
                 dev: a[0],
                 client: a[1],
                 iova,
                 buf: USlice::new(buf, len, DMA_MAX)?,
                 to_client,
-            }
+            })
         }
-        DevReplyPoll => Call::DevReplyPoll {
+        DevReplyPoll => then.then(Call::DevReplyPoll {
             dev: a[0],
             client: a[1],
             answer: match a[2] {
@@ -448,20 +456,46 @@ pub fn decode(number: Sysno, a: [u64; 6]) -> Result<Call, Error> {
             },
             line: (a[4] != u64::MAX).then_some(a[4]),
             out: out_ptr(a[5])?,
-        },
-        IoMap => Call::IoMap {
+        }),
+        IoMap => then.then(Call::IoMap {
             h: a[0],
             va: a[1],
             phys: a[2],
             len: a[3],
-        },
-        IoUnmap => Call::IoUnmap {
+        }),
+        IoUnmap => then.then(Call::IoUnmap {
             h: a[0],
             va: a[1],
             len: a[2],
-        },
-        RestrictNames => Call::RestrictNames(USlice::new(a[0], a[1], NAME_LIST_MAX as u64)?),
+        }),
+        RestrictNames => then.then(Call::RestrictNames(USlice::new(
+            a[0],
+            a[1],
+            NAME_LIST_MAX as u64,
+        )?)),
     })
+}
+
+/// What is done with a decoded call. (A trait rather than a closure, so
+/// that the system-call path can ask for it to be inlined into every arm.)
+pub trait Then {
+    type Out;
+    fn then(self, call: Call) -> Self::Out;
+}
+
+/// Keeps the call: what [`decode`] does with it.
+struct Keep;
+
+impl Then for Keep {
+    type Out = Call;
+    fn then(self, call: Call) -> Call {
+        call
+    }
+}
+
+/// Decodes call `number` with argument words `a`.
+pub fn decode(number: Sysno, a: [u64; 6]) -> Result<Call, Error> {
+    decode_then(number, a, Keep)
 }
 
 #[cfg(test)]

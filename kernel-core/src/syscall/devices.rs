@@ -22,6 +22,7 @@ pub fn restrict_names<M: Machine>(s: &mut Kernel<M>, list: USlice) -> Result<usi
     Ok(0)
 }
 
+#[inline(always)]
 pub fn attach<M: Machine>(
     s: &mut Kernel<M>,
     registry: Handle,
@@ -35,6 +36,7 @@ pub fn attach<M: Machine>(
     calls::attach(s, registry, &buf[..name.len()], rights, close_on_exec).map(|h| h as usize)
 }
 
+#[inline(always)]
 pub fn info<M: Machine>(
     s: &mut Kernel<M>,
     h: Handle,
@@ -48,6 +50,7 @@ pub fn info<M: Machine>(
 
 /// `port_out`; `Ok(None)` when it stopped at a preemption point (the
 /// call starts again when the caller next runs).
+#[inline(always)]
 pub fn port_out<M: Machine>(
     s: &mut Kernel<M>,
     h: Handle,
@@ -73,6 +76,7 @@ pub fn dev_create<M: Machine>(
     user::create(s, registry, &config).map(|h| h as usize)
 }
 
+#[inline(always)]
 pub fn dev_poll<M: Machine>(
     s: &mut Kernel<M>,
     dev: Handle,
@@ -83,6 +87,7 @@ pub fn dev_poll<M: Machine>(
     user::poll(s, dev, out, nowait)
 }
 
+#[inline(always)]
 pub fn dev_write_iospace<M: Machine>(
     s: &mut Kernel<M>,
     dev: Handle,
@@ -97,6 +102,7 @@ pub fn dev_write_iospace<M: Machine>(
     Ok(0)
 }
 
+#[inline(always)]
 pub fn dev_irq<M: Machine>(
     s: &mut Kernel<M>,
     dev: Handle,
@@ -107,6 +113,7 @@ pub fn dev_irq<M: Machine>(
     user::irq(s, dev, client, line).map(|()| 0)
 }
 
+#[inline(always)]
 pub fn dev_dma<M: Machine>(
     s: &mut Kernel<M>,
     dev: Handle,
@@ -124,6 +131,7 @@ pub fn dev_dma<M: Machine>(
 /// bad line leaves the I/O space unwritten. When no request waits, the
 /// server goes to sleep before the client is woken, so the client runs
 /// next directly.
+#[inline(always)]
 pub fn dev_reply_poll<M: Machine>(
     s: &mut Kernel<M>,
     dev: Handle,

@@ -28,6 +28,7 @@ fn with_vm<M: Machine>(
 /// Runs a resumable operation of `call` with `args`: from where an earlier
 /// stop of the same call left it, stopping again at a tick (the call is
 /// then made again when the process next runs: `Ok(None)`).
+#[inline(always)]
 fn resumable<M: Machine>(
     s: &mut Kernel<M>,
     call: Sysno,
@@ -39,11 +40,15 @@ fn resumable<M: Machine>(
         Some(r) if r.call == call && r.args == args => r.done,
         _ => 0,
     };
-    let mut step = Step::Done;
-    with_vm(s, |vm| {
-        step = op(vm, from)?;
-        Ok(())
-    })?;
+    let (p, r) = s.current_and_reserve().ok_or(Error::BadAddress)?;
+    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    let mut frames = ChargedFrames::<M>::new(r, &mut p.usage);
+    let mut vm = Vm {
+        pt: space,
+        frames: &mut frames,
+        codec: M::codec(),
+    };
+    let step = op(&mut vm, from)?;
     match step {
         Step::Done => Ok(Some(0)),
         Step::Paused(done) => {
@@ -58,6 +63,7 @@ fn due<M: Machine>() -> bool {
     M::preempt_due()
 }
 
+#[inline(always)]
 pub fn map<M: Machine>(s: &mut Kernel<M>, pages: Pages, prot: u64) -> Result<Option<usize>, Error> {
     let Pages { va, len } = pages;
     resumable(s, Sysno::VmMap, [va, len, prot], |vm, from| {
@@ -65,6 +71,7 @@ pub fn map<M: Machine>(s: &mut Kernel<M>, pages: Pages, prot: u64) -> Result<Opt
     })
 }
 
+#[inline(always)]
 pub fn protect<M: Machine>(
     s: &mut Kernel<M>,
     pages: Pages,
@@ -76,6 +83,7 @@ pub fn protect<M: Machine>(
     })
 }
 
+#[inline(always)]
 pub fn unmap<M: Machine>(s: &mut Kernel<M>, pages: Pages) -> Result<Option<usize>, Error> {
     let Pages { va, len } = pages;
     resumable(s, Sysno::VmUnmap, [va, len, 0], |vm, _| {

@@ -15,7 +15,7 @@ mod log;
 mod memory;
 mod process;
 
-pub use decode::{Call, decode};
+pub use decode::{Call, decode, decode_then};
 
 use crate::devices::calls;
 use crate::kernel::Kernel;
@@ -41,9 +41,20 @@ pub fn dispatch<M: Machine>(s: &mut Kernel<M>, args: &Args) -> Option<isize> {
     let Some(number) = sysno(args.number) else {
         return Some(Error::NoSuchSyscall.to_ret());
     };
-    match decode(number, args.a) {
-        Ok(call) => invoke(s, call),
+    match decode_then(number, args.a, Invoke(s)) {
+        Ok(ret) => ret,
         Err(e) => Some(e.to_ret()),
+    }
+}
+
+/// Carries out the decoded call on the kernel it holds.
+struct Invoke<'a, M: Machine>(&'a mut Kernel<M>);
+
+impl<M: Machine> decode::Then for Invoke<'_, M> {
+    type Out = Option<isize>;
+    #[inline(always)]
+    fn then(self, call: Call) -> Option<isize> {
+        invoke(self.0, call)
     }
 }
 
@@ -191,6 +202,7 @@ fn blocking(result: Result<Option<usize>, Error>) -> Option<isize> {
 
 /// Takes the pending vectors of `mask`, or puts the caller to sleep until
 /// one comes (tied to device `dev` if given, so its loss wakes the caller).
+#[inline(always)]
 pub fn irq_wait_on<M: Machine>(
     s: &mut Kernel<M>,
     mask: VectorMask,

@@ -11,6 +11,8 @@ pub const TIMER_VECTOR: u8 = 0x20;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// Preemption ticks per second.
 pub const TICK_HZ: u64 = 100;
+/// Timer ticks since boot (counted by the trap glue, which takes them).
+pub static TICKS: AtomicU64 = AtomicU64::new(0);
 /// How long the timer is measured against the PIT (one PIT tick, 838 ns,
 /// is 0.04% of it).
 const CALIBRATION_MS: u64 = 2;

@@ -8,7 +8,7 @@
 //! are reserved at boot and never handed out, so reading them needs no
 //! lock and no check beyond the bounds.
 
-use super::{KernelDevice, KernelState, parts, require_size};
+use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, parts, require_size};
 use crate::devices::calls::Out;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -51,7 +51,7 @@ impl KernelDevice for Bootfs {
         port: u32,
         size: u64,
     ) -> Result<u64, Error> {
-        require_size(size, &[4, 8])?;
+        require_size(size, SIZE_4_8)?;
         if port == BOOTFS_PORT_COUNT {
             return Ok(M::modules().len() as u64);
         }
@@ -76,7 +76,7 @@ impl KernelDevice for Bootfs {
         let at = parts::<Bootfs, M>(k, h)?;
         match port {
             BOOTFS_PORT_SELECT | BOOTFS_PORT_OFFSET | BOOTFS_PORT_LEN => {
-                require_size(size, &[4, 8])?;
+                require_size(size, SIZE_4_8)?;
                 let field = match port {
                     BOOTFS_PORT_SELECT => &mut at.state.module,
                     BOOTFS_PORT_OFFSET => &mut at.state.offset,
@@ -85,7 +85,7 @@ impl KernelDevice for Bootfs {
                 *field = value;
             }
             BOOTFS_PORT_READ | BOOTFS_PORT_READ_CMDLINE => {
-                require_size(size, &[8])?;
+                require_size(size, SIZE_8)?;
                 let m = module::<M>(at.state.module)?;
                 let cmdline = (port == BOOTFS_PORT_READ_CMDLINE).then_some(m.cmdline.as_bytes());
                 let len = cmdline.map_or(m.len as usize, <[u8]>::len);

@@ -11,7 +11,7 @@
 
 extern crate alloc;
 
-use super::{KernelDevice, KernelState, parts, require_size};
+use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, parts, require_size};
 use crate::devices::calls::{Out, charge_heap, credit_heap};
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -85,14 +85,14 @@ impl KernelDevice for Klog {
         port: u32,
         size: u64,
     ) -> Result<u64, Error> {
-        require_size(size, &[4, 8])?;
+        require_size(size, SIZE_4_8)?;
         match port {
             KLOG_PORT_WRITTEN => Ok(M::log_written()),
             KLOG_PORT_DONE => Ok(cursor.done),
             KLOG_PORT_LOST => Ok(cursor.lost),
             KLOG_PORT_POS_NOW => Ok(cursor.pos),
             KLOG_PORT_MARK => {
-                require_size(size, &[8])?;
+                require_size(size, SIZE_8)?;
                 Ok(k.devices.klog.mark)
             }
             _ => Err(Error::InvalidArgument),
@@ -108,7 +108,7 @@ impl KernelDevice for Klog {
     ) -> Result<Out, Error> {
         match port {
             KLOG_PORT_MARK => {
-                require_size(size, &[8])?;
+                require_size(size, SIZE_8)?;
                 k.devices.klog.mark = value;
                 return Ok(Out::Done);
             }
@@ -118,15 +118,15 @@ impl KernelDevice for Klog {
         let at = parts::<Klog, M>(k, h)?;
         match port {
             KLOG_PORT_POS => {
-                require_size(size, &[8])?;
+                require_size(size, SIZE_8)?;
                 at.state.pos = value;
             }
             KLOG_PORT_LEN => {
-                require_size(size, &[4, 8])?;
+                require_size(size, SIZE_4_8)?;
                 at.state.len = value;
             }
             _ => {
-                require_size(size, &[8])?;
+                require_size(size, SIZE_8)?;
                 let want = at.state.len.min(M::LOG_RING_SIZE as u64);
                 crate::export::check_covered(at.exports.iter(), value, want)?;
                 let (mut pos, mut done, mut lost) = (at.state.pos, 0u64, 0u64);
@@ -188,7 +188,15 @@ impl KernelDevice for Klog {
 
 /// Drops the listeners `gone` selects (by process and handle), crediting
 /// their processes; the list gives its memory back when it empties.
+#[inline]
 pub fn forget_listeners<M: Machine>(k: &mut Kernel<M>, gone: impl Fn(Pid, Handle) -> bool) {
+    // Every detach and exit asks; most find no listener at all.
+    if !k.devices.klog.listeners.is_empty() {
+        forget_some(k, gone);
+    }
+}
+
+fn forget_some<M: Machine>(k: &mut Kernel<M>, gone: impl Fn(Pid, Handle) -> bool) {
     let mut i = 0;
     while i < k.devices.klog.listeners.len() {
         let l = k.devices.klog.listeners[i];

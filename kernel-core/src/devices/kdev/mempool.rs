@@ -9,7 +9,7 @@
 //! (`OutOfMemory`) rather than taking anything away; a new reserve takes
 //! over exactly what the process held, so totals stay exact.
 
-use super::{KernelDevice, KernelState, require_size, state_mut};
+use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, require_size, state_mut};
 use crate::devices::calls::Out;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -64,7 +64,7 @@ impl KernelDevice for Mempool {
             port,
             MEMPOOL_PORT_FREE | MEMPOOL_PORT_USED | MEMPOOL_PORT_LIMIT_NOW
         );
-        require_size(size, if wide { &[8] } else { &[4, 8] })?;
+        require_size(size, if wide { SIZE_8 } else { SIZE_4_8 })?;
         if port == MEMPOOL_PORT_FREE {
             return Ok(M::free_frames());
         }
@@ -106,7 +106,7 @@ impl KernelDevice for Mempool {
         if !known {
             return Err(Error::InvalidArgument);
         }
-        require_size(size, if wide { &[8] } else { &[4, 8] })?;
+        require_size(size, if wide { SIZE_8 } else { SIZE_4_8 })?;
         let selection = state_mut::<Mempool, M>(k, h)?;
         if port == MEMPOOL_PORT_SELECT {
             selection.pid = value;

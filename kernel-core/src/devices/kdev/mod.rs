@@ -196,9 +196,18 @@ pub fn parts<'a, D: KernelDevice, M: Machine>(
     })
 }
 
-/// Checks an access size against the ones a port takes.
-pub fn require_size(size: u64, allowed: &[u64]) -> Result<(), Error> {
-    if allowed.contains(&size) {
+/// Access sizes a port takes, as a set of sizes (each a power of two).
+pub type Sizes = u64;
+/// 4 or 8 bytes.
+pub const SIZE_4_8: Sizes = 4 | 8;
+/// 8 bytes only.
+pub const SIZE_8: Sizes = 8;
+
+/// Checks an access size (1, 2, 4 or 8: decoded `Port`s have no other)
+/// against the ones a port takes.
+#[inline(always)]
+pub fn require_size(size: u64, allowed: Sizes) -> Result<(), Error> {
+    if size & allowed != 0 {
         Ok(())
     } else {
         Err(Error::InvalidArgument)
@@ -206,6 +215,7 @@ pub fn require_size(size: u64, allowed: &[u64]) -> Result<(), Error> {
 }
 
 /// `port_in` on a kernel device, through an attachment with `state`.
+#[inline(always)]
 pub fn port_in<M: Machine>(
     k: &mut Kernel<M>,
     state: KernelState,

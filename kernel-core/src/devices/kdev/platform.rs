@@ -10,7 +10,7 @@
 //! `hwclaims` (nothing the kernel or another device holds, no RAM);
 //! attaching platform needs `RIGHT_SYSTEM`.
 
-use super::{KernelDevice, KernelState, parts, require_size};
+use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, parts, require_size};
 use crate::devices::calls::Out;
 use crate::devices::hw;
 use crate::kernel::Kernel;
@@ -48,7 +48,7 @@ impl KernelDevice for Platform {
         port: u32,
         size: u64,
     ) -> Result<u64, Error> {
-        require_size(size, &[4, 8])?;
+        require_size(size, SIZE_4_8)?;
         match port {
             PLATFORM_PORT_QUARANTINED => Ok(k
                 .devices
@@ -66,7 +66,7 @@ impl KernelDevice for Platform {
         size: u64,
         value: u64,
     ) -> Result<Out, Error> {
-        require_size(size, &[8])?;
+        require_size(size, SIZE_8)?;
         if port != PLATFORM_PORT_CREATE && port != PLATFORM_PORT_RELEASE_QUARANTINE {
             return Err(Error::InvalidArgument);
         }

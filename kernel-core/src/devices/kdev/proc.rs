@@ -12,7 +12,7 @@
 //! scheduler run, and the caller's `port_out` starts again where the tree
 //! now stands.
 
-use super::{KernelDevice, KernelState, require_size, state_mut};
+use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, require_size, state_mut};
 use crate::devices::calls::Out;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -58,7 +58,7 @@ impl KernelDevice for Proc {
         size: u64,
     ) -> Result<u64, Error> {
         let wide = port == PROC_PORT_FRAMES;
-        require_size(size, if wide { &[8] } else { &[4, 8] })?;
+        require_size(size, if wide { SIZE_8 } else { SIZE_4_8 })?;
         if port == PROC_PORT_COUNT {
             return Ok(k.process_count() as u64);
         }
@@ -90,7 +90,7 @@ impl KernelDevice for Proc {
         size: u64,
         value: u64,
     ) -> Result<Out, Error> {
-        require_size(size, &[4, 8])?;
+        require_size(size, SIZE_4_8)?;
         match port {
             PROC_PORT_SELECT => {
                 state_mut::<Proc, M>(k, h)?.pid = value;

@@ -9,7 +9,7 @@
 //! every read but the count `NotFound`; a fresh handle has position 0
 //! selected, which is always the registry itself (the first device made).
 
-use super::{KernelDevice, KernelState, require_size, state_mut};
+use super::{KernelDevice, KernelState, SIZE_4_8, require_size, state_mut};
 use crate::devices::calls::Out;
 use crate::devices::{Device, DeviceId};
 use crate::kernel::Kernel;
@@ -64,7 +64,7 @@ impl KernelDevice for Registry {
         port: u32,
         size: u64,
     ) -> Result<u64, Error> {
-        require_size(size, &[4, 8])?;
+        require_size(size, SIZE_4_8)?;
         let devices = &k.devices;
         if port == REGISTRY_PORT_COUNT {
             return Ok(devices.count() as u64);
@@ -104,7 +104,7 @@ impl KernelDevice for Registry {
         if port != REGISTRY_PORT_SELECT {
             return Err(Error::InvalidArgument);
         }
-        require_size(size, &[4, 8])?;
+        require_size(size, SIZE_4_8)?;
         let found = k.devices.at_or_after(value).map(|(pos, _, id)| (pos, id));
         let cursor = state_mut::<Registry, M>(k, h)?;
         match found {
