@@ -17,6 +17,7 @@ extern crate alloc;
 mod ipc;
 mod measure;
 mod memsrv;
+mod scale;
 mod time;
 mod tiny;
 
@@ -72,7 +73,7 @@ fn main(_args: Args) -> i32 {
     // started (firmware, kernel boot, loading init, libmh's start-up).
     let boot = measure::now();
     println!("bench boot_to_init {boot} 1");
-    let mut failed = 0;
+    let mut failed = 0u32;
     for (name, bench) in BENCHES {
         match bench() {
             Ok((per_op, iters)) => println!("bench {name} {per_op} {iters}"),
@@ -82,8 +83,15 @@ fn main(_args: Args) -> i32 {
             }
         }
     }
+    // Last: it parks up to a thousand processes and devices.
+    failed += scale::run();
     println!("bench done");
     if failed == 0 { 0 } else { 1 }
+}
+
+/// A note in the serial log (not a `bench` line: xtask does not show it).
+pub fn note(args: core::fmt::Arguments<'_>) {
+    println!("mhbench: {args}");
 }
 
 /// Writes one byte (volatile: the write must happen, and fault, here).

@@ -31,6 +31,10 @@ pub enum Fail {
     Sys(Error),
     /// A result was not what the benchmark relies on: what, and the value.
     Check(&'static str, i64),
+    /// Setting a benchmark up failed: what, and why.
+    Setup(&'static str, Error),
+    /// Setting a benchmark up failed at its `n`th step: what, `n`, why.
+    At(&'static str, u64, Error),
 }
 
 impl From<Error> for Fail {
@@ -44,6 +48,8 @@ impl core::fmt::Display for Fail {
         match self {
             Fail::Sys(e) => write!(f, "system call failed: {e}"),
             Fail::Check(what, value) => write!(f, "{what} (got {value})"),
+            Fail::Setup(what, e) => write!(f, "{what}: {e}"),
+            Fail::At(what, n, e) => write!(f, "{what} {n} failed: {e}"),
         }
     }
 }

@@ -11,6 +11,9 @@
 //! <name> FAILED <reason>`, `bench done`, each possibly after a kernel log
 //! prefix such as `[mhbench 1] `. Results also go to target/mh/bench.txt as
 //! `<name> <value>` lines, the serial log to target/mh/bench-serial.log.
+//! Results named `scale_*` (the same operation with N processes or devices
+//! already there) go to a table of their own, one row per operation and
+//! one column per N.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -85,6 +88,23 @@ pub const REFERENCES: [Reference; 6] = [
         goal: None,
     },
 ];
+
+/// The rows of the scaling table: the name mhbench prints before `_n<N>`
+/// and what the row measures.
+pub const SCALE_ROWS: [(&str, &str); 4] = [
+    ("scale_fork_exit_wait", "fork+exit+wait, N processes live"),
+    ("scale_dev_create_destroy", "dev_create+destroy, N devices"),
+    ("scale_attach_detach", "attach+detach, N devices"),
+    ("scale_teardown_per_device", "teardown per device owned"),
+];
+/// The scaling table's columns.
+pub const SCALE_SIZES: [u64; 4] = [1, 10, 100, 1000];
+/// The prefix that puts a result in the scaling table rather than the main
+/// one.
+const SCALE_PREFIX: &str = "scale_";
+/// The teardown of a child owning no device, which the per-device
+/// teardown figures have subtracted.
+const SCALE_TEARDOWN_BASE: &str = "scale_teardown_no_devices";
 
 /// The goal for the wall time from starting QEMU to the shell's banner.
 const BOOT_WALL_GOAL: Duration = Duration::from_millis(300);
@@ -206,6 +226,9 @@ impl Report {
             "goal".to_string(),
         ]];
         for (name, value, iterations) in &self.results {
+            if name.starts_with(SCALE_PREFIX) {
+                continue;
+            }
             let reference = REFERENCES.iter().find(|r| r.bench == name);
             let (source, ratio, goal) = match reference {
                 None => (String::new(), String::new(), String::new()),
@@ -227,28 +250,133 @@ impl Report {
                 goal,
             ]);
         }
-        let mut widths = [0; 6];
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
+        layout(&rows, |i| i == 1 || i == 2 || i == 4)
+    }
+
+    /// The figure printed as `name`, if any.
+    fn value(&self, name: &str) -> Option<u64> {
+        self.results
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|&(_, v, _)| v)
+    }
+
+    fn has_failed(&self, name: &str) -> bool {
+        self.failed.iter().any(|(n, _)| n == name)
+    }
+
+    /// The scaling table: one row per [`SCALE_ROWS`] entry, one column per
+    /// N, and the ratio of the largest N's figure to N=1's. A row that
+    /// cannot reach N=1000 (one process owns at most 255 devices) shows
+    /// its largest N in that column, marked. Empty if mhbench printed no
+    /// scaling figure at all.
+    pub fn scaling_table(&self) -> String {
+        let any = |p: &str| {
+            self.results.iter().any(|(n, _, _)| n.starts_with(p))
+                || self.failed.iter().any(|(n, _)| n.starts_with(p))
+        };
+        if !any(SCALE_PREFIX) {
+            return String::new();
         }
-        let mut out = String::new();
-        for row in &rows {
-            let mut line = String::new();
-            for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-                // Names and text left, numbers right.
-                if i == 1 || i == 2 || i == 4 {
-                    let _ = write!(line, "{cell:>w$}  ");
-                } else {
-                    let _ = write!(line, "{cell:<w$}  ");
-                }
+        let last = SCALE_SIZES[SCALE_SIZES.len() - 1];
+        let mut header = vec!["operation (instructions each)".to_string()];
+        header.extend(SCALE_SIZES.iter().map(|n| format!("N={n}")));
+        header.push(format!("n{last}/n1"));
+        let mut rows = vec![header];
+        let mut notes = Vec::new();
+        for (prefix, what) in SCALE_ROWS {
+            let mut row = vec![what.to_string()];
+            for n in SCALE_SIZES {
+                let name = format!("{prefix}_n{n}");
+                let cell = match self.value(&name) {
+                    Some(v) => thousands(v),
+                    None if self.has_failed(&name) => "FAILED".to_string(),
+                    None => "-".to_string(),
+                };
+                row.push(cell);
             }
-            out.push_str(line.trim_end());
-            out.push('\n');
+            // The largest N printed for this row, if past the columns
+            // before the last.
+            let prev = SCALE_SIZES[SCALE_SIZES.len() - 2];
+            let largest = self
+                .results
+                .iter()
+                .filter_map(|(name, v, _)| {
+                    let n: u64 = name
+                        .strip_prefix(prefix)?
+                        .strip_prefix("_n")?
+                        .parse()
+                        .ok()?;
+                    Some((n, *v))
+                })
+                .filter(|&(n, _)| n > prev)
+                .max();
+            let first = self.value(&format!("{prefix}_n1"));
+            let ratio_cell = match (largest, first) {
+                (Some((n, v)), Some(v1)) => {
+                    let r = ratio(v, v1);
+                    if n == last {
+                        r
+                    } else {
+                        format!("{r} (n{n}/n1)")
+                    }
+                }
+                _ => "-".to_string(),
+            };
+            if let Some((n, v)) = largest
+                && n != last
+                && row[SCALE_SIZES.len()] == "-"
+            {
+                row[SCALE_SIZES.len()] = format!("{} (N={n})", thousands(v));
+                notes.push(format!(
+                    "{what}: N={n} instead of {last}: one process holds at most 256 handles \
+                     (abi::bus::BUS_SLOTS), one of them its registry handle"
+                ));
+            }
+            row.push(ratio_cell);
+            rows.push(row);
+        }
+        let mut out = layout(&rows, |i| i > 0);
+        if let Some(base) = self.value(SCALE_TEARDOWN_BASE) {
+            notes.push(format!(
+                "teardown per device: (kill + reap of a child owning N devices - the same \
+                 with none, {}) / N",
+                thousands(base)
+            ));
+        }
+        for note in notes {
+            let _ = writeln!(out, "  {note}");
         }
         out
     }
+}
+
+/// Lays rows out in columns two spaces apart: numbers (the columns
+/// `right` says) right-aligned, the rest left.
+fn layout<R: AsRef<[String]>>(rows: &[R], right: impl Fn(usize) -> bool) -> String {
+    let mut widths = Vec::new();
+    for row in rows {
+        for (i, cell) in row.as_ref().iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, (cell, &w)) in row.as_ref().iter().zip(&widths).enumerate() {
+            if right(i) {
+                let _ = write!(line, "{cell:>w$}  ");
+            } else {
+                let _ = write!(line, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// `value / reference` with two significant decimals, more when small
@@ -319,6 +447,12 @@ pub fn command(args: Args) -> Result<i32> {
     std::fs::write(&results, lines).map_err(|e| io_failure("cannot write", &results, &e))?;
     println!();
     print!("{}", report.table());
+    let scaling = report.scaling_table();
+    if !scaling.is_empty() {
+        println!();
+        println!("scaling: the same operation with N processes or devices already there");
+        print!("{scaling}");
+    }
     println!();
     println!(
         "guest instructions per operation (QEMU -icount: not hardware cycles); TCG wall time of the whole run: {:.1} s",
@@ -477,6 +611,58 @@ mod tests {
         assert!(!lines[2].contains("Linux"), "{table}");
         assert!(lines[3].contains("seL4 Call+ReplyRecv 415"), "{table}");
         assert!(lines[3].contains("<= 620 (met)"), "{table}");
+    }
+
+    #[test]
+    fn scaling_results_get_their_own_table() {
+        let mut r = Report::default();
+        for line in [
+            "bench null_syscall 150 20000",
+            "bench scale_fork_exit_wait_n1 50000 50",
+            "bench scale_fork_exit_wait_n10 50100 50",
+            "bench scale_fork_exit_wait_n100 50200 50",
+            "bench scale_fork_exit_wait_n1000 55000 50",
+            "bench scale_dev_create_destroy_n1 2500 500",
+            "bench scale_dev_create_destroy_n1000 FAILED no memory",
+            "bench scale_teardown_no_devices 15000 1",
+            "bench scale_teardown_per_device_n1 600 1",
+            "bench scale_teardown_per_device_n250 780 250",
+        ] {
+            r.feed(line);
+        }
+        let main = r.table();
+        assert!(!main.contains("scale_"), "{main}");
+        let table = r.scaling_table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].contains("N=1000") && lines[0].contains("n1000/n1"),
+            "{table}"
+        );
+        assert!(lines[1].starts_with("fork+exit+wait"), "{table}");
+        assert!(
+            lines[1].contains("50,100") && lines[1].contains("55,000"),
+            "{table}"
+        );
+        assert!(lines[1].ends_with("1.10"), "{table}");
+        assert!(
+            lines[2].contains("FAILED") && lines[2].ends_with('-'),
+            "{table}"
+        );
+        assert!(
+            lines[3].starts_with("attach+detach") && lines[3].ends_with('-'),
+            "{table}"
+        );
+        assert!(lines[4].contains("780 (N=250)"), "{table}");
+        assert!(lines[4].ends_with("1.30 (n250/n1)"), "{table}");
+        assert!(table.contains("N=250 instead of 1000"), "{table}");
+        assert!(table.contains("the same with none, 15,000"), "{table}");
+    }
+
+    #[test]
+    fn no_scaling_results_no_scaling_table() {
+        let mut r = Report::default();
+        r.feed("bench null_syscall 150 20000");
+        assert_eq!(r.scaling_table(), "");
     }
 
     #[test]
