@@ -274,3 +274,37 @@ fn a_fault_without_a_handler_kills_the_process_with_a_report() {
     );
     assert!(fake::with(|s| s.log_text()).contains("killed: fake exception"));
 }
+
+#[test]
+fn a_reaped_pid_names_no_one_and_is_not_given_again_soon() {
+    let mut k = boot();
+    let mut seen = alloc::vec::Vec::new();
+    for round in 0..50 {
+        let child = fork(&mut k);
+        assert!(
+            !seen.contains(&child),
+            "pid {child} given twice (round {round})"
+        );
+        seen.push(child);
+        // The child runs and exits; init reaps it.
+        assert_eq!(
+            call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+            None
+        );
+        assert_eq!(call(&mut k, Sysno::Exit, [0; 6]), None);
+        assert_eq!(
+            call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+            Some(child as isize)
+        );
+        // Every pid handed out so far names nothing now.
+        assert!(seen.iter().all(|&p| k.get_mut(p).is_none()));
+        assert_eq!(
+            call_err(
+                &mut k,
+                Sysno::SetPriority,
+                [u64::from(child), 5, 0, 0, 0, 0]
+            ),
+            Some(Error::NotFound)
+        );
+    }
+}
