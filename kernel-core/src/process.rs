@@ -23,7 +23,7 @@ use crate::devices::DeviceId;
 use crate::gentable::{GenTable, IdShape, Shape};
 use crate::machine::Machine;
 use crate::reserve::{ReserveId, Usage};
-use abi::ExitStatus;
+use abi::{Error, ExitStatus};
 use alloc::boxed::Box;
 use arrayvec::ArrayString;
 
@@ -300,6 +300,13 @@ impl<M: Machine> Process<M> {
     /// Changes the name (exec).
     pub fn rename(&mut self, name: &str) {
         self.name = short_name(name);
+    }
+
+    /// Its address space: `BadAddress` once it has none (it exited), so a
+    /// user pointer of a process being torn down reaches nothing.
+    #[inline(always)]
+    pub fn space(&mut self) -> Result<&mut M::Space, Error> {
+        self.space.as_mut().ok_or(Error::BadAddress)
     }
 }
 

@@ -95,7 +95,7 @@ fn put_request<M: Machine>(
         p.frame.set_request_words(r.to_words());
         return Ok(());
     };
-    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    let space = p.space()?;
     out.write::<M>(space, r)
 }
 

@@ -294,7 +294,7 @@ impl<M: Machine> Kernel<M> {
             Some(z) => (z.exit, z.next_zombie),
             None => return Err(Error::NoChildren),
         };
-        let space = self.current().space.as_mut().ok_or(Error::BadAddress)?;
+        let space = self.current().space()?;
         out.write::<M>(space, &status)?;
         let me = self.current();
         me.zombie_head = next;

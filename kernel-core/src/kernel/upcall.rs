@@ -80,7 +80,7 @@ pub fn deliver<M: Machine>(p: &mut Process<M>, event: Event) -> Result<(), Error
         }
     }
     let at = frame_address(&h, p.frame.sp(), p.handler_depth > 0).ok_or(Error::LimitReached)?;
-    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    let space = p.space()?;
     crate::usercopy::UserPtr::<IntFrame>::new(at)?.write::<M>(space, &frame)?;
     p.frame.enter_handler(h.entry, at - 8, at);
     p.int_enabled = false;
@@ -111,7 +111,7 @@ pub fn int_return<M: Machine>(
     p: &mut Process<M>,
     at: crate::usercopy::UserPtr<IntFrame>,
 ) -> Result<(), Error> {
-    let space = p.space.as_mut().ok_or(Error::BadAddress)?;
+    let space = p.space()?;
     let frame = at.read::<M>(space)?;
     // The new rip must be user code; rsp must at least be canonical user
     // (a bad one faults in user mode, where it belongs).

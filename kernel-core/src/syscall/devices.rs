@@ -16,7 +16,7 @@ use abi::{DeviceConfig, DeviceInfo, Error};
 /// NUL-separated names in `list` (crate::names has the rules).
 pub fn restrict_names<M: Machine>(s: &mut Kernel<M>, list: USlice) -> Result<usize, Error> {
     let mut buf = [0u8; NAME_LIST_MAX];
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    let space = s.current().space()?;
     list.read::<M>(space, &mut buf)?;
     s.current().names.narrow(&buf[..list.len()])?;
     Ok(0)
@@ -31,7 +31,7 @@ pub fn attach<M: Machine>(
     close_on_exec: bool,
 ) -> Result<usize, Error> {
     let mut buf = [0u8; DEVICE_NAME_MAX];
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    let space = s.current().space()?;
     name.read::<M>(space, &mut buf)?;
     calls::attach(s, registry, &buf[..name.len()], rights, close_on_exec).map(|h| h as usize)
 }
@@ -43,7 +43,7 @@ pub fn info<M: Machine>(
     out: UserPtr<DeviceInfo>,
 ) -> Result<usize, Error> {
     let info = calls::info(s, h)?;
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    let space = s.current().space()?;
     out.write::<M>(space, &info)?;
     Ok(0)
 }
@@ -71,7 +71,7 @@ pub fn dev_create<M: Machine>(
     registry: Handle,
     config: UserPtr<DeviceConfig>,
 ) -> Result<usize, Error> {
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    let space = s.current().space()?;
     let config = config.read::<M>(space)?;
     user::create(s, registry, &config).map(|h| h as usize)
 }

@@ -13,7 +13,7 @@ use abi::syscall::LOG_WRITE_MAX;
 #[inline(never)]
 pub fn write<M: Machine>(s: &mut Kernel<M>, buf: USlice) -> Result<usize, Error> {
     let mut bytes = [0u8; LOG_WRITE_MAX];
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    let space = s.current().space()?;
     buf.read::<M>(space, &mut bytes)?;
     M::log_bytes(&bytes[..buf.len()]);
     Ok(buf.len())
@@ -26,7 +26,7 @@ pub fn read<M: Machine>(s: &mut Kernel<M>, pos: u64, buf: USlice) -> Result<usiz
     if lost > 0 {
         return Err(Error::NotFound);
     }
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    let space = s.current().space()?;
     buf.write::<M>(space, &bytes[..copied])?;
     Ok(copied)
 }

@@ -81,7 +81,7 @@ fn fork_into<M: Machine>(
         let mut frames = ChargedFrames::<M>::new(r, &mut child_usage);
         match M::new_space(&mut frames) {
             Some(mut child_space) => {
-                let space = p.space.as_mut().ok_or(Error::BadAddress);
+                let space = p.space();
                 let result = space.and_then(|space| {
                     space.fork_into(&mut child_space, &mut frames, &mut |pte| {
                         let forked = fork_pte(codec, &mut MachineFrames::<M>::new(), pte)?;
@@ -197,7 +197,7 @@ fn exec_charged<M: Machine>(
     let mut cmd = [0u8; CMDLINE_MAX];
     let cmd = &mut cmd[..cmdline.len()];
     {
-        let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+        let space = s.current().space()?;
         image.read::<M>(space, &mut bytes)?;
         cmdline.read::<M>(space, cmd)?;
     }
@@ -287,7 +287,7 @@ pub fn sys_info<M: Machine>(s: &mut Kernel<M>, out: UserPtr<SysInfo>) -> Result<
         heap_frames,
         spare_tables: s.current().space.as_ref().map_or(0, |sp| sp.spare_tables()),
     };
-    let space = s.current().space.as_mut().ok_or(Error::BadAddress)?;
+    let space = s.current().space()?;
     out.write::<M>(space, &info)?;
     Ok(0)
 }
