@@ -665,4 +665,6 @@ impl UserDevice {
 }
 
 #[cfg(test)]
+pub(crate) mod audit;
+#[cfg(test)]
 mod tests;
