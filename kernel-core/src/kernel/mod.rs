@@ -182,4 +182,8 @@ impl<M: Machine> Kernel<M> {
 }
 
 #[cfg(test)]
+mod audit;
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 pub(crate) mod tests;
