@@ -26,7 +26,7 @@ use super::{Kernel, Settled, UserFault};
 use crate::devices::{Attachment, Device, DeviceId, KernelDevice};
 use crate::fake::{self, Fake, FakeFrame};
 use crate::machine::{AddressSpace, Machine, UserFrame};
-use crate::process::{Block, INIT_PID, Pid, State};
+use crate::process::{Block, INIT_PID, Pid, State, pid_slot};
 use crate::syscall::{self, Args};
 use crate::testrng::Rng;
 use crate::usercopy::{UserPtr, copy_to_user};
@@ -220,6 +220,26 @@ pub(super) fn boot_with_inputs(frames: u64) -> Kernel<Fake> {
     copy_to_user::<Fake>(space, CMD_AT, CMD).unwrap();
     copy_to_user::<Fake>(space, LIST_AT, LIST).unwrap();
     k
+}
+
+/// Makes runnable process `pid` current, as a more urgent wake-up would
+/// (the current process, if runnable, goes back to its queue). False if
+/// `pid` cannot run.
+pub(super) fn run_as(k: &mut Kernel<Fake>, pid: Pid) -> bool {
+    if k.procs.get(pid).is_none_or(|p| p.state != State::Runnable) {
+        return false;
+    }
+    if k.current_pid() == pid {
+        return true;
+    }
+    let cur = k.current_pid();
+    if k.procs.get(cur).is_some_and(|p| p.state == State::Runnable) {
+        k.enqueue(cur);
+    }
+    k.ready.remove(pid_slot(pid));
+    k.cpu.next = Some(pid);
+    k.cpu.resched = true;
+    k.settle() == Settled::Run && k.current_pid() == pid
 }
 
 impl Model {
