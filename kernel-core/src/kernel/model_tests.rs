@@ -1461,6 +1461,79 @@ fn the_whole_kernel_keeps_its_invariants_under_more_random_calls() {
     model(100..200);
 }
 
+/// A client asleep in `port_out_wait` whose handle is revoked (proc's
+/// `PROC_PORT_REVOKE`, which closes its client as `detach` would) and
+/// whose device then goes away: the call must end with `DeviceGone`
+/// (syscalls.md, port_out_wait) rather than sleep on.
+#[test]
+#[ignore = "kernel bug: a revoked client asleep in port_out_wait is never woken (see the report)"]
+fn a_revoked_client_asleep_in_port_out_wait_wakes_when_its_device_goes() {
+    use super::tests::{call, fork};
+    let mut k = boot_with_inputs(3000);
+    let proc_rights = u64::from(RIGHT_READ | RIGHT_WRITE | RIGHT_KILL);
+    let attach = |k: &mut Kernel<Fake>, name: usize, rights: u64| {
+        let len = NAMES[name].len() as u64;
+        call(
+            k,
+            Sysno::Attach,
+            [0, NAMES_AT + 32 * name as u64, len, rights, 0, 0],
+        )
+        .unwrap()
+    };
+    let procs = attach(&mut k, 5, proc_rights) as u64;
+    let server = fork(&mut k);
+    let client = fork(&mut k);
+    // The server makes "d1" (one line) and polls.
+    assert!(run_as(&mut k, server));
+    let hs = call(&mut k, Sysno::DevCreate, [0, CONFIGS_AT + 64, 0, 0, 0, 0]).unwrap() as u64;
+    // init holds a handle to "d1" too (to name it in the revoke).
+    assert!(run_as(&mut k, INIT_PID));
+    let rw = u64::from(RIGHT_READ | RIGHT_WRITE | RIGHT_IRQ);
+    let hi = attach(&mut k, 7, rw) as u64;
+    // The client attaches, maps line 0 and sleeps in port_out_wait.
+    assert!(run_as(&mut k, client));
+    let hc = attach(&mut k, 7, rw) as u64;
+    assert_eq!(call(&mut k, Sysno::IrqMap, [hc, 0, 20, 0, 0, 0]), Some(0));
+    assert_eq!(
+        call(&mut k, Sysno::PortOutWait, [hc, 0, 8, 1, 1 << 20, 0]),
+        None
+    );
+    let sleeps = |k: &mut Kernel<Fake>| {
+        matches!(
+            k.procs.get(client).unwrap().state,
+            State::Blocked(Block::Irq { .. })
+        )
+    };
+    assert!(sleeps(&mut k));
+    // init revokes "d1" from the client: its handle goes, its client closes.
+    assert!(run_as(&mut k, INIT_PID));
+    let select = u64::from(PROC_PORT_SELECT);
+    assert_eq!(
+        call(
+            &mut k,
+            Sysno::PortOut,
+            [procs, select, 8, u64::from(client), 0, 0]
+        ),
+        Some(0)
+    );
+    let revoke = u64::from(PROC_PORT_REVOKE);
+    assert_eq!(
+        call(&mut k, Sysno::PortOut, [procs, revoke, 8, hi, 0, 0]),
+        Some(0)
+    );
+    assert!(sleeps(&mut k), "revoking does not wake it");
+    // The server destroys the device.
+    assert!(run_as(&mut k, server));
+    assert_eq!(call(&mut k, Sysno::Detach, [hs, 0, 0, 0, 0, 0]), Some(0));
+    assert!(k.devices.lookup("d1").is_none(), "the device is gone");
+    let p = k.procs.get(client).unwrap();
+    assert_eq!(
+        (p.state, p.frame.result() as isize),
+        (State::Runnable, Error::DeviceGone.to_ret()),
+        "the client's port_out_wait ends with DeviceGone"
+    );
+}
+
 /// Many more seeds, longer runs, smaller machines: `MODEL_SEEDS=0..5000
 /// MODEL_STEPS=1000 MODEL_FRAMES=1500 cargo test -p kernel-core
 /// many_seeds -- --ignored --nocapture`.
@@ -1477,6 +1550,16 @@ fn many_seeds() {
         total.add(&run_with(seed, steps, frames, 50, true));
     }
     eprintln!("{total:?}");
+}
+
+/// Seed 651 of the model meets the revoked-sleeper bug on its own: pid 4
+/// creates "d0" (step 40); pid 7 attaches it and sleeps in port_out_wait
+/// (58-61); init revokes "d0" from pid 7 (88); pid 4 kills itself through
+/// proc (93), "d0" goes, and pid 7 sleeps on, on a device that is gone.
+#[test]
+#[ignore = "kernel bug: a revoked client asleep in port_out_wait is never woken (see the report)"]
+fn model_seed_651() {
+    run(651, 300, 6000, 50);
 }
 
 /// Runs one seed with every call printed: `MODEL_SEED=n MODEL_TRACE=1
