@@ -11,7 +11,7 @@
 
 use crate::frame::Frame;
 use crate::machine::{AddressSpace, Machine, Module, UserFrame};
-use crate::pagetable::{ENTRIES, PageTree, TableFrames, TableMemory};
+use crate::pagetable::{ENTRIES, PageTree, TableFrames, TableMemory, USER_ROOT_SLOTS};
 use crate::vm::{Codec, PageTableOps};
 use abi::IntFrame;
 use std::cell::RefCell;
@@ -32,6 +32,12 @@ struct FrameData {
 /// Everything the fake machine holds.
 pub struct State {
     frames: BTreeMap<u64, FrameData>,
+    /// References to every frame together (kept as they change, so a
+    /// model test can check conservation after every step cheaply).
+    refs: u64,
+    /// The frames whose references changed since `take_dirty` (`None`:
+    /// too many to list, no one having asked).
+    dirty: Option<Vec<u64>>,
     free: Vec<u64>,
     next_pfn: u64,
     /// Frames the machine has (allocated + free).
@@ -56,6 +62,8 @@ impl State {
     fn new(total: u64) -> State {
         State {
             frames: BTreeMap::new(),
+            refs: 0,
+            dirty: Some(Vec::new()),
             free: Vec::new(),
             next_pfn: 0x100,
             total,
@@ -79,6 +87,43 @@ impl State {
         self.frames.len() as u64
     }
 
+    /// References to all frames in use, summed.
+    pub fn total_refs(&self) -> u64 {
+        self.refs
+    }
+
+    /// The frames whose references changed since the last call (`None`:
+    /// more than this keeps a list of; any may have).
+    pub fn take_dirty(&mut self) -> Option<Vec<u64>> {
+        self.dirty.replace(Vec::new())
+    }
+
+    fn touched(&mut self, pfn: u64) {
+        match &mut self.dirty {
+            Some(d) if d.len() < 1 << 16 => d.push(pfn),
+            _ => self.dirty = None,
+        }
+    }
+
+    /// The references to frame `pfn` (0: free).
+    pub fn refs_of(&self, pfn: u64) -> u32 {
+        self.frames.get(&pfn).map_or(0, |f| f.refs)
+    }
+
+    /// Every frame in use and its references, by pfn.
+    pub fn frame_refs(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.frames.iter().map(|(&pfn, f)| (pfn, f.refs))
+    }
+
+    /// Every frame in use: its references and contents, by pfn (to compare
+    /// two machines).
+    pub fn frames_copy(&self) -> Vec<(u64, u32, Box<[u8; PAGE]>)> {
+        self.frames
+            .iter()
+            .map(|(&pfn, f)| (pfn, f.refs, f.bytes.clone()))
+            .collect()
+    }
+
     /// The log as text.
     pub fn log_text(&self) -> String {
         String::from_utf8_lossy(&self.log).into_owned()
@@ -93,6 +138,8 @@ impl State {
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::new(1 << 16));
+    /// The last `FakeSpace::id` given out (never reset: ids stay unique).
+    static NEXT_SPACE: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
 }
 
 /// Runs `f` on this thread's machine.
@@ -121,6 +168,7 @@ pub fn set_modules(modules: &[(&[u8], &str)]) {
                 // Reserved for good: a reference no one drops.
                 s.frames
                     .insert(first + i as u64, FrameData { refs: 1, bytes });
+                s.refs += 1;
                 s.total += 1;
             }
             first
@@ -155,6 +203,8 @@ impl Machine for Fake {
                     bytes: Box::new([0; PAGE]),
                 },
             );
+            s.refs += 1;
+            s.touched(pfn);
             Some(Frame::from_pfn(pfn))
         })
     }
@@ -164,7 +214,10 @@ impl Machine for Fake {
             let f = s.frame(frame.pfn());
             assert!(f.refs > 0, "frame {:#x} released twice", frame.pfn());
             f.refs -= 1;
-            if f.refs == 0 {
+            let last = f.refs == 0;
+            s.refs -= 1;
+            s.touched(frame.pfn());
+            if last {
                 s.frames.remove(&frame.pfn());
                 s.free.push(frame.pfn());
                 true
@@ -175,7 +228,11 @@ impl Machine for Fake {
     }
 
     fn add_ref(frame: Frame) {
-        with(|s| s.frame(frame.pfn()).refs += 1)
+        with(|s| {
+            s.frame(frame.pfn()).refs += 1;
+            s.refs += 1;
+            s.touched(frame.pfn());
+        })
     }
 
     fn refcount(frame: Frame) -> u32 {
@@ -232,9 +289,14 @@ impl Machine for Fake {
 
     fn new_space(frames: &mut impl TableFrames) -> Option<FakeSpace> {
         let root = frames.alloc_table()?;
+        let id = NEXT_SPACE.with(|n| {
+            n.set(n.get() + 1);
+            n.get()
+        });
         Some(FakeSpace {
             tree: PageTree::new(root),
             mem: TablesOf::default(),
+            id,
         })
     }
 
@@ -366,10 +428,35 @@ impl Machine for Fake {
 #[derive(Debug)]
 pub struct PoweredOff(pub u8);
 
+/// Hashes a pfn with one multiplication: the tables' maps are looked up on
+/// every entry read and written, and SipHash would cost more than the rest.
+#[derive(Default)]
+pub struct PfnHasher(u64);
+
+impl std::hash::Hasher for PfnHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type PfnMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PfnHasher>>;
+
 /// The page tables of one fake address space: pfn → entries.
 #[derive(Default)]
 pub struct TablesOf {
-    tables: HashMap<u64, Box<[u64; ENTRIES]>>,
+    tables: PfnMap<Box<[u64; ENTRIES]>>,
+    /// Entries written so far.
+    writes: u64,
 }
 
 impl TableMemory for TablesOf {
@@ -378,6 +465,7 @@ impl TableMemory for TablesOf {
     }
 
     fn write(&mut self, table: Frame, index: usize, value: u64) {
+        self.writes += 1;
         self.tables
             .entry(table.pfn())
             .or_insert_with(|| Box::new([0; ENTRIES]))[index] = value;
@@ -393,6 +481,8 @@ impl TableMemory for TablesOf {
 pub struct FakeSpace {
     tree: PageTree,
     mem: TablesOf,
+    /// Which space this is (unique on this thread).
+    id: u64,
 }
 
 impl PageTableOps for FakeSpace {
@@ -425,6 +515,116 @@ impl PageTableOps for FakeSpace {
 
     fn settle_empty(&mut self, frames: &mut impl TableFrames, va: u64) {
         self.tree.settle_empty(&mut self.mem, frames, va)
+    }
+}
+
+/// What `FakeSpace::walk` found wrong in a tree's structure.
+pub type WalkError = String;
+
+impl FakeSpace {
+    /// The root table's pfn.
+    pub fn root_pfn(&self) -> u64 {
+        self.tree.root().pfn()
+    }
+
+    /// Which space this is and how many entries its tables have had
+    /// written: while both stay the same, so does everything it maps.
+    pub fn version(&self) -> (u64, u64) {
+        (self.id, self.mem.writes)
+    }
+
+    /// Walks the user half from the root: `table` gets every table frame
+    /// linked in the tree (root included, spares not: they are unlinked),
+    /// `leaf` every non-zero leaf entry with its page address. Checks on the
+    /// way that a non-leaf entry is a table or 0 and, if `exhaustive`, that
+    /// each table's count (kept in its parent entry) is the number of its
+    /// non-zero entries; otherwise the walk of a table stops at its count.
+    pub fn walk(
+        &self,
+        exhaustive: bool,
+        table: &mut dyn FnMut(u64),
+        leaf: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), WalkError> {
+        use crate::paging::PTE_ADDR_MASK;
+        const SPAN: [u64; 4] = [1 << 39, 1 << 30, 1 << 21, 1 << 12];
+        const COUNT_SHIFT: u32 = 52;
+        const COUNT_MASK: u64 = 0x3ff << COUNT_SHIFT;
+        #[allow(clippy::too_many_arguments)]
+        fn level(
+            mem: &TablesOf,
+            exhaustive: bool,
+            pfn: u64,
+            depth: usize,
+            base: u64,
+            count: Option<u64>,
+            table: &mut dyn FnMut(u64),
+            leaf: &mut dyn FnMut(u64, u64),
+        ) -> Result<(), WalkError> {
+            table(pfn);
+            let n = if depth == 0 { USER_ROOT_SLOTS } else { ENTRIES };
+            let mut used = 0u64;
+            if let Some(t) = mem.tables.get(&pfn) {
+                let mut i = 0;
+                while i < n {
+                    if !exhaustive && count == Some(used) {
+                        break;
+                    }
+                    // Eight empty entries at a time (this runs in debug
+                    // builds, often).
+                    if i % 8 == 0 {
+                        let c = &t[i..i + 8];
+                        if c[0] | c[1] | c[2] | c[3] | c[4] | c[5] | c[6] | c[7] == 0 {
+                            i += 8;
+                            continue;
+                        }
+                    }
+                    let e = t[i];
+                    i += 1;
+                    if e == 0 {
+                        continue;
+                    }
+                    used += 1;
+                    let va = base + (i as u64 - 1) * SPAN[depth];
+                    if depth == 3 {
+                        leaf(va, e);
+                    } else if e & 1 != 0 && e & (1 << 7) == 0 {
+                        let below = (e & COUNT_MASK) >> COUNT_SHIFT;
+                        let child = (e & PTE_ADDR_MASK) >> 12;
+                        level(
+                            mem,
+                            exhaustive,
+                            child,
+                            depth + 1,
+                            va,
+                            Some(below),
+                            table,
+                            leaf,
+                        )?;
+                    } else {
+                        return Err(format!(
+                            "table {pfn:#x} entry {} (level {depth}) is neither a table nor 0: {e:#x}",
+                            i - 1
+                        ));
+                    }
+                }
+            }
+            match count {
+                Some(c) if c != used => Err(format!(
+                    "table {pfn:#x} (level {depth}) counts {c} entries in its parent, holds {used}"
+                )),
+                _ => Ok(()),
+            }
+        }
+        level(
+            &self.mem,
+            exhaustive,
+            self.root_pfn(),
+            0,
+            0,
+            None,
+            table,
+            leaf,
+        )
     }
 }
 

@@ -565,4 +565,6 @@ impl UserDevice {
 mod shared;
 
 #[cfg(test)]
+pub(crate) mod audit;
+#[cfg(test)]
 mod tests;

@@ -330,6 +330,12 @@ impl Devices {
     pub fn count(&self) -> usize {
         self.table.len()
     }
+
+    /// What device `id`'s creator was charged (for the model tests).
+    #[cfg(test)]
+    pub fn charge_of(&self, id: DeviceId) -> Option<Refund> {
+        self.table.get(id).and_then(|e| e.charge)
+    }
 }
 
 /// The most rights an attachment to each kind of device can hold.

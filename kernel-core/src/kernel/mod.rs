@@ -202,4 +202,10 @@ impl<M: Machine> Kernel<M> {
 }
 
 #[cfg(test)]
+mod audit;
+#[cfg(test)]
+mod fastpath_tests;
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 pub(crate) mod tests;
