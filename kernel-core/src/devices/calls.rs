@@ -6,7 +6,7 @@ use super::{Attachment, Device, DeviceId, hw, kdev, max_rights, user};
 use crate::bus::Entry;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
-use crate::process::{Block, Pid};
+use crate::process::{Block, Pid, State};
 use crate::reserve::Account;
 use crate::syscall::decode::{Handle, Port, Rights, Vector, VectorMask};
 use crate::userdev::{ClientId, Export};
@@ -222,6 +222,16 @@ pub(super) fn release<M: Machine>(
             if let Ok(u) = s.devices.user(dev) {
                 u.close(client);
                 user::notify_server(s, dev);
+            }
+            // The handle was taken from a process asleep in port_out_wait
+            // on it (a supervisor's revoke): the device is gone for that
+            // process, and with its client closed nothing else would ever
+            // wake it. (An exiting process is not woken: it is ending.)
+            let sleeps_on_it = s.get_mut(pid).is_some_and(
+                |p| matches!(p.state, State::Blocked(Block::Irq { dev: Some(d), .. }) if d == dev),
+            );
+            if sleeps_on_it && !exiting {
+                s.complete(pid, Error::DeviceGone.to_ret());
             }
         }
         Attachment::Serve { dev } => user::destroy(s, dev),

@@ -36,7 +36,8 @@
 //! - the log: the kernel never reports one of its own bugs.
 
 use super::Kernel;
-use crate::devices::{Attachment, DEVICE_BYTES, Device, DeviceId, KernelDevice, max_rights};
+use crate::devices::kdev::{KernelState, Kind as KernelKind};
+use crate::devices::{Attachment, DEVICE_BYTES, Device, DeviceId, max_rights};
 use crate::fake::Fake;
 use crate::machine::{AddressSpace, Machine};
 use crate::process::{Block, INIT_PID, NO_PID, Pid, Process, State, pid_slot};
@@ -46,7 +47,7 @@ use abi::userdev::{REQUEST_CLONE, REQUEST_CLOSE, REQUEST_OPEN, REQUEST_OUT};
 use std::collections::BTreeMap;
 
 /// What one klog listener costs its process (`devices::calls`).
-pub const KLOG_LISTENER_BYTES: u64 = 2 * core::mem::size_of::<(Pid, u64, u32)>() as u64;
+pub const KLOG_LISTENER_BYTES: u64 = crate::devices::kdev::klog::LISTENER_BYTES;
 
 macro_rules! ensure {
     ($cond:expr, $($msg:tt)*) => {
@@ -392,7 +393,8 @@ fn processes(k: &Kernel<Fake>, pids: &[Pid]) -> Result<(), String> {
         let lists: u64 = p.bus.iter().map(|(_, e)| e.value.list_bytes()).sum();
         let listeners = k
             .devices
-            .klog_listeners
+            .klog
+            .listeners()
             .iter()
             .filter(|l| l.0 == pid)
             .count() as u64;
@@ -481,11 +483,11 @@ fn families(k: &Kernel<Fake>, pids: &[Pid]) -> Result<(), String> {
 }
 
 fn scheduler(k: &Kernel<Fake>, pids: &[Pid], running: bool) -> Result<(), String> {
-    let current = k.cpu.current;
+    let current = k.cpus[0].current;
     let cp =
         proc(k, current).ok_or_else(|| format!("the current pid {current} is not in the table"))?;
     ensure!(
-        core::ptr::eq(k.cpu.current_ptr.cast_const(), cp),
+        core::ptr::eq(k.cpus[0].current_ptr.cast_const(), cp),
         "the current pointer is not pid {current}'s record"
     );
     if running {
@@ -495,10 +497,10 @@ fn scheduler(k: &Kernel<Fake>, pids: &[Pid], running: bool) -> Result<(), String
             cp.state
         );
         ensure!(
-            !k.cpu.resched && k.cpu.next.is_none(),
+            !k.cpus[0].resched && k.cpus[0].next.is_none(),
             "running with resched {} and next {:?}",
-            k.cpu.resched,
-            k.cpu.next
+            k.cpus[0].resched,
+            k.cpus[0].next
         );
         let root = cp.space.as_ref().map(|s| s.root_pfn() << 12);
         let frame = &cp.frame as *const _ as usize;
@@ -523,7 +525,7 @@ fn scheduler(k: &Kernel<Fake>, pids: &[Pid], running: bool) -> Result<(), String
                 "pid {pid} is queued while {:?} (current {current})",
                 p.state
             );
-        } else if p.state == State::Runnable && pid != current && k.cpu.next != Some(pid) {
+        } else if p.state == State::Runnable && pid != current && k.cpus[0].next != Some(pid) {
             return Err(format!("pid {pid} is runnable but neither queued nor next"));
         }
         match p.state {
@@ -658,10 +660,13 @@ fn devices_and_buses(
                         e.rights
                     );
                 }
-                Attachment::Kernel { kind, .. } => ensure!(
-                    matches!(dev, Ok(Device::Kernel(k)) if *k == kind),
-                    "pid {pid}'s handle {h:#x} names no {kind:?} device"
-                ),
+                Attachment::Kernel { state, .. } => {
+                    let kind = state.kind();
+                    ensure!(
+                        matches!(dev, Ok(Device::Kernel(k)) if *k == kind),
+                        "pid {pid}'s handle {h:#x} names no {kind:?} device"
+                    )
+                }
                 Attachment::Hardware { .. } => {
                     return Err(format!("pid {pid} holds a hardware handle {h:#x}"));
                 }
@@ -839,12 +844,12 @@ fn devices_and_buses(
     }
     kernel.sort_by(|a, b| a.0.cmp(b.0));
     let want = [
-        ("bootfs", KernelDevice::Bootfs),
-        ("klog", KernelDevice::Klog),
-        ("mempool", KernelDevice::Mempool),
-        ("platform", KernelDevice::Platform),
-        ("proc", KernelDevice::Proc),
-        ("registry", KernelDevice::Registry),
+        ("bootfs", KernelKind::Bootfs),
+        ("klog", KernelKind::Klog),
+        ("mempool", KernelKind::Mempool),
+        ("platform", KernelKind::Platform),
+        ("proc", KernelKind::Proc),
+        ("registry", KernelKind::Registry),
     ];
     ensure!(
         kernel.len() == want.len()
@@ -855,7 +860,7 @@ fn devices_and_buses(
         "the kernel devices are {kernel:?}"
     );
     let mut seen = Vec::new();
-    for &(pid, h, v) in &k.devices.klog_listeners {
+    for &(pid, h, v) in &k.devices.klog.listeners() {
         ensure!(
             !seen.contains(&(pid, h)) && v < abi::interrupt::VECTOR_COUNT,
             "klog listener ({pid}, {h:#x}, {v}) repeated or bad"
@@ -866,7 +871,7 @@ fn devices_and_buses(
                 && matches!(
                     p.bus.get(h).map(|e| &e.value),
                     Ok(Attachment::Kernel {
-                        kind: KernelDevice::Klog,
+                        state: KernelState::Klog(..),
                         ..
                     })
                 )

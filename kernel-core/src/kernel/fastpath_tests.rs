@@ -536,13 +536,13 @@ fn snapshot(k: &mut Kernel<Fake>, ret: Option<isize>) -> Snapshot {
     routes.sort_unstable();
     let mut snap = Snapshot {
         ret,
-        current: k.cpu.current,
-        resched: k.cpu.resched,
-        next: k.cpu.next,
-        slice_start: k.cpu.slice_start,
+        current: k.cpus[0].current,
+        resched: k.cpus[0].resched,
+        next: k.cpus[0].next,
+        slice_start: k.cpus[0].slice_start,
         procs,
         devices,
-        klog: k.devices.klog_listeners.clone(),
+        klog: k.devices.klog.listeners(),
         reserves: format!("{:?}", k.reserves),
         frames,
         log,

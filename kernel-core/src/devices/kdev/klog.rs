@@ -49,7 +49,7 @@ struct Listener {
 }
 
 /// What one listener costs its process.
-const LISTENER_BYTES: u64 = 2 * core::mem::size_of::<Listener>() as u64;
+pub const LISTENER_BYTES: u64 = 2 * core::mem::size_of::<Listener>() as u64;
 
 /// What all klog handles share: the listeners and the mark.
 #[derive(Default)]
@@ -64,6 +64,15 @@ impl Shared {
             listeners: Vec::new(),
             mark: 0,
         }
+    }
+
+    /// Every listener as (process, handle, vector): the tests' view.
+    #[cfg(test)]
+    pub fn listeners(&self) -> Vec<(Pid, Handle, u32)> {
+        self.listeners
+            .iter()
+            .map(|l| (l.pid, l.handle, l.vector))
+            .collect()
     }
 }
 
