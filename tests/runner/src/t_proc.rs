@@ -51,6 +51,53 @@ fn attach_when_served(name: &str) -> Result<dev::Handle, Fail> {
 }
 
 pub fn run(s: &mut Suite) {
+    s.run("revoking_a_sleeping_clients_device_ends_its_wait", || {
+        const NAME: &str = "t-revoked";
+        let h = procs::open(true).map_err(fail)?;
+        let srv = server(NAME)?;
+        let mine = attach_when_served(NAME)?;
+        // A client that asks and sleeps for an answer that never comes.
+        let client = match process::fork().map_err(fail)? {
+            0 => {
+                let code = match dev::attach(REGISTRY, NAME, dev::RIGHT_WRITE | dev::RIGHT_IRQ) {
+                    Ok(c) => match c.port_out_wait(0, 8, 1, 1 << 20) {
+                        Err(Error::DeviceGone) => 0,
+                        Err(_) => 2,
+                        Ok(_) => 3,
+                    },
+                    Err(_) => 4,
+                };
+                process::exit(code)
+            }
+            pid => pid,
+        };
+        // Until it sleeps in port_out_wait.
+        let mut asleep = false;
+        for _ in 0..1000 {
+            process::yield_now();
+            let state = h
+                .port_out(PROC_PORT_SELECT, 4, u64::from(client))
+                .and_then(|()| h.port_in(PROC_PORT_STATE, 4));
+            if state == Ok(u64::from(PROC_STATE_BLOCKED)) {
+                asleep = true;
+                break;
+            }
+        }
+        ensure!(asleep, "the client never slept");
+        ensure_eq!(procs::revoke(h, client, mine), Ok(()));
+        // Its wait ends at once with DeviceGone (the device lives on).
+        let st = process::wait_child().map_err(fail)?;
+        ensure_eq!(
+            (st.pid, st.kind, st.code),
+            (client, ExitKind::Exited as u32, 0)
+        );
+        ensure_eq!(procs::kill(h, srv), Ok(()));
+        ensure_eq!(process::wait_child().map_err(fail)?.pid, srv);
+        ensure_eq!(mine.detach(), Ok(()));
+        ensure_eq!(h.detach(), Ok(()));
+        Ok(())
+    });
+
     s.run(
         "proc_kill_by_a_restarted_servers_old_pid_is_not_found",
         || {
