@@ -458,14 +458,15 @@ impl<T, S: Shape> GenTable<T, S> {
     /// beyond twice what is left (a slot that retired stays, keeping the
     /// ids it issued dead).
     fn trim(&mut self) {
-        while let Some(last) = self.slots.last()
-            && matches!(last.state, State::Free { .. })
-        {
-            let slot = self.slots.len() - 1;
-            self.fresh_generation = self.fresh_generation.max(self.slots[slot].generation);
-            self.unlink_free(slot);
-            self.slots.pop();
+        // Unlinked in place, then cut off in one truncate: popping each
+        // slot would move it out (a slot can be large) only to drop it.
+        let mut end = self.slots.len();
+        while end > 0 && matches!(self.slots[end - 1].state, State::Free { .. }) {
+            end -= 1;
+            self.fresh_generation = self.fresh_generation.max(self.slots[end].generation);
+            self.unlink_free(end);
         }
+        self.slots.truncate(end);
         let keep = self.slots.len().max(4);
         if self.slots.capacity() > 2 * keep {
             // Moved by hand rather than `shrink_to`, which aborts when the
