@@ -1,5 +1,6 @@
 //! The scheduler and the process lifecycle on the fake machine: fork,
-//! exit, wait, zombies and orphans, priorities, ticks and the hand-off.
+//! exit, wait, kill and kill-tree, zombies and orphans, pid reuse,
+//! priorities, ticks and the hand-off.
 
 use super::*;
 use crate::fake::{self, Fake, FakeFrame};
@@ -307,4 +308,86 @@ fn a_reaped_pid_names_no_one_and_is_not_given_again_soon() {
             Some(Error::NotFound)
         );
     }
+}
+
+/// Writes `bytes` into the current process's memory at `va`.
+fn poke(k: &mut Kernel<Fake>, va: u64, bytes: &[u8]) {
+    let space = k.current().space.as_mut().unwrap();
+    crate::usercopy::copy_to_user::<Fake>(space, va, bytes).unwrap();
+}
+
+/// Attaches kernel device `name` with `rights`; returns the handle.
+fn attach(k: &mut Kernel<Fake>, name: &str, rights: u32) -> u64 {
+    let at = SCRATCH + 0x800;
+    poke(k, at, name.as_bytes());
+    let h = call(
+        k,
+        Sysno::Attach,
+        [0, at, name.len() as u64, u64::from(rights), 0, 0],
+    )
+    .unwrap();
+    assert!(h >= 0, "attach {name}: {h}");
+    h as u64
+}
+
+#[test]
+fn kill_and_kill_tree_end_descendants_only_and_init_reaps_them() {
+    use abi::bus::{RIGHT_CLONE, RIGHT_KILL, RIGHT_READ, RIGHT_WRITE};
+    use abi::kdev::{PROC_PORT_KILL, PROC_PORT_KILL_TREE, PROC_PORT_SELECT};
+    let mut k = boot();
+    let before = fake::with(|s| s.used());
+    let rights = RIGHT_READ | RIGHT_WRITE | RIGHT_KILL | RIGHT_CLONE;
+    let procs = attach(&mut k, "proc", rights);
+    let kill = |k: &mut Kernel<Fake>, port: u32, pid: Pid| {
+        assert_eq!(
+            call(
+                k,
+                Sysno::PortOut,
+                [procs, u64::from(PROC_PORT_SELECT), 4, u64::from(pid), 0, 0]
+            ),
+            Some(0)
+        );
+        call(k, Sysno::PortOut, [procs, u64::from(port), 4, 0, 0, 0])
+    };
+    // a forks b; b forks c; a and b end up asleep, init keeps running.
+    let a = fork(&mut k);
+    assert_eq!(call(&mut k, Sysno::Yield, [0; 6]), Some(0));
+    assert_eq!(k.current_pid(), a);
+    let b = fork(&mut k);
+    assert_eq!(call(&mut k, Sysno::IrqWait, [1 << 40, 0, 0, 0, 0, 0]), None);
+    assert_eq!(k.current_pid(), INIT_PID);
+    assert_eq!(call(&mut k, Sysno::Yield, [0; 6]), Some(0));
+    assert_eq!(k.current_pid(), b);
+    let c = fork(&mut k);
+    // b may not kill its parent; it may kill its child.
+    assert_eq!(
+        kill(&mut k, PROC_PORT_KILL, a),
+        Some(Error::AccessDenied.to_ret())
+    );
+    assert_eq!(kill(&mut k, PROC_PORT_KILL, c), Some(0));
+    assert!(k.get_mut(c).is_some_and(|p| p.state == State::Zombie));
+    assert_eq!(
+        kill(&mut k, PROC_PORT_KILL, c),
+        Some(Error::NotFound.to_ret())
+    );
+    assert_eq!(call(&mut k, Sysno::IrqWait, [1 << 40, 0, 0, 0, 0, 0]), None);
+    // Back in init (the only runnable one): end a's whole tree; a, b and
+    // b's zombie c are init's to reap.
+    assert_eq!(k.current_pid(), INIT_PID);
+    assert_eq!(kill(&mut k, PROC_PORT_KILL_TREE, a), Some(0));
+    for _ in 0..3 {
+        let reaped = call(
+            &mut k,
+            Sysno::WaitChild,
+            [SCRATCH, abi::syscall::WAIT_NOHANG, 0, 0, 0, 0],
+        );
+        assert!(matches!(reaped, Some(p) if p > 0), "reaped {reaped:?}");
+    }
+    assert_eq!(
+        call_err(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+        Some(Error::NoChildren)
+    );
+    assert_eq!(k.process_count(), 1);
+    assert_eq!(call(&mut k, Sysno::Detach, [procs, 0, 0, 0, 0, 0]), Some(0));
+    assert_eq!(fake::with(|s| s.used()), before, "every frame back");
 }
