@@ -206,6 +206,6 @@ mod audit;
 #[cfg(test)]
 mod fastpath_tests;
 #[cfg(test)]
-mod model_tests;
+mod model;
 #[cfg(test)]
 pub(crate) mod tests;
