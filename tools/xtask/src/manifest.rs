@@ -54,6 +54,7 @@ struct RawImage {
     timeout_secs: Option<u64>,
     kernel_args: Option<String>,
     memory_mib: Option<u32>,
+    machine: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,10 +84,32 @@ pub struct Manifest {
     pub timeout_secs: u64,
     pub kernel_args: Option<String>,
     pub memory_mib: u32,
+    /// The board QEMU emulates.
+    pub machine: Machine,
     /// Boot modules in boot order; never empty.
     pub modules: Vec<Module>,
     /// For self-test images: how the run must end.
     pub expect: Option<Expect>,
+}
+
+/// The board an image boots on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// QEMU's q35 (PCI Express, ECAM) with an Intel I/O MMU (DMA and
+    /// interrupt remapping): the default.
+    Q35,
+    /// QEMU's i440FX `pc`, without an I/O MMU: the fallback, kept tested.
+    Pc,
+}
+
+impl Machine {
+    /// QEMU's arguments for it.
+    pub fn qemu_args(self) -> &'static [&'static str] {
+        match self {
+            Machine::Q35 => &["-M", "q35", "-device", "intel-iommu,intremap=on"],
+            Machine::Pc => &["-M", "pc"],
+        }
+    }
 }
 
 /// How a self-test image must end: the QEMU outcome and lines of text the
@@ -354,6 +377,18 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         Some(m) => m,
         None => DEFAULT_MEMORY_MIB,
     };
+    let machine = match raw.image.machine.as_deref() {
+        None | Some("q35") => Machine::Q35,
+        Some("pc") => Machine::Pc,
+        Some(other) => {
+            return Err(err(
+                "image.machine",
+                format!(
+                    "{other:?} is not a machine: \"q35\" (the default, with an I/O MMU) or \"pc\" (without)"
+                ),
+            ));
+        }
+    };
     if let Some(args) = &raw.image.kernel_args
         && args.contains(['\n', '\r'])
     {
@@ -538,6 +573,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         timeout_secs,
         kernel_args: raw.image.kernel_args,
         memory_mib,
+        machine,
         modules,
         expect,
     })

@@ -54,7 +54,9 @@ pub fn command(image: &Image, serial: &Serial, extra: &[String]) -> Command {
     let m = &image.manifest;
     let mut cmd = Command::new(QEMU.program);
     cmd.current_dir(&image.dir)
-        .args(["-accel", "tcg", "-M", "pc", "-cpu", "max", "-smp", "1"])
+        .args(["-accel", "tcg"])
+        .args(m.machine.qemu_args())
+        .args(["-cpu", "max", "-smp", "1"])
         .arg("-m")
         .arg(format!("{}M", m.memory_mib))
         .args(["-display", "none", "-no-reboot", "-device"])

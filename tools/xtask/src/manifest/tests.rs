@@ -22,7 +22,30 @@ fn minimal_manifest_gets_defaults() {
     assert_eq!(m.memory_mib, 256);
     assert_eq!(m.timeout_secs, 300);
     assert_eq!(m.kernel_args, None);
+    assert_eq!(m.machine, Machine::Q35);
     assert_eq!(m.initrd(), "init");
+}
+
+#[test]
+fn the_machine_is_q35_or_pc() {
+    let with = |machine: &str| {
+        format!(
+            "[image]\ndescription = \"d\"\nmachine = \"{machine}\"\n[[module]]\nbinary = \"init\"\n"
+        )
+    };
+    assert_eq!(parse_ok(&with("pc")).machine, Machine::Pc);
+    assert_eq!(parse_ok(&with("q35")).machine, Machine::Q35);
+    assert!(
+        Machine::Q35
+            .qemu_args()
+            .contains(&"intel-iommu,intremap=on")
+    );
+    assert!(!Machine::Pc.qemu_args().iter().any(|a| a.contains("iommu")));
+    let e = parse_err(&with("isapc"));
+    assert!(
+        e.starts_with("t.toml: image.machine: \"isapc\" is not a machine"),
+        "{e}"
+    );
 }
 
 #[test]
