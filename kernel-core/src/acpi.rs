@@ -1,22 +1,25 @@
-//! Just enough ACPI to route interrupts: find the RSDP, walk the RSDT or
-//! XSDT to a table by its signature ([`find_table`]), and read the MADT
-//! (the I/O APICs, the ISA interrupt source overrides, the local APIC
-//! address and the number of enabled CPUs).
+//! Just enough ACPI to route interrupts and, later, to set up the I/O MMU:
+//! find the RSDP, walk the RSDT or XSDT to a table by its signature
+//! ([`find_table`]), and read the MADT (the I/O APICs, the ISA interrupt
+//! source overrides, the local APIC address and the number of enabled
+//! CPUs); [`dmar`] reads Intel's DMA remapping table.
 //!
 //! Rules: firmware tables are not trusted. Every table's checksum is
 //! verified, every length is bounded (tables by [`MAX_TABLE_LEN`], the root
 //! table's entries by [`MAX_ROOT_ENTRIES`]), every MADT entry must have a
 //! length of at least 2 that stays inside the table (so a zero-length entry
 //! cannot make us loop), and all reads go through [`PhysMemory`]. The
-//! parsers share `check_table` and [`find_table`], allocate nothing beyond
-//! fixed-size `ArrayVec`s, and report a malformed table as an [`AcpiError`]
-//! naming it.
+//! parsers here and in the submodules share `check_table` and
+//! [`find_table`], allocate nothing beyond fixed-size `ArrayVec`s, and
+//! report a malformed table as an [`AcpiError`] naming it.
 
 use arrayvec::ArrayVec;
 use core::fmt;
 
 use crate::bootinfo::PhysMemory;
 use crate::le::{u16_at, u32_at, u64_at};
+
+pub mod dmar;
 
 /// Physical address of the BIOS data area word holding the EBDA segment.
 const EBDA_SEGMENT_PTR: u64 = 0x40E;
