@@ -2,7 +2,8 @@
 //! find the RSDP, walk the RSDT or XSDT to a table by its signature
 //! ([`find_table`]), and read the MADT (the I/O APICs, the ISA interrupt
 //! source overrides, the local APIC address and the number of enabled
-//! CPUs); [`dmar`] reads Intel's DMA remapping table.
+//! CPUs); [`dmar`] reads Intel's DMA remapping table and [`mcfg`] the PCI
+//! Express configuration-space windows.
 //!
 //! Rules: firmware tables are not trusted. Every table's checksum is
 //! verified, every length is bounded (tables by [`MAX_TABLE_LEN`], the root
@@ -20,6 +21,7 @@ use crate::bootinfo::PhysMemory;
 use crate::le::{u16_at, u32_at, u64_at};
 
 pub mod dmar;
+pub mod mcfg;
 
 /// Physical address of the BIOS data area word holding the EBDA segment.
 const EBDA_SEGMENT_PTR: u64 = 0x40E;
