@@ -1,18 +1,27 @@
-//! Just enough ACPI to route interrupts: find the RSDP, walk the RSDT or
-//! XSDT to the MADT, and read the I/O APICs, the ISA interrupt source
-//! overrides, the local APIC address and the number of enabled CPUs.
+//! Just enough ACPI to route interrupts and, later, to set up the I/O MMU:
+//! find the RSDP, walk the RSDT or XSDT to a table by its signature
+//! ([`find_table`]), and read the MADT (the I/O APICs, the ISA interrupt
+//! source overrides, the local APIC address and the number of enabled
+//! CPUs); [`dmar`] reads Intel's DMA remapping table and [`mcfg`] the PCI
+//! Express configuration-space windows.
 //!
 //! Rules: firmware tables are not trusted. Every table's checksum is
 //! verified, every length is bounded (tables by [`MAX_TABLE_LEN`], the root
 //! table's entries by [`MAX_ROOT_ENTRIES`]), every MADT entry must have a
 //! length of at least 2 that stays inside the table (so a zero-length entry
-//! cannot make us loop), and all reads go through [`PhysMemory`].
+//! cannot make us loop), and all reads go through [`PhysMemory`]. The
+//! parsers here and in the submodules share `check_table` and
+//! [`find_table`], allocate nothing beyond fixed-size `ArrayVec`s, and
+//! report a malformed table as an [`AcpiError`] naming it.
 
 use arrayvec::ArrayVec;
 use core::fmt;
 
 use crate::bootinfo::PhysMemory;
 use crate::le::{u16_at, u32_at, u64_at};
+
+pub mod dmar;
+pub mod mcfg;
 
 /// Physical address of the BIOS data area word holding the EBDA segment.
 const EBDA_SEGMENT_PTR: u64 = 0x40E;
@@ -116,7 +125,8 @@ impl Madt {
     }
 }
 
-/// Why the ACPI tables were rejected. The strings name the table.
+/// Why the ACPI tables were rejected. The strings name the table (and,
+/// for a table's parts, the part: "DMAR device scope").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcpiError {
     Unreadable(u64),
@@ -124,6 +134,17 @@ pub enum AcpiError {
     BadChecksum(&'static str),
     BadLength(&'static str),
     NoMadt,
+    /// The table holds more of something than the parser has room for;
+    /// the table is refused rather than half-used.
+    TooMany {
+        what: &'static str,
+        limit: usize,
+    },
+    /// A field has a value the table's specification rules out.
+    Malformed {
+        table: &'static str,
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for AcpiError {
@@ -135,12 +156,55 @@ impl fmt::Display for AcpiError {
             AcpiError::BadChecksum(what) => write!(f, "the ACPI {what} fails its checksum"),
             AcpiError::BadLength(what) => write!(f, "the ACPI {what} has an invalid length"),
             AcpiError::NoMadt => write!(f, "the ACPI tables have no MADT"),
+            AcpiError::TooMany { what, limit } => {
+                write!(f, "the ACPI {what} exceed MH's limit of {limit}")
+            }
+            AcpiError::Malformed { table, why } => {
+                write!(f, "the ACPI {table} is malformed: {why}")
+            }
         }
+    }
+}
+
+/// A PCI function: segment (PCI Express "segment group"), bus, device
+/// (`0..32`) and function (`0..8`). Not checked on construction; the
+/// functions that take one check what they need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PciFunction {
+    pub segment: u16,
+    pub bus: u8,
+    pub device: u8,
+    pub function: u8,
+}
+
+impl PciFunction {
+    pub const fn new(segment: u16, bus: u8, device: u8, function: u8) -> Self {
+        PciFunction {
+            segment,
+            bus,
+            device,
+            function,
+        }
+    }
+
+    /// Whether device and function are in range (`< 32`, `< 8`).
+    pub const fn is_valid(&self) -> bool {
+        self.device < 32 && self.function < 8
     }
 }
 
 fn sum(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0u8, |acc, &b| acc.wrapping_add(b))
+}
+
+/// Fills `buf` from `base + off`.
+fn read_into(mem: &impl PhysMemory, base: u64, off: u64, buf: &mut [u8]) -> Result<(), AcpiError> {
+    let addr = base.checked_add(off).ok_or(AcpiError::Unreadable(base))?;
+    if mem.read(addr, buf) {
+        Ok(())
+    } else {
+        Err(AcpiError::Unreadable(addr))
+    }
 }
 
 /// Reads `N` bytes at `base + off`.
@@ -149,13 +213,9 @@ fn read_at<const N: usize>(
     base: u64,
     off: u64,
 ) -> Result<[u8; N], AcpiError> {
-    let addr = base.checked_add(off).ok_or(AcpiError::Unreadable(base))?;
     let mut buf = [0u8; N];
-    if mem.read(addr, &mut buf) {
-        Ok(buf)
-    } else {
-        Err(AcpiError::Unreadable(addr))
-    }
+    read_into(mem, base, off, &mut buf)?;
+    Ok(buf)
 }
 
 /// Reads the header of the table at `addr` and checks its length and
@@ -177,10 +237,7 @@ fn check_table(
         let mut chunk = [0u8; 64];
         let n = (len - off).min(64) as usize;
         let part = &mut chunk[..n];
-        let at = addr.checked_add(off).ok_or(AcpiError::Unreadable(addr))?;
-        if !mem.read(at, part) {
-            return Err(AcpiError::Unreadable(at));
-        }
+        read_into(mem, addr, off, part)?;
         acc = acc.wrapping_add(sum(part));
         off += n as u64;
     }
@@ -192,18 +249,26 @@ fn check_table(
     Ok((sig, len))
 }
 
-/// Finds and parses the MADT through the RSDP at `rsdp`: via the XSDT if
-/// the RSDP is revision 2 or later and has one, else via the RSDT.
-pub fn parse_madt(mem: &impl PhysMemory, rsdp: u64) -> Result<Madt, AcpiError> {
+/// Finds the first table with signature `sig` through the RSDP at `rsdp`:
+/// via the XSDT if the RSDP is revision 2 or later and has one, else via
+/// the RSDT. Checks the RSDP and the root table; the table found is not
+/// checked (its parser calls `check_table`). `Ok(None)` when no entry of
+/// the root table (up to [`MAX_ROOT_ENTRIES`]) has that signature; an
+/// unreadable entry before the one sought is an error.
+pub fn find_table(
+    mem: &impl PhysMemory,
+    rsdp: u64,
+    sig: &[u8; 4],
+) -> Result<Option<u64>, AcpiError> {
     let r = valid_rsdp(mem, rsdp)?;
     let xsdt = u64_at(&r, 24);
-    let (root, entry_len, what, sig) = if r[15] >= 2 && xsdt != 0 {
+    let (root, entry_len, what, root_want) = if r[15] >= 2 && xsdt != 0 {
         (xsdt, 8, "XSDT", b"XSDT")
     } else {
         (u64::from(u32_at(&r, 16)), 4, "RSDT", b"RSDT")
     };
     let (root_sig, root_len) = check_table(mem, root, what)?;
-    if &root_sig != sig {
+    if &root_sig != root_want {
         return Err(AcpiError::BadChecksum(what));
     }
     let count = ((root_len - SDT_HEADER_LEN) / entry_len).min(MAX_ROOT_ENTRIES);
@@ -214,12 +279,18 @@ pub fn parse_madt(mem: &impl PhysMemory, rsdp: u64) -> Result<Madt, AcpiError> {
         } else {
             u64::from(u32::from_le_bytes(read_at(mem, root, off)?))
         };
-        let sig: [u8; 4] = read_at(mem, table, 0)?;
-        if &sig == b"APIC" {
-            return parse_madt_table(mem, table);
+        let found: [u8; 4] = read_at(mem, table, 0)?;
+        if &found == sig {
+            return Ok(Some(table));
         }
     }
-    Err(AcpiError::NoMadt)
+    Ok(None)
+}
+
+/// Finds and parses the MADT through the RSDP at `rsdp` (see [`find_table`]).
+pub fn parse_madt(mem: &impl PhysMemory, rsdp: u64) -> Result<Madt, AcpiError> {
+    let table = find_table(mem, rsdp, b"APIC")?.ok_or(AcpiError::NoMadt)?;
+    parse_madt_table(mem, table)
 }
 
 /// MADT entry types we use.
@@ -255,10 +326,7 @@ fn parse_madt_table(mem: &impl PhysMemory, addr: u64) -> Result<Madt, AcpiError>
         }
         // Entries are at most 255 bytes; read the whole one at once.
         let mut e = [0u8; 255];
-        let at = addr.checked_add(off).ok_or(AcpiError::Unreadable(addr))?;
-        if !mem.read(at, &mut e[..elen as usize]) {
-            return Err(AcpiError::Unreadable(at));
-        }
+        read_into(mem, addr, off, &mut e[..elen as usize])?;
         let need = |n: u64| if elen < n { Err(bad) } else { Ok(()) };
         match kind {
             LOCAL_APIC => {

@@ -3,24 +3,24 @@
 use super::*;
 use crate::testmem::FakeMem;
 
-const EBDA: u64 = 0x9_fc00;
-const RSDT: u64 = 0x1_0000;
-const XSDT: u64 = 0x1_1000;
-const MADT: u64 = 0x1_2000;
-const FACP: u64 = 0x1_3000;
+pub(super) const EBDA: u64 = 0x9_fc00;
+pub(super) const RSDT: u64 = 0x1_0000;
+pub(super) const XSDT: u64 = 0x1_1000;
+pub(super) const MADT: u64 = 0x1_2000;
+pub(super) const FACP: u64 = 0x1_3000;
 
-fn mem() -> FakeMem {
+pub(super) fn mem() -> FakeMem {
     let mut m = FakeMem::new(0, 0x10_0000);
     m.put(EBDA_SEGMENT_PTR, &((EBDA >> 4) as u16).to_le_bytes());
     m
 }
 
-fn fix_checksum(bytes: &mut [u8], at: usize) {
+pub(super) fn fix_checksum(bytes: &mut [u8], at: usize) {
     bytes[at] = 0;
     bytes[at] = 0u8.wrapping_sub(sum(bytes));
 }
 
-fn rsdp(rev: u8, rsdt: u32, xsdt: u64) -> Vec<u8> {
+pub(super) fn rsdp(rev: u8, rsdt: u32, xsdt: u64) -> Vec<u8> {
     let mut v = vec![0u8; if rev >= 2 { 36 } else { 20 }];
     v[..8].copy_from_slice(RSDP_SIG);
     v[9..15].copy_from_slice(b"MHTEST");
@@ -35,7 +35,7 @@ fn rsdp(rev: u8, rsdt: u32, xsdt: u64) -> Vec<u8> {
     v
 }
 
-fn sdt(sig: &[u8; 4], body: &[u8]) -> Vec<u8> {
+pub(super) fn sdt(sig: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut v = vec![0u8; 36];
     v[..4].copy_from_slice(sig);
     v.extend_from_slice(body);
@@ -46,7 +46,7 @@ fn sdt(sig: &[u8; 4], body: &[u8]) -> Vec<u8> {
     v
 }
 
-fn rsdt(tables: &[u32]) -> Vec<u8> {
+pub(super) fn rsdt(tables: &[u32]) -> Vec<u8> {
     sdt(
         b"RSDT",
         &tables
@@ -56,7 +56,7 @@ fn rsdt(tables: &[u32]) -> Vec<u8> {
     )
 }
 
-fn xsdt(tables: &[u64]) -> Vec<u8> {
+pub(super) fn xsdt(tables: &[u64]) -> Vec<u8> {
     sdt(
         b"XSDT",
         &tables
@@ -86,7 +86,7 @@ fn iso(source: u8, gsi: u32, flags: u16) -> Vec<u8> {
     e
 }
 
-fn madt(entries: &[Vec<u8>]) -> Vec<u8> {
+pub(super) fn madt(entries: &[Vec<u8>]) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
     body.extend_from_slice(&1u32.to_le_bytes());
@@ -96,7 +96,7 @@ fn madt(entries: &[Vec<u8>]) -> Vec<u8> {
     sdt(b"APIC", &body)
 }
 
-fn typical_entries() -> Vec<Vec<u8>> {
+pub(super) fn typical_entries() -> Vec<Vec<u8>> {
     vec![
         lapic(0, 1),
         lapic(1, 1),
@@ -118,6 +118,42 @@ fn system() -> (FakeMem, u64) {
     m.put(FACP, &sdt(b"FACP", &[0; 8]));
     m.put(MADT, &madt(&typical_entries()));
     (m, at)
+}
+
+/// Where [`system_with`] puts the RSDP.
+pub(super) const RSDP_AT: u64 = 0xE_0010;
+
+/// Like [`system`], with `extra` tables at the given addresses listed in
+/// the RSDT after the FACP and the MADT.
+pub(super) fn system_with(extra: &[(u64, &[u8])]) -> (FakeMem, u64) {
+    let mut m = mem();
+    let mut list = vec![FACP as u32, MADT as u32];
+    list.extend(extra.iter().map(|&(at, _)| at as u32));
+    m.put(RSDP_AT, &rsdp(0, RSDT as u32, 0));
+    m.put(RSDT, &rsdt(&list));
+    m.put(FACP, &sdt(b"FACP", &[0; 8]));
+    m.put(MADT, &madt(&typical_entries()));
+    for &(at, bytes) in extra {
+        m.put(at, bytes);
+    }
+    (m, RSDP_AT)
+}
+
+#[test]
+fn find_table_by_signature() {
+    let hpet = sdt(b"HPET", &[0; 20]);
+    let (m, at) = system_with(&[(0x1_4000, &hpet)]);
+    assert_eq!(find_table(&m, at, b"APIC"), Ok(Some(MADT)));
+    assert_eq!(find_table(&m, at, b"HPET"), Ok(Some(0x1_4000)));
+    assert_eq!(find_table(&m, at, b"DMAR"), Ok(None));
+    // The first of two tables with one signature.
+    let (m, at) = system_with(&[(0x1_4000, &hpet), (0x1_5000, &hpet)]);
+    assert_eq!(find_table(&m, at, b"HPET"), Ok(Some(0x1_4000)));
+    // Root-table errors are the caller's too.
+    assert_eq!(
+        find_table(&m, 0xE_0000, b"HPET"),
+        Err(AcpiError::BadChecksum("RSDP"))
+    );
 }
 
 #[test]
@@ -406,4 +442,31 @@ fn errors_display() {
         "the ACPI tables have no MADT"
     );
     assert!(AcpiError::Unreadable(0x10).to_string().contains("0x10"));
+    assert_eq!(
+        AcpiError::TooMany {
+            what: "DMAR hardware units",
+            limit: 8
+        }
+        .to_string(),
+        "the ACPI DMAR hardware units exceed MH's limit of 8"
+    );
+    assert_eq!(
+        AcpiError::Malformed {
+            table: "MCFG",
+            why: "an allocation ends below its start bus"
+        }
+        .to_string(),
+        "the ACPI MCFG is malformed: an allocation ends below its start bus"
+    );
+    assert_eq!(
+        AcpiError::BadLength("DMAR device scope").to_string(),
+        "the ACPI DMAR device scope has an invalid length"
+    );
+}
+
+#[test]
+fn pci_function_validity() {
+    assert!(PciFunction::new(0, 255, 31, 7).is_valid());
+    assert!(!PciFunction::new(0, 0, 32, 0).is_valid());
+    assert!(!PciFunction::new(0, 0, 0, 8).is_valid());
 }
