@@ -16,6 +16,7 @@
 extern crate alloc;
 
 mod arch;
+mod firmware;
 mod hw;
 mod log;
 mod mm;
@@ -26,7 +27,6 @@ mod trap;
 use arch::phys::{self, BootPhysMemory};
 use arch::{boot, cpu, entry, gdt, idt, ioapic, lapic, paging, pic};
 use arrayvec::ArrayVec;
-use kernel_core::acpi;
 use kernel_core::bootinfo::{self, BootInfo};
 
 #[unsafe(no_mangle)]
@@ -46,7 +46,7 @@ extern "C" fn kmain() -> ! {
         };
     // ACPI tables sit in reserved RAM that the final direct map leaves out:
     // read them while the boot tables still map the first 4 GiB.
-    let madt = acpi::find_rsdp(&BootPhysMemory).map(|rsdp| acpi::parse_madt(&BootPhysMemory, rsdp));
+    let tables = firmware::Tables::read();
 
     let mut reserved: ArrayVec<(u64, u64), 40> = ArrayVec::new();
     let sections = boot::kernel_sections();
@@ -72,20 +72,11 @@ extern "C" fn kmain() -> ! {
         panic!("cannot build the kernel page tables: {e:?}");
     }
 
-    let madt = match madt {
-        Some(Ok(m)) => Some(m),
-        Some(Err(e)) => {
-            kprintln!("[kernel] ACPI MADT unusable ({e:?}); using the standard APIC addresses");
-            None
-        }
-        None => {
-            kprintln!("[kernel] no ACPI RSDP; using the standard APIC addresses");
-            None
-        }
-    };
-    let lapic_addr = madt.as_ref().map_or(0xfee0_0000, |m| m.local_apic_addr);
+    tables.report();
+    let madt = tables.madt.as_ref();
+    let lapic_addr = madt.map_or(0xfee0_0000, |m| m.local_apic_addr);
     let mut ioapic_lines = 0;
-    if let Some(m) = &madt {
+    if let Some(m) = madt {
         for info in &m.io_apics {
             match ioapic::IoApic::init(info) {
                 Ok(a) => {
@@ -103,7 +94,7 @@ extern "C" fn kmain() -> ! {
             }
         }
     }
-    record_reserved(&boot_info, lapic_addr, madt.as_ref());
+    firmware::record_reserved(&boot_info, lapic_addr, &tables);
     let timer = match lapic::init(lapic_addr) {
         Ok(t) => t,
         Err(e) => panic!("cannot map the local APIC: {e:?}"),
@@ -147,57 +138,6 @@ extern "C" fn kmain() -> ! {
         panic!("no boot module could be started");
     }
     sched::start()
-}
-
-/// Records what hardware devices may never claim: the ports and memory the
-/// kernel drives, and RAM.
-fn record_reserved(info: &BootInfo, lapic: u64, madt: Option<&acpi::Madt>) {
-    use kernel_core::bootinfo::MemKind;
-    let mut r = kernel_core::hwclaims::Reserved {
-        // PICs, PIT and its gate, the debug-exit device.
-        ports: alloc::vec![
-            (0x20, 0x22),
-            (0xa0, 0xa2),
-            (0x40, 0x44),
-            (0x61, 0x62),
-            (0xf4, 0xf8)
-        ],
-        mmio: alloc::vec![(lapic & !0xfff, (lapic & !0xfff) + 0x1000)],
-        ram: info
-            .memory
-            .iter()
-            .filter(|m| {
-                matches!(
-                    m.kind,
-                    MemKind::Usable | MemKind::AcpiReclaimable | MemKind::AcpiNvs
-                )
-            })
-            .map(|m| (m.start & !0xfff, (m.end + 0xfff) & !0xfff))
-            .collect(),
-        gsi_count: ioapic::gsi_count(),
-        isa: kernel_core::hwclaims::Reserved::IDENTITY_ISA,
-    };
-    // Legacy devices' lines as the firmware wired them.
-    if let Some(m) = madt {
-        for (irq, route) in r.isa.iter_mut().enumerate() {
-            let o = m.isa_irq(irq as u8);
-            let level = if o.level_triggered {
-                abi::hw::HW_IRQ_LEVEL
-            } else {
-                0
-            };
-            let low = if o.active_low {
-                abi::hw::HW_IRQ_ACTIVE_LOW
-            } else {
-                0
-            };
-            *route = (o.gsi, level | low);
-        }
-    }
-    for a in madt.iter().flat_map(|m| m.io_apics.iter()) {
-        r.mmio.push((a.addr & !0xfff, (a.addr & !0xfff) + 0x1000));
-    }
-    sched::SCHED.lock().devices.reserved = Some(r);
 }
 
 /// Keeps the module list for bootfs.

@@ -140,6 +140,17 @@ pub fn run(s: &mut Suite) {
             len: 0x1000,
         };
         ensure_eq!(dev::create_hardware(plat, &ram), Err(Error::AccessDenied));
+        // The test image boots on q35: the I/O MMU's registers (from the
+        // DMAR) and the PCI Express configuration window (from the MCFG)
+        // are the kernel's; a driver holding them could undo the isolation.
+        for (base, len) in [
+            (0xfed9_0000, 0x1000),
+            (0xb000_0000, 0x1000),
+            (0xbfff_f000, 0x1000),
+        ] {
+            ram.mmio[0] = HwMmioRange { base, len };
+            ensure_eq!(dev::create_hardware(plat, &ram), Err(Error::AccessDenied));
+        }
         ram.mmio[0] = HwMmioRange {
             base: 0xb8010,
             len: 0x1000,
