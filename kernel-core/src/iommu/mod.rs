@@ -25,8 +25,13 @@
 //! [`TableFrames::alloc_table`]: crate::pagetable::TableFrames::alloc_table
 
 pub mod caps;
+pub mod context;
+
+#[cfg(test)]
+mod testframes;
 
 pub use caps::{Agaw, Cap, Ecap, Geometry};
+pub use context::{ContextEntry, Detached, RootTable};
 
 /// Bytes in a page, a table and the smallest unit of translation.
 pub const PAGE: u64 = 4096;
