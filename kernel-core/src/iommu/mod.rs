@@ -26,12 +26,14 @@
 
 pub mod caps;
 pub mod context;
+pub mod domain;
 
 #[cfg(test)]
 mod testframes;
 
 pub use caps::{Agaw, Cap, Ecap, Geometry};
 pub use context::{ContextEntry, Detached, RootTable};
+pub use domain::{Access, Domain, Flush, Stale, Unmapped};
 
 /// Bytes in a page, a table and the smallest unit of translation.
 pub const PAGE: u64 = 4096;
