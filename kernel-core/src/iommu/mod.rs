@@ -27,6 +27,7 @@
 pub mod caps;
 pub mod context;
 pub mod domain;
+pub mod iova;
 
 #[cfg(test)]
 mod testframes;
@@ -34,6 +35,7 @@ mod testframes;
 pub use caps::{Agaw, Cap, Ecap, Geometry};
 pub use context::{ContextEntry, Detached, RootTable};
 pub use domain::{Access, Domain, Flush, Stale, Unmapped};
+pub use iova::IovaSpace;
 
 /// Bytes in a page, a table and the smallest unit of translation.
 pub const PAGE: u64 = 4096;
