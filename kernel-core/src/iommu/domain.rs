@@ -104,7 +104,7 @@ impl Flush {
         let start = iova & !(PAGE - 1);
         Flush {
             start,
-            end: start + PAGE,
+            end: start.saturating_add(PAGE),
             tables,
         }
     }
@@ -346,6 +346,7 @@ impl Domain {
     /// Unmaps page `iova` (`None` if it was not mapped, or is not an
     /// aligned IOVA of this domain). Tables it leaves empty are unlinked
     /// and come back in `stale`.
+    #[must_use = "the IOTLB must be invalidated and the stale tables freed"]
     pub fn unmap(&mut self, mem: &mut impl TableMemory, iova: u64) -> Option<Unmapped> {
         if !iova.is_multiple_of(PAGE) || iova >= self.geometry.iova_end() {
             return None;
