@@ -28,6 +28,7 @@ pub mod export;
 pub mod fake;
 pub mod gentable;
 pub mod hwclaims;
+pub mod iommu;
 pub mod kernel;
 pub mod loader;
 pub mod machine;
