@@ -76,7 +76,7 @@ impl Tables {
         for u in self.dmar.iter().flat_map(|d| d.units.iter()) {
             let d = self.dmar.as_ref().map_or(0, |d| d.address_bits());
             kprintln!(
-                "[kernel] I/O MMU (VT-d) at {:#x}, segment {}, {}-bit addresses, {} devices in scope, interrupt remapping {}; not enabled yet",
+                "[kernel] I/O MMU (VT-d) at {:#x}, segment {}, {}-bit addresses, {} devices in scope, interrupt remapping {}",
                 u.register_base,
                 u.segment,
                 d,

@@ -18,6 +18,7 @@ extern crate alloc;
 mod arch;
 mod firmware;
 mod hw;
+mod iommu;
 mod log;
 mod mm;
 mod sched;
@@ -95,6 +96,9 @@ extern "C" fn kmain() -> ! {
         }
     }
     firmware::record_reserved(&boot_info, lapic_addr, &tables);
+    if let Some(dmar) = &tables.dmar {
+        iommu::init(dmar);
+    }
     let timer = match lapic::init(lapic_addr) {
         Ok(t) => t,
         Err(e) => panic!("cannot map the local APIC: {e:?}"),

@@ -17,3 +17,4 @@ pub mod phys;
 pub mod pic;
 pub mod serial;
 pub mod user_frame;
+pub mod vtd;

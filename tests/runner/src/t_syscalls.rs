@@ -20,6 +20,16 @@ fn log_write_raw(ptr: u64, len: u64) -> Result<usize, Error> {
 }
 
 pub fn run(s: &mut Suite) {
+    // First, while the kernel log still holds the boot lines: the test
+    // image boots on q35, whose I/O MMU the kernel turns on at boot.
+    s.run("the_io_mmu_translates_from_boot", || {
+        ensure!(
+            log_contains(b"I/O MMU at 0xfed90000: DMA remapping on"),
+            "the kernel did not turn the I/O MMU on"
+        );
+        Ok(())
+    });
+
     s.run("boot_reaches_user_mode_as_init", || {
         ensure_eq!(process::getpid(), 1);
         Ok(())

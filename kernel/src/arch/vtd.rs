@@ -1,0 +1,164 @@
+//! An Intel VT-d remapping unit's registers: reading its capabilities,
+//! installing a root table, global invalidation and turning DMA
+//! translation on (register-based invalidation; the tables themselves are
+//! built by `kernel_core::iommu`).
+//!
+//! Rules: every wait for the hardware is bounded (a unit that does not
+//! answer is an error for the caller, never a hang); GCMD is written
+//! whole from the persistent bits of GSTS plus the one command being
+//! given, as the specification requires (QEMU turns off whatever a write
+//! leaves out); register accesses are volatile, aligned and of each
+//! register's own width (QEMU aborts on a 64-bit access to a 32-bit one);
+//! invalidation is register-based, which works only while queued
+//! invalidation is off.
+
+use kernel_core::iommu::caps::{Cap, Ecap};
+
+const CAP: usize = 0x08;
+const ECAP: usize = 0x10;
+const GCMD: usize = 0x18;
+const GSTS: usize = 0x1c;
+const RTADDR: usize = 0x20;
+const CCMD: usize = 0x28;
+
+/// GCMD/GSTS bits.
+const TE: u32 = 1 << 31;
+const SRTP: u32 = 1 << 30;
+const SFL: u32 = 1 << 29;
+const WBF: u32 = 1 << 27;
+const SIRTP: u32 = 1 << 24;
+/// The GSTS bits that are carried into GCMD when another command is
+/// given: everything but the one-shot commands (a GCMD write sets every
+/// persistent feature to what it says: TE, EAFL, QIE, IRE, CFI).
+const PERSISTENT: u32 = !(SRTP | SFL | WBF | SIRTP);
+
+/// CCMD: invalidate, global granularity.
+const CCMD_ICC: u64 = 1 << 63;
+const CCMD_GLOBAL: u64 = 1 << 61;
+/// The IOTLB invalidate register (at ECAP.IRO + 8): invalidate, global
+/// granularity, drain reads and writes.
+const IOTLB_IVT: u64 = 1 << 63;
+const IOTLB_GLOBAL: u64 = 1 << 60;
+const IOTLB_DRAIN: u64 = (1 << 49) | (1 << 48);
+
+/// How many times a status register is read before the unit is given up.
+const SPINS: u32 = 1_000_000;
+
+/// Why a unit could not be brought up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VtdError {
+    /// Its registers could not be mapped.
+    Unmapped,
+    /// It says a register lies beyond the register range the firmware
+    /// gave it.
+    RegistersOutOfRange,
+    /// It did not finish a command: which one.
+    Timeout(&'static str),
+}
+
+/// One remapping unit, its registers mapped.
+pub struct Unit {
+    regs: *mut u8,
+    /// The IOTLB invalidate register's offset (checked inside the range).
+    iotlb: usize,
+    pub cap: Cap,
+    pub ecap: Ecap,
+}
+
+// SAFETY: the registers are device memory reached only with the kernel's
+// locks held; the pointer is not tied to a CPU.
+unsafe impl Send for Unit {}
+
+impl Unit {
+    /// Maps the unit whose `size` bytes of registers are at `base` (as
+    /// the DMAR says) and reads what it can do. Translation stays as the
+    /// firmware left it (off).
+    pub fn open(base: u64, size: u64) -> Result<Unit, VtdError> {
+        if size < 0x1000 {
+            return Err(VtdError::RegistersOutOfRange);
+        }
+        let regs = super::paging::map_mmio(base, size).map_err(|_| VtdError::Unmapped)?;
+        let mut unit = Unit {
+            regs,
+            iotlb: 0,
+            cap: Cap(0),
+            ecap: Ecap(0),
+        };
+        unit.cap = Cap(unit.read64(CAP));
+        unit.ecap = Ecap(unit.read64(ECAP));
+        // A unit's word is not trusted to reach outside its registers.
+        let iotlb = unit.ecap.iotlb_offset() + 8;
+        if iotlb + 8 > size {
+            return Err(VtdError::RegistersOutOfRange);
+        }
+        unit.iotlb = iotlb as usize;
+        Ok(unit)
+    }
+
+    fn read32(&self, offset: usize) -> u32 {
+        // SAFETY: `offset` is one of the register offsets above or the
+        // IOTLB register checked in `open`, inside the mapped registers,
+        // aligned.
+        unsafe { core::ptr::read_volatile(self.regs.add(offset).cast::<u32>()) }
+    }
+
+    fn write32(&self, offset: usize, value: u32) {
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::write_volatile(self.regs.add(offset).cast::<u32>(), value) }
+    }
+
+    fn read64(&self, offset: usize) -> u64 {
+        // SAFETY: as in `read32`, 8-byte aligned.
+        unsafe { core::ptr::read_volatile(self.regs.add(offset).cast::<u64>()) }
+    }
+
+    fn write64(&self, offset: usize, value: u64) {
+        // SAFETY: as in `read64`.
+        unsafe { core::ptr::write_volatile(self.regs.add(offset).cast::<u64>(), value) }
+    }
+
+    /// Waits until `done` says the unit finished command `what`.
+    fn wait(&self, what: &'static str, done: impl Fn(&Unit) -> bool) -> Result<(), VtdError> {
+        for _ in 0..SPINS {
+            if done(self) {
+                return Ok(());
+            }
+            core::hint::spin_loop();
+        }
+        Err(VtdError::Timeout(what))
+    }
+
+    /// Gives the one-shot or persistent command `bit`, keeping the
+    /// persistent state, and waits for its status bit.
+    fn command(&self, what: &'static str, bit: u32) -> Result<(), VtdError> {
+        let keep = self.read32(GSTS) & PERSISTENT;
+        self.write32(GCMD, keep | bit);
+        self.wait(what, |u| u.read32(GSTS) & bit != 0)
+    }
+
+    /// Installs the root table at physical address `root` (legacy mode),
+    /// invalidates every cached context and translation, and turns DMA
+    /// translation on: from then on a device reaches only what the
+    /// tables map.
+    pub fn enable_translation(&self, root: u64) -> Result<(), VtdError> {
+        self.write64(RTADDR, root & !0xfff);
+        self.command("set root table pointer", SRTP)?;
+        self.invalidate_all()?;
+        self.command("enable translation", TE)
+    }
+
+    /// Global context-cache and IOTLB invalidation, waited for.
+    pub fn invalidate_all(&self) -> Result<(), VtdError> {
+        self.write64(CCMD, CCMD_ICC | CCMD_GLOBAL);
+        self.wait("context-cache invalidation", |u| {
+            u.read64(CCMD) & CCMD_ICC == 0
+        })?;
+        self.write64(self.iotlb, IOTLB_IVT | IOTLB_GLOBAL | IOTLB_DRAIN);
+        self.wait("IOTLB invalidation", |u| u.read64(u.iotlb) & IOTLB_IVT == 0)
+    }
+
+    /// Whether DMA translation is on.
+    pub fn translating(&self) -> bool {
+        self.read32(GSTS) & TE != 0
+    }
+}
