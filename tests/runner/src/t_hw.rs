@@ -403,16 +403,20 @@ pub fn run(s: &mut Suite) {
         );
         let cfg = libmh::pci::Config(dev::attach(REGISTRY, "pci-config", ALL).map_err(fail)?);
         let mut host_bridge = false;
+        let mut edu = false;
         let mut functions = 0;
         cfg.scan(&mut |f| {
             functions += 1;
             host_bridge |= (f.bus, f.dev, f.func, f.vendor, f.class) == (0, 0, 0, 0x8086, 6);
+            edu |= (f.vendor, f.device) == (0x1234, 0x11e8);
         })
         .map_err(fail)?;
         ensure!(
             host_bridge,
             "no Intel host bridge at 00.00.0 ({functions} functions)"
         );
+        // The test image adds QEMU's edu DMA test device (1234:11e8).
+        ensure!(edu, "no edu device among {functions} functions");
         let made = libmh::pci::create_devices(plat, cfg).map_err(fail)?;
         ensure!(made >= 1, "no PCI function became a device");
         // QEMU's VGA (1234:1111) has a memory BAR: it is a device now, with

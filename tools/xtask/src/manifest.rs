@@ -55,6 +55,8 @@ struct RawImage {
     kernel_args: Option<String>,
     memory_mib: Option<u32>,
     machine: Option<String>,
+    #[serde(default)]
+    pci: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +88,8 @@ pub struct Manifest {
     pub memory_mib: u32,
     /// The board QEMU emulates.
     pub machine: Machine,
+    /// Extra PCI devices on it (QEMU models from [`PCI_MODELS`]).
+    pub pci: Vec<String>,
     /// Boot modules in boot order; never empty.
     pub modules: Vec<Module>,
     /// For self-test images: how the run must end.
@@ -111,6 +115,10 @@ impl Machine {
         }
     }
 }
+
+/// The PCI devices an image may add: QEMU's `edu` is a small test device
+/// with a DMA engine and MSI, for exercising drivers and the I/O MMU.
+pub const PCI_MODELS: [&str; 1] = ["edu"];
 
 /// How a self-test image must end: the QEMU outcome and lines of text the
 /// serial output must contain.
@@ -389,6 +397,14 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
             ));
         }
     };
+    for (i, model) in raw.image.pci.iter().enumerate() {
+        if !PCI_MODELS.contains(&model.as_str()) {
+            return Err(err(
+                &format!("image.pci[{i}]"),
+                format!("{model:?} is not a PCI device xtask knows: {PCI_MODELS:?}"),
+            ));
+        }
+    }
     if let Some(args) = &raw.image.kernel_args
         && args.contains(['\n', '\r'])
     {
@@ -574,6 +590,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         kernel_args: raw.image.kernel_args,
         memory_mib,
         machine,
+        pci: raw.image.pci,
         modules,
         expect,
     })

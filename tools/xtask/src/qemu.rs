@@ -56,8 +56,11 @@ pub fn command(image: &Image, serial: &Serial, extra: &[String]) -> Command {
     cmd.current_dir(&image.dir)
         .args(["-accel", "tcg"])
         .args(m.machine.qemu_args())
-        .args(["-cpu", "max", "-smp", "1"])
-        .arg("-m")
+        .args(["-cpu", "max", "-smp", "1"]);
+    for model in &m.pci {
+        cmd.arg("-device").arg(model);
+    }
+    cmd.arg("-m")
         .arg(format!("{}M", m.memory_mib))
         .args(["-display", "none", "-no-reboot", "-device"])
         .arg(format!(

@@ -41,6 +41,16 @@ fn the_machine_is_q35_or_pc() {
             .contains(&"intel-iommu,intremap=on")
     );
     assert!(!Machine::Pc.qemu_args().iter().any(|a| a.contains("iommu")));
+    let pci =
+        parse_ok("[image]\ndescription = \"d\"\npci = [\"edu\"]\n[[module]]\nbinary = \"init\"\n");
+    assert_eq!(pci.pci, ["edu"]);
+    let e = parse_err(
+        "[image]\ndescription = \"d\"\npci = [\"edu\", \"e1000\"]\n[[module]]\nbinary = \"init\"\n",
+    );
+    assert!(
+        e.starts_with("t.toml: image.pci[1]: \"e1000\" is not a PCI device"),
+        "{e}"
+    );
     let e = parse_err(&with("isapc"));
     assert!(
         e.starts_with("t.toml: image.machine: \"isapc\" is not a machine"),
