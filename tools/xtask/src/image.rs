@@ -44,6 +44,18 @@ pub fn assemble(manifest: Manifest) -> Result<Image> {
             );
         }
     }
+    // The loader's rules, checked here so that a program linked the wrong
+    // way is a build error naming it, not a process that dies at boot.
+    for binary in &binaries {
+        let path = paths::guest_binary(binary);
+        let bytes = fs::read(&path).map_err(|e| io_failure("cannot read", &path, &e))?;
+        if let Err(why) = crate::elf::check_user_program(&bytes) {
+            bail!(
+                "module '{binary}' ({}): {why}. A Rust program needs a build.rs that links it with libmh/user.ld as a non-PIE executable (copy examples/hello/build.rs; see docs/writing-a-server.md)",
+                paths::display(&path)
+            );
+        }
+    }
     for (i, m) in manifest.modules.iter().enumerate() {
         if let Some(kib) = m.memory_limit_kib {
             let file = fs::metadata(paths::guest_binary(&m.binary)).map_or(0, |meta| meta.len());
