@@ -42,7 +42,7 @@ pub fn run(c: &mut Console, line: &str) -> Flow {
         "ps" => report(c, "ps", ps(c)),
         "devices" => report(c, "devices", devices(c)),
         "run" => report(c, "run", run_module(c, rest)),
-        "kill" => report(c, "kill", kill(rest)),
+        "kill" => kill(c, rest),
         "uptime" => uptime(c),
         "mem" => mem(c),
         "echo" => say!(c, "{rest}\n"),
@@ -218,14 +218,38 @@ fn describe(c: &Console, name: &str, st: &ExitStatus) {
 
 /// Ends `pid`: directly if this shell is its ancestor, otherwise by asking
 /// init, which may stop the servers it supervises (and restarts them).
-fn kill(arg: &str) -> Result<(), Error> {
-    let pid: u32 = arg.parse().map_err(|_| Error::InvalidArgument)?;
-    let h = procs::open(true)?;
-    let done = procs::kill(h, pid);
-    let _ = h.detach();
-    match done {
+/// `kill <pid>`, saying what went wrong in words a user can act on.
+fn kill(c: &Console, arg: &str) {
+    let arg = arg.trim();
+    if arg.is_empty() {
+        say!(c, "usage: kill <pid>  (pids as `ps` lists them)\n");
+        return;
+    }
+    let Ok(pid) = arg.parse::<u32>() else {
+        say!(c, "kill: '{arg}' is not a pid (a number, as `ps` lists them)\n");
+        return;
+    };
+    if pid == libmh::process::getpid() {
+        say!(c, "kill: {pid} is this shell; `exit` leaves it\n");
+        return;
+    }
+    let done = procs::open(true).and_then(|h| {
+        let done = procs::kill(h, pid);
+        let _ = h.detach();
+        done
+    });
+    let done = match done {
         Err(Error::AccessDenied) => ask_init_to_stop(pid),
         other => other,
+    };
+    match done {
+        Ok(()) => {}
+        Err(Error::NotFound) => say!(c, "kill: no process {pid} (NotFound)\n"),
+        Err(Error::AccessDenied) => say!(
+            c,
+            "kill: {pid} is not the shell's to end and init refused it (AccessDenied)\n"
+        ),
+        Err(e) => say!(c, "kill: {pid}: {e}\n"),
     }
 }
 
