@@ -226,7 +226,10 @@ fn kill(c: &Console, arg: &str) {
         return;
     }
     let Ok(pid) = arg.parse::<u32>() else {
-        say!(c, "kill: '{arg}' is not a pid (a number, as `ps` lists them)\n");
+        say!(
+            c,
+            "kill: '{arg}' is not a pid (a number, as `ps` lists them)\n"
+        );
         return;
     };
     if pid == libmh::process::getpid() {

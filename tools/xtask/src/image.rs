@@ -35,12 +35,17 @@ pub fn assemble(manifest: Manifest) -> Result<Image> {
         );
     }
     let binaries = manifest.binaries();
-    for binary in &binaries {
-        let path = paths::guest_binary(binary);
+    // Errors name the manifest and the field, as parsing's do.
+    let file = paths::display(&crate::manifest::path_of(&manifest.name));
+    for (i, m) in manifest.modules.iter().enumerate() {
+        let path = paths::guest_binary(&m.binary);
         if !path.is_file() {
             bail!(
-                "module '{binary}': no binary {} (is there a crate with [[bin]] name = \"{binary}\", or a C program in examples/{binary}/?)",
-                paths::display(&path)
+                "{file}: module[{i}].binary: no program '{}' was built ({} is missing): is there a crate with [[bin]] name = \"{}\", or a C program in examples/{}/?",
+                m.binary,
+                paths::display(&path),
+                m.binary,
+                m.binary
             );
         }
     }
@@ -58,8 +63,8 @@ pub fn assemble(manifest: Manifest) -> Result<Image> {
     }
     for (i, m) in manifest.modules.iter().enumerate() {
         if let Some(kib) = m.memory_limit_kib {
-            let file = fs::metadata(paths::guest_binary(&m.binary)).map_or(0, |meta| meta.len());
-            check_memory_limit(i, &m.binary, kib, file)?;
+            let size = fs::metadata(paths::guest_binary(&m.binary)).map_or(0, |meta| meta.len());
+            check_memory_limit(&file, i, &m.binary, kib, size)?;
         }
     }
 
@@ -100,11 +105,17 @@ pub fn assemble(manifest: Manifest) -> Result<Image> {
 const LOAD_MARGIN_KIB: u64 = 256;
 
 /// A module's memory limit must cover its start-up (see LOAD_MARGIN_KIB).
-fn check_memory_limit(index: usize, binary: &str, kib: u64, file_bytes: u64) -> Result<()> {
+fn check_memory_limit(
+    file: &str,
+    index: usize,
+    binary: &str,
+    kib: u64,
+    file_bytes: u64,
+) -> Result<()> {
     let need = file_bytes.div_ceil(1024) + LOAD_MARGIN_KIB;
     if kib < need {
         bail!(
-            "module[{index}] ({binary}): memory_limit_kib = {kib} cannot even start it: loading needs about {need} KiB (the {} binary plus {LOAD_MARGIN_KIB} KiB); raise the limit",
+            "{file}: module[{index}].memory_limit_kib ({binary}): {kib} cannot even start it: loading needs about {need} KiB (the {} binary plus {LOAD_MARGIN_KIB} KiB); raise the limit",
             format_size(file_bytes)
         );
     }
@@ -135,11 +146,14 @@ mod tests {
 
     #[test]
     fn memory_limits_must_cover_loading() {
-        assert!(check_memory_limit(1, "s", 2048, 800 * 1024).is_ok());
-        let e = check_memory_limit(2, "srv", 512, 800 * 1024)
+        assert!(check_memory_limit("t.toml", 1, "s", 2048, 800 * 1024).is_ok());
+        let e = check_memory_limit("t.toml", 2, "srv", 512, 800 * 1024)
             .unwrap_err()
             .message;
-        assert!(e.contains("module[2] (srv)"), "{e}");
+        assert!(
+            e.starts_with("t.toml: module[2].memory_limit_kib (srv): 512"),
+            "{e}"
+        );
         assert!(e.contains("1056 KiB"), "{e}");
     }
 
