@@ -335,6 +335,10 @@ impl Supervisor {
             if let Ok(status) = process::try_wait_child() {
                 self.on_death(&status);
                 if self.slots[i].is_none_or(|s| s.pid != slot.pid) {
+                    println!(
+                        "init: {} ended before it registered '{name}'; starting the next module",
+                        slot.name()
+                    );
                     return false;
                 }
             }
