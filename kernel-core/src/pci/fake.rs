@@ -3,14 +3,16 @@
 //! so a write of all ones to a BAR reads back its size mask and type bits;
 //! it can be made to answer differently from a given read on (a register
 //! that changes between reads), and it logs every access and counts BAR
-//! writes made while decode was on. It checks that the code under test
-//! keeps the [`ConfigSpace`] contract (aligned, below 4096), and
-//! [`assert_restored`] that it put back every register it wrote.
+//! writes made while decode was on. [`Noise`] answers every read with a
+//! random value. Both check that the code under test keeps the
+//! [`ConfigSpace`] contract (aligned, below 4096), and [`assert_restored`]
+//! that it put back every register it wrote.
 
 use std::collections::HashMap;
 use std::vec::Vec;
 
 use super::config::{ConfigSpace, bar_offset, reg};
+use crate::testrng::Rng;
 
 /// One access, as logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,6 +199,83 @@ impl FakeFunction {
 }
 
 impl ConfigSpace for FakeFunction {
+    fn read8(&mut self, offset: u16) -> u8 {
+        self.load(offset, 1) as u8
+    }
+    fn read16(&mut self, offset: u16) -> u16 {
+        self.load(offset, 2) as u16
+    }
+    fn read32(&mut self, offset: u16) -> u32 {
+        self.load(offset, 4)
+    }
+    fn write8(&mut self, offset: u16, value: u8) {
+        self.store(offset, 1, value.into())
+    }
+    fn write16(&mut self, offset: u16, value: u16) {
+        self.store(offset, 2, value.into())
+    }
+    fn write32(&mut self, offset: u16, value: u32) {
+        self.store(offset, 4, value)
+    }
+}
+
+/// A function that answers every read with a random value, except the
+/// `pinned` registers `(offset, width, value)`. A `sticky` one picks each
+/// register's value at its first read and keeps it (ignoring writes): a
+/// random device that does not change under its reader.
+pub struct Noise {
+    pub rng: Rng,
+    pub pinned: Vec<(u16, u16, u32)>,
+    pub log: Vec<Op>,
+    pub sticky: Option<HashMap<(u16, u16), u32>>,
+}
+
+impl Noise {
+    pub fn new(seed: u64) -> Self {
+        Noise {
+            rng: Rng(seed | 1),
+            pinned: Vec::new(),
+            log: Vec::new(),
+            sticky: None,
+        }
+    }
+
+    fn load(&mut self, offset: u16, width: u16) -> u32 {
+        check(offset, width);
+        let pinned = self.pinned.iter().find(|p| p.0 == offset && p.1 == width);
+        let kept = self.sticky.as_ref().and_then(|k| k.get(&(offset, width)));
+        let value = match pinned.map(|p| p.2).or(kept.copied()) {
+            Some(v) => v,
+            // Mostly random; now and then all ones or zero, the values
+            // that end lists and mean "absent".
+            None => match self.rng.below(16) {
+                0 => u32::MAX,
+                1 => 0,
+                _ => self.rng.next() as u32,
+            },
+        } & (u32::MAX >> (32 - 8 * width));
+        if let Some(k) = &mut self.sticky {
+            k.insert((offset, width), value);
+        }
+        self.log.push(Op::Read {
+            offset,
+            width,
+            value,
+        });
+        value
+    }
+
+    fn store(&mut self, offset: u16, width: u16, value: u32) {
+        check(offset, width);
+        self.log.push(Op::Write {
+            offset,
+            width,
+            value,
+        });
+    }
+}
+
+impl ConfigSpace for Noise {
     fn read8(&mut self, offset: u16) -> u8 {
         self.load(offset, 1) as u8
     }

@@ -36,6 +36,8 @@ mod fake;
 #[cfg(test)]
 mod models;
 #[cfg(test)]
+mod random_tests;
+#[cfg(test)]
 mod tests;
 
 pub use bar::{Bar, BarKind, Bars, size_bars};
