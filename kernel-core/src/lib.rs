@@ -18,6 +18,7 @@ pub mod names;
 pub mod outline;
 pub mod pagetable;
 pub mod paging;
+pub mod pci;
 pub mod slab;
 
 pub mod bus;
