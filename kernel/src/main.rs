@@ -21,6 +21,7 @@ mod hw;
 mod iommu;
 mod log;
 mod mm;
+mod pci;
 mod sched;
 mod selftest;
 mod trap;
@@ -98,6 +99,9 @@ extern "C" fn kmain() -> ! {
     firmware::record_reserved(&boot_info, lapic_addr, &tables);
     if let Some(dmar) = &tables.dmar {
         iommu::init(dmar);
+    }
+    if let Some(mcfg) = &tables.mcfg {
+        pci::survey(mcfg);
     }
     let timer = match lapic::init(lapic_addr) {
         Ok(t) => t,

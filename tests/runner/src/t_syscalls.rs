@@ -22,6 +22,15 @@ fn log_write_raw(ptr: u64, len: u64) -> Result<usize, Error> {
 pub fn run(s: &mut Suite) {
     // First, while the kernel log still holds the boot lines: the test
     // image boots on q35, whose I/O MMU the kernel turns on at boot.
+    s.run("the_kernel_sizes_pci_bars_itself", || {
+        // The boot survey of bus 0 through ECAM: QEMU's edu device has one
+        // 1 MiB memory BAR and MSI, found by kernel-core's PCI logic.
+        ensure!(
+            log_contains(b"1234:11e8 class 00ff: bar0 mem32 0xfea00000+1 MiB msi(1)"),
+            "the kernel did not describe the edu device"
+        );
+        Ok(())
+    });
     s.run("the_io_mmu_translates_from_boot", || {
         ensure!(
             log_contains(b"I/O MMU at 0xfed90000: DMA remapping on"),
