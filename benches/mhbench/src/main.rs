@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+mod cbench;
 mod ipc;
 mod measure;
 mod memsrv;
@@ -83,6 +84,8 @@ fn main(_args: Args) -> i32 {
             }
         }
     }
+    // The same round trip from C, through mh.h only.
+    failed += cbench::run();
     // Last: it parks up to a thousand processes and devices.
     failed += scale::run();
     println!("bench done");
