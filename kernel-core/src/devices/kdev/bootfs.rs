@@ -8,7 +8,7 @@
 //! are reserved at boot and never handed out, so reading them needs no
 //! lock and no check beyond the bounds.
 
-use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, parts, require_size};
+use super::{KernelDevice, SIZE_4_8, SIZE_8, parts, require_size};
 use crate::devices::calls::Out;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -27,23 +27,12 @@ pub struct Cursor {
     pub done: u64,
 }
 
-impl From<Cursor> for KernelState {
-    fn from(c: Cursor) -> KernelState {
-        KernelState::Bootfs(c)
-    }
-}
+super::attachment_state!(Cursor, Bootfs);
 
 pub struct Bootfs;
 
 impl KernelDevice for Bootfs {
     type State = Cursor;
-
-    fn state_of(state: &mut KernelState) -> Option<&mut Cursor> {
-        match state {
-            KernelState::Bootfs(c) => Some(c),
-            _ => None,
-        }
-    }
 
     fn port_in<M: Machine>(
         _k: &mut Kernel<M>,

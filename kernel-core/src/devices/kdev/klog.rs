@@ -11,7 +11,7 @@
 
 extern crate alloc;
 
-use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, parts, require_size};
+use super::{KernelDevice, SIZE_4_8, SIZE_8, parts, require_size};
 use crate::devices::calls::{Out, charge_heap, credit_heap};
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -34,11 +34,7 @@ pub struct Cursor {
     pub lost: u64,
 }
 
-impl From<Cursor> for KernelState {
-    fn from(c: Cursor) -> KernelState {
-        KernelState::Klog(c)
-    }
-}
+super::attachment_state!(Cursor, Klog);
 
 /// A process that wants the data IRQ through one of its handles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,13 +76,6 @@ pub struct Klog;
 
 impl KernelDevice for Klog {
     type State = Cursor;
-
-    fn state_of(state: &mut KernelState) -> Option<&mut Cursor> {
-        match state {
-            KernelState::Klog(c) => Some(c),
-            _ => None,
-        }
-    }
 
     fn port_in<M: Machine>(
         k: &mut Kernel<M>,

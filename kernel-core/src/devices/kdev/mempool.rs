@@ -9,7 +9,7 @@
 //! (`OutOfMemory`) rather than taking anything away; a new reserve takes
 //! over exactly what the process held, so totals stay exact.
 
-use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, require_size, state_mut};
+use super::{KernelDevice, SIZE_4_8, SIZE_8, require_size, state_mut};
 use crate::devices::calls::Out;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -25,11 +25,7 @@ pub struct Selection {
     pub pid: u64,
 }
 
-impl From<Selection> for KernelState {
-    fn from(s: Selection) -> KernelState {
-        KernelState::Mempool(s)
-    }
-}
+super::attachment_state!(Selection, Mempool);
 
 impl Selection {
     /// The selected process, if it is alive.
@@ -46,13 +42,6 @@ pub struct Mempool;
 
 impl KernelDevice for Mempool {
     type State = Selection;
-
-    fn state_of(state: &mut KernelState) -> Option<&mut Selection> {
-        match state {
-            KernelState::Mempool(s) => Some(s),
-            _ => None,
-        }
-    }
 
     fn port_in<M: Machine>(
         k: &mut Kernel<M>,

@@ -32,10 +32,7 @@ use abi::Error;
 /// state is what one attachment remembers between calls.
 pub trait KernelDevice {
     /// What each attachment remembers between calls.
-    type State: Copy + Default + Into<KernelState>;
-    /// The attachment state's part for this device, if `state` is one of
-    /// its attachments'.
-    fn state_of(state: &mut KernelState) -> Option<&mut Self::State>;
+    type State: AttachmentState;
     /// `port_in` through an attachment whose state is `state`.
     fn port_in<M: Machine>(
         k: &mut Kernel<M>,
@@ -61,6 +58,34 @@ pub trait KernelDevice {
         Err(Error::NotSupported)
     }
 }
+
+/// A kernel device's per-attachment state, as one variant of
+/// [`KernelState`] (implemented by [`attachment_state!`]).
+pub trait AttachmentState: Copy + Default {
+    /// The state as an attachment holds it.
+    fn wrap(self) -> KernelState;
+    /// This device's state in `state`, if `state` is one of its
+    /// attachments'.
+    fn of(state: &mut KernelState) -> Option<&mut Self>;
+}
+
+/// Makes `$state` the state of `KernelState::$variant`.
+macro_rules! attachment_state {
+    ($state:ty, $variant:ident) => {
+        impl super::AttachmentState for $state {
+            fn wrap(self) -> super::KernelState {
+                super::KernelState::$variant(self)
+            }
+            fn of(state: &mut super::KernelState) -> Option<&mut Self> {
+                match state {
+                    super::KernelState::$variant(s) => Some(s),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use attachment_state;
 
 /// The kernel devices, by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,12 +149,12 @@ impl Kind {
     /// A fresh attachment's state.
     pub fn fresh(self) -> KernelState {
         match self {
-            Kind::Registry => registry::Cursor::default().into(),
-            Kind::Bootfs => bootfs::Cursor::default().into(),
-            Kind::Klog => klog::Cursor::default().into(),
-            Kind::Platform => platform::Stateless.into(),
-            Kind::Mempool => mempool::Selection::default().into(),
-            Kind::Proc => proc::Selection::default().into(),
+            Kind::Registry => registry::Cursor::default().wrap(),
+            Kind::Bootfs => bootfs::Cursor::default().wrap(),
+            Kind::Klog => klog::Cursor::default().wrap(),
+            Kind::Platform => platform::Stateless.wrap(),
+            Kind::Mempool => mempool::Selection::default().wrap(),
+            Kind::Proc => proc::Selection::default().wrap(),
         }
     }
 }
@@ -165,7 +190,7 @@ pub fn state_mut<D: KernelDevice, M: Machine>(
     h: Handle,
 ) -> Result<&mut D::State, Error> {
     match &mut k.current().bus.get_mut(h)?.value {
-        Attachment::Kernel { state, .. } => D::state_of(state).ok_or(Error::NotSupported),
+        Attachment::Kernel { state, .. } => D::State::of(state).ok_or(Error::NotSupported),
         _ => Err(Error::NotSupported),
     }
 }
@@ -187,7 +212,7 @@ pub fn parts<'a, D: KernelDevice, M: Machine>(
     let Attachment::Kernel { state, exports, .. } = &mut p.bus.get_mut(h)?.value else {
         return Err(Error::NotSupported);
     };
-    let state = D::state_of(state).ok_or(Error::NotSupported)?;
+    let state = D::State::of(state).ok_or(Error::NotSupported)?;
     let space = p.space.as_mut().ok_or(Error::BadAddress)?;
     Ok(Parts {
         state,

@@ -10,7 +10,7 @@
 //! `hwclaims` (nothing the kernel or another device holds, no RAM);
 //! attaching platform needs `RIGHT_SYSTEM`.
 
-use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, parts, require_size};
+use super::{KernelDevice, SIZE_4_8, SIZE_8, parts, require_size};
 use crate::devices::calls::Out;
 use crate::devices::hw;
 use crate::kernel::Kernel;
@@ -24,23 +24,12 @@ use abi::{Error, HwDeviceSpec};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stateless;
 
-impl From<Stateless> for KernelState {
-    fn from(_: Stateless) -> KernelState {
-        KernelState::Platform(Stateless)
-    }
-}
+super::attachment_state!(Stateless, Platform);
 
 pub struct Platform;
 
 impl KernelDevice for Platform {
     type State = Stateless;
-
-    fn state_of(state: &mut KernelState) -> Option<&mut Stateless> {
-        match state {
-            KernelState::Platform(s) => Some(s),
-            _ => None,
-        }
-    }
 
     fn port_in<M: Machine>(
         k: &mut Kernel<M>,

@@ -12,7 +12,7 @@
 //! scheduler run, and the caller's `port_out` starts again where the tree
 //! now stands.
 
-use super::{KernelDevice, KernelState, SIZE_4_8, SIZE_8, require_size, state_mut};
+use super::{KernelDevice, SIZE_4_8, SIZE_8, require_size, state_mut};
 use crate::devices::calls::Out;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
@@ -27,11 +27,7 @@ pub struct Selection {
     pub pid: u64,
 }
 
-impl From<Selection> for KernelState {
-    fn from(s: Selection) -> KernelState {
-        KernelState::Proc(s)
-    }
-}
+super::attachment_state!(Selection, Proc);
 
 impl Selection {
     fn pid(self) -> Result<Pid, Error> {
@@ -43,13 +39,6 @@ pub struct Proc;
 
 impl KernelDevice for Proc {
     type State = Selection;
-
-    fn state_of(state: &mut KernelState) -> Option<&mut Selection> {
-        match state {
-            KernelState::Proc(s) => Some(s),
-            _ => None,
-        }
-    }
 
     fn port_in<M: Machine>(
         k: &mut Kernel<M>,

@@ -9,7 +9,7 @@
 //! every read but the count `NotFound`; a fresh handle has position 0
 //! selected, which is always the registry itself (the first device made).
 
-use super::{KernelDevice, KernelState, SIZE_4_8, require_size, state_mut};
+use super::{KernelDevice, SIZE_4_8, require_size, state_mut};
 use crate::devices::calls::Out;
 use crate::devices::{Device, DeviceId};
 use crate::kernel::Kernel;
@@ -40,23 +40,12 @@ impl Default for Cursor {
     }
 }
 
-impl From<Cursor> for KernelState {
-    fn from(c: Cursor) -> KernelState {
-        KernelState::Registry(c)
-    }
-}
+super::attachment_state!(Cursor, Registry);
 
 pub struct Registry;
 
 impl KernelDevice for Registry {
     type State = Cursor;
-
-    fn state_of(state: &mut KernelState) -> Option<&mut Cursor> {
-        match state {
-            KernelState::Registry(c) => Some(c),
-            _ => None,
-        }
-    }
 
     fn port_in<M: Machine>(
         k: &mut Kernel<M>,
