@@ -76,6 +76,7 @@ pub fn init(dmar: &Dmar) {
         }
         if !unit.translating() {
             kprintln!("[kernel] I/O MMU at {base:#x} says translation is off after enabling it");
+            root.destroy(&mut crate::arch::paging::DirectMap, &mut KernelFrames);
             continue;
         }
         let mut units = UNITS.lock();

@@ -41,6 +41,10 @@ const IOTLB_IVT: u64 = 1 << 63;
 const IOTLB_GLOBAL: u64 = 1 << 60;
 const IOTLB_DRAIN: u64 = (1 << 49) | (1 << 48);
 
+/// The most register space mapped for one unit: every register the
+/// kernel uses lies in the first pages (a DMAR may claim up to 128 MiB).
+const MAX_MAPPED: u64 = 0x1_0000;
+
 /// How many times a status register is read before the unit is given up.
 const SPINS: u32 = 1_000_000;
 
@@ -77,6 +81,7 @@ impl Unit {
         if size < 0x1000 {
             return Err(VtdError::RegistersOutOfRange);
         }
+        let size = size.min(MAX_MAPPED);
         let regs = super::paging::map_mmio(base, size).map_err(|_| VtdError::Unmapped)?;
         let mut unit = Unit {
             regs,
