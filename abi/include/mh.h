@@ -270,6 +270,118 @@
 #define MH_ISA_IRQS 16
 
 /**
+ * in/out (size 1, 2 or 4, aligned): byte `port - HW_PORT_PCI_CONFIG`
+ * (below 4096) of the function's configuration space. Reads are allowed
+ * everywhere; writes only where the driver may change the function
+ * (docs/hardware-devices.md has the table): not the IDs, BARs, command
+ * register bits other than INTx disable, nor the MSI, MSI-X, power
+ * management and PCI Express capabilities (`AccessDenied`).
+ */
+#define MH_HW_PORT_PCI_CONFIG 65536
+
+/**
+ * in (size 8): where BAR `i` lies (`HW_PORT_PCI_BAR_BASE + 8 * i`,
+ * `i < 6`): a physical address for a memory BAR (map it with `iomap`),
+ * a port number for an I/O BAR; 0 if the slot is not implemented (or is
+ * the top half of a 64-bit BAR).
+ */
+#define MH_HW_PORT_PCI_BAR_BASE 131072
+
+/**
+ * in (size 8): BAR `i`'s size in bytes, as the kernel sized it
+ * (`HW_PORT_PCI_BAR_SIZE + 8 * i`); 0 if not implemented.
+ */
+#define MH_HW_PORT_PCI_BAR_SIZE 131328
+
+/**
+ * in (size 8): BAR `i`'s kind (`HW_PORT_PCI_BAR_KIND + 8 * i`): one of
+ * `HW_BAR_*`, with `HW_BAR_PREFETCHABLE` added for prefetchable memory.
+ */
+#define MH_HW_PORT_PCI_BAR_KIND 131584
+
+/**
+ * in (size 8): 1 if an I/O MMU translates this function's DMA (`export`
+ * returns iovas of its own domain), 0 if it sees physical addresses.
+ */
+#define MH_HW_PORT_PCI_IOMMU 131840
+
+/**
+ * in (size 8): the function's address, `segment << 16 | bus << 8 |
+ * devfn`.
+ */
+#define MH_HW_PORT_PCI_ADDRESS 131848
+
+/**
+ * in (size 8): DMA faults the I/O MMU reported for this function since it
+ * was claimed.
+ */
+#define MH_HW_PORT_DMA_FAULTS 196608
+
+/**
+ * in (size 8): the most recent DMA faults, newest first: record `k`
+ * (`k < HW_DMA_FAULT_RECORDS`) is at `HW_PORT_DMA_FAULT + 16 * k`: the
+ * word at `+0` is the iova (page address), the word at `+8` is
+ * `reason | write << 8 | source << 16` (reason as the VT-d specification
+ * numbers it, write 1 for a write request, source the requester's
+ * `bus << 8 | devfn`); both 0 past the last record.
+ */
+#define MH_HW_PORT_DMA_FAULT 196864
+
+/**
+ * How many recent DMA faults a function keeps.
+ */
+#define MH_HW_DMA_FAULT_RECORDS 8
+
+/**
+ * [`HW_PORT_PCI_BAR_KIND`]: no BAR.
+ */
+#define MH_HW_BAR_NONE 0
+
+/**
+ * [`HW_PORT_PCI_BAR_KIND`]: an I/O BAR (ports).
+ */
+#define MH_HW_BAR_IO 1
+
+/**
+ * [`HW_PORT_PCI_BAR_KIND`]: a 32-bit memory BAR.
+ */
+#define MH_HW_BAR_MEM32 2
+
+/**
+ * [`HW_PORT_PCI_BAR_KIND`]: a 64-bit memory BAR.
+ */
+#define MH_HW_BAR_MEM64 3
+
+/**
+ * [`HW_PORT_PCI_BAR_KIND`], added: the memory is prefetchable.
+ */
+#define MH_HW_BAR_PREFETCHABLE 256
+
+/**
+ * The interrupt line (for `irq_map`) raised on a claimed PCI function's
+ * driver when the I/O MMU blocks one of its DMAs; the records are at
+ * [`HW_PORT_DMA_FAULT`].
+ */
+#define MH_HW_LINE_DMA_FAULT 63
+
+/**
+ * `export` flag: the device may only read the pages (the I/O MMU maps
+ * them read-only; a user device's server cannot DMA-write them).
+ */
+#define MH_EXPORT_DEVICE_READS_ONLY 1
+
+/**
+ * Every `export` flag.
+ */
+#define MH_EXPORT_FLAGS MH_EXPORT_DEVICE_READS_ONLY
+
+/**
+ * Pages of one I/O virtual address window: what a claimed PCI
+ * function's exports can hold at once (64 MiB).
+ */
+#define MH_HW_DMA_WINDOW_PAGES (16 * 1024)
+
+/**
  * out: stop (kill) the module running as this pid; answered with the
  * result at `INIT_IO_RESULT` and line `INIT_IRQ_DONE`.
  */
@@ -503,9 +615,36 @@
 #define MH_PLATFORM_PORT_RELEASE_QUARANTINE 1
 
 /**
- * in (size 8): frames in quarantine, all devices together.
+ * in (size 8): pages in quarantine (frames, and I/O virtual addresses a
+ * dead driver's device may still use), all devices together.
  */
 #define MH_PLATFORM_PORT_QUARANTINED 2
+
+/**
+ * out (size 8): claim the PCI function named by the `PciClaimSpec` at
+ * this iova as a hardware device: its BARs become its port and memory
+ * ranges (the MSI-X table excluded), it gets an empty I/O MMU domain,
+ * and bus mastering is on while a driver holds it. `NotFound` if no
+ * function answers there, `NotSupported` if it is not an endpoint the
+ * kernel can claim (a bridge, a malformed one), `Busy` if claimed
+ * already or a resource is another device's, `AccessDenied` for a
+ * function the kernel drives itself.
+ */
+#define MH_PLATFORM_PORT_CLAIM_PCI 3
+
+/**
+ * out (size 8): select the PCI function `segment << 16 | bus << 8 |
+ * devfn` for `PLATFORM_PORT_PCI_ID` (`InvalidArgument` above 2^32).
+ */
+#define MH_PLATFORM_PORT_PCI_SELECT 4
+
+/**
+ * in (size 8): the selected function's identity, `vendor | device << 16
+ * | class << 32 | subclass << 40 | prog_if << 48`, or 0 if nothing
+ * answers there (or no configuration window covers it): how a
+ * supervisor finds the function a driver is for.
+ */
+#define MH_PLATFORM_PORT_PCI_ID 5
 
 /**
  * out: select process `pid` for the ports below.
@@ -1289,7 +1428,9 @@ enum MhSysno
    */
   MH_SYSNO_PORT_OUT = 25,
   /**
-   * `export(handle, va, len) -> iova`: let the device reach these pages.
+   * `export(handle, va, len, flags, pages, pages_len) -> iova`: let the
+   * device reach these pages (`flags`: `hw::EXPORT_*`; `pages`, for a
+   * device that sees physical addresses, receives each page's).
    */
   MH_SYSNO_EXPORT = 26,
   /**
@@ -1876,10 +2017,13 @@ static inline long mh_port_out(uint64_t handle, uint64_t port, uint64_t size,
   return mh_syscall6(MH_SYSNO_PORT_OUT, handle, port, size, value, 0, 0);
 }
 
-/* Lets the device reach this memory; returns the iova. */
-static inline long mh_export(uint64_t handle, void *va, size_t len) {
+/* Lets the device reach this memory (flags: MH_EXPORT_*); returns the iova. A device without an I/O MMU sees physical addresses: pages (pages_len bytes) receives each page's, and must have room for all when the range spans more than one page; pass NULL, 0 otherwise. */
+static inline long mh_export(uint64_t handle, void *va, size_t len,
+                             uint64_t flags, uint64_t *pages,
+                             size_t pages_len) {
   return mh_syscall6(MH_SYSNO_EXPORT, handle, (uint64_t)(uintptr_t)va,
-                     (uint64_t)len, 0, 0, 0);
+                     (uint64_t)len, flags, (uint64_t)(uintptr_t)pages,
+                     (uint64_t)pages_len);
 }
 
 /* Withdraws an export; returns 0. */

@@ -2,11 +2,23 @@
 //! interrupt lines) that the `platform` device turns into devices on the
 //! bus, so a driver can be given exactly its hardware and nothing else.
 //!
-//! There is no IOMMU in use: a DMA export to a hardware device wires the
-//! page and hands back its physical address, and the device can reach any
-//! memory it is told to. Isolation against a malicious driver needs the
-//! IOMMU; what MH guarantees without one is that it never reuses a page a
-//! device may still write (see `PLATFORM_PORT_RELEASE_QUARANTINE`).
+//! Two kinds: a device made from a description of its resources
+//! ([`HwDeviceSpec`], `PLATFORM_PORT_CREATE`: legacy hardware such as a
+//! UART), and a PCI function claimed by its address ([`PciClaimSpec`],
+//! `PLATFORM_PORT_CLAIM_PCI`), whose resources the kernel reads and sizes
+//! itself and whose configuration space the driver reaches only through
+//! the ports below ([`HW_PORT_PCI_CONFIG`]).
+//!
+//! DMA: on a machine with an I/O MMU every claimed PCI function has its
+//! own translation domain, empty until its driver exports pages: `export`
+//! maps them and returns an I/O virtual address (iova) that only this
+//! function can use, and a DMA anywhere else is blocked and reported
+//! ([`HW_LINE_DMA_FAULT`]). Without an I/O MMU (and for devices made with
+//! `PLATFORM_PORT_CREATE`) a device sees physical addresses: `export`
+//! wires the pages and hands back their physical addresses, and the
+//! device can reach any memory it is told to; what MH guarantees then is
+//! only that it never reuses a page a device may still write (see
+//! `PLATFORM_PORT_RELEASE_QUARANTINE`).
 
 use crate::bus::DEVICE_NAME_MAX;
 
@@ -68,3 +80,83 @@ pub struct HwDeviceSpec {
     pub mmio: [HwMmioRange; HW_MMIO_RANGES],
     pub irqs: [HwIrq; HW_IRQS],
 }
+
+/// What `platform`'s CLAIM_PCI port reads (through DMA): the PCI function
+/// at `segment:bus:device.function` (`devfn` = device << 3 | function)
+/// becomes the hardware device `name`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PciClaimSpec {
+    pub name: [u8; DEVICE_NAME_MAX],
+    pub name_len: u32,
+    pub segment: u16,
+    pub bus: u8,
+    pub devfn: u8,
+}
+
+// ---- ports of a claimed PCI function ----
+// Above the 64 Ki I/O ports (which are the function's I/O BARs, as on
+// any hardware device) lie ports the kernel answers itself.
+
+/// in/out (size 1, 2 or 4, aligned): byte `port - HW_PORT_PCI_CONFIG`
+/// (below 4096) of the function's configuration space. Reads are allowed
+/// everywhere; writes only where the driver may change the function
+/// (docs/hardware-devices.md has the table): not the IDs, BARs, command
+/// register bits other than INTx disable, nor the MSI, MSI-X, power
+/// management and PCI Express capabilities (`AccessDenied`).
+pub const HW_PORT_PCI_CONFIG: u32 = 0x1_0000;
+/// in (size 8): where BAR `i` lies (`HW_PORT_PCI_BAR_BASE + 8 * i`,
+/// `i < 6`): a physical address for a memory BAR (map it with `iomap`),
+/// a port number for an I/O BAR; 0 if the slot is not implemented (or is
+/// the top half of a 64-bit BAR).
+pub const HW_PORT_PCI_BAR_BASE: u32 = 0x2_0000;
+/// in (size 8): BAR `i`'s size in bytes, as the kernel sized it
+/// (`HW_PORT_PCI_BAR_SIZE + 8 * i`); 0 if not implemented.
+pub const HW_PORT_PCI_BAR_SIZE: u32 = 0x2_0100;
+/// in (size 8): BAR `i`'s kind (`HW_PORT_PCI_BAR_KIND + 8 * i`): one of
+/// `HW_BAR_*`, with `HW_BAR_PREFETCHABLE` added for prefetchable memory.
+pub const HW_PORT_PCI_BAR_KIND: u32 = 0x2_0200;
+/// in (size 8): 1 if an I/O MMU translates this function's DMA (`export`
+/// returns iovas of its own domain), 0 if it sees physical addresses.
+pub const HW_PORT_PCI_IOMMU: u32 = 0x2_0300;
+/// in (size 8): the function's address, `segment << 16 | bus << 8 |
+/// devfn`.
+pub const HW_PORT_PCI_ADDRESS: u32 = 0x2_0308;
+/// in (size 8): DMA faults the I/O MMU reported for this function since it
+/// was claimed.
+pub const HW_PORT_DMA_FAULTS: u32 = 0x3_0000;
+/// in (size 8): the most recent DMA faults, newest first: record `k`
+/// (`k < HW_DMA_FAULT_RECORDS`) is at `HW_PORT_DMA_FAULT + 16 * k`: the
+/// word at `+0` is the iova (page address), the word at `+8` is
+/// `reason | write << 8 | source << 16` (reason as the VT-d specification
+/// numbers it, write 1 for a write request, source the requester's
+/// `bus << 8 | devfn`); both 0 past the last record.
+pub const HW_PORT_DMA_FAULT: u32 = 0x3_0100;
+/// How many recent DMA faults a function keeps.
+pub const HW_DMA_FAULT_RECORDS: u32 = 8;
+
+/// [`HW_PORT_PCI_BAR_KIND`]: no BAR.
+pub const HW_BAR_NONE: u64 = 0;
+/// [`HW_PORT_PCI_BAR_KIND`]: an I/O BAR (ports).
+pub const HW_BAR_IO: u64 = 1;
+/// [`HW_PORT_PCI_BAR_KIND`]: a 32-bit memory BAR.
+pub const HW_BAR_MEM32: u64 = 2;
+/// [`HW_PORT_PCI_BAR_KIND`]: a 64-bit memory BAR.
+pub const HW_BAR_MEM64: u64 = 3;
+/// [`HW_PORT_PCI_BAR_KIND`], added: the memory is prefetchable.
+pub const HW_BAR_PREFETCHABLE: u64 = 0x100;
+
+/// The interrupt line (for `irq_map`) raised on a claimed PCI function's
+/// driver when the I/O MMU blocks one of its DMAs; the records are at
+/// [`HW_PORT_DMA_FAULT`].
+pub const HW_LINE_DMA_FAULT: u32 = 63;
+
+/// `export` flag: the device may only read the pages (the I/O MMU maps
+/// them read-only; a user device's server cannot DMA-write them).
+pub const EXPORT_DEVICE_READS_ONLY: u64 = 1;
+/// Every `export` flag.
+pub const EXPORT_FLAGS: u64 = EXPORT_DEVICE_READS_ONLY;
+
+/// Pages of one I/O virtual address window: what a claimed PCI
+/// function's exports can hold at once (64 MiB).
+pub const HW_DMA_WINDOW_PAGES: u64 = 16 * 1024;

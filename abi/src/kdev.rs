@@ -95,8 +95,26 @@ pub const PLATFORM_PORT_CREATE: u32 = 0;
 /// in the spec at this iova (do it after resetting the hardware, so it
 /// no longer writes them).
 pub const PLATFORM_PORT_RELEASE_QUARANTINE: u32 = 1;
-/// in (size 8): frames in quarantine, all devices together.
+/// in (size 8): pages in quarantine (frames, and I/O virtual addresses a
+/// dead driver's device may still use), all devices together.
 pub const PLATFORM_PORT_QUARANTINED: u32 = 2;
+/// out (size 8): claim the PCI function named by the `PciClaimSpec` at
+/// this iova as a hardware device: its BARs become its port and memory
+/// ranges (the MSI-X table excluded), it gets an empty I/O MMU domain,
+/// and bus mastering is on while a driver holds it. `NotFound` if no
+/// function answers there, `NotSupported` if it is not an endpoint the
+/// kernel can claim (a bridge, a malformed one), `Busy` if claimed
+/// already or a resource is another device's, `AccessDenied` for a
+/// function the kernel drives itself.
+pub const PLATFORM_PORT_CLAIM_PCI: u32 = 3;
+/// out (size 8): select the PCI function `segment << 16 | bus << 8 |
+/// devfn` for `PLATFORM_PORT_PCI_ID` (`InvalidArgument` above 2^32).
+pub const PLATFORM_PORT_PCI_SELECT: u32 = 4;
+/// in (size 8): the selected function's identity, `vendor | device << 16
+/// | class << 32 | subclass << 40 | prog_if << 48`, or 0 if nothing
+/// answers there (or no configuration window covers it): how a
+/// supervisor finds the function a driver is for.
+pub const PLATFORM_PORT_PCI_ID: u32 = 5;
 
 // ---- mempool ----
 // `mempool`: frame reserves. A reserve is shared by a process and every

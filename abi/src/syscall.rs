@@ -64,7 +64,9 @@ pub enum Sysno {
     PortIn = 24,
     /// `port_out(handle, port, size, value) -> 0`.
     PortOut = 25,
-    /// `export(handle, va, len) -> iova`: let the device reach these pages.
+    /// `export(handle, va, len, flags, pages, pages_len) -> iova`: let the
+    /// device reach these pages (`flags`: `hw::EXPORT_*`; `pages`, for a
+    /// device that sees physical addresses, receives each page's).
     Export = 26,
     /// `unexport(handle, iova) -> 0`.
     Unexport = 27,

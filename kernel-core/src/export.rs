@@ -16,6 +16,8 @@ use abi::Error;
 pub struct Export {
     pub iova: u64,
     pub len: u64,
+    /// Whether the device may write it (else it only reads).
+    pub device_writes: bool,
 }
 
 impl Export {
@@ -26,6 +28,7 @@ impl Export {
         list: impl IntoIterator<Item = &'a Export>,
         va: u64,
         len: u64,
+        device_writes: bool,
     ) -> Result<Export, Error> {
         let end = va.checked_add(len).ok_or(Error::InvalidArgument)?;
         if len == 0 {
@@ -34,7 +37,11 @@ impl Export {
         if list.into_iter().any(|e| va < e.end() && e.iova < end) {
             return Err(Error::AlreadyExists);
         }
-        Ok(Export { iova: va, len })
+        Ok(Export {
+            iova: va,
+            len,
+            device_writes,
+        })
     }
 
     /// One past its last byte (never wraps: `new_in` checked).
@@ -50,16 +57,36 @@ pub fn position<'a>(list: impl IntoIterator<Item = &'a Export>, iova: u64) -> Re
         .ok_or(Error::NotFound)
 }
 
-/// Checks that `[iova, iova + len)` lies inside one export of `list`:
-/// `InvalidArgument` if the range wraps, `AccessDenied` if no export
-/// covers it.
+/// Checks that `[iova, iova + len)` lies inside one export of `list`
+/// (for the device to read): `InvalidArgument` if the range wraps,
+/// `AccessDenied` if no export covers it.
 pub fn check_covered<'a>(
     list: impl IntoIterator<Item = &'a Export>,
     iova: u64,
     len: u64,
 ) -> Result<(), Error> {
+    check_access(list, iova, len, false)
+}
+
+/// `check_covered`, for the device to write: the export must also allow
+/// it.
+pub fn check_writable<'a>(
+    list: impl IntoIterator<Item = &'a Export>,
+    iova: u64,
+    len: u64,
+) -> Result<(), Error> {
+    check_access(list, iova, len, true)
+}
+
+fn check_access<'a>(
+    list: impl IntoIterator<Item = &'a Export>,
+    iova: u64,
+    len: u64,
+    write: bool,
+) -> Result<(), Error> {
     let end = iova.checked_add(len).ok_or(Error::InvalidArgument)?;
-    if list.into_iter().any(|e| iova >= e.iova && end <= e.end()) {
+    let covers = |e: &Export| iova >= e.iova && end <= e.end() && (e.device_writes || !write);
+    if list.into_iter().any(covers) {
         Ok(())
     } else {
         Err(Error::AccessDenied)
@@ -74,34 +101,43 @@ mod tests {
         Export {
             iova: 0x1000,
             len: 0x1000,
+            device_writes: true,
         },
         Export {
             iova: 0x2000,
             len: 0x2000,
+            device_writes: false,
         },
     ];
 
     #[test]
     fn new_ranges_must_be_free_non_empty_and_not_wrap() {
         assert_eq!(
-            Export::new_in(&LIST, 0x4000, 0x1000),
+            Export::new_in(&LIST, 0x4000, 0x1000, false),
             Ok(Export {
                 iova: 0x4000,
-                len: 0x1000
+                len: 0x1000,
+                device_writes: false,
             })
         );
         assert_eq!(
-            Export::new_in(&LIST, 0x0, 0x1000).map(|e| e.end()),
+            Export::new_in(&LIST, 0x0, 0x1000, true).map(|e| e.end()),
             Ok(0x1000)
         );
-        assert_eq!(Export::new_in(&LIST, 0x3fff, 1), Err(Error::AlreadyExists));
-        assert_eq!(Export::new_in(&LIST, 0, 0x1001), Err(Error::AlreadyExists));
         assert_eq!(
-            Export::new_in(&LIST, 0x8000, 0),
+            Export::new_in(&LIST, 0x3fff, 1, true),
+            Err(Error::AlreadyExists)
+        );
+        assert_eq!(
+            Export::new_in(&LIST, 0, 0x1001, true),
+            Err(Error::AlreadyExists)
+        );
+        assert_eq!(
+            Export::new_in(&LIST, 0x8000, 0, true),
             Err(Error::InvalidArgument)
         );
         assert_eq!(
-            Export::new_in(&LIST, u64::MAX, 2),
+            Export::new_in(&LIST, u64::MAX, 2, true),
             Err(Error::InvalidArgument)
         );
     }
@@ -121,6 +157,20 @@ mod tests {
             Err(Error::InvalidArgument)
         );
         assert_eq!(check_covered(&[], 0, 1), Err(Error::AccessDenied));
+    }
+
+    #[test]
+    fn a_write_needs_an_export_the_device_may_write() {
+        assert_eq!(check_writable(&LIST, 0x1000, 0x1000), Ok(()));
+        assert_eq!(check_covered(&LIST, 0x2000, 0x10), Ok(()));
+        assert_eq!(
+            check_writable(&LIST, 0x2000, 0x10),
+            Err(Error::AccessDenied)
+        );
+        assert_eq!(
+            check_writable(&LIST, u64::MAX, 2),
+            Err(Error::InvalidArgument)
+        );
     }
 
     #[test]

@@ -20,6 +20,11 @@ use arrayvec::{ArrayString, ArrayVec};
 
 const PAGE: u64 = 4096;
 
+/// MMIO ranges one device may hold: a PCI function's memory BARs, each
+/// split at most once around the MSI-X structures the kernel keeps.
+pub const MMIO_RANGES: usize = 2 * 6;
+const _: () = assert!(MMIO_RANGES >= HW_MMIO_RANGES);
+
 /// A checked hardware-device description.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HwResources {
@@ -27,7 +32,7 @@ pub struct HwResources {
     /// Port ranges as [start, end).
     pub ports: ArrayVec<(u32, u32), HW_PORT_RANGES>,
     /// MMIO ranges as [start, end), page-aligned.
-    pub mmio: ArrayVec<(u64, u64), HW_MMIO_RANGES>,
+    pub mmio: ArrayVec<(u64, u64), MMIO_RANGES>,
     /// (GSI, flags).
     pub irqs: ArrayVec<(u32, u32), HW_IRQS>,
 }
@@ -78,6 +83,20 @@ impl Reserved {
     };
 }
 
+/// A device name from an ABI spec's bytes: `InvalidArgument` if empty,
+/// too long, not UTF-8, or holding spaces or control characters.
+pub fn device_name(bytes: &[u8; 32], len: u32) -> Result<ArrayString<32>, Error> {
+    let n = len as usize;
+    if n == 0 || n > bytes.len() {
+        return Err(Error::InvalidArgument);
+    }
+    let name = core::str::from_utf8(&bytes[..n]).map_err(|_| Error::InvalidArgument)?;
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::InvalidArgument);
+    }
+    ArrayString::from(name).map_err(|_| Error::InvalidArgument)
+}
+
 fn overlaps<T: PartialOrd + Copy>(a: (T, T), b: (T, T)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
@@ -95,14 +114,7 @@ impl<Id: Copy + PartialEq> Claims<Id> {
 
     /// Checks `spec` against the rules and the existing claims.
     pub fn check(&self, spec: &HwDeviceSpec, reserved: &Reserved) -> Result<HwResources, Error> {
-        let n = spec.name_len as usize;
-        if n == 0 || n > spec.name.len() {
-            return Err(Error::InvalidArgument);
-        }
-        let name = core::str::from_utf8(&spec.name[..n]).map_err(|_| Error::InvalidArgument)?;
-        if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::InvalidArgument);
-        }
+        let name = device_name(&spec.name, spec.name_len)?;
         if spec.port_count as usize > HW_PORT_RANGES
             || spec.mmio_count as usize > HW_MMIO_RANGES
             || spec.irq_count as usize > HW_IRQS
@@ -116,7 +128,7 @@ impl<Id: Copy + PartialEq> Claims<Id> {
             mmio: ArrayVec::new(),
             irqs: ArrayVec::new(),
         };
-        r.name.push_str(name);
+        r.name = name;
         for p in &spec.ports[..spec.port_count as usize] {
             let range = (p.base as u32, p.base as u32 + p.len as u32);
             if p.len == 0 || range.1 > 0x1_0000 {
@@ -166,6 +178,34 @@ impl<Id: Copy + PartialEq> Claims<Id> {
             }
             r.irqs.push((gsi, flags));
         }
+        self.check_free(&r)?;
+        Ok(r)
+    }
+
+    /// Checks resources the kernel found itself (a PCI function's BARs)
+    /// against what it keeps, RAM, and the existing claims: `AccessDenied`
+    /// for the kernel's own or RAM, `Busy` for another device's.
+    pub fn check_found(&self, r: &HwResources, reserved: &Reserved) -> Result<(), Error> {
+        for &range in &r.ports {
+            if reserved.ports.iter().any(|&k| overlaps(k, range)) {
+                return Err(Error::AccessDenied);
+            }
+        }
+        for &range in &r.mmio {
+            if reserved
+                .ram
+                .iter()
+                .chain(&reserved.mmio)
+                .any(|&k| overlaps(k, range))
+            {
+                return Err(Error::AccessDenied);
+            }
+        }
+        self.check_free(r)
+    }
+
+    /// `Busy` if another device claims any of `r`.
+    fn check_free(&self, r: &HwResources) -> Result<(), Error> {
         for (_, c) in &self.claims {
             let clash = c
                 .ports
@@ -181,7 +221,7 @@ impl<Id: Copy + PartialEq> Claims<Id> {
                 return Err(Error::Busy);
             }
         }
-        Ok(r)
+        Ok(())
     }
 
     /// Records a checked claim.

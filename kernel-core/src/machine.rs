@@ -15,8 +15,11 @@
 //! the register layout and the page-table format stay behind the traits
 //! (kernel-core knows the ABI's register names only through `abi`).
 
+use crate::acpi::PciFunction;
 use crate::frame::Frame;
-use crate::pagetable::TableFrames;
+use crate::iommu::{Flush, Geometry};
+use crate::pagetable::{TableFrames, TableMemory};
+use crate::pci::ConfigSpace;
 use crate::vm::{Codec, PageTableOps};
 use abi::IntFrame;
 use core::fmt;
@@ -84,6 +87,31 @@ pub trait Machine: Sized + 'static {
     fn irq_mask(gsi: u32);
     fn irq_unmask(gsi: u32);
 
+    // ---- PCI functions and the I/O MMU ----
+
+    /// One function's configuration space, as the kernel reaches it.
+    type Config: ConfigSpace;
+    /// The memory the I/O MMU's tables live in.
+    type IoTables: TableMemory;
+    /// The configuration space of `f`, if the firmware's windows cover it
+    /// (`None` also for a segment or bus no window has).
+    fn pci_config(f: PciFunction) -> Option<Self::Config>;
+    /// The I/O MMU that translates `f`'s requests, if one does (`None`:
+    /// the function's DMA reaches physical addresses).
+    fn iommu_of(f: PciFunction) -> Option<IommuLink>;
+    /// Runs `f` over the I/O MMU's table memory.
+    fn with_io_tables<R>(f: impl FnOnce(&mut Self::IoTables) -> R) -> R;
+    /// Makes `f`'s requests translate in domain `did`, rooted at `root`
+    /// (its unit's context cache is invalidated and waited for).
+    fn iommu_attach(f: PciFunction, did: u16, root: Frame) -> Result<(), abi::Error>;
+    /// Makes `f`'s requests translate nowhere again; the unit's context
+    /// cache and domain `did`'s IOTLB entries are invalidated, waited for.
+    fn iommu_detach(f: PciFunction, did: u16);
+    /// Invalidates what `flush` names in domain `did` on `f`'s unit and
+    /// waits until the unit has done it: afterwards no DMA of `f` uses
+    /// a translation that was removed before the call.
+    fn iommu_flush(f: PciFunction, did: u16, flush: &Flush);
+
     // ---- the log ----
 
     /// Appends formatted text to the kernel log.
@@ -124,6 +152,18 @@ pub trait Machine: Sized + 'static {
     fn power_off(code: u8) -> !;
     /// The boot modules: (physical address, length, command line).
     fn modules() -> &'static [Module];
+}
+
+/// What the kernel knows of the I/O MMU that translates a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IommuLink {
+    /// The shape of the unit's domains.
+    pub geometry: Geometry,
+    /// Domain ids the unit has (ids `1..domains` are usable).
+    pub domains: u32,
+    /// The unit may cache not-present entries (caching mode): a new
+    /// mapping must be invalidated too.
+    pub flush_on_map: bool,
 }
 
 /// A boot module, as the boot loader left it in memory (its frames are

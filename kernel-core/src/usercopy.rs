@@ -175,6 +175,7 @@ unsafe impl Pod for abi::DeviceConfig {}
 unsafe impl Pod for abi::DeviceInfo {}
 unsafe impl Pod for abi::userdev::Request {}
 unsafe impl Pod for abi::HwDeviceSpec {}
+unsafe impl Pod for abi::hw::PciClaimSpec {}
 const _: () = {
     use core::mem::size_of;
     assert!(size_of::<abi::ExitStatus>() == 48);

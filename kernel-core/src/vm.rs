@@ -480,8 +480,10 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
     /// Pins the page at `va` for DMA and returns its physical address (plus
     /// `va`'s offset). A COW-shared page is made private first (copied if
     /// others still share it): a device writing it must not reach another
-    /// process's memory (the original leaked writes that way).
-    pub fn wire(&mut self, va: u64) -> Result<u64, Error> {
+    /// process's memory (the original leaked writes that way). A page the
+    /// device may write (`device_writes`) must be one the process may
+    /// write: `AccessDenied` otherwise.
+    pub fn wire(&mut self, va: u64, device_writes: bool) -> Result<u64, Error> {
         let page = va & !(PAGE - 1);
         if !is_user_range(page, PAGE) {
             return Err(Error::BadAddress);
@@ -492,6 +494,9 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         }
         if m.wires >= MAX_WIRES {
             return Err(Error::LimitReached);
+        }
+        if device_writes && !m.prot.write && !(m.kind == Kind::Cow && m.was_writable) {
+            return Err(Error::AccessDenied);
         }
         if m.kind == Kind::Cow {
             if self.frames.refcount(m.frame) > 1 {
@@ -509,6 +514,11 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         m.wires += 1;
         self.put(page, Some(&m));
         Ok(m.frame.addr() + (va & (PAGE - 1)))
+    }
+
+    /// The frame mapped at user page `va`, if any.
+    pub fn frame_at(&mut self, va: u64) -> Option<Frame> {
+        self.get(va & !(PAGE - 1)).map(|m| m.frame)
     }
 
     /// Undoes one `wire` of the page at `va`.

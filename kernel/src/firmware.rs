@@ -116,13 +116,16 @@ pub fn record_reserved(info: &BootInfo, lapic: u64, tables: &Tables) {
     let madt = tables.madt.as_ref();
     use kernel_core::bootinfo::MemKind;
     let mut r = Reserved {
-        // PICs, PIT and its gate, the debug-exit device.
+        // PICs, PIT and its gate, the debug-exit device, and PCI
+        // configuration mechanism 1 (0xCF8/0xCFC: a driver with it could
+        // reprogram any function; the kernel mediates instead).
         ports: alloc::vec![
             (0x20, 0x22),
             (0xa0, 0xa2),
             (0x40, 0x44),
             (0x61, 0x62),
-            (0xf4, 0xf8)
+            (0xf4, 0xf8),
+            (0xcf8, 0xd00)
         ],
         mmio: alloc::vec![(lapic & !0xfff, (lapic & !0xfff) + 0x1000)],
         ram: info

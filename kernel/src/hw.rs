@@ -15,8 +15,10 @@ use crate::mm::{self, frames};
 use arrayvec::ArrayVec;
 use core::fmt;
 use core::sync::atomic::Ordering;
+use kernel_core::acpi::PciFunction;
 use kernel_core::frame::Frame;
-use kernel_core::machine::{Machine, Module};
+use kernel_core::iommu::Flush;
+use kernel_core::machine::{IommuLink, Machine, Module};
 use kernel_core::pagetable::TableFrames;
 use kernel_core::vm::Codec;
 use spin::Once;
@@ -32,6 +34,32 @@ const _: () = assert!(ioapic::MAX_GSI as usize == kernel_core::devices::IRQ_LINE
 impl Machine for Hw {
     type Space = PageTable;
     type Frame = TrapFrame;
+    type Config = crate::pci::Ecam;
+    type IoTables = crate::iommu::IoMemory;
+
+    fn pci_config(f: PciFunction) -> Option<crate::pci::Ecam> {
+        crate::pci::config(f)
+    }
+
+    fn iommu_of(f: PciFunction) -> Option<IommuLink> {
+        crate::iommu::link_of(f)
+    }
+
+    fn with_io_tables<R>(f: impl FnOnce(&mut crate::iommu::IoMemory) -> R) -> R {
+        crate::iommu::with_tables(f)
+    }
+
+    fn iommu_attach(f: PciFunction, did: u16, root: Frame) -> Result<(), abi::Error> {
+        crate::iommu::attach(f, did, root)
+    }
+
+    fn iommu_detach(f: PciFunction, did: u16) {
+        crate::iommu::detach(f, did)
+    }
+
+    fn iommu_flush(f: PciFunction, did: u16, flush: &Flush) {
+        crate::iommu::flush(f, did, flush)
+    }
 
     fn alloc_frame() -> Option<Frame> {
         mm::alloc_zeroed_frame()

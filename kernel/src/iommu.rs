@@ -1,23 +1,34 @@
 //! The I/O MMU on this machine: at boot, each VT-d unit the DMAR lists
 //! gets an empty root table and translation is turned on, so that no
-//! device can reach memory at all until a driver's exports map it into
-//! its device's domain (that part is still to come: until then DMA from
-//! every device is blocked on a machine with an I/O MMU).
+//! device can reach memory at all; a claimed PCI function then gets a
+//! context entry naming its own domain (kernel-core's `devices::dma`
+//! builds the domain's tables), and every change is followed by the
+//! invalidation that makes the unit forget the old state, waited for.
 //!
-//! Rules: the tables come from `kernel_core::iommu` and frames the kernel
-//! keeps for itself (not charged to any process: one root table per
-//! unit), and stay as long as the unit translates; a unit that does not
-//! answer, or describes itself beyond its registers, is reported and left
-//! off, never trusted in part.
+//! Rules: the root and context tables come from `kernel_core::iommu` and
+//! frames the kernel keeps for itself (not charged to any process: one
+//! root table per unit, one context table per bus used), and stay as long
+//! as the unit translates; a unit that does not answer, or describes
+//! itself beyond its registers, is reported and left off, never trusted in
+//! part; table writes are followed by a cache-line flush when a unit does
+//! not snoop its table walks (ECAP.C clear); a unit that stops answering
+//! an invalidation is reported (the function it serves stays blocked:
+//! nothing is freed on the strength of an invalidation that did not
+//! complete... except that the kernel cannot wait for ever, see `flush`).
 
+use crate::arch::paging::DirectMap;
 use crate::arch::vtd::Unit;
 use crate::kprintln;
 use crate::mm::frames;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel_core::acpi::PciFunction;
 use kernel_core::acpi::dmar::Dmar;
 use kernel_core::frame::Frame;
+use kernel_core::iommu::Flush;
 use kernel_core::iommu::caps::Geometry;
 use kernel_core::iommu::context::RootTable;
-use kernel_core::pagetable::TableFrames;
+use kernel_core::machine::IommuLink;
+use kernel_core::pagetable::{ENTRIES, TableFrames, TableMemory};
 
 /// The kernel's own frames, for its I/O-MMU tables.
 struct KernelFrames;
@@ -37,14 +48,124 @@ pub struct Iommu {
     pub unit: Unit,
     pub root: RootTable,
     pub geometry: Geometry,
+    /// Its register base: how the DMAR names it.
+    pub base: u64,
 }
 
 /// Every unit that translates.
 pub static UNITS: spin::Mutex<arrayvec::ArrayVec<Iommu, 8>> =
     spin::Mutex::new(arrayvec::ArrayVec::new_const());
 
+/// The DMAR, kept to find which unit translates a function.
+static DMAR: spin::Once<Dmar> = spin::Once::new();
+
+/// Whether some unit walks its tables without snooping the CPU's caches.
+static FLUSH_TABLE_WRITES: AtomicBool = AtomicBool::new(false);
+
+/// The I/O MMU's tables, as the units read them: the direct map, with a
+/// cache-line flush after each write when a unit does not snoop.
+pub struct IoMemory(DirectMap);
+
+impl TableMemory for IoMemory {
+    fn read(&self, table: Frame, index: usize) -> u64 {
+        self.0.read(table, index)
+    }
+
+    fn write(&mut self, table: Frame, index: usize, value: u64) {
+        self.0.write(table, index, value);
+        if FLUSH_TABLE_WRITES.load(Ordering::Relaxed) {
+            let at = crate::arch::phys::to_virt(table.addr() + 8 * (index as u64 & 511));
+            crate::arch::cpu::clflush(at);
+        }
+    }
+
+    fn entries(&self, table: Frame) -> &[u64; ENTRIES] {
+        self.0.entries(table)
+    }
+}
+
+/// Runs `f` over the I/O MMU's table memory.
+pub fn with_tables<R>(f: impl FnOnce(&mut IoMemory) -> R) -> R {
+    f(&mut IoMemory(DirectMap))
+}
+
+/// The unit translating `f`: its index in `UNITS`.
+fn unit_index(units: &[Iommu], f: PciFunction) -> Option<usize> {
+    let drhd = DMAR.get()?.unit_for(f)?;
+    units.iter().position(|u| u.base == drhd.register_base)
+}
+
+/// What kernel-core needs to know of the unit translating `f`.
+pub fn link_of(f: PciFunction) -> Option<IommuLink> {
+    let units = UNITS.lock();
+    let u = &units[unit_index(&units, f)?];
+    Some(IommuLink {
+        geometry: u.geometry,
+        domains: u.unit.cap.domains(),
+        flush_on_map: u.unit.cap.caching_mode(),
+    })
+}
+
+/// Points `f`'s context entry at domain `did` (tables at `root`).
+pub fn attach(f: PciFunction, did: u16, root: Frame) -> Result<(), abi::Error> {
+    let mut units = UNITS.lock();
+    let i = unit_index(&units, f).ok_or(abi::Error::NotSupported)?;
+    let u = &mut units[i];
+    let agaw = u.geometry.agaw();
+    let devfn = f.device << 3 | f.function;
+    with_tables(|mem| {
+        u.root
+            .attach(mem, &mut KernelFrames, f.bus, devfn, did, root, agaw)
+    })?;
+    // Not-present entries are cached only in caching mode, but an entry
+    // this function had before (a claim after a release) may be.
+    if let Err(e) = u.unit.invalidate_context_domain(did) {
+        kprintln!("[kernel] I/O MMU at {:#x}: {e:?}", u.base);
+    }
+    Ok(())
+}
+
+/// Clears `f`'s context entry and makes the unit forget it and `did`'s
+/// translations.
+pub fn detach(f: PciFunction, did: u16) {
+    let mut units = UNITS.lock();
+    let Some(i) = unit_index(&units, f) else {
+        return;
+    };
+    let u = &mut units[i];
+    let devfn = f.device << 3 | f.function;
+    if with_tables(|mem| u.root.detach(mem, f.bus, devfn)).is_some() {
+        let done = u
+            .unit
+            .invalidate_context_domain(did)
+            .and_then(|()| u.unit.invalidate_iotlb(did, None, false));
+        if let Err(e) = done {
+            kprintln!("[kernel] I/O MMU at {:#x}: {e:?}", u.base);
+        }
+    }
+}
+
+/// Invalidates what `flush` names in domain `did`, waited for.
+pub fn flush(f: PciFunction, did: u16, flush: &Flush) {
+    let units = UNITS.lock();
+    let Some(i) = unit_index(&units, f) else {
+        return;
+    };
+    let u = &units[i];
+    if let Err(e) = u
+        .unit
+        .invalidate_iotlb(did, flush.page_selective(), !flush.tables())
+    {
+        // The unit did not answer within the bound: it is reported; what
+        // the caller frees next may still be reachable through it, which
+        // only a unit that ignores its own invalidations could do.
+        kprintln!("[kernel] I/O MMU at {:#x}: {e:?}", u.base);
+    }
+}
+
 /// Brings up every unit of `dmar`: an empty root table, translation on.
 pub fn init(dmar: &Dmar) {
+    let dmar = DMAR.call_once(|| dmar.clone());
     let bits = dmar.address_bits().min(u32::from(u8::MAX)) as u8;
     for drhd in &dmar.units {
         let base = drhd.register_base;
@@ -81,10 +202,14 @@ pub fn init(dmar: &Dmar) {
         }
         let mut units = UNITS.lock();
         // The DMAR parser takes at most as many units as the list holds.
+        if !unit.ecap.coherent() {
+            FLUSH_TABLE_WRITES.store(true, Ordering::Relaxed);
+        }
         let _ = units.try_push(Iommu {
             unit,
             root,
             geometry,
+            base,
         });
         if let Some(u) = units.last() {
             kprintln!(

@@ -2,7 +2,8 @@
 //! through the ECAM windows the ACPI MCFG gives, read with
 //! `kernel_core::pci`'s checked logic. At boot the kernel surveys the
 //! first bus of each window and logs each endpoint with its BARs and
-//! interrupt capabilities (claiming functions for drivers builds on this).
+//! interrupt capabilities; afterwards [`config`] reaches any function the
+//! windows cover, for claims and for drivers' mediated accesses.
 //!
 //! Rules: a function's configuration page is mapped uncached and reached
 //! only through `Ecam` (volatile accesses of the width asked, at an
@@ -16,6 +17,14 @@ use kernel_core::acpi::PciFunction;
 use kernel_core::acpi::mcfg::Mcfg;
 use kernel_core::pci::bar::BarKind;
 use kernel_core::pci::config::ConfigSpace;
+
+/// The firmware's windows, kept for claims.
+static MCFG: spin::Once<Mcfg> = spin::Once::new();
+
+/// The configuration space of `f`, if a window covers it.
+pub fn config(f: PciFunction) -> Option<Ecam> {
+    Ecam::map(MCFG.get()?, f)
+}
 
 /// One function's 4 KiB of configuration space, mapped.
 pub struct Ecam {
@@ -69,6 +78,7 @@ impl ConfigSpace for Ecam {
 
 /// Logs every endpoint on the first bus of each ECAM window.
 pub fn survey(mcfg: &Mcfg) {
+    let mcfg = MCFG.call_once(|| mcfg.clone());
     for window in &mcfg.allocations {
         for device in 0..32u8 {
             for function in 0..8u8 {

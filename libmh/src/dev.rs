@@ -126,13 +126,46 @@ impl Handle {
         .map(|v| v as u64)
     }
 
-    /// Lets the device reach `buf` (until `unexport`); returns its iova.
+    /// Lets the device read and write `buf` (until `unexport`); returns
+    /// its iova. For a hardware device that sees physical addresses, `buf`
+    /// must lie in one page (use [`Handle::export_pages`]).
     pub fn export(self, buf: &mut [u8]) -> Result<u64, Error> {
-        call3(
+        self.export_with(buf.as_mut_ptr() as u64, buf.len() as u64, 0, &mut [])
+    }
+
+    /// Lets the device only read `buf` (until `unexport`); returns its
+    /// iova.
+    pub fn export_read_only(self, buf: &[u8]) -> Result<u64, Error> {
+        let flags = abi::hw::EXPORT_DEVICE_READS_ONLY;
+        self.export_with(buf.as_ptr() as u64, buf.len() as u64, flags, &mut [])
+    }
+
+    /// Lets the device reach `buf`, writing the physical address of each
+    /// page it spans to `pages` when the device sees physical addresses
+    /// (a hardware device without an I/O MMU; `pages` needs one entry per
+    /// page then). Returns the iova (or physical address) of `buf`.
+    pub fn export_pages(self, buf: &mut [u8], pages: &mut [u64]) -> Result<u64, Error> {
+        self.export_with(buf.as_mut_ptr() as u64, buf.len() as u64, 0, pages)
+    }
+
+    /// `export` with every argument: `flags` from `abi::hw::EXPORT_*`.
+    pub fn export_with(
+        self,
+        va: u64,
+        len: u64,
+        flags: u64,
+        pages: &mut [u64],
+    ) -> Result<u64, Error> {
+        call(
             Sysno::Export,
-            self.0,
-            buf.as_mut_ptr() as u64,
-            buf.len() as u64,
+            [
+                self.0,
+                va,
+                len,
+                flags,
+                pages.as_mut_ptr() as u64,
+                core::mem::size_of_val(pages) as u64,
+            ],
         )
         .map(|v| v as u64)
     }
@@ -166,6 +199,30 @@ pub fn create_hardware(platform: Handle, spec: &abi::HwDeviceSpec) -> Result<(),
     platform_call(platform, abi::kdev::PLATFORM_PORT_CREATE, spec)
 }
 
+/// Claims the PCI function at `segment:bus:device.function` as the
+/// hardware device `name`, through a `platform` handle.
+pub fn claim_pci(
+    platform: Handle,
+    name: &str,
+    segment: u16,
+    bus: u8,
+    device: u8,
+    function: u8,
+) -> Result<(), Error> {
+    let mut spec = abi::hw::PciClaimSpec {
+        name_len: name.len() as u32,
+        segment,
+        bus,
+        devfn: device << 3 | (function & 7),
+        ..abi::hw::PciClaimSpec::default()
+    };
+    if name.len() > spec.name.len() || device >= 32 || function >= 8 {
+        return Err(Error::InvalidArgument);
+    }
+    spec.name[..name.len()].copy_from_slice(name.as_bytes());
+    platform_call(platform, abi::kdev::PLATFORM_PORT_CLAIM_PCI, &spec)
+}
+
 /// Gives back the frames quarantined for hardware device `name` (after
 /// resetting it).
 pub fn release_quarantine(platform: Handle, name: &str) -> Result<(), Error> {
@@ -178,15 +235,17 @@ pub fn release_quarantine(platform: Handle, name: &str) -> Result<(), Error> {
     platform_call(platform, abi::kdev::PLATFORM_PORT_RELEASE_QUARANTINE, &spec)
 }
 
-fn platform_call(platform: Handle, port: u32, spec: &abi::HwDeviceSpec) -> Result<(), Error> {
+/// Plain `repr(C)` ABI structs a platform port reads.
+trait PlatformSpec: Copy {}
+impl PlatformSpec for abi::HwDeviceSpec {}
+impl PlatformSpec for abi::hw::PciClaimSpec {}
+
+fn platform_call<T: PlatformSpec>(platform: Handle, port: u32, spec: &T) -> Result<(), Error> {
     let mut copy = *spec;
-    // SAFETY: HwDeviceSpec is plain repr(C) data; the byte view lives only
-    // for the export below.
+    // SAFETY: the specs are plain repr(C) data of integer fields
+    // (`PlatformSpec`); the byte view lives only for the export below.
     let bytes = unsafe {
-        core::slice::from_raw_parts_mut(
-            (&raw mut copy).cast::<u8>(),
-            core::mem::size_of::<abi::HwDeviceSpec>(),
-        )
+        core::slice::from_raw_parts_mut((&raw mut copy).cast::<u8>(), core::mem::size_of::<T>())
     };
     let iova = platform.export(bytes)?;
     let r = platform.port_out(port, 8, iova);

@@ -1,224 +1,193 @@
-//! PCI, in user space: configuration space through the 0xCF8/0xCFC
-//! mechanism of a hardware device that owns ports 0xCF8..0xD00, and every
-//! function turned into a hardware device of its own (its BARs as port and
-//! memory ranges, its interrupt line) through the platform device.
+//! PCI functions, in user space: finding one through the `platform`
+//! device (`PLATFORM_PORT_PCI_SELECT` / `PLATFORM_PORT_PCI_ID`), claiming
+//! it as a hardware device (`PLATFORM_PORT_CLAIM_PCI`), and driving a
+//! claimed one ([`Function`]): its configuration space through the
+//! kernel's mediated window, its BARs as the kernel sized them, whether
+//! an I/O MMU translates its DMA, and the DMA faults it caused.
 //!
-//! Rules: a BAR is sized the standard way (write all ones, read back,
-//! restore) with the function's decoding left as it was; a function whose
-//! resources another device already claims is reported and skipped, never
-//! half-created.
+//! Rules: nothing here touches configuration space directly (the kernel
+//! keeps the 0xCF8 ports and the ECAM windows); a BAR's address and size
+//! are the kernel's, never decoded from the raw register, so a driver
+//! maps exactly what the kernel will let it map.
 
 use crate::dev::{self, Handle};
 use abi::Error;
-use abi::hw::{HW_IRQ_LEVEL, HwDeviceSpec, HwIrq, HwMmioRange, HwPortRange};
+use abi::hw::*;
+use abi::kdev::{PLATFORM_PORT_PCI_ID, PLATFORM_PORT_PCI_SELECT};
 
-/// The configuration-space ports.
-pub const CONFIG_PORTS: (u16, u16) = (0xcf8, 8);
-
-/// A BAR as decoded.
+/// Where a function is: segment, bus, device (< 32), function (< 8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bar {
-    None,
-    Io { base: u16, len: u16 },
-    Mem { base: u64, len: u64 },
+pub struct Address {
+    pub segment: u16,
+    pub bus: u8,
+    pub device: u8,
+    pub function: u8,
 }
 
-/// One PCI function.
-#[derive(Clone, Copy, Debug)]
-pub struct Function {
-    pub bus: u8,
-    pub dev: u8,
-    pub func: u8,
+impl Address {
+    pub const fn new(bus: u8, device: u8, function: u8) -> Address {
+        Address {
+            segment: 0,
+            bus,
+            device,
+            function,
+        }
+    }
+
+    /// As the platform ports take it: `segment << 16 | bus << 8 | devfn`.
+    pub const fn word(self) -> u64 {
+        (self.segment as u64) << 16
+            | (self.bus as u64) << 8
+            | ((self.device as u64) << 3 | (self.function as u64 & 7))
+    }
+}
+
+impl core::fmt::Display for Address {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{}",
+            self.segment, self.bus, self.device, self.function
+        )
+    }
+}
+
+/// What a function says it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
     pub vendor: u16,
     pub device: u16,
     pub class: u8,
     pub subclass: u8,
-    pub irq_line: u8,
-    pub irq_pin: u8,
-    pub bars: [Bar; 6],
+    pub prog_if: u8,
 }
 
-/// Configuration space, through a handle to the device owning 0xCF8..0xD00.
-#[derive(Clone, Copy, Debug)]
-pub struct Config(pub Handle);
-
-impl Config {
-    fn address(bus: u8, dev: u8, func: u8, off: u8) -> u64 {
-        0x8000_0000
-            | (bus as u64) << 16
-            | (dev as u64) << 11
-            | (func as u64) << 8
-            | (off & 0xfc) as u64
+/// What answers at `at`, if anything.
+pub fn identify(platform: Handle, at: Address) -> Result<Option<Identity>, Error> {
+    if at.device >= 32 || at.function >= 8 {
+        return Err(Error::InvalidArgument);
     }
-
-    pub fn read32(self, bus: u8, dev: u8, func: u8, off: u8) -> Result<u32, Error> {
-        self.0
-            .port_out(0xcf8, 4, Self::address(bus, dev, func, off))?;
-        self.0.port_in(0xcfc, 4).map(|v| v as u32)
+    platform.port_out(PLATFORM_PORT_PCI_SELECT, 8, at.word())?;
+    let id = platform.port_in(PLATFORM_PORT_PCI_ID, 8)?;
+    if id == 0 {
+        return Ok(None);
     }
-
-    pub fn write32(self, bus: u8, dev: u8, func: u8, off: u8, value: u32) -> Result<(), Error> {
-        self.0
-            .port_out(0xcf8, 4, Self::address(bus, dev, func, off))?;
-        self.0.port_out(0xcfc, 4, value as u64)
-    }
-
-    fn size_bar(self, b: u8, d: u8, f: u8, off: u8) -> Result<(u32, u32), Error> {
-        let original = self.read32(b, d, f, off)?;
-        self.write32(b, d, f, off, 0xffff_ffff)?;
-        let mask = self.read32(b, d, f, off)?;
-        self.write32(b, d, f, off, original)?;
-        Ok((original, mask))
-    }
-
-    fn bars(self, b: u8, d: u8, f: u8) -> Result<[Bar; 6], Error> {
-        let mut bars = [Bar::None; 6];
-        let mut i = 0;
-        while i < 6 {
-            let off = 0x10 + 4 * i as u8;
-            let (orig, mask) = self.size_bar(b, d, f, off)?;
-            if mask == 0 || mask == 0xffff_ffff && orig == 0xffff_ffff {
-                i += 1;
-                continue;
-            }
-            if orig & 1 == 1 {
-                let len = (!(mask & 0xffff_fffc)).wrapping_add(1) & 0xffff;
-                if orig & 0xffff_fffc != 0 && len != 0 {
-                    bars[i] = Bar::Io {
-                        base: (orig & 0xfffc) as u16,
-                        len: len as u16,
-                    };
-                }
-                i += 1;
-            } else {
-                let wide = (orig >> 1) & 3 == 2;
-                let mut base = (orig & 0xffff_fff0) as u64;
-                let mut size_mask = (mask & 0xffff_fff0) as u64 | 0xffff_ffff_0000_0000;
-                if wide && i < 5 {
-                    let (hi, hi_mask) = self.size_bar(b, d, f, off + 4)?;
-                    base |= (hi as u64) << 32;
-                    size_mask = (size_mask & 0xffff_ffff) | (hi_mask as u64) << 32;
-                }
-                let len = (!size_mask).wrapping_add(1);
-                if base != 0 && len != 0 {
-                    bars[i] = Bar::Mem { base, len };
-                }
-                i += if wide { 2 } else { 1 };
-            }
-        }
-        Ok(bars)
-    }
-
-    /// Calls `each` for every function on bus 0 and behind its bridges.
-    pub fn scan(self, each: &mut dyn FnMut(Function)) -> Result<(), Error> {
-        self.scan_bus(0, each, 0)
-    }
-
-    fn scan_bus(self, bus: u8, each: &mut dyn FnMut(Function), depth: u32) -> Result<(), Error> {
-        for d in 0..32u8 {
-            for f in 0..8u8 {
-                let id = self.read32(bus, d, f, 0)?;
-                if id & 0xffff == 0xffff {
-                    if f == 0 {
-                        break;
-                    }
-                    continue;
-                }
-                let class = self.read32(bus, d, f, 8)?;
-                let header = (self.read32(bus, d, f, 0x0c)? >> 16) as u8;
-                let irq = self.read32(bus, d, f, 0x3c)?;
-                let bridge = header & 0x7f == 1;
-                let func = Function {
-                    bus,
-                    dev: d,
-                    func: f,
-                    vendor: id as u16,
-                    device: (id >> 16) as u16,
-                    class: (class >> 24) as u8,
-                    subclass: (class >> 16) as u8,
-                    irq_line: irq as u8,
-                    irq_pin: (irq >> 8) as u8,
-                    bars: if header & 0x7f == 0 {
-                        self.bars(bus, d, f)?
-                    } else {
-                        [Bar::None; 6]
-                    },
-                };
-                each(func);
-                if bridge && depth < 8 {
-                    let secondary = (self.read32(bus, d, f, 0x18)? >> 8) as u8;
-                    if secondary > bus {
-                        self.scan_bus(secondary, each, depth + 1)?;
-                    }
-                }
-                if f == 0 && header & 0x80 == 0 {
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
+    Ok(Some(Identity {
+        vendor: id as u16,
+        device: (id >> 16) as u16,
+        class: (id >> 32) as u8,
+        subclass: (id >> 40) as u8,
+        prog_if: (id >> 48) as u8,
+    }))
 }
 
-/// The hardware-device description of a PCI function, named
-/// `pci-BB.DD.F`. `with_irq` includes its interrupt line (level-triggered).
-pub fn spec(f: &Function, with_irq: bool) -> HwDeviceSpec {
-    let mut s = HwDeviceSpec::default();
-    let mut name = arrayvec::ArrayString::<32>::new();
-    let _ = core::fmt::write(
-        &mut name,
-        format_args!("pci-{:02x}.{:02x}.{}", f.bus, f.dev, f.func),
-    );
-    s.name[..name.len()].copy_from_slice(name.as_bytes());
-    s.name_len = name.len() as u32;
-    for bar in f.bars {
-        match bar {
-            Bar::Io { base, len } if (s.port_count as usize) < s.ports.len() => {
-                s.ports[s.port_count as usize] = HwPortRange { base, len };
-                s.port_count += 1;
+/// Calls `each` for every function that answers on `bus` (segment 0).
+pub fn scan(
+    platform: Handle,
+    bus: u8,
+    each: &mut dyn FnMut(Address, Identity),
+) -> Result<(), Error> {
+    for device in 0..32 {
+        for function in 0..8 {
+            let at = Address::new(bus, device, function);
+            match identify(platform, at)? {
+                Some(id) => each(at, id),
+                None if function == 0 => break,
+                None => {}
             }
-            Bar::Mem { base, len } if (s.mmio_count as usize) < s.mmio.len() => {
-                let start = base & !0xfff;
-                let end = (base + len + 0xfff) & !0xfff;
-                s.mmio[s.mmio_count as usize] = HwMmioRange {
-                    base: start,
-                    len: end - start,
-                };
-                s.mmio_count += 1;
-            }
-            _ => {}
         }
     }
-    if with_irq && f.irq_pin != 0 && f.irq_line < 24 {
-        s.irqs[0] = HwIrq {
-            gsi: f.irq_line as u32,
-            flags: HW_IRQ_LEVEL,
-        };
-        s.irq_count = 1;
-    }
-    s
+    Ok(())
 }
 
-/// Makes a hardware device of every PCI function that has resources
-/// (skipping the ones whose resources are taken); returns how many.
-pub fn create_devices(platform: Handle, config: Config) -> Result<u32, Error> {
-    let mut made = 0;
-    config.scan(&mut |f| {
-        let mut r = dev::create_hardware(platform, &spec(&f, true));
-        if r == Err(Error::Busy) {
-            // Functions sharing one interrupt line: the first takes it.
-            r = dev::create_hardware(platform, &spec(&f, false));
-        }
-        match r {
-            Ok(()) => made += 1,
-            Err(Error::InvalidArgument) => {} // no resources at all
-            Err(e) => crate::println!(
-                "pci {:02x}.{:02x}.{}: not a device: {e}",
-                f.bus,
-                f.dev,
-                f.func
-            ),
+/// The first function on bus 0 with these ids.
+pub fn find(platform: Handle, vendor: u16, device: u16) -> Result<Option<Address>, Error> {
+    let mut found = None;
+    scan(platform, 0, &mut |at, id| {
+        if found.is_none() && (id.vendor, id.device) == (vendor, device) {
+            found = Some(at);
         }
     })?;
-    Ok(made)
+    Ok(found)
+}
+
+/// Claims the function at `at` as the hardware device `name`.
+pub fn claim(platform: Handle, name: &str, at: Address) -> Result<(), Error> {
+    dev::claim_pci(platform, name, at.segment, at.bus, at.device, at.function)
+}
+
+/// A BAR, as the kernel sized it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bar {
+    None,
+    Io {
+        base: u16,
+        len: u16,
+    },
+    Mem {
+        base: u64,
+        len: u64,
+        prefetchable: bool,
+    },
+}
+
+/// A claimed function, through a handle to its hardware device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Function(pub Handle);
+
+impl Function {
+    /// Reads `size` (1, 2 or 4) bytes of configuration space at `offset`.
+    pub fn config_read(self, offset: u16, size: u32) -> Result<u32, Error> {
+        let port = HW_PORT_PCI_CONFIG + u32::from(offset);
+        self.0.port_in(port, size).map(|v| v as u32)
+    }
+
+    /// Writes configuration space (only where the kernel lets drivers).
+    pub fn config_write(self, offset: u16, size: u32, value: u32) -> Result<(), Error> {
+        let port = HW_PORT_PCI_CONFIG + u32::from(offset);
+        self.0.port_out(port, size, u64::from(value))
+    }
+
+    /// BAR `index` (< 6).
+    pub fn bar(self, index: u32) -> Result<Bar, Error> {
+        if index >= 6 {
+            return Err(Error::InvalidArgument);
+        }
+        let base = self.0.port_in(HW_PORT_PCI_BAR_BASE + 8 * index, 8)?;
+        let len = self.0.port_in(HW_PORT_PCI_BAR_SIZE + 8 * index, 8)?;
+        let kind = self.0.port_in(HW_PORT_PCI_BAR_KIND + 8 * index, 8)?;
+        Ok(match kind & 0xff {
+            HW_BAR_IO => Bar::Io {
+                base: base as u16,
+                len: len as u16,
+            },
+            HW_BAR_MEM32 | HW_BAR_MEM64 => Bar::Mem {
+                base,
+                len,
+                prefetchable: kind & HW_BAR_PREFETCHABLE != 0,
+            },
+            _ => Bar::None,
+        })
+    }
+
+    /// Whether an I/O MMU translates the function's DMA (then exports
+    /// give iovas of its own domain, else physical addresses).
+    pub fn translated(self) -> Result<bool, Error> {
+        self.0.port_in(HW_PORT_PCI_IOMMU, 8).map(|v| v != 0)
+    }
+
+    /// DMA faults the I/O MMU reported for the function so far.
+    pub fn dma_faults(self) -> Result<u64, Error> {
+        self.0.port_in(HW_PORT_DMA_FAULTS, 8)
+    }
+
+    /// Recent fault `k` (0 the newest): (iova, reason, write), or `None`.
+    pub fn dma_fault(self, k: u32) -> Result<Option<(u64, u8, bool)>, Error> {
+        let iova = self.0.port_in(HW_PORT_DMA_FAULT + 16 * k, 8)?;
+        let info = self.0.port_in(HW_PORT_DMA_FAULT + 16 * k + 8, 8)?;
+        if iova == 0 && info == 0 {
+            return Ok(None);
+        }
+        Ok(Some((iova, info as u8, info & (1 << 8) != 0)))
+    }
 }

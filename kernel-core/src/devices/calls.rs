@@ -9,6 +9,7 @@ use crate::machine::Machine;
 use crate::process::{Block, Pid, State};
 use crate::reserve::Account;
 use crate::syscall::decode::{Handle, Port, Rights, Vector, VectorMask};
+use crate::usercopy::USlice;
 use crate::userdev::{ClientId, Export};
 use abi::bus::*;
 use abi::{DeviceInfo, Error};
@@ -195,6 +196,7 @@ pub fn attach<M: Machine>(
     } else {
         Attachment::hardware(id)
     };
+    let hardware = matches!(att, Attachment::Hardware { .. });
     let h = s
         .current()
         .bus
@@ -202,6 +204,9 @@ pub fn attach<M: Machine>(
         .map_err(|(e, _)| e)?;
     if user_device {
         user::notify_server(s, id);
+    }
+    if hardware {
+        super::pci::held(s, id);
     }
     Ok(h)
 }
@@ -402,17 +407,24 @@ pub fn port_out_wait<M: Machine>(
     Ok((taken != 0).then_some(taken as usize))
 }
 
-/// `export(handle, va, len) -> iova`.
+/// `export(handle, va, len, flags, pages, pages_len) -> iova`.
 #[inline(always)]
-pub fn export<M: Machine>(s: &mut Kernel<M>, h: Handle, va: u64, len: u64) -> Result<u64, Error> {
+pub fn export<M: Machine>(
+    s: &mut Kernel<M>,
+    h: Handle,
+    va: u64,
+    len: u64,
+    device_writes: bool,
+    pages: USlice,
+) -> Result<u64, Error> {
     let entry = s.current().bus.require_mut(h, RIGHT_DMA)?;
     match &mut entry.value {
         Attachment::Client { dev, client } => {
             let (dev, client) = (*dev, *client);
-            s.devices.user(dev)?.export(client, va, len)
+            s.devices.user(dev)?.export(client, va, len, device_writes)
         }
         Attachment::Kernel { exports, .. } => {
-            let export = Export::new_in(exports.iter(), va, len)?;
+            let export = Export::new_in(exports.iter(), va, len, device_writes)?;
             if exports.is_full() {
                 return Err(Error::LimitReached);
             }
@@ -424,7 +436,7 @@ pub fn export<M: Machine>(s: &mut Kernel<M>, h: Handle, va: u64, len: u64) -> Re
             })?;
             Ok(va)
         }
-        Attachment::Hardware { .. } => hw::export(s, h, va, len),
+        Attachment::Hardware { .. } => super::dma::export(s, h, va, len, device_writes, pages),
         Attachment::Serve { .. } => Err(Error::NotSupported),
     }
 }
@@ -443,7 +455,7 @@ pub fn unexport<M: Machine>(s: &mut Kernel<M>, h: u64, iova: u64) -> Result<(), 
             exports.remove(i);
             Ok(())
         }
-        Attachment::Hardware { .. } => hw::unexport(s, h, iova),
+        Attachment::Hardware { .. } => super::dma::unexport(s, h, iova),
         Attachment::Serve { .. } => Err(Error::NotSupported),
     }
 }

@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+use super::dma::{self, Fate};
 use super::{Attachment, Device, DeviceId};
 use crate::charged::ChargedFrames;
 use crate::frame::Frame;
@@ -29,6 +30,8 @@ pub struct HwDevice {
     pub res: HwResources,
     /// Frames a device may still be writing (their owner exited).
     pub quarantine: Vec<Frame>,
+    /// What the kernel keeps of a claimed PCI function.
+    pub pci: Option<super::pci::PciDevice>,
 }
 
 /// Who takes an interrupt line.
@@ -61,11 +64,17 @@ pub fn create<M: Machine>(s: &mut Kernel<M>, spec: &HwDeviceSpec) -> Result<(), 
         return Err(Error::AlreadyExists);
     }
     let reserve = s.current().reserve;
-    let paid = super::user::charge(s, reserve, super::DEVICE_BYTES)?;
-    let device = Device::Hardware(HwDevice {
+    let bytes = super::DEVICE_BYTES + core::mem::size_of::<HwDevice>() as u64;
+    let paid = super::user::charge(s, reserve, bytes)?;
+    let Ok(record) = crate::try_box(HwDevice {
         res: res.clone(),
         quarantine: Vec::new(),
-    });
+        pci: None,
+    }) else {
+        super::user::refund(s, paid);
+        return Err(Error::OutOfMemory);
+    };
+    let device = Device::Hardware(record);
     let id = match s.devices.add(name.as_str(), device, Some(paid)) {
         Ok(id) => id,
         Err((e, _)) => {
@@ -93,7 +102,9 @@ pub fn release_quarantine<M: Machine>(s: &mut Kernel<M>, name: &str) -> Result<(
         return Err(Error::AccessDenied);
     }
     let id = s.devices.lookup(name).ok_or(Error::NotFound)?;
-    for frame in core::mem::take(&mut hw(s, id)?.quarantine) {
+    let h = hw(s, id)?;
+    super::dma::release_iovas(h);
+    for frame in core::mem::take(&mut h.quarantine) {
         let _ = M::release_frame(frame);
     }
     Ok(())
@@ -106,6 +117,9 @@ pub fn port_in<M: Machine>(
     port: u64,
     size: u64,
 ) -> Result<u64, Error> {
+    if super::pci::is_kernel_port(port) && hw(s, dev)?.pci.is_some() {
+        return super::pci::port_in(s, dev, port, size);
+    }
     // Only a port in a range the platform holder gave this device, which
     // the kernel does not drive itself.
     check_port(hw(s, dev)?, port, size)?;
@@ -120,6 +134,9 @@ pub fn port_out<M: Machine>(
     size: u64,
     value: u64,
 ) -> Result<(), Error> {
+    if super::pci::is_kernel_port(port) && hw(s, dev)?.pci.is_some() {
+        return super::pci::port_out(s, dev, port, size, value);
+    }
     check_port(hw(s, dev)?, port, size)?;
     M::port_write(port as u16, size, value);
     Ok(())
@@ -135,7 +152,7 @@ fn check_port(h: &HwDevice, port: u64, size: u64) -> Result<(), Error> {
     Ok(())
 }
 
-fn vm_of<M: Machine>(
+pub(super) fn vm_of<M: Machine>(
     s: &mut Kernel<M>,
     pid: Pid,
     f: impl FnOnce(&mut Vm<'_, M::Space, ChargedFrames<'_, M>>) -> Result<u64, Error>,
@@ -169,51 +186,6 @@ pub fn reserve_list<M: Machine>(
         super::calls::credit_heap(s, pid, grow);
     }
     made
-}
-
-/// `export` to a hardware device: wires the page holding `[va, va+len)`
-/// (one page at most: without an IOMMU the device sees physical
-/// addresses) and returns its physical address.
-pub fn export<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Result<u64, Error> {
-    if len == 0 || (va & 0xfff) + len > 4096 {
-        return Err(Error::InvalidArgument);
-    }
-    let pid = s.current_pid();
-    let grow = match &s.current().bus.get(h)?.value {
-        Attachment::Hardware { exports, .. } if exports.is_full() => {
-            return Err(Error::LimitReached);
-        }
-        Attachment::Hardware { exports, .. } => exports.growth_bytes() as u64,
-        _ => return Err(Error::NotSupported),
-    };
-    // The list's memory first (charged), so the push after wiring cannot
-    // fail.
-    reserve_list(s, pid, h, grow, |a| match a {
-        Attachment::Hardware { exports, .. } => exports.reserve(),
-        _ => Err(Error::NotSupported),
-    })?;
-    let iova = vm_of(s, pid, |vm| vm.wire(va))?;
-    if let Attachment::Hardware { exports, .. } = &mut s.current().bus.get_mut(h)?.value {
-        let _ = exports.try_push((va & !0xfff, iova));
-    }
-    Ok(iova)
-}
-
-/// `unexport` from a hardware device (by the iova `export` returned).
-pub fn unexport<M: Machine>(s: &mut Kernel<M>, h: u64, iova: u64) -> Result<(), Error> {
-    let pid = s.current_pid();
-    let va = match &mut s.current().bus.get_mut(h)?.value {
-        Attachment::Hardware { exports, .. } => {
-            let i = exports
-                .iter()
-                .position(|&(_, io)| io == iova)
-                .ok_or(Error::NotFound)?;
-            exports.remove(i).map_or(0, |(va, _)| va)
-        }
-        _ => return Err(Error::NotSupported),
-    };
-    vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0))?;
-    Ok(())
 }
 
 /// `irq_map(line, vector)`: routes the device's `line` to the caller.
@@ -328,7 +300,7 @@ pub fn iounmap<M: Machine>(s: &mut Kernel<M>, h: u64, va: u64, len: u64) -> Resu
 }
 
 /// Exec replaces the address space under a kept attachment: its mappings
-/// go with the old space, and its exported pages go into quarantine (the
+/// go with the old space, and its exports are undone into quarantine (the
 /// device may still write them). Its interrupt lines stay.
 pub fn forget_address_space<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) {
     // The lists are taken out of the slot (its memory is credited below).
@@ -346,9 +318,8 @@ pub fn forget_address_space<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) {
     let dev = *dev;
     let mut exports = core::mem::take(exports);
     let mut iomaps = core::mem::take(iomaps);
-    for &(va, iova) in exports.iter() {
-        quarantine(s, dev, Frame::containing(iova));
-        let _ = vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0));
+    for e in exports.iter() {
+        dma::undo_export(s, pid, dev, e, Fate::Quarantine { exiting: true });
     }
     let freed = exports.clear() + iomaps.clear();
     super::calls::credit_heap(s, pid, freed as u64);
@@ -356,7 +327,7 @@ pub fn forget_address_space<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64) {
 
 /// Keeps `frame` out of circulation until the device's quarantine is
 /// released (an extra reference holds it).
-fn quarantine<M: Machine>(s: &mut Kernel<M>, dev: DeviceId, frame: Frame) {
+pub(super) fn quarantine<M: Machine>(s: &mut Kernel<M>, dev: DeviceId, frame: Frame) {
     M::add_ref(frame);
     let kept = hw(s, dev).is_ok_and(|h| {
         let room = h.quarantine.try_reserve(1).is_ok();
@@ -393,13 +364,13 @@ pub fn release<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64, att: &Attachment
             M::irq_mask(gsi as u32);
         }
     }
+    // Bus mastering off first (if this was the last holder), so the
+    // function stops reaching what is undone below.
+    super::pci::let_go(s, *dev);
     for &(va, len) in iomaps.iter() {
         let _ = vm_of(s, pid, |vm| vm.unmap_io(va, len));
     }
-    for &(va, iova) in exports.iter() {
-        if exiting {
-            quarantine(s, *dev, Frame::containing(iova));
-        }
-        let _ = vm_of(s, pid, |vm| vm.unwire(va).map(|()| 0));
+    for e in exports.iter() {
+        dma::undo_export(s, pid, *dev, e, Fate::Quarantine { exiting });
     }
 }

@@ -80,6 +80,10 @@ pub fn fork_bus<M: Machine>(s: &mut Kernel<M>, parent: Pid, child: Pid) -> Resul
             Attachment::Client { dev, .. } => Some(dev),
             _ => None,
         };
+        if let Attachment::Hardware { dev, .. } = copy {
+            // Counted before the insert: a failed one releases it.
+            super::pci::held(s, dev);
+        }
         let (c, r) = s.proc_and_reserve(child).ok_or(Error::NotFound)?;
         if let Err((e, att)) = c.bus.insert_at(h, copy, rights, coe) {
             release(s, child, h, att, false);

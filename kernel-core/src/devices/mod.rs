@@ -16,9 +16,13 @@
 //! never are); `exec` drops close-on-exec handles.
 
 pub mod calls;
+pub mod dma;
 pub mod hw;
 pub mod kdev;
 pub mod lifecycle;
+pub mod pci;
+#[cfg(test)]
+mod pci_tests;
 pub mod user;
 
 use crate::gentable::{GenTable, IdShape, Shape};
@@ -52,7 +56,7 @@ impl Shape for DeviceShape {
 pub enum Device {
     Kernel(kdev::Kind),
     User(UserDevice),
-    Hardware(hw::HwDevice),
+    Hardware(alloc::boxed::Box<hw::HwDevice>),
 }
 
 /// What a bus slot holds. The lists most attachments never use are kept
@@ -71,13 +75,13 @@ pub enum Attachment {
     Client { dev: DeviceId, client: ClientId },
     /// The server side of a user device.
     Serve { dev: DeviceId },
-    /// A hardware device, with the pages this attachment wired for DMA
-    /// (page address, iova) and the device memory it mapped (va, len):
-    /// at most 8 and 4 per attachment (a driver needing more attaches the
-    /// device again).
+    /// A hardware device, with the ranges this attachment wired for DMA
+    /// and the device memory it mapped (va, len): at most
+    /// `dma::EXPORTS_PER_ATTACHMENT` and 4 per attachment (a driver
+    /// needing more attaches the device again).
     Hardware {
         dev: DeviceId,
-        exports: OutOfLine<(u64, u64), 8>,
+        exports: OutOfLine<dma::HwExport, { dma::EXPORTS_PER_ATTACHMENT }>,
         iomaps: OutOfLine<(u64, u64), 4>,
     },
 }
@@ -264,7 +268,7 @@ impl Devices {
     /// Every hardware device.
     pub fn hardware(&self) -> impl Iterator<Item = &hw::HwDevice> {
         self.table.iter().filter_map(|(_, e)| match &e.device {
-            Device::Hardware(h) => Some(h),
+            Device::Hardware(h) => Some(&**h),
             _ => None,
         })
     }

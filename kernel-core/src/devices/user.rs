@@ -240,7 +240,10 @@ pub fn dma<M: Machine>(
     // The kernel is not preemptible: decoding bounded the length
     // (`decode::DMA_MAX`).
     let (buf, len) = (buf.addr(), buf.len() as u64);
-    let client_pid = s.devices.user(dev)?.dma_target(client, iova, len)?;
+    let client_pid = s
+        .devices
+        .user(dev)?
+        .dma_target(client, iova, len, to_client)?;
     let server_pid = s.current_pid();
     let (from_pid, from, to_pid, to) = if to_client {
         (server_pid, buf, client_pid, iova)

@@ -9,8 +9,10 @@
 //! panics; `power_off` unwinds with `PoweredOff` rather than return.
 
 use super::{Fake, FakeFrame, FakeSpace, FrameData, NEXT_SPACE, PAGE, PoweredOff, TablesOf, with};
+use crate::acpi::PciFunction;
 use crate::frame::Frame;
-use crate::machine::{Machine, Module};
+use crate::iommu::Flush;
+use crate::machine::{IommuLink, Machine, Module};
 use crate::pagetable::{PageTree, TableFrames};
 use crate::vm::Codec;
 use std::fmt;
@@ -18,6 +20,33 @@ use std::fmt;
 impl Machine for Fake {
     type Space = FakeSpace;
     type Frame = FakeFrame;
+    type Config = super::pci::FakeConfig;
+    type IoTables = TablesOf;
+
+    fn pci_config(f: PciFunction) -> Option<Self::Config> {
+        super::pci::config(f)
+    }
+
+    fn iommu_of(f: PciFunction) -> Option<IommuLink> {
+        super::pci::iommu_of(f)
+    }
+
+    fn with_io_tables<R>(f: impl FnOnce(&mut TablesOf) -> R) -> R {
+        super::pci::with_tables(f)
+    }
+
+    fn iommu_attach(f: PciFunction, did: u16, root: Frame) -> Result<(), abi::Error> {
+        super::pci::attach(f, did, root);
+        Ok(())
+    }
+
+    fn iommu_detach(f: PciFunction, did: u16) {
+        super::pci::detach(f, did)
+    }
+
+    fn iommu_flush(f: PciFunction, did: u16, flush: &Flush) {
+        super::pci::flush(f, did, flush)
+    }
 
     fn alloc_frame() -> Option<Frame> {
         with(|s| {

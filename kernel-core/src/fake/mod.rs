@@ -16,6 +16,7 @@
 //! `registers` the saved user registers.
 
 mod machine;
+pub mod pci;
 mod registers;
 mod space;
 
@@ -63,6 +64,10 @@ pub struct State {
     pub powered_off: Option<u8>,
     pub serial_stopped: bool,
     pub modules: &'static [Module],
+    /// PCI functions, by address.
+    pub pci: HashMap<crate::acpi::PciFunction, crate::pci::fake::FakeFunction>,
+    /// The I/O MMU, if the test installed one.
+    pub iommu: Option<pci::FakeIommu>,
 }
 
 impl State {
@@ -86,6 +91,8 @@ impl State {
             powered_off: None,
             serial_stopped: false,
             modules: &[],
+            pci: HashMap::new(),
+            iommu: None,
         }
     }
 

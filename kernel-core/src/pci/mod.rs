@@ -32,9 +32,9 @@ pub mod header;
 pub mod policy;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
-mod models;
+pub(crate) mod models;
 #[cfg(test)]
 mod random_tests;
 #[cfg(test)]

@@ -190,6 +190,12 @@ pub enum Call {
         h: Handle,
         va: u64,
         len: u64,
+        /// Whether the device may write the pages (no
+        /// `EXPORT_DEVICE_READS_ONLY`).
+        device_writes: bool,
+        /// Where the physical page addresses go, for a device without an
+        /// I/O MMU (may be empty).
+        pages: USlice,
     },
     Unexport {
         h: Handle,
@@ -380,13 +386,22 @@ pub fn decode_then<T: Then>(number: Sysno, a: [u64; 6], then: T) -> Result<T::Ou
             value: a[3],
         }),
         Export => {
+            if a[2] == 0 {
+                return Err(Error::InvalidArgument);
+            }
             if !crate::paging::is_user_range(a[1], a[2]) {
                 return Err(Error::BadAddress);
             }
+            if a[3] & !abi::hw::EXPORT_FLAGS != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            let pages = USlice::new(a[4], a[5], abi::hw::HW_DMA_WINDOW_PAGES * 8)?;
             then.then(Call::Export {
                 h: a[0],
                 va: a[1],
                 len: a[2],
+                device_writes: a[3] & abi::hw::EXPORT_DEVICE_READS_ONLY == 0,
+                pages,
             })
         }
         Unexport => then.then(Call::Unexport {

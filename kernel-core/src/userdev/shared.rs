@@ -58,9 +58,15 @@ impl UserDevice {
     /// `export` from a client: the server may now reach `[va, va+len)`
     /// (which the caller has checked is the client's user memory). The
     /// iova is the client's address.
-    pub fn export(&mut self, id: ClientId, va: u64, len: u64) -> Result<u64, Error> {
+    pub fn export(
+        &mut self,
+        id: ClientId,
+        va: u64,
+        len: u64,
+        device_writes: bool,
+    ) -> Result<u64, Error> {
         let c = self.client_mut(id)?;
-        let export = Export::new_in(&c.exports, va, len)?;
+        let export = Export::new_in(&c.exports, va, len, device_writes)?;
         c.exports
             .try_push(export)
             .map_err(|_| Error::LimitReached)?;
@@ -84,10 +90,15 @@ impl UserDevice {
     }
 
     /// For `dev_dma_read/write`: the client's process, if `[iova,
-    /// iova+len)` lies inside one export of client `id` to this device.
-    pub fn dma_target(&self, id: ClientId, iova: u64, len: u64) -> Result<u32, Error> {
+    /// iova+len)` lies inside one export of client `id` to this device
+    /// (one the device may write, for `write`).
+    pub fn dma_target(&self, id: ClientId, iova: u64, len: u64, write: bool) -> Result<u32, Error> {
         let c = self.client(id)?;
-        crate::export::check_covered(&c.exports, iova, len)?;
+        if write {
+            crate::export::check_writable(&c.exports, iova, len)?;
+        } else {
+            crate::export::check_covered(&c.exports, iova, len)?;
+        }
         Ok(c.pid)
     }
 }

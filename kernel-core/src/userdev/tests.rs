@@ -219,11 +219,11 @@ fn clone_copies_iospace_and_irqs_not_exports() {
     let a = open(&mut d, 1);
     d.write_iospace(a, 0, 1, 9).unwrap();
     d.irq_map(a, 1, vector(40)).unwrap();
-    d.export(a, 0x1000, 0x2000).unwrap();
+    d.export(a, 0x1000, 0x2000, true).unwrap();
     let c = d.clone_client(a, 2, charge(2)).unwrap();
     assert_eq!(d.read_iospace(c, 0, 1), Ok(9));
     assert_eq!(d.irq_target(c, 1), Ok(Some((2, 40))));
-    assert_eq!(d.dma_target(c, 0x1000, 1), Err(Error::AccessDenied));
+    assert_eq!(d.dma_target(c, 0x1000, 1, false), Err(Error::AccessDenied));
     assert_eq!(d.clone_client(77, 3, charge(3)), Err(Error::NotFound));
 }
 
@@ -244,23 +244,44 @@ fn dma_only_inside_an_export_of_that_client() {
     let mut d = dev();
     let a = open(&mut d, 1);
     let b = open(&mut d, 2);
-    assert_eq!(d.export(a, 0x10_0000, 0x3000), Ok(0x10_0000));
-    assert_eq!(d.dma_target(a, 0x10_0000, 0x3000), Ok(1));
-    assert_eq!(d.dma_target(a, 0x10_1000, 0x10), Ok(1));
-    assert_eq!(d.dma_target(a, 0x10_2fff, 2), Err(Error::AccessDenied));
-    assert_eq!(d.dma_target(a, 0xf_ffff, 2), Err(Error::AccessDenied));
-    assert_eq!(d.dma_target(a, u64::MAX, 2), Err(Error::InvalidArgument));
-    assert_eq!(d.dma_target(b, 0x10_0000, 1), Err(Error::AccessDenied));
-    assert_eq!(d.export(a, 0x10_2000, 0x2000), Err(Error::AlreadyExists));
-    assert_eq!(d.export(a, 0x20_0000, 0), Err(Error::InvalidArgument));
-    assert_eq!(d.export(a, u64::MAX, 2), Err(Error::InvalidArgument));
+    assert_eq!(d.export(a, 0x10_0000, 0x3000, true), Ok(0x10_0000));
+    assert_eq!(d.dma_target(a, 0x10_0000, 0x3000, false), Ok(1));
+    assert_eq!(d.dma_target(a, 0x10_1000, 0x10, false), Ok(1));
+    assert_eq!(
+        d.dma_target(a, 0x10_2fff, 2, false),
+        Err(Error::AccessDenied)
+    );
+    assert_eq!(
+        d.dma_target(a, 0xf_ffff, 2, false),
+        Err(Error::AccessDenied)
+    );
+    assert_eq!(
+        d.dma_target(a, u64::MAX, 2, false),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        d.dma_target(b, 0x10_0000, 1, false),
+        Err(Error::AccessDenied)
+    );
+    assert_eq!(
+        d.export(a, 0x10_2000, 0x2000, true),
+        Err(Error::AlreadyExists)
+    );
+    assert_eq!(d.export(a, 0x20_0000, 0, true), Err(Error::InvalidArgument));
+    assert_eq!(d.export(a, u64::MAX, 2, true), Err(Error::InvalidArgument));
     assert_eq!(d.unexport(a, 0x10_1000), Err(Error::NotFound));
     d.unexport(a, 0x10_0000).unwrap();
-    assert_eq!(d.dma_target(a, 0x10_0000, 1), Err(Error::AccessDenied));
+    assert_eq!(
+        d.dma_target(a, 0x10_0000, 1, false),
+        Err(Error::AccessDenied)
+    );
     for i in 0..EXPORTS_MAX as u64 {
-        d.export(a, 0x100_0000 + i * 0x1000, 0x1000).unwrap();
+        d.export(a, 0x100_0000 + i * 0x1000, 0x1000, true).unwrap();
     }
-    assert_eq!(d.export(a, 0x200_0000, 0x1000), Err(Error::LimitReached));
+    assert_eq!(
+        d.export(a, 0x200_0000, 0x1000, true),
+        Err(Error::LimitReached)
+    );
 }
 
 #[test]

@@ -344,10 +344,10 @@ fn wire_pins_and_unwire_releases() {
     vm(&mut pt, &mut fr).map_new(BASE, P, RW).unwrap();
     let f = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
     assert_eq!(
-        vm(&mut pt, &mut fr).wire(BASE + 0x123),
+        vm(&mut pt, &mut fr).wire(BASE + 0x123, true),
         Ok(f.addr() + 0x123)
     );
-    assert_eq!(vm(&mut pt, &mut fr).wire(BASE), Ok(f.addr()));
+    assert_eq!(vm(&mut pt, &mut fr).wire(BASE, true), Ok(f.addr()));
     assert_eq!(vm(&mut pt, &mut fr).mapping(BASE).unwrap().wires, 2);
     assert_eq!(vm(&mut pt, &mut fr).unmap(BASE, P), Err(Error::Busy));
     vm(&mut pt, &mut fr).unwire(BASE).unwrap();
@@ -360,19 +360,19 @@ fn wire_pins_and_unwire_releases() {
 fn wire_refuses_what_cannot_be_pinned() {
     let (mut pt, mut fr) = (FakePt::default(), FakeFrames::new(16));
     let mut v = vm(&mut pt, &mut fr);
-    assert_eq!(v.wire(BASE), Err(Error::BadAddress), "unmapped");
+    assert_eq!(v.wire(BASE, true), Err(Error::BadAddress), "unmapped");
     assert_eq!(
-        v.wire(0xffff_8000_0000_0000),
+        v.wire(0xffff_8000_0000_0000, true),
         Err(Error::BadAddress),
         "kernel half"
     );
     v.map_new(BASE, P, 0).unwrap();
-    assert_eq!(v.wire(BASE), Err(Error::BadAddress), "no access");
+    assert_eq!(v.wire(BASE, true), Err(Error::BadAddress), "no access");
     v.protect(BASE, P, RW).unwrap();
     for _ in 0..MAX_WIRES {
-        v.wire(BASE).unwrap();
+        v.wire(BASE, true).unwrap();
     }
-    assert_eq!(v.wire(BASE), Err(Error::LimitReached));
+    assert_eq!(v.wire(BASE, true), Err(Error::LimitReached));
 }
 
 #[test]
@@ -382,7 +382,7 @@ fn wiring_a_shared_page_breaks_the_sharing_first() {
     let shared = vm(&mut pt, &mut fr).mapping(BASE).unwrap().frame;
     fr.write(shared, 4);
     let mut child = fork(&mut pt, &mut fr);
-    let phys = vm(&mut child, &mut fr).wire(BASE).unwrap();
+    let phys = vm(&mut child, &mut fr).wire(BASE, true).unwrap();
     let c = vm(&mut child, &mut fr).mapping(BASE).unwrap();
     assert_ne!(
         c.frame, shared,
@@ -417,7 +417,7 @@ fn io_mappings_come_and_go_without_touching_frames() {
         (Kind::Io, 0xb9000, Prot::RW)
     );
     assert_eq!(
-        vm(&mut pt, &mut fr).wire(BASE + 0x10_0000),
+        vm(&mut pt, &mut fr).wire(BASE + 0x10_0000, true),
         Err(Error::BadAddress)
     );
     assert_eq!(vm(&mut pt, &mut fr).unmap_io(BASE, 0x20_0000), Ok(2));

@@ -126,7 +126,7 @@ fn the_tree_and_the_fake_table_agree_on_every_operation() {
                 2 => v.unmap(va, len),
                 3 => v.protect(va, len, prot),
                 4 => v.move_pages(other, va, len),
-                _ => v.wire(va).map(|_| ()).and_then(|()| v.unwire(va)),
+                _ => v.wire(va, true).map(|_| ()).and_then(|()| v.unwire(va)),
             })
         };
         let b = {
@@ -140,7 +140,7 @@ fn the_tree_and_the_fake_table_agree_on_every_operation() {
                 2 => v.unmap(va, len),
                 3 => v.protect(va, len, prot),
                 4 => v.move_pages(other, va, len),
-                _ => v.wire(va).map(|_| ()).and_then(|()| v.unwire(va)),
+                _ => v.wire(va, true).map(|_| ()).and_then(|()| v.unwire(va)),
             })
         };
         assert_eq!(a, b, "step {step}: op {op} at {va:#x}");

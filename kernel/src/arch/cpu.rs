@@ -74,6 +74,16 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// Writes the cache line holding `at` back to memory and drops it from
+/// the caches, for hardware that reads memory without snooping them.
+#[inline]
+pub fn clflush(at: *const u8) {
+    // SAFETY: CLFLUSH reads nothing and changes no memory's value; `at` is
+    // a direct-map address of RAM (the caller's table), so it does not
+    // fault. SSE2, which has it, is part of x86_64.
+    unsafe { core::arch::x86_64::_mm_clflush(at) }
+}
+
 /// Reads the faulting address of the last page fault.
 pub fn cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()

@@ -32,14 +32,25 @@ const SIRTP: u32 = 1 << 24;
 /// persistent feature to what it says: TE, EAFL, QIE, IRE, CFI).
 const PERSISTENT: u32 = !(SRTP | SFL | WBF | SIRTP);
 
-/// CCMD: invalidate, global granularity.
+/// CCMD: invalidate, global or domain granularity (DID in bits 15:0).
 const CCMD_ICC: u64 = 1 << 63;
 const CCMD_GLOBAL: u64 = 1 << 61;
+const CCMD_DOMAIN: u64 = 2 << 61;
 /// The IOTLB invalidate register (at ECAP.IRO + 8): invalidate, global
 /// granularity, drain reads and writes.
 const IOTLB_IVT: u64 = 1 << 63;
 const IOTLB_GLOBAL: u64 = 1 << 60;
+/// Domain-selective (DID in bits 47:32) and page-selective (DID, and the
+/// address register at ECAP.IRO) granularity.
+const IOTLB_DOMAIN: u64 = 2 << 60;
+const IOTLB_PAGE: u64 = 3 << 60;
+const IOTLB_DID_SHIFT: u32 = 32;
+/// IAIG (bits 58:57): the granularity the unit actually used; 0 means it
+/// did not invalidate.
+const IOTLB_AIG_SHIFT: u32 = 57;
 const IOTLB_DRAIN: u64 = (1 << 49) | (1 << 48);
+/// IVA_REG: the invalidation hint (bit 6: leaf entries only changed).
+const IVA_HINT_LEAF: u64 = 1 << 6;
 
 /// The most register space mapped for one unit: every register the
 /// kernel uses lies in the first pages (a DMAR may claim up to 128 MiB).
@@ -160,6 +171,46 @@ impl Unit {
         })?;
         self.write64(self.iotlb, IOTLB_IVT | IOTLB_GLOBAL | IOTLB_DRAIN);
         self.wait("IOTLB invalidation", |u| u.read64(u.iotlb) & IOTLB_IVT == 0)
+    }
+
+    /// Invalidates every cached context of domain `did` (after its
+    /// functions' context entries changed), waited for.
+    pub fn invalidate_context_domain(&self, did: u16) -> Result<(), VtdError> {
+        self.write64(CCMD, CCMD_ICC | CCMD_DOMAIN | u64::from(did));
+        self.wait("context-cache invalidation", |u| {
+            u.read64(CCMD) & CCMD_ICC == 0
+        })
+    }
+
+    /// Invalidates domain `did`'s IOTLB entries: the naturally aligned
+    /// block of `2^am` pages at `addr` if `page` says so and the unit can,
+    /// else the whole domain (and, should the unit refuse that too,
+    /// everything). `leaf_only`: only leaf entries changed. Reads and
+    /// writes in flight are drained before it completes. Waited for.
+    pub fn invalidate_iotlb(
+        &self,
+        did: u16,
+        page: Option<(u64, u8)>,
+        leaf_only: bool,
+    ) -> Result<(), VtdError> {
+        let did_bits = u64::from(did) << IOTLB_DID_SHIFT;
+        let psi =
+            page.filter(|&(_, am)| self.cap.page_selective() && am <= self.cap.max_address_mask());
+        let command = match psi {
+            Some((addr, am)) => {
+                let hint = if leaf_only { IVA_HINT_LEAF } else { 0 };
+                self.write64(self.iotlb - 8, (addr & !0xfff) | hint | u64::from(am));
+                IOTLB_PAGE | did_bits
+            }
+            None => IOTLB_DOMAIN | did_bits,
+        };
+        self.write64(self.iotlb, IOTLB_IVT | IOTLB_DRAIN | command);
+        self.wait("IOTLB invalidation", |u| u.read64(u.iotlb) & IOTLB_IVT == 0)?;
+        if (self.read64(self.iotlb) >> IOTLB_AIG_SHIFT) & 3 == 0 {
+            self.write64(self.iotlb, IOTLB_IVT | IOTLB_GLOBAL | IOTLB_DRAIN);
+            self.wait("IOTLB invalidation", |u| u.read64(u.iotlb) & IOTLB_IVT == 0)?;
+        }
+        Ok(())
     }
 
     /// Whether DMA translation is on.

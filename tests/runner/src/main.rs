@@ -27,6 +27,7 @@ mod t_isolation;
 mod t_mem;
 mod t_memserver;
 mod t_names;
+mod t_pci;
 mod t_proc;
 mod t_procs;
 mod t_server;
@@ -96,6 +97,7 @@ fn run_all() -> i32 {
     t_bus::run(&mut s);
     t_userdev::run(&mut s);
     t_hw::run(&mut s);
+    t_pci::run(&mut s);
     t_mem::run(&mut s);
     t_proc::run(&mut s);
     t_names::run(&mut s);

@@ -358,8 +358,20 @@ pub fn run(s: &mut Suite) {
             raw(Sysno::Export, [h.0, 0xffff_8000_0000_0000, 16, 0, 0, 0]),
             Err(Error::BadAddress)
         );
+        // An empty range, wherever it is.
         ensure_eq!(
             raw(Sysno::Export, [h.0, 0x1000, 0, 0, 0, 0]),
+            Err(Error::InvalidArgument)
+        );
+        // Unknown flags; a page list outside user memory.
+        let mut one = [0u8; 8];
+        let va = one.as_mut_ptr() as u64;
+        ensure_eq!(
+            raw(Sysno::Export, [h.0, va, 8, 1 << 5, 0, 0]),
+            Err(Error::InvalidArgument)
+        );
+        ensure_eq!(
+            raw(Sysno::Export, [h.0, va, 8, 0, 0xffff_8000_0000_0000, 8]),
             Err(Error::BadAddress)
         );
         let mut buf = [0u8; 256];

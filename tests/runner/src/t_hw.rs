@@ -53,6 +53,12 @@ fn cmos_write(h: Handle, reg: u64, v: u64) -> Result<(), Error> {
     h.port_out(0x71, 1, v)
 }
 
+/// A handle to the CMOS clock device the tests below create (for other
+/// tests that need a device without an I/O MMU).
+pub fn rtc_handle() -> Result<Handle, Error> {
+    dev::attach(REGISTRY, RTC, ALL)
+}
+
 pub fn run(s: &mut Suite) {
     let plat = match dev::attach(
         REGISTRY,
@@ -392,38 +398,6 @@ pub fn run(s: &mut Suite) {
         })?;
         ensure_eq!(st.code, 0);
         ensure_eq!(h.detach(), Ok(()));
-        Ok(())
-    });
-
-    s.run("pci_functions_become_hardware_devices", || {
-        let (base, len) = libmh::pci::CONFIG_PORTS;
-        ensure_eq!(
-            dev::create_hardware(plat, &ports("pci-config", base, len)),
-            Ok(())
-        );
-        let cfg = libmh::pci::Config(dev::attach(REGISTRY, "pci-config", ALL).map_err(fail)?);
-        let mut host_bridge = false;
-        let mut edu = false;
-        let mut functions = 0;
-        cfg.scan(&mut |f| {
-            functions += 1;
-            host_bridge |= (f.bus, f.dev, f.func, f.vendor, f.class) == (0, 0, 0, 0x8086, 6);
-            edu |= (f.vendor, f.device) == (0x1234, 0x11e8);
-        })
-        .map_err(fail)?;
-        ensure!(
-            host_bridge,
-            "no Intel host bridge at 00.00.0 ({functions} functions)"
-        );
-        // The test image adds QEMU's edu DMA test device (1234:11e8).
-        ensure!(edu, "no edu device among {functions} functions");
-        let made = libmh::pci::create_devices(plat, cfg).map_err(fail)?;
-        ensure!(made >= 1, "no PCI function became a device");
-        // QEMU's VGA (1234:1111) has a memory BAR: it is a device now, with
-        // that memory, and the registry lists it.
-        let vga = dev::attach(REGISTRY, "pci-00.02.0", ALL).map_err(fail)?;
-        ensure_eq!(vga.info().map(|i| i.kind), Ok(dev::DEVICE_KIND_HARDWARE));
-        ensure_eq!((vga.detach(), cfg.0.detach()), (Ok(()), Ok(())));
         Ok(())
     });
 

@@ -109,6 +109,22 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run("userdev_read_only_export_is_not_written", || {
+        let mut buf = *b"read only!";
+        let iova = h.export_read_only(&buf).map_err(fail)?;
+        h.port_out(2, 8, iova).map_err(fail)?;
+        // The server reads it (the sum is of the upper-cased bytes) but
+        // its write back is refused: the client's bytes stay.
+        call(h, 1, buf.len() as u64)?;
+        let sum: u64 = b"READ ONLY!".iter().map(|&b| b as u64).sum();
+        ensure_eq!(h.port_in(8, 8), Ok(sum));
+        ensure_eq!(&buf, b"read only!");
+        ensure_eq!(h.unexport(iova), Ok(()));
+        buf[0] = b'R';
+        ensure_eq!(buf[0], b'R');
+        Ok(())
+    });
+
     for (k, (what, want)) in CHECKS.iter().enumerate() {
         let mut name = arrayvec::ArrayString::<64>::new();
         let _ = core::fmt::write(&mut name, format_args!("userdev_server_{what}"));

@@ -80,7 +80,7 @@ impl KernelDevice for Bootfs {
                 let len = cmdline.map_or(m.len as usize, <[u8]>::len);
                 let start = (at.state.offset as usize).min(len);
                 let n = (at.state.len as usize).min(len - start);
-                crate::export::check_covered(at.exports.iter(), value, n as u64)?;
+                crate::export::check_writable(at.exports.iter(), value, n as u64)?;
                 // In pieces, so that a large read needs no large buffer.
                 let mut chunk = [0u8; 1024];
                 let mut done = 0;

@@ -126,7 +126,7 @@ impl KernelDevice for Klog {
             _ => {
                 require_size(size, SIZE_8)?;
                 let want = at.state.len.min(M::LOG_RING_SIZE as u64);
-                crate::export::check_covered(at.exports.iter(), value, want)?;
+                crate::export::check_writable(at.exports.iter(), value, want)?;
                 let (mut pos, mut done, mut lost) = (at.state.pos, 0u64, 0u64);
                 let mut chunk = [0u8; 1024];
                 while done < want {

@@ -152,7 +152,7 @@ impl Kind {
             Kind::Registry => registry::Cursor::default().wrap(),
             Kind::Bootfs => bootfs::Cursor::default().wrap(),
             Kind::Klog => klog::Cursor::default().wrap(),
-            Kind::Platform => platform::Stateless.wrap(),
+            Kind::Platform => platform::Selected::default().wrap(),
             Kind::Mempool => mempool::Selection::default().wrap(),
             Kind::Proc => proc::Selection::default().wrap(),
         }
@@ -166,7 +166,7 @@ pub enum KernelState {
     Registry(registry::Cursor),
     Bootfs(bootfs::Cursor),
     Klog(klog::Cursor),
-    Platform(platform::Stateless),
+    Platform(platform::Selected),
     Mempool(mempool::Selection),
     Proc(proc::Selection),
 }

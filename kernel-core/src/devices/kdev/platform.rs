@@ -1,8 +1,9 @@
 //! The `platform` kernel device: the machine's resources handed out as
 //! hardware devices. A driver's supervisor writes a `HwDeviceSpec` into
 //! memory exported to its platform handle and asks the kernel to create
-//! that device (`PLATFORM_PORT_CREATE`) or to give back the frames
-//! quarantined for one (`PLATFORM_PORT_RELEASE_QUARANTINE`).
+//! that device (`PLATFORM_PORT_CREATE`), to give back what is
+//! quarantined for one (`PLATFORM_PORT_RELEASE_QUARANTINE`), or writes a
+//! `PciClaimSpec` to claim a PCI function (`PLATFORM_PORT_CLAIM_PCI`).
 //!
 //! Rules: the spec is read from one export of the handle, whole, before
 //! anything is checked (so the kernel checks the copy, never memory the
@@ -15,34 +16,72 @@ use crate::devices::calls::Out;
 use crate::devices::hw;
 use crate::kernel::Kernel;
 use crate::machine::Machine;
+use crate::pci::ConfigSpace;
 use crate::syscall::decode::Handle;
-use crate::usercopy::UserPtr;
+use crate::usercopy::{Pod, UserPtr};
+use abi::hw::PciClaimSpec;
 use abi::kdev::*;
 use abi::{Error, HwDeviceSpec};
 
-/// A platform handle remembers nothing between calls.
+/// What a platform handle remembers: the PCI function it selected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stateless;
+pub struct Selected {
+    /// `segment << 16 | bus << 8 | devfn`.
+    pub function: u32,
+}
 
-super::attachment_state!(Stateless, Platform);
+super::attachment_state!(Selected, Platform);
+
+/// The identity word of the function at `address` (see
+/// `PLATFORM_PORT_PCI_ID`).
+fn pci_identity<M: Machine>(address: u32) -> u64 {
+    let [devfn, bus, seg_lo, seg_hi] = address.to_le_bytes();
+    let f = crate::acpi::PciFunction::new(
+        u16::from_le_bytes([seg_lo, seg_hi]),
+        bus,
+        devfn >> 3,
+        devfn & 7,
+    );
+    let Some(mut cfg) = M::pci_config(f) else {
+        return 0;
+    };
+    let ids = cfg.read32(0);
+    if ids as u16 == 0xffff || ids as u16 == 0 {
+        return 0;
+    }
+    let class = cfg.read32(8) >> 8;
+    u64::from(ids)
+        | u64::from(class & 0xff) << 48
+        | u64::from((class >> 8) & 0xff) << 40
+        | u64::from(class >> 16) << 32
+}
 
 pub struct Platform;
 
+/// Reads the `T` at iova `at`, which must lie inside one export of `h`.
+fn read_spec<T: Pod, M: Machine>(k: &mut Kernel<M>, h: Handle, at: u64) -> Result<T, Error> {
+    let att = parts::<Platform, M>(k, h)?;
+    let len = core::mem::size_of::<T>() as u64;
+    crate::export::check_covered(att.exports.iter(), at, len)?;
+    UserPtr::<T>::new(at)?.read::<M>(att.space)
+}
+
 impl KernelDevice for Platform {
-    type State = Stateless;
+    type State = Selected;
 
     fn port_in<M: Machine>(
         k: &mut Kernel<M>,
-        _: Stateless,
+        state: Selected,
         port: u32,
         size: u64,
     ) -> Result<u64, Error> {
         require_size(size, SIZE_4_8)?;
         match port {
+            PLATFORM_PORT_PCI_ID => Ok(pci_identity::<M>(state.function)),
             PLATFORM_PORT_QUARANTINED => Ok(k
                 .devices
                 .hardware()
-                .map(|h| h.quarantine.len() as u64)
+                .map(crate::devices::dma::quarantined_pages)
                 .sum()),
             _ => Err(Error::InvalidArgument),
         }
@@ -56,24 +95,26 @@ impl KernelDevice for Platform {
         value: u64,
     ) -> Result<Out, Error> {
         require_size(size, SIZE_8)?;
-        if port != PLATFORM_PORT_CREATE && port != PLATFORM_PORT_RELEASE_QUARANTINE {
-            return Err(Error::InvalidArgument);
+        match port {
+            PLATFORM_PORT_CREATE | PLATFORM_PORT_RELEASE_QUARANTINE => {}
+            PLATFORM_PORT_PCI_SELECT => {
+                let at = parts::<Platform, M>(k, h)?;
+                at.state.function = u32::try_from(value).map_err(|_| Error::InvalidArgument)?;
+                return Ok(Out::Done);
+            }
+            PLATFORM_PORT_CLAIM_PCI => {
+                let spec = read_spec::<PciClaimSpec, M>(k, h, value)?;
+                crate::devices::pci::claim(k, &spec)?;
+                return Ok(Out::Done);
+            }
+            _ => return Err(Error::InvalidArgument),
         }
-        let spec = {
-            let at = parts::<Platform, M>(k, h)?;
-            let len = core::mem::size_of::<HwDeviceSpec>() as u64;
-            crate::export::check_covered(at.exports.iter(), value, len)?;
-            UserPtr::<HwDeviceSpec>::new(value)?.read::<M>(at.space)?
-        };
+        let spec = read_spec::<HwDeviceSpec, M>(k, h, value)?;
         if port == PLATFORM_PORT_CREATE {
             hw::create(k, &spec)?;
         } else {
-            let n = spec.name_len as usize;
-            if n == 0 || n > spec.name.len() {
-                return Err(Error::InvalidArgument);
-            }
-            let name = core::str::from_utf8(&spec.name[..n]).map_err(|_| Error::InvalidArgument)?;
-            hw::release_quarantine(k, name)?;
+            let name = crate::hwclaims::device_name(&spec.name, spec.name_len)?;
+            hw::release_quarantine(k, name.as_str())?;
         }
         Ok(Out::Done)
     }

@@ -268,8 +268,11 @@ pub const WRAPPERS: &[Wrapper] = &[
             p("uint64_t", "handle"),
             p("void *", "va"),
             p("size_t", "len"),
+            p("uint64_t", "flags"),
+            p("uint64_t *", "pages"),
+            p("size_t", "pages_len"),
         ],
-        "Lets the device reach this memory; returns the iova.",
+        "Lets the device reach this memory (flags: MH_EXPORT_*); returns the iova. A device without an I/O MMU sees physical addresses: pages (pages_len bytes) receives each page's, and must have room for all when the range spans more than one page; pass NULL, 0 otherwise.",
     ),
     w(
         Sysno::Unexport,

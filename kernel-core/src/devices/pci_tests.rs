@@ -1,0 +1,482 @@
+//! Claimed PCI functions and DMA exports on the fake machine: the claim's
+//! checks and what it charges, the kernel's ports of a function, bus
+//! mastering that follows the holders, and exports into the function's
+//! I/O MMU domain (every page mapped, each unmap invalidated before
+//! anything is reused, the quarantine of a dead driver's iovas), and
+//! physical-address exports with their page list.
+
+use super::dma::{EXPORTS_PER_ATTACHMENT, WINDOW_BASE};
+use super::{Device, DeviceId};
+use crate::acpi::PciFunction;
+use crate::fake::pci::{IommuEvent, install_iommu, plug};
+use crate::fake::{self, Fake};
+use crate::hwclaims::Reserved;
+use crate::iommu::Access;
+use crate::kernel::Kernel;
+use crate::kernel::tests::{SCRATCH, boot, call, fork};
+use crate::pci::models;
+use abi::bus::*;
+use abi::hw::*;
+use abi::kdev::*;
+use abi::{Error, Sysno};
+
+const EDU_AT: PciFunction = PciFunction::new(0, 0, 3, 0);
+const BUF: u64 = 0x6000_0000_0000;
+const PAGE: u64 = 4096;
+const ALL: u32 = RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_MAP | RIGHT_CLONE;
+
+fn poke(k: &mut Kernel<Fake>, va: u64, bytes: &[u8]) {
+    let space = k.current().space.as_mut().unwrap();
+    crate::usercopy::copy_to_user::<Fake>(space, va, bytes).unwrap();
+}
+
+fn peek_u64(k: &mut Kernel<Fake>, va: u64) -> u64 {
+    let space = k.current().space.as_mut().unwrap();
+    let mut b = [0u8; 8];
+    crate::usercopy::copy_from_user::<Fake>(space, va, &mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn attach(k: &mut Kernel<Fake>, name: &str, rights: u32) -> Result<u64, Error> {
+    let at = SCRATCH + 0x800;
+    poke(k, at, name.as_bytes());
+    let r = call(
+        k,
+        Sysno::Attach,
+        [0, at, name.len() as u64, u64::from(rights), 0, 0],
+    )
+    .unwrap();
+    Error::decode(r).map(|h| h as u64)
+}
+
+/// A kernel with an edu function at 00:03.0, optionally behind an I/O
+/// MMU, and init holding platform.
+fn machine(iommu: bool) -> (Kernel<Fake>, u64) {
+    let mut k = boot();
+    k.devices.reserved = Some(Reserved {
+        ports: vec![(0xcf8, 0xd00)],
+        mmio: vec![],
+        ram: vec![],
+        gsi_count: 24,
+        isa: Reserved::IDENTITY_ISA,
+    });
+    plug(EDU_AT, models::edu());
+    if iommu {
+        install_iommu();
+    }
+    let plat = attach(&mut k, "platform", RIGHT_READ | RIGHT_WRITE | RIGHT_DMA).unwrap();
+    (k, plat)
+}
+
+/// Asks platform to claim `f` as `name`.
+fn claim(k: &mut Kernel<Fake>, plat: u64, name: &str, f: PciFunction) -> Result<(), Error> {
+    let mut spec = PciClaimSpec {
+        name_len: name.len() as u32,
+        segment: f.segment,
+        bus: f.bus,
+        devfn: f.device << 3 | f.function,
+        ..PciClaimSpec::default()
+    };
+    spec.name[..name.len()].copy_from_slice(name.as_bytes());
+    let at = SCRATCH + 0x100;
+    let bytes: [u8; core::mem::size_of::<PciClaimSpec>()] =
+        // SAFETY: PciClaimSpec is plain repr(C) data without padding.
+        unsafe { core::mem::transmute(spec) };
+    poke(k, at, &bytes);
+    let len = bytes.len() as u64;
+    let iova = call(k, Sysno::Export, [plat, at, len, 0, 0, 0]).unwrap();
+    assert!(iova > 0);
+    let r = call(
+        k,
+        Sysno::PortOut,
+        [
+            plat,
+            u64::from(PLATFORM_PORT_CLAIM_PCI),
+            8,
+            iova as u64,
+            0,
+            0,
+        ],
+    );
+    assert_eq!(
+        call(k, Sysno::Unexport, [plat, iova as u64, 0, 0, 0, 0]),
+        Some(0)
+    );
+    Error::decode(r.unwrap()).map(|_| ())
+}
+
+fn port_in(k: &mut Kernel<Fake>, h: u64, port: u32, size: u64) -> Result<u64, Error> {
+    Error::decode(call(k, Sysno::PortIn, [h, u64::from(port), size, 0, 0, 0]).unwrap())
+        .map(|v| v as u64)
+}
+
+fn port_out(k: &mut Kernel<Fake>, h: u64, port: u32, size: u64, v: u64) -> Result<(), Error> {
+    Error::decode(call(k, Sysno::PortOut, [h, u64::from(port), size, v, 0, 0]).unwrap()).map(|_| ())
+}
+
+fn export(
+    k: &mut Kernel<Fake>,
+    h: u64,
+    va: u64,
+    len: u64,
+    flags: u64,
+    list: (u64, u64),
+) -> Result<u64, Error> {
+    Error::decode(call(k, Sysno::Export, [h, va, len, flags, list.0, list.1]).unwrap())
+        .map(|v| v as u64)
+}
+
+fn unexport(k: &mut Kernel<Fake>, h: u64, iova: u64) -> Result<(), Error> {
+    Error::decode(call(k, Sysno::Unexport, [h, iova, 0, 0, 0, 0]).unwrap()).map(|_| ())
+}
+
+fn map(k: &mut Kernel<Fake>, va: u64, len: u64, prot: u64) {
+    assert_eq!(call(k, Sysno::VmMap, [va, len, prot, 0, 0, 0]), Some(0));
+}
+
+fn edu_id(k: &mut Kernel<Fake>) -> DeviceId {
+    k.devices.lookup("edu").unwrap()
+}
+
+/// What the domain of `dev` maps at `iova`.
+fn translate(k: &mut Kernel<Fake>, dev: DeviceId, iova: u64) -> Option<(u64, Access)> {
+    let Ok(Device::Hardware(h)) = k.devices.get(dev) else {
+        panic!("not hardware");
+    };
+    let d = h.pci.as_ref().unwrap().dma.as_ref().unwrap();
+    crate::fake::pci::with_tables(|mem| d.domain.translate(mem, iova)).map(|(f, a)| (f.addr(), a))
+}
+
+fn command(f: PciFunction) -> u16 {
+    fake::with(|s| s.pci.get(&f).unwrap().peek(4, 2) as u16)
+}
+
+fn events() -> Vec<IommuEvent> {
+    fake::with(|s| s.iommu.as_ref().unwrap().events.clone())
+}
+
+#[test]
+fn a_claim_checks_everything_and_charges_its_creator() {
+    let (mut k, plat) = machine(true);
+    // The first export to platform makes its export list (charged).
+    assert_eq!(
+        claim(&mut k, plat, "x", PciFunction::new(0, 0, 4, 0)),
+        Err(Error::NotFound)
+    );
+    let reserve = k.current().reserve;
+    let used = k.reserves.get(reserve).unwrap().used();
+    assert_eq!(
+        claim(&mut k, plat, "x", PciFunction::new(0, 0, 4, 0)),
+        Err(Error::NotFound)
+    );
+    assert_eq!(claim(&mut k, plat, "", EDU_AT), Err(Error::InvalidArgument));
+    assert_eq!(
+        claim(&mut k, plat, "a b", EDU_AT),
+        Err(Error::InvalidArgument)
+    );
+    let mut bridge = crate::pci::fake::FakeFunction::endpoint(0x8086, 0x29c0);
+    bridge.class(0x06, 0x00, 0x00, 0);
+    plug(PciFunction::new(0, 0, 0, 0), bridge);
+    assert_eq!(
+        claim(&mut k, plat, "host", PciFunction::new(0, 0, 0, 0)),
+        Err(Error::AccessDenied)
+    );
+    assert_eq!(
+        k.reserves.get(reserve).unwrap().used(),
+        used,
+        "refusals charge nothing"
+    );
+    assert_eq!(claim(&mut k, plat, "edu", EDU_AT), Ok(()));
+    // The record and every table the domain's window can need.
+    let charged = k.reserves.get(reserve).unwrap().used() - used;
+    assert!(
+        charged >= super::dma::WINDOW_TABLE_FRAMES,
+        "charged {charged} frames"
+    );
+    assert_eq!(
+        claim(&mut k, plat, "edu", EDU_AT),
+        Err(Error::AlreadyExists)
+    );
+    assert_eq!(claim(&mut k, plat, "edu2", EDU_AT), Err(Error::Busy));
+    // Its resources: BAR 0's memory; decode on, bus mastering off.
+    let dev = edu_id(&mut k);
+    let Ok(Device::Hardware(h)) = k.devices.get(dev) else {
+        panic!()
+    };
+    assert_eq!(
+        h.res.mmio.as_slice(),
+        &[(
+            u64::from(models::EDU_BAR0),
+            u64::from(models::EDU_BAR0) + (1 << 20)
+        )]
+    );
+    assert_eq!(command(EDU_AT) & 0x6, 0x2);
+    // The domain is attached to the function, with domain id slot + 1.
+    assert!(
+        matches!(events().as_slice(), [IommuEvent::Attach { f, did, .. }] if *f == EDU_AT && *did > 0)
+    );
+}
+
+#[test]
+fn an_msix_table_is_never_the_drivers_to_map() {
+    let (mut k, plat) = machine(false);
+    let at = PciFunction::new(0, 0, 5, 0);
+    plug(at, models::virtio_net());
+    assert_eq!(claim(&mut k, plat, "net", at), Ok(()));
+    let id = k.devices.lookup("net").unwrap();
+    let Ok(Device::Hardware(h)) = k.devices.get(id) else {
+        panic!()
+    };
+    let bar1 = u64::from(models::VIRTIO_BAR1);
+    assert!(
+        !h.res.has_mmio(bar1, PAGE),
+        "the MSI-X table page is mappable"
+    );
+    assert!(h.res.has_mmio(models::VIRTIO_BAR4, PAGE));
+}
+
+#[test]
+fn the_kernels_ports_of_a_function() {
+    let (mut k, plat) = machine(true);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    assert_eq!(command(EDU_AT) & 0x4, 0x4, "a holder has bus mastering");
+    assert_eq!(port_in(&mut k, h, HW_PORT_PCI_CONFIG, 4), Ok(0x11e8_1234));
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_PCI_BAR_BASE, 8),
+        Ok(u64::from(models::EDU_BAR0))
+    );
+    assert_eq!(port_in(&mut k, h, HW_PORT_PCI_BAR_SIZE, 8), Ok(1 << 20));
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_PCI_BAR_KIND, 8),
+        Ok(HW_BAR_MEM32)
+    );
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_PCI_BAR_KIND + 8, 8),
+        Ok(HW_BAR_NONE)
+    );
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_PCI_BAR_KIND + 48, 8),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(port_in(&mut k, h, HW_PORT_PCI_IOMMU, 8), Ok(1));
+    assert_eq!(port_in(&mut k, h, HW_PORT_PCI_ADDRESS, 8), Ok(3 << 3));
+    assert_eq!(port_in(&mut k, h, HW_PORT_DMA_FAULTS, 8), Ok(0));
+    assert_eq!(port_in(&mut k, h, HW_PORT_DMA_FAULT, 8), Ok(0));
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_DMA_FAULT + 16 * HW_DMA_FAULT_RECORDS, 8),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_PCI_IOMMU, 4),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(port_in(&mut k, h, 0x5_0000, 8), Err(Error::InvalidArgument));
+    // The driver cannot turn bus mastering or decode off or on.
+    assert_eq!(port_out(&mut k, h, HW_PORT_PCI_CONFIG + 4, 2, 0), Ok(()));
+    assert_eq!(command(EDU_AT) & 0x6, 0x6);
+    assert_eq!(
+        port_out(&mut k, h, HW_PORT_PCI_CONFIG + 0x10, 4, !0),
+        Err(Error::AccessDenied)
+    );
+    assert_eq!(
+        port_out(&mut k, h, HW_PORT_PCI_BAR_BASE, 8, 0),
+        Err(Error::InvalidArgument)
+    );
+    // Bus mastering follows the holders: a fork's copy holds it too.
+    let child = fork(&mut k);
+    assert_eq!(call(&mut k, Sysno::Detach, [h, 0, 0, 0, 0, 0]), Some(0));
+    assert_eq!(command(EDU_AT) & 0x4, 0x4, "the child still holds it");
+    assert_eq!(
+        call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+        None
+    );
+    assert_eq!(k.current_pid(), child);
+    assert_eq!(call(&mut k, Sysno::Exit, [0, 0, 0, 0, 0, 0]), None);
+    assert_eq!(
+        call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+        Some(child as isize)
+    );
+    assert_eq!(command(EDU_AT) & 0x4, 0, "no holder, no bus mastering");
+}
+
+#[test]
+fn a_translated_export_maps_every_page_and_unexport_invalidates_first() {
+    let (mut k, plat) = machine(true);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let dev = edu_id(&mut k);
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    map(&mut k, BUF, 4 * PAGE, 3);
+    let iova = export(&mut k, h, BUF + 8, 3 * PAGE, 0, (0, 0)).unwrap();
+    assert_eq!(iova, WINDOW_BASE + 8);
+    // Four pages (the range runs 8 bytes into the fourth), each mapped
+    // read-write at consecutive iovas.
+    for i in 0..4 {
+        let (frame, access) = translate(&mut k, dev, WINDOW_BASE + i * PAGE).expect("mapped");
+        let space = k.current().space.as_mut().unwrap();
+        let want = crate::machine::AddressSpace::lookup(space, BUF + i * PAGE).unwrap()
+            & !0xfff
+            & ((1 << 52) - 1);
+        assert_eq!(frame, want);
+        assert_eq!(access, Access::READ | Access::WRITE);
+    }
+    assert_eq!(translate(&mut k, dev, WINDOW_BASE + 4 * PAGE), None);
+    let ro = export(&mut k, h, BUF, 16, EXPORT_DEVICE_READS_ONLY, (0, 0)).unwrap();
+    assert_eq!(
+        translate(&mut k, dev, ro & !0xfff).map(|t| t.1),
+        Some(Access::READ)
+    );
+    // Unexport names the iova exactly; the flush covers all four pages.
+    assert_eq!(unexport(&mut k, h, iova - 8), Err(Error::NotFound));
+    let before = events().len();
+    assert_eq!(unexport(&mut k, h, iova), Ok(()));
+    assert_eq!(translate(&mut k, dev, WINDOW_BASE), None);
+    let flushes: Vec<_> = events()[before..].to_vec();
+    assert!(
+        matches!(flushes.as_slice(), [IommuEvent::Flush { range: (a, b), .. }] if *a == WINDOW_BASE && *b == WINDOW_BASE + 4 * PAGE),
+        "{flushes:?}"
+    );
+    // The pages are no longer wired: they can be unmapped.
+    assert_eq!(unexport(&mut k, h, ro), Ok(()));
+    assert_eq!(
+        call(&mut k, Sysno::VmUnmap, [BUF, 4 * PAGE, 0, 0, 0, 0]),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_failed_export_leaves_nothing_wired_or_mapped() {
+    let (mut k, plat) = machine(true);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let dev = edu_id(&mut k);
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    map(&mut k, BUF, 2 * PAGE, 3);
+    map(&mut k, BUF + 3 * PAGE, PAGE, 1); // read-only, after a hole
+    assert_eq!(
+        export(&mut k, h, BUF, 3 * PAGE, 0, (0, 0)),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(translate(&mut k, dev, WINDOW_BASE), None);
+    assert_eq!(
+        export(&mut k, h, BUF + 3 * PAGE, 8, 0, (0, 0)),
+        Err(Error::AccessDenied)
+    );
+    assert_eq!(
+        export(&mut k, h, BUF + 3 * PAGE, 8, 2, (0, 0)),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        call(&mut k, Sysno::VmUnmap, [BUF, 2 * PAGE, 0, 0, 0, 0]),
+        Some(0),
+        "nothing wired"
+    );
+    // The iovas of the failed export were given back: the next starts at
+    // the window's base.
+    assert_eq!(
+        export(
+            &mut k,
+            h,
+            BUF + 3 * PAGE,
+            8,
+            EXPORT_DEVICE_READS_ONLY,
+            (0, 0)
+        ),
+        Ok(WINDOW_BASE)
+    );
+    // Per attachment, a fixed number of ranges.
+    for _ in 1..EXPORTS_PER_ATTACHMENT {
+        export(
+            &mut k,
+            h,
+            BUF + 3 * PAGE,
+            8,
+            EXPORT_DEVICE_READS_ONLY,
+            (0, 0),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        export(
+            &mut k,
+            h,
+            BUF + 3 * PAGE,
+            8,
+            EXPORT_DEVICE_READS_ONLY,
+            (0, 0)
+        ),
+        Err(Error::LimitReached)
+    );
+}
+
+#[test]
+fn a_dead_drivers_iovas_are_quarantined_and_its_pages_freed() {
+    let (mut k, plat) = machine(true);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let dev = edu_id(&mut k);
+    let free_before = fake::with(|s| s.used());
+    let child = fork(&mut k);
+    assert_eq!(
+        call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+        None
+    );
+    assert_eq!(k.current_pid(), child);
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    map(&mut k, BUF, 2 * PAGE, 3);
+    let iova = export(&mut k, h, BUF, 2 * PAGE, 0, (0, 0)).unwrap();
+    assert!(translate(&mut k, dev, iova).is_some());
+    assert_eq!(call(&mut k, Sysno::Exit, [0, 0, 0, 0, 0, 0]), None);
+    assert_eq!(
+        call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+        Some(child as isize)
+    );
+    // Unmapped (invalidated) and the frames went back; bus mastering off;
+    // the two iovas stay out of use until the platform holder releases.
+    assert_eq!(translate(&mut k, dev, iova), None);
+    assert_eq!(command(EDU_AT) & 0x4, 0);
+    assert_eq!(port_in(&mut k, plat, PLATFORM_PORT_QUARANTINED, 8), Ok(2));
+    assert_eq!(fake::with(|s| s.used()), free_before);
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    map(&mut k, BUF, PAGE, 3);
+    assert_eq!(
+        export(&mut k, h, BUF, 8, 0, (0, 0)),
+        Ok(WINDOW_BASE + 2 * PAGE)
+    );
+    let _ = (h, peek_u64);
+}
+
+#[test]
+fn without_an_iommu_exports_list_physical_pages() {
+    let (mut k, plat) = machine(false);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    assert_eq!(port_in(&mut k, h, HW_PORT_PCI_IOMMU, 8), Ok(0));
+    map(&mut k, BUF, 3 * PAGE, 3);
+    let list = SCRATCH + 0x400;
+    // More than a page needs a list with room for every page.
+    assert_eq!(
+        export(&mut k, h, BUF, 3 * PAGE, 0, (0, 0)),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        export(&mut k, h, BUF, 3 * PAGE, 0, (list, 16)),
+        Err(Error::InvalidArgument)
+    );
+    let first = export(&mut k, h, BUF + 16, 2 * PAGE, 0, (list, 24)).unwrap();
+    for i in 0..3 {
+        let space = k.current().space.as_mut().unwrap();
+        let want = crate::machine::AddressSpace::lookup(space, BUF + i * PAGE).unwrap()
+            & 0x000f_ffff_ffff_f000;
+        assert_eq!(peek_u64(&mut k, list + 8 * i), want, "page {i}");
+    }
+    assert_eq!(first, peek_u64(&mut k, list) + 16);
+    // A list the kernel cannot write: nothing stays wired.
+    assert_eq!(
+        export(&mut k, h, BUF, 2 * PAGE, 0, (0x7000_0000_0000, 16)),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(unexport(&mut k, h, first), Ok(()));
+    assert_eq!(
+        call(&mut k, Sysno::VmUnmap, [BUF, 3 * PAGE, 0, 0, 0, 0]),
+        Some(0)
+    );
+}
