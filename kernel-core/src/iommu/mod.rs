@@ -27,6 +27,7 @@
 pub mod caps;
 pub mod context;
 pub mod domain;
+pub mod fault;
 pub mod iova;
 
 #[cfg(test)]
@@ -35,6 +36,7 @@ mod testframes;
 pub use caps::{Agaw, Cap, Ecap, Geometry};
 pub use context::{ContextEntry, Detached, RootTable};
 pub use domain::{Access, Domain, Flush, Stale, Unmapped};
+pub use fault::{FaultLog, FaultRecord, FaultStatus, Verdict};
 pub use iova::IovaSpace;
 
 /// Bytes in a page, a table and the smallest unit of translation.
