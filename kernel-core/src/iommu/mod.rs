@@ -29,6 +29,7 @@ pub mod context;
 pub mod domain;
 pub mod fault;
 pub mod iova;
+pub mod irte;
 
 #[cfg(test)]
 mod testframes;
@@ -38,6 +39,7 @@ pub use context::{ContextEntry, Detached, RootTable};
 pub use domain::{Access, Domain, Flush, Stale, Unmapped};
 pub use fault::{FaultLog, FaultRecord, FaultStatus, Verdict};
 pub use iova::IovaSpace;
+pub use irte::{ApicMode, IrTable, Irte, MsiMessage};
 
 /// Bytes in a page, a table and the smallest unit of translation.
 pub const PAGE: u64 = 4096;
