@@ -30,6 +30,7 @@ pub mod domain;
 pub mod fault;
 pub mod iova;
 pub mod irte;
+pub mod qi;
 
 #[cfg(test)]
 mod testframes;
@@ -40,6 +41,7 @@ pub use domain::{Access, Domain, Flush, Stale, Unmapped};
 pub use fault::{FaultLog, FaultRecord, FaultStatus, Verdict};
 pub use iova::IovaSpace;
 pub use irte::{ApicMode, IrTable, Irte, MsiMessage};
+pub use qi::{Batch, Descriptor, Drain, InvalidationQueue};
 
 /// Bytes in a page, a table and the smallest unit of translation.
 pub const PAGE: u64 = 4096;
