@@ -285,7 +285,7 @@ pub struct Logged {
 
 /// One device's faults: the last [`RECENT`] records, how many there have
 /// been, and the times of the last [`STORM_FAULTS`], for the storm
-/// policy (about 0.8 KiB in all, fixed).
+/// policy (under 1 KiB in all, fixed).
 #[derive(Clone, Debug)]
 pub struct FaultLog {
     recent: ArrayVec<Logged, RECENT>,

@@ -22,7 +22,9 @@
 //!
 //! The queue is one 4 KiB frame of 256 descriptors (IQA.QS = 0). The
 //! unit fetches from its head (IQH) up to the tail the kernel writes
-//! (IQT); both registers hold a descriptor index × 16.
+//! (IQT); both registers hold a descriptor index × 16. A batch always
+//! ends with a wait, which is also what QEMU wants to have seen last
+//! before it lets queued invalidation be turned off.
 //!
 //! Rules: the queue never holds more than 255 descriptors (head == tail
 //! means empty, so the tail never catches the head); a head read back

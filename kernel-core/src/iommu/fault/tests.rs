@@ -239,6 +239,11 @@ fn the_log_keeps_the_last_eight_in_order() {
 }
 
 #[test]
+fn a_log_is_small_and_fixed() {
+    assert!(std::mem::size_of::<FaultLog>() < 1024);
+}
+
+#[test]
 fn exactly_eight_fill_the_ring_without_wrapping() {
     let mut log = FaultLog::default();
     for n in 0..RECENT as u64 {

@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 /// QEMU 7.2's CAP: PSI, MAMV 18, read and write draining.
 const QEMU_CAP: Cap = Cap(0x00d2_008c_2226_0206);
 
-/// Whether QEMU 7.2 processes a descriptor rather than stopping the queue
+/// Whether QEMU processes a descriptor rather than stopping the queue
 /// with an invalidation queue error (or aborting): its reserved-bit and
-/// field checks, as its source has them.
+/// field checks, as its source has them (the 7.x masks; newer releases
+/// only free bits 11:9 and add the interrupt entry cache check).
 fn qemu_processes(d: Descriptor) -> bool {
     let [lo, hi] = d.words();
     match lo & 0xf {
@@ -19,8 +20,8 @@ fn qemu_processes(d: Descriptor) -> bool {
                 && (lo >> 4) & 3 != 0
                 && ((lo >> 4) & 3 != 3 || hi & 0x3f <= 18)
         }
-        // No field of an interrupt entry cache descriptor is checked.
-        0x4 => true,
+        // 7.x checks nothing here; later releases refuse these bits.
+        0x4 => lo & 0xffff_0000_07ff_f1e0 == 0 && hi == 0,
         0x5 => {
             let (sw, interrupt) = (lo & 1 << 5 != 0, lo & 1 << 4 != 0);
             lo & 0xffff_ff80 == 0 && hi & 3 == 0 && (sw || interrupt) && !(sw && interrupt)
