@@ -125,6 +125,17 @@ impl Cap {
     pub const fn max_address_mask(self) -> u8 {
         field(self.0, 48, 6) as u8
     }
+
+    /// DWD (bit 54): an IOTLB invalidation may ask the unit to drain the
+    /// DMA writes it still holds for the pages being invalidated.
+    pub const fn drain_writes(self) -> bool {
+        self.0 & (1 << 54) != 0
+    }
+
+    /// DRD (bit 55): likewise for DMA reads.
+    pub const fn drain_reads(self) -> bool {
+        self.0 & (1 << 55) != 0
+    }
 }
 
 /// The extended capability register (ECAP_REG).
@@ -281,6 +292,7 @@ mod tests {
         assert_eq!(cap.fault_records(), (0x220, 1));
         assert!(cap.page_selective());
         assert_eq!(cap.max_address_mask(), 18);
+        assert!(cap.drain_reads() && cap.drain_writes());
         let g = Geometry::choose(cap, 39).unwrap();
         assert_eq!(
             (g.agaw(), g.levels(), g.iova_bits(), g.host_bits()),
@@ -308,6 +320,11 @@ mod tests {
         assert!(Cap(1 << 4).write_buffer_flush());
         assert!(Cap(1 << 7).caching_mode());
         assert_eq!(Cap(0xff << 40).fault_records(), (0, 256));
+        assert!(Cap(1 << 54).drain_writes() && !Cap(1 << 54).drain_reads());
+        assert!(Cap(1 << 55).drain_reads() && !Cap(1 << 55).drain_writes());
+        // FRO is in 16-byte units: the largest (1023) puts the first record
+        // at 0x3ff0.
+        assert_eq!(Cap(0x3ff << 24).fault_records(), (0x3ff0, 1));
     }
 
     #[test]
