@@ -16,6 +16,9 @@ use serde::Deserialize;
 use crate::error::{Failure, Result, bail, io_failure};
 use crate::paths;
 
+mod devices;
+use devices::{check_device_name, check_device_sources, check_devices};
+
 /// The memory size when the manifest names none.
 const DEFAULT_MEMORY_MIB: u32 = 256;
 /// The host-side limit for headless runs when the manifest names none.
@@ -227,81 +230,9 @@ impl Module {
 /// A check's verdict: on failure, the field and what is wrong with it.
 type FieldResult = std::result::Result<(), (String, String)>;
 
-/// Checks one module's `devices` list on its own: device names, no
-/// commas (the loader option separates them with commas), no repeats, at
-/// most `abi::bus::NAME_SCOPE_MAX`.
-fn check_devices(field: &str, devices: &[String]) -> FieldResult {
-    if devices.len() > abi::bus::NAME_SCOPE_MAX {
-        return Err((
-            field.to_string(),
-            format!(
-                "lists {} devices; a process's name scope holds at most {}",
-                devices.len(),
-                abi::bus::NAME_SCOPE_MAX
-            ),
-        ));
-    }
-    for (k, name) in devices.iter().enumerate() {
-        let why = check_device_name(name)
-            .err()
-            .or_else(|| name.contains(',').then_some("contains ','"))
-            .or_else(|| devices[..k].contains(name).then_some("is listed twice"));
-        if let Some(why) = why {
-            return Err((format!("{field}[{k}]"), format!("'{name}' {why}")));
-        }
-    }
-    Ok(())
-}
-
-/// Every name a module lists in `devices` must be one that exists in this
-/// image: a kernel device, `init` (when init is servers/init, which
-/// registers it) or a name some module `registers`. Drivers (`system`)
-/// are exempt: they name the hardware devices they make themselves.
-fn check_device_sources(modules: &[Module]) -> FieldResult {
-    let init_registers = modules.first().is_some_and(|m| m.binary == "init");
-    for (i, m) in modules.iter().enumerate() {
-        let Some(devices) = m.devices.as_ref().filter(|_| !m.system) else {
-            continue;
-        };
-        for (k, name) in devices.iter().enumerate() {
-            let known = KERNEL_DEVICES.contains(&name.as_str())
-                || (init_registers && name == "init")
-                || modules
-                    .iter()
-                    .any(|o| o.registers.as_deref() == Some(name.as_str()));
-            if !known {
-                return Err((
-                    format!("module[{i}].devices[{k}]"),
-                    format!(
-                        "'{name}' is no device of this image: not a kernel device ({}), \
-                         not `init`, and no module `registers` it",
-                        KERNEL_DEVICES.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The smallest memory limit a module may have: below this not even a
 /// small program's stack and heap fit.
 const MIN_MEMORY_LIMIT_KIB: u64 = 64;
-
-/// Checks a device name as the kernel's registry will (`abi::bus`): 1 to
-/// 32 bytes, no white space or control characters.
-fn check_device_name(name: &str) -> std::result::Result<(), &'static str> {
-    if name.is_empty() || name.len() > abi::bus::DEVICE_NAME_MAX {
-        return Err("is not 1 to 32 bytes long");
-    }
-    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains white space or control characters");
-    }
-    if name.starts_with('@') {
-        return Err("starts with '@'");
-    }
-    Ok(())
-}
 
 /// The manifest file of image `name`.
 pub fn path_of(name: &str) -> PathBuf {
