@@ -24,6 +24,8 @@ mod qemu;
 mod run;
 mod selftest;
 mod suite;
+#[cfg(test)]
+mod testdir;
 
 use error::{Result, bail};
 

@@ -1,6 +1,6 @@
 //! Image manifests: `tools/images/<name>.toml`, which name the boot modules
-//! of an image (in boot order, the first is init), their arguments and a few
-//! machine settings.
+//! of an image (in boot order, the first is init), their arguments, a few
+//! machine settings and its disks (`disk`).
 //!
 //! Rules: unknown fields are errors (a typo must not be silently ignored) and
 //! every error names the file and the field. Validation here covers what can
@@ -9,7 +9,7 @@
 //! escaping rules follow from what a manifest may contain.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -17,7 +17,9 @@ use crate::error::{Failure, Result, bail, io_failure};
 use crate::paths;
 
 mod devices;
+mod disk;
 use devices::{check_device_name, check_device_sources, check_devices};
+pub use disk::Disk;
 
 /// The memory size when the manifest names none.
 const DEFAULT_MEMORY_MIB: u32 = 256;
@@ -30,6 +32,8 @@ struct RawManifest {
     image: RawImage,
     #[serde(default)]
     module: Vec<RawModule>,
+    #[serde(default)]
+    disk: Vec<disk::RawDisk>,
     expect: Option<RawExpect>,
 }
 
@@ -95,6 +99,8 @@ pub struct Manifest {
     pub pci: Vec<String>,
     /// Boot modules in boot order; never empty.
     pub modules: Vec<Module>,
+    /// The virtio-blk disks, in PCI order (after `pci`'s devices).
+    pub disks: Vec<Disk>,
     /// For self-test images: how the run must end.
     pub expect: Option<Expect>,
 }
@@ -228,7 +234,7 @@ impl Module {
 }
 
 /// A check's verdict: on failure, the field and what is wrong with it.
-type FieldResult = std::result::Result<(), (String, String)>;
+type FieldResult<T = ()> = std::result::Result<T, (String, String)>;
 
 /// The smallest memory limit a module may have: below this not even a
 /// small program's stack and heap fit.
@@ -262,7 +268,7 @@ pub fn load(name: &str) -> Result<Manifest> {
         }
         Err(e) => return Err(io_failure("cannot read", &path, &e)),
     };
-    parse(name, &paths::display(&path), &text)
+    parse(name, &path, &text)
 }
 
 /// The names of all images under tools/images, sorted.
@@ -281,8 +287,10 @@ pub fn available() -> Vec<String> {
     names
 }
 
-/// Parses and validates manifest text; `file` is only used in messages.
-pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
+/// Parses and validates manifest text read from `path`, which messages name
+/// and `[[disk]]` `from` paths are relative to.
+pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
+    let file = &paths::display(path);
     let raw: RawManifest = toml::from_str(text)
         .map_err(|e| Failure::new(format!("{file}: {}", e.to_string().trim_end())))?;
     let err = |field: &str, what: String| Failure::new(format!("{file}: {field}: {what}"));
@@ -341,6 +349,8 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
     {
         return Err(err("image.kernel_args", "must be a single line".into()));
     }
+    let manifest_dir = path.parent().unwrap_or(Path::new(""));
+    let disks = disk::parse_disks(raw.disk, manifest_dir).map_err(|(f, w)| err(&f, w))?;
 
     let mut modules = Vec::with_capacity(raw.module.len());
     for (i, m) in raw.module.into_iter().enumerate() {
@@ -523,6 +533,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         machine,
         pci: raw.image.pci,
         modules,
+        disks,
         expect,
     })
 }
