@@ -11,6 +11,7 @@ mod bench;
 mod bootbench;
 mod build;
 mod cprog;
+mod disk_image;
 mod elf;
 mod error;
 mod gdb;

@@ -19,7 +19,7 @@ use crate::paths;
 mod devices;
 mod disk;
 use devices::{check_device_name, check_device_sources, check_devices};
-pub use disk::Disk;
+pub use disk::{Disk, describe_size};
 
 /// The memory size when the manifest names none.
 const DEFAULT_MEMORY_MIB: u32 = 256;

@@ -513,3 +513,20 @@ fn from_files_are_found_beside_the_manifest_and_must_fit() {
         "{empty}"
     );
 }
+
+#[test]
+fn disks_become_modern_virtio_blk_devices_behind_the_platform_translation() {
+    let m = parse_ok(&with_disks("[[disk]]\nname = \"data\"\nsize = 65536\n"));
+    assert_eq!(
+        m.disks[0].qemu_args(Path::new("/w/target/mh/disks/t/data.img")),
+        [
+            "-drive",
+            "file=/w/target/mh/disks/t/data.img,if=none,id=data,format=raw",
+            "-device",
+            "virtio-blk-pci,drive=data,serial=data,disable-legacy=on,iommu_platform=on",
+        ]
+    );
+    // QEMU reads ",," in an option value as one comma.
+    let args = m.disks[0].qemu_args(Path::new("/a,b/data.img"));
+    assert_eq!(args[1], "file=/a,,b/data.img,if=none,id=data,format=raw");
+}
