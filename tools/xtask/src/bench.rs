@@ -421,7 +421,7 @@ pub fn command(args: Args) -> Result<i32> {
         "booting the bench image under -icount (time limit {timeout} s, serial log in {})…",
         paths::display(&log)
     ));
-    let cmd = qemu::command(&image, &Serial::Stdio, &icount_args());
+    let cmd = qemu::command(&image, &Serial::Stdio, &icount_args())?;
     let mut report = Report::default();
     let started = Instant::now();
     let run =

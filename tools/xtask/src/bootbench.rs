@@ -44,7 +44,7 @@ pub fn measure() -> Result<BootFigures> {
     let mut figures = BootFigures::default();
 
     progress("booting the bench-boot image under -icount (instructions to the shell)…");
-    let cmd = qemu::command(&image, &Serial::Stdio, &crate::bench::icount_args());
+    let cmd = qemu::command(&image, &Serial::Stdio, &crate::bench::icount_args())?;
     let log = paths::mh_dir().join("bench-boot-icount.log");
     let mut report = crate::bench::Report::default();
     let run = qemu::run_headless_typing(cmd, timeout, &log, &input, |stream, line| {
@@ -66,7 +66,7 @@ pub fn measure() -> Result<BootFigures> {
     );
 
     progress("booting it again under plain TCG (wall time to the shell)…");
-    let cmd = qemu::command(&image, &Serial::Stdio, &[]);
+    let cmd = qemu::command(&image, &Serial::Stdio, &[])?;
     let log = paths::mh_dir().join("bench-boot-tcg.log");
     let started = Instant::now();
     let mut banner_at = None;

@@ -50,7 +50,7 @@ pub fn command(mut args: Args) -> Result<i32> {
     ));
     let extra = ["-s".to_string(), "-S".to_string()];
     let mut qemu =
-        qemu::spawn_background(qemu::command(&image, &Serial::File(serial_log), &extra))?;
+        qemu::spawn_background(qemu::command(&image, &Serial::File(serial_log), &extra)?)?;
     if let Err(e) = wait_for_stub(&mut qemu) {
         let _ = qemu.kill();
         let _ = qemu.wait();

@@ -11,6 +11,7 @@ mod bench;
 mod bootbench;
 mod build;
 mod cprog;
+mod disk_image;
 mod elf;
 mod error;
 mod gdb;
@@ -24,6 +25,8 @@ mod qemu;
 mod run;
 mod selftest;
 mod suite;
+#[cfg(test)]
+mod testdir;
 
 use error::{Result, bail};
 

@@ -1,6 +1,6 @@
 //! Image manifests: `tools/images/<name>.toml`, which name the boot modules
-//! of an image (in boot order, the first is init), their arguments and a few
-//! machine settings.
+//! of an image (in boot order, the first is init), their arguments, a few
+//! machine settings and its disks (`disk`).
 //!
 //! Rules: unknown fields are errors (a typo must not be silently ignored) and
 //! every error names the file and the field. Validation here covers what can
@@ -9,12 +9,17 @@
 //! escaping rules follow from what a manifest may contain.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{Failure, Result, bail, io_failure};
 use crate::paths;
+
+mod devices;
+mod disk;
+use devices::{check_device_name, check_device_sources, check_devices};
+pub use disk::{Disk, describe_size};
 
 /// The memory size when the manifest names none.
 const DEFAULT_MEMORY_MIB: u32 = 256;
@@ -27,6 +32,8 @@ struct RawManifest {
     image: RawImage,
     #[serde(default)]
     module: Vec<RawModule>,
+    #[serde(default)]
+    disk: Vec<disk::RawDisk>,
     expect: Option<RawExpect>,
 }
 
@@ -92,6 +99,8 @@ pub struct Manifest {
     pub pci: Vec<String>,
     /// Boot modules in boot order; never empty.
     pub modules: Vec<Module>,
+    /// The virtio-blk disks, in PCI order (after `pci`'s devices).
+    pub disks: Vec<Disk>,
     /// For self-test images: how the run must end.
     pub expect: Option<Expect>,
 }
@@ -225,83 +234,11 @@ impl Module {
 }
 
 /// A check's verdict: on failure, the field and what is wrong with it.
-type FieldResult = std::result::Result<(), (String, String)>;
-
-/// Checks one module's `devices` list on its own: device names, no
-/// commas (the loader option separates them with commas), no repeats, at
-/// most `abi::bus::NAME_SCOPE_MAX`.
-fn check_devices(field: &str, devices: &[String]) -> FieldResult {
-    if devices.len() > abi::bus::NAME_SCOPE_MAX {
-        return Err((
-            field.to_string(),
-            format!(
-                "lists {} devices; a process's name scope holds at most {}",
-                devices.len(),
-                abi::bus::NAME_SCOPE_MAX
-            ),
-        ));
-    }
-    for (k, name) in devices.iter().enumerate() {
-        let why = check_device_name(name)
-            .err()
-            .or_else(|| name.contains(',').then_some("contains ','"))
-            .or_else(|| devices[..k].contains(name).then_some("is listed twice"));
-        if let Some(why) = why {
-            return Err((format!("{field}[{k}]"), format!("'{name}' {why}")));
-        }
-    }
-    Ok(())
-}
-
-/// Every name a module lists in `devices` must be one that exists in this
-/// image: a kernel device, `init` (when init is servers/init, which
-/// registers it) or a name some module `registers`. Drivers (`system`)
-/// are exempt: they name the hardware devices they make themselves.
-fn check_device_sources(modules: &[Module]) -> FieldResult {
-    let init_registers = modules.first().is_some_and(|m| m.binary == "init");
-    for (i, m) in modules.iter().enumerate() {
-        let Some(devices) = m.devices.as_ref().filter(|_| !m.system) else {
-            continue;
-        };
-        for (k, name) in devices.iter().enumerate() {
-            let known = KERNEL_DEVICES.contains(&name.as_str())
-                || (init_registers && name == "init")
-                || modules
-                    .iter()
-                    .any(|o| o.registers.as_deref() == Some(name.as_str()));
-            if !known {
-                return Err((
-                    format!("module[{i}].devices[{k}]"),
-                    format!(
-                        "'{name}' is no device of this image: not a kernel device ({}), \
-                         not `init`, and no module `registers` it",
-                        KERNEL_DEVICES.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
+type FieldResult<T = ()> = std::result::Result<T, (String, String)>;
 
 /// The smallest memory limit a module may have: below this not even a
 /// small program's stack and heap fit.
 const MIN_MEMORY_LIMIT_KIB: u64 = 64;
-
-/// Checks a device name as the kernel's registry will (`abi::bus`): 1 to
-/// 32 bytes, no white space or control characters.
-fn check_device_name(name: &str) -> std::result::Result<(), &'static str> {
-    if name.is_empty() || name.len() > abi::bus::DEVICE_NAME_MAX {
-        return Err("is not 1 to 32 bytes long");
-    }
-    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains white space or control characters");
-    }
-    if name.starts_with('@') {
-        return Err("starts with '@'");
-    }
-    Ok(())
-}
 
 /// The manifest file of image `name`.
 pub fn path_of(name: &str) -> PathBuf {
@@ -331,7 +268,7 @@ pub fn load(name: &str) -> Result<Manifest> {
         }
         Err(e) => return Err(io_failure("cannot read", &path, &e)),
     };
-    parse(name, &paths::display(&path), &text)
+    parse(name, &path, &text)
 }
 
 /// The names of all images under tools/images, sorted.
@@ -350,8 +287,10 @@ pub fn available() -> Vec<String> {
     names
 }
 
-/// Parses and validates manifest text; `file` is only used in messages.
-pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
+/// Parses and validates manifest text read from `path`, which messages name
+/// and `[[disk]]` `from` paths are relative to.
+pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
+    let file = &paths::display(path);
     let raw: RawManifest = toml::from_str(text)
         .map_err(|e| Failure::new(format!("{file}: {}", e.to_string().trim_end())))?;
     let err = |field: &str, what: String| Failure::new(format!("{file}: {field}: {what}"));
@@ -410,6 +349,8 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
     {
         return Err(err("image.kernel_args", "must be a single line".into()));
     }
+    let manifest_dir = path.parent().unwrap_or(Path::new(""));
+    let disks = disk::parse_disks(raw.disk, manifest_dir).map_err(|(f, w)| err(&f, w))?;
 
     let mut modules = Vec::with_capacity(raw.module.len());
     for (i, m) in raw.module.into_iter().enumerate() {
@@ -592,6 +533,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Manifest> {
         machine,
         pci: raw.image.pci,
         modules,
+        disks,
         expect,
     })
 }

@@ -1,5 +1,5 @@
 //! Where things live: the workspace root, the guest build's artifacts and
-//! xtask's own output directory (`target/mh`).
+//! xtask's own output directory (`target/mh`), disk image files included.
 //!
 //! Rules: every path is derived from the workspace root, which is found from
 //! xtask's own manifest directory at compile time, so `cargo xtask` works from
@@ -40,6 +40,13 @@ pub fn guest_binary(name: &str) -> PathBuf {
 /// xtask's own output: assembled images, serial logs, gdbinit.
 pub fn mh_dir() -> PathBuf {
     root().join("target").join("mh")
+}
+
+/// The directory of image `image`'s disk image files (`[[disk]]`, see
+/// `disk_image`): beside the image directory, not inside it, because
+/// assembling the image wipes that one and a `persist` disk must outlive it.
+pub fn disks_dir(image: &str) -> PathBuf {
+    mh_dir().join("disks").join(image)
 }
 
 /// The directory of image manifests.

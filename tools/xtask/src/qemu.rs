@@ -2,9 +2,14 @@
 //! three ways xtask runs it (foreground, headless with a time limit, in the
 //! background for gdb) and what its exit status means.
 //!
-//! Rules: every boot goes through `command`, so `run`, `test`, `gdb` (and a
-//! later `bench`, which only adds `-icount …` as extra arguments) boot the
-//! same machine. Always TCG: user mode is broken under this host's KVM. The
+//! Rules: every boot goes through `command`, so `run`, `test`, `gdb` and
+//! `bench` (which only adds `-icount …` as extra arguments) boot the same
+//! machine, disks included: `command` makes the disks' image files for each
+//! boot (see `disk_image`), and the printed command line shows them. PCI
+//! devices follow the machine's arguments, so on q35 the I/O MMU comes
+//! before every other PCI device: devices are to be set up behind it, and
+//! QEMU 7.2 does not refuse another order, so the order is kept here (and
+//! tested). Always TCG: user mode is broken under this host's KVM. The
 //! kernel ends a run by writing a byte v to the isa-debug-exit port and QEMU
 //! exits with (v << 1) | 1 (abi::power); with -no-reboot a triple fault
 //! exits 0, which is never a success.
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use abi::power::{DEBUG_EXIT_PORT, EXIT_CLEAN, EXIT_INIT_FAILED, EXIT_KERNEL_PANIC, qemu_status};
 
+use crate::disk_image::{self, DiskFile};
 use crate::error::{Failure, Result, io_failure, spawn_failure};
 use crate::image::Image;
 use crate::manifest::Input;
@@ -48,9 +54,22 @@ impl Serial {
     }
 }
 
-/// The QEMU command that boots `image`; `extra` is appended last so callers
-/// can add debugging or measuring options.
-pub fn command(image: &Image, serial: &Serial, extra: &[String]) -> Command {
+/// The QEMU command that boots `image`, with its disks' image files made
+/// for this boot; `extra` is appended last so callers can add debugging or
+/// measuring options.
+pub fn command(image: &Image, serial: &Serial, extra: &[String]) -> Result<Command> {
+    let disk_files = disk_image::prepare(&image.manifest)?;
+    Ok(command_with_disks(image, &disk_files, serial, extra))
+}
+
+/// `command` once the disks' files are made: `disk_files` has one file per
+/// disk of the manifest, in order.
+fn command_with_disks(
+    image: &Image,
+    disk_files: &[DiskFile],
+    serial: &Serial,
+    extra: &[String],
+) -> Command {
     let m = &image.manifest;
     let mut cmd = Command::new(QEMU.program);
     cmd.current_dir(&image.dir)
@@ -59,6 +78,9 @@ pub fn command(image: &Image, serial: &Serial, extra: &[String]) -> Command {
         .args(["-cpu", "max", "-smp", "1"]);
     for model in &m.pci {
         cmd.arg("-device").arg(model);
+    }
+    for (disk, file) in m.disks.iter().zip(disk_files) {
+        cmd.args(disk.qemu_args(&file.path));
     }
     cmd.arg("-m")
         .arg(format!("{}M", m.memory_mib))
@@ -409,6 +431,66 @@ mod tests {
         assert_eq!(out[4], "-s");
         let absolute = ["-D".to_string(), "/tmp/q.log".to_string()];
         assert_eq!(with_absolute_log(&absolute), absolute);
+    }
+
+    /// The arguments of the command that boots a made-up image on
+    /// `machine` with the edu device and two disks.
+    fn args_on(machine: &str) -> Vec<String> {
+        let text = format!(
+            "[image]\ndescription = \"d\"\nmachine = \"{machine}\"\npci = [\"edu\"]\n\
+             [[module]]\nbinary = \"init\"\n\
+             [[disk]]\nsize = 65536\n[[disk]]\nname = \"data\"\nsize = 65536\npersist = true\n"
+        );
+        let manifest = crate::manifest::parse("t", Path::new("t.toml"), &text).unwrap();
+        let disk_files = ["disk0", "data"].map(|name| DiskFile {
+            path: format!("/disks/{name}.img").into(),
+            origin: disk_image::Origin::Fresh,
+        });
+        let image = Image {
+            manifest,
+            kernel: "/image/kernel".into(),
+            dir: "/image".into(),
+        };
+        let cmd = command_with_disks(&image, &disk_files, &Serial::Stdio, &[]);
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    const DISK_ARGS: [&str; 8] = [
+        "-drive",
+        "file=/disks/disk0.img,if=none,id=disk0,format=raw",
+        "-device",
+        "virtio-blk-pci,drive=disk0,serial=disk0,disable-legacy=on,iommu_platform=on",
+        "-drive",
+        "file=/disks/data.img,if=none,id=data,format=raw",
+        "-device",
+        "virtio-blk-pci,drive=data,serial=data,disable-legacy=on,iommu_platform=on",
+    ];
+
+    /// Where `args` holds `part` as a run of arguments.
+    fn position(args: &[String], part: &[&str]) -> Option<usize> {
+        args.windows(part.len()).position(|w| w == part)
+    }
+
+    #[test]
+    fn on_q35_the_disks_come_after_the_iommu_and_the_pci_devices() {
+        let args = args_on("q35");
+        let iommu = position(&args, &["-device", "intel-iommu,intremap=on"]).expect("an I/O MMU");
+        let edu = position(&args, &["-device", "edu"]).expect("edu");
+        let disks = position(&args, &DISK_ARGS).expect("both disks, in order");
+        assert!(iommu < edu && edu < disks, "{args:?}");
+        // The I/O MMU is the first device of all.
+        assert_eq!(args.iter().position(|a| a == "-device"), Some(iommu));
+    }
+
+    #[test]
+    fn on_pc_the_disks_are_the_same_devices_without_an_iommu() {
+        let args = args_on("pc");
+        assert!(!args.iter().any(|a| a.contains("intel-iommu")), "{args:?}");
+        let edu = position(&args, &["-device", "edu"]).expect("edu");
+        let disks = position(&args, &DISK_ARGS).expect("both disks, in order");
+        assert!(edu < disks, "{args:?}");
     }
 
     #[test]

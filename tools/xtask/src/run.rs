@@ -42,7 +42,7 @@ pub fn command(mut args: Args) -> Result<i32> {
         progress(&format!("booting image '{name}'…"));
     }
     let outcome = if interactive {
-        qemu::run_foreground(qemu::command(&image, &serial, &extra))?
+        qemu::run_foreground(qemu::command(&image, &serial, &extra)?)?
     } else {
         run_piped(&image, &extra)?
     };
@@ -78,7 +78,7 @@ fn run_piped(image: &Image, extra: &[String]) -> Result<Outcome> {
     };
     let log = crate::paths::mh_dir().join("run-serial.log");
     let timeout = Duration::from_secs(image.manifest.timeout_secs);
-    let cmd = qemu::command(image, &Serial::Stdio, extra);
+    let cmd = qemu::command(image, &Serial::Stdio, extra)?;
     let run = qemu::run_headless_typing(
         cmd,
         timeout,

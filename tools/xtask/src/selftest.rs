@@ -66,7 +66,7 @@ fn run_one(name: &str) -> Result<(), String> {
         .clone()
         .ok_or_else(|| format!("{name} has no [expect] section"))?;
     let log = crate::paths::mh_dir().join(format!("{name}-serial.log"));
-    let cmd = qemu::command(&image, &Serial::Stdio, &[]);
+    let cmd = qemu::command(&image, &Serial::Stdio, &[]).map_err(|e| e.message)?;
     let timeout = Duration::from_secs(image.manifest.timeout_secs);
     let run = qemu::run_headless_typing(cmd, timeout, &log, &expect.input, |stream, line| {
         if stream == Stream::Qemu {

@@ -150,12 +150,7 @@ fn header_test(tally: &mut Tally) {
 fn guest_tests() -> Tally {
     let image = match build::image(TEST_IMAGE) {
         Ok(image) => image,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut tally = Tally::default();
-            tally.failed.push(failure("guest build", &e));
-            return tally;
-        }
+        Err(e) => return failed_before_boot("guest build", &e),
     };
     let log = paths::mh_dir().join("test-serial.log");
     let timeout = image.manifest.timeout_secs;
@@ -163,7 +158,10 @@ fn guest_tests() -> Tally {
         "booting test image (time limit {timeout} s, serial log in {})…",
         paths::display(&log)
     ));
-    let cmd = qemu::command(&image, &Serial::Stdio, &[]);
+    let cmd = match qemu::command(&image, &Serial::Stdio, &[]) {
+        Ok(cmd) => cmd,
+        Err(e) => return failed_before_boot("guest disks", &e),
+    };
     let mut run = GuestRun::default();
     let headless =
         qemu::run_headless(
@@ -189,12 +187,7 @@ fn guest_tests() -> Tally {
         );
     let headless = match headless {
         Ok(headless) => headless,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut tally = Tally::default();
-            tally.failed.push(failure("qemu", &e));
-            return tally;
-        }
+        Err(e) => return failed_before_boot("qemu", &e),
     };
     progress(&format!("QEMU: {}", headless.outcome.describe()));
     let tally = run.finish(headless.outcome);
@@ -210,5 +203,14 @@ fn guest_tests() -> Tally {
             println!("  | {line}");
         }
     }
+    tally
+}
+
+/// The guest side's tally when it could not boot at all: one failure,
+/// reported at once.
+fn failed_before_boot(name: &str, e: &Failure) -> Tally {
+    eprintln!("error: {e}");
+    let mut tally = Tally::default();
+    tally.failed.push(failure(name, e));
     tally
 }

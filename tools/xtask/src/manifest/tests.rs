@@ -3,14 +3,14 @@
 use super::*;
 
 fn parse_ok(text: &str) -> Manifest {
-    match parse("t", "t.toml", text) {
+    match parse("t", Path::new("t.toml"), text) {
         Ok(m) => m,
         Err(e) => panic!("unexpected error: {e}"),
     }
 }
 
 fn parse_err(text: &str) -> String {
-    match parse("t", "t.toml", text) {
+    match parse("t", Path::new("t.toml"), text) {
         Ok(m) => panic!("expected an error, got {m:?}"),
         Err(e) => e.message,
     }
@@ -330,4 +330,203 @@ fn bench_boot_is_the_default_image_with_a_reporting_shell() {
             assert_eq!(b, d, "{KEEP_IN_STEP}");
         }
     }
+}
+
+/// A manifest of init and the given `[[disk]]` tables.
+fn with_disks(disks: &str) -> String {
+    format!("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n{disks}")
+}
+
+#[test]
+fn disks_get_names_by_position_and_are_fresh_by_default() {
+    let m = parse_ok(&with_disks(
+        "[[disk]]\nsize = \"16 MiB\"\n[[disk]]\nname = \"scratch\"\nsize = 65536\n[[disk]]\nsize = \"1 GiB\"\npersist = true\n",
+    ));
+    let summary: Vec<_> = m
+        .disks
+        .iter()
+        .map(|d| (d.name.as_str(), d.bytes, d.persist, d.from.is_some()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("disk0", 16 << 20, false, false),
+            ("scratch", 64 << 10, false, false),
+            ("disk2", 1 << 30, true, false),
+        ]
+    );
+    assert!(parse_ok(&with_disks("")).disks.is_empty());
+}
+
+#[test]
+fn disk_sizes_are_bytes_or_binary_units() {
+    let size_of =
+        |size: &str| parse_ok(&with_disks(&format!("[[disk]]\nsize = {size}\n"))).disks[0].bytes;
+    assert_eq!(size_of("\"64 KiB\""), 64 * 1024);
+    assert_eq!(size_of("\"16MiB\""), 16 << 20);
+    assert_eq!(size_of("\" 4 GiB \""), 4 << 30);
+    assert_eq!(size_of("\"131072\""), 128 * 1024);
+    assert_eq!(size_of("1048576"), 1 << 20);
+}
+
+#[test]
+fn bad_disk_sizes_name_the_field() {
+    let size_err = |size: &str| {
+        parse_err(&with_disks(&format!(
+            "[[disk]]\nsize = \"1 MiB\"\n[[disk]]\nsize = {size}\n"
+        )))
+    };
+    for (size, why) in [
+        ("\"16 MB\"", "\"16 MB\" is not a size"),
+        ("\"lots\"", "\"lots\" is not a size"),
+        ("\"MiB\"", "\"MiB\" is not a size"),
+        ("\"1.5 MiB\"", "\"1.5 MiB\" is not a size"),
+        ("-1", "-1 is negative"),
+        ("1.5", "is a float, not a size"),
+        ("true", "is a boolean, not a size"),
+        (
+            "1000000",
+            "1000000 bytes is not a whole number of 512-byte sectors",
+        ),
+        ("\"65537\"", "65537 bytes is not a whole number"),
+        ("512", "512 bytes is out of range (64 KiB to 4 GiB)"),
+        ("\"32 KiB\"", "32 KiB is out of range"),
+        ("0", "0 bytes is out of range"),
+        ("\"5 GiB\"", "5 GiB is out of range"),
+        ("\"4294967808\"", "4294967808 bytes is out of range"),
+        ("\"99999999999 GiB\"", "is out of range"),
+    ] {
+        let e = size_err(size);
+        assert!(e.starts_with("t.toml: disk[1].size: "), "{size}: {e}");
+        assert!(e.contains(why), "{size}: {e}");
+    }
+    let missing = parse_err(&with_disks("[[disk]]\nname = \"a\"\n"));
+    assert!(
+        missing.starts_with("t.toml: disk[0].size: is missing"),
+        "{missing}"
+    );
+    let typo = parse_err(&with_disks("[[disk]]\nsize = 65536\npersists = true\n"));
+    assert!(
+        typo.starts_with("t.toml:") && typo.contains("persists"),
+        "{typo}"
+    );
+}
+
+#[test]
+fn disk_names_are_short_lower_case_identifiers_and_unique() {
+    for (name, why) in [
+        ("Disk", "may only have a-z, 0-9 and '-'"),
+        ("a_b", "may only have a-z, 0-9 and '-'"),
+        ("a.b", "may only have a-z, 0-9 and '-'"),
+        ("0disk", "does not start with a letter"),
+        ("-disk", "does not start with a letter"),
+        ("", "is not 1 to 16 characters long"),
+        ("abcdefghijklmnopq", "is not 1 to 16 characters long"),
+    ] {
+        let e = parse_err(&with_disks(&format!(
+            "[[disk]]\nsize = 65536\n[[disk]]\nname = \"{name}\"\nsize = 65536\n"
+        )));
+        assert!(
+            e.starts_with(&format!("t.toml: disk[1].name: '{name}' {why}")),
+            "{name}: {e}"
+        );
+    }
+    parse_ok(&with_disks(
+        "[[disk]]\nname = \"abcdefghijklmnop\"\nsize = 65536\n",
+    ));
+    let twice = parse_err(&with_disks(
+        "[[disk]]\nname = \"a\"\nsize = 65536\n[[disk]]\nname = \"a\"\nsize = 65536\n",
+    ));
+    assert!(
+        twice.starts_with("t.toml: disk[1].name: 'a' is already disk[0]'s name"),
+        "{twice}"
+    );
+    let default_taken = parse_err(&with_disks(
+        "[[disk]]\nname = \"disk1\"\nsize = 65536\n[[disk]]\nsize = 65536\n",
+    ));
+    assert!(
+        default_taken
+            .starts_with("t.toml: disk[1].name: 'disk1' (its default name) is already disk[0]'s"),
+        "{default_taken}"
+    );
+}
+
+#[test]
+fn an_image_has_at_most_four_disks() {
+    let four = "[[disk]]\nsize = 65536\n".repeat(4);
+    assert_eq!(parse_ok(&with_disks(&four)).disks.len(), 4);
+    let e = parse_err(&with_disks(&format!("{four}[[disk]]\nsize = 65536\n")));
+    assert!(
+        e.starts_with("t.toml: disk: 5 [[disk]] entries; an image has at most 4"),
+        "{e}"
+    );
+}
+
+#[test]
+fn from_files_are_found_beside_the_manifest_and_must_fit() {
+    let dir = crate::testdir::TestDir::new("manifest-from");
+    let manifest = dir.path().join("t.toml");
+    fs::write(dir.path().join("small.img"), vec![7u8; 1000]).unwrap();
+    fs::write(dir.path().join("sectors.img"), vec![7u8; 128 * 1024]).unwrap();
+    let parse_here = |disks: &str| parse("t", &manifest, &with_disks(disks));
+
+    let padded = parse_here("[[disk]]\nfrom = \"small.img\"\nsize = \"64 KiB\"\n").unwrap();
+    assert_eq!(padded.disks[0].from, Some(dir.path().join("small.img")));
+    assert_eq!(padded.disks[0].bytes, 64 * 1024);
+    // Without a size, the file's own.
+    let own = parse_here("[[disk]]\nfrom = \"sectors.img\"\n").unwrap();
+    assert_eq!(own.disks[0].bytes, 128 * 1024);
+
+    let file = paths::display(&manifest);
+    let error = |disks: &str| parse_here(disks).unwrap_err().message;
+    let larger = error("[[disk]]\nfrom = \"sectors.img\"\nsize = \"64 KiB\"\n");
+    assert!(
+        larger.starts_with(&format!("{file}: disk[0].from: ")),
+        "{larger}"
+    );
+    assert!(
+        larger.contains("sectors.img is 131072 bytes, larger than the disk's size (64 KiB)"),
+        "{larger}"
+    );
+    let missing = error("[[disk]]\nsize = 65536\n[[disk]]\nfrom = \"none.img\"\nsize = 65536\n");
+    assert!(
+        missing.starts_with(&format!("{file}: disk[1].from: ")),
+        "{missing}"
+    );
+    assert!(
+        missing
+            .contains("none.img does not exist (`from` is relative to the manifest's directory)"),
+        "{missing}"
+    );
+    let odd = error("[[disk]]\nfrom = \"small.img\"\n");
+    assert!(odd.starts_with(&format!("{file}: disk[0].from: ")), "{odd}");
+    assert!(odd.contains("sets the disk's size"), "{odd}");
+    assert!(
+        odd.contains("with `size`, a smaller file is padded"),
+        "{odd}"
+    );
+    let directory = error("[[disk]]\nfrom = \".\"\nsize = 65536\n");
+    assert!(directory.contains("is not a regular file"), "{directory}");
+    let empty = error("[[disk]]\nfrom = \"\"\nsize = 65536\n");
+    assert!(
+        empty.starts_with(&format!("{file}: disk[0].from: is empty")),
+        "{empty}"
+    );
+}
+
+#[test]
+fn disks_become_modern_virtio_blk_devices_behind_the_platform_translation() {
+    let m = parse_ok(&with_disks("[[disk]]\nname = \"data\"\nsize = 65536\n"));
+    assert_eq!(
+        m.disks[0].qemu_args(Path::new("/w/target/mh/disks/t/data.img")),
+        [
+            "-drive",
+            "file=/w/target/mh/disks/t/data.img,if=none,id=data,format=raw",
+            "-device",
+            "virtio-blk-pci,drive=data,serial=data,disable-legacy=on,iommu_platform=on",
+        ]
+    );
+    // QEMU reads ",," in an option value as one comma.
+    let args = m.disks[0].qemu_args(Path::new("/a,b/data.img"));
+    assert_eq!(args[1], "file=/a,,b/data.img,if=none,id=data,format=raw");
 }
