@@ -1815,6 +1815,19 @@ typedef struct MhHwDeviceSpec {
   struct MhHwIrq irqs[MH_HW_IRQS];
 } MhHwDeviceSpec;
 
+/**
+ * What `platform`'s CLAIM_PCI port reads (through DMA): the PCI function
+ * at `segment:bus:device.function` (`devfn` = device << 3 | function)
+ * becomes the hardware device `name`.
+ */
+typedef struct MhPciClaimSpec {
+  uint8_t name[MH_DEVICE_NAME_MAX];
+  uint32_t name_len;
+  uint16_t segment;
+  uint8_t bus;
+  uint8_t devfn;
+} MhPciClaimSpec;
+
 
 /*
  * System calls. MH_IS_ERROR(ret) is true for an error result and
@@ -2017,7 +2030,7 @@ static inline long mh_port_out(uint64_t handle, uint64_t port, uint64_t size,
   return mh_syscall6(MH_SYSNO_PORT_OUT, handle, port, size, value, 0, 0);
 }
 
-/* Lets the device reach this memory (flags: MH_EXPORT_*); returns the iova. A device without an I/O MMU sees physical addresses: pages (pages_len bytes) receives each page's, and must have room for all when the range spans more than one page; pass NULL, 0 otherwise. */
+/* Lets the device reach memory; pages gets physical pages, if any. */
 static inline long mh_export(uint64_t handle, void *va, size_t len,
                              uint64_t flags, uint64_t *pages,
                              size_t pages_len) {

@@ -38,6 +38,7 @@ pub const TYPES: &[&str] = &[
     "HwMmioRange",
     "HwIrq",
     "HwDeviceSpec",
+    "PciClaimSpec",
 ];
 
 /// Associated constants cbindgen would emit as broken `MhError_ALL`-style

@@ -272,7 +272,7 @@ pub const WRAPPERS: &[Wrapper] = &[
             p("uint64_t *", "pages"),
             p("size_t", "pages_len"),
         ],
-        "Lets the device reach this memory (flags: MH_EXPORT_*); returns the iova. A device without an I/O MMU sees physical addresses: pages (pages_len bytes) receives each page's, and must have room for all when the range spans more than one page; pass NULL, 0 otherwise.",
+        "Lets the device reach memory; pages gets physical pages, if any.",
     ),
     w(
         Sysno::Unexport,
