@@ -84,6 +84,47 @@ impl TableMemory for IoMemory {
     }
 }
 
+/// Sends every unit's fault events to this CPU (its local APIC must be
+/// up).
+pub fn enable_fault_events() {
+    let apic = crate::arch::lapic::id();
+    for u in UNITS.lock().iter() {
+        if !u
+            .unit
+            .enable_fault_events(crate::arch::vtd::FAULT_VECTOR, apic)
+        {
+            kprintln!(
+                "[kernel] I/O MMU at {:#x}: its fault records cannot be read; DMA faults go unreported",
+                u.base
+            );
+        }
+    }
+}
+
+/// A unit raised its fault event: each record it holds goes to the
+/// function that faulted (kernel-core's `devices::pci::dma_fault`).
+pub fn fault_event() {
+    let mut faults: arrayvec::ArrayVec<(u16, [u64; 2]), 64> = arrayvec::ArrayVec::new();
+    {
+        let units = UNITS.lock();
+        let dmar = DMAR.get();
+        for u in units.iter() {
+            let segment = dmar
+                .and_then(|d| d.units.iter().find(|x| x.register_base == u.base))
+                .map_or(0, |x| x.segment);
+            u.unit.take_faults(&mut |words| {
+                let _ = faults.try_push((segment, words));
+            });
+        }
+    }
+    let mut k = crate::sched::SCHED.lock();
+    for (segment, words) in faults {
+        if let Some(record) = kernel_core::iommu::fault::FaultRecord::decode(words) {
+            kernel_core::devices::pci::dma_fault(&mut k, segment, record);
+        }
+    }
+}
+
 /// Runs `f` over the I/O MMU's table memory.
 pub fn with_tables<R>(f: impl FnOnce(&mut IoMemory) -> R) -> R {
     f(&mut IoMemory(DirectMap))

@@ -107,6 +107,8 @@ extern "C" fn kmain() -> ! {
         Ok(t) => t,
         Err(e) => panic!("cannot map the local APIC: {e:?}"),
     };
+    // The units' fault events go to this CPU's local APIC, now up.
+    iommu::enable_fault_events();
 
     record_modules(&boot_info);
     if let Err(e) = kernel_core::devices::init(&mut sched::SCHED.lock().devices) {

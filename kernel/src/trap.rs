@@ -7,7 +7,7 @@
 //! mode goes through `sched::settle`.
 
 use crate::arch::entry::TrapFrame;
-use crate::arch::{cpu, fault, lapic, pic};
+use crate::arch::{cpu, fault, lapic, pic, vtd};
 use crate::sched;
 use abi::interrupt::VECTOR_PAGE_FAULT;
 use core::sync::atomic::Ordering;
@@ -23,6 +23,12 @@ fn is_device_vector(vector: u64) -> bool {
 fn device_interrupt(vector: u64) {
     let gsi = (vector - crate::arch::ioapic::VECTOR_BASE as u64) as u32;
     kernel_core::devices::hw::interrupt(&mut sched::SCHED.lock(), gsi);
+    lapic::eoi();
+}
+
+/// An I/O MMU reported DMA faults.
+fn iommu_fault() {
+    crate::iommu::fault_event();
     lapic::eoi();
 }
 
@@ -49,6 +55,7 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) -> ! {
         }
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
         v if is_device_vector(v) => device_interrupt(v),
+        v if v == vtd::FAULT_VECTOR as u64 => iommu_fault(),
         v => {
             crate::kprintln!("[kernel] unexpected interrupt vector {v} from user mode");
             lapic::eoi();
@@ -84,6 +91,7 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
         }
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
         v if is_device_vector(v) => device_interrupt(v),
+        v if v == vtd::FAULT_VECTOR as u64 => iommu_fault(),
         0..=31 => {
             fault::report_kernel_fault(&crate::log::force_write, frame);
             cpu::power_off(abi::power::EXIT_KERNEL_PANIC);

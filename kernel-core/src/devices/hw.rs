@@ -196,6 +196,9 @@ pub fn irq_map<M: Machine>(
     line: u64,
     vector: Vector,
 ) -> Result<(), Error> {
+    if line == u64::from(abi::hw::HW_LINE_DMA_FAULT) && hw(s, dev)?.pci.is_some() {
+        return super::pci::map_fault_line(s, h, dev, vector.get());
+    }
     let &(gsi, flags) = hw(s, dev)?
         .res
         .irqs
@@ -366,6 +369,7 @@ pub fn release<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64, att: &Attachment
     }
     // Bus mastering off first (if this was the last holder), so the
     // function stops reaching what is undone below.
+    super::pci::forget_fault_owner(s, *dev, pid, h);
     super::pci::let_go(s, *dev);
     for &(va, len) in iomaps.iter() {
         let _ = vm_of(s, pid, |vm| vm.unmap_io(va, len));

@@ -273,6 +273,14 @@ impl Devices {
         })
     }
 
+    /// Every hardware device, with its id.
+    pub fn hardware_ids(&self) -> impl Iterator<Item = (DeviceId, &hw::HwDevice)> {
+        self.table.iter().filter_map(|(id, e)| match &e.device {
+            Device::Hardware(h) => Some((id, &**h)),
+            _ => None,
+        })
+    }
+
     /// The id registered under `name`.
     pub fn lookup(&self, name: &str) -> Option<DeviceId> {
         self.names.as_ref()?.get(&NameKey::of(name)?).copied()

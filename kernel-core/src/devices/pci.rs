@@ -24,9 +24,11 @@ use super::dma::DmaSpace;
 use super::hw::HwDevice;
 use crate::acpi::PciFunction;
 use crate::hwclaims::{HwResources, device_name};
+use crate::iommu::fault::{FaultLog, FaultRecord, Verdict};
 use crate::kernel::Kernel;
 use crate::machine::Machine;
 use crate::pci::{Bar, BarKind, Bars, Command, ConfigAccess, ConfigPolicy, ConfigSpace};
+use crate::process::Pid;
 use abi::Error;
 use abi::hw::*;
 use alloc::vec::Vec;
@@ -36,24 +38,13 @@ use arrayvec::ArrayVec;
 const CLASS_BRIDGE: u8 = 0x06;
 const PAGE: u64 = 4096;
 
-/// One DMA fault the I/O MMU reported for a function.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DmaFault {
-    /// The page address the request used.
-    pub iova: u64,
-    /// The fault reason, as the VT-d specification numbers it.
-    pub reason: u8,
-    pub write: bool,
-    /// The requester, `bus << 8 | devfn`.
-    pub source: u16,
+/// The second word of a fault record's ports (`abi::hw::HW_PORT_DMA_FAULT`).
+fn info_word(r: &FaultRecord) -> u64 {
+    u64::from(r.reason) | u64::from(r.write) << 8 | u64::from(r.source_id()) << 16
 }
 
-impl DmaFault {
-    /// The second word of the record's ports (`abi::hw::HW_PORT_DMA_FAULT`).
-    pub fn info_word(&self) -> u64 {
-        u64::from(self.reason) | u64::from(self.write) << 8 | u64::from(self.source) << 16
-    }
-}
+/// Who hears of a function's DMA faults: (process, handle, vector).
+pub type FaultOwner = (Pid, u64, u32);
 
 /// A claimed function's state.
 pub struct PciDevice {
@@ -62,27 +53,28 @@ pub struct PciDevice {
     pub bars: Bars,
     /// The function's domain, on a machine whose I/O MMU translates it.
     pub dma: Option<DmaSpace>,
-    /// Attachments held now: bus mastering is on while there is one.
+    /// Attachments held now: bus mastering is on while there is one
+    /// (and the function was not stopped for faulting).
     pub holders: u32,
-    /// Faults reported since the claim.
-    pub fault_count: u64,
-    /// The most recent faults, oldest first.
-    pub faults: ArrayVec<DmaFault, { HW_DMA_FAULT_RECORDS as usize }>,
+    /// The DMA faults the I/O MMU reported, and the storm rule.
+    pub faults: FaultLog,
+    /// Who the fault line is mapped to.
+    pub fault_owner: Option<FaultOwner>,
+    /// Stopped for a fault storm: bus mastering stays off until every
+    /// holder has gone.
+    pub stopped: bool,
 }
 
 impl PciDevice {
-    /// Keeps `fault` as the newest record.
-    pub fn record_fault(&mut self, fault: DmaFault) {
-        self.fault_count += 1;
-        if self.faults.is_full() {
-            self.faults.remove(0);
-        }
-        self.faults.push(fault);
-    }
-
     /// Record `k`, newest first.
-    fn fault(&self, k: usize) -> Option<&DmaFault> {
-        self.faults.iter().rev().nth(k)
+    fn fault(&self, k: usize) -> Option<FaultRecord> {
+        self.faults
+            .recent()
+            .collect::<ArrayVec<_, 8>>()
+            .iter()
+            .rev()
+            .nth(k)
+            .map(|l| l.record)
     }
 }
 
@@ -228,8 +220,9 @@ fn register<M: Machine>(
         bars: func.bars.clone(),
         dma: None,
         holders: 0,
-        fault_count: 0,
-        faults: ArrayVec::new(),
+        faults: FaultLog::new(),
+        fault_owner: None,
+        stopped: false,
     };
     let Ok(record) = crate::try_box(HwDevice {
         res: res.clone(),
@@ -302,7 +295,7 @@ fn bus_master<M: Machine>(f: PciFunction, on: bool) {
 pub fn held<M: Machine>(s: &mut Kernel<M>, dev: DeviceId) {
     if let Some(p) = pci_of(s, dev) {
         p.holders += 1;
-        if p.holders == 1 {
+        if p.holders == 1 && !p.stopped {
             bus_master::<M>(p.function, true);
         }
     }
@@ -315,6 +308,7 @@ pub fn let_go<M: Machine>(s: &mut Kernel<M>, dev: DeviceId) {
         p.holders = p.holders.saturating_sub(1);
         if p.holders == 0 {
             bus_master::<M>(p.function, false);
+            p.stopped = false;
         }
     }
 }
@@ -376,17 +370,16 @@ pub fn port_in<M: Machine>(
                 | u64::from(f.bus) << 8
                 | u64::from(f.device << 3 | f.function)
         }
-        HW_PORT_DMA_FAULTS => p.fault_count,
+        HW_PORT_DMA_FAULTS => p.faults.total(),
         _ => {
             let k = port32
                 .checked_sub(HW_PORT_DMA_FAULT)
                 .filter(|k| k / 16 < HW_DMA_FAULT_RECORDS)
                 .ok_or(Error::InvalidArgument)?;
-            let record = p.fault((k / 16) as usize).copied().unwrap_or_default();
-            if k % 16 == 0 {
-                record.iova
-            } else {
-                record.info_word()
+            match p.fault((k / 16) as usize) {
+                None => 0,
+                Some(r) if k % 16 == 0 => r.iova,
+                Some(r) => info_word(&r),
             }
         }
     };
@@ -420,4 +413,73 @@ fn config_offset(port: u64) -> Option<u64> {
 pub fn read_config<M: Machine>(s: &mut Kernel<M>, dev: DeviceId, offset: u16) -> Option<u32> {
     let f = pci_of(s, dev)?.function;
     M::pci_config(f).map(|mut c| c.read32(offset & !3))
+}
+
+/// `irq_map` of the fault line (`HW_LINE_DMA_FAULT`) of device `dev`.
+pub fn map_fault_line<M: Machine>(
+    s: &mut Kernel<M>,
+    h: u64,
+    dev: DeviceId,
+    vector: u32,
+) -> Result<(), Error> {
+    let pid = s.current_pid();
+    let p = pci_of(s, dev).ok_or(Error::InvalidArgument)?;
+    if p.fault_owner.is_some_and(|(o, oh, _)| (o, oh) != (pid, h)) {
+        return Err(Error::Busy);
+    }
+    p.fault_owner = Some((pid, h, vector));
+    Ok(())
+}
+
+/// Attachment `h` of `pid` is going: it hears no more faults.
+pub fn forget_fault_owner<M: Machine>(s: &mut Kernel<M>, dev: DeviceId, pid: Pid, h: u64) {
+    if let Some(p) = pci_of(s, dev)
+        && p.fault_owner.is_some_and(|(o, oh, _)| (o, oh) == (pid, h))
+    {
+        p.fault_owner = None;
+    }
+}
+
+/// The I/O MMU of `segment` reported `record`: kept on the function that
+/// made the request, whose driver hears of it; a function that keeps
+/// faulting is stopped (bus mastering off). A request from a function no
+/// one claimed is only logged.
+pub fn dma_fault<M: Machine>(s: &mut Kernel<M>, segment: u16, record: FaultRecord) {
+    let (bus, devfn) = record.source;
+    let f = PciFunction::new(segment, bus, devfn >> 3, devfn & 7);
+    let found = s
+        .devices
+        .hardware_ids()
+        .find(|&(_, h)| h.pci.as_ref().is_some_and(|p| p.function == f))
+        .map(|(id, _)| id);
+    let Some(dev) = found else {
+        crate::klog!(
+            M,
+            "[kernel] DMA fault from unclaimed pci {:02x}:{:02x}.{} at {:#x}: {}",
+            bus,
+            devfn >> 3,
+            devfn & 7,
+            record.iova,
+            crate::iommu::fault::reason_text(record.reason)
+        );
+        return;
+    };
+    let now = M::ticks();
+    let Some(p) = pci_of(s, dev) else {
+        return;
+    };
+    let stop = p.faults.record(now, record) == Verdict::Stop && !p.stopped;
+    let owner = p.fault_owner;
+    if stop {
+        p.stopped = true;
+        bus_master::<M>(f, false);
+        let name = s.devices.name_of(dev).unwrap_or("?");
+        crate::klog!(
+            M,
+            "[kernel] {name} keeps faulting: bus mastering off until its drivers let go"
+        );
+    }
+    if let Some((pid, _, vector)) = owner {
+        s.raise(pid, vector);
+    }
 }

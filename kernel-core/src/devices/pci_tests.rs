@@ -480,3 +480,69 @@ fn without_an_iommu_exports_list_physical_pages() {
         Some(0)
     );
 }
+
+fn fault_at(iova: u64, write: bool) -> crate::iommu::fault::FaultRecord {
+    crate::iommu::fault::FaultRecord {
+        source: (EDU_AT.bus, EDU_AT.device << 3 | EDU_AT.function),
+        iova,
+        write,
+        reason: crate::iommu::fault::reason::WRITE_DENIED,
+        interrupt_index: None,
+        pasid: None,
+        address_type: 0,
+    }
+}
+
+#[test]
+fn faults_reach_the_driver_and_a_storm_stops_the_function() {
+    use crate::iommu::fault::STORM_FAULTS;
+    let (mut k, plat) = machine(true);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    let line = u64::from(HW_LINE_DMA_FAULT);
+    assert_eq!(call(&mut k, Sysno::IrqMap, [h, line, 40, 0, 0, 0]), Some(0));
+    // An unclaimed function's fault is only logged.
+    let mut stray = fault_at(0x1000, true);
+    stray.source = (0, 7 << 3);
+    super::pci::dma_fault(&mut k, 0, stray);
+    assert_eq!(port_in(&mut k, h, HW_PORT_DMA_FAULTS, 8), Ok(0));
+    assert!(fake::with(|s| s.log_text()).contains("DMA fault from unclaimed pci 00:07.0"));
+    super::pci::dma_fault(&mut k, 0, fault_at(0x5000, true));
+    assert_eq!(k.current().pending & (1 << 40), 1 << 40, "the driver heard");
+    assert_eq!(port_in(&mut k, h, HW_PORT_DMA_FAULTS, 8), Ok(1));
+    assert_eq!(port_in(&mut k, h, HW_PORT_DMA_FAULT, 8), Ok(0x5000));
+    let info = port_in(&mut k, h, HW_PORT_DMA_FAULT + 8, 8).unwrap();
+    assert_eq!(
+        info & 0x1ff,
+        u64::from(crate::iommu::fault::reason::WRITE_DENIED) | 1 << 8
+    );
+    assert_eq!(info >> 16, u64::from(EDU_AT.device) << 3);
+    // Newest first, at most HW_DMA_FAULT_RECORDS kept.
+    for i in 0..HW_DMA_FAULT_RECORDS as u64 {
+        super::pci::dma_fault(&mut k, 0, fault_at(0x10_0000 + i * PAGE, false));
+    }
+    let newest = 0x10_0000 + (u64::from(HW_DMA_FAULT_RECORDS) - 1) * PAGE;
+    assert_eq!(port_in(&mut k, h, HW_PORT_DMA_FAULT, 8), Ok(newest));
+    let last = HW_PORT_DMA_FAULT + 16 * (HW_DMA_FAULT_RECORDS - 1);
+    assert_eq!(port_in(&mut k, h, last, 8), Ok(0x10_0000));
+    assert_eq!(command(EDU_AT) & 0x4, 0x4, "a few faults stop nothing");
+    // A storm within one tick stops the function, and it stays stopped
+    // while this driver holds it, even if another attaches.
+    for i in 0..STORM_FAULTS as u64 {
+        super::pci::dma_fault(&mut k, 0, fault_at(i * PAGE, true));
+    }
+    assert_eq!(command(EDU_AT) & 0x4, 0, "stopped");
+    assert!(fake::with(|s| s.log_text()).contains("edu keeps faulting"));
+    let h2 = attach(&mut k, "edu", ALL).unwrap();
+    assert_eq!(command(EDU_AT) & 0x4, 0);
+    // Once every holder has gone, the next driver starts afresh.
+    assert_eq!(call(&mut k, Sysno::Detach, [h, 0, 0, 0, 0, 0]), Some(0));
+    assert_eq!(call(&mut k, Sysno::Detach, [h2, 0, 0, 0, 0, 0]), Some(0));
+    let h3 = attach(&mut k, "edu", ALL).unwrap();
+    assert_eq!(command(EDU_AT) & 0x4, 0x4);
+    // The fault line went with the handle that mapped it.
+    assert_eq!(
+        call(&mut k, Sysno::IrqMap, [h3, line, 41, 0, 0, 0]),
+        Some(0)
+    );
+}

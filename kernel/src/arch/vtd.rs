@@ -13,6 +13,7 @@
 //! invalidation is off.
 
 use kernel_core::iommu::caps::{Cap, Ecap};
+use kernel_core::iommu::fault::{self, FaultStatus};
 
 const CAP: usize = 0x08;
 const ECAP: usize = 0x10;
@@ -20,6 +21,16 @@ const GCMD: usize = 0x18;
 const GSTS: usize = 0x1c;
 const RTADDR: usize = 0x20;
 const CCMD: usize = 0x28;
+const FSTS: usize = 0x34;
+const FECTL: usize = 0x38;
+const FEDATA: usize = 0x3c;
+const FEADDR: usize = 0x40;
+const FEUADDR: usize = 0x44;
+
+/// The vector the units' fault events arrive on (an interrupt the units
+/// send themselves, in compatibility format: interrupt remapping does not
+/// apply to it).
+pub const FAULT_VECTOR: u8 = 0xf0;
 
 /// GCMD/GSTS bits.
 const TE: u32 = 1 << 31;
@@ -76,6 +87,8 @@ pub struct Unit {
     regs: *mut u8,
     /// The IOTLB invalidate register's offset (checked inside the range).
     iotlb: usize,
+    /// Whether the fault-recording registers lie inside the range.
+    records_mapped: bool,
     pub cap: Cap,
     pub ecap: Ecap,
 }
@@ -97,6 +110,7 @@ impl Unit {
         let mut unit = Unit {
             regs,
             iotlb: 0,
+            records_mapped: false,
             cap: Cap(0),
             ecap: Ecap(0),
         };
@@ -108,6 +122,7 @@ impl Unit {
             return Err(VtdError::RegistersOutOfRange);
         }
         unit.iotlb = iotlb as usize;
+        unit.records_mapped = fault::records_span(unit.cap).1 <= size;
         Ok(unit)
     }
 
@@ -211,6 +226,52 @@ impl Unit {
             self.wait("IOTLB invalidation", |u| u.read64(u.iotlb) & IOTLB_IVT == 0)?;
         }
         Ok(())
+    }
+
+    /// Sends fault events to `vector` on the CPU whose local APIC id is
+    /// `apic_id` (xAPIC, physical destination) and unmasks them. `false`
+    /// if the unit's fault records cannot be read (they lie outside its
+    /// registers), so the events stay masked.
+    pub fn enable_fault_events(&self, vector: u8, apic_id: u32) -> bool {
+        if !self.records_mapped {
+            return false;
+        }
+        self.write32(FEDATA, u32::from(vector));
+        self.write32(FEADDR, 0xfee0_0000 | (apic_id & 0xff) << 12);
+        self.write32(FEUADDR, 0);
+        // IM (bit 31) clear: events are sent.
+        self.write32(FECTL, 0);
+        true
+    }
+
+    /// Reads and clears every pending primary fault record, handing each
+    /// to `each` as its two words; then clears the overflow status. At
+    /// most one pass over the records (a device that keeps faulting
+    /// cannot keep the kernel here).
+    pub fn take_faults(&self, each: &mut dyn FnMut([u64; 2])) {
+        if !self.records_mapped {
+            return;
+        }
+        let status = FaultStatus(self.read32(FSTS));
+        if status.pending() {
+            for i in fault::scan_order(status, self.cap) {
+                let Ok(at) = fault::record_offset(self.cap, i) else {
+                    break;
+                };
+                let at = at as usize;
+                let hi = self.read64(at + 8);
+                if hi & fault::CLEAR_FAULT == 0 {
+                    continue;
+                }
+                let lo = self.read64(at);
+                self.write64(at + 8, fault::CLEAR_FAULT);
+                each([lo, hi]);
+            }
+        }
+        let ack = FaultStatus(self.read32(FSTS)).acknowledgement();
+        if ack != 0 {
+            self.write32(FSTS, ack);
+        }
     }
 
     /// Whether DMA translation is on.

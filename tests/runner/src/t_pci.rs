@@ -29,6 +29,8 @@ const ALL: u32 = dev::RIGHT_READ
 const REGS: u64 = 0x5400_0000_0000;
 const BUFS: u64 = 0x5400_0010_0000;
 const PAGE: u64 = 4096;
+/// The vector the tests take DMA faults on.
+const FAULT_VECTOR: u32 = 41;
 
 /// edu's registers (offsets in BAR 0).
 const EDU_ID: usize = 0x00;
@@ -342,6 +344,48 @@ pub fn run(s: &mut Suite) {
         );
         ensure_eq!(e.h.unexport(ib), Ok(()));
         unmap(0, 3)?;
+        e.close()
+    });
+
+    s.run("dma_faults_are_reported_to_the_driver", || {
+        let e = Edu::open()?;
+        let f = Function(e.h);
+        let b = buffers(0, 1, 0x42)?;
+        let ib = e.h.export(b).map_err(fail)?;
+        ensure_eq!(
+            e.h.irq_map(abi::hw::HW_LINE_DMA_FAULT, FAULT_VECTOR),
+            Ok(())
+        );
+        let before = f.dma_faults().map_err(fail)?;
+        // A write to an iova nothing is mapped at.
+        let target = ib + 40 * PAGE;
+        e.copy(ib, target + 0x10)?;
+        let got = process::irq_wait(1 << FAULT_VECTOR).map_err(fail)?;
+        ensure_eq!(got & (1 << FAULT_VECTOR), 1 << FAULT_VECTOR);
+        ensure!(f.dma_faults().map_err(fail)? > before, "no fault counted");
+        let newest = f.dma_fault(0).map_err(fail)?;
+        let Some((iova, reason, write)) = newest else {
+            return Err(Fail::new(format_args!("no fault record")));
+        };
+        ensure_eq!((iova, write), (target, true));
+        ensure!(reason != 0, "no reason");
+        // A read of one: the newest record says read.
+        e.copy(target, ib)?;
+        let newest = f.dma_fault(0).map_err(fail)?.map(|(i, _, w)| (i, w));
+        ensure_eq!(newest, Some((target, false)));
+        ensure_eq!(
+            f.dma_fault(abi::hw::HW_DMA_FAULT_RECORDS),
+            Err(Error::InvalidArgument)
+        );
+        // Only one handle hears the faults.
+        let other = dev::attach(REGISTRY, EDU, ALL).map_err(fail)?;
+        ensure_eq!(
+            other.irq_map(abi::hw::HW_LINE_DMA_FAULT, FAULT_VECTOR),
+            Err(Error::Busy)
+        );
+        ensure_eq!(other.detach(), Ok(()));
+        ensure_eq!(e.h.unexport(ib), Ok(()));
+        unmap(0, 1)?;
         e.close()
     });
 
