@@ -111,6 +111,19 @@ pub trait Machine: Sized + 'static {
     /// waits until the unit has done it: afterwards no DMA of `f` uses
     /// a translation that was removed before the call.
     fn iommu_flush(f: PciFunction, did: u16, flush: &Flush);
+    /// The message function `f` must send to raise the kernel's MSI
+    /// vector `slot` (`kernel_core::devices::msi`): through an interrupt
+    /// remapping entry that only `f` may use, where the machine remaps;
+    /// `LimitReached` when no entry is free.
+    fn msi_route(f: PciFunction, slot: u8) -> Result<MsiRoute, abi::Error>;
+    /// Withdraws a message `msi_route` made (the device no longer sends
+    /// it); waits until the machine has forgotten it.
+    fn msi_unroute(f: PciFunction, route: &MsiRoute);
+    /// Reads device memory (a 4-byte register the kernel owns, such as an
+    /// MSI-X table entry).
+    fn mmio_read32(phys: u64) -> u32;
+    /// Writes device memory (as `mmio_read32`).
+    fn mmio_write32(phys: u64, value: u32);
 
     // ---- the log ----
 
@@ -164,6 +177,15 @@ pub struct IommuLink {
     /// The unit may cache not-present entries (caching mode): a new
     /// mapping must be invalidated too.
     pub flush_on_map: bool,
+}
+
+/// A message-signalled interrupt as a device sends it: a write of
+/// `data` to `address`; `handle` names the remapping entry behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsiRoute {
+    pub address: u64,
+    pub data: u32,
+    pub handle: Option<u16>,
 }
 
 /// A boot module, as the boot loader left it in memory (its frames are

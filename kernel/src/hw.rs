@@ -18,7 +18,7 @@ use core::sync::atomic::Ordering;
 use kernel_core::acpi::PciFunction;
 use kernel_core::frame::Frame;
 use kernel_core::iommu::Flush;
-use kernel_core::machine::{IommuLink, Machine, Module};
+use kernel_core::machine::{IommuLink, Machine, Module, MsiRoute};
 use kernel_core::pagetable::TableFrames;
 use kernel_core::vm::Codec;
 use spin::Once;
@@ -59,6 +59,30 @@ impl Machine for Hw {
 
     fn iommu_flush(f: PciFunction, did: u16, flush: &Flush) {
         crate::iommu::flush(f, did, flush)
+    }
+
+    fn msi_route(f: PciFunction, slot: u8) -> Result<MsiRoute, abi::Error> {
+        crate::iommu::msi_route(f, lapic::MSI_VECTOR_BASE + slot)
+    }
+
+    fn msi_unroute(f: PciFunction, route: &MsiRoute) {
+        crate::iommu::msi_unroute(f, route)
+    }
+
+    fn mmio_read32(phys: u64) -> u32 {
+        match paging::map_mmio(phys & !0xfff, 4096) {
+            // SAFETY: the page was just mapped uncached; the kernel-core
+            // caller names a 4-byte register of a BAR a claim sized.
+            Ok(_) => unsafe { core::ptr::read_volatile(phys::to_virt(phys & !3).cast::<u32>()) },
+            Err(_) => u32::MAX,
+        }
+    }
+
+    fn mmio_write32(phys: u64, value: u32) {
+        if paging::map_mmio(phys & !0xfff, 4096).is_ok() {
+            // SAFETY: as in `mmio_read32`.
+            unsafe { core::ptr::write_volatile(phys::to_virt(phys & !3).cast::<u32>(), value) }
+        }
     }
 
     fn alloc_frame() -> Option<Frame> {

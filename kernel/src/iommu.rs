@@ -27,7 +27,7 @@ use kernel_core::frame::Frame;
 use kernel_core::iommu::Flush;
 use kernel_core::iommu::caps::Geometry;
 use kernel_core::iommu::context::RootTable;
-use kernel_core::machine::IommuLink;
+use kernel_core::machine::{IommuLink, MsiRoute};
 use kernel_core::pagetable::{ENTRIES, TableFrames, TableMemory};
 
 /// The kernel's own frames, for its I/O-MMU tables.
@@ -124,6 +124,20 @@ pub fn fault_event() {
         }
     }
 }
+
+/// The message `f` sends to raise `vector` on the boot CPU: a
+/// compatibility-format MSI (physical destination, fixed, edge).
+pub fn msi_route(_f: PciFunction, vector: u8) -> Result<MsiRoute, abi::Error> {
+    let apic = crate::arch::lapic::id() & 0xff;
+    Ok(MsiRoute {
+        address: 0xfee0_0000 | u64::from(apic) << 12,
+        data: u32::from(vector),
+        handle: None,
+    })
+}
+
+/// Withdraws a message `msi_route` made.
+pub fn msi_unroute(_f: PciFunction, _route: &MsiRoute) {}
 
 /// Runs `f` over the I/O MMU's table memory.
 pub fn with_tables<R>(f: impl FnOnce(&mut IoMemory) -> R) -> R {

@@ -32,6 +32,18 @@ fn iommu_fault() {
     lapic::eoi();
 }
 
+fn is_msi_vector(vector: u64) -> bool {
+    let base = u64::from(lapic::MSI_VECTOR_BASE);
+    (base..base + kernel_core::devices::msi::MSI_VECTORS as u64).contains(&vector)
+}
+
+/// A message-signalled interrupt: hand it to its line's owner.
+fn msi_interrupt(vector: u64) {
+    let slot = (vector - u64::from(lapic::MSI_VECTOR_BASE)) as usize;
+    kernel_core::devices::msi::interrupt(&mut sched::SCHED.lock(), slot);
+    lapic::eoi();
+}
+
 fn is_pic_vector(vector: u64) -> bool {
     (pic::PIC_VECTOR_BASE as u64..pic::PIC_VECTOR_BASE as u64 + 16).contains(&vector)
 }
@@ -56,6 +68,7 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) -> ! {
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
         v if is_device_vector(v) => device_interrupt(v),
         v if v == vtd::FAULT_VECTOR as u64 => iommu_fault(),
+        v if is_msi_vector(v) => msi_interrupt(v),
         v => {
             crate::kprintln!("[kernel] unexpected interrupt vector {v} from user mode");
             lapic::eoi();
@@ -92,6 +105,7 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
         v if is_device_vector(v) => device_interrupt(v),
         v if v == vtd::FAULT_VECTOR as u64 => iommu_fault(),
+        v if is_msi_vector(v) => msi_interrupt(v),
         0..=31 => {
             fault::report_kernel_fault(&crate::log::force_write, frame);
             cpu::power_off(abi::power::EXIT_KERNEL_PANIC);

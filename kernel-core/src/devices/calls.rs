@@ -287,7 +287,10 @@ pub fn info<M: Machine>(s: &mut Kernel<M>, h: u64) -> Result<DeviceInfo, Error> 
         Device::Kernel(_) => info.kind = DEVICE_KIND_KERNEL,
         Device::Hardware(hwd) => {
             info.kind = DEVICE_KIND_HARDWARE;
-            info.irq_lines = hwd.res.irqs.len() as u32;
+            info.irq_lines = match &hwd.pci {
+                Some(p) => p.msi.count(),
+                None => hwd.res.irqs.len() as u32,
+            };
         }
         Device::User(u) => {
             info.kind = DEVICE_KIND_USER;

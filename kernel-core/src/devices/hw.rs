@@ -196,8 +196,11 @@ pub fn irq_map<M: Machine>(
     line: u64,
     vector: Vector,
 ) -> Result<(), Error> {
-    if line == u64::from(abi::hw::HW_LINE_DMA_FAULT) && hw(s, dev)?.pci.is_some() {
-        return super::pci::map_fault_line(s, h, dev, vector.get());
+    if hw(s, dev)?.pci.is_some() {
+        if line == u64::from(abi::hw::HW_LINE_DMA_FAULT) {
+            return super::pci::map_fault_line(s, h, dev, vector.get());
+        }
+        return super::msi::map(s, h, dev, line, vector.get());
     }
     let &(gsi, flags) = hw(s, dev)?
         .res
@@ -227,6 +230,12 @@ pub fn irq_ack<M: Machine>(
     dev: DeviceId,
     line: u64,
 ) -> Result<(), Error> {
+    if hw(s, dev)?.pci.is_some() {
+        if line == u64::from(abi::hw::HW_LINE_DMA_FAULT) {
+            return Ok(());
+        }
+        return super::msi::ack(s, h, dev, line);
+    }
     let &(gsi, _) = hw(s, dev)?
         .res
         .irqs
@@ -370,6 +379,7 @@ pub fn release<M: Machine>(s: &mut Kernel<M>, pid: Pid, h: u64, att: &Attachment
     // Bus mastering off first (if this was the last holder), so the
     // function stops reaching what is undone below.
     super::pci::forget_fault_owner(s, *dev, pid, h);
+    super::msi::release(s, *dev, pid, h);
     super::pci::let_go(s, *dev);
     for &(va, len) in iomaps.iter() {
         let _ = vm_of(s, pid, |vm| vm.unmap_io(va, len));

@@ -20,6 +20,7 @@ pub mod dma;
 pub mod hw;
 pub mod kdev;
 pub mod lifecycle;
+pub mod msi;
 pub mod pci;
 #[cfg(test)]
 mod pci_tests;
@@ -210,6 +211,8 @@ pub struct Devices {
     pub claims: crate::hwclaims::Claims<DeviceId>,
     /// Who takes each routed interrupt line (by GSI).
     pub irq_owners: [Option<hw::IrqOwner>; IRQ_LINES],
+    /// Which function's line each of the kernel's MSI vectors is.
+    pub msi_slots: [Option<(DeviceId, u8)>; msi::MSI_VECTORS],
     /// What the kernel keeps for itself, and RAM (no hardware device may
     /// claim it): set once at boot.
     pub reserved: Option<crate::hwclaims::Reserved>,
@@ -232,6 +235,7 @@ impl Devices {
             klog: kdev::klog::Shared::new(),
             claims: crate::hwclaims::Claims::new(),
             irq_owners: [None; IRQ_LINES],
+            msi_slots: [None; msi::MSI_VECTORS],
             reserved: None,
         }
     }

@@ -22,6 +22,7 @@ use super::Device;
 use super::DeviceId;
 use super::dma::DmaSpace;
 use super::hw::HwDevice;
+use super::msi::{Lines, Signal};
 use crate::acpi::PciFunction;
 use crate::hwclaims::{HwResources, device_name};
 use crate::iommu::fault::{FaultLog, FaultRecord, Verdict};
@@ -63,6 +64,8 @@ pub struct PciDevice {
     /// Stopped for a fault storm: bus mastering stays off until every
     /// holder has gone.
     pub stopped: bool,
+    /// Its message-signalled interrupts.
+    pub msi: Lines,
 }
 
 impl PciDevice {
@@ -191,11 +194,30 @@ pub fn claim<M: Machine>(s: &mut Kernel<M>, spec: &PciClaimSpec) -> Result<(), E
         };
     }
     crate::pci::update_command(&mut cfg, |c| (c | decode) - Command::BUS_MASTER)?;
+    super::msi::quiesce(&mut cfg, signal_of(&func));
     let made = register(s, f, name, res, &func);
     if made.is_err() {
         let _ = crate::pci::update_command(&mut cfg, |_| before);
     }
     made
+}
+
+/// How the function signals: MSI-X if it can (its table's address from
+/// the kernel's sizing of the BAR that holds it), else MSI.
+fn signal_of(func: &crate::pci::Function) -> Signal {
+    if let Some(x) = func.caps.msix {
+        let bar = func
+            .bars
+            .iter()
+            .find(|b| b.index == x.table.bar && b.base != 0);
+        if let Some(b) = bar {
+            return Signal::MsiX(x, b.base + u64::from(x.table.offset));
+        }
+    }
+    match func.caps.msi {
+        Some(m) => Signal::Msi(m),
+        None => Signal::None,
+    }
 }
 
 /// Registers the claimed function as a hardware device, with its domain.
@@ -223,6 +245,7 @@ fn register<M: Machine>(
         faults: FaultLog::new(),
         fault_owner: None,
         stopped: false,
+        msi: Lines::new(signal_of(func)),
     };
     let Ok(record) = crate::try_box(HwDevice {
         res: res.clone(),

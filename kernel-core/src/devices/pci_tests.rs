@@ -546,3 +546,104 @@ fn faults_reach_the_driver_and_a_storm_stops_the_function() {
         Some(0)
     );
 }
+
+#[test]
+fn msix_lines_are_programmed_by_the_kernel_and_withdrawn_with_their_handle() {
+    let (mut k, plat) = machine(true);
+    let at = PciFunction::new(0, 0, 5, 0);
+    plug(at, models::virtio_net());
+    claim(&mut k, plat, "net", at).unwrap();
+    let h = attach(&mut k, "net", ALL).unwrap();
+    let table = u64::from(models::VIRTIO_BAR1);
+    assert_eq!(call(&mut k, Sysno::Info, [h, SCRATCH, 0, 0, 0, 0]), Some(0));
+    let map = |k: &mut Kernel<Fake>, h: u64, line: u64, v: u64| {
+        Error::decode(call(k, Sysno::IrqMap, [h, line, v, 0, 0, 0]).unwrap()).map(|_| ())
+    };
+    assert_eq!(
+        map(&mut k, h, 3, 40),
+        Err(Error::InvalidArgument),
+        "three lines"
+    );
+    assert_eq!(map(&mut k, h, 1, 40), Ok(()));
+    let entry = |i: u64| {
+        fake::with(|s| {
+            [0, 4, 8, 12].map(|o| s.mmio.get(&(table + 16 * i + o)).copied().unwrap_or(0))
+        })
+    };
+    let [lo, hi, data, control] = entry(1);
+    assert_eq!(
+        (lo >> 20, hi, control),
+        (0xfee, 0, 0),
+        "entry 1 programmed, unmasked"
+    );
+    assert_eq!(data, 0);
+    assert_eq!(entry(0), [0; 4], "entry 0 untouched");
+    let msix_control = fake::with(|s| {
+        s.pci
+            .get(&at)
+            .unwrap()
+            .peek(u16::from(models::VIRTIO_MSIX) + 2, 2)
+    });
+    assert_eq!(
+        msix_control & 0xc000,
+        0x8000,
+        "enabled, not function-masked"
+    );
+    // The kernel's vector raises the owner's.
+    let slot = k
+        .devices
+        .msi_slots
+        .iter()
+        .position(|s| s.is_some())
+        .unwrap();
+    super::msi::interrupt(&mut k, slot);
+    assert_eq!(k.current().pending & (1 << 40), 1 << 40);
+    // One owner per line; another handle may take another line.
+    let h2 = attach(&mut k, "net", ALL).unwrap();
+    assert_eq!(map(&mut k, h2, 1, 41), Err(Error::Busy));
+    assert_eq!(map(&mut k, h2, 2, 41), Ok(()));
+    assert_eq!(fake::with(|s| s.msi_routes.len()), 2);
+    // Detached: its entry masked, its route and vector given back.
+    assert_eq!(call(&mut k, Sysno::Detach, [h, 0, 0, 0, 0, 0]), Some(0));
+    assert_eq!(entry(1)[3], 1, "masked");
+    assert_eq!(fake::with(|s| s.msi_routes.len()), 1);
+    assert_eq!(
+        k.devices.msi_slots.iter().filter(|s| s.is_some()).count(),
+        1
+    );
+    assert_eq!(call(&mut k, Sysno::Detach, [h2, 0, 0, 0, 0, 0]), Some(0));
+    let msix_control = fake::with(|s| {
+        s.pci
+            .get(&at)
+            .unwrap()
+            .peek(u16::from(models::VIRTIO_MSIX) + 2, 2)
+    });
+    assert_eq!(msix_control & 0x8000, 0, "off with no line left");
+}
+
+#[test]
+fn running_out_of_remapping_entries_is_an_error() {
+    let (mut k, plat) = machine(true);
+    let at = PciFunction::new(0, 0, 5, 0);
+    plug(at, models::virtio_net());
+    claim(&mut k, plat, "net", at).unwrap();
+    let h = attach(&mut k, "net", ALL).unwrap();
+    fake::with(|s| s.msi_handles = 2);
+    let map = |k: &mut Kernel<Fake>, line: u64| {
+        Error::decode(call(k, Sysno::IrqMap, [h, line, 40, 0, 0, 0]).unwrap())
+    };
+    assert_eq!(map(&mut k, 0), Ok(0));
+    assert_eq!(map(&mut k, 1), Ok(0));
+    assert_eq!(map(&mut k, 2), Err(Error::LimitReached));
+    assert_eq!(
+        k.devices.msi_slots.iter().filter(|s| s.is_some()).count(),
+        2,
+        "no vector kept"
+    );
+    // Remapping a mapped line changes only its vector.
+    assert_eq!(
+        Error::decode(call(&mut k, Sysno::IrqMap, [h, 1, 45, 0, 0, 0]).unwrap()),
+        Ok(0)
+    );
+    assert_eq!(fake::with(|s| s.msi_routes.len()), 2);
+}

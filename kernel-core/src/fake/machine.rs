@@ -12,7 +12,7 @@ use super::{Fake, FakeFrame, FakeSpace, FrameData, NEXT_SPACE, PAGE, PoweredOff,
 use crate::acpi::PciFunction;
 use crate::frame::Frame;
 use crate::iommu::Flush;
-use crate::machine::{IommuLink, Machine, Module};
+use crate::machine::{IommuLink, Machine, Module, MsiRoute};
 use crate::pagetable::{PageTree, TableFrames};
 use crate::vm::Codec;
 use std::fmt;
@@ -46,6 +46,22 @@ impl Machine for Fake {
 
     fn iommu_flush(f: PciFunction, did: u16, flush: &Flush) {
         super::pci::flush(f, did, flush)
+    }
+
+    fn msi_route(f: PciFunction, slot: u8) -> Result<MsiRoute, abi::Error> {
+        super::pci::msi_route(f, slot)
+    }
+
+    fn msi_unroute(f: PciFunction, route: &MsiRoute) {
+        super::pci::msi_unroute(f, route)
+    }
+
+    fn mmio_read32(phys: u64) -> u32 {
+        with(|s| s.mmio.get(&phys).copied().unwrap_or(0))
+    }
+
+    fn mmio_write32(phys: u64, value: u32) {
+        with(|s| s.mmio.insert(phys, value));
     }
 
     fn alloc_frame() -> Option<Frame> {

@@ -68,6 +68,13 @@ pub struct State {
     pub pci: HashMap<crate::acpi::PciFunction, crate::pci::fake::FakeFunction>,
     /// The I/O MMU, if the test installed one.
     pub iommu: Option<pci::FakeIommu>,
+    /// Device memory the kernel wrote (MSI-X tables), by address.
+    pub mmio: HashMap<u64, u32>,
+    /// Messages routed, by (function, slot): the remapping handle.
+    pub msi_routes: HashMap<(crate::acpi::PciFunction, u8), u16>,
+    /// Remapping handles the machine has (so that running out is
+    /// testable).
+    pub msi_handles: u16,
 }
 
 impl State {
@@ -93,6 +100,9 @@ impl State {
             modules: &[],
             pci: HashMap::new(),
             iommu: None,
+            mmio: HashMap::new(),
+            msi_routes: HashMap::new(),
+            msi_handles: 64,
         }
     }
 

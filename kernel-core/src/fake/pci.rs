@@ -13,7 +13,7 @@ use super::{TablesOf, with};
 use crate::acpi::PciFunction;
 use crate::frame::Frame;
 use crate::iommu::{Flush, Geometry};
-use crate::machine::IommuLink;
+use crate::machine::{IommuLink, MsiRoute};
 use crate::pci::ConfigSpace;
 use crate::pci::fake::FakeFunction;
 use std::collections::HashMap;
@@ -151,5 +151,29 @@ pub(super) fn flush(f: PciFunction, did: u16, flush: &Flush) {
             range: flush.range(),
             tables: flush.tables(),
         });
+    })
+}
+
+pub(super) fn msi_route(f: PciFunction, slot: u8) -> Result<MsiRoute, abi::Error> {
+    with(|s| {
+        let used: Vec<u16> = s.msi_routes.values().copied().collect();
+        let handle = (0..s.msi_handles)
+            .find(|h| !used.contains(h))
+            .ok_or(abi::Error::LimitReached)?;
+        s.msi_routes.insert((f, slot), handle);
+        Ok(MsiRoute {
+            address: 0xfee0_0010 | u64::from(handle) << 5,
+            data: 0,
+            handle: Some(handle),
+        })
+    })
+}
+
+pub(super) fn msi_unroute(f: PciFunction, route: &MsiRoute) {
+    with(|s| {
+        let before = s.msi_routes.len();
+        s.msi_routes
+            .retain(|&(g, _), h| !(g == f && Some(*h) == route.handle));
+        assert_eq!(s.msi_routes.len() + 1, before, "a route withdrawn twice");
     })
 }

@@ -8,6 +8,9 @@ use super::pic;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub const TIMER_VECTOR: u8 = 0x20;
+/// The first of the vectors message-signalled interrupts arrive on (after
+/// the I/O APIC's, up to the I/O MMU's fault vector).
+pub const MSI_VECTOR_BASE: u8 = 0x70;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// Preemption ticks per second.
 pub const TICK_HZ: u64 = 100;

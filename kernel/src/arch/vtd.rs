@@ -279,3 +279,8 @@ impl Unit {
         self.read32(GSTS) & TE != 0
     }
 }
+
+const _: () = assert!(
+    super::lapic::MSI_VECTOR_BASE as usize + kernel_core::devices::msi::MSI_VECTORS
+        <= FAULT_VECTOR as usize
+);

@@ -31,6 +31,8 @@ const BUFS: u64 = 0x5400_0010_0000;
 const PAGE: u64 = 4096;
 /// The vector the tests take DMA faults on.
 const FAULT_VECTOR: u32 = 41;
+/// The vector the tests take edu's MSI on.
+const MSI_VECTOR: u32 = 42;
 
 /// edu's registers (offsets in BAR 0).
 const EDU_ID: usize = 0x00;
@@ -387,6 +389,42 @@ pub fn run(s: &mut Suite) {
         ensure_eq!(e.h.unexport(ib), Ok(()));
         unmap(0, 1)?;
         e.close()
+    });
+
+    s.run("msi_is_delivered_to_the_line_owner", || {
+        let e = Edu::open()?;
+        let f = Function(e.h);
+        ensure_eq!(e.h.info().map(|i| i.irq_lines), Ok(1));
+        ensure_eq!(e.h.irq_map(1, MSI_VECTOR), Err(Error::InvalidArgument));
+        ensure_eq!(e.h.irq_ack(0), Err(Error::NotFound));
+        ensure_eq!(e.h.irq_map(0, MSI_VECTOR), Ok(()));
+        // The kernel programmed and enabled edu's MSI capability (at
+        // 0x40): an address in the interrupt window.
+        let control = f.config_read(0x42, 2).map_err(fail)?;
+        let address = f.config_read(0x44, 4).map_err(fail)?;
+        ensure!(
+            control & 1 == 1 && address >> 20 == 0xfee,
+            "MSI control {control:#x} address {address:#x}"
+        );
+        let other = dev::attach(REGISTRY, EDU, ALL).map_err(fail)?;
+        ensure_eq!(other.irq_map(0, MSI_VECTOR), Err(Error::Busy));
+        ensure_eq!(other.irq_ack(0), Err(Error::NotFound));
+        for round in 0..3u32 {
+            // SAFETY: REGS maps edu's registers: 0x60 raises its
+            // interrupt, 0x64 acknowledges it.
+            unsafe { reg32(0x60).write_volatile(1 << round) };
+            let got = process::irq_wait(1 << MSI_VECTOR).map_err(fail)?;
+            ensure_eq!(got, 1 << MSI_VECTOR);
+            // SAFETY: as above.
+            unsafe { reg32(0x64).write_volatile(1 << round) };
+            ensure_eq!(e.h.irq_ack(0), Ok(()));
+        }
+        // The owner's handle gone, the message is off.
+        e.close()?;
+        let f = Function(other);
+        ensure_eq!(f.config_read(0x42, 2).map(|c| c & 1), Ok(0));
+        ensure_eq!(other.detach(), Ok(()));
+        Ok(())
     });
 
     s.run("a_multi_page_export_is_one_iova_range", || {
