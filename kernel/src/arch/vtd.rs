@@ -22,6 +22,10 @@ const GSTS: usize = 0x1c;
 const RTADDR: usize = 0x20;
 const CCMD: usize = 0x28;
 const FSTS: usize = 0x34;
+const IQH: usize = 0x80;
+const IQT: usize = 0x88;
+const IQA: usize = 0x90;
+const IRTA: usize = 0xb8;
 const FECTL: usize = 0x38;
 const FEDATA: usize = 0x3c;
 const FEADDR: usize = 0x40;
@@ -38,6 +42,10 @@ const SRTP: u32 = 1 << 30;
 const SFL: u32 = 1 << 29;
 const WBF: u32 = 1 << 27;
 const SIRTP: u32 = 1 << 24;
+const QIE: u32 = 1 << 26;
+const IRE: u32 = 1 << 25;
+/// FSTS: invalidation queue error (the unit stopped at a bad descriptor).
+const IQE: u32 = 1 << 4;
 /// The GSTS bits that are carried into GCMD when another command is
 /// given: everything but the one-shot commands (a GCMD write sets every
 /// persistent feature to what it says: TE, EAFL, QIE, IRE, CFI).
@@ -272,6 +280,51 @@ impl Unit {
         if ack != 0 {
             self.write32(FSTS, ack);
         }
+    }
+
+    /// Turns queued invalidation on with the queue IQA describes. From
+    /// then on the register-based invalidations must not be used.
+    pub fn enable_queue(&self, iqa: u64) -> Result<(), VtdError> {
+        self.write64(IQT, 0);
+        self.write64(IQA, iqa);
+        self.command("enable queued invalidation", QIE)
+    }
+
+    /// The queue's head register (IQH): how far the unit has fetched.
+    pub fn queue_head(&self) -> u64 {
+        self.read64(IQH)
+    }
+
+    /// Hands the descriptors up to `tail` (an IQT value) to the unit.
+    pub fn queue_tail(&self, tail: u64) {
+        self.write64(IQT, tail);
+    }
+
+    /// Whether the unit stopped at a descriptor it refused; clears the
+    /// report.
+    pub fn take_queue_error(&self) -> bool {
+        let failed = self.read32(FSTS) & IQE != 0;
+        if failed {
+            self.write32(FSTS, IQE);
+        }
+        failed
+    }
+
+    /// Waits (bounded) until `done` is true, for the queue's `what`.
+    pub fn wait_queue(&self, what: &'static str, done: impl Fn() -> bool) -> Result<(), VtdError> {
+        self.wait(what, |_| done())
+    }
+
+    /// Installs the interrupt remapping table IRTA describes.
+    pub fn set_interrupt_table(&self, irta: u64) -> Result<(), VtdError> {
+        self.write64(IRTA, irta);
+        self.command("set interrupt remapping table pointer", SIRTP)
+    }
+
+    /// Turns interrupt remapping on (compatibility-format interrupts stay
+    /// blocked: CFI is never set).
+    pub fn enable_interrupt_remapping(&self) -> Result<(), VtdError> {
+        self.command("enable interrupt remapping", IRE)
     }
 
     /// Whether DMA translation is on.

@@ -33,6 +33,8 @@ const PAGE: u64 = 4096;
 const FAULT_VECTOR: u32 = 41;
 /// The vector the tests take edu's MSI on.
 const MSI_VECTOR: u32 = 42;
+/// A vector no line is mapped to, which a forgery would have to raise.
+const FORGED_VECTOR: u32 = 43;
 
 /// edu's registers (offsets in BAR 0).
 const EDU_ID: usize = 0x00;
@@ -426,6 +428,51 @@ pub fn run(s: &mut Suite) {
         ensure_eq!(other.detach(), Ok(()));
         Ok(())
     });
+
+    s.run(
+        "a_driver_cannot_forge_interrupts_through_absent_entries",
+        || {
+            let e = Edu::open()?;
+            let f = Function(e.h);
+            ensure_eq!(e.h.irq_map(0, MSI_VECTOR), Ok(()));
+            let address = f.config_read(0x44, 4).map_err(fail)?;
+            ensure!(
+                address & 0x10 != 0,
+                "edu's message {address:#x} is not remapped"
+            );
+            let own = (address >> 5) & 0x7fff;
+            let zeros = buffers(0, 1, 0)?;
+            zeros.fill(0);
+            let iz = e.h.export(zeros).map_err(fail)?;
+            e.dma(iz, EDU_BUFFER, 4, false)?;
+            let forge = |handle: u32| {
+                e.dma(
+                    EDU_BUFFER,
+                    0xfee0_0000 | u64::from(handle) << 5 | 0x18,
+                    4,
+                    true,
+                )
+            };
+            // The path works: a DMA write of edu's own message raises its own
+            // vector (so the refusals below are the kernel's tables at work).
+            forge(own)?;
+            ensure_eq!(process::irq_wait(1 << MSI_VECTOR), Ok(1 << MSI_VECTOR));
+            // Entries no one was given are not present: nothing arrives. Then
+            // a real interrupt of edu's shows only its own vector was raised.
+            for handle in [own + 1, own + 7, 200, 255, 256, 0x7fff] {
+                forge(handle)?;
+            }
+            // SAFETY: REGS maps edu's registers (0x60 raises, 0x64 acks).
+            unsafe { reg32(0x60).write_volatile(1) };
+            let got = process::irq_wait(1 << MSI_VECTOR | 1 << FORGED_VECTOR).map_err(fail)?;
+            // SAFETY: as above.
+            unsafe { reg32(0x64).write_volatile(1) };
+            ensure_eq!(got, 1 << MSI_VECTOR);
+            ensure_eq!(e.h.unexport(iz), Ok(()));
+            unmap(0, 1)?;
+            e.close()
+        },
+    );
 
     s.run("a_multi_page_export_is_one_iova_range", || {
         let e = Edu::open()?;

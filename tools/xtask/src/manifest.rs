@@ -129,6 +129,17 @@ impl Machine {
 /// with a DMA engine and MSI, for exercising drivers and the I/O MMU.
 pub const PCI_MODELS: [&str; 1] = ["edu"];
 
+/// QEMU's `-device` value for PCI model `model` (one of [`PCI_MODELS`]).
+/// edu drives only 28 address bits unless told otherwise; the I/O MMU
+/// tests need it to reach any address, as a hostile device would (the
+/// interrupt window at 0xFEEx_xxxx above all).
+pub fn pci_device_arg(model: &str) -> &str {
+    match model {
+        "edu" => "edu,dma_mask=0xffffffffffffffff",
+        other => other,
+    }
+}
+
 /// How a self-test image must end: the QEMU outcome and lines of text the
 /// serial output must contain.
 #[derive(Clone, Debug, PartialEq, Eq)]

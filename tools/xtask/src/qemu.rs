@@ -77,7 +77,8 @@ fn command_with_disks(
         .args(m.machine.qemu_args())
         .args(["-cpu", "max", "-smp", "1"]);
     for model in &m.pci {
-        cmd.arg("-device").arg(model);
+        cmd.arg("-device")
+            .arg(crate::manifest::pci_device_arg(model));
     }
     for (disk, file) in m.disks.iter().zip(disk_files) {
         cmd.args(disk.qemu_args(&file.path));
@@ -477,7 +478,8 @@ mod tests {
     fn on_q35_the_disks_come_after_the_iommu_and_the_pci_devices() {
         let args = args_on("q35");
         let iommu = position(&args, &["-device", "intel-iommu,intremap=on"]).expect("an I/O MMU");
-        let edu = position(&args, &["-device", "edu"]).expect("edu");
+        let edu =
+            position(&args, &["-device", crate::manifest::pci_device_arg("edu")]).expect("edu");
         let disks = position(&args, &DISK_ARGS).expect("both disks, in order");
         assert!(iommu < edu && edu < disks, "{args:?}");
         // The I/O MMU is the first device of all.
@@ -488,7 +490,8 @@ mod tests {
     fn on_pc_the_disks_are_the_same_devices_without_an_iommu() {
         let args = args_on("pc");
         assert!(!args.iter().any(|a| a.contains("intel-iommu")), "{args:?}");
-        let edu = position(&args, &["-device", "edu"]).expect("edu");
+        let edu =
+            position(&args, &["-device", crate::manifest::pci_device_arg("edu")]).expect("edu");
         let disks = position(&args, &DISK_ARGS).expect("both disks, in order");
         assert!(edu < disks, "{args:?}");
     }

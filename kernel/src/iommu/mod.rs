@@ -16,6 +16,11 @@
 //! nothing is freed on the strength of an invalidation that did not
 //! complete... except that the kernel cannot wait for ever, see `flush`).
 
+mod queue;
+mod remap;
+
+pub use remap::{msi_route, msi_unroute};
+
 use crate::arch::paging::DirectMap;
 use crate::arch::vtd::Unit;
 use crate::kprintln;
@@ -27,7 +32,7 @@ use kernel_core::frame::Frame;
 use kernel_core::iommu::Flush;
 use kernel_core::iommu::caps::Geometry;
 use kernel_core::iommu::context::RootTable;
-use kernel_core::machine::{IommuLink, MsiRoute};
+use kernel_core::machine::IommuLink;
 use kernel_core::pagetable::{ENTRIES, TableFrames, TableMemory};
 
 /// The kernel's own frames, for its I/O-MMU tables.
@@ -50,6 +55,11 @@ pub struct Iommu {
     pub geometry: Geometry,
     /// Its register base: how the DMAR names it.
     pub base: u64,
+    /// Its invalidation queue, when it has one (then every invalidation
+    /// goes through it).
+    queue: Option<queue::Queue>,
+    /// Its interrupt remapping table, when it remaps.
+    ir: Option<kernel_core::iommu::irte::IrTable>,
 }
 
 /// Every unit that translates.
@@ -125,20 +135,6 @@ pub fn fault_event() {
     }
 }
 
-/// The message `f` sends to raise `vector` on the boot CPU: a
-/// compatibility-format MSI (physical destination, fixed, edge).
-pub fn msi_route(_f: PciFunction, vector: u8) -> Result<MsiRoute, abi::Error> {
-    let apic = crate::arch::lapic::id() & 0xff;
-    Ok(MsiRoute {
-        address: 0xfee0_0000 | u64::from(apic) << 12,
-        data: u32::from(vector),
-        handle: None,
-    })
-}
-
-/// Withdraws a message `msi_route` made.
-pub fn msi_unroute(_f: PciFunction, _route: &MsiRoute) {}
-
 /// Runs `f` over the I/O MMU's table memory.
 pub fn with_tables<R>(f: impl FnOnce(&mut IoMemory) -> R) -> R {
     f(&mut IoMemory(DirectMap))
@@ -174,7 +170,7 @@ pub fn attach(f: PciFunction, did: u16, root: Frame) -> Result<(), abi::Error> {
     })?;
     // Not-present entries are cached only in caching mode, but an entry
     // this function had before (a claim after a release) may be.
-    if let Err(e) = u.unit.invalidate_context_domain(did) {
+    if let Err(e) = queue::forget(u, queue::Forget::Contexts(did)) {
         kprintln!("[kernel] I/O MMU at {:#x}: {e:?}", u.base);
     }
     Ok(())
@@ -189,12 +185,9 @@ pub fn detach(f: PciFunction, did: u16) {
     };
     let u = &mut units[i];
     let devfn = f.device << 3 | f.function;
-    if with_tables(|mem| u.root.detach(mem, f.bus, devfn)).is_some() {
-        let done = u
-            .unit
-            .invalidate_context_domain(did)
-            .and_then(|()| u.unit.invalidate_iotlb(did, None, false));
-        if let Err(e) = done {
+    if let Some(detached) = with_tables(|mem| u.root.detach(mem, f.bus, devfn)) {
+        debug_assert_eq!(detached.domain_id, did);
+        if let Err(e) = queue::forget(u, queue::Forget::Detached(&detached)) {
             kprintln!("[kernel] I/O MMU at {:#x}: {e:?}", u.base);
         }
     }
@@ -202,15 +195,12 @@ pub fn detach(f: PciFunction, did: u16) {
 
 /// Invalidates what `flush` names in domain `did`, waited for.
 pub fn flush(f: PciFunction, did: u16, flush: &Flush) {
-    let units = UNITS.lock();
+    let mut units = UNITS.lock();
     let Some(i) = unit_index(&units, f) else {
         return;
     };
-    let u = &units[i];
-    if let Err(e) = u
-        .unit
-        .invalidate_iotlb(did, flush.page_selective(), !flush.tables())
-    {
+    let u = &mut units[i];
+    if let Err(e) = queue::forget(u, queue::Forget::Translations(did, flush)) {
         // The unit did not answer within the bound: it is reported; what
         // the caller frees next may still be reachable through it, which
         // only a unit that ignores its own invalidations could do.
@@ -260,20 +250,44 @@ pub fn init(dmar: &Dmar) {
         if !unit.ecap.coherent() {
             FLUSH_TABLE_WRITES.store(true, Ordering::Relaxed);
         }
-        let _ = units.try_push(Iommu {
+        let mut u = Iommu {
             unit,
             root,
             geometry,
             base,
-        });
-        if let Some(u) = units.last() {
-            kprintln!(
-                "[kernel] I/O MMU at {base:#x}: DMA remapping on ({}-level tables, {}-bit iovas, {} domains, {} table frame); no device reaches memory until it is given some",
-                u.geometry.levels(),
-                u.geometry.iova_bits(),
-                u.unit.cap.domains(),
-                u.root.table_frames(),
-            );
+            queue: None,
+            ir: None,
+        };
+        // Queued invalidation (interrupt remapping needs it), then
+        // interrupt remapping, each where the unit offers it.
+        let mut interrupts = "interrupts not remapped (the unit cannot)";
+        if u.unit.ecap.queued_invalidation() {
+            match queue::Queue::start(&u.unit, bits) {
+                Ok(q) => u.queue = Some(q),
+                Err(e) => kprintln!("[kernel] I/O MMU at {base:#x}: no invalidation queue: {e}"),
+            }
         }
+        if u.queue.is_some() && u.unit.ecap.interrupt_remapping() && dmar.interrupt_remapping() {
+            interrupts = match remap::start(&mut u, bits) {
+                Ok(()) => "interrupt remapping on",
+                Err(e) => {
+                    kprintln!("[kernel] I/O MMU at {base:#x}: interrupt remapping off: {e}");
+                    "interrupts not remapped"
+                }
+            };
+        }
+        kprintln!(
+            "[kernel] I/O MMU at {base:#x}: DMA remapping on ({}-level tables, {}-bit iovas, {} domains, {} table frame), {}, {interrupts}; no device reaches memory until it is given some",
+            u.geometry.levels(),
+            u.geometry.iova_bits(),
+            u.unit.cap.domains(),
+            u.root.table_frames(),
+            if u.queue.is_some() {
+                "queued invalidation"
+            } else {
+                "register invalidation"
+            },
+        );
+        let _ = units.try_push(u);
     }
 }
