@@ -15,6 +15,7 @@
 extern crate alloc;
 
 mod cbench;
+mod dma;
 mod ipc;
 mod measure;
 mod memsrv;
@@ -45,7 +46,7 @@ const FAULT_PAGES: u64 = 256;
 /// operation, iterations per batch).
 type Bench = (&'static str, fn() -> Result<(u64, u64), Fail>);
 
-const BENCHES: [Bench; 21] = [
+const BENCHES: [Bench; 25] = [
     ("null_syscall", null_syscall),
     ("yield_alone", yield_alone),
     ("fork_exit_wait", fork_exit_wait),
@@ -61,6 +62,10 @@ const BENCHES: [Bench; 21] = [
     ("irq_ping_pong", ipc::irq_ping_pong),
     ("port_in_kernel_device", ipc::port_in_kernel),
     ("attach_detach", ipc::attach_detach),
+    ("export_unexport_1_iommu", dma::iommu_1),
+    ("export_unexport_64_iommu", dma::iommu_64),
+    ("export_unexport_1_physical", dma::physical_1),
+    ("export_unexport_64_physical", dma::physical_64),
     ("time_now_ns", time::now_ns),
     ("time_port_in_timer", time::port_in_timer),
     ("alloc_free_small", memsrv::alloc_free_small),
