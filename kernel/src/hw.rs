@@ -184,7 +184,7 @@ impl Machine for Hw {
     }
 
     fn irq_route(gsi: u32, level: bool, active_low: bool) {
-        ioapic::route(gsi, level, active_low)
+        crate::iommu::ioapic_route(gsi, level, active_low)
     }
 
     fn irq_mask(gsi: u32) {

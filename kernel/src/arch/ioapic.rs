@@ -22,6 +22,8 @@ pub const MAX_GSI: u32 = 64;
 /// One mapped I/O APIC.
 pub struct IoApic {
     base: *mut u32,
+    /// Its APIC id (how the DMAR names it).
+    pub id: u8,
     pub gsi_base: u32,
     pub lines: u32,
 }
@@ -49,6 +51,7 @@ impl IoApic {
         let base = super::paging::map_mmio(info.addr, 4096)? as *mut u32;
         let mut apic = IoApic {
             base,
+            id: info.id,
             gsi_base: info.gsi_base,
             lines: 0,
         };
@@ -103,6 +106,35 @@ pub fn route(gsi: u32, level: bool, active_low: bool) {
             REG_REDIRECTION_BASE + 2 * line + 1,
             super::lapic::id() << 24,
         );
+        a.write(REG_REDIRECTION_BASE + 2 * line, low);
+    });
+}
+
+/// The id of the I/O APIC that has `gsi`.
+pub fn id_of(gsi: u32) -> Option<u8> {
+    let mut id = None;
+    with_line(gsi, |a, _| id = Some(a.id));
+    id
+}
+
+/// Routes `gsi` through interrupt remapping entry `handle` (remappable
+/// format: the entry says the vector and CPU; the vector field must
+/// still be the entry's, for end-of-interrupt matching) and unmasks it.
+pub fn route_remapped(gsi: u32, level: bool, active_low: bool, handle: u16) {
+    with_line(gsi, |a, line| {
+        let mut low = (VECTOR_BASE as u32 + gsi) & 0xff;
+        if level {
+            low |= LEVEL;
+        }
+        if active_low {
+            low |= ACTIVE_LOW;
+        }
+        // Bit 11: handle bit 15; bit 48: remappable format; bits 63:49:
+        // handle bits 14:0.
+        low |= u32::from(handle >> 15) << 11;
+        let high = 1 << 16 | u32::from(handle & 0x7fff) << 17;
+        a.write(REG_REDIRECTION_BASE + 2 * line, low | MASKED);
+        a.write(REG_REDIRECTION_BASE + 2 * line + 1, high);
         a.write(REG_REDIRECTION_BASE + 2 * line, low);
     });
 }

@@ -19,7 +19,7 @@
 mod queue;
 mod remap;
 
-pub use remap::{msi_route, msi_unroute};
+pub use remap::{ioapic_route, msi_route, msi_unroute};
 
 use crate::arch::paging::DirectMap;
 use crate::arch::vtd::Unit;

@@ -18,7 +18,10 @@ use super::queue::{Forget, forget};
 use super::{UNITS, unit_index, with_tables};
 use crate::kprintln;
 use kernel_core::acpi::PciFunction;
-use kernel_core::iommu::irte::{ApicMode, IrTable, remappable_msi};
+use kernel_core::acpi::dmar::ScopeKind;
+use kernel_core::iommu::irte::{
+    ApicMode, Delivery, DestinationMode, IrTable, Irte, Trigger, remappable_msi,
+};
 use kernel_core::machine::MsiRoute;
 
 /// Gives `u` an interrupt remapping table and turns remapping on (it
@@ -98,5 +101,69 @@ pub fn msi_unroute(f: PciFunction, route: &MsiRoute) {
             "[kernel] I/O MMU at {:#x}: entry {handle} kept out of use: {e:?}",
             u.base
         ),
+    }
+}
+
+/// The remapping entry each I/O APIC line uses, by GSI.
+static IOAPIC_ENTRIES: spin::Mutex<[Option<u16>; crate::arch::ioapic::MAX_GSI as usize]> =
+    spin::Mutex::new([None; crate::arch::ioapic::MAX_GSI as usize]);
+
+/// Routes I/O APIC line `gsi` to its kernel vector on the boot CPU:
+/// through a remapping entry that only that I/O APIC may use (its source
+/// id from the DMAR) where a unit remaps its interrupts, since VT-d
+/// hardware blocks the compatibility format once remapping is on; in
+/// compatibility format otherwise.
+pub fn ioapic_route(gsi: u32, level: bool, active_low: bool) {
+    let remapped = ioapic_entry(gsi, level);
+    match remapped {
+        Some(handle) => crate::arch::ioapic::route_remapped(gsi, level, active_low, handle),
+        None => crate::arch::ioapic::route(gsi, level, active_low),
+    }
+}
+
+/// A fresh remapping entry for `gsi` (its old one freed), if its I/O APIC
+/// is behind a unit that remaps.
+fn ioapic_entry(gsi: u32, level: bool) -> Option<u16> {
+    let id = crate::arch::ioapic::id_of(gsi)?;
+    let (drhd, scope) = super::DMAR.get()?.platform_scope(ScopeKind::IoApic, id)?;
+    let f = scope.function(drhd.segment)?;
+    let vector = crate::arch::ioapic::VECTOR_BASE + gsi as u8;
+    let apic = crate::arch::lapic::id() & 0xff;
+    let mut units = UNITS.lock();
+    let u = units
+        .iter_mut()
+        .find(|u| u.base == drhd.register_base && u.ir.is_some())?;
+    let mut entries = IOAPIC_ENTRIES.lock();
+    let slot = entries.get_mut(gsi as usize)?;
+    let entry = Irte {
+        source: (f.bus, f.device << 3 | f.function),
+        vector,
+        destination: apic,
+        delivery: Delivery::Fixed,
+        trigger: if level { Trigger::Level } else { Trigger::Edge },
+        destination_mode: DestinationMode::Physical,
+        redirection_hint: false,
+    };
+    let table = u.ir.as_mut()?;
+    if let Some(old) = slot.take() {
+        // The line is masked while it is rerouted (its owner changed).
+        if let Ok(retired) = with_tables(|mem| table.free(mem, old))
+            && forget(u, Forget::InterruptEntry(old)).is_ok()
+            && let Some(table) = &mut u.ir
+        {
+            table.release(retired);
+        }
+    }
+    let table = u.ir.as_mut()?;
+    match with_tables(|mem| table.alloc_entry(mem, &entry)) {
+        Ok(handle) => {
+            let _ = forget(u, Forget::InterruptEntry(handle));
+            *slot = Some(handle);
+            Some(handle)
+        }
+        Err(e) => {
+            kprintln!("[kernel] I/O APIC line {gsi}: no remapping entry ({e}); routed unremapped");
+            None
+        }
     }
 }
