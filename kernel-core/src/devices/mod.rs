@@ -17,6 +17,8 @@
 
 pub mod calls;
 pub mod dma;
+#[cfg(test)]
+mod dma_tests;
 pub mod hw;
 pub mod kdev;
 pub mod lifecycle;

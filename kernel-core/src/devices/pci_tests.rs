@@ -1,11 +1,8 @@
-//! Claimed PCI functions and DMA exports on the fake machine: the claim's
-//! checks and what it charges, the kernel's ports of a function, bus
-//! mastering that follows the holders, and exports into the function's
-//! I/O MMU domain (every page mapped, each unmap invalidated before
-//! anything is reused, the quarantine of a dead driver's iovas), and
-//! physical-address exports with their page list.
+//! Claimed PCI functions on the fake machine: the claim's checks and what
+//! it charges, the kernel's ports of a function, bus mastering that
+//! follows the holders, DMA faults and MSI-X lines; and the helpers the
+//! DMA tests (`dma_tests`) share.
 
-use super::dma::{EXPORTS_PER_ATTACHMENT, WINDOW_BASE};
 use super::{Device, DeviceId};
 use crate::acpi::PciFunction;
 use crate::fake::pci::{IommuEvent, install_iommu, plug};
@@ -20,24 +17,25 @@ use abi::hw::*;
 use abi::kdev::*;
 use abi::{Error, Sysno};
 
-const EDU_AT: PciFunction = PciFunction::new(0, 0, 3, 0);
-const BUF: u64 = 0x6000_0000_0000;
-const PAGE: u64 = 4096;
-const ALL: u32 = RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_MAP | RIGHT_CLONE;
+pub(super) const EDU_AT: PciFunction = PciFunction::new(0, 0, 3, 0);
+pub(super) const BUF: u64 = 0x6000_0000_0000;
+pub(super) const PAGE: u64 = 4096;
+pub(super) const ALL: u32 =
+    RIGHT_READ | RIGHT_WRITE | RIGHT_DMA | RIGHT_IRQ | RIGHT_MAP | RIGHT_CLONE;
 
-fn poke(k: &mut Kernel<Fake>, va: u64, bytes: &[u8]) {
+pub(super) fn poke(k: &mut Kernel<Fake>, va: u64, bytes: &[u8]) {
     let space = k.current().space.as_mut().unwrap();
     crate::usercopy::copy_to_user::<Fake>(space, va, bytes).unwrap();
 }
 
-fn peek_u64(k: &mut Kernel<Fake>, va: u64) -> u64 {
+pub(super) fn peek_u64(k: &mut Kernel<Fake>, va: u64) -> u64 {
     let space = k.current().space.as_mut().unwrap();
     let mut b = [0u8; 8];
     crate::usercopy::copy_from_user::<Fake>(space, va, &mut b).unwrap();
     u64::from_le_bytes(b)
 }
 
-fn attach(k: &mut Kernel<Fake>, name: &str, rights: u32) -> Result<u64, Error> {
+pub(super) fn attach(k: &mut Kernel<Fake>, name: &str, rights: u32) -> Result<u64, Error> {
     let at = SCRATCH + 0x800;
     poke(k, at, name.as_bytes());
     let r = call(
@@ -51,7 +49,7 @@ fn attach(k: &mut Kernel<Fake>, name: &str, rights: u32) -> Result<u64, Error> {
 
 /// A kernel with an edu function at 00:03.0, optionally behind an I/O
 /// MMU, and init holding platform.
-fn machine(iommu: bool) -> (Kernel<Fake>, u64) {
+pub(super) fn machine(iommu: bool) -> (Kernel<Fake>, u64) {
     let mut k = boot();
     k.devices.reserved = Some(Reserved {
         ports: vec![(0xcf8, 0xd00)],
@@ -69,7 +67,12 @@ fn machine(iommu: bool) -> (Kernel<Fake>, u64) {
 }
 
 /// Asks platform to claim `f` as `name`.
-fn claim(k: &mut Kernel<Fake>, plat: u64, name: &str, f: PciFunction) -> Result<(), Error> {
+pub(super) fn claim(
+    k: &mut Kernel<Fake>,
+    plat: u64,
+    name: &str,
+    f: PciFunction,
+) -> Result<(), Error> {
     let mut spec = PciClaimSpec {
         name_len: name.len() as u32,
         segment: f.segment,
@@ -105,16 +108,22 @@ fn claim(k: &mut Kernel<Fake>, plat: u64, name: &str, f: PciFunction) -> Result<
     Error::decode(r.unwrap()).map(|_| ())
 }
 
-fn port_in(k: &mut Kernel<Fake>, h: u64, port: u32, size: u64) -> Result<u64, Error> {
+pub(super) fn port_in(k: &mut Kernel<Fake>, h: u64, port: u32, size: u64) -> Result<u64, Error> {
     Error::decode(call(k, Sysno::PortIn, [h, u64::from(port), size, 0, 0, 0]).unwrap())
         .map(|v| v as u64)
 }
 
-fn port_out(k: &mut Kernel<Fake>, h: u64, port: u32, size: u64, v: u64) -> Result<(), Error> {
+pub(super) fn port_out(
+    k: &mut Kernel<Fake>,
+    h: u64,
+    port: u32,
+    size: u64,
+    v: u64,
+) -> Result<(), Error> {
     Error::decode(call(k, Sysno::PortOut, [h, u64::from(port), size, v, 0, 0]).unwrap()).map(|_| ())
 }
 
-fn export(
+pub(super) fn export(
     k: &mut Kernel<Fake>,
     h: u64,
     va: u64,
@@ -126,20 +135,20 @@ fn export(
         .map(|v| v as u64)
 }
 
-fn unexport(k: &mut Kernel<Fake>, h: u64, iova: u64) -> Result<(), Error> {
+pub(super) fn unexport(k: &mut Kernel<Fake>, h: u64, iova: u64) -> Result<(), Error> {
     Error::decode(call(k, Sysno::Unexport, [h, iova, 0, 0, 0, 0]).unwrap()).map(|_| ())
 }
 
-fn map(k: &mut Kernel<Fake>, va: u64, len: u64, prot: u64) {
+pub(super) fn map(k: &mut Kernel<Fake>, va: u64, len: u64, prot: u64) {
     assert_eq!(call(k, Sysno::VmMap, [va, len, prot, 0, 0, 0]), Some(0));
 }
 
-fn edu_id(k: &mut Kernel<Fake>) -> DeviceId {
+pub(super) fn edu_id(k: &mut Kernel<Fake>) -> DeviceId {
     k.devices.lookup("edu").unwrap()
 }
 
 /// What the domain of `dev` maps at `iova`.
-fn translate(k: &mut Kernel<Fake>, dev: DeviceId, iova: u64) -> Option<(u64, Access)> {
+pub(super) fn translate(k: &mut Kernel<Fake>, dev: DeviceId, iova: u64) -> Option<(u64, Access)> {
     let Ok(Device::Hardware(h)) = k.devices.get(dev) else {
         panic!("not hardware");
     };
@@ -147,11 +156,11 @@ fn translate(k: &mut Kernel<Fake>, dev: DeviceId, iova: u64) -> Option<(u64, Acc
     crate::fake::pci::with_tables(|mem| d.domain.translate(mem, iova)).map(|(f, a)| (f.addr(), a))
 }
 
-fn command(f: PciFunction) -> u16 {
+pub(super) fn command(f: PciFunction) -> u16 {
     fake::with(|s| s.pci.get(&f).unwrap().peek(4, 2) as u16)
 }
 
-fn events() -> Vec<IommuEvent> {
+pub(super) fn events() -> Vec<IommuEvent> {
     fake::with(|s| s.iommu.as_ref().unwrap().events.clone())
 }
 
@@ -298,187 +307,6 @@ fn the_kernels_ports_of_a_function() {
         Some(child as isize)
     );
     assert_eq!(command(EDU_AT) & 0x4, 0, "no holder, no bus mastering");
-}
-
-#[test]
-fn a_translated_export_maps_every_page_and_unexport_invalidates_first() {
-    let (mut k, plat) = machine(true);
-    claim(&mut k, plat, "edu", EDU_AT).unwrap();
-    let dev = edu_id(&mut k);
-    let h = attach(&mut k, "edu", ALL).unwrap();
-    map(&mut k, BUF, 4 * PAGE, 3);
-    let iova = export(&mut k, h, BUF + 8, 3 * PAGE, 0, (0, 0)).unwrap();
-    assert_eq!(iova, WINDOW_BASE + 8);
-    // Four pages (the range runs 8 bytes into the fourth), each mapped
-    // read-write at consecutive iovas.
-    for i in 0..4 {
-        let (frame, access) = translate(&mut k, dev, WINDOW_BASE + i * PAGE).expect("mapped");
-        let space = k.current().space.as_mut().unwrap();
-        let want = crate::machine::AddressSpace::lookup(space, BUF + i * PAGE).unwrap()
-            & !0xfff
-            & ((1 << 52) - 1);
-        assert_eq!(frame, want);
-        assert_eq!(access, Access::READ | Access::WRITE);
-    }
-    assert_eq!(translate(&mut k, dev, WINDOW_BASE + 4 * PAGE), None);
-    let ro = export(&mut k, h, BUF, 16, EXPORT_DEVICE_READS_ONLY, (0, 0)).unwrap();
-    assert_eq!(
-        translate(&mut k, dev, ro & !0xfff).map(|t| t.1),
-        Some(Access::READ)
-    );
-    // Unexport names the iova exactly; the flush covers all four pages.
-    assert_eq!(unexport(&mut k, h, iova - 8), Err(Error::NotFound));
-    let before = events().len();
-    assert_eq!(unexport(&mut k, h, iova), Ok(()));
-    assert_eq!(translate(&mut k, dev, WINDOW_BASE), None);
-    let flushes: Vec<_> = events()[before..].to_vec();
-    assert!(
-        matches!(flushes.as_slice(), [IommuEvent::Flush { range: (a, b), .. }] if *a == WINDOW_BASE && *b == WINDOW_BASE + 4 * PAGE),
-        "{flushes:?}"
-    );
-    // The pages are no longer wired: they can be unmapped.
-    assert_eq!(unexport(&mut k, h, ro), Ok(()));
-    assert_eq!(
-        call(&mut k, Sysno::VmUnmap, [BUF, 4 * PAGE, 0, 0, 0, 0]),
-        Some(0)
-    );
-}
-
-#[test]
-fn a_failed_export_leaves_nothing_wired_or_mapped() {
-    let (mut k, plat) = machine(true);
-    claim(&mut k, plat, "edu", EDU_AT).unwrap();
-    let dev = edu_id(&mut k);
-    let h = attach(&mut k, "edu", ALL).unwrap();
-    map(&mut k, BUF, 2 * PAGE, 3);
-    map(&mut k, BUF + 3 * PAGE, PAGE, 1); // read-only, after a hole
-    assert_eq!(
-        export(&mut k, h, BUF, 3 * PAGE, 0, (0, 0)),
-        Err(Error::BadAddress)
-    );
-    assert_eq!(translate(&mut k, dev, WINDOW_BASE), None);
-    assert_eq!(
-        export(&mut k, h, BUF + 3 * PAGE, 8, 0, (0, 0)),
-        Err(Error::AccessDenied)
-    );
-    assert_eq!(
-        export(&mut k, h, BUF + 3 * PAGE, 8, 2, (0, 0)),
-        Err(Error::InvalidArgument)
-    );
-    assert_eq!(
-        call(&mut k, Sysno::VmUnmap, [BUF, 2 * PAGE, 0, 0, 0, 0]),
-        Some(0),
-        "nothing wired"
-    );
-    // The iovas of the failed export were given back: the next starts at
-    // the window's base.
-    assert_eq!(
-        export(
-            &mut k,
-            h,
-            BUF + 3 * PAGE,
-            8,
-            EXPORT_DEVICE_READS_ONLY,
-            (0, 0)
-        ),
-        Ok(WINDOW_BASE)
-    );
-    // Per attachment, a fixed number of ranges.
-    for _ in 1..EXPORTS_PER_ATTACHMENT {
-        export(
-            &mut k,
-            h,
-            BUF + 3 * PAGE,
-            8,
-            EXPORT_DEVICE_READS_ONLY,
-            (0, 0),
-        )
-        .unwrap();
-    }
-    assert_eq!(
-        export(
-            &mut k,
-            h,
-            BUF + 3 * PAGE,
-            8,
-            EXPORT_DEVICE_READS_ONLY,
-            (0, 0)
-        ),
-        Err(Error::LimitReached)
-    );
-}
-
-#[test]
-fn a_dead_drivers_iovas_are_quarantined_and_its_pages_freed() {
-    let (mut k, plat) = machine(true);
-    claim(&mut k, plat, "edu", EDU_AT).unwrap();
-    let dev = edu_id(&mut k);
-    let free_before = fake::with(|s| s.used());
-    let child = fork(&mut k);
-    assert_eq!(
-        call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
-        None
-    );
-    assert_eq!(k.current_pid(), child);
-    let h = attach(&mut k, "edu", ALL).unwrap();
-    map(&mut k, BUF, 2 * PAGE, 3);
-    let iova = export(&mut k, h, BUF, 2 * PAGE, 0, (0, 0)).unwrap();
-    assert!(translate(&mut k, dev, iova).is_some());
-    assert_eq!(call(&mut k, Sysno::Exit, [0, 0, 0, 0, 0, 0]), None);
-    assert_eq!(
-        call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
-        Some(child as isize)
-    );
-    // Unmapped (invalidated) and the frames went back; bus mastering off;
-    // the two iovas stay out of use until the platform holder releases.
-    assert_eq!(translate(&mut k, dev, iova), None);
-    assert_eq!(command(EDU_AT) & 0x4, 0);
-    assert_eq!(port_in(&mut k, plat, PLATFORM_PORT_QUARANTINED, 8), Ok(2));
-    assert_eq!(fake::with(|s| s.used()), free_before);
-    let h = attach(&mut k, "edu", ALL).unwrap();
-    map(&mut k, BUF, PAGE, 3);
-    assert_eq!(
-        export(&mut k, h, BUF, 8, 0, (0, 0)),
-        Ok(WINDOW_BASE + 2 * PAGE)
-    );
-    let _ = (h, peek_u64);
-}
-
-#[test]
-fn without_an_iommu_exports_list_physical_pages() {
-    let (mut k, plat) = machine(false);
-    claim(&mut k, plat, "edu", EDU_AT).unwrap();
-    let h = attach(&mut k, "edu", ALL).unwrap();
-    assert_eq!(port_in(&mut k, h, HW_PORT_PCI_IOMMU, 8), Ok(0));
-    map(&mut k, BUF, 3 * PAGE, 3);
-    let list = SCRATCH + 0x400;
-    // More than a page needs a list with room for every page.
-    assert_eq!(
-        export(&mut k, h, BUF, 3 * PAGE, 0, (0, 0)),
-        Err(Error::InvalidArgument)
-    );
-    assert_eq!(
-        export(&mut k, h, BUF, 3 * PAGE, 0, (list, 16)),
-        Err(Error::InvalidArgument)
-    );
-    let first = export(&mut k, h, BUF + 16, 2 * PAGE, 0, (list, 24)).unwrap();
-    for i in 0..3 {
-        let space = k.current().space.as_mut().unwrap();
-        let want = crate::machine::AddressSpace::lookup(space, BUF + i * PAGE).unwrap()
-            & 0x000f_ffff_ffff_f000;
-        assert_eq!(peek_u64(&mut k, list + 8 * i), want, "page {i}");
-    }
-    assert_eq!(first, peek_u64(&mut k, list) + 16);
-    // A list the kernel cannot write: nothing stays wired.
-    assert_eq!(
-        export(&mut k, h, BUF, 2 * PAGE, 0, (0x7000_0000_0000, 16)),
-        Err(Error::BadAddress)
-    );
-    assert_eq!(unexport(&mut k, h, first), Ok(()));
-    assert_eq!(
-        call(&mut k, Sysno::VmUnmap, [BUF, 3 * PAGE, 0, 0, 0, 0]),
-        Some(0)
-    );
 }
 
 fn fault_at(iova: u64, write: bool) -> crate::iommu::fault::FaultRecord {

@@ -28,6 +28,7 @@ mod t_mem;
 mod t_memserver;
 mod t_names;
 mod t_pci;
+mod t_pci_irq;
 mod t_proc;
 mod t_procs;
 mod t_server;

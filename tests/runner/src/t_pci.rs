@@ -18,8 +18,8 @@ use libmh::pci::{self, Address, Bar, Function};
 use libmh::timer::rdtsc;
 use libmh::{process, vm};
 
-const EDU: &str = "t-edu";
-const ALL: u32 = dev::RIGHT_READ
+pub(crate) const EDU: &str = "t-edu";
+pub(crate) const ALL: u32 = dev::RIGHT_READ
     | dev::RIGHT_WRITE
     | dev::RIGHT_DMA
     | dev::RIGHT_IRQ
@@ -28,13 +28,13 @@ const ALL: u32 = dev::RIGHT_READ
 /// Where the tests map edu's registers and their buffers.
 const REGS: u64 = 0x5400_0000_0000;
 const BUFS: u64 = 0x5400_0010_0000;
-const PAGE: u64 = 4096;
+pub(crate) const PAGE: u64 = 4096;
 /// The vector the tests take DMA faults on.
-const FAULT_VECTOR: u32 = 41;
+pub(crate) const FAULT_VECTOR: u32 = 41;
 /// The vector the tests take edu's MSI on.
-const MSI_VECTOR: u32 = 42;
+pub(crate) const MSI_VECTOR: u32 = 42;
 /// A vector no line is mapped to, which a forgery would have to raise.
-const FORGED_VECTOR: u32 = 43;
+pub(crate) const FORGED_VECTOR: u32 = 43;
 
 /// edu's registers (offsets in BAR 0).
 const EDU_ID: usize = 0x00;
@@ -46,32 +46,32 @@ const EDU_DMA_CMD: usize = 0x98;
 const EDU_CMD_START: u64 = 1;
 const EDU_CMD_TO_RAM: u64 = 2;
 /// edu's buffer, in its own address space.
-const EDU_BUFFER: u64 = 0x4_0000;
+pub(crate) const EDU_BUFFER: u64 = 0x4_0000;
 /// Bytes per DMA: QEMU 7.2's edu stops the machine for a transfer that
 /// fills its whole 4 KiB buffer (an off-by-one in its range check), so
 /// the tests move half pages.
 const DMA: u64 = 2048;
 const DMA_BYTES: usize = DMA as usize;
 
-fn fail(e: Error) -> Fail {
+pub(crate) fn fail(e: Error) -> Fail {
     Fail::new(format_args!("{e}"))
 }
 
-fn reg32(at: usize) -> *mut u32 {
+pub(crate) fn reg32(at: usize) -> *mut u32 {
     (REGS as usize + at) as *mut u32
 }
 
-fn reg64(at: usize) -> *mut u64 {
+pub(crate) fn reg64(at: usize) -> *mut u64 {
     (REGS as usize + at) as *mut u64
 }
 
 /// The edu function's registers, mapped at `REGS`.
-struct Edu {
-    h: Handle,
+pub(crate) struct Edu {
+    pub(crate) h: Handle,
 }
 
 impl Edu {
-    fn open() -> Result<Edu, Fail> {
+    pub(crate) fn open() -> Result<Edu, Fail> {
         let h = dev::attach(REGISTRY, EDU, ALL).map_err(fail)?;
         let Bar::Mem { base, .. } = Function(h).bar(0).map_err(fail)? else {
             return Err(Fail::new(format_args!("edu's BAR 0 is not memory")));
@@ -80,13 +80,13 @@ impl Edu {
         Ok(Edu { h })
     }
 
-    fn close(self) -> Result<(), Fail> {
+    pub(crate) fn close(self) -> Result<(), Fail> {
         self.h.iounmap(REGS, PAGE).map_err(fail)?;
         self.h.detach().map_err(fail)
     }
 
     /// Runs one DMA of `len` bytes and waits for edu to finish it.
-    fn dma(&self, src: u64, dst: u64, len: u64, to_ram: bool) -> Result<(), Fail> {
+    pub(crate) fn dma(&self, src: u64, dst: u64, len: u64, to_ram: bool) -> Result<(), Fail> {
         // SAFETY: REGS maps edu's register page (iomap above); the
         // registers take 8-byte accesses from 0x80 on.
         unsafe {
@@ -111,14 +111,14 @@ impl Edu {
 
     /// Copies `DMA` bytes from RAM at `src` into edu and back out to
     /// `dst`.
-    fn copy(&self, src: u64, dst: u64) -> Result<(), Fail> {
+    pub(crate) fn copy(&self, src: u64, dst: u64) -> Result<(), Fail> {
         self.dma(src, EDU_BUFFER, DMA, false)?;
         self.dma(EDU_BUFFER, dst, DMA, true)
     }
 }
 
 /// `pages` fresh pages at BUFS + `at`, each filled with its own byte.
-fn buffers(at: u64, pages: u64, fill: u8) -> Result<&'static mut [u8], Fail> {
+pub(crate) fn buffers(at: u64, pages: u64, fill: u8) -> Result<&'static mut [u8], Fail> {
     let va = BUFS + at;
     vm::map(va, pages * PAGE, vm::PROT_RW).map_err(fail)?;
     // SAFETY: just mapped read-write, and only this slice names it.
@@ -129,7 +129,7 @@ fn buffers(at: u64, pages: u64, fill: u8) -> Result<&'static mut [u8], Fail> {
     Ok(b)
 }
 
-fn unmap(at: u64, pages: u64) -> Result<(), Fail> {
+pub(crate) fn unmap(at: u64, pages: u64) -> Result<(), Fail> {
     vm::unmap(BUFS + at, pages * PAGE).map_err(fail)
 }
 
@@ -351,128 +351,7 @@ pub fn run(s: &mut Suite) {
         e.close()
     });
 
-    s.run("dma_faults_are_reported_to_the_driver", || {
-        let e = Edu::open()?;
-        let f = Function(e.h);
-        let b = buffers(0, 1, 0x42)?;
-        let ib = e.h.export(b).map_err(fail)?;
-        ensure_eq!(
-            e.h.irq_map(abi::hw::HW_LINE_DMA_FAULT, FAULT_VECTOR),
-            Ok(())
-        );
-        let before = f.dma_faults().map_err(fail)?;
-        // A write to an iova nothing is mapped at.
-        let target = ib + 40 * PAGE;
-        e.copy(ib, target + 0x10)?;
-        let got = process::irq_wait(1 << FAULT_VECTOR).map_err(fail)?;
-        ensure_eq!(got & (1 << FAULT_VECTOR), 1 << FAULT_VECTOR);
-        ensure!(f.dma_faults().map_err(fail)? > before, "no fault counted");
-        let newest = f.dma_fault(0).map_err(fail)?;
-        let Some((iova, reason, write)) = newest else {
-            return Err(Fail::new(format_args!("no fault record")));
-        };
-        ensure_eq!((iova, write), (target, true));
-        ensure!(reason != 0, "no reason");
-        // A read of one: the newest record says read.
-        e.copy(target, ib)?;
-        let newest = f.dma_fault(0).map_err(fail)?.map(|(i, _, w)| (i, w));
-        ensure_eq!(newest, Some((target, false)));
-        ensure_eq!(
-            f.dma_fault(abi::hw::HW_DMA_FAULT_RECORDS),
-            Err(Error::InvalidArgument)
-        );
-        // Only one handle hears the faults.
-        let other = dev::attach(REGISTRY, EDU, ALL).map_err(fail)?;
-        ensure_eq!(
-            other.irq_map(abi::hw::HW_LINE_DMA_FAULT, FAULT_VECTOR),
-            Err(Error::Busy)
-        );
-        ensure_eq!(other.detach(), Ok(()));
-        ensure_eq!(e.h.unexport(ib), Ok(()));
-        unmap(0, 1)?;
-        e.close()
-    });
-
-    s.run("msi_is_delivered_to_the_line_owner", || {
-        let e = Edu::open()?;
-        let f = Function(e.h);
-        ensure_eq!(e.h.info().map(|i| i.irq_lines), Ok(1));
-        ensure_eq!(e.h.irq_map(1, MSI_VECTOR), Err(Error::InvalidArgument));
-        ensure_eq!(e.h.irq_ack(0), Err(Error::NotFound));
-        ensure_eq!(e.h.irq_map(0, MSI_VECTOR), Ok(()));
-        // The kernel programmed and enabled edu's MSI capability (at
-        // 0x40): an address in the interrupt window.
-        let control = f.config_read(0x42, 2).map_err(fail)?;
-        let address = f.config_read(0x44, 4).map_err(fail)?;
-        ensure!(
-            control & 1 == 1 && address >> 20 == 0xfee,
-            "MSI control {control:#x} address {address:#x}"
-        );
-        let other = dev::attach(REGISTRY, EDU, ALL).map_err(fail)?;
-        ensure_eq!(other.irq_map(0, MSI_VECTOR), Err(Error::Busy));
-        ensure_eq!(other.irq_ack(0), Err(Error::NotFound));
-        for round in 0..3u32 {
-            // SAFETY: REGS maps edu's registers: 0x60 raises its
-            // interrupt, 0x64 acknowledges it.
-            unsafe { reg32(0x60).write_volatile(1 << round) };
-            let got = process::irq_wait(1 << MSI_VECTOR).map_err(fail)?;
-            ensure_eq!(got, 1 << MSI_VECTOR);
-            // SAFETY: as above.
-            unsafe { reg32(0x64).write_volatile(1 << round) };
-            ensure_eq!(e.h.irq_ack(0), Ok(()));
-        }
-        // The owner's handle gone, the message is off.
-        e.close()?;
-        let f = Function(other);
-        ensure_eq!(f.config_read(0x42, 2).map(|c| c & 1), Ok(0));
-        ensure_eq!(other.detach(), Ok(()));
-        Ok(())
-    });
-
-    s.run(
-        "a_driver_cannot_forge_interrupts_through_absent_entries",
-        || {
-            let e = Edu::open()?;
-            let f = Function(e.h);
-            ensure_eq!(e.h.irq_map(0, MSI_VECTOR), Ok(()));
-            let address = f.config_read(0x44, 4).map_err(fail)?;
-            ensure!(
-                address & 0x10 != 0,
-                "edu's message {address:#x} is not remapped"
-            );
-            let own = (address >> 5) & 0x7fff;
-            let zeros = buffers(0, 1, 0)?;
-            zeros.fill(0);
-            let iz = e.h.export(zeros).map_err(fail)?;
-            e.dma(iz, EDU_BUFFER, 4, false)?;
-            let forge = |handle: u32| {
-                e.dma(
-                    EDU_BUFFER,
-                    0xfee0_0000 | u64::from(handle) << 5 | 0x18,
-                    4,
-                    true,
-                )
-            };
-            // The path works: a DMA write of edu's own message raises its own
-            // vector (so the refusals below are the kernel's tables at work).
-            forge(own)?;
-            ensure_eq!(process::irq_wait(1 << MSI_VECTOR), Ok(1 << MSI_VECTOR));
-            // Entries no one was given are not present: nothing arrives. Then
-            // a real interrupt of edu's shows only its own vector was raised.
-            for handle in [own + 1, own + 7, 200, 255, 256, 0x7fff] {
-                forge(handle)?;
-            }
-            // SAFETY: REGS maps edu's registers (0x60 raises, 0x64 acks).
-            unsafe { reg32(0x60).write_volatile(1) };
-            let got = process::irq_wait(1 << MSI_VECTOR | 1 << FORGED_VECTOR).map_err(fail)?;
-            // SAFETY: as above.
-            unsafe { reg32(0x64).write_volatile(1) };
-            ensure_eq!(got, 1 << MSI_VECTOR);
-            ensure_eq!(e.h.unexport(iz), Ok(()));
-            unmap(0, 1)?;
-            e.close()
-        },
-    );
+    crate::t_pci_irq::run(s);
 
     s.run("a_multi_page_export_is_one_iova_range", || {
         let e = Edu::open()?;

@@ -1,0 +1,196 @@
+//! DMA exports to hardware devices on the fake machine: exports into a
+//! claimed function's I/O MMU domain (every page mapped, each unmap
+//! invalidated before anything is reused, a failed export undone, the
+//! quarantine of a dead driver's iovas) and physical-address exports
+//! with their page list.
+
+use super::dma::{EXPORTS_PER_ATTACHMENT, WINDOW_BASE};
+use super::pci_tests::*;
+use crate::fake;
+use crate::fake::pci::IommuEvent;
+use crate::iommu::Access;
+use crate::kernel::tests::{SCRATCH, call, fork};
+use abi::hw::*;
+use abi::kdev::*;
+use abi::{Error, Sysno};
+
+#[test]
+fn a_translated_export_maps_every_page_and_unexport_invalidates_first() {
+    let (mut k, plat) = machine(true);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let dev = edu_id(&mut k);
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    map(&mut k, BUF, 4 * PAGE, 3);
+    let iova = export(&mut k, h, BUF + 8, 3 * PAGE, 0, (0, 0)).unwrap();
+    assert_eq!(iova, WINDOW_BASE + 8);
+    // Four pages (the range runs 8 bytes into the fourth), each mapped
+    // read-write at consecutive iovas.
+    for i in 0..4 {
+        let (frame, access) = translate(&mut k, dev, WINDOW_BASE + i * PAGE).expect("mapped");
+        let space = k.current().space.as_mut().unwrap();
+        let want = crate::machine::AddressSpace::lookup(space, BUF + i * PAGE).unwrap()
+            & !0xfff
+            & ((1 << 52) - 1);
+        assert_eq!(frame, want);
+        assert_eq!(access, Access::READ | Access::WRITE);
+    }
+    assert_eq!(translate(&mut k, dev, WINDOW_BASE + 4 * PAGE), None);
+    let ro = export(&mut k, h, BUF, 16, EXPORT_DEVICE_READS_ONLY, (0, 0)).unwrap();
+    assert_eq!(
+        translate(&mut k, dev, ro & !0xfff).map(|t| t.1),
+        Some(Access::READ)
+    );
+    // Unexport names the iova exactly; the flush covers all four pages.
+    assert_eq!(unexport(&mut k, h, iova - 8), Err(Error::NotFound));
+    let before = events().len();
+    assert_eq!(unexport(&mut k, h, iova), Ok(()));
+    assert_eq!(translate(&mut k, dev, WINDOW_BASE), None);
+    let flushes: Vec<_> = events()[before..].to_vec();
+    assert!(
+        matches!(flushes.as_slice(), [IommuEvent::Flush { range: (a, b), .. }] if *a == WINDOW_BASE && *b == WINDOW_BASE + 4 * PAGE),
+        "{flushes:?}"
+    );
+    // The pages are no longer wired: they can be unmapped.
+    assert_eq!(unexport(&mut k, h, ro), Ok(()));
+    assert_eq!(
+        call(&mut k, Sysno::VmUnmap, [BUF, 4 * PAGE, 0, 0, 0, 0]),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_failed_export_leaves_nothing_wired_or_mapped() {
+    let (mut k, plat) = machine(true);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let dev = edu_id(&mut k);
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    map(&mut k, BUF, 2 * PAGE, 3);
+    map(&mut k, BUF + 3 * PAGE, PAGE, 1); // read-only, after a hole
+    assert_eq!(
+        export(&mut k, h, BUF, 3 * PAGE, 0, (0, 0)),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(translate(&mut k, dev, WINDOW_BASE), None);
+    assert_eq!(
+        export(&mut k, h, BUF + 3 * PAGE, 8, 0, (0, 0)),
+        Err(Error::AccessDenied)
+    );
+    assert_eq!(
+        export(&mut k, h, BUF + 3 * PAGE, 8, 2, (0, 0)),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        call(&mut k, Sysno::VmUnmap, [BUF, 2 * PAGE, 0, 0, 0, 0]),
+        Some(0),
+        "nothing wired"
+    );
+    // The iovas of the failed export were given back: the next starts at
+    // the window's base.
+    assert_eq!(
+        export(
+            &mut k,
+            h,
+            BUF + 3 * PAGE,
+            8,
+            EXPORT_DEVICE_READS_ONLY,
+            (0, 0)
+        ),
+        Ok(WINDOW_BASE)
+    );
+    // Per attachment, a fixed number of ranges.
+    for _ in 1..EXPORTS_PER_ATTACHMENT {
+        export(
+            &mut k,
+            h,
+            BUF + 3 * PAGE,
+            8,
+            EXPORT_DEVICE_READS_ONLY,
+            (0, 0),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        export(
+            &mut k,
+            h,
+            BUF + 3 * PAGE,
+            8,
+            EXPORT_DEVICE_READS_ONLY,
+            (0, 0)
+        ),
+        Err(Error::LimitReached)
+    );
+}
+
+#[test]
+fn a_dead_drivers_iovas_are_quarantined_and_its_pages_freed() {
+    let (mut k, plat) = machine(true);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let dev = edu_id(&mut k);
+    let free_before = fake::with(|s| s.used());
+    let child = fork(&mut k);
+    assert_eq!(
+        call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+        None
+    );
+    assert_eq!(k.current_pid(), child);
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    map(&mut k, BUF, 2 * PAGE, 3);
+    let iova = export(&mut k, h, BUF, 2 * PAGE, 0, (0, 0)).unwrap();
+    assert!(translate(&mut k, dev, iova).is_some());
+    assert_eq!(call(&mut k, Sysno::Exit, [0, 0, 0, 0, 0, 0]), None);
+    assert_eq!(
+        call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
+        Some(child as isize)
+    );
+    // Unmapped (invalidated) and the frames went back; bus mastering off;
+    // the two iovas stay out of use until the platform holder releases.
+    assert_eq!(translate(&mut k, dev, iova), None);
+    assert_eq!(command(EDU_AT) & 0x4, 0);
+    assert_eq!(port_in(&mut k, plat, PLATFORM_PORT_QUARANTINED, 8), Ok(2));
+    assert_eq!(fake::with(|s| s.used()), free_before);
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    map(&mut k, BUF, PAGE, 3);
+    assert_eq!(
+        export(&mut k, h, BUF, 8, 0, (0, 0)),
+        Ok(WINDOW_BASE + 2 * PAGE)
+    );
+    let _ = (h, peek_u64);
+}
+
+#[test]
+fn without_an_iommu_exports_list_physical_pages() {
+    let (mut k, plat) = machine(false);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    assert_eq!(port_in(&mut k, h, HW_PORT_PCI_IOMMU, 8), Ok(0));
+    map(&mut k, BUF, 3 * PAGE, 3);
+    let list = SCRATCH + 0x400;
+    // More than a page needs a list with room for every page.
+    assert_eq!(
+        export(&mut k, h, BUF, 3 * PAGE, 0, (0, 0)),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        export(&mut k, h, BUF, 3 * PAGE, 0, (list, 16)),
+        Err(Error::InvalidArgument)
+    );
+    let first = export(&mut k, h, BUF + 16, 2 * PAGE, 0, (list, 24)).unwrap();
+    for i in 0..3 {
+        let space = k.current().space.as_mut().unwrap();
+        let want = crate::machine::AddressSpace::lookup(space, BUF + i * PAGE).unwrap()
+            & 0x000f_ffff_ffff_f000;
+        assert_eq!(peek_u64(&mut k, list + 8 * i), want, "page {i}");
+    }
+    assert_eq!(first, peek_u64(&mut k, list) + 16);
+    // A list the kernel cannot write: nothing stays wired.
+    assert_eq!(
+        export(&mut k, h, BUF, 2 * PAGE, 0, (0x7000_0000_0000, 16)),
+        Err(Error::BadAddress)
+    );
+    assert_eq!(unexport(&mut k, h, first), Ok(()));
+    assert_eq!(
+        call(&mut k, Sysno::VmUnmap, [BUF, 3 * PAGE, 0, 0, 0, 0]),
+        Some(0)
+    );
+}
