@@ -34,10 +34,10 @@ const _: () = assert!(ioapic::MAX_GSI as usize == kernel_core::devices::IRQ_LINE
 impl Machine for Hw {
     type Space = PageTable;
     type Frame = TrapFrame;
-    type Config = crate::pci::Ecam;
+    type Config = crate::pci::Config;
     type IoTables = crate::iommu::IoMemory;
 
-    fn pci_config(f: PciFunction) -> Option<crate::pci::Ecam> {
+    fn pci_config(f: PciFunction) -> Option<crate::pci::Config> {
         crate::pci::config(f)
     }
 

@@ -100,9 +100,7 @@ extern "C" fn kmain() -> ! {
     if let Some(dmar) = &tables.dmar {
         iommu::init(dmar);
     }
-    if let Some(mcfg) = &tables.mcfg {
-        pci::survey(mcfg);
-    }
+    pci::survey(tables.mcfg.as_ref());
     let timer = match lapic::init(lapic_addr) {
         Ok(t) => t,
         Err(e) => panic!("cannot map the local APIC: {e:?}"),

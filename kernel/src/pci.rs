@@ -1,6 +1,8 @@
-//! PCI Express functions as the kernel sees them: configuration space
-//! through the ECAM windows the ACPI MCFG gives, read with
-//! `kernel_core::pci`'s checked logic. At boot the kernel surveys the
+//! PCI functions as the kernel sees them: configuration space through
+//! the ECAM windows the ACPI MCFG gives or, on a board without them
+//! (QEMU's `pc`), through configuration mechanism 1 (ports 0xCF8/0xCFC,
+//! the first 256 bytes only), read with `kernel_core::pci`'s checked
+//! logic. At boot the kernel surveys the
 //! first bus of each window and logs each endpoint with its BARs and
 //! interrupt capabilities; afterwards [`config`] reaches any function the
 //! windows cover, for claims and for drivers' mediated accesses.
@@ -12,6 +14,7 @@
 //! inconsistently is reported and left alone.
 
 use crate::arch::paging;
+use crate::arch::pcicfg::PortConfig;
 use crate::kprintln;
 use kernel_core::acpi::PciFunction;
 use kernel_core::acpi::mcfg::Mcfg;
@@ -21,9 +24,64 @@ use kernel_core::pci::config::ConfigSpace;
 /// The firmware's windows, kept for claims.
 static MCFG: spin::Once<Mcfg> = spin::Once::new();
 
-/// The configuration space of `f`, if a window covers it.
-pub fn config(f: PciFunction) -> Option<Ecam> {
-    Ecam::map(MCFG.get()?, f)
+/// A function's configuration space, by whichever mechanism the board
+/// has.
+pub enum Config {
+    Ecam(Ecam),
+    Ports(PortConfig),
+}
+
+/// The configuration space of `f`: through ECAM if the firmware gave
+/// windows (then only where one covers `f`), else through the ports
+/// (segment 0 only).
+pub fn config(f: PciFunction) -> Option<Config> {
+    if !f.is_valid() {
+        return None;
+    }
+    match MCFG.get() {
+        Some(mcfg) => Ecam::map(mcfg, f).map(Config::Ecam),
+        None if f.segment == 0 => Some(Config::Ports(PortConfig::new(f.bus, f.device, f.function))),
+        None => None,
+    }
+}
+
+impl ConfigSpace for Config {
+    fn read8(&mut self, offset: u16) -> u8 {
+        match self {
+            Config::Ecam(c) => c.read8(offset),
+            Config::Ports(c) => c.read8(offset),
+        }
+    }
+    fn read16(&mut self, offset: u16) -> u16 {
+        match self {
+            Config::Ecam(c) => c.read16(offset),
+            Config::Ports(c) => c.read16(offset),
+        }
+    }
+    fn read32(&mut self, offset: u16) -> u32 {
+        match self {
+            Config::Ecam(c) => c.read32(offset),
+            Config::Ports(c) => c.read32(offset),
+        }
+    }
+    fn write8(&mut self, offset: u16, value: u8) {
+        match self {
+            Config::Ecam(c) => c.write8(offset, value),
+            Config::Ports(c) => c.write8(offset, value),
+        }
+    }
+    fn write16(&mut self, offset: u16, value: u16) {
+        match self {
+            Config::Ecam(c) => c.write16(offset, value),
+            Config::Ports(c) => c.write16(offset, value),
+        }
+    }
+    fn write32(&mut self, offset: u16, value: u32) {
+        match self {
+            Config::Ecam(c) => c.write32(offset, value),
+            Config::Ports(c) => c.write32(offset, value),
+        }
+    }
 }
 
 /// One function's 4 KiB of configuration space, mapped.
@@ -76,14 +134,25 @@ impl ConfigSpace for Ecam {
     }
 }
 
-/// Logs every endpoint on the first bus of each ECAM window.
-pub fn survey(mcfg: &Mcfg) {
-    let mcfg = MCFG.call_once(|| mcfg.clone());
-    for window in &mcfg.allocations {
+/// Logs every endpoint on the first bus of each ECAM window, or, without
+/// windows (`mcfg` `None`), on bus 0 through the ports.
+pub fn survey(mcfg: Option<&Mcfg>) {
+    let firsts: arrayvec::ArrayVec<(u16, u8), 16> = match mcfg {
+        Some(m) => {
+            let m = MCFG.call_once(|| m.clone());
+            m.allocations
+                .iter()
+                .take(16)
+                .map(|w| (w.segment, w.start_bus))
+                .collect()
+        }
+        None => [(0, 0)].into_iter().collect(),
+    };
+    for (segment, bus) in firsts {
         for device in 0..32u8 {
             for function in 0..8u8 {
-                let f = PciFunction::new(window.segment, window.start_bus, device, function);
-                let Some(mut cfg) = Ecam::map(mcfg, f) else {
+                let f = PciFunction::new(segment, bus, device, function);
+                let Some(mut cfg) = config(f) else {
                     continue;
                 };
                 if cfg.read16(0) == 0xffff {
@@ -98,7 +167,7 @@ pub fn survey(mcfg: &Mcfg) {
     }
 }
 
-fn report(f: PciFunction, cfg: &mut Ecam) {
+fn report(f: PciFunction, cfg: &mut Config) {
     let at = (f.bus, f.device, f.function);
     match kernel_core::pci::describe(cfg) {
         Ok(func) => {

@@ -13,6 +13,7 @@ pub mod idt;
 pub mod ioapic;
 pub mod lapic;
 pub mod paging;
+pub mod pcicfg;
 pub mod phys;
 pub mod pic;
 pub mod serial;
