@@ -249,6 +249,13 @@
 #define MH_DISK_PORT_FLUSH 2
 
 /**
+ * out (size 8): does nothing but complete (`value`'s low 31 bits are the
+ * tag). A client's requests are taken in order, its open first, so after
+ * this completion the disk's shape is in the I/O space.
+ */
+#define MH_DISK_PORT_SYNC 3
+
+/**
  * I/O space (u64): the last completion, [`disk_result_word`]: the status
  * (0, or an `Error` code) in bits 0–31 and the request's tag in bits
  * 32–62 (0 when the request block itself could not be read).

@@ -5,7 +5,8 @@
 //!
 //! Protocol: READ and WRITE take, as the port's value, the iova of a
 //! [`DiskRequest`] (inside an export of the client's to the device) that
-//! names the sectors and the buffer; FLUSH takes a tag as its value. Each
+//! names the sectors and the buffer; FLUSH and SYNC take a tag as their
+//! value. Each
 //! request gets exactly one completion: the server writes the result word
 //! at [`DISK_IO_RESULT`] (the status and the request's tag, see
 //! [`disk_result_word`]) and raises [`DISK_IRQ_DONE`]. A client has one
@@ -31,6 +32,10 @@ pub const DISK_PORT_WRITE: u32 = 1;
 /// out (size 8): make every write completed so far durable. `value`'s low
 /// 31 bits are the tag the completion carries.
 pub const DISK_PORT_FLUSH: u32 = 2;
+/// out (size 8): does nothing but complete (`value`'s low 31 bits are the
+/// tag). A client's requests are taken in order, its open first, so after
+/// this completion the disk's shape is in the I/O space.
+pub const DISK_PORT_SYNC: u32 = 3;
 
 /// I/O space (u64): the last completion, [`disk_result_word`]: the status
 /// (0, or an `Error` code) in bits 0–31 and the request's tag in bits
