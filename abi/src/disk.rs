@@ -135,7 +135,7 @@ pub fn disk_check(
     transfer_max: u64,
 ) -> Result<(), Error> {
     let len = u64::from(req.len);
-    if sector_size == 0 || len == 0 || len % sector_size != 0 || len > transfer_max {
+    if sector_size == 0 || len == 0 || !len.is_multiple_of(sector_size) || len > transfer_max {
         return Err(Error::InvalidArgument);
     }
     match req.sector.checked_add(len / sector_size) {
@@ -207,6 +207,6 @@ mod tests {
     fn the_io_space_fits_a_user_device() {
         const { assert!(DISK_IOSPACE_SIZE <= crate::userdev::IOSPACE_MAX) };
         const { assert!(DISK_IRQ_LINES <= crate::userdev::USER_IRQ_LINES_MAX) };
-        const { assert!(DISK_SERIAL_LEN % 8 == 0) };
+        const { assert!(DISK_SERIAL_LEN.is_multiple_of(8)) };
     }
 }
