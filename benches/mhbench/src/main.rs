@@ -15,6 +15,7 @@
 extern crate alloc;
 
 mod cbench;
+mod disk;
 mod ipc;
 mod measure;
 mod memsrv;
@@ -45,7 +46,7 @@ const FAULT_PAGES: u64 = 256;
 /// operation, iterations per batch).
 type Bench = (&'static str, fn() -> Result<(u64, u64), Fail>);
 
-const BENCHES: [Bench; 21] = [
+const BENCHES: [Bench; 24] = [
     ("null_syscall", null_syscall),
     ("yield_alone", yield_alone),
     ("fork_exit_wait", fork_exit_wait),
@@ -67,6 +68,9 @@ const BENCHES: [Bench; 21] = [
     ("alloc_free_4k", memsrv::alloc_free_4k),
     ("mem_grant", memsrv::grant),
     ("mem_usage", memsrv::usage),
+    ("disk_sync_round_trip", disk::sync_round_trip),
+    ("disk_read_4k", disk::read_4k),
+    ("disk_write_4k", disk::write_4k),
 ];
 
 fn main(_args: Args) -> i32 {
