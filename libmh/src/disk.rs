@@ -41,6 +41,9 @@ pub struct Disk {
     serial: [u8; DISK_SERIAL_LEN as usize],
     /// The last tag used (1 ..= DISK_TAG_MASK, never 0).
     tag: Cell<u32>,
+    /// Whether the handle can take completions (IRQ): without it a
+    /// request would wait for a line that never comes.
+    can_wait: bool,
 }
 
 impl Disk {
@@ -84,6 +87,7 @@ impl Disk {
             flags: 0,
             serial: [0; DISK_SERIAL_LEN as usize],
             tag: Cell::new(0),
+            can_wait: rights & dev::RIGHT_IRQ != 0,
         };
         // The server writes the shape when it takes the client's open: after
         // a SYNC round trip it has. A handle that cannot send requests
@@ -101,7 +105,11 @@ impl Disk {
             crate::process::yield_now();
         }
         disk.capacity = handle.port_in(DISK_IO_CAPACITY, 8)?;
-        disk.transfer_max = handle.port_in(DISK_IO_TRANSFER_MAX, 8)?;
+        // Not more than the ABI allows, whatever a server says: a piece
+        // must fit a request's 32-bit length.
+        disk.transfer_max = handle
+            .port_in(DISK_IO_TRANSFER_MAX, 8)?
+            .min(DISK_TRANSFER_MAX);
         disk.flags = handle.port_in(DISK_IO_FLAGS, 8)?;
         for (i, chunk) in disk.serial.chunks_exact_mut(8).enumerate() {
             let word = handle.port_in(DISK_IO_SERIAL + 8 * i as u32, 8)?;
@@ -179,6 +187,9 @@ impl Disk {
 
     /// Makes every write completed so far durable.
     pub fn flush(&self) -> Result<(), Error> {
+        if !self.can_wait {
+            return Err(Error::AccessDenied);
+        }
         let tag = self.next_tag();
         self.handle
             .port_out_wait(DISK_PORT_FLUSH, 8, u64::from(tag), 1 << self.vector)?;
@@ -212,6 +223,9 @@ impl Disk {
     /// One READ or WRITE of `len` bytes at `iova` (an export of the
     /// caller's).
     fn transfer(&self, port: u32, sector: u64, iova: u64, len: usize) -> Result<(), Error> {
+        if !self.can_wait {
+            return Err(Error::AccessDenied);
+        }
         let tag = self.next_tag();
         let block = DiskRequest {
             sector,

@@ -76,9 +76,11 @@ impl Arena {
         Ok(a)
     }
 
-    /// The driver's pointer to offset `off` (inside the arena).
+    /// The driver's pointer to offset `off`, which must lie inside the
+    /// arena (offsets come from this module's layout, never from a client
+    /// or the device: a bad one is a bug of the driver's, and stops it).
     pub fn ptr(&self, off: u64) -> *mut u8 {
-        debug_assert!(off < self.len);
+        assert!(off < self.len, "arena offset {off:#x} out of range");
         (VA + off) as *mut u8
     }
 
@@ -126,7 +128,10 @@ impl Arena {
     /// The device must not be using the range meanwhile (no request of
     /// the slot it belongs to in flight, or the device reset).
     pub unsafe fn bytes(&mut self, off: u64, len: u64) -> &mut [u8] {
-        debug_assert!(off + len <= self.len);
+        assert!(
+            off + len <= self.len,
+            "arena range {off:#x}+{len:#x} out of range"
+        );
         // SAFETY: inside the arena, which stays mapped; `&mut self` keeps
         // other references of the driver's away, the caller the device.
         unsafe { core::slice::from_raw_parts_mut(self.ptr(off), len as usize) }
@@ -134,12 +139,14 @@ impl Arena {
 
     /// Volatile accesses to memory the device shares.
     pub fn read<T: Copy>(&self, off: u64) -> T {
-        // SAFETY: inside the arena (callers pass fixed-part offsets), and
-        // aligned to T by the layout; volatile because the device writes it.
+        assert!(off + size_of::<T>() as u64 <= self.len);
+        // SAFETY: inside the arena (checked), aligned to T by the layout;
+        // volatile because the device writes it.
         unsafe { core::ptr::read_volatile(self.ptr(off).cast::<T>()) }
     }
 
     pub fn write<T: Copy>(&self, off: u64, v: T) {
+        assert!(off + size_of::<T>() as u64 <= self.len);
         // SAFETY: as in `read`.
         unsafe { core::ptr::write_volatile(self.ptr(off).cast::<T>(), v) }
     }
