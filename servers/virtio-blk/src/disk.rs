@@ -259,6 +259,12 @@ impl Disk {
         if let Err(e) = restarted {
             println!("virtio-blk: the device cannot be set up again ({e}); stopping");
             self.stop = Some(EXIT_DEVICE_LOST);
+        } else if self.hw.config_read(4, 2).is_ok_and(|c| c & 0x4 == 0) {
+            // The kernel stopped the function's bus mastering (it kept
+            // faulting): only a fresh attachment turns it on again, so
+            // leave, and let init start a new driver.
+            println!("virtio-blk: the kernel stopped the device's DMA; stopping");
+            self.stop = Some(EXIT_DEVICE_LOST);
         }
     }
 
