@@ -230,6 +230,122 @@
 #define MH_CONSOLE_RESULT_ERROR 4611686018427387904
 
 /**
+ * out (size 8): read `len` bytes from sector `sector` on into `buffer`,
+ * as the [`DiskRequest`] at iova `value` says.
+ */
+#define MH_DISK_PORT_READ 0
+
+/**
+ * out (size 8): write `len` bytes from `buffer` to sector `sector` on,
+ * as the [`DiskRequest`] at iova `value` says. The data may sit in the
+ * disk's write cache until a FLUSH (see [`DISK_FLAG_FLUSH`]).
+ */
+#define MH_DISK_PORT_WRITE 1
+
+/**
+ * out (size 8): make every write completed so far durable. `value`'s low
+ * 31 bits are the tag the completion carries.
+ */
+#define MH_DISK_PORT_FLUSH 2
+
+/**
+ * out (size 8): does nothing but complete (`value`'s low 31 bits are the
+ * tag). A client's requests are taken in order, its open first, so after
+ * this completion the disk's shape is in the I/O space.
+ */
+#define MH_DISK_PORT_SYNC 3
+
+/**
+ * I/O space (u64): the last completion, [`disk_result_word`]: the status
+ * (0, or an `Error` code) in bits 0–31 and the request's tag in bits
+ * 32–62 (0 when the request block itself could not be read).
+ */
+#define MH_DISK_IO_RESULT 0
+
+/**
+ * I/O space (u64): the disk's size in sectors.
+ */
+#define MH_DISK_IO_CAPACITY 8
+
+/**
+ * I/O space (u64): bytes per sector (what `sector` counts and `len` is a
+ * multiple of).
+ */
+#define MH_DISK_IO_SECTOR_SIZE 16
+
+/**
+ * I/O space (u64): the most bytes one READ or WRITE may move (at most
+ * [`DISK_TRANSFER_MAX`]).
+ */
+#define MH_DISK_IO_TRANSFER_MAX 24
+
+/**
+ * I/O space (u64): `DISK_FLAG_*`.
+ */
+#define MH_DISK_IO_FLAGS 32
+
+/**
+ * I/O space (3 × u64): the disk's serial number, ASCII, zero-padded
+ * (QEMU: the manifest's disk name).
+ */
+#define MH_DISK_IO_SERIAL 40
+
+/**
+ * Bytes of the serial at [`DISK_IO_SERIAL`].
+ */
+#define MH_DISK_SERIAL_LEN 24
+
+/**
+ * Bytes of I/O space per client.
+ */
+#define MH_DISK_IOSPACE_SIZE (MH_DISK_IO_SERIAL + MH_DISK_SERIAL_LEN)
+
+/**
+ * IRQ line raised after each completion.
+ */
+#define MH_DISK_IRQ_DONE 0
+
+/**
+ * IRQ lines the device has.
+ */
+#define MH_DISK_IRQ_LINES 1
+
+/**
+ * [`DISK_IO_FLAGS`]: the disk has a write cache, and FLUSH empties it;
+ * without this flag every completed write is durable and FLUSH does
+ * nothing.
+ */
+#define MH_DISK_FLAG_FLUSH 1
+
+/**
+ * [`DISK_IO_FLAGS`]: the disk is read-only: WRITE is `AccessDenied`.
+ */
+#define MH_DISK_FLAG_READ_ONLY 2
+
+/**
+ * [`DISK_IO_FLAGS`]: the server takes the hardware's completions by
+ * interrupt (else it polls for them while requests are in flight).
+ */
+#define MH_DISK_FLAG_INTERRUPTS 4
+
+/**
+ * The sector size every disk server publishes today (virtio-blk
+ * addresses 512-byte sectors whatever its physical block size).
+ */
+#define MH_DISK_SECTOR_SIZE 512
+
+/**
+ * No server publishes a larger [`DISK_IO_TRANSFER_MAX`] (64 KiB), so a
+ * buffer this size holds any one transfer.
+ */
+#define MH_DISK_TRANSFER_MAX (64 * 1024)
+
+/**
+ * The bits of a tag that a completion carries.
+ */
+#define MH_DISK_TAG_MASK 2147483647
+
+/**
  * Port ranges one hardware device may have.
  */
 #define MH_HW_PORT_RANGES 8
@@ -1307,6 +1423,12 @@ enum MhError
    * The operation is valid but this device does not support it.
    */
   MH_ERROR_NOT_SUPPORTED = 15,
+  /**
+   * The hardware behind a device failed the operation: a disk reported
+   * an I/O error, or stopped answering and was reset. Never made by the
+   * kernel; drivers' servers report it (`abi::disk`).
+   */
+  MH_ERROR_IO_ERROR = 16,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum MhError MhError;
@@ -1827,6 +1949,31 @@ typedef struct MhPciClaimSpec {
   uint8_t bus;
   uint8_t devfn;
 } MhPciClaimSpec;
+
+/**
+ * What READ and WRITE read (by DMA) from the client's export.
+ */
+typedef struct MhDiskRequest {
+  /**
+   * The first sector.
+   */
+  uint64_t sector;
+  /**
+   * Where the data is: an iova inside an export of the client's to the
+   * device (any alignment).
+   */
+  uint64_t buffer;
+  /**
+   * Bytes to move: a multiple of the sector size, 1 ..=
+   * `DISK_IO_TRANSFER_MAX` sectors' worth.
+   */
+  uint32_t len;
+  /**
+   * Echoed in the completion (its low 31 bits), so a client can tell
+   * its answer from an older one.
+   */
+  uint32_t tag;
+} MhDiskRequest;
 
 
 /*

@@ -37,11 +37,15 @@ pub enum Error {
     BadImage = 14,
     /// The operation is valid but this device does not support it.
     NotSupported = 15,
+    /// The hardware behind a device failed the operation: a disk reported
+    /// an I/O error, or stopped answering and was reset. Never made by the
+    /// kernel; drivers' servers report it (`abi::disk`).
+    IoError = 16,
 }
 
 impl Error {
     /// Every error, in code order (used by tests and tools).
-    pub const ALL: [Error; 15] = [
+    pub const ALL: [Error; 16] = [
         Error::NoSuchSyscall,
         Error::InvalidArgument,
         Error::BadAddress,
@@ -57,6 +61,7 @@ impl Error {
         Error::LimitReached,
         Error::BadImage,
         Error::NotSupported,
+        Error::IoError,
     ];
 
     /// The stable numeric code (always positive).
@@ -113,6 +118,7 @@ impl Error {
             Error::LimitReached => "LimitReached",
             Error::BadImage => "BadImage",
             Error::NotSupported => "NotSupported",
+            Error::IoError => "IoError",
         }
     }
 }
@@ -154,5 +160,6 @@ mod tests {
         assert_eq!(Error::OutOfMemory.code(), 6);
         assert_eq!(Error::DeviceGone.code(), 10);
         assert_eq!(Error::NotSupported.code(), 15);
+        assert_eq!(Error::IoError.code(), 16);
     }
 }

@@ -115,6 +115,16 @@ mod tests {
     }
 
     #[test]
+    fn disk_request_layout_is_pinned() {
+        use crate::disk::DiskRequest;
+        assert_eq!(size_of::<DiskRequest>(), 24);
+        assert_eq!(offset_of!(DiskRequest, sector), 0);
+        assert_eq!(offset_of!(DiskRequest, buffer), 8);
+        assert_eq!(offset_of!(DiskRequest, len), 16);
+        assert_eq!(offset_of!(DiskRequest, tag), 20);
+    }
+
+    #[test]
     fn sys_info_layout_is_pinned() {
         use crate::SysInfo;
         assert_eq!(size_of::<SysInfo>(), 64);

@@ -13,6 +13,7 @@
 
 pub mod bus;
 pub mod console;
+pub mod disk;
 pub mod error;
 pub mod exit;
 pub mod hw;

@@ -6,7 +6,7 @@
 //! whole), a panic handler that reports and exits, the global allocator
 //! (`heap`, for programs that use `alloc`), and clients of the standard
 //! devices (bootfs, PCI, the registry listing, proc, the console, the
-//! timer, mem).
+//! timer, mem, the disk).
 //!
 //! Rules: libmh itself never allocates (a program that does not use
 //! `alloc` maps no heap page); every wrapper that takes memory takes a Rust
@@ -21,6 +21,7 @@ pub mod args;
 pub mod bootfs;
 pub mod console;
 pub mod dev;
+pub mod disk;
 pub mod heap;
 pub mod init;
 pub mod mem;

@@ -268,3 +268,24 @@ impl Init {
     pub const RESULT: In<Init, { abi::init::INIT_IO_RESULT }, 8> = In::NEW;
     pub const DONE: Line<Init, { abi::init::INIT_IRQ_DONE }> = Line::NEW;
 }
+
+/// A disk (`servers/virtio-blk`'s `disk0`; ports in `abi::disk`). The
+/// blocking client is `libmh::disk::Disk`.
+pub struct Disk;
+
+impl Class for Disk {
+    const NAME: &'static str = crate::disk::NAME;
+}
+
+impl Disk {
+    pub const READ: Out<Disk, { abi::disk::DISK_PORT_READ }, 8> = Out::NEW;
+    pub const WRITE: Out<Disk, { abi::disk::DISK_PORT_WRITE }, 8> = Out::NEW;
+    pub const FLUSH: Out<Disk, { abi::disk::DISK_PORT_FLUSH }, 8> = Out::NEW;
+    pub const SYNC: Out<Disk, { abi::disk::DISK_PORT_SYNC }, 8> = Out::NEW;
+    pub const RESULT: In<Disk, { abi::disk::DISK_IO_RESULT }, 8> = In::NEW;
+    pub const CAPACITY: In<Disk, { abi::disk::DISK_IO_CAPACITY }, 8> = In::NEW;
+    pub const SECTOR_SIZE: In<Disk, { abi::disk::DISK_IO_SECTOR_SIZE }, 8> = In::NEW;
+    pub const TRANSFER_MAX: In<Disk, { abi::disk::DISK_IO_TRANSFER_MAX }, 8> = In::NEW;
+    pub const FLAGS: In<Disk, { abi::disk::DISK_IO_FLAGS }, 8> = In::NEW;
+    pub const DONE: Line<Disk, { abi::disk::DISK_IRQ_DONE }> = Line::NEW;
+}

@@ -15,6 +15,7 @@
 extern crate alloc;
 
 mod cbench;
+mod disk;
 mod dma;
 mod ipc;
 mod measure;
@@ -46,7 +47,7 @@ const FAULT_PAGES: u64 = 256;
 /// operation, iterations per batch).
 type Bench = (&'static str, fn() -> Result<(u64, u64), Fail>);
 
-const BENCHES: [Bench; 25] = [
+const BENCHES: [Bench; 28] = [
     ("null_syscall", null_syscall),
     ("yield_alone", yield_alone),
     ("fork_exit_wait", fork_exit_wait),
@@ -72,6 +73,9 @@ const BENCHES: [Bench; 25] = [
     ("alloc_free_4k", memsrv::alloc_free_4k),
     ("mem_grant", memsrv::grant),
     ("mem_usage", memsrv::usage),
+    ("disk_sync_round_trip", disk::sync_round_trip),
+    ("disk_read_4k", disk::read_4k),
+    ("disk_write_4k", disk::write_4k),
 ];
 
 fn main(_args: Args) -> i32 {

@@ -26,6 +26,9 @@ commands:
   mem                  free and total memory
   echo [words]         print the words
   bench                run the benchmark program, if the image has one
+  disk info            the disk (disk0): size, sector size, serial
+  disk read <sector>   one sector as a hex dump
+  disk write <sector> <text>  the text (zero-padded) to one sector, then a flush
   exit                 leave the shell (init then powers off)
 ";
 
@@ -47,6 +50,7 @@ pub fn run(c: &mut Console, line: &str) -> Flow {
         "mem" => mem(c),
         "echo" => say!(c, "{rest}\n"),
         "bench" => bench(c),
+        "disk" => crate::disk::run(c, rest),
         "exit" => return Flow::Exit,
         other => say!(c, "{other}: no such command (try 'help')\n"),
     }

@@ -1,6 +1,7 @@
 //! shell: the prompt (`mh> `) on the console. It lists processes and
 //! devices, runs boot modules and waits for them (Ctrl-C ends the one
-//! running), kills, and reports uptime and memory; `help` lists it all.
+//! running), kills, reports uptime and memory, and reads and writes the
+//! disk; `help` lists it all.
 //! At the end of input (Ctrl-D, or the end of a pipe into `cargo xtask
 //! run`) it exits, and init then powers the machine off. With the
 //! argument `report-boot` it first logs `bench boot_to_shell <TSC> 1`
@@ -13,6 +14,7 @@
 #![no_main]
 
 mod commands;
+mod disk;
 mod out;
 
 use libmh::console::{Console, Read};

@@ -12,12 +12,14 @@
 extern crate alloc;
 
 mod console_check;
+mod disk_util;
 mod echo;
 mod helpers;
 mod init_check;
 mod mem_restart;
 mod suite;
 mod t_bus;
+mod t_disk;
 mod t_exec;
 mod t_fork;
 mod t_fuzz;
@@ -99,6 +101,7 @@ fn run_all() -> i32 {
     t_userdev::run(&mut s);
     t_hw::run(&mut s);
     t_pci::run(&mut s);
+    t_disk::run(&mut s);
     t_mem::run(&mut s);
     t_proc::run(&mut s);
     t_names::run(&mut s);

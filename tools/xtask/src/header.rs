@@ -39,6 +39,7 @@ pub const TYPES: &[&str] = &[
     "HwIrq",
     "HwDeviceSpec",
     "PciClaimSpec",
+    "DiskRequest",
 ];
 
 /// Associated constants cbindgen would emit as broken `MhError_ALL`-style

@@ -1,0 +1,89 @@
+//! The disk (`disk0`, servers/virtio-blk): a SYNC round trip through the
+//! disk server (its request path, no device), and 4 KiB reads and writes
+//! through libmh::disk (the whole path: the client's exports and request,
+//! the server's copies and the virtio request, which QEMU completes on its
+//! I/O thread while the driver polls). mhbench starts the driver from
+//! bootfs (module `virtio-blk` of `bench.toml`) and kills it afterwards,
+//! outside the measured batches.
+
+use crate::measure::{self, Fail};
+use abi::disk::{DISK_IO_RESULT, DISK_PORT_SYNC};
+use libmh::bootfs::Bootfs;
+use libmh::disk::Disk;
+use libmh::{process, procs};
+
+/// Runs `f` with the driver up and disk0 open, then kills the driver.
+fn with_disk(f: impl FnOnce(&Disk) -> Result<u64, Fail>) -> Result<u64, Fail> {
+    let fs = Bootfs::open()?;
+    let index = fs
+        .find("virtio-blk")?
+        .ok_or(Fail::Check("no 'virtio-blk' module in the image", 0))?;
+    let pid = fs.spawn(index)?;
+    fs.0.detach()?;
+    let disk = loop {
+        match Disk::open() {
+            Ok(d) => break d,
+            Err(abi::Error::NotFound) => {
+                if let Ok(st) = process::try_wait_child() {
+                    return Err(Fail::Check("the disk driver ended early", st.code));
+                }
+                process::yield_now()
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let result = f(&disk);
+    disk.close()?;
+    let k = procs::open(true)?;
+    procs::kill(k, pid)?;
+    k.detach()?;
+    let st = process::wait_child()?;
+    if st.pid != pid {
+        return Err(Fail::Check(
+            "reaped another child than the driver",
+            st.pid as i64,
+        ));
+    }
+    result
+}
+
+/// A SYNC request and its completion: `port_out_wait` + `port_in`.
+pub fn sync_round_trip() -> Result<(u64, u64), Fail> {
+    const N: u64 = 2_000;
+    let per = with_disk(|d| {
+        let h = d.handle();
+        let mask = 1 << libmh::disk::DEFAULT_VECTOR;
+        measure::run(N, 50, &mut |i| {
+            h.port_out_wait(DISK_PORT_SYNC, 8, i + 1, mask)?;
+            core::hint::black_box(h.port_in(DISK_IO_RESULT, 8)?);
+            Ok(())
+        })
+    })?;
+    Ok((per, N))
+}
+
+/// `Disk::read` of 4 KiB (sector `i * 8` of the first MiB).
+pub fn read_4k() -> Result<(u64, u64), Fail> {
+    const N: u64 = 200;
+    let per = with_disk(|d| {
+        let mut buf = [0u8; 4096];
+        measure::run(N, 10, &mut |i| {
+            d.read(i % 256 * 8, &mut buf)?;
+            Ok(())
+        })
+    })?;
+    Ok((per, N))
+}
+
+/// `Disk::write` of 4 KiB.
+pub fn write_4k() -> Result<(u64, u64), Fail> {
+    const N: u64 = 200;
+    let per = with_disk(|d| {
+        let buf = [0x5au8; 4096];
+        measure::run(N, 10, &mut |i| {
+            d.write(i % 256 * 8, &buf)?;
+            Ok(())
+        })
+    })?;
+    Ok((per, N))
+}
