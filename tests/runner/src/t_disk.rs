@@ -31,6 +31,7 @@ const SCRATCH: u64 = 5000;
 const KILLS: u32 = 20;
 
 pub fn run(s: &mut Suite) {
+    let mut timer = None;
     let mut driver = match start_driver() {
         Ok(pid) => pid,
         Err(f) => {
@@ -286,8 +287,16 @@ pub fn run(s: &mut Suite) {
         ensure_eq!(d.read(DURABLE, &mut [0u8; 512]), Err(Error::DeviceGone));
         ensure_eq!(d.flush(), Err(Error::DeviceGone));
         d.close().map_err(fail)?;
+        // The tests so far ran the driver polling (no timer for its
+        // watchdog); from here on it takes completions by MSI-X, through
+        // the interrupt remapping table.
+        timer = Some(crate::t_timer::start()?);
         driver = start_driver()?;
         let d = Disk::open().map_err(fail)?;
+        ensure!(
+            d.flags() & DISK_FLAG_INTERRUPTS != 0,
+            "the restarted driver does not take interrupts"
+        );
         let mut back = [0u8; 32768];
         d.read(DURABLE, &mut back).map_err(fail)?;
         ensure!(back == data, "the data did not survive the restart");
@@ -365,4 +374,8 @@ pub fn run(s: &mut Suite) {
     });
 
     s.run("disk_driver_stops", || stop_driver(driver));
+    if let Some((pid, t)) = timer.take() {
+        let _ = t.close();
+        s.run("disk_timer_stops", || stop_driver(pid));
+    }
 }
