@@ -1794,6 +1794,14 @@ typedef struct MhSysInfo {
    * `free_frames` by tests that compare against a baseline.
    */
   uint64_t spare_tables;
+  /**
+   * TSC cycles the CPU has spent idle (halted, waiting for an
+   * interrupt) since boot. Under QEMU's `-icount`, where the TSC counts
+   * instructions and a halted CPU jumps the clock ahead, the TSC minus
+   * this is the instructions run: how benchmarks that wait for a
+   * device count only work.
+   */
+  uint64_t idle_cycles;
 } MhSysInfo;
 
 /**

@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn sys_info_layout_is_pinned() {
         use crate::SysInfo;
-        assert_eq!(size_of::<SysInfo>(), 64);
+        assert_eq!(size_of::<SysInfo>(), 72);
         assert_eq!(offset_of!(SysInfo, free_frames), 0);
         assert_eq!(offset_of!(SysInfo, total_frames), 8);
         assert_eq!(offset_of!(SysInfo, processes), 16);

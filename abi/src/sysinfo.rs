@@ -27,4 +27,10 @@ pub struct SysInfo {
     /// idle ones (at most twelve, charged to it): counted with
     /// `free_frames` by tests that compare against a baseline.
     pub spare_tables: u64,
+    /// TSC cycles the CPU has spent idle (halted, waiting for an
+    /// interrupt) since boot. Under QEMU's `-icount`, where the TSC counts
+    /// instructions and a halted CPU jumps the clock ahead, the TSC minus
+    /// this is the instructions run: how benchmarks that wait for a
+    /// device count only work.
+    pub idle_cycles: u64,
 }

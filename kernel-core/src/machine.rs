@@ -46,6 +46,8 @@ pub trait Machine: Sized + 'static {
     fn managed_frames() -> u64;
     /// Frames the kernel heap holds (after giving back what it can).
     fn heap_frames() -> u64;
+    /// Cycles (`now`'s units) the CPU has spent idle since boot.
+    fn idle_cycles() -> u64;
     /// Reads physical memory at `addr`: RAM the caller holds a reference
     /// to, or a boot module's reserved frames.
     fn read_phys(addr: u64, out: &mut [u8]);

@@ -109,6 +109,10 @@ impl Machine for Hw {
         frames::refcount(frame)
     }
 
+    fn idle_cycles() -> u64 {
+        crate::sched::IDLE_CYCLES.load(Ordering::Relaxed)
+    }
+
     fn free_frames() -> u64 {
         frames::free_count() as u64
     }

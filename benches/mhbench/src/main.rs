@@ -47,7 +47,7 @@ const FAULT_PAGES: u64 = 256;
 /// operation, iterations per batch).
 type Bench = (&'static str, fn() -> Result<(u64, u64), Fail>);
 
-const BENCHES: [Bench; 28] = [
+const BENCHES: [Bench; 31] = [
     ("null_syscall", null_syscall),
     ("yield_alone", yield_alone),
     ("fork_exit_wait", fork_exit_wait),
@@ -76,6 +76,9 @@ const BENCHES: [Bench; 28] = [
     ("disk_sync_round_trip", disk::sync_round_trip),
     ("disk_read_4k", disk::read_4k),
     ("disk_write_4k", disk::write_4k),
+    ("disk_read_4k_irq", disk::read_4k_irq),
+    ("disk_write_4k_irq", disk::write_4k_irq),
+    ("disk_read_1mib_seq_irq", disk::read_1mib_seq_irq),
 ];
 
 fn main(_args: Args) -> i32 {

@@ -48,6 +48,10 @@ impl Machine for Fake {
         super::pci::flush(f, did, flush)
     }
 
+    fn idle_cycles() -> u64 {
+        0
+    }
+
     fn msi_route(f: PciFunction, slot: u8) -> Result<MsiRoute, abi::Error> {
         super::pci::msi_route(f, slot)
     }

@@ -286,6 +286,7 @@ pub fn sys_info<M: Machine>(s: &mut Kernel<M>, out: UserPtr<SysInfo>) -> Result<
         handles: s.current().bus.len() as u64,
         heap_frames,
         spare_tables: s.current().space.as_ref().map_or(0, |sp| sp.spare_tables()),
+        idle_cycles: M::idle_cycles(),
     };
     let space = s.current().space()?;
     out.write::<M>(space, &info)?;

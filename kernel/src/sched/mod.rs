@@ -10,11 +10,15 @@ pub mod lock;
 
 use crate::arch::{cpu, entry};
 use crate::hw::Hw;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::kernel::Settled;
 use lock::{Guard, Lock};
 
 /// The kernel's state on this machine.
 pub type Kernel = kernel_core::kernel::Kernel<Hw>;
+
+/// TSC cycles spent in the idle wait since boot (`sys_info`).
+pub static IDLE_CYCLES: AtomicU64 = AtomicU64::new(0);
 
 /// The one instance.
 pub static SCHED: Lock<Kernel> = Lock::new(Kernel::new());
@@ -29,7 +33,9 @@ pub fn settle(mut s: Guard<'static, Kernel>) {
             return;
         }
         drop(s);
+        let start = cpu::rdtsc();
         cpu::idle_wait();
+        IDLE_CYCLES.fetch_add(cpu::rdtsc().wrapping_sub(start), Ordering::Relaxed);
         s = SCHED.lock();
     }
 }
