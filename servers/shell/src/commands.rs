@@ -29,6 +29,7 @@ commands:
   disk info            the disk (disk0): size, sector size, serial
   disk read <sector>   one sector as a hex dump
   disk write <sector> <text>  the text (zero-padded) to one sector, then a flush
+  disk scan            read the whole disk in order, with a checksum
   exit                 leave the shell (init then powers off)
 ";
 

@@ -1,5 +1,7 @@
-//! `disk info`, `disk read <sector>`, `disk write <sector> <text>`: the
-//! disk (`disk0`, libmh::disk) from the prompt. Each opens the disk, does
+//! `disk info`, `disk read <sector>`, `disk write <sector> <text>`,
+//! `disk scan`: the disk (`disk0`, libmh::disk) from the prompt (`scan`
+//! reads it all, in order: what `cargo xtask bench` times for the
+//! sequential read throughput). Each opens the disk, does
 //! its one thing and closes it again, so the shell holds no disk handle
 //! between commands (a restarted driver is simply found again).
 
@@ -16,13 +18,16 @@ const V_DISK: u32 = 6;
 /// sector the driver publishes.
 const SECTOR_MAX: usize = 4096;
 
-const USAGE: &str = "usage: disk info | disk read <sector> | disk write <sector> <text>";
+const USAGE: &str =
+    "usage: disk info | disk read <sector> | disk write <sector> <text> | disk scan";
+/// Bytes `disk scan` reads per request (a stack buffer).
+const SCAN_CHUNK: usize = 16384;
 
 pub fn run(c: &Console, args: &str) {
     let (what, rest) = args.split_once(' ').unwrap_or((args, ""));
     let rest = rest.trim();
     let d = match what {
-        "info" | "read" | "write" => {
+        "info" | "read" | "write" | "scan" => {
             match Disk::open_with(REGISTRY, disk::NAME, V_DISK, disk::RIGHTS) {
                 Ok(d) => d,
                 Err(e) => return say!(c, "disk: cannot open '{}': {e}\n", disk::NAME),
@@ -33,6 +38,7 @@ pub fn run(c: &Console, args: &str) {
     match what {
         "info" => info(c, &d),
         "read" => read(c, &d, rest),
+        "scan" => scan(c, &d),
         _ => write(c, &d, rest),
     }
     let _ = d.close();
@@ -66,6 +72,31 @@ fn info(c: &Console, d: &Disk) {
             ", polled"
         },
     );
+}
+
+/// Reads the whole disk in order; prints its size before and a checksum
+/// after (the two lines the bench times).
+fn scan(c: &Console, d: &Disk) {
+    let total = d.capacity() * d.sector_size();
+    let chunk = (SCAN_CHUNK as u64).min(d.transfer_max()) / d.sector_size() * d.sector_size();
+    if chunk == 0 {
+        return say!(c, "disk: sectors too large to scan\n");
+    }
+    say!(c, "disk: scanning {} KiB\n", total / 1024);
+    let mut buf = [0u8; SCAN_CHUNK];
+    let mut sum = 0u64;
+    let mut at = 0;
+    while at < total {
+        let len = chunk.min(total - at) as usize;
+        if let Err(e) = d.read(at / d.sector_size(), &mut buf[..len]) {
+            return say!(c, "disk: scan at byte {at}: {e}\n");
+        }
+        sum = buf[..len]
+            .iter()
+            .fold(sum, |s, &b| s.rotate_left(1) ^ u64::from(b));
+        at += len as u64;
+    }
+    say!(c, "disk: scanned {} KiB, checksum {sum:#x}\n", total / 1024);
 }
 
 fn sector_arg(c: &Console, word: &str) -> Option<u64> {

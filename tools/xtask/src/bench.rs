@@ -450,6 +450,9 @@ pub fn command(args: Args) -> Result<i32> {
     if let Some(w) = boot.wall {
         let _ = writeln!(lines, "boot_to_shell_wall_ms {}", w.as_millis());
     }
+    if let Some(r) = boot.scan_mib_per_s() {
+        let _ = writeln!(lines, "disk_scan_wall_mib_per_s {r:.0}");
+    }
     std::fs::write(&results, lines).map_err(|e| io_failure("cannot write", &results, &e))?;
     println!();
     print!("{}", report.table());
@@ -467,9 +470,23 @@ pub fn command(args: Args) -> Result<i32> {
     if let Some(w) = boot.wall {
         let verdict = if w < BOOT_WALL_GOAL { "met" } else { "not yet" };
         println!(
-            "boot to the shell's banner under plain TCG: {} ms wall, from starting QEMU (goal < {} ms: {verdict})",
+            "boot to the shell's banner under plain TCG: {} ms wall, from starting QEMU, median of {} runs (goal < {} ms: {verdict})",
             w.as_millis(),
+            boot.walls.len(),
             BOOT_WALL_GOAL.as_millis()
+        );
+    }
+    if let (Some(r), Some(kib)) = (boot.scan_mib_per_s(), boot.scan_kib) {
+        let runs: Vec<String> = boot
+            .scans
+            .iter()
+            .map(|d| format!("{} ms", d.as_millis()))
+            .collect();
+        println!(
+            "sequential disk read (shell `disk scan`, {} KiB) under plain TCG: {r:.0} MiB/s wall, median of {} runs ({})",
+            kib,
+            boot.scans.len(),
+            runs.join(", ")
         );
     }
     progress(&format!("results in {}", paths::display(&results)));
