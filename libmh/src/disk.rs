@@ -21,6 +21,10 @@ use core::cell::Cell;
 
 /// The name the disk driver registers.
 pub const NAME: &str = "disk0";
+/// The same disk, read-only: its clients may read and flush; a write is
+/// `AccessDenied` (the flags say `DISK_FLAG_READ_ONLY`). Give a program
+/// this name, not [`NAME`], and it cannot change the disk.
+pub const NAME_RO: &str = "disk0-ro";
 /// The vector [`Disk::open`] takes completions on.
 pub const DEFAULT_VECTOR: u32 = 60;
 /// The rights [`Disk::open`] asks for: everything a client uses (READ for
@@ -50,6 +54,11 @@ impl Disk {
     /// Attaches `disk0` with [`RIGHTS`]; completions on [`DEFAULT_VECTOR`].
     pub fn open() -> Result<Disk, Error> {
         Disk::open_with(REGISTRY, NAME, DEFAULT_VECTOR, RIGHTS)
+    }
+
+    /// Opens the read-only face of the disk ([`NAME_RO`]).
+    pub fn open_read_only() -> Result<Disk, Error> {
+        Disk::open_with(REGISTRY, NAME_RO, DEFAULT_VECTOR, RIGHTS)
     }
 
     /// Attaches the disk `name` through `registry` with `rights`, taking

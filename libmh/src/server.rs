@@ -113,6 +113,47 @@ pub fn serve<S: Server>(
     }
 }
 
+/// [`serve`] for a server of several devices (each with its own vector,
+/// given to `dev::create`): requests are taken from each in turn, at most
+/// `BATCH` from one before the next has its go; `server.request` is told
+/// which device each came from; `interrupt` and `idle` are given the
+/// first. Stops as `serve` does.
+pub fn serve_many<S: Server>(
+    devices: &[(Served, u32)],
+    extra: u64,
+    server: &mut S,
+) -> Result<i32, Error> {
+    let Some(&(first, _)) = devices.first() else {
+        return Err(Error::InvalidArgument);
+    };
+    let mask = devices.iter().fold(extra, |m, &(_, v)| m | 1 << v);
+    loop {
+        for &(dev, vector) in devices {
+            for taken in 0.. {
+                if taken == BATCH {
+                    process::irq_raise(vector)?;
+                    break;
+                }
+                let r = match dev.try_poll() {
+                    Ok(r) => r,
+                    Err(Error::WouldBlock) => break,
+                    Err(e) => return Err(e),
+                };
+                if let Some(code) = answer(dev, &r, server.request(dev, &r)) {
+                    return Ok(code);
+                }
+            }
+        }
+        if let Some(code) = server.idle(first) {
+            return Ok(code);
+        }
+        let got = process::irq_wait(mask)?;
+        if got & extra != 0 {
+            server.interrupt(first, got & extra);
+        }
+    }
+}
+
 /// The loop of a server that only answers requests: fused answer + poll.
 fn serve_requests<S: Server>(dev: Served, server: &mut S) -> Result<i32, Error> {
     let mut next = dev.poll();

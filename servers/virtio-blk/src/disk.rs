@@ -39,6 +39,8 @@ pub const EXIT_DEVICE_LOST: i32 = 5;
 
 /// A request the device has.
 struct InFlight {
+    /// The device it came through (`disk0` or `disk0-ro`).
+    dev: Served,
     client: ClientId,
     op: Op,
     tag: u32,
@@ -57,6 +59,8 @@ pub struct Disk {
     slots: [Option<InFlight>; SLOTS_MAX],
     serial: [u8; 24],
     stop: Option<i32>,
+    /// The read-only device (`DISK_RO_NAME`), if it could be registered.
+    read_only: Option<Served>,
 }
 
 /// Tells `client` its request tagged `tag` ended with `result` (nothing
@@ -78,7 +82,14 @@ impl Disk {
             slots: [const { None }; SLOTS_MAX],
             serial: [0; 24],
             stop: None,
+            read_only: None,
         }
+    }
+
+    /// Serves `dev` too, as the disk's read-only face: its clients may
+    /// read and flush, never write.
+    pub fn set_read_only(&mut self, dev: Served) {
+        self.read_only = Some(dev);
     }
 
     /// The vectors the server loop waits on for the device.
@@ -98,11 +109,16 @@ impl Disk {
     /// The disk's shape into a new client's I/O space.
     fn publish(&self, dev: Served, client: ClientId) {
         let g = &self.blk.geo;
+        let ro = if Some(dev) == self.read_only {
+            DISK_FLAG_READ_ONLY
+        } else {
+            0
+        };
         let words = [
             (DISK_IO_CAPACITY, g.capacity),
             (DISK_IO_SECTOR_SIZE, g.sector_size),
             (DISK_IO_TRANSFER_MAX, g.transfer_max),
-            (DISK_IO_FLAGS, self.flags()),
+            (DISK_IO_FLAGS, self.flags() | ro),
         ];
         for (port, value) in words {
             let _ = dev.write_iospace(client, port, 8, value);
@@ -149,14 +165,14 @@ impl Disk {
             DISK_PORT_SYNC => return complete(dev, r.client, r.value as u32, Ok(())),
             _ => return complete(dev, r.client, 0, Err(Error::NotSupported)),
         };
-        if let Err(e) = self.admit(op, &block, r.client) {
+        if let Err(e) = self.admit(dev, op, &block, r.client) {
             return complete(dev, r.client, tag, Err(e));
         }
         if op == Op::Flush && self.blk.geo.flags & DISK_FLAG_FLUSH == 0 {
             // No write cache: every completed write is durable already.
             return complete(dev, r.client, tag, Ok(()));
         }
-        let Some(k) = self.free_slot(dev) else {
+        let Some(k) = self.free_slot() else {
             return complete(dev, r.client, tag, Err(Error::IoError));
         };
         if op == Op::Write {
@@ -167,6 +183,7 @@ impl Disk {
             }
         }
         self.slots[k] = Some(InFlight {
+            dev,
             client: r.client,
             op,
             tag,
@@ -177,15 +194,27 @@ impl Disk {
         self.blk.submit(k, op, block.sector, block.len);
     }
 
-    /// Whether `client` may have `op` on `block` now.
-    fn admit(&self, op: Op, block: &DiskRequest, client: ClientId) -> Result<(), Error> {
-        if self.slots.iter().flatten().any(|f| f.client == client) {
+    /// Whether `client` of `dev` may have `op` on `block` now.
+    fn admit(
+        &self,
+        dev: Served,
+        op: Op,
+        block: &DiskRequest,
+        client: ClientId,
+    ) -> Result<(), Error> {
+        if self
+            .slots
+            .iter()
+            .flatten()
+            .any(|f| (f.dev, f.client) == (dev, client))
+        {
             return Err(Error::Busy);
         }
         let g = &self.blk.geo;
+        let read_only = g.flags & DISK_FLAG_READ_ONLY != 0 || Some(dev) == self.read_only;
         match op {
             Op::Flush => return Ok(()),
-            Op::Write if g.flags & DISK_FLAG_READ_ONLY != 0 => return Err(Error::AccessDenied),
+            Op::Write if read_only => return Err(Error::AccessDenied),
             _ => {}
         }
         disk_check(block, g.capacity, g.sector_size, g.transfer_max)
@@ -193,7 +222,7 @@ impl Disk {
 
     /// A free slot, waiting (bounded) for one if all are in flight; `None`
     /// if the device had to be given up.
-    fn free_slot(&mut self, dev: Served) -> Option<usize> {
+    fn free_slot(&mut self) -> Option<usize> {
         loop {
             if self.stop.is_some() {
                 return None;
@@ -204,33 +233,34 @@ impl Disk {
             }
             let oldest = self.oldest()?;
             self.mode.pause(oldest, true);
-            self.harvest(dev);
+            self.harvest();
         }
     }
 
     /// Takes every completion the device has given back, then fails the
     /// device if a request is overdue.
-    fn harvest(&mut self, dev: Served) {
+    fn harvest(&mut self) {
         loop {
             match self.blk.take() {
                 Ok(None) => break,
                 Ok(Some((k, written))) => match self.slots[k].take() {
-                    Some(f) => self.finish(dev, k, f, written),
+                    Some(f) => self.finish(k, f, written),
                     None => {
-                        return self.device_failed(dev, "completed a request it did not have");
+                        return self.device_failed("completed a request it did not have");
                     }
                 },
-                Err(_) => return self.device_failed(dev, "broke the used ring"),
+                Err(_) => return self.device_failed("broke the used ring"),
             }
         }
         if self.oldest().is_some_and(Deadline::passed) {
-            self.device_failed(dev, "kept a request too long");
+            self.device_failed("kept a request too long");
         }
     }
 
     /// Slot `k`'s request came back, the device having written `written`
     /// bytes (data and status).
-    fn finish(&mut self, dev: Served, k: usize, f: InFlight, written: u32) {
+    fn finish(&mut self, k: usize, f: InFlight, written: u32) {
+        let dev = f.dev;
         let mut result = self.blk.status(k);
         if f.op == Op::Read && result.is_ok() {
             result = if u64::from(written) <= u64::from(f.len) {
@@ -250,11 +280,11 @@ impl Disk {
 
     /// The device broke the protocol or stopped answering: reset it, fail
     /// what it had, set it up again (or stop serving).
-    fn device_failed(&mut self, dev: Served, why: &str) {
+    fn device_failed(&mut self, why: &str) {
         println!("virtio-blk: the device {why}; resetting it");
         let restarted = self.blk.restart();
         for f in self.slots.iter_mut().filter_map(Option::take) {
-            complete(dev, f.client, f.tag, Err(Error::IoError));
+            complete(f.dev, f.client, f.tag, Err(Error::IoError));
         }
         if let Err(e) = restarted {
             println!("virtio-blk: the device cannot be set up again ({e}); stopping");
@@ -270,7 +300,7 @@ impl Disk {
 
     /// Asks the device its serial (GET_ID on slot 0), waiting a second
     /// at most; a device that does not know it leaves it empty.
-    pub fn read_serial(&mut self, dev: Served) {
+    pub fn read_serial(&mut self) {
         self.blk.submit(0, Op::GetId, 0, 20);
         let deadline = Deadline::after_ms(1000);
         loop {
@@ -282,8 +312,8 @@ impl Disk {
                     }
                     return;
                 }
-                Ok(None) => return self.device_failed(dev, "did not answer GET_ID"),
-                _ => return self.device_failed(dev, "broke the used ring"),
+                Ok(None) => return self.device_failed("did not answer GET_ID"),
+                _ => return self.device_failed("broke the used ring"),
             }
         }
     }
@@ -316,22 +346,22 @@ impl Server for Disk {
         }
     }
 
-    fn interrupt(&mut self, dev: Served, vectors: u64) {
+    fn interrupt(&mut self, _dev: Served, vectors: u64) {
         if vectors & 1 << V_WATCHDOG != 0 {
             self.mode.watchdog_fired();
         }
         if vectors & 1 << V_FAULT != 0 {
             self.report_faults();
         }
-        self.harvest(dev);
+        self.harvest();
     }
 
     /// After every batch of requests: take completions; while requests are
     /// in flight, come straight back when polling (the loop would
     /// otherwise sleep until the next request), or make sure the watchdog
     /// will wake the loop when waiting for the interrupt.
-    fn idle(&mut self, dev: Served) -> Option<i32> {
-        self.harvest(dev);
+    fn idle(&mut self, _dev: Served) -> Option<i32> {
+        self.harvest();
         if let Some(oldest) = self.oldest() {
             self.mode.pause(oldest, false);
             if !self.mode.interrupts() {

@@ -42,13 +42,17 @@ use wait::{Mode, V_DEVICE, V_FAULT, V_TIMER_REPLY, V_WATCHDOG};
 
 /// The user device this driver serves.
 pub const DISK_NAME: &str = "disk0";
+/// The same disk for clients that may only read: the authority to write
+/// is which of the two names a program may attach (its name scope).
+pub const DISK_RO_NAME: &str = "disk0-ro";
 /// The hardware device its PCI function becomes.
 pub const HW_NAME: &str = "disk0-pci";
 /// virtio's vendor, and the modern (non-transitional) block device.
 const VIRTIO_VENDOR: u16 = 0x1af4;
 const VIRTIO_BLK_MODERN: u16 = 0x1042;
-/// Raised when a request is queued on `disk0`.
+/// Raised when a request is queued on `disk0`, and on `disk0-ro`.
 const V_REQUEST: u32 = 1;
+const V_REQUEST_RO: u32 = 6;
 
 libmh::entry!(main);
 
@@ -84,9 +88,27 @@ fn main(args: Args) -> i32 {
             return disk::EXIT_DEVICE_LOST;
         }
     };
-    disk.read_serial(dev);
+    disk.read_serial();
+    // The read-only face: a driver whose scope does not allow the name
+    // serves the read-write one only.
+    let mut devices = [(dev, V_REQUEST), (dev, V_REQUEST_RO)];
+    let mut count = 1;
+    match dev::create(
+        REGISTRY,
+        DISK_RO_NAME,
+        DISK_IRQ_LINES,
+        DISK_IOSPACE_SIZE,
+        V_REQUEST_RO,
+    ) {
+        Ok(ro) => {
+            disk.set_read_only(ro);
+            devices[1].0 = ro;
+            count = 2;
+        }
+        Err(e) => println!("virtio-blk: '{DISK_RO_NAME}' not served: {e}"),
+    }
     let extra = disk_vectors(&disk);
-    match libmh::server::serve(dev, V_REQUEST, extra, &mut disk) {
+    match libmh::server::serve_many(&devices[..count], extra, &mut disk) {
         Ok(code) => code,
         Err(e) => {
             println!("virtio-blk: stopped: {e}");

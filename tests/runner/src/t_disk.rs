@@ -219,6 +219,35 @@ pub fn run(s: &mut Suite) {
         d.close().map_err(fail)
     });
 
+    s.run("a_read_only_disk_client_reads_and_cannot_write", || {
+        let d = Disk::open().map_err(fail)?;
+        let before = [0x3cu8; 512];
+        d.write(SCRATCH + 1, &before).map_err(fail)?;
+        let ro = Disk::open_read_only().map_err(fail)?;
+        ensure!(
+            ro.flags() & DISK_FLAG_READ_ONLY != 0,
+            "not marked read-only"
+        );
+        ensure!(
+            d.flags() & DISK_FLAG_READ_ONLY == 0,
+            "disk0 marked read-only"
+        );
+        ensure_eq!(ro.capacity(), CAPACITY);
+        let mut back = [0u8; 512];
+        ro.read(SCRATCH + 1, &mut back).map_err(fail)?;
+        ensure!(back == before, "the read-only client read something else");
+        // The server refuses its writes (libmh sends them as asked).
+        ensure_eq!(
+            ro.write(SCRATCH + 1, &[0xc3u8; 512]),
+            Err(Error::AccessDenied)
+        );
+        ensure_eq!(ro.flush(), Ok(()));
+        d.read(SCRATCH + 1, &mut back).map_err(fail)?;
+        ensure!(back == before, "the sector changed");
+        ro.close().map_err(fail)?;
+        d.close().map_err(fail)
+    });
+
     s.run("a_client_dying_mid_request_harms_no_one", || {
         for (i, port) in [DISK_PORT_READ, DISK_PORT_WRITE, DISK_PORT_READ]
             .into_iter()

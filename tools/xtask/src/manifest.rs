@@ -77,6 +77,8 @@ struct RawModule {
     processes: Option<u32>,
     registers: Option<String>,
     #[serde(default)]
+    also_registers: Vec<String>,
+    #[serde(default)]
     restart: bool,
     start: Option<bool>,
     #[serde(default)]
@@ -183,6 +185,9 @@ pub struct Module {
     /// The device name it registers: init waits for that name before
     /// starting the next module.
     pub registers: Option<String>,
+    /// Other device names it registers (init does not wait for them), so
+    /// that other modules may list them in `devices`.
+    pub also_registers: Vec<String>,
     /// Whether init starts it again (with backoff) when it dies.
     pub restart: bool,
     /// Whether init starts it at boot (`false`: it is in the image for the
@@ -207,6 +212,11 @@ const MAX_PROCESSES: u32 = 4096;
 const CMDLINE_MAX: usize = 255;
 
 impl Module {
+    /// Whether it registers `name` (as `registers` or `also_registers`).
+    pub fn registers_name(&self, name: &str) -> bool {
+        self.registers.as_deref() == Some(name) || self.also_registers.iter().any(|n| n == name)
+    }
+
     /// Its boot command line as the kernel and init see it: the binary,
     /// the loader options (marked with '@'; libmh's spawn applies and
     /// strips them), then the arguments.
@@ -462,13 +472,25 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
                     format!("'{name}' {why}"),
                 ));
             }
-            if let Some(j) = modules
-                .iter()
-                .position(|o: &Module| o.registers.as_deref() == Some(name.as_str()))
-            {
+            if let Some(j) = modules.iter().position(|o: &Module| o.registers_name(name)) {
                 return Err(err(
                     &format!("{field}.registers"),
                     format!("'{name}' is already registered by module[{j}]"),
+                ));
+            }
+        }
+        for (k, name) in m.also_registers.iter().enumerate() {
+            let taken = modules.iter().any(|o: &Module| o.registers_name(name))
+                || m.registers.as_deref() == Some(name.as_str())
+                || m.also_registers[..k].contains(name);
+            let why = check_device_name(name)
+                .err()
+                .map(str::to_string)
+                .or_else(|| taken.then(|| "is registered by another module, or twice".to_string()));
+            if let Some(why) = why {
+                return Err(err(
+                    &format!("{field}.also_registers[{k}]"),
+                    format!("'{name}' {why}"),
                 ));
             }
         }
@@ -479,6 +501,7 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
             memory_limit_kib: m.memory_limit_kib,
             processes: m.processes,
             registers: m.registers,
+            also_registers: m.also_registers,
             restart: m.restart,
             start,
             system: m.system,

@@ -48,9 +48,7 @@ pub(super) fn check_device_sources(modules: &[Module]) -> FieldResult {
         for (k, name) in devices.iter().enumerate() {
             let known = KERNEL_DEVICES.contains(&name.as_str())
                 || (init_registers && name == "init")
-                || modules
-                    .iter()
-                    .any(|o| o.registers.as_deref() == Some(name.as_str()));
+                || modules.iter().any(|o| o.registers_name(name));
             if !known {
                 return Err((
                     format!("module[{i}].devices[{k}]"),

@@ -530,3 +530,23 @@ fn disks_become_modern_virtio_blk_devices_behind_the_platform_translation() {
     let args = m.disks[0].qemu_args(Path::new("/a,b/data.img"));
     assert_eq!(args[1], "file=/a,,b/data.img,if=none,id=data,format=raw");
 }
+
+#[test]
+fn also_registers_names_more_devices_others_may_list() {
+    let ok = "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n\
+        [[module]]\nbinary = \"virtio-blk\"\nsystem = true\nregisters = \"disk0\"\nalso_registers = [\"disk0-ro\"]\n\
+        [[module]]\nbinary = \"hello\"\ndevices = [\"disk0-ro\"]\n";
+    let m = parse_ok(ok);
+    assert_eq!(m.modules[1].also_registers, ["disk0-ro"]);
+    assert!(m.modules[1].registers_name("disk0-ro") && m.modules[1].registers_name("disk0"));
+    // Not registered by anyone: refused, naming the field.
+    let unknown = ok.replace("also_registers = [\"disk0-ro\"]\n", "");
+    assert!(parse_err(&unknown).contains("module[2].devices[0]"));
+    // A name twice, or one another module registers.
+    let twice = ok.replace("[\"disk0-ro\"]", "[\"disk0-ro\", \"disk0-ro\"]");
+    assert!(parse_err(&twice).contains("module[1].also_registers[1]"));
+    let same = ok.replace("[\"disk0-ro\"]", "[\"disk0\"]");
+    assert!(parse_err(&same).contains("module[1].also_registers[0]"));
+    let bad = ok.replace("[\"disk0-ro\"]", "[\"two words\"]");
+    assert!(parse_err(&bad).contains("module[1].also_registers[0]"));
+}
