@@ -19,6 +19,7 @@ mod harness;
 mod header;
 mod image;
 mod manifest;
+mod new;
 mod paths;
 mod prereq;
 mod qemu;
@@ -59,6 +60,12 @@ USAGE:
     cargo xtask header [--check]
         Regenerate the C header abi/include/mh.h from the abi crate; with
         --check, only compare and fail if the committed file is stale.
+    cargo xtask new NAME --server | --program | --c
+        Start a new server (servers/NAME), Rust program (examples/NAME) or
+        C program (examples/NAME-c): the code, its workspace membership, a
+        module in default.toml and bench-boot.toml, and a self-test image
+        tools/images/selftest-NAME.toml, so `cargo xtask test` covers it at
+        once. NAME is [a-z][a-z0-9-]*, at most 24 characters, and not taken.
     cargo xtask help
         Show this text.
 
@@ -142,6 +149,12 @@ impl Args {
         self.options.len() != before
     }
 
+    /// Takes the first argument that is not an option (`new NAME`).
+    pub fn positional(&mut self) -> Option<String> {
+        let i = self.options.iter().position(|a| !a.starts_with('-'))?;
+        Some(self.options.remove(i))
+    }
+
     /// `--image NAME`, or the default image.
     pub fn image(&mut self) -> Result<String> {
         Ok(self
@@ -185,6 +198,7 @@ fn dispatch(mut argv: Vec<String>) -> Result<i32> {
         "bench" => bench::command(Args::new("bench", argv)),
         "gdb" => gdb::command(Args::new("gdb", argv)),
         "header" => header::command(Args::new("header", argv)),
+        "new" => new::command(Args::new("new", argv)),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
