@@ -29,6 +29,72 @@ const NAME_MAX: usize = 24;
 /// which must list the same modules (a manifest unit test checks it).
 const IMAGES: [&str; 2] = ["default", "bench-boot"];
 
+/// Names cargo or rustc refuse for a package or binary: Rust's keywords,
+/// the standard crates, and the names of cargo's own directories in
+/// `target/` (the guest binaries land beside them).
+const RESERVED: &[&str] = &[
+    "as",
+    "async",
+    "await",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "fn",
+    "for",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "type",
+    "unsafe",
+    "use",
+    "where",
+    "while",
+    "abstract",
+    "become",
+    "box",
+    "do",
+    "final",
+    "gen",
+    "macro",
+    "override",
+    "priv",
+    "try",
+    "typeof",
+    "unsized",
+    "virtual",
+    "yield",
+    "core",
+    "std",
+    "alloc",
+    "test",
+    "proc-macro",
+    "build",
+    "deps",
+    "examples",
+    "incremental",
+];
+
 /// What to make.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -55,6 +121,11 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
     if !ok_start || !ok_rest {
         return Err(format!(
             "'{name}' is not a valid name: use [a-z][a-z0-9-]* (a lower-case letter, then lower-case letters, digits and '-')"
+        ));
+    }
+    if RESERVED.contains(&name) {
+        return Err(format!(
+            "'{name}' is reserved by Rust or cargo (a keyword, a standard crate or a target directory)"
         ));
     }
     if name.len() > NAME_MAX {
