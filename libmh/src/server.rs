@@ -84,33 +84,7 @@ pub fn serve<S: Server>(
     if extra == 0 {
         return serve_requests(dev, server);
     }
-    let mask = extra | 1 << vector;
-    loop {
-        for taken in 0.. {
-            if taken == BATCH {
-                // More may be waiting: come straight back for it, but let
-                // the other vectors and `idle` have their turn first, so a
-                // flood of requests cannot starve them.
-                process::irq_raise(vector)?;
-                break;
-            }
-            let r = match dev.try_poll() {
-                Ok(r) => r,
-                Err(Error::WouldBlock) => break,
-                Err(e) => return Err(e),
-            };
-            if let Some(code) = answer(dev, &r, server.request(dev, &r)) {
-                return Ok(code);
-            }
-        }
-        if let Some(code) = server.idle(dev) {
-            return Ok(code);
-        }
-        let got = process::irq_wait(mask)?;
-        if got & extra != 0 {
-            server.interrupt(dev, got & extra);
-        }
-    }
+    serve_many(&[(dev, vector)], extra, server)
 }
 
 /// [`serve`] for a server of several devices (each with its own vector,
@@ -127,10 +101,18 @@ pub fn serve_many<S: Server>(
         return Err(Error::InvalidArgument);
     };
     let mask = devices.iter().fold(extra, |m, &(_, v)| m | 1 << v);
+    // Which devices may have requests: all at first, then those whose
+    // vector was raised (the kernel raises it for every request queued
+    // while the server is not asleep in `dev_poll` on that device), so an
+    // idle device costs no poll.
+    let mut ready = mask;
     loop {
-        for &(dev, vector) in devices {
+        for &(dev, vector) in devices.iter().filter(|&&(_, v)| ready & 1 << v != 0) {
             for taken in 0.. {
                 if taken == BATCH {
+                    // More may be waiting: come straight back for it, but
+                    // let the other devices, vectors and `idle` have their
+                    // turn first, so a flood of requests starves nothing.
                     process::irq_raise(vector)?;
                     break;
                 }
@@ -151,6 +133,7 @@ pub fn serve_many<S: Server>(
         if got & extra != 0 {
             server.interrupt(first, got & extra);
         }
+        ready = got;
     }
 }
 
