@@ -7,46 +7,18 @@
 //! outside the measured batches.
 
 use crate::measure::{self, Fail};
+use crate::servers::{open_when_up, spawn, stop};
 use abi::disk::{DISK_IO_RESULT, DISK_PORT_SYNC};
-use libmh::bootfs::Bootfs;
 use libmh::disk::Disk;
-use libmh::{process, procs};
-
-/// Starts module `name` from bootfs; its pid.
-fn spawn(name: &str) -> Result<u32, Fail> {
-    let fs = Bootfs::open()?;
-    let index = fs
-        .find(name)?
-        .ok_or(Fail::Check("a module is missing from the image", 0))?;
-    let pid = fs.spawn(index)?;
-    fs.0.detach()?;
-    Ok(pid)
-}
-
-/// Kills and reaps child `pid`.
-fn stop(pid: u32) -> Result<(), Fail> {
-    let k = procs::open(true)?;
-    procs::kill(k, pid)?;
-    k.detach()?;
-    let st = process::wait_child()?;
-    if st.pid != pid {
-        return Err(Fail::Check("reaped another child", st.pid as i64));
-    }
-    Ok(())
-}
 
 /// `with_disk` with the timer server up first (and held open: it exits
 /// when idle), so the driver takes its completions by MSI-X (it needs the
 /// timer for its watchdog).
 fn with_disk_interrupts(f: impl FnOnce(&Disk) -> Result<u64, Fail>) -> Result<u64, Fail> {
     let pid = spawn("timer")?;
-    let timer = loop {
-        match libmh::timer::Timer::open(50, 51) {
-            Ok(t) => break t,
-            Err(abi::Error::NotFound) => process::yield_now(),
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let timer = open_when_up("the timer server ended early", || {
+        libmh::timer::Timer::open(50, 51)
+    })?;
     let r = with_disk(|d| {
         if d.flags() & abi::disk::DISK_FLAG_INTERRUPTS == 0 {
             return Err(Fail::Check("the driver is not on interrupts", 0));
@@ -60,36 +32,11 @@ fn with_disk_interrupts(f: impl FnOnce(&Disk) -> Result<u64, Fail>) -> Result<u6
 
 /// Runs `f` with the driver up and disk0 open, then kills the driver.
 fn with_disk(f: impl FnOnce(&Disk) -> Result<u64, Fail>) -> Result<u64, Fail> {
-    let fs = Bootfs::open()?;
-    let index = fs
-        .find("virtio-blk")?
-        .ok_or(Fail::Check("no 'virtio-blk' module in the image", 0))?;
-    let pid = fs.spawn(index)?;
-    fs.0.detach()?;
-    let disk = loop {
-        match Disk::open() {
-            Ok(d) => break d,
-            Err(abi::Error::NotFound) => {
-                if let Ok(st) = process::try_wait_child() {
-                    return Err(Fail::Check("the disk driver ended early", st.code));
-                }
-                process::yield_now()
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let pid = spawn("virtio-blk")?;
+    let disk = open_when_up("the disk driver ended early", Disk::open)?;
     let result = f(&disk);
     disk.close()?;
-    let k = procs::open(true)?;
-    procs::kill(k, pid)?;
-    k.detach()?;
-    let st = process::wait_child()?;
-    if st.pid != pid {
-        return Err(Fail::Check(
-            "reaped another child than the driver",
-            st.pid as i64,
-        ));
-    }
+    stop(pid)?;
     result
 }
 

@@ -21,6 +21,7 @@ mod ipc;
 mod measure;
 mod memsrv;
 mod scale;
+mod servers;
 mod time;
 mod tiny;
 

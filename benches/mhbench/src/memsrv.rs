@@ -9,10 +9,9 @@
 use crate::measure::{self, Fail};
 use abi::kdev::{MEMPOOL_PORT_LIMIT, MEMPOOL_PORT_SELECT, MEMPOOL_UNLIMITED};
 use alloc::boxed::Box;
-use libmh::bootfs::Bootfs;
 use libmh::dev::{self, REGISTRY};
 use libmh::mem::Mem;
-use libmh::{process, procs};
+use libmh::process;
 
 const REPLY: u32 = 22;
 
@@ -39,33 +38,11 @@ pub fn alloc_free_4k() -> Result<(u64, u64), Fail> {
 
 /// Runs `f` with the mem server up and opened, then kills and reaps it.
 fn with_mem(f: impl FnOnce(&Mem) -> Result<u64, Fail>) -> Result<u64, Fail> {
-    let fs = Bootfs::open()?;
-    let index = fs
-        .find("mem")?
-        .ok_or(Fail::Check("no 'mem' module in the image", 0))?;
-    let pid = fs.spawn(index)?;
-    fs.0.detach()?;
-    let m = loop {
-        match Mem::open(REPLY) {
-            Ok(m) => break m,
-            Err(abi::Error::NotFound) => {
-                if let Ok(st) = process::try_wait_child() {
-                    return Err(Fail::Check("the mem server ended early", st.code));
-                }
-                process::yield_now()
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let pid = crate::servers::spawn("mem")?;
+    let m = crate::servers::open_when_up("the mem server ended early", || Mem::open(REPLY))?;
     let result = f(&m);
     m.close()?;
-    let k = procs::open(true)?;
-    procs::kill(k, pid)?;
-    k.detach()?;
-    let st = process::wait_child()?;
-    if st.pid != pid {
-        return Err(Fail::Check("reaped another child", st.pid as i64));
-    }
+    crate::servers::stop(pid)?;
     result
 }
 

@@ -63,19 +63,41 @@ pub fn create<M: Machine>(s: &mut Kernel<M>, spec: &HwDeviceSpec) -> Result<(), 
     if s.devices.lookup(name.as_str()).is_some() {
         return Err(Error::AlreadyExists);
     }
+    register(s, res, None, 0)?;
+    if serial {
+        // A driver owns the UART now: the kernel keeps logging to its ring
+        // only (the console server drains it through klog).
+        M::stop_serial();
+    }
+    Ok(())
+}
+
+/// Registers a hardware device with checked resources `res` (its name
+/// among them) and, for a claimed PCI function, its state: the creator
+/// is charged for the record plus `extra_bytes`, the resources are
+/// claimed. On any failure nothing stays registered, claimed or charged.
+pub(super) fn register<M: Machine>(
+    s: &mut Kernel<M>,
+    res: HwResources,
+    pci: Option<super::pci::PciDevice>,
+    extra_bytes: u64,
+) -> Result<DeviceId, Error> {
     let reserve = s.current().reserve;
-    let bytes = super::DEVICE_BYTES + core::mem::size_of::<HwDevice>() as u64;
+    let bytes = super::DEVICE_BYTES + core::mem::size_of::<HwDevice>() as u64 + extra_bytes;
     let paid = super::user::charge(s, reserve, bytes)?;
+    let name = res.name;
     let Ok(record) = crate::try_box(HwDevice {
         res: res.clone(),
         quarantine: Vec::new(),
-        pci: None,
+        pci,
     }) else {
         super::user::refund(s, paid);
         return Err(Error::OutOfMemory);
     };
-    let device = Device::Hardware(record);
-    let id = match s.devices.add(name.as_str(), device, Some(paid)) {
+    let id = match s
+        .devices
+        .add(name.as_str(), Device::Hardware(record), Some(paid))
+    {
         Ok(id) => id,
         Err((e, _)) => {
             super::user::refund(s, paid);
@@ -83,17 +105,18 @@ pub fn create<M: Machine>(s: &mut Kernel<M>, spec: &HwDeviceSpec) -> Result<(), 
         }
     };
     if let Err(e) = s.devices.claims.add(id, res) {
-        if let Some((_, Some(paid))) = s.devices.remove(id) {
-            super::user::refund(s, paid);
-        }
+        unregister(s, id);
         return Err(e);
     }
-    if serial {
-        // A driver owns the UART now: the kernel keeps logging to its ring
-        // only (the console server drains it through klog).
-        M::stop_serial();
+    Ok(id)
+}
+
+/// Undoes `register` (a claim that failed after it).
+pub(super) fn unregister<M: Machine>(s: &mut Kernel<M>, id: DeviceId) {
+    s.devices.claims.remove(id);
+    if let Some((_, Some(paid))) = s.devices.remove(id) {
+        super::user::refund(s, paid);
     }
-    Ok(())
 }
 
 /// Platform RELEASE_QUARANTINE for the device called `name`.

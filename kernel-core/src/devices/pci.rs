@@ -21,7 +21,6 @@ extern crate alloc;
 use super::Device;
 use super::DeviceId;
 use super::dma::DmaSpace;
-use super::hw::HwDevice;
 use super::msi::{Lines, Signal};
 use crate::acpi::PciFunction;
 use crate::hwclaims::{HwResources, device_name};
@@ -32,7 +31,6 @@ use crate::pci::{Bar, BarKind, Bars, Command, ConfigAccess, ConfigPolicy, Config
 use crate::process::Pid;
 use abi::Error;
 use abi::hw::*;
-use alloc::vec::Vec;
 use arrayvec::ArrayVec;
 
 /// PCI class of bridges (host, ISA, PCI-to-PCI...): never handed out.
@@ -195,7 +193,7 @@ pub fn claim<M: Machine>(s: &mut Kernel<M>, spec: &PciClaimSpec) -> Result<(), E
     }
     crate::pci::update_command(&mut cfg, |c| (c | decode) - Command::BUS_MASTER)?;
     super::msi::quiesce(&mut cfg, signal_of(&func));
-    let made = register(s, f, name, res, &func);
+    let made = register(s, f, res, &func);
     if made.is_err() {
         let _ = crate::pci::update_command(&mut cfg, |_| before);
     }
@@ -224,18 +222,13 @@ fn signal_of(func: &crate::pci::Function) -> Signal {
 fn register<M: Machine>(
     s: &mut Kernel<M>,
     f: PciFunction,
-    name: arrayvec::ArrayString<32>,
     res: HwResources,
     func: &crate::pci::Function,
 ) -> Result<(), Error> {
     let link = M::iommu_of(f);
     // The creator pays for the record and for the most I/O page tables
     // the domain's window can need, so exports never charge anyone else.
-    let bytes = super::DEVICE_BYTES
-        + core::mem::size_of::<HwDevice>() as u64
-        + link.map_or(0, |_| super::dma::WINDOW_TABLE_FRAMES * PAGE);
-    let reserve = s.current().reserve;
-    let paid = super::user::charge(s, reserve, bytes)?;
+    let tables = link.map_or(0, |_| super::dma::WINDOW_TABLE_FRAMES * PAGE);
     let pci = PciDevice {
         function: f,
         policy: func.policy(),
@@ -247,41 +240,23 @@ fn register<M: Machine>(
         stopped: false,
         msi: Lines::new(signal_of(func)),
     };
-    let Ok(record) = crate::try_box(HwDevice {
-        res: res.clone(),
-        quarantine: Vec::new(),
-        pci: Some(pci),
-    }) else {
-        super::user::refund(s, paid);
-        return Err(Error::OutOfMemory);
+    let id = super::hw::register(s, res, Some(pci), tables)?;
+    let Some(link) = link else {
+        return Ok(());
     };
-    let device = Device::Hardware(record);
-    let id = match s.devices.add(name.as_str(), device, Some(paid)) {
-        Ok(id) => id,
-        Err((e, _)) => {
-            super::user::refund(s, paid);
-            return Err(e);
-        }
-    };
-    let made = s.devices.claims.add(id, res).and_then(|()| match link {
-        Some(link) => {
-            let did = super::dma::domain_id(id, link)?;
-            let space = DmaSpace::new::<M>(f, did, link)?;
-            if let Some(p) = pci_of(s, id) {
-                p.dma = Some(space);
-            }
+    let domain = super::dma::domain_id(id, link).and_then(|did| DmaSpace::new::<M>(f, did, link));
+    match (domain, pci_of(s, id)) {
+        (Ok(space), Some(p)) => {
+            p.dma = Some(space);
             Ok(())
         }
-        None => Ok(()),
-    });
-    if let Err(e) = made {
-        s.devices.claims.remove(id);
-        if let Some((_, Some(paid))) = s.devices.remove(id) {
-            super::user::refund(s, paid);
+        (Err(e), _) => {
+            super::hw::unregister(s, id);
+            Err(e)
         }
-        return Err(e);
+        // Registered a moment ago under the same lock: always there.
+        (Ok(_), None) => Err(Error::DeviceGone),
     }
-    Ok(())
 }
 
 /// The PCI state of hardware device `dev`, if it is a claimed function.
