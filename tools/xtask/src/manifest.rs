@@ -18,8 +18,10 @@ use crate::paths;
 
 mod devices;
 mod disk;
+mod expect;
 use devices::{check_device_name, check_device_sources, check_devices};
 pub use disk::{Disk, describe_size};
+pub use expect::{Expect, ExpectedOutcome, Input};
 
 /// The memory size when the manifest names none.
 const DEFAULT_MEMORY_MIB: u32 = 256;
@@ -34,24 +36,7 @@ struct RawManifest {
     module: Vec<RawModule>,
     #[serde(default)]
     disk: Vec<disk::RawDisk>,
-    expect: Option<RawExpect>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawExpect {
-    outcome: String,
-    #[serde(default)]
-    output: Vec<String>,
-    #[serde(default)]
-    input: Vec<RawInput>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInput {
-    after: String,
-    text: String,
+    expect: Option<expect::RawExpect>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,33 +125,6 @@ pub fn pci_device_arg(model: &str) -> &str {
         "edu" => "edu,dma_mask=0xffffffffffffffff",
         other => other,
     }
-}
-
-/// How a self-test image must end: the QEMU outcome and lines of text the
-/// serial output must contain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Expect {
-    pub outcome: ExpectedOutcome,
-    pub output: Vec<String>,
-    /// What to type on the serial line, in stages: each once a line of
-    /// output contains its `after` (so the guest is ready to read it), in
-    /// order.
-    pub input: Vec<Input>,
-}
-
-/// Text typed into the guest's serial line during a headless run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Input {
-    pub after: String,
-    pub bytes: Vec<u8>,
-}
-
-/// The outcomes a self-test image can expect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExpectedOutcome {
-    Clean,
-    InitFailed,
-    KernelPanic,
 }
 
 /// One boot module: a user ELF by its binary name and its arguments.
@@ -525,37 +483,7 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
 
     let expect = match raw.expect {
         None => None,
-        Some(e) => {
-            let outcome = match e.outcome.as_str() {
-                "clean" => ExpectedOutcome::Clean,
-                "init-failed" => ExpectedOutcome::InitFailed,
-                "kernel-panic" => ExpectedOutcome::KernelPanic,
-                other => {
-                    return Err(err(
-                        "expect.outcome",
-                        format!("'{other}' is not one of clean, init-failed, kernel-panic"),
-                    ));
-                }
-            };
-            let mut input = Vec::new();
-            for (k, stage) in e.input.into_iter().enumerate() {
-                if stage.after.is_empty() {
-                    return Err(err(
-                        &format!("expect.input[{k}].after"),
-                        "is empty: name a piece of the output line after which to type".into(),
-                    ));
-                }
-                input.push(Input {
-                    after: stage.after,
-                    bytes: stage.text.into_bytes(),
-                });
-            }
-            Some(Expect {
-                outcome,
-                output: e.output,
-                input,
-            })
-        }
+        Some(e) => Some(expect::parse(e).map_err(|(f, w)| err(&f, w))?),
     };
 
     Ok(Manifest {
