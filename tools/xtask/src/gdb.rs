@@ -1,6 +1,8 @@
 //! `cargo xtask gdb`: boot an image halted at the first instruction with
 //! QEMU's gdb stub on :1234, and run gdb attached to it with the kernel's
-//! symbols (and optionally one user program's).
+//! symbols (and optionally one user program's). The machine has the
+//! manifest's `cpus` (or `--smp N`); QEMU's stub shows each vCPU to gdb as
+//! a thread (`info threads`, `thread N`).
 //!
 //! Rules: the gdb commands are written to target/mh/gdbinit so they can be
 //! reused by hand (`gdb -x target/mh/gdbinit`). QEMU runs in its own process
@@ -20,9 +22,10 @@ use crate::{Args, build, paths, prereq, progress};
 /// QEMU's default gdb stub port (`-s`).
 const GDB_PORT: u16 = 1234;
 
-/// `cargo xtask gdb [--image NAME] [--program BINARY]`.
+/// `cargo xtask gdb [--image NAME] [--smp N] [--program BINARY]`.
 pub fn command(mut args: Args) -> Result<i32> {
     let name = args.image()?;
+    let smp = args.smp()?;
     let program = args.option("--program")?;
     args.finish()?;
     prereq::rust_target()?;
@@ -31,7 +34,11 @@ pub fn command(mut args: Args) -> Result<i32> {
     if port_listening(GDB_PORT) {
         bail!("port {GDB_PORT} is already in use (another `cargo xtask gdb` or QEMU with -s?)");
     }
-    let image = build::image(&name)?;
+    let mut image = build::image(&name)?;
+    if let Some(cpus) = smp {
+        image.manifest.cpus = cpus;
+    }
+    let cpus = image.manifest.cpus;
 
     // User programs are all linked at 0x400000, so only one program's
     // symbols can be loaded without clashing.
@@ -45,7 +52,8 @@ pub fn command(mut args: Args) -> Result<i32> {
 
     let serial_log = paths::mh_dir().join("gdb-serial.log");
     progress(&format!(
-        "starting QEMU halted, gdb stub on :{GDB_PORT}; the guest's serial output goes to {}",
+        "starting QEMU halted on {}, gdb stub on :{GDB_PORT}; the guest's serial output goes to {}",
+        crate::run::cpus_phrase(cpus),
         paths::display(&serial_log)
     ));
     let extra = ["-s".to_string(), "-S".to_string()];
@@ -65,6 +73,12 @@ pub fn command(mut args: Args) -> Result<i32> {
          [xtask] commands in {}; --program NAME adds a user program's symbols",
         paths::display(&gdbinit)
     );
+    if cpus > 1 {
+        println!(
+            "[xtask] each of the {cpus} CPUs is a gdb thread: `info threads` lists them, \
+             `thread N` switches to CPU N-1 (docs/debugging.md)"
+        );
+    }
     let gdb = Command::new(prereq::GDB.program)
         .arg("-x")
         .arg("target/mh/gdbinit")

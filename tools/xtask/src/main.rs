@@ -38,9 +38,10 @@ USAGE:
     cargo xtask build [--image NAME]
         Build the kernel and all user programs (release, x86_64-unknown-none)
         and assemble the image in target/mh/image/NAME/; prints the sizes.
-    cargo xtask run [--image NAME] [-- QEMU ARGS...]
+    cargo xtask run [--image NAME] [--smp N] [-- QEMU ARGS...]
         Build, then boot the image in QEMU with the console on this terminal
-        (Ctrl-A X quits). Extra QEMU arguments go after `--`, e.g.
+        (Ctrl-A X quits), on the manifest's `cpus` CPUs (the default image:
+        2) or N. Extra QEMU arguments go after `--`, e.g.
         `cargo xtask run -- -d int,cpu_reset -D target/mh/qemu.log`.
     cargo xtask test
         Run the host unit tests (cargo test), then boot the `test` image
@@ -52,11 +53,12 @@ USAGE:
         next to reference figures (Linux, seL4) and the TCG wall time. Results
         go to target/mh/bench.txt (`name value` lines), the serial log to
         target/mh/bench-serial.log; see docs/benchmarks.md.
-    cargo xtask gdb [--image NAME] [--program BINARY]
+    cargo xtask gdb [--image NAME] [--smp N] [--program BINARY]
         Build, start QEMU halted with a gdb stub on :1234 (serial output in
         target/mh/gdb-serial.log) and run gdb with the kernel's symbols;
         --program also loads one user program's symbols. Use `hbreak` for
-        breakpoints in early boot code.
+        breakpoints in early boot code. Each CPU is a gdb thread
+        (`info threads`, `thread N`).
     cargo xtask header [--check]
         Regenerate the C header abi/include/mh.h from the abi crate; with
         --check, only compare and fail if the committed file is stale.
@@ -160,6 +162,23 @@ impl Args {
         Ok(self
             .option("--image")?
             .unwrap_or_else(|| "default".to_string()))
+    }
+
+    /// `--smp N`: boot on N CPUs instead of the manifest's `cpus`.
+    pub fn smp(&mut self) -> Result<Option<u32>> {
+        let Some(value) = self.option("--smp")? else {
+            return Ok(None);
+        };
+        let Ok(n) = value.parse::<i64>() else {
+            bail!(
+                "--smp: '{value}' is not a CPU count: a whole number from 1 to {}",
+                manifest::MAX_CPUS
+            );
+        };
+        match manifest::check_cpus(n) {
+            Ok(n) => Ok(Some(n)),
+            Err(why) => bail!("--smp: {why}"),
+        }
     }
 
     /// The arguments after `--`.
@@ -266,6 +285,20 @@ mod tests {
         let mut c = args(&["--check=yes"]);
         assert!(!c.flag("--check"));
         assert!(c.finish().is_err());
+    }
+
+    #[test]
+    fn smp_is_a_cpu_count() {
+        assert_eq!(args(&[]).smp().unwrap(), None);
+        assert_eq!(args(&["--smp", "4"]).smp().unwrap(), Some(4));
+        assert_eq!(args(&["--smp=16"]).smp().unwrap(), Some(16));
+        let zero = args(&["--smp", "0"]).smp().unwrap_err().message;
+        assert_eq!(zero, "--smp: 0 is out of range (1 to 16 CPUs)");
+        let word = args(&["--smp", "two"]).smp().unwrap_err().message;
+        assert!(
+            word.starts_with("--smp: 'two' is not a CPU count"),
+            "{word}"
+        );
     }
 
     #[test]

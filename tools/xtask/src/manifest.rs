@@ -27,6 +27,11 @@ pub use expect::{Expect, ExpectedOutcome, Input};
 const DEFAULT_MEMORY_MIB: u32 = 256;
 /// The host-side limit for headless runs when the manifest names none.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+/// The CPUs of an image whose manifest names none: one, so that an image
+/// (a benchmark above all) only runs on several CPUs when it says so.
+const DEFAULT_CPUS: u32 = 1;
+/// The most CPUs an image may have: the SMP kernel's limit (issue 12).
+pub const MAX_CPUS: u32 = 16;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +51,9 @@ struct RawImage {
     timeout_secs: Option<u64>,
     kernel_args: Option<String>,
     memory_mib: Option<u32>,
+    // A TOML value rather than a number, so that `cpus = "4"` gets this
+    // file's message naming the field, not serde's type error.
+    cpus: Option<toml::Value>,
     machine: Option<String>,
     #[serde(default)]
     pci: Vec<String>,
@@ -80,6 +88,8 @@ pub struct Manifest {
     pub timeout_secs: u64,
     pub kernel_args: Option<String>,
     pub memory_mib: u32,
+    /// The CPUs QEMU gives the machine (`-smp`), 1 to [`MAX_CPUS`].
+    pub cpus: u32,
     /// The board QEMU emulates.
     pub machine: Machine,
     /// Extra PCI devices on it (QEMU models from [`PCI_MODELS`]).
@@ -303,6 +313,21 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
         Some(m) => m,
         None => DEFAULT_MEMORY_MIB,
     };
+    let cpus = match &raw.image.cpus {
+        None => DEFAULT_CPUS,
+        Some(toml::Value::Integer(n)) => check_cpus(*n).map_err(|w| err("image.cpus", w))?,
+        Some(other) => {
+            let shown = match other {
+                toml::Value::String(s) => format!("{s:?}"),
+                toml::Value::Float(f) => f.to_string(),
+                v => format!("a {}", v.type_str()),
+            };
+            return Err(err(
+                "image.cpus",
+                format!("{shown} is not a CPU count: a whole number from 1 to {MAX_CPUS}"),
+            ));
+        }
+    };
     let machine = match raw.image.machine.as_deref() {
         None | Some("q35") => Machine::Q35,
         Some("pc") => Machine::Pc,
@@ -492,12 +517,22 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
         timeout_secs,
         kernel_args: raw.image.kernel_args,
         memory_mib,
+        cpus,
         machine,
         pci: raw.image.pci,
         modules,
         disks,
         expect,
     })
+}
+
+/// Checks a CPU count, the manifest's `cpus` or an `--smp` override; the
+/// reason when it is not one.
+pub fn check_cpus(n: i64) -> std::result::Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(n) if (1..=MAX_CPUS).contains(&n) => Ok(n),
+        _ => Err(format!("{n} is out of range (1 to {MAX_CPUS} CPUs)")),
+    }
 }
 
 impl Manifest {

@@ -9,8 +9,9 @@
 //! devices follow the machine's arguments, so on q35 the I/O MMU comes
 //! before every other PCI device: devices are to be set up behind it, and
 //! QEMU 7.2 does not refuse another order, so the order is kept here (and
-//! tested). Always TCG: user mode is broken under this host's KVM. The
-//! kernel ends a run by writing a byte v to the isa-debug-exit port and QEMU
+//! tested). Always TCG: user mode is broken under this host's KVM. An image
+//! with several CPUs (`cpus`) gets multi-threaded TCG, one host thread per
+//! vCPU, except under `-icount` (see `accel`). The kernel ends a run by writing a byte v to the isa-debug-exit port and QEMU
 //! exits with (v << 1) | 1 (abi::power); with -no-reboot a triple fault
 //! exits 0, which is never a success.
 
@@ -73,9 +74,10 @@ fn command_with_disks(
     let m = &image.manifest;
     let mut cmd = Command::new(QEMU.program);
     cmd.current_dir(&image.dir)
-        .args(["-accel", "tcg"])
+        .args(["-accel", accel(m.cpus, extra)])
         .args(m.machine.qemu_args())
-        .args(["-cpu", "max", "-smp", "1"]);
+        .args(["-cpu", "max", "-smp"])
+        .arg(m.cpus.to_string());
     for model in &m.pci {
         cmd.arg("-device")
             .arg(crate::manifest::pci_device_arg(model));
@@ -100,6 +102,21 @@ fn command_with_disks(
     }
     cmd.args(with_absolute_log(extra));
     cmd
+}
+
+/// QEMU's `-accel` value for a machine of `cpus` CPUs booted with `extra`.
+/// Several CPUs get multi-threaded TCG (MTTCG: a host thread per vCPU), so
+/// they really run at once and races between them can show. QEMU refuses
+/// MTTCG under `-icount` (counting instructions needs one fixed order of
+/// execution; `cargo xtask bench` passes it in `extra`), so there the vCPUs
+/// take turns on one thread, as plain `tcg` does for one CPU.
+fn accel(cpus: u32, extra: &[String]) -> &'static str {
+    let icount = extra.iter().any(|a| a == "-icount" || a == "--icount");
+    if cpus > 1 && !icount {
+        "tcg,thread=multi"
+    } else {
+        "tcg"
+    }
 }
 
 /// `extra` with a relative `-D <file>` made absolute against xtask's own
@@ -494,6 +511,50 @@ mod tests {
             position(&args, &["-device", crate::manifest::pci_device_arg("edu")]).expect("edu");
         let disks = position(&args, &DISK_ARGS).expect("both disks, in order");
         assert!(edu < disks, "{args:?}");
+    }
+
+    #[test]
+    fn several_cpus_get_a_thread_each_except_under_icount() {
+        let icount = crate::bench::icount_args();
+        assert_eq!(accel(1, &[]), "tcg");
+        assert_eq!(accel(1, &icount), "tcg");
+        assert_eq!(accel(2, &[]), "tcg,thread=multi");
+        assert_eq!(accel(16, &["-s".to_string()]), "tcg,thread=multi");
+        assert_eq!(accel(4, &icount), "tcg");
+    }
+
+    #[test]
+    fn the_manifests_cpus_become_smp_and_accel() {
+        let args = |cpus: u32, extra: &[String]| {
+            let text = format!(
+                "[image]\ndescription = \"d\"\ncpus = {cpus}\n[[module]]\nbinary = \"init\"\n"
+            );
+            let manifest = crate::manifest::parse("t", Path::new("t.toml"), &text).unwrap();
+            let image = Image {
+                manifest,
+                kernel: "/image/kernel".into(),
+                dir: "/image".into(),
+            };
+            let cmd = command_with_disks(&image, &[], &Serial::Stdio, extra);
+            cmd.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        let four = args(4, &[]);
+        assert!(position(&four, &["-smp", "4"]).is_some(), "{four:?}");
+        assert!(
+            position(&four, &["-accel", "tcg,thread=multi"]).is_some(),
+            "{four:?}"
+        );
+        let one = args(1, &[]);
+        assert!(position(&one, &["-smp", "1"]).is_some(), "{one:?}");
+        assert!(position(&one, &["-accel", "tcg"]).is_some(), "{one:?}");
+        let counted = args(4, &crate::bench::icount_args());
+        assert!(position(&counted, &["-smp", "4"]).is_some(), "{counted:?}");
+        assert!(
+            position(&counted, &["-accel", "tcg"]).is_some(),
+            "{counted:?}"
+        );
     }
 
     #[test]

@@ -19,14 +19,19 @@ use crate::manifest::Input;
 use crate::qemu::{self, Outcome, Serial, Stream};
 use crate::{Args, build, prereq, progress};
 
-/// `cargo xtask run [--image NAME] [-- extra qemu args]`.
+/// `cargo xtask run [--image NAME] [--smp N] [-- extra qemu args]`.
 pub fn command(mut args: Args) -> Result<i32> {
     let name = args.image()?;
+    let smp = args.smp()?;
     let extra = args.take_extra();
     args.finish()?;
     prereq::rust_target()?;
     prereq::host_tool(prereq::QEMU)?;
-    let image = build::image(&name)?;
+    let mut image = build::image(&name)?;
+    if let Some(cpus) = smp {
+        image.manifest.cpus = cpus;
+    }
+    let what = format!("image '{name}' on {}", cpus_phrase(image.manifest.cpus));
 
     let interactive = std::io::stdin().is_terminal();
     let serial = if interactive {
@@ -36,10 +41,10 @@ pub fn command(mut args: Args) -> Result<i32> {
     };
     if interactive {
         progress(&format!(
-            "booting image '{name}' (press Ctrl-A then X to quit QEMU)…"
+            "booting {what} (press Ctrl-A then X to quit QEMU)…"
         ));
     } else {
-        progress(&format!("booting image '{name}'…"));
+        progress(&format!("booting {what}…"));
     }
     let outcome = if interactive {
         qemu::run_foreground(qemu::command(&image, &serial, &extra)?)?
@@ -56,6 +61,15 @@ pub fn command(mut args: Args) -> Result<i32> {
         _ => eprintln!("error: {}", outcome.describe()),
     }
     Ok(outcome.exit_code())
+}
+
+/// "1 CPU", "4 CPUs".
+pub fn cpus_phrase(cpus: u32) -> String {
+    if cpus == 1 {
+        "1 CPU".to_string()
+    } else {
+        format!("{cpus} CPUs")
+    }
 }
 
 /// The line the console server prints once it owns the UART: from then on

@@ -23,7 +23,46 @@ fn minimal_manifest_gets_defaults() {
     assert_eq!(m.timeout_secs, 300);
     assert_eq!(m.kernel_args, None);
     assert_eq!(m.machine, Machine::Q35);
+    assert_eq!(m.cpus, 1);
     assert_eq!(m.initrd(), "init");
+}
+
+#[test]
+fn cpus_are_one_to_sixteen() {
+    let with = |cpus: &str| {
+        format!("[image]\ndescription = \"d\"\ncpus = {cpus}\n[[module]]\nbinary = \"init\"\n")
+    };
+    assert_eq!(parse_ok(&with("1")).cpus, 1);
+    assert_eq!(parse_ok(&with("16")).cpus, 16);
+    for (bad, why) in [
+        ("0", "0 is out of range (1 to 16 CPUs)"),
+        ("17", "17 is out of range (1 to 16 CPUs)"),
+        ("-2", "-2 is out of range (1 to 16 CPUs)"),
+        (
+            "\"4\"",
+            "\"4\" is not a CPU count: a whole number from 1 to 16",
+        ),
+        ("2.5", "2.5 is not a CPU count"),
+        ("true", "a boolean is not a CPU count"),
+    ] {
+        let e = parse_err(&with(bad));
+        assert!(
+            e.starts_with(&format!("t.toml: image.cpus: {why}")),
+            "{bad}: {e}"
+        );
+    }
+    assert_eq!(check_cpus(4), Ok(4));
+    assert!(check_cpus(i64::MAX).is_err());
+}
+
+#[test]
+fn the_default_image_has_two_cpus_and_the_test_image_one() {
+    // `cargo xtask run` boots on two CPUs; the test image's own count is
+    // the first pass's, which `cargo xtask test` overrides for the second.
+    assert_eq!(load("default").unwrap().cpus, 2);
+    assert_eq!(load("test").unwrap().cpus, 1);
+    // Benchmarks count one CPU's instructions.
+    assert_eq!(load("bench").unwrap().cpus, 1);
 }
 
 #[test]
