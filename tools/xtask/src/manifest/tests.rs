@@ -61,6 +61,7 @@ fn the_default_image_has_two_cpus_and_the_test_image_one() {
     // the first pass's, which `cargo xtask test` overrides for the second.
     assert_eq!(load("default").unwrap().cpus, 2);
     assert_eq!(load("test").unwrap().cpus, 1);
+    assert_eq!(load("selftest-smp16").unwrap().cpus, 16);
     // Benchmarks count one CPU's instructions.
     assert_eq!(load("bench").unwrap().cpus, 1);
 }
