@@ -46,7 +46,13 @@ libmh::entry!(main);
 
 fn main(args: Args) -> i32 {
     match (args.get(0), args.get(1)) {
-        (Some("runner"), _) => run_all(),
+        (Some("runner"), _) => match runner_pass(&args) {
+            Some(pass) => run_all(pass),
+            None => {
+                println!("mhtest: usage: mhtest runner [pass=NAME]");
+                2
+            }
+        },
         (Some("helper"), Some(what)) => helpers::run(what),
         (Some("console-check"), _) => console_check::run(),
         (Some("init-check"), _) => init_check::run(),
@@ -80,8 +86,24 @@ fn main(args: Args) -> i32 {
     }
 }
 
-fn run_all() -> i32 {
-    let mut s = suite::Suite::new();
+/// The runner's `pass=NAME` argument (see `suite`): `Some(None)` without
+/// one, `None` for anything else, which the caller reports.
+fn runner_pass(args: &Args) -> Option<Option<&'static str>> {
+    match (args.get(1), args.get(2)) {
+        (None, _) => Some(None),
+        (Some(arg), None) => arg
+            .strip_prefix("pass=")
+            .filter(|p| !p.is_empty())
+            .map(Some),
+        _ => None,
+    }
+}
+
+fn run_all(pass: Option<&'static str>) -> i32 {
+    let mut s = suite::Suite::in_pass(pass);
+    if let Some(pass) = pass {
+        println!("mhtest: pass {pass}");
+    }
     // The helpers are the other boot modules: start them first (they die,
     // spin and print while the first tests run). The timer server is a
     // module too, started later by its own tests.

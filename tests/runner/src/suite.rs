@@ -1,7 +1,15 @@
 //! A minimal test runner: each test is a function returning `Result<(),
 //! Fail>`; the suite prints `test <name> ... ok` or `... FAILED: <why>` and
-//! a final `suite done: total=N ok=K failed=M` line that the host harness
-//! reads (see tools/xtask/src/harness.rs).
+//! a final `suite done: total=N ok=K failed=M skipped=S` line that the host
+//! harness reads (see tools/xtask/src/harness.rs).
+//!
+//! Passes: `cargo xtask test` boots the test image twice, on 1 CPU and on
+//! 4, and tells the runner which pass it is in (`mhtest runner
+//! pass=smp1`, `pass=smp4`). Heavy tests (`Suite::run_heavy`), which take
+//! most of the suite's time, run in one pass only, [`HEAVY_PASS`]; in the
+//! other they print `test <name> ... skipped in this pass` and count
+//! neither as passed nor failed. Without a pass (the image booted by
+//! hand) every test runs.
 
 use core::fmt::{self, Write};
 use libmh::println;
@@ -81,14 +89,45 @@ macro_rules! ensure_eq {
     }};
 }
 
+/// The pass the heavy tests run in: the one on 4 CPUs, because the
+/// system-call fuzzer is meant to hammer the kernel from every CPU at once.
+pub const HEAVY_PASS: &str = "smp4";
+
 pub struct Suite {
     total: u32,
     ok: u32,
+    skipped: u32,
+    /// The pass of `cargo xtask test` this is; `None`: run everything.
+    pass: Option<&'static str>,
 }
 
 impl Suite {
+    /// A suite that runs every test.
     pub fn new() -> Suite {
-        Suite { total: 0, ok: 0 }
+        Suite::in_pass(None)
+    }
+
+    /// A suite for pass `pass` of `cargo xtask test` (see the module
+    /// docs); `None` runs every test.
+    pub fn in_pass(pass: Option<&'static str>) -> Suite {
+        Suite {
+            total: 0,
+            ok: 0,
+            skipped: 0,
+            pass,
+        }
+    }
+
+    /// Runs a heavy test: only in [`HEAVY_PASS`] (or when no pass is
+    /// given), so that the suite's two passes do not both pay for it.
+    pub fn run_heavy(&mut self, name: &str, test: impl FnOnce() -> TestResult) {
+        match self.pass {
+            Some(pass) if pass != HEAVY_PASS => {
+                self.skipped += 1;
+                println!("test {name} ... skipped in this pass (heavy: runs in pass {HEAVY_PASS})");
+            }
+            _ => self.run(name, test),
+        }
     }
 
     pub fn run(&mut self, name: &str, test: impl FnOnce() -> TestResult) {
@@ -106,8 +145,8 @@ impl Suite {
     pub fn finish(&self) -> i32 {
         let failed = self.total - self.ok;
         println!(
-            "suite done: total={} ok={} failed={}",
-            self.total, self.ok, failed
+            "suite done: total={} ok={} failed={} skipped={}",
+            self.total, self.ok, failed, self.skipped
         );
         if failed == 0 { 0 } else { 1 }
     }

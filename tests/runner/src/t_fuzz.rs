@@ -282,8 +282,10 @@ fn own_frames() -> Result<u64, Fail> {
     used.map_err(fail)
 }
 
+/// Heavy (about 20 s of TCG time, most of the suite's): it runs in one of
+/// `cargo xtask test`'s passes only, the one on 4 CPUs.
 pub fn run(s: &mut Suite) {
-    s.run("fuzz_random_syscalls_never_hurt_the_kernel", || {
+    s.run_heavy("fuzz_random_syscalls_never_hurt_the_kernel", || {
         // A first round makes the page tables this runner keeps for good
         // (copy-on-write scratch, stack): not a leak, so not counted.
         crate::util::warm_up();
