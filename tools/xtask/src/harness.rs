@@ -2,15 +2,20 @@
 //! `cargo test` output, each turned into a tally of passes and failures.
 //!
 //! Rules (the protocol the guest runner follows):
-//! - one line per test, `test <name> ... ok` or `test <name> ... FAILED:
-//!   <reason>`, possibly after a kernel log prefix such as `[mhtest 1] `, so
-//!   the `test ` word is searched anywhere in the line;
-//! - a final `suite done: total=<N> ok=<K> failed=<M>`;
+//! - one line per test, `test <name> ... ok`, `test <name> ... FAILED:
+//!   <reason>` or `test <name> ... skipped in this pass` (a heavy test,
+//!   run in another pass of `cargo xtask test`), possibly after a kernel
+//!   log prefix such as `[mhtest 1] `, so the `test ` word is searched
+//!   anywhere in the line;
+//! - a final `suite done: total=<N> ok=<K> failed=<M>`, then optionally
+//!   ` skipped=<S>`; skipped tests are not in the total;
 //! - a kernel panic prints a line containing `KERNEL PANIC`.
 //!
-//! Guest tests are counted from the per-test lines. A missing `suite done`,
-//! a summary that disagrees with the lines, or a QEMU exit other than clean
-//! each add one failure, so a run that died early is never reported as green.
+//! Guest tests are counted from the per-test lines; skipped ones count
+//! neither as passed nor failed. A missing `suite done`, a summary that
+//! disagrees with the lines, or a QEMU exit other than clean each add one
+//! failure, so a run that died early is never reported as green. A run
+//! with a label (the pass: `smp4`) names its failures `<name> [smp4]`.
 //! Host tests are counted from cargo's `test result:` summaries; a cargo
 //! failure without any failing test (a compile error) counts as one failure.
 
@@ -28,6 +33,8 @@ pub struct Failed {
 pub struct Tally {
     pub passed: u64,
     pub failed: Vec<Failed>,
+    /// The tests skipped in this pass, by their own (unlabelled) names.
+    pub skipped: Vec<String>,
 }
 
 impl Tally {
@@ -49,6 +56,8 @@ pub enum Verdict {
     Ok,
     Failed(String),
     Ignored,
+    /// Not run in this pass (`skipped in this pass`).
+    Skipped,
 }
 
 /// A parsed `test <name> ... <verdict>` line.
@@ -94,6 +103,8 @@ pub fn parse_test_line(line: &str) -> Option<TestLine> {
             Verdict::Failed(reason.trim_start_matches(':').trim().to_string())
         } else if verdict.starts_with("ignored") {
             Verdict::Ignored
+        } else if verdict.starts_with("skipped") {
+            Verdict::Skipped
         } else {
             continue;
         };
@@ -111,6 +122,8 @@ pub struct SuiteDone {
     pub total: u64,
     pub ok: u64,
     pub failed: u64,
+    /// `skipped=S`, which a runner without passes does not print.
+    pub skipped: Option<u64>,
 }
 
 pub fn parse_suite_done(line: &str) -> Option<SuiteDone> {
@@ -121,6 +134,7 @@ pub fn parse_suite_done(line: &str) -> Option<SuiteDone> {
         total: field("total=")?,
         ok: field("ok=")?,
         failed: field("failed=")?,
+        skipped: field("skipped="),
     })
 }
 
@@ -131,9 +145,32 @@ pub struct GuestRun {
     counted_ok: u64,
     done: Option<SuiteDone>,
     panic_line: Option<String>,
+    /// The pass, appended to failure names (`name [smp4]`).
+    label: Option<String>,
 }
 
 impl GuestRun {
+    /// A run whose failures are named `<name> [<label>]`.
+    pub fn labelled(label: &str) -> GuestRun {
+        GuestRun {
+            label: Some(label.to_string()),
+            ..GuestRun::default()
+        }
+    }
+
+    /// A failure's name as the final list shows it.
+    fn name(&self, name: &str) -> String {
+        match &self.label {
+            Some(label) => format!("{name} [{label}]"),
+            None => name.to_string(),
+        }
+    }
+
+    fn fail(&mut self, name: &str, reason: String) {
+        let name = self.name(name);
+        self.tally.fail(name, reason);
+    }
+
     /// Takes one serial line; returns the test line it held, if any, so the
     /// caller can echo progress.
     pub fn feed(&mut self, line: &str) -> Option<TestLine> {
@@ -150,8 +187,9 @@ impl GuestRun {
                 self.tally.passed += 1;
                 self.counted_ok += 1;
             }
-            Verdict::Failed(reason) => self.tally.fail(&test.name, reason.clone()),
+            Verdict::Failed(reason) => self.fail(&test.name, reason.clone()),
             Verdict::Ignored => {}
+            Verdict::Skipped => self.tally.skipped.push(test.name.clone()),
         }
         Some(test)
     }
@@ -168,18 +206,22 @@ impl GuestRun {
                 if let Some(panic) = &self.panic_line {
                     cause = format!("{cause} ({panic})");
                 }
-                self.tally
-                    .fail("qemu", format!("qemu suite did not complete: {cause}"));
+                self.fail("qemu", format!("qemu suite did not complete: {cause}"));
             }
             Some(done) => {
+                let counted_skipped = self.tally.skipped.len() as u64;
                 if done.total != self.counted_ok + counted_failed
                     || done.ok != self.counted_ok
                     || done.failed != counted_failed
+                    || done.skipped.is_some_and(|s| s != counted_skipped)
                 {
-                    self.tally.fail(
+                    let skipped = done
+                        .skipped
+                        .map_or(String::new(), |s| format!(" skipped={s}"));
+                    self.fail(
                         "suite summary",
                         format!(
-                            "the runner reported total={} ok={} failed={}, but the serial log has {} ok and {} failed test lines",
+                            "the runner reported total={} ok={} failed={}{skipped}, but the serial log has {} ok, {} failed and {counted_skipped} skipped test lines",
                             done.total, done.ok, done.failed, self.counted_ok, counted_failed
                         ),
                     );
@@ -189,8 +231,7 @@ impl GuestRun {
                     if let Some(panic) = &self.panic_line {
                         cause = format!("{cause} ({panic})");
                     }
-                    self.tally
-                        .fail("qemu", format!("the image did not end cleanly: {cause}"));
+                    self.fail("qemu", format!("the image did not end cleanly: {cause}"));
                 }
             }
         }
@@ -247,7 +288,7 @@ impl HostRun {
     pub fn finish(self, success: bool, status: &str) -> Tally {
         let mut tally = Tally {
             passed: self.passed,
-            failed: Vec::new(),
+            ..Tally::default()
         };
         // Name the failures cargo printed; if the summaries count more than
         // were named, the rest are listed generically so the count holds.

@@ -20,6 +20,7 @@ mod header;
 mod image;
 mod manifest;
 mod new;
+mod passes;
 mod paths;
 mod prereq;
 mod qemu;
@@ -45,8 +46,11 @@ USAGE:
         `cargo xtask run -- -d int,cpu_reset -D target/mh/qemu.log`.
     cargo xtask test
         Run the host unit tests (cargo test), then boot the `test` image
-        headless and check the guest test runner's report. Ends with the line
-        `N passed, M failed`; the serial log is in target/mh/test-serial.log.
+        headless twice, on 1 CPU and on 4 (pass smp1, then smp4; heavy tests
+        such as the fuzzer run in smp4 only), and check the guest test
+        runner's reports, then boot each selftest-* image once. Ends with
+        the line `N passed, M failed`; the serial logs are in
+        target/mh/test-smp1-serial.log and test-smp4-serial.log.
     cargo xtask bench
         Boot the `bench` image headless under QEMU -icount, where the guest
         TSC counts instructions, and print guest instructions per operation

@@ -536,6 +536,28 @@ pub fn check_cpus(n: i64) -> std::result::Result<u32, String> {
 }
 
 impl Manifest {
+    /// Adds `arg` to init's arguments (module 0), as `cargo xtask test`
+    /// does to tell the runner which pass it is in; checked like the
+    /// manifest's own arguments, the command line's length included.
+    pub fn push_init_arg(&mut self, arg: &str) -> Result<()> {
+        if arg.is_empty() || arg.contains(char::is_whitespace) || arg.starts_with('@') {
+            bail!("'{arg}' cannot be an argument of init (one word, not starting with '@')");
+        }
+        let init = &mut self.modules[0];
+        init.args.push(arg.to_string());
+        let line = init.command_line();
+        if line.len() > CMDLINE_MAX {
+            init.args.pop();
+            bail!(
+                "{}: module[0]: with '{arg}' added, its command line '{line}' would be {} bytes; \
+                 the kernel keeps at most {CMDLINE_MAX}",
+                paths::display(&path_of(&self.name)),
+                line.len()
+            );
+        }
+        Ok(())
+    }
+
     /// The value of QEMU's `-initrd`: modules joined with ",", each
     /// "<binary> <args…>". QEMU splits the list at single commas and reads a
     /// doubled comma as a literal one, so commas are doubled here.

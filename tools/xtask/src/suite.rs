@@ -1,32 +1,30 @@
 //! `cargo xtask test`: the host unit tests and the C header's staleness
-//! check, then the `test` image booted headless, then one verdict line.
+//! check, then the `test` image booted headless once per pass (on 1 CPU,
+//! then on 4: see `passes`), then the self-test images, then one verdict
+//! line.
 //!
 //! Rules: whatever goes wrong after the arguments are accepted (a missing
 //! tool, a build error, a hung guest) is counted as a failure, so the output
 //! always ends with exactly `N passed, M failed` as its last line and the
 //! exit status is 0 iff M is 0. Output is streamed as it comes so a long run
-//! shows progress; the full serial log is kept in target/mh/test-serial.log.
+//! shows progress; the full serial log of each pass is kept in
+//! target/mh/test-<pass>-serial.log.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::Instant;
 
 use crate::error::{Failure, Result, spawn_failure};
-use crate::harness::{Failed, GuestRun, HostRun, Tally, Verdict};
-use crate::qemu::{self, Serial, Stream};
+use crate::harness::{Failed, HostRun, Tally};
 use crate::{Args, build, header, paths, prereq, progress};
-
-/// The image the guest tests run in.
-const TEST_IMAGE: &str = "test";
-/// How much of the serial log to show when the guest side fails.
-const TAIL_LINES: usize = 40;
 
 /// `cargo xtask test`.
 pub fn command(args: Args) -> Result<i32> {
     args.finish()?;
     let mut host = Tally::default();
     let mut guest = Tally::default();
+    let mut times = Vec::new();
 
     let setup = prereq::rust_target().and_then(|()| prereq::host_tool(prereq::QEMU));
     match setup {
@@ -37,12 +35,23 @@ pub fn command(args: Args) -> Result<i32> {
         Ok(()) => {
             host = host_tests();
             header_test(&mut host);
-            guest = guest_tests();
-            progress("booting the self-test images (expected kernel failures)…");
+            let passes = crate::passes::run_all();
+            guest = passes.tally;
+            progress("booting the self-test images (each once, on its own cpus)…");
+            let started = Instant::now();
             let selftests = crate::selftest::run_all();
+            times = passes.times;
+            times.push(("self-tests", started.elapsed()));
             guest.passed += selftests.passed;
             guest.failed.extend(selftests.failed);
         }
+    }
+    if !times.is_empty() {
+        let times: Vec<String> = times
+            .iter()
+            .map(|(what, took)| format!("{what} {:.1} s", took.as_secs_f64()))
+            .collect();
+        progress(&format!("guest wall times: {}", times.join(", ")));
     }
 
     let failed = host.failed_count() + guest.failed_count();
@@ -144,73 +153,4 @@ fn header_test(tally: &mut Tally) {
             tally.failed.push(failure("header", &e));
         }
     }
-}
-
-/// Builds and boots the test image and reads the runner's report.
-fn guest_tests() -> Tally {
-    let image = match build::image(TEST_IMAGE) {
-        Ok(image) => image,
-        Err(e) => return failed_before_boot("guest build", &e),
-    };
-    let log = paths::mh_dir().join("test-serial.log");
-    let timeout = image.manifest.timeout_secs;
-    progress(&format!(
-        "booting test image (time limit {timeout} s, serial log in {})…",
-        paths::display(&log)
-    ));
-    let cmd = match qemu::command(&image, &Serial::Stdio, &[]) {
-        Ok(cmd) => cmd,
-        Err(e) => return failed_before_boot("guest disks", &e),
-    };
-    let mut run = GuestRun::default();
-    let headless =
-        qemu::run_headless(
-            cmd,
-            Duration::from_secs(timeout),
-            &log,
-            |stream, line| match stream {
-                Stream::Qemu => println!("  [qemu] {line}"),
-                Stream::Serial => {
-                    if let Some(test) = run.feed(line) {
-                        match test.verdict {
-                            Verdict::Ok => println!("  test {} ... ok", test.name),
-                            Verdict::Failed(reason) => {
-                                println!("  test {} ... FAILED: {reason}", test.name)
-                            }
-                            Verdict::Ignored => println!("  test {} ... ignored", test.name),
-                        }
-                    } else if line.contains("suite done:") || line.contains("KERNEL PANIC") {
-                        println!("  {}", line.trim());
-                    }
-                }
-            },
-        );
-    let headless = match headless {
-        Ok(headless) => headless,
-        Err(e) => return failed_before_boot("qemu", &e),
-    };
-    progress(&format!("QEMU: {}", headless.outcome.describe()));
-    let tally = run.finish(headless.outcome);
-    if !tally.failed.is_empty() {
-        let serial = &headless.serial;
-        let skip = serial.len().saturating_sub(TAIL_LINES);
-        println!(
-            "[xtask] last {} serial lines (all of them in {}):",
-            serial.len() - skip,
-            paths::display(&log)
-        );
-        for line in &serial[skip..] {
-            println!("  | {line}");
-        }
-    }
-    tally
-}
-
-/// The guest side's tally when it could not boot at all: one failure,
-/// reported at once.
-fn failed_before_boot(name: &str, e: &Failure) -> Tally {
-    eprintln!("error: {e}");
-    let mut tally = Tally::default();
-    tally.failed.push(failure(name, e));
-    tally
 }

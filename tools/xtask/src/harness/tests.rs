@@ -64,8 +64,13 @@ fn suite_done_is_found_anywhere() {
         Some(SuiteDone {
             total: 3,
             ok: 2,
-            failed: 1
+            failed: 1,
+            skipped: None,
         })
+    );
+    assert_eq!(
+        parse_suite_done("suite done: total=3 ok=3 failed=0 skipped=2").and_then(|d| d.skipped),
+        Some(2)
     );
     assert_eq!(parse_suite_done("suite done: total=3"), None);
     assert_eq!(parse_suite_done("suite done: total=x ok=1 failed=0"), None);
@@ -123,6 +128,48 @@ fn missing_summary_is_one_failure_named_after_the_cause() {
 
     let early = guest(&["test a ... ok"], Outcome::Clean);
     assert!(early.failed[0].reason.contains("did not complete"));
+}
+
+#[test]
+fn skipped_tests_count_neither_way() {
+    assert_eq!(
+        parse_test_line("[mhtest 1] test fuzz ... skipped in this pass (heavy: runs in pass smp4)"),
+        Some(TestLine {
+            name: "fuzz".into(),
+            verdict: Verdict::Skipped
+        })
+    );
+    let tally = guest(
+        &[
+            "test a ... ok",
+            "test fuzz ... skipped in this pass",
+            "suite done: total=1 ok=1 failed=0 skipped=1",
+        ],
+        Outcome::Clean,
+    );
+    assert_eq!(tally.passed, 1);
+    assert_eq!(tally.failed, []);
+    assert_eq!(tally.skipped, ["fuzz"]);
+    let wrong = guest(
+        &[
+            "test a ... ok",
+            "suite done: total=1 ok=1 failed=0 skipped=1",
+        ],
+        Outcome::Clean,
+    );
+    assert_eq!(wrong.failed.len(), 1);
+    assert!(wrong.failed[0].reason.contains("0 skipped"), "{wrong:?}");
+}
+
+#[test]
+fn a_labelled_run_names_its_failures_after_the_pass() {
+    let mut run = GuestRun::labelled("smp4");
+    for line in ["test a ... FAILED: boom", "test b ... ok"] {
+        run.feed(line);
+    }
+    let tally = run.finish(Outcome::InitFailed);
+    let names: Vec<&str> = tally.failed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["a [smp4]", "qemu [smp4]"]);
 }
 
 #[test]

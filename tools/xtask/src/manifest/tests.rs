@@ -339,6 +339,22 @@ fn command_lines_the_kernel_would_cut_are_refused() {
 }
 
 #[test]
+fn init_args_can_be_added_within_the_command_line_limit() {
+    let mut m = parse_ok(
+        "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"mhtest\"\nargs = [\"runner\"]\n[[module]]\nbinary = \"b\"\n",
+    );
+    m.push_init_arg("pass=smp4").unwrap();
+    assert_eq!(m.initrd(), "mhtest runner pass=smp4,b");
+    assert!(m.push_init_arg("two words").is_err());
+    assert!(m.push_init_arg("@restart").is_err());
+    let long = "x".repeat(250);
+    let e = m.push_init_arg(&long).unwrap_err().message;
+    assert!(e.contains("module[0]") && e.contains("at most 255"), "{e}");
+    // A refused argument is not left behind.
+    assert_eq!(m.modules[0].args, ["runner", "pass=smp4"]);
+}
+
+#[test]
 fn bench_boot_is_the_default_image_with_a_reporting_shell() {
     let default = load("default").expect("default.toml");
     let boot = load("bench-boot").expect("bench-boot.toml");
