@@ -1,7 +1,8 @@
 //! Self-test images: images whose manifest has an `[expect]` section (by
 //! convention named `selftest-*`), booted by `cargo xtask test` after the
 //! main suite. Each is one guest test: it passes when QEMU ends the way the
-//! manifest says and the serial output contains every expected line.
+//! manifest says and the serial output contains every expected line. Each
+//! boots once, on its manifest's `cpus` (`selftest-smp16`: 16).
 //!
 //! They exist for what the in-guest runner cannot check from user space,
 //! such as the kernel's own fault report (a kernel fault must stop the
