@@ -107,6 +107,9 @@ pub struct Madt {
     pub overrides: ArrayVec<IrqOverride, 16>,
     /// Local APICs marked enabled: the CPUs usable now.
     pub cpu_count: u32,
+    /// Their APIC ids, in MADT order (the first 64; `cpu_count` counts
+    /// them all).
+    pub apic_ids: ArrayVec<u32, 64>,
 }
 
 impl Madt {
@@ -312,6 +315,7 @@ fn parse_madt_table(mem: &impl PhysMemory, addr: u64) -> Result<Madt, AcpiError>
         io_apics: ArrayVec::new(),
         overrides: ArrayVec::new(),
         cpu_count: 0,
+        apic_ids: ArrayVec::new(),
     };
     let mut off = MADT_ENTRIES;
     while off < len {
@@ -333,6 +337,7 @@ fn parse_madt_table(mem: &impl PhysMemory, addr: u64) -> Result<Madt, AcpiError>
                 need(8)?;
                 if u32_at(&e, 4) & 1 != 0 {
                     madt.cpu_count = madt.cpu_count.saturating_add(1);
+                    let _ = madt.apic_ids.try_push(u32::from(e[3]));
                 }
             }
             IO_APIC => {

@@ -151,9 +151,18 @@ pub trait Machine: Sized + 'static {
 
     // ---- processes ----
 
-    /// The CPU this code runs on: an index below `kernel::MAX_CPUS`
-    /// (always 0 until the kernel starts other CPUs).
+    /// The CPU this code runs on: an index below `kernel::MAX_CPUS`.
     fn cpu_index() -> usize;
+    /// Asks CPU `cpu` (not this one) to look at its `Cpu` state soon: it
+    /// is idle and has work, or should give its process the CPU. Returns
+    /// at once.
+    fn kick(cpu: usize);
+    /// Makes CPU `cpu` (not this one) stop running its current process:
+    /// returns once that CPU is in the kernel, out of the process's
+    /// address space, and cannot return to it without the kernel's lock
+    /// (which the caller holds). Everything of the process may then be
+    /// freed.
+    fn evict(cpu: usize);
 
     /// Makes `frame` the one the next return to user mode restores and
     /// `space` (if any) the address space it runs in. `frame` stays valid

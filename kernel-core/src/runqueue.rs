@@ -172,6 +172,12 @@ impl<const L: usize> RunQueue<L> {
         self.nonempty & (u64::MAX >> (63 - level)) != 0
     }
 
+    /// The most urgent level with an entry, if any.
+    #[inline]
+    pub fn best_level(&self) -> Option<u8> {
+        (self.nonempty != 0).then(|| self.nonempty.trailing_zeros() as u8)
+    }
+
     /// Whether some queued entry is more urgent than `priority` (sits at a
     /// lower level): the IPC hand-off's test, one mask.
     #[inline]

@@ -10,7 +10,7 @@
 use crate::arch::entry::TrapFrame;
 use crate::arch::paging::{self, PageTable};
 use crate::arch::phys;
-use crate::arch::{cpu, entry, fault, ioapic, lapic};
+use crate::arch::{cpu, entry, fault, ioapic, lapic, percpu, tlb};
 use crate::mm::{self, frames};
 use arrayvec::ArrayVec;
 use core::fmt;
@@ -30,6 +30,7 @@ pub struct Hw;
 pub static MODULES: Once<ArrayVec<Module, 32>> = Once::new();
 
 const _: () = assert!(ioapic::MAX_GSI as usize == kernel_core::devices::IRQ_LINES);
+const _: () = assert!(percpu::MAX_CPUS == kernel_core::kernel::MAX_CPUS);
 
 impl Machine for Hw {
     type Space = PageTable;
@@ -232,8 +233,15 @@ impl Machine for Hw {
 
     #[inline(always)]
     fn cpu_index() -> usize {
-        // One CPU runs processes so far (the SMP work starts the others).
-        0
+        percpu::index()
+    }
+
+    fn kick(cpu: usize) {
+        lapic::send_ipi(percpu::of(cpu).apic_id.load(Ordering::Relaxed));
+    }
+
+    fn evict(cpu: usize) {
+        tlb::request(cpu, tlb::LEAVE);
     }
 
     #[inline(always)]
@@ -249,7 +257,8 @@ impl Machine for Hw {
     }
 
     fn leave_space() {
-        paging::activate_kernel_table()
+        paging::activate_kernel_table();
+        tlb::note_loaded(0);
     }
 
     fn exception_name(vector: u64) -> &'static str {

@@ -16,6 +16,7 @@
 extern crate alloc;
 
 mod arch;
+mod cpus;
 mod firmware;
 mod hw;
 mod iommu;
@@ -27,7 +28,7 @@ mod selftest;
 mod trap;
 
 use arch::phys::{self, BootPhysMemory};
-use arch::{boot, cpu, entry, gdt, idt, ioapic, lapic, paging, pic};
+use arch::{boot, cpu, entry, idt, ioapic, lapic, paging, pic};
 use arrayvec::ArrayVec;
 use kernel_core::bootinfo::{self, BootInfo};
 
@@ -35,7 +36,7 @@ use kernel_core::bootinfo::{self, BootInfo};
 extern "C" fn kmain() -> ! {
     log::init();
     let record = boot::boot_record();
-    gdt::init();
+    cpus::init_boot_cpu();
     idt::init();
     pic::disable();
     let features = cpu::init();
@@ -112,6 +113,8 @@ extern "C" fn kmain() -> ! {
     if let Err(e) = kernel_core::devices::init(&mut sched::SCHED.lock().devices) {
         panic!("cannot register the kernel devices: {e}");
     }
+    let apic_ids = madt.map(|m| m.apic_ids.clone()).unwrap_or_default();
+    cpus::start_others(&apic_ids);
     let loaded = start_modules(&boot_info);
     let now = cpu::rdtsc();
     kprintln!(

@@ -7,7 +7,7 @@
 //! mode goes through `sched::settle`.
 
 use crate::arch::entry::TrapFrame;
-use crate::arch::{cpu, fault, lapic, pic, vtd};
+use crate::arch::{cpu, fault, lapic, percpu, pic, tlb, vtd};
 use crate::sched;
 use abi::interrupt::VECTOR_PAGE_FAULT;
 use core::sync::atomic::Ordering;
@@ -44,6 +44,14 @@ fn msi_interrupt(vector: u64) {
     lapic::eoi();
 }
 
+/// Every CPU's timer preempts, but only the boot CPU's counts time.
+#[inline]
+fn count_tick() {
+    if percpu::index() == 0 {
+        lapic::TICKS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 fn is_pic_vector(vector: u64) -> bool {
     (pic::PIC_VECTOR_BASE as u64..pic::PIC_VECTOR_BASE as u64 + 16).contains(&vector)
 }
@@ -61,9 +69,14 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) -> ! {
     match vector {
         0..=31 => user_fault(vector, frame.error, frame.rip),
         v if v == lapic::TIMER_VECTOR as u64 => {
-            lapic::TICKS.fetch_add(1, Ordering::Relaxed);
+            count_tick();
             lapic::eoi();
             sched::SCHED.lock().tick();
+        }
+        v if v == lapic::IPI_VECTOR as u64 => {
+            // Answered before the lock: the sender may hold it, waiting.
+            lapic::eoi();
+            tlb::service();
         }
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
         v if is_device_vector(v) => device_interrupt(v),
@@ -99,8 +112,12 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
         v if v == lapic::TIMER_VECTOR as u64 => {
             // Only the idle loop runs with interrupts on; the scheduler
             // looks for work when the loop wakes up.
-            lapic::TICKS.fetch_add(1, Ordering::Relaxed);
+            count_tick();
             lapic::eoi();
+        }
+        v if v == lapic::IPI_VECTOR as u64 => {
+            lapic::eoi();
+            tlb::service();
         }
         v if v == lapic::SPURIOUS_VECTOR as u64 || is_pic_vector(v) => {}
         v if is_device_vector(v) => device_interrupt(v),
@@ -134,7 +151,14 @@ unsafe fn args(frame: *const TrapFrame) -> kernel_core::syscall::Args {
 #[unsafe(no_mangle)]
 extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
     let mut s = sched::SCHED.lock();
-    // SAFETY: the entry code passes the current process's frame.
+    if !s.has_current() {
+        // Killed from another CPU while this one waited for the lock: the
+        // call is void, and `frame` may be gone.
+        sched::settle(s);
+        crate::arch::entry::enter_user()
+    }
+    // SAFETY: the entry code passes the current process's frame, which
+    // lives while the process is current.
     let args = unsafe { args(frame) };
     if let Some(ret) = kernel_core::syscall::dispatch(&mut s, &args) {
         // SAFETY: the caller neither exited nor blocked, so it is still the
@@ -153,6 +177,10 @@ extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn syscall_ipc_from_user(frame: *mut TrapFrame) -> ! {
     let mut s = sched::SCHED.lock();
+    if !s.has_current() {
+        sched::settle(s);
+        crate::arch::entry::enter_user()
+    }
     // SAFETY: the entry code passes the current process's frame.
     let args = unsafe { args(frame) };
     if s.ipc_fast_path(args.number, &args.a) {
@@ -161,8 +189,8 @@ extern "C" fn syscall_ipc_from_user(frame: *mut TrapFrame) -> ! {
         crate::arch::entry::enter_user()
     }
     // Declined, having changed nothing: the general path takes the call
-    // from the start. (The lock is free in between, but nothing can run:
-    // one CPU, interrupts off.)
+    // from the start. (Another CPU may take the lock in between and even
+    // evict this process; the general path checks for that.)
     drop(s);
     syscall_from_user(frame)
 }

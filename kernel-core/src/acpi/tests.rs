@@ -208,6 +208,7 @@ fn parses_madt_via_rsdt() {
     let madt = parse_madt(&m, at).unwrap();
     assert_eq!(madt.local_apic_addr, 0xfee0_0000);
     assert_eq!(madt.cpu_count, 2);
+    assert_eq!(madt.apic_ids.len(), 2, "the enabled CPUs' APIC ids");
     assert_eq!(
         madt.io_apics.as_slice(),
         &[IoApicInfo {
@@ -433,6 +434,8 @@ fn capacity_limits_do_not_fail() {
     assert_eq!(madt.io_apics.len(), 8);
     assert_eq!(madt.overrides.len(), 16);
     assert_eq!(madt.cpu_count, 256);
+    assert_eq!(madt.apic_ids.len(), 64);
+    assert_eq!(madt.apic_ids[63], 63);
 }
 
 #[test]

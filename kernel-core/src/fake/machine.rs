@@ -273,7 +273,15 @@ impl Machine for Fake {
     }
 
     fn cpu_index() -> usize {
-        0
+        with(|s| s.cpu)
+    }
+
+    fn kick(cpu: usize) {
+        with(|s| s.kicks.push(cpu))
+    }
+
+    fn evict(cpu: usize) {
+        with(|s| s.evictions.push(cpu))
     }
 
     fn install(frame: *mut FakeFrame, space: Option<&FakeSpace>) {

@@ -75,6 +75,11 @@ pub struct State {
     /// Remapping handles the machine has (so that running out is
     /// testable).
     pub msi_handles: u16,
+    /// The CPU the kernel code runs on (tests of several CPUs switch it).
+    pub cpu: usize,
+    /// CPUs kicked and evicted, in order.
+    pub kicks: Vec<usize>,
+    pub evictions: Vec<usize>,
 }
 
 impl State {
@@ -103,6 +108,9 @@ impl State {
             mmio: HashMap::new(),
             msi_routes: HashMap::new(),
             msi_handles: 64,
+            cpu: 0,
+            kicks: Vec::new(),
+            evictions: Vec::new(),
         }
     }
 

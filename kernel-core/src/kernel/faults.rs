@@ -33,6 +33,10 @@ pub struct UserFault {
 impl<M: Machine> Kernel<M> {
     /// The current process took `fault`.
     pub fn user_fault(&mut self, fault: UserFault) {
+        if !self.has_current() {
+            // Evicted while it waited for the lock: the process is gone.
+            return;
+        }
         let UserFault {
             vector,
             error,

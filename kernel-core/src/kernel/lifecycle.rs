@@ -66,6 +66,9 @@ impl<M: Machine> Kernel<M> {
         self.reserves.hold(reserve);
         self.link_child(parent, pid);
         self.enqueue(pid);
+        if self.cpus_online() > 1 {
+            self.offer(priority);
+        }
         Ok(pid)
     }
 
@@ -220,6 +223,9 @@ impl<M: Machine> Kernel<M> {
         p.state = State::Zombie;
         p.exit = ExitStatus { pid, ..status };
         let parent = p.parent;
+        // Killed while it runs on another CPU: stop it there before
+        // anything of it is freed.
+        self.evict_elsewhere(pid);
         // Detach everything first: clients close, served devices go away.
         crate::devices::lifecycle::exit_bus(self, pid);
         if pid == self.cpus[M::cpu_index()].current {

@@ -14,9 +14,14 @@
 //! and runs with interrupts off); the idle loop runs without it, so no
 //! borrow of the state lives across a block or a switch. The per-CPU
 //! part is `Cpu`, one per CPU, found by `Machine::cpu_index`: the current
-//! process and the scheduler's view of it; everything else is shared. Anything that stops the current process from
-//! continuing sets `resched`; without it the exit path returns to the same
-//! process at once.
+//! process and the scheduler's view of it; everything else is shared.
+//! Anything that stops the current process from continuing sets
+//! `resched`; without it the exit path returns to the same process at
+//! once. With several CPUs: a CPU's `Cpu` is changed by others only under
+//! the lock and only to ask (`preempt`, `resched`, clearing `idle`) or to
+//! evict (a process killed while it runs elsewhere: `Machine::evict`
+//! first, then its `current` is cleared), and each such change is followed
+//! by `Machine::kick`.
 
 mod fastpath;
 mod faults;
@@ -50,6 +55,15 @@ pub struct Cpu<M: Machine> {
     /// it away only after it has had half a tick (a tick that was pending
     /// when it came in — one a long system call stopped for — is not its).
     slice_start: u64,
+    /// The CPU runs processes (set by the machine as CPUs start).
+    online: bool,
+    /// The CPU waits for work, with no current process, and nobody has
+    /// kicked it since.
+    idle: bool,
+    /// Another CPU found a more urgent process waiting: give the current
+    /// one up at the next settle (it goes back to the ready queue then,
+    /// by its own CPU, so it is never queued while it runs).
+    preempt: bool,
 }
 
 impl<M: Machine> Cpu<M> {
@@ -61,6 +75,9 @@ impl<M: Machine> Cpu<M> {
             resched: true,
             next: None,
             slice_start: 0,
+            online: false,
+            idle: false,
+            preempt: false,
         }
     }
 }
@@ -101,6 +118,37 @@ impl<M: Machine> Kernel<M> {
             ready: RunQueue::new(),
             cpus: [const { Cpu::idle() }; MAX_CPUS],
         }
+    }
+
+    /// Counts CPU `cpu` among those that run processes (the boot CPU, and
+    /// each other one as it starts).
+    pub fn cpu_online(&mut self, cpu: usize) {
+        if let Some(c) = self.cpus.get_mut(cpu) {
+            c.online = true;
+        }
+    }
+
+    /// How many CPUs run processes.
+    pub fn cpus_online(&self) -> usize {
+        self.cpus.iter().filter(|c| c.online).count().max(1)
+    }
+
+    /// Whether this CPU still has a current process: false when it was
+    /// evicted (its process killed from another CPU) while it waited for
+    /// the lock, so the call or trap it entered for is void.
+    #[inline(always)]
+    pub fn has_current(&self) -> bool {
+        !self.cpus[M::cpu_index()].current_ptr.is_null()
+    }
+
+    /// The CPU that runs `pid` now, if any (its current process).
+    pub fn cpu_of(&self, pid: Pid) -> Option<usize> {
+        if pid == 0 {
+            return None;
+        }
+        self.cpus
+            .iter()
+            .position(|c| c.current == pid && !c.current_ptr.is_null())
     }
 
     /// The running process.

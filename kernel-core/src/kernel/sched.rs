@@ -63,8 +63,10 @@ impl<M: Machine> Kernel<M> {
         let Some(p) = self.procs.get_mut(pid) else {
             return;
         };
-        p.frame.set_result(ret as u64);
+        // Only a sleeper's frame is the kernel's to write: a runnable
+        // process may be running on another CPU.
         if matches!(p.state, State::Blocked(_)) {
+            p.frame.set_result(ret as u64);
             p.state = State::Runnable;
             let prio = p.priority;
             self.made_runnable(pid, prio);
@@ -80,6 +82,17 @@ impl<M: Machine> Kernel<M> {
             return;
         }
         p.pending |= 1u64 << vector;
+        if p.state == State::Runnable {
+            // Running elsewhere: that CPU delivers it at its next settle,
+            // which the kick brings on. (Not `resched`: the process goes
+            // on running, it is not queued.)
+            if let Some(cpu) = self.cpu_of(pid)
+                && cpu != M::cpu_index()
+            {
+                M::kick(cpu);
+            }
+            return;
+        }
         if let State::Blocked(Block::Irq { mask, .. }) = p.state
             && p.pending & mask != 0
         {
@@ -113,9 +126,12 @@ impl<M: Machine> Kernel<M> {
         if self.ready.remove(slot) {
             self.ready.push(slot, pid, priority);
         }
-        // The current process may now be less urgent than a ready one.
+        // The current process may now be less urgent than a ready one;
+        // a process running elsewhere is weighed against the waiting ones.
         if pid == self.cpus[M::cpu_index()].current {
             self.yield_current();
+        } else if let Some(level) = self.ready.best_level() {
+            self.offer(level);
         }
     }
 
@@ -153,13 +169,90 @@ impl<M: Machine> Kernel<M> {
             return;
         }
         self.ready.push(pid_slot(pid), pid, priority);
-        if let Some((State::Runnable, current_priority)) = current
-            && priority < current_priority
-        {
-            let cur = self.cpus[M::cpu_index()].current;
-            self.ready.push(pid_slot(cur), cur, current_priority);
-            self.cpus[M::cpu_index()].resched = true;
+        if self.cpus_online() == 1 {
+            if let Some((State::Runnable, current_priority)) = current
+                && priority < current_priority
+            {
+                self.preempt_here(current_priority);
+            }
+            return;
         }
+        self.offer(priority);
+    }
+
+    /// The current process gives the CPU up to a more urgent one: back to
+    /// the ready queue (its own CPU queues it, so it is never queued while
+    /// it runs), and the CPU picks again.
+    fn preempt_here(&mut self, current_priority: u8) {
+        let cur = self.cpus[M::cpu_index()].current;
+        self.ready.push(pid_slot(cur), cur, current_priority);
+        self.cpus[M::cpu_index()].resched = true;
+    }
+
+    /// A process at `priority` waits in the ready queue: makes sure a CPU
+    /// takes it if any runs something less urgent (the machine-wide rule:
+    /// a runnable process never waits while a CPU runs a less urgent one).
+    /// The CPU to take it is the one doing the least urgent work — an idle
+    /// one first — and each CPU is claimed for one waiting process at a
+    /// time (a kicked idle CPU, a CPU asked to preempt, this CPU when it is
+    /// about to pick anyway), so a burst of wake-ups spreads.
+    pub(super) fn offer(&mut self, priority: u8) {
+        let me = M::cpu_index();
+        // This CPU picks next anyway (its process sleeps or ends): it
+        // takes the most urgent waiting process itself.
+        let mine = self.cpus[me].current;
+        let mine_runs = !self.cpus[me].current_ptr.is_null()
+            && self
+                .procs
+                .get(mine)
+                .is_some_and(|p| p.state == State::Runnable);
+        if self.cpus[me].online && !mine_runs && self.cpus[me].next.is_none() {
+            return;
+        }
+        // The least urgent CPU: idle ranks below every priority.
+        const IDLE: u16 = u16::MAX;
+        let mut worst: Option<(usize, u16)> = None;
+        for (j, c) in self.cpus.iter().enumerate() {
+            // Claimed already: asked to preempt, or kicked out of idle
+            // (`idle` clear, `resched` still set).
+            if !c.online || (j != me && (c.preempt || (c.resched && !c.idle))) {
+                continue;
+            }
+            let rank = if c.idle && j != me {
+                IDLE
+            } else if c.current_ptr.is_null() {
+                continue;
+            } else {
+                match self.procs.get(c.current) {
+                    Some(p) if p.state == State::Runnable => u16::from(p.priority),
+                    _ => continue,
+                }
+            };
+            if worst.is_none_or(|(_, r)| rank > r) {
+                worst = Some((j, rank));
+            }
+        }
+        let Some((j, rank)) = worst else {
+            return;
+        };
+        if rank <= u16::from(priority) {
+            return;
+        }
+        if j == me {
+            if self.cpus[me].resched {
+                return;
+            }
+            self.preempt_here(rank as u8);
+            return;
+        }
+        let c = &mut self.cpus[j];
+        if c.idle {
+            c.idle = false;
+        } else {
+            c.preempt = true;
+        }
+        c.resched = true;
+        M::kick(j);
     }
 
     /// Sends the current process to the back of its level. With no one
@@ -267,6 +360,20 @@ impl<M: Machine> Kernel<M> {
         if M::take_log_grew() {
             crate::devices::kdev::klog::notify_listeners(self);
         }
+        let me = M::cpu_index();
+        if core::mem::take(&mut self.cpus[me].preempt) {
+            // Another CPU found someone more urgent waiting (see `offer`).
+            let cur = self.cpus[me].current;
+            if !self.cpus[me].current_ptr.is_null()
+                && self
+                    .procs
+                    .get(cur)
+                    .is_some_and(|p| p.state == State::Runnable)
+            {
+                self.enqueue(cur);
+            }
+        }
+        self.cpus[me].idle = false;
         while self.pick() {
             if super::upcall::deliver_pending(self.current()) {
                 return Settled::Run;
@@ -284,7 +391,33 @@ impl<M: Machine> Kernel<M> {
             };
             self.exit(pid, status);
         }
+        // Nothing to run: the CPU leaves the last process's space (so a
+        // later teardown of it needs nothing from this CPU) and waits.
+        let c = &mut self.cpus[me];
+        c.current = 0;
+        c.current_ptr = core::ptr::null_mut();
+        c.resched = true;
+        c.idle = true;
+        M::leave_space();
         Settled::Idle
+    }
+
+    /// Stops process `pid` from running on another CPU, if it does: that
+    /// CPU is out of its space and its registers are saved when this
+    /// returns, and it will pick another process.
+    pub(super) fn evict_elsewhere(&mut self, pid: Pid) {
+        let Some(cpu) = self.cpu_of(pid) else {
+            return;
+        };
+        if cpu == M::cpu_index() {
+            return;
+        }
+        M::evict(cpu);
+        let c = &mut self.cpus[cpu];
+        c.current = 0;
+        c.current_ptr = core::ptr::null_mut();
+        c.resched = true;
+        c.preempt = false;
     }
 }
 

@@ -84,6 +84,15 @@ pub fn clflush(at: *const u8) {
     unsafe { core::arch::x86_64::_mm_clflush(at) }
 }
 
+/// Waits about `us` microseconds (by the TSC, once calibrated).
+pub fn delay_us(us: u64) {
+    let per_us = (super::lapic::tsc_per_ms() / 1000).max(1);
+    let start = rdtsc();
+    while rdtsc().wrapping_sub(start) < us * per_us {
+        core::hint::spin_loop();
+    }
+}
+
 /// Reads the faulting address of the last page fault.
 pub fn cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()

@@ -1,16 +1,20 @@
 //! Kernel entry and exit: the saved-register frame, the 256 interrupt
 //! stubs, the SYSCALL entry and the single path back to user mode.
 //!
-//! The design is seL4's: there is one kernel stack, and a process's user
+//! The design is seL4's: there is one kernel stack per CPU, and a process's user
 //! registers live in its process record, not on a kernel stack. On a
 //! SYSCALL the entry code stores the registers into the current process's
 //! [`TrapFrame`]; on an interrupt or exception from ring 3 the CPU pushes
 //! them there through `TSS.rsp0`. The kernel then runs on the kernel
-//! stack, may switch `CURRENT_FRAME` to another process, and leaves
+//! stack, may switch the current frame to another process, and leaves
 //! through `resume_user`, which pops whatever frame is current. Nothing
 //! survives on the kernel stack between entries, so switching processes is
 //! just switching which frame is popped, and the Rust handlers never
-//! return (there is nothing to return to).
+//! return (there is nothing to return to). The current frame, the kernel
+//! stack and the SYSCALL scratch word are per CPU, at fixed offsets of
+//! the `PerCpu` that GS points at in the kernel (`percpu.rs` has the
+//! `swapgs` rules: swapped exactly at the ring boundary, and checked
+//! rather than assumed by every entry from ring 0 and every IST entry).
 //!
 //! Rules: the kernel runs with interrupts disabled except in the idle loop;
 //! every entry sets RFLAGS to a known state (DF and AC clear) before Rust
@@ -61,14 +65,6 @@ const _: () = assert!(abi::Sysno::DevReplyPoll as u64 == abi::Sysno::PortOutWait
 
 /// RFLAGS a new user context starts with: IF set, everything else clear.
 pub const USER_RFLAGS: u64 = 0x202;
-
-/// Address of the current process's [`TrapFrame`]; read by the assembly.
-/// (Named in the assembly through `sym`, not exported: Rust then reaches
-/// it directly rather than through the GOT.)
-static mut CURRENT_FRAME: u64 = 0;
-
-/// Scratch for the user `rsp` during SYSCALL entry (one CPU, IF clear).
-static mut SYSCALL_USER_RSP: u64 = 0;
 
 global_asm!(
     r#"
@@ -137,8 +133,9 @@ isr_common:
     je 1f
     testb $3, 144(%rsp)
     jz 1f
+    swapgs
     movq %rsp, %rdi
-    leaq __kstack_top(%rip), %rsp
+    movq %gs:{kstack_top}, %rsp
     /* Clear DF and AC (user mode controls both; IF is already clear).
        Only now: a push at the old rsp would land below the process's
        frame, inside its process record. */
@@ -148,10 +145,25 @@ isr_common:
     call trap_from_user
     ud2
 1:
+    /* Paranoid: GS is the kernel's iff its base is a kernel (negative)
+       address. r12 (saved above, callee-saved across the call) says
+       whether to swap back. */
+    movl $0xc0000101, %ecx
+    rdmsr
+    xorl %r12d, %r12d
+    testl %edx, %edx
+    js 2f
+    swapgs
+    movl $1, %r12d
+2:
     movq %rsp, %rdi
     pushq $2
     popfq
     call trap_from_kernel
+    testl %r12d, %r12d
+    jz 3f
+    swapgs
+3:
     pop_gprs
     addq $16, %rsp
     iretq
@@ -166,13 +178,14 @@ syscall_entry:
        and rflags in r11, so those two slots get the same values:
        returning through the frame then gives the caller exactly what
        SYSRET would. */
-    movq %rsp, {user_rsp}(%rip)
-    movq {current_frame}(%rip), %rsp
+    swapgs
+    movq %rsp, %gs:{user_rsp}
+    movq %gs:{current_frame}, %rsp
     movq %rcx, {rip}(%rsp)
     movq %rcx, {rcx}(%rsp)
     movq %r11, {rflags}(%rsp)
     movq %r11, {r11}(%rsp)
-    movq {user_rsp}(%rip), %rcx
+    movq %gs:{user_rsp}, %rcx
     movq %rcx, {rsp}(%rsp)
     movq %rax, {rax}(%rsp)
     movq %rdi, {rdi}(%rsp)
@@ -188,7 +201,7 @@ syscall_entry:
     movq %r14, {r14}(%rsp)
     movq %r15, {r15}(%rsp)
     movq %rsp, %rdi
-    leaq __kstack_top(%rip), %rsp
+    movq %gs:{kstack_top}, %rsp
     /* port_out_wait and dev_reply_poll (consecutive numbers; rax still
        holds the number) have a handler of their own, with the IPC fast
        path. Neither handler returns: both leave through resume_user. */
@@ -203,9 +216,10 @@ syscall_entry:
 
     .global resume_user
 resume_user:
-    movq {current_frame}(%rip), %rsp
+    movq %gs:{current_frame}, %rsp
     pop_gprs
     addq $16, %rsp
+    swapgs
     iretq
 "#,
     rip = const core::mem::offset_of!(TrapFrame, rip),
@@ -227,8 +241,9 @@ resume_user:
     r14 = const core::mem::offset_of!(TrapFrame, r14),
     r15 = const core::mem::offset_of!(TrapFrame, r15),
     port_out_wait = const abi::Sysno::PortOutWait as u64,
-    current_frame = sym CURRENT_FRAME,
-    user_rsp = sym SYSCALL_USER_RSP,
+    current_frame = const super::percpu::OFFSET_CURRENT_FRAME,
+    user_rsp = const super::percpu::OFFSET_USER_RSP,
+    kstack_top = const super::percpu::OFFSET_KSTACK_TOP,
     options(att_syntax)
 );
 
@@ -245,11 +260,16 @@ unsafe extern "C" {
 /// freed or moved) until another frame is made current.
 #[inline(always)]
 pub unsafe fn set_current_frame(frame: *mut TrapFrame) {
-    // SAFETY: one CPU and interrupts disabled: nothing reads CURRENT_FRAME
-    // concurrently. One past a live kernel object is a canonical kernel
-    // address, as rsp0 must be.
+    // SAFETY: this CPU's PerCpu (GS), with interrupts disabled: nothing
+    // else reads its current frame meanwhile. One past a live kernel
+    // object is a canonical kernel address, as rsp0 must be.
     unsafe {
-        CURRENT_FRAME = frame as u64;
+        core::arch::asm!(
+            "mov gs:[{off}], {frame}",
+            frame = in(reg) frame as u64,
+            off = const super::percpu::OFFSET_CURRENT_FRAME,
+            options(nostack, preserves_flags)
+        );
         super::gdt::set_rsp0(frame.wrapping_add(1) as u64);
     }
 }

@@ -72,6 +72,15 @@ pub fn init() {
             };
             *gate = Gate::interrupt(base + 16 * vector as u64, ist);
         }
+    }
+    load();
+}
+
+/// Loads the IDT on this CPU (every CPU shares the one table, filled by
+/// [`init`] on the boot CPU before any other starts).
+pub fn load() {
+    // SAFETY: the table is 'static and complete.
+    unsafe {
         lidt(&DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: VirtAddr::new((&raw const IDT) as u64),

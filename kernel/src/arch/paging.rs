@@ -131,6 +131,7 @@ impl PageTable {
                 core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack));
             }
         }
+        super::tlb::note_loaded(root);
     }
 
     /// Loads this table into CR3 without looking at what is there first: for
@@ -141,6 +142,7 @@ impl PageTable {
         let root = self.root_addr();
         // SAFETY: as in `activate`.
         unsafe { core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack)) };
+        super::tlb::note_loaded(root);
     }
 
     /// Whether this table is the one in CR3.
@@ -155,6 +157,11 @@ impl PageTable {
     /// entry (to release what it maps), then gives every table (and the
     /// root) back to `frames`. The table must not be the one in CR3.
     pub fn destroy(self, frames: &mut impl TableFrames, mut leaf: impl FnMut(u64)) {
+        // Its process was evicted from any CPU before its teardown; a
+        // CPU still on it would walk freed tables, so make sure.
+        if let Some(cpu) = super::tlb::live_elsewhere(self.root_addr()) {
+            super::tlb::request(cpu, super::tlb::LEAVE);
+        }
         self.tree.destroy(&mut DirectMap, frames, &mut leaf);
     }
 
@@ -250,9 +257,14 @@ impl kernel_core::vm::PageTableOps for PageTable {
 
     fn flush(&mut self, va: u64) {
         // An inactive table has no cached translations (no PCIDs: every
-        // CR3 load flushes the user half).
+        // CR3 load flushes the user half), and a space is live on one CPU
+        // at most (its process's): here, or on another, which is asked to
+        // drop its entries before this returns — before the frame the
+        // entry named can be reused.
         if self.is_active() {
             x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
+        } else if let Some(cpu) = super::tlb::live_elsewhere(self.root_addr()) {
+            super::tlb::request(cpu, super::tlb::FLUSH_USER);
         }
     }
 }
@@ -399,6 +411,7 @@ pub fn init_kernel(ram_top: u64, nx: bool) -> Result<(), MapError> {
     image(&mut pt, s.rodata, nx_flag)?;
     image(&mut pt, s.data, PteFlags::WRITABLE | nx_flag)?;
     pt.activate();
+    KERNEL_ROOT.store(pt.root.addr(), core::sync::atomic::Ordering::Release);
     *KERNEL_TABLE.lock() = Some(pt);
     Ok(())
 }
@@ -458,10 +471,30 @@ pub fn with_kernel_table<R>(f: impl FnOnce(&KernelTable) -> R) -> Option<R> {
     KERNEL_TABLE.lock().as_ref().map(f)
 }
 
+/// The kernel table's root, once built: read without the table's lock,
+/// because CPUs leave dying spaces from places that may not take it (a
+/// TLB mailbox answered while spinning for another lock).
+static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The physical address of the kernel table's root (0 before it exists).
+pub fn kernel_root() -> u64 {
+    KERNEL_ROOT.load(core::sync::atomic::Ordering::Acquire)
+}
+
 /// Switches to the kernel's table (for code that must leave a dying
 /// address space).
 pub fn activate_kernel_table() {
-    if let Some(k) = KERNEL_TABLE.lock().as_ref() {
-        k.activate();
+    let root = kernel_root();
+    if root != 0 {
+        // SAFETY: the kernel's own table maps the kernel half as every
+        // table does, so the code running now stays mapped.
+        unsafe {
+            let current: u64;
+            core::arch::asm!("mov {}, cr3", out(reg) current, options(nomem, nostack));
+            if current & !0xfff != root {
+                core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack));
+            }
+        }
     }
+    super::tlb::note_loaded(0);
 }

@@ -7,14 +7,17 @@
 //! contiguously into the vmalloc area, so the heap never needs physically
 //! contiguous memory.
 //!
-//! Rules: an allocation failure returns null (Rust's `alloc` then reports
+//! Rules: multi-page frees are deferred to the end of the kernel entry
+//! (`reclaim`), where they shoot down the other CPUs' TLB entries before
+//! the frames or the addresses are used again, with no heap lock held
+//! across that wait; an allocation failure returns null (Rust's `alloc` then reports
 //! it); the kernel's own code paths that can run out of memory use
 //! `try_reserve`-style APIs or fixed tables so user requests get
 //! `OutOfMemory` rather than a panic.
 
 use super::frames;
-use crate::arch::paging;
 use crate::arch::phys;
+use crate::arch::{paging, tlb};
 use arrayvec::ArrayVec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
@@ -89,6 +92,8 @@ static LARGE_FRAMES: AtomicU64 = AtomicU64::new(0);
 struct Heap {
     small: Mutex<SizeClassHeap>,
     vmalloc: Mutex<VmallocSpace>,
+    /// Multi-page allocations freed but not yet unmapped (`defer_free`).
+    deferred: Mutex<ArrayVec<(u64, u64), 32>>,
 }
 
 #[global_allocator]
@@ -97,6 +102,7 @@ static HEAP: Heap = Heap {
     vmalloc: Mutex::new(VmallocSpace {
         free: ArrayVec::new_const(),
     }),
+    deferred: Mutex::new(ArrayVec::new_const()),
 };
 
 fn pages_for(layout: Layout) -> u64 {
@@ -137,25 +143,95 @@ impl Heap {
         start as *mut u8
     }
 
+    /// Unmaps and frees the pages. The addresses may be reused (and the
+    /// frames are) only once no CPU can still reach them through its TLB,
+    /// so each unmapping batch ends with a shootdown of the other CPUs'
+    /// entries (`tlb.rs`) before anything is given back.
     fn free_vmalloc(&self, start: u64, mapped_pages: u64) {
+        let mut unmapped: ArrayVec<Frame, 16> = ArrayVec::new();
         for i in 0..mapped_pages {
             if let Some(frame) = paging::unmap_kernel_page(start + i * 4096) {
-                let _ = frames::release(frame);
+                if unmapped.is_full() {
+                    tlb::request_all_others(tlb::FLUSH_ALL);
+                    for f in unmapped.drain(..) {
+                        let _ = frames::release(f);
+                    }
+                }
+                unmapped.push(frame);
             }
+        }
+        tlb::request_all_others(tlb::FLUSH_ALL);
+        for f in unmapped {
+            let _ = frames::release(f);
+        }
+    }
+
+    /// Frees a multi-page allocation later, at [`reclaim`], where the CPU
+    /// holds no lock but the kernel's and may wait for a shootdown: a free
+    /// can happen under any lock (a table dropped under the I/O MMU's),
+    /// and a CPU spinning for that lock would never answer. The mapping
+    /// stays until then; nothing uses freed memory.
+    fn defer_free(&self, start: u64, pages: u64) {
+        let deferred = self.deferred.lock().try_push((start, pages)).is_ok();
+        if deferred {
+            DEFERRED.store(true, Ordering::Release);
+        } else {
+            // Full (many frees in one kernel entry): free now.
+            LARGE_FRAMES.fetch_sub(pages, Ordering::Relaxed);
+            self.free_vmalloc(start, pages);
+            self.vmalloc.lock().give_back(start, pages);
         }
     }
 
     fn dealloc_large(&self, ptr: *mut u8, layout: Layout) {
         let pages = pages_for(layout);
         let va = ptr as u64;
-        LARGE_FRAMES.fetch_sub(pages, Ordering::Relaxed);
         if pages == 1 && va < VMALLOC_START {
+            LARGE_FRAMES.fetch_sub(pages, Ordering::Relaxed);
             let _ = frames::release(Frame::containing(phys::from_virt(ptr)));
             return;
         }
-        self.free_vmalloc(va, pages);
-        self.vmalloc.lock().give_back(va, pages);
+        self.defer_free(va, pages);
     }
+}
+
+/// Whether [`reclaim`] has work.
+static DEFERRED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Frees the multi-page allocations freed since the last call: called
+/// where the CPU holds the kernel lock and nothing else (the end of every
+/// kernel entry), and from the boot code.
+#[inline]
+pub fn reclaim() {
+    if DEFERRED.load(Ordering::Acquire) {
+        reclaim_slow();
+    }
+}
+
+#[cold]
+fn reclaim_slow() {
+    DEFERRED.store(false, Ordering::Release);
+    let taken = core::mem::take(&mut *HEAP.deferred.lock());
+    for (start, pages) in taken {
+        LARGE_FRAMES.fetch_sub(pages, Ordering::Relaxed);
+        HEAP.free_vmalloc(start, pages);
+        HEAP.vmalloc.lock().give_back(start, pages);
+    }
+}
+
+/// A stack of `pages` pages in the vmalloc area with an unmapped guard
+/// page below it, for a CPU (never freed: CPUs do not stop); its top.
+pub fn alloc_stack(pages: u64) -> Option<u64> {
+    let start = HEAP.vmalloc.lock().take(pages + 1)?;
+    for i in 1..=pages {
+        let frame = frames::alloc_zeroed()?;
+        if paging::map_kernel_page(start + i * 4096, frame, true).is_err() {
+            let _ = frames::release(frame);
+            return None;
+        }
+    }
+    LARGE_FRAMES.fetch_add(pages, Ordering::Relaxed);
+    Some(start + (pages + 1) * 4096)
 }
 
 /// Frames the heap holds right now (slab pages and large allocations, and

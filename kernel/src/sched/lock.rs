@@ -2,10 +2,11 @@
 //! devices): a spin lock whose uncontended path is one exchange and a
 //! test, since every system call and trap takes it.
 //!
-//! Rules: on this one-CPU kernel, which runs with interrupts off, the lock
-//! is never contended (sched.rs); it still spins if it ever is, on a cold
-//! path of its own, so the hot path stays four instructions (`spin::Mutex`
-//! took six, with an alignment `nop` and a jump); taking it is an Acquire,
+//! Rules: the uncontended path is one exchange and a test (`spin::Mutex`
+//! took six instructions, with an alignment `nop` and a jump); a
+//! contended CPU spins on a cold path of its own with interrupts off, and
+//! answers its TLB mailbox while it spins (`arch::tlb`), because the
+//! holder may be waiting for exactly that; taking it is an Acquire,
 //! releasing it (dropping the guard) a Release, as for any mutex.
 
 use core::cell::UnsafeCell;
@@ -43,6 +44,9 @@ impl<T> Lock<T> {
     fn wait(&self) {
         while self.held.swap(true, Ordering::Acquire) {
             while self.held.load(Ordering::Relaxed) {
+                // The holder may be waiting for this CPU to drop TLB
+                // entries or leave a space (interrupts are off here).
+                crate::arch::tlb::service();
                 core::hint::spin_loop();
             }
         }

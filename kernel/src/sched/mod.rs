@@ -30,8 +30,10 @@ pub static SCHED: Lock<Kernel> = Lock::new(Kernel::new());
 pub fn settle(mut s: Guard<'static, Kernel>) {
     loop {
         if s.settle() == Settled::Run {
+            crate::mm::heap::reclaim();
             return;
         }
+        crate::mm::heap::reclaim();
         drop(s);
         let start = cpu::rdtsc();
         cpu::idle_wait();
@@ -40,7 +42,7 @@ pub fn settle(mut s: Guard<'static, Kernel>) {
     }
 }
 
-/// Gives the CPU to the first process; never returns.
+/// Gives this CPU to the first process it finds; never returns.
 pub fn start() -> ! {
     settle(SCHED.lock());
     entry::enter_user()

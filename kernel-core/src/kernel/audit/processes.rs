@@ -139,13 +139,27 @@ pub(super) fn families(k: &Kernel<Fake>, pids: &[Pid]) -> Result<(), String> {
 
 pub(super) fn scheduler(k: &Kernel<Fake>, pids: &[Pid], running: bool) -> Result<(), String> {
     let current = k.cpus[0].current;
-    let cp =
-        proc(k, current).ok_or_else(|| format!("the current pid {current} is not in the table"))?;
-    ensure!(
-        core::ptr::eq(k.cpus[0].current_ptr.cast_const(), cp),
-        "the current pointer is not pid {current}'s record"
-    );
-    if running {
+    if current == 0 {
+        // Idle: nothing runnable (settle said so), and no space is left
+        // loaded for a later teardown to find.
+        ensure!(
+            !running && k.cpus[0].current_ptr.is_null() && k.cpus[0].idle,
+            "no current process, but not idle (running {running})"
+        );
+        ensure!(
+            crate::fake::with(|s| s.active_root).is_none(),
+            "idle with a user page table loaded"
+        );
+    }
+    let cp = proc(k, current);
+    if current != 0 {
+        let cp = cp.ok_or_else(|| format!("the current pid {current} is not in the table"))?;
+        ensure!(
+            core::ptr::eq(k.cpus[0].current_ptr.cast_const(), cp),
+            "the current pointer is not pid {current}'s record"
+        );
+    }
+    if let Some(cp) = cp.filter(|_| running) {
         ensure!(
             cp.state == State::Runnable,
             "the current pid {current} runs while {:?}",
