@@ -882,6 +882,21 @@
 #define MH_PROC_PORT_FRAMES 6
 
 /**
+ * in: the CPU running it now (index), or [`PROC_CPU_NONE`].
+ */
+#define MH_PROC_PORT_CPU 7
+
+/**
+ * in (size 8): the CPUs it may run on (bit i: CPU i; 0: every CPU).
+ */
+#define MH_PROC_PORT_AFFINITY 19
+
+/**
+ * [`PROC_PORT_CPU`]: not running (ready, asleep or ended).
+ */
+#define MH_PROC_CPU_NONE UINT32_MAX
+
+/**
  * in: bytes 4k..4k+4 of its name, for k in 0..8 (port `PROC_PORT_NAME +
  * k`); unused bytes are 0.
  */
@@ -1619,6 +1634,12 @@ enum MhSysno
    * scope is `AccessDenied`. Inherited by fork, kept by exec.
    */
   MH_SYSNO_RESTRICT_NAMES = 40,
+  /**
+   * `set_affinity(pid, mask) -> 0`: the CPUs `pid` (0: the caller, or a
+   * child of it) may run on, bit i for CPU i; 0 means every CPU.
+   * `InvalidArgument` if the mask names no running CPU.
+   */
+  MH_SYSNO_SET_AFFINITY = 41,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum MhSysno MhSysno;
@@ -1802,6 +1823,15 @@ typedef struct MhSysInfo {
    * device count only work.
    */
   uint64_t idle_cycles;
+  /**
+   * The CPU the caller runs on (index, 0 is the boot CPU) as it made
+   * the call.
+   */
+  uint32_t cpu;
+  /**
+   * CPUs running processes.
+   */
+  uint32_t cpus;
 } MhSysInfo;
 
 /**
@@ -2280,6 +2310,11 @@ static inline long mh_iounmap(uint64_t handle, uint64_t va, uint64_t len) {
 static inline long mh_restrict_names(const char *list, size_t len) {
   return mh_syscall6(MH_SYSNO_RESTRICT_NAMES, (uint64_t)(uintptr_t)list,
                      (uint64_t)len, 0, 0, 0, 0);
+}
+
+/* Binds a process to the CPUs of mask (bit i: CPU i; 0: any); returns 0. */
+static inline long mh_set_affinity(uint64_t pid, uint64_t mask) {
+  return mh_syscall6(MH_SYSNO_SET_AFFINITY, pid, mask, 0, 0, 0, 0);
 }
 
 #endif /* MH_H */

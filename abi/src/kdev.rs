@@ -193,6 +193,12 @@ pub const PROC_PORT_PRIORITY: u32 = 5;
 /// in (size 8): frames it holds: its pages, page tables and kernel
 /// objects (its share of its reserve).
 pub const PROC_PORT_FRAMES: u32 = 6;
+/// in: the CPU running it now (index), or [`PROC_CPU_NONE`].
+pub const PROC_PORT_CPU: u32 = 7;
+/// in (size 8): the CPUs it may run on (bit i: CPU i; 0: every CPU).
+pub const PROC_PORT_AFFINITY: u32 = 19;
+/// [`PROC_PORT_CPU`]: not running (ready, asleep or ended).
+pub const PROC_CPU_NONE: u32 = u32::MAX;
 /// in: bytes 4k..4k+4 of its name, for k in 0..8 (port `PROC_PORT_NAME +
 /// k`); unused bytes are 0.
 pub const PROC_PORT_NAME: u32 = 8;

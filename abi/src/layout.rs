@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn sys_info_layout_is_pinned() {
         use crate::SysInfo;
-        assert_eq!(size_of::<SysInfo>(), 72);
+        assert_eq!(size_of::<SysInfo>(), 80);
         assert_eq!(offset_of!(SysInfo, free_frames), 0);
         assert_eq!(offset_of!(SysInfo, total_frames), 8);
         assert_eq!(offset_of!(SysInfo, processes), 16);
@@ -135,6 +135,9 @@ mod tests {
         assert_eq!(offset_of!(SysInfo, tick_hz), 32);
         assert_eq!(offset_of!(SysInfo, handles), 40);
         assert_eq!(offset_of!(SysInfo, heap_frames), 48);
+        assert_eq!(offset_of!(SysInfo, idle_cycles), 64);
+        assert_eq!(offset_of!(SysInfo, cpu), 72);
+        assert_eq!(offset_of!(SysInfo, cpus), 76);
     }
 
     #[test]

@@ -104,11 +104,15 @@ pub enum Sysno {
     /// by NUL bytes). Names only ever go: naming one outside the current
     /// scope is `AccessDenied`. Inherited by fork, kept by exec.
     RestrictNames = 40,
+    /// `set_affinity(pid, mask) -> 0`: the CPUs `pid` (0: the caller, or a
+    /// child of it) may run on, bit i for CPU i; 0 means every CPU.
+    /// `InvalidArgument` if the mask names no running CPU.
+    SetAffinity = 41,
 }
 
 impl Sysno {
     /// Every system call, in number order.
-    pub const ALL: [Sysno; 40] = [
+    pub const ALL: [Sysno; 41] = [
         Sysno::LogWrite,
         Sysno::Exit,
         Sysno::GetPid,
@@ -149,6 +153,7 @@ impl Sysno {
         Sysno::IoMap,
         Sysno::IoUnmap,
         Sysno::RestrictNames,
+        Sysno::SetAffinity,
     ];
 
     /// The system call with this number, if any.

@@ -33,4 +33,9 @@ pub struct SysInfo {
     /// this is the instructions run: how benchmarks that wait for a
     /// device count only work.
     pub idle_cycles: u64,
+    /// The CPU the caller runs on (index, 0 is the boot CPU) as it made
+    /// the call.
+    pub cpu: u32,
+    /// CPUs running processes.
+    pub cpus: u32,
 }

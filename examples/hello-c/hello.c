@@ -16,7 +16,7 @@ _Static_assert(sizeof(MhIntFrame) == 192, "MhIntFrame layout");
 _Static_assert(offsetof(MhIntFrame, rip) == 120, "MhIntFrame.rip");
 _Static_assert(offsetof(MhIntFrame, kind) == 144, "MhIntFrame.kind");
 _Static_assert(offsetof(MhIntFrame, pending) == 184, "MhIntFrame.pending");
-_Static_assert(sizeof(MhSysInfo) == 72, "MhSysInfo layout");
+_Static_assert(sizeof(MhSysInfo) == 80, "MhSysInfo layout");
 _Static_assert(offsetof(MhSysInfo, handles) == 40, "MhSysInfo.handles");
 _Static_assert(offsetof(MhSysInfo, tick_hz) == 32, "MhSysInfo.tick_hz");
 _Static_assert(sizeof(long) == 8, "mh.h returns 64-bit words as long");

@@ -98,6 +98,8 @@ pub struct Process<M: Machine> {
     pub parent: Pid,
     pub name: ArrayString<32>,
     pub priority: u8,
+    /// The CPUs it may run on (bit i: CPU i); 0 means every CPU.
+    pub affinity: u64,
     pub state: State,
     /// None once the process has exited.
     pub space: Option<M::Space>,
@@ -176,6 +178,7 @@ impl<M: Machine> Process<M> {
             parent,
             name: short_name(name),
             priority: priority.min(PRIORITY_LEVELS as u8 - 1),
+            affinity: 0,
             state: State::Runnable,
             space: Some(space),
             exit: ExitStatus::default(),

@@ -23,6 +23,8 @@ struct Link {
     prev: u32,
     next: u32,
     level: u8,
+    /// Which of the `Q` queues it is in.
+    queue: u8,
     queued: bool,
 }
 
@@ -31,6 +33,7 @@ const UNQUEUED: Link = Link {
     prev: NIL,
     next: NIL,
     level: 0,
+    queue: 0,
     queued: false,
 };
 
@@ -38,31 +41,36 @@ const UNQUEUED: Link = Link {
 /// costs).
 pub const LINK_BYTES: usize = core::mem::size_of::<Link>();
 
-/// Ready queues for `L` priority levels over slots of a table.
-pub struct RunQueue<const L: usize> {
-    heads: [u32; L],
-    tails: [u32; L],
+/// `Q` sets of ready queues (queue 0 and, for the scheduler, one per
+/// CPU), `L` priority levels each, over slots of a table. A slot is in at
+/// most one queue at a time; the methods without a queue argument are
+/// about queue 0.
+pub struct RunQueue<const L: usize, const Q: usize = 1> {
+    heads: [[u32; L]; Q],
+    tails: [[u32; L]; Q],
     links: Vec<Link>,
-    /// Bit `l` set when level `l` is non-empty, so "is anyone this urgent
-    /// waiting?" is one mask test on the IPC path rather than a walk.
-    nonempty: u64,
+    /// Bit `l` of entry `q` set when level `l` of queue `q` is non-empty,
+    /// so "is anyone this urgent waiting?" is one mask test on the IPC
+    /// path rather than a walk.
+    nonempty: [u64; Q],
     queued: usize,
 }
 
-impl<const L: usize> Default for RunQueue<L> {
+impl<const L: usize, const Q: usize> Default for RunQueue<L, Q> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const L: usize> RunQueue<L> {
+impl<const L: usize, const Q: usize> RunQueue<L, Q> {
     pub const fn new() -> Self {
         const { assert!(L >= 1 && L <= 64, "one bit per level in a u64") };
+        const { assert!(Q >= 1 && Q <= 256, "a queue number fits a u8") };
         RunQueue {
-            heads: [NIL; L],
-            tails: [NIL; L],
+            heads: [[NIL; L]; Q],
+            tails: [[NIL; L]; Q],
             links: Vec::new(),
-            nonempty: 0,
+            nonempty: [0; Q],
             queued: 0,
         }
     }
@@ -84,6 +92,12 @@ impl<const L: usize> RunQueue<L> {
     /// link (it was never reserved: a caller's bug, not a reason to
     /// allocate here); a slot already queued stays where it is (true).
     pub fn push(&mut self, slot: usize, id: u32, priority: u8) -> bool {
+        self.push_in(0, slot, id, priority)
+    }
+
+    /// [`push`](Self::push) into queue `q` (clamped to the last queue).
+    pub fn push_in(&mut self, q: usize, slot: usize, id: u32, priority: u8) -> bool {
+        let q = q.min(Q - 1);
         let Some(link) = self.links.get_mut(slot) else {
             return false;
         };
@@ -91,41 +105,48 @@ impl<const L: usize> RunQueue<L> {
             return true;
         }
         let level = (priority as usize).min(L - 1);
-        let tail = self.tails[level];
+        let tail = self.tails[q][level];
         *link = Link {
             id,
             prev: tail,
             next: NIL,
             level: level as u8,
+            queue: q as u8,
             queued: true,
         };
         match tail {
-            NIL => self.heads[level] = slot as u32,
+            NIL => self.heads[q][level] = slot as u32,
             t => self.links[t as usize].next = slot as u32,
         }
-        self.tails[level] = slot as u32;
-        self.nonempty |= 1 << level;
+        self.tails[q][level] = slot as u32;
+        self.nonempty[q] |= 1 << level;
         self.queued += 1;
         true
     }
 
     /// Takes the head of the most urgent non-empty level: its id.
     pub fn pop(&mut self) -> Option<u32> {
-        if self.nonempty == 0 {
+        self.pop_from(0)
+    }
+
+    /// [`pop`](Self::pop) from queue `q`.
+    pub fn pop_from(&mut self, q: usize) -> Option<u32> {
+        let q = q.min(Q - 1);
+        if self.nonempty[q] == 0 {
             return None;
         }
-        let level = self.nonempty.trailing_zeros() as usize;
-        let slot = self.heads[level] as usize;
+        let level = self.nonempty[q].trailing_zeros() as usize;
+        let slot = self.heads[q][level] as usize;
         // The head has no predecessor: only its successor changes.
         let link = self.links.get_mut(slot)?;
         let (id, next) = (link.id, link.next);
         link.queued = false;
-        self.heads[level] = next;
+        self.heads[q][level] = next;
         match self.links.get_mut(next as usize) {
             Some(n) => n.prev = NIL,
             None => {
-                self.tails[level] = NIL;
-                self.nonempty &= !(1 << level);
+                self.tails[q][level] = NIL;
+                self.nonempty[q] &= !(1 << level);
             }
         }
         self.queued -= 1;
@@ -144,19 +165,23 @@ impl<const L: usize> RunQueue<L> {
     /// Unlinks a queued slot.
     fn unlink(&mut self, slot: usize) {
         let Link {
-            prev, next, level, ..
+            prev,
+            next,
+            level,
+            queue,
+            ..
         } = self.links[slot];
-        let level = level as usize;
+        let (level, q) = (level as usize, queue as usize);
         match prev {
-            NIL => self.heads[level] = next,
+            NIL => self.heads[q][level] = next,
             p => self.links[p as usize].next = next,
         }
         match next {
-            NIL => self.tails[level] = prev,
+            NIL => self.tails[q][level] = prev,
             n => self.links[n as usize].prev = prev,
         }
-        if self.heads[level] == NIL {
-            self.nonempty &= !(1 << level);
+        if self.heads[q][level] == NIL {
+            self.nonempty[q] &= !(1 << level);
         }
         self.links[slot].queued = false;
         self.queued -= 1;
@@ -166,24 +191,51 @@ impl<const L: usize> RunQueue<L> {
         self.links.get(slot).is_some_and(|l| l.queued)
     }
 
-    /// Whether some queued entry is at least as urgent as `priority`.
-    pub fn has_at_least(&self, priority: u8) -> bool {
-        let level = (priority as usize).min(L - 1);
-        self.nonempty & (u64::MAX >> (63 - level)) != 0
+    /// The queue `slot` is in, if queued.
+    pub fn queue_of(&self, slot: usize) -> Option<usize> {
+        self.links
+            .get(slot)
+            .filter(|l| l.queued)
+            .map(|l| l.queue as usize)
     }
 
-    /// The most urgent level with an entry, if any.
+    /// Whether some entry of queue 0 is at least as urgent as `priority`.
+    pub fn has_at_least(&self, priority: u8) -> bool {
+        self.has_at_least_in(0, priority)
+    }
+
+    /// Whether some entry of queue `q` is at least as urgent as `priority`.
+    #[inline]
+    pub fn has_at_least_in(&self, q: usize, priority: u8) -> bool {
+        let level = (priority as usize).min(L - 1);
+        self.nonempty[q.min(Q - 1)] & (u64::MAX >> (63 - level)) != 0
+    }
+
+    /// The most urgent level with an entry in queue 0, if any.
     #[inline]
     pub fn best_level(&self) -> Option<u8> {
-        (self.nonempty != 0).then(|| self.nonempty.trailing_zeros() as u8)
+        self.best_level_in(0)
     }
 
-    /// Whether some queued entry is more urgent than `priority` (sits at a
-    /// lower level): the IPC hand-off's test, one mask.
+    /// The most urgent level with an entry in queue `q`, if any.
+    #[inline]
+    pub fn best_level_in(&self, q: usize) -> Option<u8> {
+        let bits = self.nonempty[q.min(Q - 1)];
+        (bits != 0).then(|| bits.trailing_zeros() as u8)
+    }
+
+    /// Whether some entry of queue 0 is more urgent than `priority` (sits
+    /// at a lower level): the IPC hand-off's test, one mask.
     #[inline]
     pub fn has_more_urgent_than(&self, priority: u8) -> bool {
+        self.has_more_urgent_than_in(0, priority)
+    }
+
+    /// [`has_more_urgent_than`](Self::has_more_urgent_than) for queue `q`.
+    #[inline]
+    pub fn has_more_urgent_than_in(&self, q: usize, priority: u8) -> bool {
         // The most urgent non-empty level (64 when all are empty).
-        self.nonempty.trailing_zeros() < u32::from(priority)
+        self.nonempty[q.min(Q - 1)].trailing_zeros() < u32::from(priority)
     }
 
     /// Entries queued.

@@ -179,7 +179,7 @@ unsafe impl Pod for abi::hw::PciClaimSpec {}
 const _: () = {
     use core::mem::size_of;
     assert!(size_of::<abi::ExitStatus>() == 48);
-    assert!(size_of::<abi::SysInfo>() == 72);
+    assert!(size_of::<abi::SysInfo>() == 80);
     assert!(size_of::<abi::IntFrame>() == 192);
     assert!(size_of::<abi::DeviceConfig>() == 52);
     assert!(size_of::<abi::DeviceInfo>() == 64);

@@ -136,6 +136,12 @@ impl Bootfs {
                 if let Some(p) = options.priority {
                     process::set_priority(pid, p)?;
                 }
+                if let Some(mask) = options.cpus
+                    && let Err(e) = process::set_affinity(pid, mask)
+                {
+                    // A CPU the machine does not have: it runs anywhere.
+                    crate::println!("spawn: module {index}: cannot bind it to CPUs {mask:#x}: {e}");
+                }
                 if let Some(kib) = options.memory_kib
                     && let Err(e) = supervise_memory(pid, kib, size)
                 {
@@ -200,6 +206,15 @@ impl Bootfs {
     }
 }
 
+/// `0,2,3` as a mask (bit i: CPU i); None if any entry is not a CPU
+/// number below 64.
+fn parse_cpus(list: &str) -> Option<u64> {
+    list.split(',').try_fold(0u64, |mask, n| {
+        let cpu: u32 = n.parse().ok()?;
+        (cpu < 64).then(|| mask | 1 << cpu)
+    })
+}
+
 /// The loader options of a boot module: the `@` words right after its
 /// name on the command line, written by xtask from the image manifest
 /// (docs/manifest.md). Unknown options are ignored (xtask refuses them).
@@ -207,6 +222,8 @@ impl Bootfs {
 pub struct Options<'a> {
     /// `@priority=N`: its scheduling priority.
     pub priority: Option<u8>,
+    /// `@cpus=0,2`: the CPUs it may run on, as a mask (bit i: CPU i).
+    pub cpus: Option<u64>,
     /// `@memory_kib=N`: the most memory it and what it forks may hold.
     pub memory_kib: Option<u64>,
     /// `@processes=N`: the most processes it and what it forks may be.
@@ -233,6 +250,7 @@ impl<'a> Options<'a> {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
             match key {
                 "@priority" => o.priority = value.parse().ok(),
+                "@cpus" => o.cpus = parse_cpus(value),
                 "@memory_kib" => o.memory_kib = value.parse().ok(),
                 "@processes" => o.processes = value.parse().ok(),
                 "@registers" if !value.is_empty() => o.registers = Some(value),

@@ -112,6 +112,18 @@ pub fn set_priority(pid: u32, priority: u8) -> Result<(), Error> {
     call(Sysno::SetPriority, pid as u64, priority as u64, 0).map(|_| ())
 }
 
+/// Binds the caller (`pid` 0) or a child to the CPUs of `mask` (bit i:
+/// CPU i; 0: every CPU). `InvalidArgument` if it names no running CPU.
+pub fn set_affinity(pid: u32, mask: u64) -> Result<(), Error> {
+    call(Sysno::SetAffinity, pid as u64, mask, 0).map(|_| ())
+}
+
+/// The CPU the caller runs on now (it may move at any preemption unless
+/// bound to one CPU with [`set_affinity`]) and how many CPUs run.
+pub fn cpu() -> (u32, u32) {
+    sys_info().map_or((0, 1), |i| (i.cpu, i.cpus))
+}
+
 /// The kernel's counters.
 pub fn sys_info() -> Result<SysInfo, Error> {
     let mut info = SysInfo::default();

@@ -17,8 +17,7 @@
 use super::Kernel;
 use crate::devices::Attachment;
 use crate::machine::{Machine, UserFrame};
-use crate::process::{Block, PRIORITY_LEVELS, Process, State};
-use crate::runqueue::RunQueue;
+use crate::process::{Block, Process, State};
 use abi::Sysno;
 use abi::bus::{RIGHT_SERVE, RIGHT_WRITE};
 
@@ -204,9 +203,12 @@ impl<M: Machine> Kernel<M> {
 /// checked): nothing more urgent is ready and it has no interrupt that
 /// must be handed to its handler first.
 #[inline(always)]
-fn may_run_next<M: Machine>(p: &Process<M>, ready: &RunQueue<PRIORITY_LEVELS>) -> bool {
+fn may_run_next<M: Machine>(p: &Process<M>, ready: &super::Ready) -> bool {
     if p.int_enabled && p.pending != 0 {
         return false;
     }
-    !ready.has_more_urgent_than(p.priority)
+    let me = M::cpu_index();
+    super::allowed(p.affinity, me)
+        && !ready.has_more_urgent_than(p.priority)
+        && !ready.has_more_urgent_than_in(super::local_queue(me), p.priority)
 }

@@ -64,6 +64,9 @@ pub struct Cpu<M: Machine> {
     /// one up at the next settle (it goes back to the ready queue then,
     /// by its own CPU, so it is never queued while it runs).
     preempt: bool,
+    /// Which queue wins the next tie between the shared queue and this
+    /// CPU's own (they alternate).
+    tie_shared: bool,
 }
 
 impl<M: Machine> Cpu<M> {
@@ -78,6 +81,7 @@ impl<M: Machine> Cpu<M> {
             online: false,
             idle: false,
             preempt: false,
+            tie_shared: false,
         }
     }
 }
@@ -90,13 +94,29 @@ pub struct Kernel<M: Machine> {
     pub reserves: Reserves,
     /// Every process, by pid.
     procs: Procs<M>,
-    ready: RunQueue<PRIORITY_LEVELS>,
+    ready: Ready,
     /// What each CPU is doing, by `Machine::cpu_index`.
     cpus: [Cpu<M>; MAX_CPUS],
 }
 
 /// The most CPUs the kernel runs on.
 pub const MAX_CPUS: usize = 16;
+
+/// The ready queues: queue 0 for processes that may run anywhere, and
+/// queue `1 + i` for those bound to CPU `i` (see `sched.rs`).
+pub(crate) type Ready = RunQueue<PRIORITY_LEVELS, { 1 + MAX_CPUS }>;
+
+/// The ready queue of CPU `cpu`'s bound processes.
+#[inline(always)]
+pub(crate) const fn local_queue(cpu: usize) -> usize {
+    1 + cpu
+}
+
+/// Whether a process with `affinity` may run on CPU `cpu`.
+#[inline(always)]
+pub(crate) const fn allowed(affinity: u64, cpu: usize) -> bool {
+    affinity == 0 || affinity & (1 << cpu) != 0
+}
 
 // SAFETY: `current_ptr` points into a boxed process owned by `procs`, and
 // the state is only ever reached through the kernel's lock.
@@ -131,6 +151,17 @@ impl<M: Machine> Kernel<M> {
     /// How many CPUs run processes.
     pub fn cpus_online(&self) -> usize {
         self.cpus.iter().filter(|c| c.online).count().max(1)
+    }
+
+    /// The CPUs that run processes, as a mask (bit i: CPU i).
+    pub fn online_mask(&self) -> u64 {
+        let mask = self
+            .cpus
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.online)
+            .fold(0u64, |m, (i, _)| m | 1 << i);
+        if mask == 0 { 1 } else { mask }
     }
 
     /// Whether this CPU still has a current process: false when it was
@@ -255,5 +286,7 @@ mod audit;
 mod fastpath_tests;
 #[cfg(test)]
 mod model;
+#[cfg(test)]
+mod smp_tests;
 #[cfg(test)]
 pub(crate) mod tests;

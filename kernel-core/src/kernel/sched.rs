@@ -28,11 +28,81 @@ pub enum Settled {
 }
 
 impl<M: Machine> Kernel<M> {
+    /// Queues `pid`, which this CPU runs or just made, where this CPU
+    /// will find it: the shared queue, or this CPU's own for a process
+    /// bound to CPUs this is one of (one bound elsewhere is placed, see
+    /// `place`).
     pub(super) fn enqueue(&mut self, pid: Pid) {
-        if let Some(p) = self.procs.get(pid) {
-            // Links for every slot were made at spawn, so this cannot fail.
-            let queued = self.ready.push(pid_slot(pid), pid, p.priority);
-            debug_assert!(queued, "run-queue link of pid {pid} reserved at spawn");
+        let me = M::cpu_index();
+        let Some(p) = self.procs.get(pid) else {
+            return;
+        };
+        let (priority, affinity) = (p.priority, self.effective_affinity(p.affinity));
+        let queue = if affinity == 0 {
+            0
+        } else if super::allowed(affinity, me) {
+            super::local_queue(me)
+        } else {
+            self.place(pid, priority, affinity);
+            return;
+        };
+        // Links for every slot were made at spawn, so this cannot fail.
+        let queued = self.ready.push_in(queue, pid_slot(pid), pid, priority);
+        debug_assert!(queued, "run-queue link of pid {pid} reserved at spawn");
+    }
+
+    /// `affinity` as it applies now: 0 (anywhere) when it names every
+    /// running CPU or none of them (a mask naming no running CPU would
+    /// leave the process nowhere to run: it runs anywhere instead).
+    pub(super) fn effective_affinity(&self, affinity: u64) -> u64 {
+        let online = self.online_mask();
+        let a = affinity & online;
+        if affinity == 0 || a == 0 || a == online {
+            0
+        } else {
+            a
+        }
+    }
+
+    /// Queues `pid`, bound to the CPUs of `affinity` (not 0), on the
+    /// queue of the one of them doing the least urgent work, and makes
+    /// that CPU take it if it should.
+    pub(super) fn place(&mut self, pid: Pid, priority: u8, affinity: u64) {
+        let target = self.least_urgent_cpu(affinity);
+        let cpu = target.map_or_else(|| affinity.trailing_zeros() as usize, |(j, _)| j);
+        self.ready
+            .push_in(super::local_queue(cpu), pid_slot(pid), pid, priority);
+        if let Some((j, rank)) = target
+            && rank > u16::from(priority)
+        {
+            self.claim(j, rank);
+        }
+    }
+
+    /// Whether a process as urgent as `priority` waits for this CPU.
+    fn waiting_here(&self, priority: u8) -> bool {
+        self.ready.has_at_least(priority)
+            || self
+                .ready
+                .has_at_least_in(super::local_queue(M::cpu_index()), priority)
+    }
+
+    /// The queue this CPU takes from next: the more urgent head of the
+    /// shared queue and its own, alternating between the two on a tie so
+    /// that neither starves the other at one level.
+    fn next_queue(&mut self) -> Option<usize> {
+        let me = M::cpu_index();
+        let local = super::local_queue(me);
+        match (self.ready.best_level(), self.ready.best_level_in(local)) {
+            (None, None) => None,
+            (Some(_), None) => Some(0),
+            (None, Some(_)) => Some(local),
+            (Some(g), Some(l)) if g != l => Some(if g < l { 0 } else { local }),
+            _ => {
+                let c = &mut self.cpus[me];
+                c.tie_shared = !c.tie_shared;
+                Some(if c.tie_shared { 0 } else { local })
+            }
         }
     }
 
@@ -123,8 +193,9 @@ impl<M: Machine> Kernel<M> {
         };
         p.priority = priority;
         let slot = pid_slot(pid);
-        if self.ready.remove(slot) {
-            self.ready.push(slot, pid, priority);
+        if let Some(queue) = self.ready.queue_of(slot) {
+            self.ready.remove(slot);
+            self.ready.push_in(queue, slot, pid, priority);
         }
         // The current process may now be less urgent than a ready one;
         // a process running elsewhere is weighed against the waiting ones.
@@ -132,6 +203,49 @@ impl<M: Machine> Kernel<M> {
             self.yield_current();
         } else if let Some(level) = self.ready.best_level() {
             self.offer(level);
+        }
+    }
+
+    /// Binds `pid` to the CPUs of `mask` (0: any CPU). A queued process
+    /// moves to a queue it may be taken from; a running one on a CPU it
+    /// may no longer use gives that CPU up at once.
+    pub fn set_affinity(&mut self, pid: Pid, mask: u64) {
+        let Some(p) = self.procs.get_mut(pid) else {
+            return;
+        };
+        p.affinity = mask;
+        let slot = pid_slot(pid);
+        if self.ready.remove(slot) {
+            self.enqueue_anywhere(pid);
+        }
+        if let Some(cpu) = self.cpu_of(pid)
+            && !super::allowed(self.effective_affinity(mask), cpu)
+        {
+            if cpu == M::cpu_index() {
+                self.yield_current();
+            } else {
+                let c = &mut self.cpus[cpu];
+                c.preempt = true;
+                c.resched = true;
+                M::kick(cpu);
+            }
+        }
+    }
+
+    /// Queues `pid` (runnable, running nowhere) wherever it may run, and
+    /// makes a CPU take it if one should.
+    fn enqueue_anywhere(&mut self, pid: Pid) {
+        let Some(p) = self.procs.get(pid) else {
+            return;
+        };
+        let (priority, affinity) = (p.priority, self.effective_affinity(p.affinity));
+        if affinity != 0 {
+            self.place(pid, priority, affinity);
+        } else {
+            self.ready.push(pid_slot(pid), pid, priority);
+            if self.cpus_online() > 1 {
+                self.offer(priority);
+            }
         }
     }
 
@@ -161,11 +275,18 @@ impl<M: Machine> Kernel<M> {
         // Direct hand-off: the waker sleeps and nothing more urgent waits,
         // so the woken process simply runs next.
         let waker_sleeps = matches!(current, Some((State::Blocked(_), _)));
+        let affinity = self.procs.get(pid).map_or(0, |p| p.affinity);
         if waker_sleeps
             && self.cpus[M::cpu_index()].next.is_none()
-            && (priority == 0 || !self.ready.has_at_least(priority - 1))
+            && (priority == 0 || !self.waiting_here(priority - 1))
+            && super::allowed(affinity, M::cpu_index())
         {
             self.cpus[M::cpu_index()].next = Some(pid);
+            return;
+        }
+        let affinity = self.effective_affinity(affinity);
+        if affinity != 0 {
+            self.place(pid, priority, affinity);
             return;
         }
         self.ready.push(pid_slot(pid), pid, priority);
@@ -173,7 +294,7 @@ impl<M: Machine> Kernel<M> {
             if let Some((State::Runnable, current_priority)) = current
                 && priority < current_priority
             {
-                self.preempt_here(current_priority);
+                self.preempt_here();
             }
             return;
         }
@@ -183,9 +304,9 @@ impl<M: Machine> Kernel<M> {
     /// The current process gives the CPU up to a more urgent one: back to
     /// the ready queue (its own CPU queues it, so it is never queued while
     /// it runs), and the CPU picks again.
-    fn preempt_here(&mut self, current_priority: u8) {
+    fn preempt_here(&mut self) {
         let cur = self.cpus[M::cpu_index()].current;
-        self.ready.push(pid_slot(cur), cur, current_priority);
+        self.enqueue(cur);
         self.cpus[M::cpu_index()].resched = true;
     }
 
@@ -209,13 +330,28 @@ impl<M: Machine> Kernel<M> {
         if self.cpus[me].online && !mine_runs && self.cpus[me].next.is_none() {
             return;
         }
-        // The least urgent CPU: idle ranks below every priority.
+        if let Some((j, rank)) = self.least_urgent_cpu(0)
+            && rank > u16::from(priority)
+        {
+            self.claim(j, rank);
+        }
+    }
+
+    /// Among the running CPUs `affinity` allows (0: all), the one doing
+    /// the least urgent work, and how urgent that is (an idle CPU ranks
+    /// below every priority), leaving out CPUs already claimed for a
+    /// waiting process.
+    fn least_urgent_cpu(&self, affinity: u64) -> Option<(usize, u16)> {
+        let me = M::cpu_index();
         const IDLE: u16 = u16::MAX;
         let mut worst: Option<(usize, u16)> = None;
         for (j, c) in self.cpus.iter().enumerate() {
             // Claimed already: asked to preempt, or kicked out of idle
             // (`idle` clear, `resched` still set).
-            if !c.online || (j != me && (c.preempt || (c.resched && !c.idle))) {
+            if !c.online
+                || !super::allowed(affinity, j)
+                || (j != me && (c.preempt || (c.resched && !c.idle)))
+            {
                 continue;
             }
             let rank = if c.idle && j != me {
@@ -232,17 +368,18 @@ impl<M: Machine> Kernel<M> {
                 worst = Some((j, rank));
             }
         }
-        let Some((j, rank)) = worst else {
-            return;
-        };
-        if rank <= u16::from(priority) {
-            return;
-        }
+        worst
+    }
+
+    /// Makes CPU `j` (found by `least_urgent_cpu`, doing less urgent work)
+    /// take the most urgent waiting process: this CPU by preempting its
+    /// own process, another by a kick.
+    fn claim(&mut self, j: usize, _rank: u16) {
+        let me = M::cpu_index();
         if j == me {
-            if self.cpus[me].resched {
-                return;
+            if !self.cpus[me].resched {
+                self.preempt_here();
             }
-            self.preempt_here(rank as u8);
             return;
         }
         let c = &mut self.cpus[j];
@@ -268,7 +405,8 @@ impl<M: Machine> Kernel<M> {
             self.cpus[M::cpu_index()].resched = true;
             return;
         }
-        if !self.ready.has_at_least(p.priority) {
+        let allowed_here = super::allowed(self.effective_affinity(p.affinity), M::cpu_index());
+        if !self.waiting_here(p.priority) && allowed_here {
             return;
         }
         self.enqueue(pid);
@@ -282,7 +420,7 @@ impl<M: Machine> Kernel<M> {
         let had = M::now().wrapping_sub(self.cpus[M::cpu_index()].slice_start);
         if let Some(p) = self.procs.get(pid)
             && p.state == State::Runnable
-            && self.ready.has_at_least(p.priority)
+            && self.waiting_here(p.priority)
             && had >= M::half_tick()
         {
             self.enqueue(pid);
@@ -304,7 +442,7 @@ impl<M: Machine> Kernel<M> {
             self.cpus[M::cpu_index()].resched = false;
             return true;
         }
-        while let Some(pid) = self.ready.pop() {
+        while let Some(pid) = self.next_queue().and_then(|q| self.ready.pop_from(q)) {
             if self.install_if_runnable(pid) {
                 self.cpus[M::cpu_index()].resched = false;
                 self.cpus[M::cpu_index()].slice_start = M::now();

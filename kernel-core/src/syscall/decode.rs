@@ -258,6 +258,11 @@ pub enum Call {
         len: u64,
     },
     RestrictNames(USlice),
+    /// Pid 0 is the caller.
+    SetAffinity {
+        pid: u64,
+        mask: u64,
+    },
 }
 
 /// The most bytes one `dev_dma_read`/`dev_dma_write` moves.
@@ -488,6 +493,16 @@ pub fn decode_then<T: Then>(number: Sysno, a: [u64; 6], then: T) -> Result<T::Ou
             a[1],
             NAME_LIST_MAX as u64,
         )?)),
+        SetAffinity => {
+            // Bits above the most CPUs the kernel runs name no CPU.
+            if a[1] >> crate::kernel::MAX_CPUS != 0 {
+                return Err(Error::InvalidArgument);
+            }
+            then.then(Call::SetAffinity {
+                pid: a[0],
+                mask: a[1],
+            })
+        }
     })
 }
 

@@ -157,6 +157,7 @@ pub fn invoke<M: Machine>(s: &mut Kernel<M>, call: Call) -> Option<isize> {
         Call::IoMap { h, va, phys, len } => encode(calls::iomap(s, h, va, phys, len).map(|()| 0)),
         Call::IoUnmap { h, va, len } => encode(calls::iounmap(s, h, va, len).map(|()| 0)),
         Call::RestrictNames(list) => encode(devices::restrict_names(s, list)),
+        Call::SetAffinity { pid, mask } => encode(process::set_affinity(s, pid, mask)),
     };
     Some(ret)
 }

@@ -114,7 +114,8 @@ fn fork_into<M: Machine>(
         }
     };
     let parent = s.current();
-    let (ppid, name, priority) = (parent.pid, parent.name, parent.priority);
+    let (ppid, name, priority, affinity) =
+        (parent.pid, parent.name, parent.priority, parent.affinity);
     let (handler, int_enabled, depth) = (parent.handler, parent.int_enabled, parent.handler_depth);
     let names = parent.names.clone();
     let mut child_frame = frame;
@@ -146,6 +147,10 @@ fn fork_into<M: Machine>(
         r.force_frames(child_pages);
         child.usage.pages = child_pages;
         child.usage.tables = child_usage.tables;
+    }
+    if affinity != 0 {
+        // Queued anywhere by spawn: now where the parent may run.
+        s.set_affinity(pid, affinity);
     }
     if let Err(e) = crate::devices::lifecycle::fork_bus(s, ppid, pid) {
         s.discard(pid);
@@ -274,6 +279,28 @@ pub fn set_priority<M: Machine>(s: &mut Kernel<M>, pid: u64, priority: u8) -> Re
     Ok(0)
 }
 
+/// `set_affinity(pid, mask)`: `pid` 0 means the caller; the same rule as
+/// `set_priority` (itself or a child).
+pub fn set_affinity<M: Machine>(s: &mut Kernel<M>, pid: u64, mask: u64) -> Result<usize, Error> {
+    let me = s.current_pid();
+    let target = if pid == 0 {
+        me
+    } else {
+        u32::try_from(pid).map_err(|_| Error::NotFound)?
+    };
+    if target != me {
+        let child = s.get_mut(target).ok_or(Error::NotFound)?;
+        if child.parent != me {
+            return Err(Error::AccessDenied);
+        }
+    }
+    if mask != 0 && mask & s.online_mask() == 0 {
+        return Err(Error::InvalidArgument);
+    }
+    s.set_affinity(target, mask);
+    Ok(0)
+}
+
 pub fn sys_info<M: Machine>(s: &mut Kernel<M>, out: UserPtr<SysInfo>) -> Result<usize, Error> {
     // The heap gives back what it can first, so the figures are exact.
     let heap_frames = M::heap_frames();
@@ -287,6 +314,8 @@ pub fn sys_info<M: Machine>(s: &mut Kernel<M>, out: UserPtr<SysInfo>) -> Result<
         heap_frames,
         spare_tables: s.current().space.as_ref().map_or(0, |sp| sp.spare_tables()),
         idle_cycles: M::idle_cycles(),
+        cpu: M::cpu_index() as u32,
+        cpus: s.cpus_online() as u32,
     };
     let space = s.current().space()?;
     out.write::<M>(space, &info)?;

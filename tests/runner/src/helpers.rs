@@ -79,3 +79,14 @@ pub fn report_exec_failure(e: abi::Error) -> i32 {
     println!("mhtest: exec failed: {e}");
     200 + e.code() as i32
 }
+
+/// The kernel's tick count now (for bounded waits).
+pub fn ticks_now() -> u64 {
+    libmh::process::sys_info().map_or(0, |i| i.ticks)
+}
+
+/// Whether `secs` seconds of ticks have passed since `since`.
+pub fn seconds_passed(since: u64, secs: u64) -> bool {
+    let hz = libmh::process::sys_info().map_or(100, |i| i.tick_hz.max(1));
+    ticks_now().saturating_sub(since) >= secs * hz
+}

@@ -663,11 +663,16 @@ pub fn run(s: &mut Suite) {
         // forked just before it has reported before it returns.
         const BIG: u64 = 64 << 20;
         let reports = Reports::new()?;
+        // On the runner's CPU (the child inherits the binding): only the
+        // call's giving way lets the child run, not another CPU.
+        let (cpu, _) = process::cpu();
+        let _ = process::set_affinity(0, 1 << cpu);
         let pid = match process::fork().map_err(fail)? {
             0 => report_and_sleep(7),
             pid => pid,
         };
         let mapped = vm::map(0x5c00_0000_0000, BIG, RW);
+        let _ = process::set_affinity(0, 0);
         let seen = reports.0.try_poll();
         let seen = match seen {
             Ok(r) if r.kind == REQUEST_OPEN => reports.0.try_poll(),

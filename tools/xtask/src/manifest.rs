@@ -16,9 +16,11 @@ use serde::Deserialize;
 use crate::error::{Failure, Result, bail, io_failure};
 use crate::paths;
 
+mod cpus;
 mod devices;
 mod disk;
 mod expect;
+use cpus::check_module_cpus;
 use devices::{check_device_name, check_device_sources, check_devices};
 pub use disk::{Disk, describe_size};
 pub use expect::{Expect, ExpectedOutcome, Input};
@@ -66,6 +68,7 @@ struct RawModule {
     #[serde(default)]
     args: Vec<String>,
     priority: Option<u8>,
+    cpus: Option<Vec<u32>>,
     memory_limit_kib: Option<u64>,
     processes: Option<u32>,
     registers: Option<String>,
@@ -144,6 +147,9 @@ pub struct Module {
     pub args: Vec<String>,
     /// The scheduling priority init gives it (0 most urgent .. 7), if any.
     pub priority: Option<u8>,
+    /// The CPUs it may run on (indices), if bound; on a machine without
+    /// one of them it runs anywhere (init says so).
+    pub cpus: Option<Vec<u32>>,
     /// The most memory it and the processes it forks may hold together, in
     /// KiB (init gives it a reserve of its own with this limit), if limited.
     pub memory_limit_kib: Option<u64>,
@@ -192,6 +198,10 @@ impl Module {
         let mut line = self.binary.clone();
         if let Some(p) = self.priority {
             line.push_str(&format!(" @priority={p}"));
+        }
+        if let Some(cpus) = &self.cpus {
+            let list: Vec<String> = cpus.iter().map(u32::to_string).collect();
+            line.push_str(&format!(" @cpus={}", list.join(",")));
         }
         if let Some(kib) = self.memory_limit_kib {
             line.push_str(&format!(" @memory_kib={kib}"));
@@ -402,9 +412,13 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
                 format!("{p} is not a priority (0..=7)"),
             ));
         }
+        if let Some(cpus) = &m.cpus {
+            check_module_cpus(&format!("{field}.cpus"), cpus).map_err(|(f, w)| err(&f, w))?;
+        }
         let is_init = i == 0;
         if is_init
             && (m.memory_limit_kib.is_some()
+                || m.cpus.is_some()
                 || m.processes.is_some()
                 || m.registers.is_some()
                 || m.restart
@@ -414,8 +428,8 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
             return Err(err(
                 &field,
                 "is init, which the kernel starts (with every right): memory_limit_kib, \
-                 processes, registers, restart, system and devices apply to the modules \
-                 init starts"
+                 cpus, processes, registers, restart, system and devices apply to the \
+                 modules init starts"
                     .into(),
             ));
         }
@@ -481,6 +495,7 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
             binary: m.binary,
             args: m.args,
             priority: m.priority,
+            cpus: m.cpus,
             memory_limit_kib: m.memory_limit_kib,
             processes: m.processes,
             registers: m.registers,

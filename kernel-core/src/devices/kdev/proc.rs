@@ -46,7 +46,7 @@ impl KernelDevice for Proc {
         port: u32,
         size: u64,
     ) -> Result<u64, Error> {
-        let wide = port == PROC_PORT_FRAMES;
+        let wide = port == PROC_PORT_FRAMES || port == PROC_PORT_AFFINITY;
         require_size(size, if wide { SIZE_8 } else { SIZE_4_8 })?;
         if port == PROC_PORT_COUNT {
             return Ok(k.process_count() as u64);
@@ -65,6 +65,15 @@ impl KernelDevice for Proc {
             })),
             PROC_PORT_PRIORITY => Ok(u64::from(p.priority)),
             PROC_PORT_FRAMES => Ok(p.usage.frames()),
+            PROC_PORT_AFFINITY => Ok(p.affinity),
+            PROC_PORT_CPU => {
+                let running = p.state == State::Runnable;
+                Ok(u64::from(
+                    k.cpu_of(pid)
+                        .filter(|_| running)
+                        .map_or(PROC_CPU_NONE, |c| c as u32),
+                ))
+            }
             n if (PROC_PORT_NAME..PROC_PORT_NAME + 8).contains(&n) => {
                 Ok(crate::devices::name_word(&p.name, n - PROC_PORT_NAME))
             }

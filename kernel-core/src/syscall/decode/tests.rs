@@ -156,6 +156,13 @@ fn cases() -> alloc::vec::Vec<Case> {
             Some(InvalidArgument)
         ),
         (RestrictNames, [K, 1, 0, 0, 0, 0], Some(BadAddress)),
+        (SetAffinity, [0, 0b11, 0, 0, 0, 0], ok),
+        (SetAffinity, [0, 1 << 16, 0, 0, 0, 0], Some(InvalidArgument)),
+        (
+            SetAffinity,
+            [0, u64::MAX, 0, 0, 0, 0],
+            Some(InvalidArgument)
+        ),
     ]
 }
 

@@ -419,6 +419,12 @@ pub const WRAPPERS: &[Wrapper] = &[
         &[p("const char *", "list"), p("size_t", "len")],
         "Keeps only these attachable names (NUL-separated); returns 0.",
     ),
+    w(
+        Sysno::SetAffinity,
+        "set_affinity",
+        &[p("uint64_t", "pid"), p("uint64_t", "mask")],
+        "Binds a process to the CPUs of mask (bit i: CPU i; 0: any); returns 0.",
+    ),
 ];
 
 /// The C name of a system call's number: `MH_SYSNO_<VARIANT>`, the variant
