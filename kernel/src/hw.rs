@@ -30,7 +30,7 @@ pub struct Hw;
 pub static MODULES: Once<ArrayVec<Module, 32>> = Once::new();
 
 const _: () = assert!(ioapic::MAX_GSI as usize == kernel_core::devices::IRQ_LINES);
-const _: () = assert!(percpu::MAX_CPUS == kernel_core::kernel::MAX_CPUS);
+const _: () = assert!(percpu::MAX_CPUS == kernel_core::kernel::MAX_CPUS && percpu::MAX_CPUS.is_power_of_two());
 
 impl Machine for Hw {
     type Space = PageTable;
@@ -233,7 +233,10 @@ impl Machine for Hw {
 
     #[inline(always)]
     fn cpu_index() -> usize {
-        percpu::index()
+        // Masked (MAX_CPUS is a power of two, and every index is below
+        // it): the compiler then knows `cpus[i]` is in bounds, which
+        // keeps the checks off the system-call path.
+        percpu::index() & (percpu::MAX_CPUS - 1)
     }
 
     fn kick(cpu: usize) {

@@ -209,6 +209,7 @@ pub fn reclaim() {
 }
 
 #[cold]
+#[inline(never)]
 fn reclaim_slow() {
     DEFERRED.store(false, Ordering::Release);
     let taken = core::mem::take(&mut *HEAP.deferred.lock());
