@@ -30,7 +30,9 @@ pub struct Hw;
 pub static MODULES: Once<ArrayVec<Module, 32>> = Once::new();
 
 const _: () = assert!(ioapic::MAX_GSI as usize == kernel_core::devices::IRQ_LINES);
-const _: () = assert!(percpu::MAX_CPUS == kernel_core::kernel::MAX_CPUS && percpu::MAX_CPUS.is_power_of_two());
+const _: () = assert!(
+    percpu::MAX_CPUS == kernel_core::kernel::MAX_CPUS && percpu::MAX_CPUS.is_power_of_two()
+);
 
 impl Machine for Hw {
     type Space = PageTable;

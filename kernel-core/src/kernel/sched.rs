@@ -514,6 +514,14 @@ impl<M: Machine> Kernel<M> {
         self.cpus[me].idle = false;
         while self.pick() {
             if super::upcall::deliver_pending(self.current()) {
+                // What this CPU left in the shared queue (a process it
+                // preempted, one that yielded, the loser of a tie with its
+                // own queue) may be more urgent than another CPU's work.
+                if self.cpus_online() > 1
+                    && let Some(level) = self.ready.best_level()
+                {
+                    self.offer(level);
+                }
                 return Settled::Run;
             }
             let pid = self.current_pid();
