@@ -67,6 +67,15 @@ pub fn alloc_zeroed_frame() -> Option<Frame> {
     })
 }
 
+/// As [`alloc_zeroed_frame`], a frame wholly below physical `limit` (for
+/// DMA by a device that sees physical addresses).
+pub fn alloc_zeroed_frame_below(limit: u64) -> Option<Frame> {
+    frames::alloc_zeroed_below(limit).or_else(|| {
+        heap::trim();
+        frames::alloc_zeroed_below(limit)
+    })
+}
+
 /// How user page-table entries are encoded on this CPU.
 pub fn codec() -> Codec {
     Codec {
