@@ -8,6 +8,11 @@
 //! a partly used slab page either way; the raw counts are printed too).
 //! Prints `bigmem: ok` and exits 0, or says what went wrong and exits 1.
 //!
+//! First, DMA without an I/O MMU: a device made through platform sees
+//! physical addresses, and may drive only 32 bits of them, so the pages
+//! exported to it must lie below 4 GiB although fresh pages come from
+//! above (the kernel moves them; their contents stay).
+//!
 //! Each child maps its share in one `vm_map` call (restartable: it stops
 //! at ticks), writes a pattern into every page (its first and last words,
 //! naming the child and the page), says so in the kernel log, and waits
@@ -17,7 +22,9 @@
 //! every page and exits with 0, or with a code saying what failed.
 
 use crate::util::free_frames;
-use abi::ExitKind;
+use abi::hw::{HwDeviceSpec, HwPortRange};
+use abi::{Error, ExitKind};
+use libmh::dev::{self, REGISTRY};
 use libmh::{println, process, vm};
 
 /// Children, and what each maps.
@@ -41,6 +48,56 @@ fn pattern(child: u64, page: u64, last: bool) -> u64 {
 
 fn word(page: u64, last: bool) -> *mut u64 {
     (AREA + page * PAGE + if last { PAGE - 8 } else { 0 }) as *mut u64
+}
+
+/// The device for the DMA check (the CMOS clock's ports: any will do,
+/// nothing is sent to it), and where its buffer is mapped.
+const CMOS: &str = "bigmem-cmos";
+const DMA_AREA: u64 = 0x3100_0000_0000;
+const DMA_PAGES: usize = 8;
+
+/// Exports `DMA_PAGES` fresh pages to a device that sees physical
+/// addresses and checks that they all lie below 4 GiB, unchanged.
+fn dma_below_4_gib() -> Result<(), Error> {
+    let plat = dev::attach(REGISTRY, "platform", dev::RIGHT_WRITE | dev::RIGHT_DMA)?;
+    let mut spec = HwDeviceSpec {
+        name_len: CMOS.len() as u32,
+        port_count: 1,
+        ..HwDeviceSpec::default()
+    };
+    spec.name[..CMOS.len()].copy_from_slice(CMOS.as_bytes());
+    spec.ports[0] = HwPortRange { base: 0x70, len: 2 };
+    dev::create_hardware(plat, &spec)?;
+    let _ = plat.detach();
+    let h = dev::attach(REGISTRY, CMOS, dev::RIGHT_DMA)?;
+    let len = DMA_PAGES as u64 * PAGE;
+    vm::map(DMA_AREA, len, vm::PROT_RW)?;
+    // SAFETY: just mapped read-write, and only used here.
+    let buf = unsafe { core::slice::from_raw_parts_mut(DMA_AREA as *mut u8, len as usize) };
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (i / 7) as u8;
+    }
+    let mut pages = [0u64; DMA_PAGES];
+    let first = h.export_pages(buf, &mut pages)?;
+    let high = pages.iter().find(|&&p| p + PAGE > 1 << 32);
+    let same = buf.iter().enumerate().all(|(i, &b)| b == (i / 7) as u8);
+    println!(
+        "bigmem: {DMA_PAGES} pages exported to '{CMOS}' (no I/O MMU) at {:#x}..{:#x}",
+        pages.iter().min().copied().unwrap_or(0),
+        pages.iter().max().copied().unwrap_or(0) + PAGE
+    );
+    h.unexport(first)?;
+    let _ = h.detach();
+    vm::unmap(DMA_AREA, len)?;
+    if let Some(p) = high {
+        println!("bigmem: FAILED: a page a 32-bit device was given lies at {p:#x}");
+        return Err(Error::InvalidArgument);
+    }
+    if !same {
+        println!("bigmem: FAILED: the exported pages changed");
+        return Err(Error::InvalidArgument);
+    }
+    Ok(())
 }
 
 /// What a child logs once its share is mapped and written.
@@ -117,6 +174,10 @@ fn child(index: u64, log_from: u64) -> i32 {
 }
 
 pub fn run() -> i32 {
+    if let Err(e) = dma_below_4_gib() {
+        println!("bigmem: FAILED: DMA below 4 GiB: {e}");
+        return 1;
+    }
     let info = match process::sys_info() {
         Ok(i) => i,
         Err(e) => {
