@@ -15,10 +15,11 @@
 //! function can use, and a DMA anywhere else is blocked and reported
 //! ([`HW_LINE_DMA_FAULT`]). Without an I/O MMU (and for devices made with
 //! `PLATFORM_PORT_CREATE`) a device sees physical addresses: `export`
-//! wires the pages and hands back their physical addresses, and the
-//! device can reach any memory it is told to; what MH guarantees then is
-//! only that it never reuses a page a device may still write (see
-//! `PLATFORM_PORT_RELEASE_QUARANTINE`).
+//! wires the pages and hands back their physical addresses, all below
+//! 4 GiB (a page above is moved below first, for devices that drive only
+//! 32 address bits), and the device can reach any memory it is told to;
+//! what MH guarantees then is only that it never reuses a page a device
+//! may still write (see `PLATFORM_PORT_RELEASE_QUARANTINE`).
 
 use crate::bus::DEVICE_NAME_MAX;
 

@@ -47,6 +47,10 @@ impl<M: Machine> FrameOps for MachineFrames<M> {
         M::alloc_frame()
     }
 
+    fn alloc_zeroed_below(&mut self, limit: u64) -> Option<Frame> {
+        M::alloc_frame_below(limit)
+    }
+
     fn copy(&mut self, dst: Frame, src: Frame) {
         M::copy_phys(dst.addr(), src.addr(), crate::paging::PAGE_SIZE as usize);
     }
@@ -107,6 +111,24 @@ impl<M: Machine> FrameOps for ChargedFrames<'_, M> {
             self.account.credit_pages(1);
         }
         f
+    }
+
+    fn alloc_zeroed_below(&mut self, limit: u64) -> Option<Frame> {
+        self.account.charge_pages(1).ok()?;
+        let f = M::alloc_frame_below(limit);
+        if f.is_none() {
+            self.account.credit_pages(1);
+        }
+        f
+    }
+
+    /// The page was paid for and stays one page: the move charges
+    /// nothing, so a process at its limit can still move one.
+    fn replace_below(&mut self, old: Frame, limit: u64) -> Option<Frame> {
+        let new = M::alloc_frame_below(limit)?;
+        self.copy(new, old);
+        let _ = M::release_frame(old);
+        Some(new)
     }
 
     fn copy(&mut self, dst: Frame, src: Frame) {

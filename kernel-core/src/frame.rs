@@ -3,15 +3,40 @@
 //!
 //! Rules: every reference count is exact. The original C MH leaked every
 //! copy-on-write frame because sharing was never counted; here a frame goes
-//! back on the free list exactly when its last reference is released, and a
+//! back on a free list exactly when its last reference is released, and a
 //! release of a frame that is not allocated is an error (a double free)
-//! rather than silent corruption. Allocation and release are O(1) through an
-//! intrusive LIFO free list threaded through the per-frame records, so the
-//! table needs no memory beyond the `FrameInfo` array the kernel hands it.
+//! rather than silent corruption. A frame the table does not cover is an
+//! error too (`OutOfRange`), never a panic, whatever its number.
+//!
+//! **Segments.** RAM is not one run of frames: a PC has its first few GiB
+//! below the PCI hole and the rest above 4 GiB (QEMU's q35 with 8 GiB: 2 GiB
+//! low, 6 GiB from 4 GiB up), and real machines may have RAM at very high
+//! addresses. So the table is a small fixed array of **segments**
+//! (at most [`MAX_SEGMENTS`]), each a contiguous run of frames with its own
+//! slice of the one `FrameInfo` array the kernel hands over. The array
+//! holds a record per frame of the segments only, so its size is linear in
+//! the RAM described, never in the highest physical address; the segments
+//! are planned by [`plan_segments`] (which bounds the holes it lets in).
+//! Finding a frame's record is a binary search over at most 16 segments
+//! (constant bound), then an index.
+//!
+//! **Free lists.** Each segment has an intrusive LIFO free list threaded
+//! through its records (so allocation and release are O(1) and need no
+//! memory beyond the records), and a bitmask says which segments have free
+//! frames. [`FrameTable::alloc`] takes from the highest such segment, so
+//! low memory is kept for what needs it; [`FrameTable::alloc_below`] takes
+//! only from segments that lie wholly below an address (the kernel splits
+//! its segments at 4 GiB, so a 32-bit DMA request sees all low memory).
 
 use arrayvec::ArrayVec;
+use core::mem::MaybeUninit;
 
-use crate::paging::{PAGE_SIZE, page_align_down, page_align_up};
+use crate::paging::PAGE_SIZE;
+
+mod ranges;
+pub use ranges::{
+    HOLE_BUDGET_DIVISOR, MAX_RANGES, SMALL_HOLE_FRAMES, SegmentPlan, plan_segments, subtract_ranges,
+};
 
 /// A physical page frame, named by its page frame number.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
@@ -61,10 +86,24 @@ pub enum FrameError {
     NotAllocated,
     /// The reference count is already at its maximum.
     RefcountOverflow,
+    /// The segments given to [`FrameTable::with_segments`] are unsorted,
+    /// overlapping, empty, too many, or need more records than were given.
+    BadSegments,
 }
 
-/// Marks the end of the free list.
+/// Marks the end of a free list.
 const NIL: u32 = u32::MAX;
+
+/// The most segments a table has.
+pub const MAX_SEGMENTS: usize = 16;
+
+/// The highest page frame number plus one that a table may cover, so that
+/// every covered frame's address (`Frame::addr`) is exact.
+pub const PFN_LIMIT: u64 = u64::MAX / PAGE_SIZE;
+
+/// The most records one table holds: every record index fits a `u32`
+/// below [`NIL`] (16 TiB of RAM).
+pub const MAX_RECORDS: u64 = NIL as u64;
 
 /// The per-frame record; the kernel keeps one per frame of RAM, so it is small.
 #[repr(C)]
@@ -72,7 +111,8 @@ const NIL: u32 = u32::MAX;
 pub struct FrameInfo {
     state: FrameUse,
     refcount: u32,
-    /// Index of the next free frame while `state` is `Free`.
+    /// Record index of the next free frame of the same segment while
+    /// `state` is `Free`.
     next: u32,
     _spare: u32,
 }
@@ -89,85 +129,195 @@ impl FrameInfo {
     };
 }
 
-/// The frame allocator over a contiguous span of page frame numbers.
+/// A contiguous run of page frames a table describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub first_pfn: u64,
+    pub frames: u64,
+}
+
+impl Segment {
+    /// The first page frame number after the segment (saturating: a
+    /// segment that would pass the top is refused by the table anyway).
+    pub const fn end_pfn(self) -> u64 {
+        self.first_pfn.saturating_add(self.frames)
+    }
+}
+
+/// One segment as the table keeps it.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    first_pfn: u64,
+    end_pfn: u64,
+    /// Index of the segment's first record in `infos`.
+    base: u32,
+    free_head: u32,
+}
+
+/// The frame allocator over up to [`MAX_SEGMENTS`] runs of frames.
 pub struct FrameTable<'a> {
     infos: &'a mut [FrameInfo],
-    first_pfn: u64,
-    free_head: u32,
+    segs: ArrayVec<Seg, MAX_SEGMENTS>,
+    /// Bit `i`: segment `i`'s free list is not empty.
+    nonempty: u32,
     free: usize,
     allocated: usize,
 }
 
+const _: () = assert!(MAX_SEGMENTS <= 32);
+
 impl<'a> FrameTable<'a> {
-    /// A table covering frames `first_pfn..first_pfn + infos.len()`, all
-    /// reserved. Whatever `infos` held is overwritten. Entries beyond what a
-    /// `u32` index can name, or beyond the last pfn, are left unused.
+    /// A table of one segment covering frames `first_pfn..first_pfn +
+    /// infos.len()`, all reserved. Whatever `infos` held is overwritten.
+    /// Entries beyond what a `u32` index can name, or beyond the last pfn,
+    /// are left unused.
     pub fn new(infos: &'a mut [FrameInfo], first_pfn: u64) -> Self {
-        let room = u64::MAX - first_pfn;
-        let len = infos
-            .len()
-            .min(NIL as usize)
-            .min(usize::try_from(room).unwrap_or(usize::MAX));
-        let (infos, _) = infos.split_at_mut(len);
+        let room = PFN_LIMIT.saturating_sub(first_pfn);
+        let len = (infos.len() as u64).min(MAX_RECORDS).min(room);
+        let seg = Segment {
+            first_pfn,
+            frames: len,
+        };
+        let segs: &[Segment] = if len == 0 { &[] } else { &[seg] };
+        match Self::with_segments(infos, segs) {
+            Ok(t) => t,
+            // Unreachable: one non-empty segment within the limits above.
+            Err(_) => FrameTable {
+                infos: &mut [],
+                segs: ArrayVec::new(),
+                nonempty: 0,
+                free: 0,
+                allocated: 0,
+            },
+        }
+    }
+
+    /// A table over `segments` (sorted by address, disjoint, none empty,
+    /// at most [`MAX_SEGMENTS`], ending below [`PFN_LIMIT`]), all reserved.
+    /// Segment `i` uses the records after those of segments `0..i`;
+    /// records past the last are left unused (and untouched).
+    pub fn with_segments(
+        infos: &'a mut [FrameInfo],
+        segments: &[Segment],
+    ) -> Result<Self, FrameError> {
+        let (segs, used) = check_segments(segments)?;
+        let infos = infos.get_mut(..used).ok_or(FrameError::BadSegments)?;
         infos.fill(FrameInfo::RESERVED);
+        Ok(Self::over(infos, segs))
+    }
+
+    /// As [`with_segments`](Self::with_segments), over records that need
+    /// not be initialised yet (the kernel's, in RAM no one has written):
+    /// each one the segments use is written once, as reserved.
+    pub fn with_segments_uninit(
+        infos: &'a mut [MaybeUninit<FrameInfo>],
+        segments: &[Segment],
+    ) -> Result<Self, FrameError> {
+        let (segs, used) = check_segments(segments)?;
+        let infos = infos.get_mut(..used).ok_or(FrameError::BadSegments)?;
+        for info in infos.iter_mut() {
+            info.write(FrameInfo::RESERVED);
+        }
+        // SAFETY: every element of `infos` was just initialised, and
+        // `MaybeUninit<T>` has the layout of `T`.
+        let infos = unsafe { &mut *(infos as *mut [MaybeUninit<FrameInfo>] as *mut [FrameInfo]) };
+        Ok(Self::over(infos, segs))
+    }
+
+    fn over(infos: &'a mut [FrameInfo], segs: ArrayVec<Seg, MAX_SEGMENTS>) -> Self {
         FrameTable {
             infos,
-            first_pfn,
-            free_head: NIL,
+            segs,
+            nonempty: 0,
             free: 0,
             allocated: 0,
         }
     }
 
-    /// The table index of `f`, if the table covers it.
-    fn index(&self, f: Frame) -> Option<usize> {
-        let off = f.pfn().checked_sub(self.first_pfn)?;
-        let idx = usize::try_from(off).ok()?;
-        (idx < self.infos.len()).then_some(idx)
+    /// The segment and record index of `f`, if the table covers it.
+    #[inline]
+    fn locate(&self, f: Frame) -> Option<(usize, usize)> {
+        let pfn = f.pfn();
+        let i = self
+            .segs
+            .partition_point(|s| s.first_pfn <= pfn)
+            .checked_sub(1)?;
+        let s = self.segs.get(i)?;
+        (pfn < s.end_pfn).then(|| (i, s.base as usize + (pfn - s.first_pfn) as usize))
     }
 
     /// Makes the reserved frames of `[start, end)` free. Frames outside the
     /// table or not reserved are ignored, so overlapping calls are harmless.
+    /// (At boot this runs over every frame of RAM: one pass over the
+    /// records, no lookups.)
     pub fn free_range(&mut self, start: Frame, end: Frame) {
-        let table_end = self.first_pfn + self.infos.len() as u64;
-        let lo = start.pfn().max(self.first_pfn);
-        let hi = end.pfn().min(table_end);
-        // Pushed from the top down so that allocation starts at low frames.
-        let mut pfn = hi;
-        while pfn > lo {
-            pfn -= 1;
-            let idx = (pfn - self.first_pfn) as usize;
-            if let Some(info) = self.infos.get(idx)
-                && info.state == FrameUse::Reserved
-            {
-                self.push_free(idx);
+        for k in 0..self.segs.len() {
+            let s = self.segs[k];
+            let lo = start.pfn().max(s.first_pfn);
+            let hi = end.pfn().min(s.end_pfn);
+            if lo >= hi {
+                continue;
+            }
+            let first = s.base as usize + (lo - s.first_pfn) as usize;
+            let last = s.base as usize + (hi - s.first_pfn) as usize;
+            let Some(run) = self.infos.get_mut(first..last) else {
+                continue;
+            };
+            let mut head = s.free_head;
+            let mut pushed = 0;
+            // Pushed from the top down so that allocation starts at low
+            // frames of the segment.
+            for (i, info) in run.iter_mut().enumerate().rev() {
+                if info.state == FrameUse::Reserved {
+                    *info = FrameInfo {
+                        state: FrameUse::Free,
+                        refcount: 0,
+                        next: head,
+                        _spare: 0,
+                    };
+                    // `with_segments` keeps every index below NIL.
+                    head = (first + i) as u32;
+                    pushed += 1;
+                }
+            }
+            if pushed > 0 {
+                self.segs[k].free_head = head;
+                self.nonempty |= 1 << k;
+                self.free += pushed;
             }
         }
     }
 
-    /// Puts frame `idx` on the free list. The caller has checked `idx`.
-    fn push_free(&mut self, idx: usize) {
-        let head = self.free_head;
+    /// Puts record `idx` of segment `k` on its free list. The caller has
+    /// checked both.
+    fn push_free(&mut self, k: usize, idx: usize) {
+        let Some(seg) = self.segs.get_mut(k) else {
+            return;
+        };
         if let Some(info) = self.infos.get_mut(idx) {
             *info = FrameInfo {
                 state: FrameUse::Free,
                 refcount: 0,
-                next: head,
+                next: seg.free_head,
                 _spare: 0,
             };
-            // `new` keeps every index below NIL, so this cannot truncate.
-            self.free_head = idx as u32;
+            // `with_segments` keeps every index below NIL: no truncation.
+            seg.free_head = idx as u32;
+            self.nonempty |= 1 << k;
             self.free += 1;
         }
     }
 
-    /// A free frame with a reference count of one: the one most recently
-    /// released (its cache lines are likeliest to be warm).
-    pub fn alloc(&mut self) -> Option<Frame> {
-        let idx = self.free_head as usize;
+    /// Takes the head of segment `k`'s free list (which is not empty).
+    fn pop_free(&mut self, k: usize) -> Option<Frame> {
+        let seg = self.segs.get_mut(k)?;
+        let idx = seg.free_head as usize;
         let info = self.infos.get_mut(idx)?;
         debug_assert_eq!(info.state, FrameUse::Free);
-        self.free_head = info.next;
+        seg.free_head = info.next;
+        if seg.free_head == NIL {
+            self.nonempty &= !(1 << k);
+        }
         *info = FrameInfo {
             state: FrameUse::Allocated,
             refcount: 1,
@@ -176,13 +326,40 @@ impl<'a> FrameTable<'a> {
         };
         self.free -= 1;
         self.allocated += 1;
-        Some(Frame(self.first_pfn + idx as u64))
+        Some(Frame(seg.first_pfn + (idx - seg.base as usize) as u64))
+    }
+
+    /// The highest segment among `mask`'s with a free frame.
+    fn highest(mask: u32) -> Option<usize> {
+        (mask != 0).then(|| (31 - mask.leading_zeros()) as usize)
+    }
+
+    /// A free frame with a reference count of one, from the highest
+    /// segment that has one: the frame of it most recently released (its
+    /// cache lines are likeliest to be warm).
+    pub fn alloc(&mut self) -> Option<Frame> {
+        let k = Self::highest(self.nonempty)?;
+        self.pop_free(k)
+    }
+
+    /// As [`alloc`](Self::alloc), but a frame that lies wholly below
+    /// physical address `limit`, taken only from segments that do (a
+    /// segment that straddles `limit` is not used).
+    pub fn alloc_below(&mut self, limit: u64) -> Option<Frame> {
+        let limit_pfn = limit / PAGE_SIZE;
+        let below = self.segs.partition_point(|s| s.end_pfn <= limit_pfn);
+        let mask = if below >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << below) - 1
+        };
+        let k = Self::highest(self.nonempty & mask)?;
+        self.pop_free(k)
     }
 
     /// The record of an allocated frame, or why there is none.
-    fn allocated_info(&mut self, f: Frame) -> Result<&mut FrameInfo, FrameError> {
-        let idx = self.index(f).ok_or(FrameError::OutOfRange)?;
-        let info = &mut self.infos[idx];
+    fn allocated_info(&mut self, idx: usize) -> Result<&mut FrameInfo, FrameError> {
+        let info = self.infos.get_mut(idx).ok_or(FrameError::OutOfRange)?;
         if info.state == FrameUse::Allocated {
             Ok(info)
         } else {
@@ -192,7 +369,8 @@ impl<'a> FrameTable<'a> {
 
     /// Counts one more reference to an allocated frame; returns the new count.
     pub fn add_ref(&mut self, f: Frame) -> Result<u32, FrameError> {
-        let info = self.allocated_info(f)?;
+        let (_, idx) = self.locate(f).ok_or(FrameError::OutOfRange)?;
+        let info = self.allocated_info(idx)?;
         info.refcount = info
             .refcount
             .checked_add(1)
@@ -203,30 +381,36 @@ impl<'a> FrameTable<'a> {
     /// Drops one reference to an allocated frame. Returns `Ok(true)` if that
     /// was the last one and the frame is now free.
     pub fn release(&mut self, f: Frame) -> Result<bool, FrameError> {
-        let idx = self.index(f).ok_or(FrameError::OutOfRange)?;
-        let info = self.allocated_info(f)?;
+        let (k, idx) = self.locate(f).ok_or(FrameError::OutOfRange)?;
+        let info = self.allocated_info(idx)?;
         debug_assert!(info.refcount > 0);
         info.refcount = info.refcount.saturating_sub(1);
         if info.refcount > 0 {
             return Ok(false);
         }
         self.allocated -= 1;
-        self.push_free(idx);
+        self.push_free(k, idx);
         Ok(true)
+    }
+
+    /// The record of `f`, if the table covers it.
+    fn info(&self, f: Frame) -> Option<&FrameInfo> {
+        let (_, idx) = self.locate(f)?;
+        self.infos.get(idx)
     }
 
     /// The reference count of `f` if it is allocated.
     pub fn refcount(&self, f: Frame) -> Option<u32> {
-        let info = &self.infos[self.index(f)?];
+        let info = self.info(f)?;
         (info.state == FrameUse::Allocated).then_some(info.refcount)
     }
 
     /// What `f` is used for, or `None` if the table does not cover it.
     pub fn state(&self, f: Frame) -> Option<FrameUse> {
-        Some(self.infos[self.index(f)?].state)
+        Some(self.info(f)?.state)
     }
 
-    /// Frames on the free list.
+    /// Frames on the free lists.
     pub fn free_count(&self) -> usize {
         self.free
     }
@@ -242,12 +426,12 @@ impl<'a> FrameTable<'a> {
         self.free + self.allocated
     }
 
-    /// The first page frame number the table covers.
+    /// The first page frame number the table covers (0 if none).
     pub fn first_pfn(&self) -> u64 {
-        self.first_pfn
+        self.segs.first().map_or(0, |s| s.first_pfn)
     }
 
-    /// How many frames the table covers (of any state).
+    /// How many frames the table covers (of any state): its records.
     pub fn len(&self) -> usize {
         self.infos.len()
     }
@@ -256,89 +440,48 @@ impl<'a> FrameTable<'a> {
     pub fn is_empty(&self) -> bool {
         self.infos.is_empty()
     }
+
+    /// The segments, lowest first.
+    pub fn segments(&self) -> impl Iterator<Item = Segment> + '_ {
+        self.segs.iter().map(|s| Segment {
+            first_pfn: s.first_pfn,
+            frames: s.end_pfn - s.first_pfn,
+        })
+    }
 }
 
-/// Capacity of the output of [`subtract_ranges`].
-pub const MAX_RANGES: usize = 128;
-
-/// Computes the usable RAM: the union of `avail` minus the union of
-/// `reserved`, as sorted, merged, page-aligned `[start, end)` ranges in `out`
-/// (which is cleared first). Available ranges are rounded inward to pages,
-/// reserved ones outward, so a partly reserved page is never handed out.
-/// Empty ranges are dropped. Returns how many ranges did not fit in `out`.
-///
-/// The inputs come from boot tables, so they may be unsorted, overlapping or
-/// inverted; this needs no allocation and is quadratic in the input size,
-/// which is a few dozen ranges at boot.
-pub fn subtract_ranges(
-    avail: &[(u64, u64)],
-    reserved: &[(u64, u64)],
-    out: &mut ArrayVec<(u64, u64), MAX_RANGES>,
-) -> usize {
-    out.clear();
-    let avail_at = |i: usize| -> Option<(u64, u64)> {
-        let (s, e) = *avail.get(i)?;
-        let s = page_align_up(s)?;
-        let e = page_align_down(e);
-        (s < e).then_some((s, e))
-    };
-    let reserved_at = |i: usize| -> Option<(u64, u64)> {
-        let (s, e) = *reserved.get(i)?;
-        if s >= e {
-            return None;
-        }
-        // A reservation reaching the top of memory covers the last page.
-        Some((page_align_down(s), page_align_up(e).unwrap_or(u64::MAX)))
-    };
-    let avails = || (0..avail.len()).filter_map(avail_at);
-    let reserveds = || (0..reserved.len()).filter_map(reserved_at);
-
-    let mut dropped = 0;
-    let mut cursor = 0u64;
-    loop {
-        // Find the lowest address >= cursor that is available and not reserved.
-        let mut x = cursor;
-        let start = loop {
-            if !avails().any(|(s, e)| s <= x && x < e) {
-                match avails().filter(|&(s, _)| s > x).map(|(s, _)| s).min() {
-                    Some(s) => x = s,
-                    None => break None,
-                }
-            }
-            match reserveds()
-                .filter(|&(s, e)| s <= x && x < e)
-                .map(|(_, e)| e)
-                .max()
-            {
-                Some(e) => x = e,
-                None => break Some(x),
-            }
+#[cfg(test)]
+mod segment_tests;
+/// The table's view of `segments` and the records they need, if they are
+/// a valid list (see [`FrameTable::with_segments`]).
+fn check_segments(
+    segments: &[Segment],
+) -> Result<(ArrayVec<Seg, MAX_SEGMENTS>, usize), FrameError> {
+    let mut segs = ArrayVec::new();
+    let mut next_pfn = 0u64;
+    let mut records = 0u64;
+    for s in segments {
+        let end = s.first_pfn.checked_add(s.frames);
+        let ok = s.frames > 0
+            && s.first_pfn >= next_pfn
+            && end.is_some_and(|e| e <= PFN_LIMIT)
+            && records + s.frames <= MAX_RECORDS;
+        let Some(end) = end.filter(|_| ok) else {
+            return Err(FrameError::BadSegments);
         };
-        let Some(start) = start else { break };
-
-        // Extend through chains of touching or overlapping available ranges.
-        let mut end = start;
-        while let Some(e) = avails()
-            .filter(|&(s, e)| s <= end && end < e)
-            .map(|(_, e)| e)
-            .max()
-        {
-            end = e;
-        }
-        if let Some(r) = reserveds()
-            .filter(|&(s, _)| s > start)
-            .map(|(s, _)| s)
-            .min()
-        {
-            end = end.min(r);
-        }
-
-        if out.try_push((start, end)).is_err() {
-            dropped += 1;
-        }
-        cursor = end;
+        segs.try_push(Seg {
+            first_pfn: s.first_pfn,
+            end_pfn: end,
+            // records < MAX_RECORDS = NIL, checked above.
+            base: records as u32,
+            free_head: NIL,
+        })
+        .map_err(|_| FrameError::BadSegments)?;
+        records += s.frames;
+        next_pfn = end;
     }
-    dropped
+    let used = usize::try_from(records).map_err(|_| FrameError::BadSegments)?;
+    Ok((segs, used))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod acpi;
 pub mod bootinfo;
+pub mod directmap;
 pub mod elf;
 pub mod frame;
 pub mod klog;

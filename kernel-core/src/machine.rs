@@ -35,6 +35,9 @@ pub trait Machine: Sized + 'static {
 
     /// A fresh zeroed frame, if one can be had.
     fn alloc_frame() -> Option<Frame>;
+    /// A fresh zeroed frame wholly below physical address `limit` (for a
+    /// device that reaches only that far), if one can be had.
+    fn alloc_frame_below(limit: u64) -> Option<Frame>;
     /// Drops one reference to `frame`; true if it became free.
     fn release_frame(frame: Frame) -> bool;
     /// Adds one reference to `frame` (it is in use).

@@ -83,6 +83,25 @@ pub trait PageTableOps {
 /// [`TableFrames`], the frames of page tables).
 pub trait FrameOps: TableFrames {
     fn alloc_zeroed(&mut self) -> Option<Frame>;
+    /// A zeroed frame wholly below physical address `limit`, charged as
+    /// `alloc_zeroed` is (the default asks `alloc_zeroed` and gives back
+    /// a frame that is not below).
+    fn alloc_zeroed_below(&mut self, limit: u64) -> Option<Frame> {
+        let f = self.alloc_zeroed()?;
+        if f.addr().checked_add(PAGE).is_some_and(|end| end <= limit) {
+            return Some(f);
+        }
+        self.release(f);
+        None
+    }
+    /// A frame below `limit` holding a copy of `old`, which is released:
+    /// a page moves to another frame and stays paid for once.
+    fn replace_below(&mut self, old: Frame, limit: u64) -> Option<Frame> {
+        let new = self.alloc_zeroed_below(limit)?;
+        self.copy(new, old);
+        self.release(old);
+        Some(new)
+    }
     fn copy(&mut self, dst: Frame, src: Frame);
     fn add_ref(&mut self, frame: Frame);
     /// Drops one reference; true if the frame became free.
@@ -477,60 +496,9 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
         Ok(())
     }
 
-    /// Pins the page at `va` for DMA and returns its physical address (plus
-    /// `va`'s offset). A COW-shared page is made private first (copied if
-    /// others still share it): a device writing it must not reach another
-    /// process's memory (the original leaked writes that way). A page the
-    /// device may write (`device_writes`) must be one the process may
-    /// write: `AccessDenied` otherwise.
-    pub fn wire(&mut self, va: u64, device_writes: bool) -> Result<u64, Error> {
-        let page = va & !(PAGE - 1);
-        if !is_user_range(page, PAGE) {
-            return Err(Error::BadAddress);
-        }
-        let mut m = self.get(page).ok_or(Error::BadAddress)?;
-        if m.kind == Kind::Io || !m.prot.read {
-            return Err(Error::BadAddress);
-        }
-        if m.wires >= MAX_WIRES {
-            return Err(Error::LimitReached);
-        }
-        if device_writes && !m.prot.write && !(m.kind == Kind::Cow && m.was_writable) {
-            return Err(Error::AccessDenied);
-        }
-        if m.kind == Kind::Cow {
-            if self.frames.refcount(m.frame) > 1 {
-                let copy = self.frames.alloc_zeroed().ok_or(Error::OutOfMemory)?;
-                self.frames.copy(copy, m.frame);
-                self.frames.release(m.frame);
-                m.frame = copy;
-            }
-            m.kind = Kind::Private;
-            if m.was_writable {
-                m.prot.write = true;
-                m.was_writable = false;
-            }
-        }
-        m.wires += 1;
-        self.put(page, Some(&m));
-        Ok(m.frame.addr() + (va & (PAGE - 1)))
-    }
-
     /// The frame mapped at user page `va`, if any.
     pub fn frame_at(&mut self, va: u64) -> Option<Frame> {
         self.get(va & !(PAGE - 1)).map(|m| m.frame)
-    }
-
-    /// Undoes one `wire` of the page at `va`.
-    pub fn unwire(&mut self, va: u64) -> Result<(), Error> {
-        let page = va & !(PAGE - 1);
-        let mut m = self.get(page).ok_or(Error::NotFound)?;
-        if m.wires == 0 {
-            return Err(Error::NotFound);
-        }
-        m.wires -= 1;
-        self.put(page, Some(&m));
-        Ok(())
     }
 
     /// Maps device memory `[phys, phys+len)` at `[va, va+len)`, read-write
@@ -578,6 +546,7 @@ impl<P: PageTableOps, F: FrameOps> Vm<'_, P, F> {
 
 mod codec;
 mod inherit;
+mod wire;
 pub use inherit::{ForkedEntry, Released, fork_pte, release_entry};
 #[cfg(test)]
 mod tests;
@@ -585,3 +554,5 @@ mod tests;
 mod tests_cow;
 #[cfg(test)]
 mod tests_tree;
+#[cfg(test)]
+mod tests_wire;

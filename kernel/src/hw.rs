@@ -92,6 +92,10 @@ impl Machine for Hw {
         mm::alloc_zeroed_frame()
     }
 
+    fn alloc_frame_below(limit: u64) -> Option<Frame> {
+        mm::alloc_zeroed_frame_below(limit)
+    }
+
     fn release_frame(frame: Frame) -> bool {
         match frames::release(frame) {
             Ok(freed) => freed,

@@ -28,7 +28,7 @@ mod selftest;
 mod trap;
 
 use arch::phys::{self, BootPhysMemory};
-use arch::{boot, cpu, entry, idt, ioapic, lapic, paging, pic};
+use arch::{boot, cpu, entry, idt, ioapic, lapic, pic};
 use arrayvec::ArrayVec;
 use kernel_core::bootinfo::{self, BootInfo};
 
@@ -60,20 +60,10 @@ extern "C" fn kmain() -> ! {
     for m in &boot_info.modules {
         reserved.push((m.start, m.end));
     }
-    let stats = match mm::frames::init(&boot_info, &reserved) {
+    let stats = match mm::init(&boot_info, &reserved, features.nx) {
         Ok(stats) => stats,
         Err(e) => panic!("cannot manage memory: {e}"),
     };
-    if stats.dropped_ranges > 0 {
-        kprintln!(
-            "[kernel] memory map too fragmented: {} ranges ignored",
-            stats.dropped_ranges
-        );
-    }
-    paging::set_table_frames(mm::frames::alloc_zeroed);
-    if let Err(e) = paging::init_kernel(stats.ram_top, features.nx) {
-        panic!("cannot build the kernel page tables: {e:?}");
-    }
 
     tables.report();
     let madt = tables.madt.as_ref();
@@ -173,8 +163,8 @@ fn start_modules(info: &BootInfo) -> usize {
     };
     let cmdline = module.cmdline.as_str();
     let len = (module.end - module.start) as usize;
-    // SAFETY: the module's frames are reserved (never allocated) and lie
-    // in RAM below ram_top, which the direct map covers.
+    // SAFETY: the module's frames are reserved (never allocated) and the
+    // direct map covers them (mm::init maps every module).
     let image = unsafe { core::slice::from_raw_parts(phys::to_virt(module.start), len) };
     match sched::SCHED.lock().start_init(image, cmdline) {
         Ok(pid) => {

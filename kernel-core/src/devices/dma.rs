@@ -7,7 +7,15 @@
 //! invalidates the IOTLB and waits, and only then unwires. Any other
 //! device sees physical addresses: `export` wires the pages and returns
 //! the first one's physical address, writing every page's to the
-//! caller's list when there is more than one.
+//! caller's list when there is more than one. Those addresses all lie
+//! below [`PHYSICAL_DMA_LIMIT`] (4 GiB): the kernel cannot tell whether
+//! such a device drives more than 32 address bits (many PCI devices and
+//! every ISA one do not), so a page whose frame lies higher is moved to a
+//! frame below first (`Vm::wire_below`: copied, invisible to the process
+//! but for the address); `OutOfMemory` if no frame below is free, `Busy`
+//! if the page is already wired there for another device. Behind an I/O
+//! MMU no move is needed: the domain maps any frame (below the unit's
+//! host address width, which covers the machine's RAM) at a low iova.
 //!
 //! Rules:
 //! - every page is checked and wired before anything is mapped, and a
@@ -59,6 +67,9 @@ const _: () =
     assert!((WINDOW_BASE >> 30) == ((WINDOW_BASE + HW_DMA_WINDOW_PAGES * PAGE - 1) >> 30));
 /// Export ranges one hardware attachment holds.
 pub const EXPORTS_PER_ATTACHMENT: usize = 16;
+/// Untranslated exports give devices physical addresses below this: what
+/// a device limited to 32-bit DMA addresses can reach.
+pub const PHYSICAL_DMA_LIMIT: u64 = 1 << 32;
 
 /// One export of a hardware attachment: `pages` pages from user page
 /// `va`, seen by the device from `iova` (an iova of the domain, or the
@@ -296,7 +307,10 @@ fn export_physical<M: Machine>(
     let mut base = 0;
     for i in 0..pages {
         let va = first + i * PAGE;
-        let done = vm_of(s, pid, |vm| vm.wire(va, device_writes)).and_then(|phys| {
+        let wired = vm_of(s, pid, |vm| {
+            vm.wire_below(va, device_writes, PHYSICAL_DMA_LIMIT)
+        });
+        let done = wired.and_then(|phys| {
             if i == 0 {
                 base = phys;
             }

@@ -4,7 +4,7 @@
 //! quarantine of a dead driver's iovas) and physical-address exports
 //! with their page list.
 
-use super::dma::{EXPORTS_PER_ATTACHMENT, WINDOW_BASE};
+use super::dma::{EXPORTS_PER_ATTACHMENT, PHYSICAL_DMA_LIMIT, WINDOW_BASE};
 use super::pci_tests::*;
 use crate::fake;
 use crate::fake::pci::IommuEvent;
@@ -191,6 +191,66 @@ fn without_an_iommu_exports_list_physical_pages() {
     assert_eq!(unexport(&mut k, h, first), Ok(()));
     assert_eq!(
         call(&mut k, Sysno::VmUnmap, [BUF, 3 * PAGE, 0, 0, 0, 0]),
+        Some(0)
+    );
+}
+
+#[test]
+fn physical_exports_of_pages_above_4_gib_move_them_below() {
+    let (mut k, plat) = machine(false);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    // Every frame from here on is above 4 GiB (as on a machine whose
+    // high memory is handed out first), but for those asked below it.
+    fake::with(|s| s.new_frames_from(8 << 18));
+    map(&mut k, BUF, 2 * PAGE, 3);
+    poke(&mut k, BUF + 8, b"low, please");
+    poke(&mut k, BUF + PAGE, b"and this one");
+    let frame_of = |k: &mut crate::kernel::Kernel<fake::Fake>, va: u64| {
+        let space = k.current().space.as_mut().unwrap();
+        crate::machine::AddressSpace::lookup(space, va).unwrap() & 0x000f_ffff_ffff_f000
+    };
+    assert!(frame_of(&mut k, BUF) >= 1 << 32);
+    let used = fake::with(|s| s.used());
+    let pid = k.current_pid();
+    let charged = k.proc_and_reserve(pid).unwrap().1.used();
+    let list = SCRATCH + 0x400;
+    let first = export(&mut k, h, BUF, 2 * PAGE, 0, (list, 16)).unwrap();
+    for i in 0..2 {
+        let phys = peek_u64(&mut k, list + 8 * i);
+        assert!(phys + PAGE <= PHYSICAL_DMA_LIMIT, "page {i} at {phys:#x}");
+        assert_eq!(frame_of(&mut k, BUF + i * PAGE), phys);
+    }
+    assert_eq!(first, peek_u64(&mut k, list));
+    // The process sees the same bytes; no frame and no charge more.
+    let mut got = [0u8; 12];
+    let space = k.current().space.as_mut().unwrap();
+    crate::usercopy::copy_from_user::<fake::Fake>(space, BUF + PAGE, &mut got).unwrap();
+    assert_eq!(&got, b"and this one");
+    assert_eq!(peek_u64(&mut k, BUF + 8), u64::from_le_bytes(*b"low, ple"));
+    assert_eq!(fake::with(|s| s.used()), used);
+    assert_eq!(k.proc_and_reserve(pid).unwrap().1.used(), charged);
+    assert_eq!(unexport(&mut k, h, first), Ok(()));
+}
+
+#[test]
+fn a_physical_export_with_no_low_frame_left_is_out_of_memory() {
+    let (mut k, plat) = machine(false);
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    fake::with(|s| s.new_frames_from(8 << 18));
+    map(&mut k, BUF, PAGE, 3);
+    // Nothing below 4 GiB is left.
+    fake::with(|s| s.refuse_below = true);
+    let used = fake::with(|s| s.used());
+    assert_eq!(
+        export(&mut k, h, BUF, 8, 0, (0, 0)),
+        Err(Error::OutOfMemory)
+    );
+    // Nothing stays wired: the page can be unmapped; no frame is lost.
+    assert_eq!(fake::with(|s| s.used()), used);
+    assert_eq!(
+        call(&mut k, Sysno::VmUnmap, [BUF, PAGE, 0, 0, 0, 0]),
         Some(0)
     );
 }

@@ -8,7 +8,7 @@
 //! it; touching a frame the kernel does not hold, or releasing one twice,
 //! panics; `power_off` unwinds with `PoweredOff` rather than return.
 
-use super::{Fake, FakeFrame, FakeSpace, FrameData, NEXT_SPACE, PAGE, PoweredOff, TablesOf, with};
+use super::{Fake, FakeFrame, FakeSpace, NEXT_SPACE, PAGE, PoweredOff, TablesOf, with};
 use crate::acpi::PciFunction;
 use crate::frame::Frame;
 use crate::iommu::Flush;
@@ -77,16 +77,32 @@ impl Machine for Fake {
                 s.next_pfn += 1;
                 s.next_pfn - 1
             });
-            s.frames.insert(
-                pfn,
-                FrameData {
-                    refs: 1,
-                    bytes: Box::new([0; PAGE]),
-                },
-            );
-            s.refs += 1;
-            s.touched(pfn);
-            Some(Frame::from_pfn(pfn))
+            Some(s.take(pfn))
+        })
+    }
+
+    fn alloc_frame_below(limit: u64) -> Option<Frame> {
+        with(|s| {
+            if s.used() >= s.total || s.refuse_below {
+                return None;
+            }
+            let fits = |pfn: u64| {
+                (pfn + 1)
+                    .checked_mul(PAGE as u64)
+                    .is_some_and(|e| e <= limit)
+            };
+            let pfn = if let Some(i) = s.free.iter().rposition(|&p| fits(p)) {
+                s.free.remove(i)
+            } else if fits(s.next_pfn) {
+                s.next_pfn += 1;
+                s.next_pfn - 1
+            } else if s.low_next < s.low_end && fits(s.low_next) {
+                s.low_next += 1;
+                s.low_next - 1
+            } else {
+                return None;
+            };
+            Some(s.take(pfn))
         })
     }
 

@@ -48,6 +48,11 @@ pub struct State {
     dirty: Option<Vec<u64>>,
     free: Vec<u64>,
     next_pfn: u64,
+    /// Low frames left behind by `new_frames_from`, for `alloc_frame_below`.
+    low_next: u64,
+    low_end: u64,
+    /// `alloc_frame_below` finds nothing (as if low memory were all used).
+    pub refuse_below: bool,
     /// Frames the machine has (allocated + free).
     pub total: u64,
     pub log: Vec<u8>,
@@ -90,6 +95,9 @@ impl State {
             dirty: Some(Vec::new()),
             free: Vec::new(),
             next_pfn: 0x100,
+            low_next: 0,
+            low_end: 0,
+            refuse_below: false,
             total,
             log: Vec::new(),
             log_grew: false,
@@ -112,6 +120,28 @@ impl State {
             kicks: Vec::new(),
             evictions: Vec::new(),
         }
+    }
+
+    /// Makes frames never used before come from `pfn` up (above 4 GiB,
+    /// say), keeping those between for `alloc_frame_below`.
+    pub fn new_frames_from(&mut self, pfn: u64) {
+        self.low_next = self.next_pfn;
+        self.low_end = pfn;
+        self.next_pfn = pfn;
+    }
+
+    /// Records frame `pfn` as newly allocated, zeroed, with one reference.
+    fn take(&mut self, pfn: u64) -> crate::frame::Frame {
+        self.frames.insert(
+            pfn,
+            FrameData {
+                refs: 1,
+                bytes: Box::new([0; PAGE]),
+            },
+        );
+        self.refs += 1;
+        self.touched(pfn);
+        crate::frame::Frame::from_pfn(pfn)
     }
 
     /// Frames in use (referenced).

@@ -70,6 +70,29 @@ impl FakeFrames {
             data: HashMap::new(),
         }
     }
+    /// `low` frames from pfn 0x100 and `high` from 4 GiB up, in two
+    /// segments; new pages come from the high one first.
+    pub(super) fn split(low: u64, high: u64) -> FakeFrames {
+        use crate::frame::Segment;
+        let infos: &'static mut [FrameInfo] =
+            Box::leak(vec![FrameInfo::RESERVED; (low + high) as usize].into_boxed_slice());
+        let segs = [
+            Segment {
+                first_pfn: 0x100,
+                frames: low,
+            },
+            Segment {
+                first_pfn: 1 << 20,
+                frames: high,
+            },
+        ];
+        let mut table = FrameTable::with_segments(infos, &segs).unwrap();
+        table.free_range(Frame::from_pfn(0), Frame::from_pfn(u64::MAX));
+        FakeFrames {
+            table,
+            data: HashMap::new(),
+        }
+    }
     pub(super) fn free(&self) -> usize {
         self.table.free_count()
     }
@@ -92,6 +115,11 @@ impl TableFrames for FakeFrames {
 impl FrameOps for FakeFrames {
     fn alloc_zeroed(&mut self) -> Option<Frame> {
         let f = self.table.alloc()?;
+        self.data.insert(f.pfn(), vec![0; 4096]);
+        Some(f)
+    }
+    fn alloc_zeroed_below(&mut self, limit: u64) -> Option<Frame> {
+        let f = self.table.alloc_below(limit)?;
         self.data.insert(f.pfn(), vec![0; 4096]);
         Some(f)
     }

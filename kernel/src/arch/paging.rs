@@ -10,8 +10,19 @@
 //! `TableFrames` the caller passes (the process's charged reserve), the
 //! kernel's own from the frame table; a failed allocation is an error,
 //! not a panic. User leaves never use large pages.
+//!
+//! The direct map covers RAM only, in the largest pages that fit
+//! (`kernel_core::directmap`: 1 GiB pages when the CPU has them, 2 MiB,
+//! 4 KiB at the edges); the holes between are left for `map_mmio`'s
+//! uncached 4 KiB pages, so a device's page never falls under a large
+//! page. The kernel half's PML4 entries are all made by `init_kernel`
+//! (the direct map's window up to the CPU's physical address width, the
+//! vmalloc area, the kernel image); later mappings only fill tables below
+//! them, and an address outside them is refused (`OutOfWindow`) rather
+//! than given an entry the user tables, copied earlier, would lack.
 
 use super::phys;
+use kernel_core::directmap::{self, HUGE_PAGE, LARGE_PAGE};
 use kernel_core::frame::Frame;
 use kernel_core::pagetable::{PageTree, TableFrames, TableMemory};
 use kernel_core::paging::{
@@ -31,6 +42,9 @@ pub enum MapError {
     AlreadyMapped,
     /// A large page covers the address.
     Conflict,
+    /// The address lies under no PML4 entry of the kernel half (outside
+    /// the direct map's window).
+    OutOfWindow,
 }
 
 fn table_mut(frame_addr: u64) -> *mut Table {
@@ -293,18 +307,24 @@ impl KernelTable {
         Ok(KernelTable { root })
     }
 
-    /// The entry for `va` at `level` (0: 4 KiB leaf, 1: 2 MiB entry),
-    /// creating missing tables above it when `create`.
+    /// The entry for `va` at `level` (0: 4 KiB leaf, 1: 2 MiB entry, 2:
+    /// 1 GiB entry), creating missing tables below the PML4 above it when
+    /// `create`.
     fn slot(&mut self, va: u64, level: usize, create: bool) -> Result<Option<*mut u64>, MapError> {
         let idx = table_indices(va);
         let mut table = table_mut(self.root.addr());
-        for &i in &idx[..3 - level] {
+        for (depth, &i) in idx[..3 - level].iter().enumerate() {
             // SAFETY: `table` is a page-table frame of the kernel's table
             // (the root or one found in a present, non-large parent entry),
             // mapped by the direct map, edited only with its lock held.
             let entry = unsafe { &mut (*table)[i] };
             let flags = pte_flags(*entry);
             if !flags.contains(PteFlags::PRESENT) {
+                // PML4 entries are made once, by `init_kernel`: a new one
+                // would be missing from every user table copied before.
+                if depth == 0 {
+                    return Err(MapError::OutOfWindow);
+                }
                 if !create {
                     return Ok(None);
                 }
@@ -362,23 +382,62 @@ fn table_frame() -> Result<Frame, MapError> {
 /// The kernel's page table, the template of every address space.
 pub static KERNEL_TABLE: Mutex<Option<KernelTable>> = Mutex::new(None);
 
-/// Large-page size used for the direct map.
-const LARGE: u64 = 2 << 20;
+/// What `init_kernel` made of the direct map.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirectMapShape {
+    /// Pages of 1 GiB, 2 MiB and 4 KiB.
+    pub huge: u64,
+    pub large: u64,
+    pub small: u64,
+    /// The window's end: physical addresses below it can be mapped.
+    pub window_end: u64,
+}
 
-/// Builds the kernel's page tables: the direct map of RAM below `ram_top`
-/// (2 MiB pages, no execute), and the kernel image with per-section
+/// Whether the CPU has 1 GiB pages (CPUID 0x8000_0001 EDX bit 26).
+fn has_huge_pages() -> bool {
+    let max_ext = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+    max_ext >= 0x8000_0001 && core::arch::x86_64::__cpuid(0x8000_0001).edx & (1 << 26) != 0
+}
+
+/// The CPU's physical address width (CPUID 0x8000_0008 EAX[7:0]; 36 bits
+/// when it does not say, as the architecture defines).
+fn physical_address_bits() -> u32 {
+    let max_ext = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+    if max_ext >= 0x8000_0008 {
+        (core::arch::x86_64::__cpuid(0x8000_0008).eax & 0xff).clamp(32, 52)
+    } else {
+        36
+    }
+}
+
+/// Bytes one PML4 entry maps.
+const PML4_SPAN: u64 = 1 << 39;
+
+/// Builds the kernel's page tables: the direct map of the RAM `ram`
+/// (sorted, disjoint, page-aligned byte ranges, touching ones merged; no
+/// execute, write-back) in the largest pages that fit, PML4 entries for
+/// the whole window device memory may be mapped in (up to the CPU's
+/// physical address width), and the kernel image with per-section
 /// protections and an unmapped guard page under the kernel stack. Then
 /// switches to them: the boot tables' identity map is gone afterwards.
-pub fn init_kernel(ram_top: u64, nx: bool) -> Result<(), MapError> {
+/// RAM beyond the window ([`phys::DIRECT_MAP_LIMIT`]) is not mapped (the
+/// frame table leaves it out too).
+pub fn init_kernel(ram: &[(u64, u64)], nx: bool) -> Result<DirectMapShape, MapError> {
     let nx_flag = if nx {
         PteFlags::NO_EXECUTE
     } else {
         PteFlags::empty()
     };
     let mut pt = KernelTable::new_empty()?;
+    let ram_end = ram.iter().map(|r| r.1).max().unwrap_or(0);
+    let window_end = ram_end
+        .max(1 << physical_address_bits())
+        .min(phys::DIRECT_MAP_LIMIT);
+    let direct_slots = window_end.div_ceil(PML4_SPAN) as usize;
     // Pre-create every kernel-half PML4 entry that will ever exist, so that
     // user tables (which copy them) see later kernel mappings.
-    for slot in [KERNEL_HALF_FIRST_SLOT, 510, 511] {
+    let slots = (KERNEL_HALF_FIRST_SLOT..KERNEL_HALF_FIRST_SLOT + direct_slots).chain([510, 511]);
+    for slot in slots {
         let frame = table_frame()?;
         // SAFETY: the root is a fresh frame of ours.
         unsafe {
@@ -387,13 +446,34 @@ pub fn init_kernel(ram_top: u64, nx: bool) -> Result<(), MapError> {
         }
     }
     let direct = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::GLOBAL | nx_flag;
-    let mut phys = 0;
-    while phys < ram_top {
-        let va = phys::PHYS_OFFSET + phys;
-        let slot = pt.slot(va, 1, true)?.ok_or(MapError::OutOfMemory)?;
-        // SAFETY: `slot` is a PD entry in a table just created, all ours.
-        unsafe { *slot = make_pte(phys, direct | PteFlags::HUGE) };
-        phys += LARGE;
+    let mut shape = DirectMapShape {
+        window_end,
+        ..DirectMapShape::default()
+    };
+    for c in directmap::chunks(ram, has_huge_pages()) {
+        if c.phys + c.size > window_end {
+            break;
+        }
+        let va = phys::PHYS_OFFSET + c.phys;
+        let level = match c.size {
+            HUGE_PAGE => 2,
+            LARGE_PAGE => 1,
+            _ => 0,
+        };
+        if level == 0 {
+            pt.map(va, c.phys, direct)?;
+            shape.small += 1;
+            continue;
+        }
+        let slot = pt.slot(va, level, true)?.ok_or(MapError::OutOfMemory)?;
+        // SAFETY: `slot` is an entry of a table just created, all ours,
+        // and the chunk is aligned to its page size.
+        unsafe { *slot = make_pte(c.phys, direct | PteFlags::HUGE) };
+        if level == 2 {
+            shape.huge += 1;
+        } else {
+            shape.large += 1;
+        }
     }
     let s = super::boot::kernel_sections();
     let image =
@@ -412,8 +492,9 @@ pub fn init_kernel(ram_top: u64, nx: bool) -> Result<(), MapError> {
     image(&mut pt, s.data, PteFlags::WRITABLE | nx_flag)?;
     pt.activate();
     KERNEL_ROOT.store(pt.root.addr(), core::sync::atomic::Ordering::Release);
+    phys::boot_map_gone();
     *KERNEL_TABLE.lock() = Some(pt);
-    Ok(())
+    Ok(shape)
 }
 
 /// Maps `len` bytes of device memory at `phys` into the direct map,
@@ -422,7 +503,12 @@ pub fn map_mmio(phys: u64, len: u64) -> Result<*mut u8, MapError> {
     let mut guard = KERNEL_TABLE.lock();
     let pt = guard.as_mut().ok_or(MapError::OutOfMemory)?;
     let start = phys & !0xfff;
-    let end = (phys + len + 0xfff) & !0xfff;
+    let end = phys
+        .checked_add(len)
+        .and_then(|e| e.checked_add(0xfff))
+        .map(|e| e & !0xfff)
+        .filter(|&e| e <= phys::DIRECT_MAP_LIMIT)
+        .ok_or(MapError::OutOfWindow)?;
     let mut p = start;
     while p < end {
         let flags =

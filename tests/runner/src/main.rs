@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+mod bigmem;
 mod console_check;
 mod disk_util;
 mod echo;
@@ -78,6 +79,7 @@ fn main(args: Args) -> i32 {
             3
         }
         (Some("mem-hog"), _) => t_memserver::hog(),
+        (Some("bigmem"), _) => bigmem::run(),
         (Some("scope-probe"), _) => t_names::probe(&args),
         _ => {
             println!("mhtest: usage: mhtest runner | mhtest helper <what>");
