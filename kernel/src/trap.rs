@@ -150,8 +150,12 @@ unsafe fn args(frame: *const TrapFrame) -> kernel_core::syscall::Args {
 /// like `trap_from_user` it never returns.
 #[unsafe(no_mangle)]
 extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
-    let mut s = sched::SCHED.lock();
-    if !s.has_current() {
+    let (mut s, waited) = sched::SCHED.lock_noting_wait();
+    // Another CPU can evict this one's process only while holding the lock
+    // and with this CPU's answer (given in the lock's spin loop, or in the
+    // IPI handler, which settles before any return to user mode): a lock
+    // taken without waiting means the process is still current.
+    if waited && !s.has_current() {
         // Killed from another CPU while this one waited for the lock: the
         // call is void, and `frame` may be gone.
         sched::settle(s);
@@ -176,8 +180,8 @@ extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
 /// compiler allocates the fast path's registers without the dispatcher's.
 #[unsafe(no_mangle)]
 extern "C" fn syscall_ipc_from_user(frame: *mut TrapFrame) -> ! {
-    let mut s = sched::SCHED.lock();
-    if !s.has_current() {
+    let (mut s, waited) = sched::SCHED.lock_noting_wait();
+    if waited && !s.has_current() {
         sched::settle(s);
         crate::arch::entry::enter_user()
     }

@@ -57,6 +57,7 @@ pub const OFFSET_KSTACK_TOP: usize = core::mem::offset_of!(PerCpu, kstack_top);
 /// Where `rsp0` sits: the TSS's privilege stack table starts 4 bytes in.
 pub const OFFSET_RSP0: usize = core::mem::offset_of!(PerCpu, tss) + 4;
 const OFFSET_INDEX: usize = core::mem::offset_of!(PerCpu, index);
+pub const OFFSET_LOADED_ROOT: usize = core::mem::offset_of!(PerCpu, loaded_root);
 
 impl PerCpu {
     const fn new() -> PerCpu {

@@ -115,7 +115,18 @@ pub fn live_elsewhere(root: u64) -> Option<usize> {
 /// Records that this CPU now runs the user table `root` (0: the kernel's).
 #[inline(always)]
 pub fn note_loaded(root: u64) {
-    percpu::this().loaded_root.store(root, Ordering::Release);
+    // One store through GS (this CPU's `PerCpu`), on every process switch:
+    // as the atomic's Release store, a plain `mov` on x86.
+    // SAFETY: GS is this CPU's PerCpu in the kernel; the field is an
+    // AtomicU64, which other CPUs only read.
+    unsafe {
+        core::arch::asm!(
+            "mov gs:[{off}], {root}",
+            root = in(reg) root,
+            off = const percpu::OFFSET_LOADED_ROOT,
+            options(nostack, preserves_flags)
+        )
+    };
 }
 
 fn reload_cr3() {

@@ -39,6 +39,18 @@ impl<T> Lock<T> {
         Guard { lock: self }
     }
 
+    /// Takes the lock; also says whether it had to wait for another
+    /// holder (only then can another CPU have changed this CPU's part of
+    /// the state since the kernel was entered: see `trap.rs`).
+    #[inline(always)]
+    pub fn lock_noting_wait(&self) -> (Guard<'_, T>, bool) {
+        let waited = self.held.swap(true, Ordering::Acquire);
+        if waited {
+            self.wait();
+        }
+        (Guard { lock: self }, waited)
+    }
+
     #[cold]
     #[inline(never)]
     fn wait(&self) {
