@@ -71,7 +71,13 @@ extern "C" fn trap_from_user(frame: *mut TrapFrame) -> ! {
         v if v == lapic::TIMER_VECTOR as u64 => {
             count_tick();
             lapic::eoi();
-            sched::SCHED.lock().tick();
+            // One hold for the tick and the settle: the tick may queue the
+            // current process, and another CPU must not take it from the
+            // queue while this one still runs it.
+            let mut s = sched::SCHED.lock();
+            s.tick();
+            sched::settle(s);
+            crate::arch::entry::enter_user()
         }
         v if v == lapic::IPI_VECTOR as u64 => {
             // Answered before the lock: the sender may hold it, waiting.

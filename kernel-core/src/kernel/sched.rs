@@ -68,7 +68,7 @@ impl<M: Machine> Kernel<M> {
     /// queue of the one of them doing the least urgent work, and makes
     /// that CPU take it if it should.
     pub(super) fn place(&mut self, pid: Pid, priority: u8, affinity: u64) {
-        let target = self.least_urgent_cpu(affinity);
+        let target = self.least_urgent_cpu(affinity, false);
         let cpu = target.map_or_else(|| affinity.trailing_zeros() as usize, |(j, _)| j);
         self.ready
             .push_in(super::local_queue(cpu), pid_slot(pid), pid, priority);
@@ -330,18 +330,18 @@ impl<M: Machine> Kernel<M> {
         if self.cpus[me].online && !mine_runs && self.cpus[me].next.is_none() {
             return;
         }
-        if let Some((j, rank)) = self.least_urgent_cpu(0)
+        if let Some((j, rank)) = self.least_urgent_cpu(0, false)
             && rank > u16::from(priority)
         {
             self.claim(j, rank);
         }
     }
 
-    /// Among the running CPUs `affinity` allows (0: all), the one doing
-    /// the least urgent work, and how urgent that is (an idle CPU ranks
-    /// below every priority), leaving out CPUs already claimed for a
-    /// waiting process.
-    fn least_urgent_cpu(&self, affinity: u64) -> Option<(usize, u16)> {
+    /// Among the running CPUs `affinity` allows (0: all; not this one if
+    /// `others_only`), the one doing the least urgent work, and how urgent
+    /// that is (an idle CPU ranks below every priority), leaving out CPUs
+    /// already claimed for a waiting process.
+    fn least_urgent_cpu(&self, affinity: u64, others_only: bool) -> Option<(usize, u16)> {
         let me = M::cpu_index();
         const IDLE: u16 = u16::MAX;
         let mut worst: Option<(usize, u16)> = None;
@@ -349,6 +349,7 @@ impl<M: Machine> Kernel<M> {
             // Claimed already: asked to preempt, or kicked out of idle
             // (`idle` clear, `resched` still set).
             if !c.online
+                || (others_only && j == me)
                 || !super::allowed(affinity, j)
                 || (j != me && (c.preempt || (c.resched && !c.idle)))
             {
@@ -516,11 +517,24 @@ impl<M: Machine> Kernel<M> {
             if super::upcall::deliver_pending(self.current()) {
                 // What this CPU left in the shared queue (a process it
                 // preempted, one that yielded, the loser of a tie with its
-                // own queue) may be more urgent than another CPU's work.
+                // own queue) may be more urgent than what it now runs (a
+                // hand-off is taken without looking at the queues), or
+                // than another CPU's work. This CPU picks again in the
+                // first case (never returning to user mode with its
+                // process queued, where another CPU could take it too);
+                // the others are offered it in the second.
                 if self.cpus_online() > 1
                     && let Some(level) = self.ready.best_level()
                 {
-                    self.offer(level);
+                    if level < self.current().priority {
+                        self.preempt_here();
+                        continue;
+                    }
+                    if let Some((j, rank)) = self.least_urgent_cpu(0, true)
+                        && rank > u16::from(level)
+                    {
+                        self.claim(j, rank);
+                    }
                 }
                 return Settled::Run;
             }
