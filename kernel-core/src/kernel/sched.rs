@@ -75,7 +75,7 @@ impl<M: Machine> Kernel<M> {
         if let Some((j, rank)) = target
             && rank > u16::from(priority)
         {
-            self.claim(j, rank);
+            self.claim(j);
         }
     }
 
@@ -333,7 +333,7 @@ impl<M: Machine> Kernel<M> {
         if let Some((j, rank)) = self.least_urgent_cpu(0, false)
             && rank > u16::from(priority)
         {
-            self.claim(j, rank);
+            self.claim(j);
         }
     }
 
@@ -375,7 +375,7 @@ impl<M: Machine> Kernel<M> {
     /// Makes CPU `j` (found by `least_urgent_cpu`, doing less urgent work)
     /// take the most urgent waiting process: this CPU by preempting its
     /// own process, another by a kick.
-    fn claim(&mut self, j: usize, _rank: u16) {
+    fn claim(&mut self, j: usize) {
         let me = M::cpu_index();
         if j == me {
             if !self.cpus[me].resched {
@@ -533,7 +533,7 @@ impl<M: Machine> Kernel<M> {
                     if let Some((j, rank)) = self.least_urgent_cpu(0, true)
                         && rank > u16::from(level)
                     {
-                        self.claim(j, rank);
+                        self.claim(j);
                     }
                 }
                 return Settled::Run;

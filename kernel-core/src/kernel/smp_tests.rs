@@ -124,20 +124,6 @@ fn priorities_hold_machine_wide_under_random_operations() {
             on_cpu(cpu);
             let me = k.current_pid();
             let op = rng.below(8);
-            if std::env::var("SMP_TRACE").is_ok() {
-                let cur: Vec<_> = (0..cpus)
-                    .map(|c| {
-                        (
-                            k.cpus[c].current,
-                            k.procs.get(k.cpus[c].current).map(|p| p.priority),
-                        )
-                    })
-                    .collect();
-                eprintln!(
-                    "seed {seed} step {step} cpu {cpu} pid {me} op {op} cur {cur:?} q0 {:?}",
-                    k.ready.best_level()
-                );
-            }
             match op {
                 0 | 1 if k.process_count() < 24 => {
                     let child = fork(&mut k);

@@ -6,7 +6,7 @@ use crate::kernel::Kernel;
 use crate::kernel::release_space;
 use crate::machine::Machine;
 use crate::machine::{AddressSpace, UserFrame};
-use crate::process::Process;
+use crate::process::{Pid, Process};
 use crate::reserve::{Account, ReserveId, Usage};
 use crate::usercopy::{USlice, UserPtr};
 use crate::vm::fork_pte;
@@ -256,22 +256,26 @@ fn exec_charged<M: Machine>(
     Ok(())
 }
 
-/// `set_priority(pid, priority)`: `pid` 0 means the caller. A process may
-/// set its own priority or a child's, never more urgent than its own.
-pub fn set_priority<M: Machine>(s: &mut Kernel<M>, pid: u64, priority: u8) -> Result<usize, Error> {
+/// The process a scheduling call names: the caller (`pid` 0 or its own)
+/// or one of its children; `NotFound`, or `AccessDenied` for any other.
+fn self_or_child<M: Machine>(s: &mut Kernel<M>, pid: u64) -> Result<Pid, Error> {
     let me = s.current_pid();
-    let mine = s.current().priority;
     let target = if pid == 0 {
         me
     } else {
         u32::try_from(pid).map_err(|_| Error::NotFound)?
     };
-    if target != me {
-        let child = s.get_mut(target).ok_or(Error::NotFound)?;
-        if child.parent != me {
-            return Err(Error::AccessDenied);
-        }
+    if target != me && s.get_mut(target).ok_or(Error::NotFound)?.parent != me {
+        return Err(Error::AccessDenied);
     }
+    Ok(target)
+}
+
+/// `set_priority(pid, priority)`: `pid` 0 means the caller. A process may
+/// set its own priority or a child's, never more urgent than its own.
+pub fn set_priority<M: Machine>(s: &mut Kernel<M>, pid: u64, priority: u8) -> Result<usize, Error> {
+    let mine = s.current().priority;
+    let target = self_or_child(s, pid)?;
     if priority < mine {
         return Err(Error::AccessDenied);
     }
@@ -282,18 +286,7 @@ pub fn set_priority<M: Machine>(s: &mut Kernel<M>, pid: u64, priority: u8) -> Re
 /// `set_affinity(pid, mask)`: `pid` 0 means the caller; the same rule as
 /// `set_priority` (itself or a child).
 pub fn set_affinity<M: Machine>(s: &mut Kernel<M>, pid: u64, mask: u64) -> Result<usize, Error> {
-    let me = s.current_pid();
-    let target = if pid == 0 {
-        me
-    } else {
-        u32::try_from(pid).map_err(|_| Error::NotFound)?
-    };
-    if target != me {
-        let child = s.get_mut(target).ok_or(Error::NotFound)?;
-        if child.parent != me {
-            return Err(Error::AccessDenied);
-        }
-    }
+    let target = self_or_child(s, pid)?;
     if mask != 0 && mask & s.online_mask() == 0 {
         return Err(Error::InvalidArgument);
     }

@@ -264,12 +264,7 @@ pub unsafe fn set_current_frame(frame: *mut TrapFrame) {
     // else reads its current frame meanwhile. One past a live kernel
     // object is a canonical kernel address, as rsp0 must be.
     unsafe {
-        core::arch::asm!(
-            "mov gs:[{off}], {frame}",
-            frame = in(reg) frame as u64,
-            off = const super::percpu::OFFSET_CURRENT_FRAME,
-            options(nostack, preserves_flags)
-        );
+        super::percpu::store::<{ super::percpu::OFFSET_CURRENT_FRAME }>(frame as u64);
         super::gdt::set_rsp0(frame.wrapping_add(1) as u64);
     }
 }

@@ -95,12 +95,5 @@ pub unsafe fn set_rsp0(top: u64) {
     // SAFETY: GS points at this CPU's PerCpu, whose TSS the CPU reads only
     // on a privilege change, which cannot happen while the kernel runs
     // with interrupts off; the caller guarantees `top` is canonical.
-    unsafe {
-        core::arch::asm!(
-            "mov gs:[{off}], {top}",
-            top = in(reg) top,
-            off = const percpu::OFFSET_RSP0,
-            options(nostack, preserves_flags)
-        )
-    };
+    unsafe { percpu::store::<{ percpu::OFFSET_RSP0 }>(top) };
 }

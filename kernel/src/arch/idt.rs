@@ -61,7 +61,8 @@ unsafe extern "C" {
 /// Fills and loads the IDT.
 pub fn init() {
     let base = (&raw const isr_stubs) as u64;
-    // SAFETY: single CPU, interrupts disabled; the table is 'static.
+    // SAFETY: the boot CPU, before any other starts, interrupts disabled;
+    // the table is 'static.
     let idt = &raw mut IDT;
     unsafe {
         for (vector, gate) in (*idt).0.iter_mut().enumerate() {

@@ -153,6 +153,26 @@ pub fn index() -> usize {
     i as usize
 }
 
+/// Stores `value` at byte `OFFSET` of this CPU's `PerCpu` (one `mov`
+/// through GS: the entry paths' current frame, `rsp0`, the loaded root).
+///
+/// # Safety
+/// In the kernel (GS is this CPU's), interrupts off; `OFFSET` is one of
+/// the `OFFSET_*` constants, a u64 field that only this CPU writes (an
+/// atomic other CPUs read counts: on x86 a plain store is its Release).
+#[inline(always)]
+pub unsafe fn store<const OFFSET: usize>(value: u64) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        core::arch::asm!(
+            "mov gs:[{off}], {value}",
+            value = in(reg) value,
+            off = const OFFSET,
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 /// This CPU's state.
 #[inline(always)]
 pub fn this() -> &'static PerCpu {

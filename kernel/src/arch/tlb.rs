@@ -32,9 +32,6 @@ pub const FLUSH_ALL: u32 = 2;
 /// saved and it will not return to user mode without the kernel lock.
 pub const LEAVE: u32 = 4;
 
-/// Counts for the benchmarks and docs: shootdowns sent, and waits.
-pub static SHOOTDOWNS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
 /// Does what this CPU's mailbox asks. Interrupts off.
 #[inline]
 pub fn service() {
@@ -68,7 +65,6 @@ pub fn request(target: usize, kinds: u32) {
     let t = percpu::of(target);
     t.tlb_kinds.fetch_or(kinds, Ordering::AcqRel);
     let generation = t.tlb_requested.fetch_add(1, Ordering::AcqRel) + 1;
-    SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
     super::lapic::send_ipi(t.apic_id.load(Ordering::Relaxed));
     while t.tlb_done.load(Ordering::Acquire) < generation {
         service();
@@ -93,7 +89,6 @@ pub fn request_all_others(kinds: u32) {
         *g = t.tlb_requested.fetch_add(1, Ordering::AcqRel) + 1;
         super::lapic::send_ipi(t.apic_id.load(Ordering::Relaxed));
     }
-    SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
     for (i, g) in generations.iter().enumerate().take(online) {
         if i == me {
             continue;
@@ -119,14 +114,7 @@ pub fn note_loaded(root: u64) {
     // as the atomic's Release store, a plain `mov` on x86.
     // SAFETY: GS is this CPU's PerCpu in the kernel; the field is an
     // AtomicU64, which other CPUs only read.
-    unsafe {
-        core::arch::asm!(
-            "mov gs:[{off}], {root}",
-            root = in(reg) root,
-            off = const percpu::OFFSET_LOADED_ROOT,
-            options(nostack, preserves_flags)
-        )
-    };
+    unsafe { percpu::store::<{ percpu::OFFSET_LOADED_ROOT }>(root) };
 }
 
 fn reload_cr3() {
