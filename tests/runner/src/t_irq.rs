@@ -168,5 +168,75 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run("affinity_and_its_errors", || {
+        let (cpu, cpus) = process::cpu();
+        ensure!(cpus >= 1 && cpu < cpus, "sys_info: CPU {cpu} of {cpus}");
+        ensure_eq!(
+            process::set_affinity(0, 1 << 16),
+            Err(Error::InvalidArgument)
+        );
+        ensure_eq!(
+            process::set_affinity(0, u64::MAX),
+            Err(Error::InvalidArgument)
+        );
+        if cpus < 16 {
+            ensure_eq!(
+                process::set_affinity(0, 1 << cpus),
+                Err(Error::InvalidArgument),
+                "a mask naming no running CPU"
+            );
+        }
+        ensure_eq!(process::set_affinity(999_999, 1), Err(Error::NotFound));
+        let st = in_child(|| (process::set_affinity(1, 1) != Err(Error::AccessDenied)) as i32)?;
+        ensure_eq!(st.code, 0, "a child binding its parent");
+        // A child bound to the last CPU runs there (with one CPU: CPU 0).
+        let last = cpus - 1;
+        let proc = libmh::dev::attach(
+            libmh::dev::REGISTRY,
+            "proc",
+            libmh::dev::RIGHT_READ | libmh::dev::RIGHT_WRITE,
+        )
+        .map_err(|e| crate::suite::Fail::new(format_args!("attach proc: {e}")))?;
+        let child = match process::fork() {
+            Ok(0) => {
+                for _ in 0..1000 {
+                    if process::cpu().0 == last {
+                        process::exit(0);
+                    }
+                    process::yield_now();
+                }
+                process::exit(1)
+            }
+            Ok(pid) => pid,
+            Err(e) => return Err(crate::suite::Fail::new(format_args!("fork: {e}"))),
+        };
+        let bound = process::set_affinity(child, 1 << last);
+        let read = proc
+            .port_out(abi::kdev::PROC_PORT_SELECT, 4, u64::from(child))
+            .and_then(|()| proc.port_in(abi::kdev::PROC_PORT_AFFINITY, 8));
+        let narrow = proc.port_in(abi::kdev::PROC_PORT_AFFINITY, 4);
+        let st = process::wait_child();
+        let gone = proc.port_in(abi::kdev::PROC_PORT_CPU, 4);
+        // The runner, bound where it is, reads its own CPU.
+        let _ = process::set_affinity(0, 1 << process::cpu().0);
+        let mine = proc
+            .port_out(abi::kdev::PROC_PORT_SELECT, 4, u64::from(process::getpid()))
+            .and_then(|()| proc.port_in(abi::kdev::PROC_PORT_CPU, 4));
+        let here = process::cpu().0;
+        let _ = process::set_affinity(0, 0);
+        let _ = proc.detach();
+        ensure_eq!(bound, Ok(()));
+        ensure_eq!(read, Ok(1 << last));
+        ensure_eq!(narrow, Err(Error::InvalidArgument), "the mask is 8 bytes");
+        ensure_eq!(
+            st.map(|s| (s.pid, s.code)),
+            Ok((child, 0)),
+            "the child ran on CPU {last}"
+        );
+        ensure_eq!(gone, Err(Error::NotFound), "a reaped child has no CPU");
+        ensure_eq!(mine, Ok(u64::from(here)));
+        Ok(())
+    });
+
     let _ = vm::unmap(USER_HEAP_BASE + 0x77_7000, 4096);
 }
