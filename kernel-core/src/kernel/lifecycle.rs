@@ -243,6 +243,12 @@ impl<M: Machine> Kernel<M> {
         if pid == INIT_PID {
             power_off_after_init::<M>(&status);
         }
+        // Its own status first: when its parent is init, the zombies it
+        // hands over (below) are queued after it, so init reaps the child
+        // it knows before the orphans (which, with several CPUs, may well
+        // have ended before their parent).
+        self.unlink_child(pid);
+        self.push_zombie(parent, pid);
         // Children go to init: the live ones to its list, the zombies to
         // its queue.
         let mut orphaned_zombies = false;
@@ -263,8 +269,6 @@ impl<M: Machine> Kernel<M> {
             self.push_zombie(INIT_PID, z);
             orphaned_zombies = true;
         }
-        self.unlink_child(pid);
-        self.push_zombie(parent, pid);
         if pid == self.cpus[M::cpu_index()].current {
             self.cpus[M::cpu_index()].resched = true;
         }
