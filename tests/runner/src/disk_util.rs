@@ -111,6 +111,28 @@ pub fn reap(n: usize) -> Result<Vec<ExitStatus>, Fail> {
 /// Kills the driver and reaps it.
 pub fn stop_driver(pid: u32) -> Result<(), Fail> {
     kill(pid)?;
+    reap_driver(pid)
+}
+
+/// Stops a server that also ends by itself once its last client leaves
+/// (the timer, `exit-when-idle`): on another CPU it may have ended before
+/// the kill, which then finds only its zombie (`NotFound`).
+pub fn stop_idle_exiting(pid: u32) -> Result<(), Fail> {
+    let h = procs::open(true).map_err(fail)?;
+    let killed = procs::kill(h, pid);
+    let state = h
+        .port_out(abi::kdev::PROC_PORT_SELECT, 4, u64::from(pid))
+        .and_then(|()| h.port_in(abi::kdev::PROC_PORT_STATE, 4));
+    let _ = h.detach();
+    match killed {
+        Ok(()) => {}
+        Err(Error::NotFound) if state == Ok(u64::from(abi::kdev::PROC_STATE_ZOMBIE)) => {}
+        Err(e) => return Err(Fail::new(format_args!("kill {pid}: {e}"))),
+    }
+    reap_driver(pid)
+}
+
+fn reap_driver(pid: u32) -> Result<(), Fail> {
     let st = reap(1)?;
     if st[0].pid != pid {
         return Err(Fail::new(format_args!(

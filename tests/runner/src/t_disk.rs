@@ -405,6 +405,6 @@ pub fn run(s: &mut Suite) {
     s.run("disk_driver_stops", || stop_driver(driver));
     if let Some((pid, t)) = timer.take() {
         let _ = t.close();
-        s.run("disk_timer_stops", || stop_driver(pid));
+        s.run("disk_timer_stops", || stop_idle_exiting(pid));
     }
 }
