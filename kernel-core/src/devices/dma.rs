@@ -27,11 +27,12 @@
 //!   only after it;
 //! - when a driver's last attachment goes with exports still live, its
 //!   function's bus mastering is already off; with an I/O MMU the pages
-//!   are unmapped (invalidated) and freed at once, but their iovas stay
-//!   allocated (quarantined) until the platform holder releases the
-//!   device's quarantine, so a restarted driver is never given an iova
-//!   the device may still have queued; without one the frames themselves
-//!   are quarantined (the device could still write them);
+//!   are unmapped (invalidated) but their iovas stay allocated
+//!   (quarantined) until the platform holder releases the device's
+//!   quarantine, so a restarted driver is never given an iova the device
+//!   may still have queued; with or without one, when the process is
+//!   exiting (or execs) the frames are quarantined too, because a device
+//!   can finish a transfer it translated before the unmap (QEMU's do);
 //! - the domain's window is fixed ([`WINDOW_BASE`], `HW_DMA_WINDOW_PAGES`),
 //!   so the page tables it can need are bounded ([`WINDOW_TABLE_FRAMES`])
 //!   and were paid for by the device's creator when it claimed the
@@ -391,7 +392,13 @@ pub fn undo_export<M: Machine>(
                 crate::klog!(M, "[kernel] iova {base:#x} was not the device's");
             }
         }
-    } else if fate == (Fate::Quarantine { exiting: true }) {
+    }
+    // The unmap stops new translations, not a transfer the device already
+    // translated: an emulated or real device may hold the host address of
+    // a buffer from when the request started and write it when it ends. So
+    // the frames of a dying driver stay out of use, I/O MMU or not, until
+    // the device has been reset.
+    if fate == (Fate::Quarantine { exiting: true }) {
         for i in 0..e.pages {
             let frame = vm_of(s, pid, |vm| {
                 vm.frame_at(e.va + i * PAGE)

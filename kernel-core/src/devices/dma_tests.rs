@@ -123,7 +123,7 @@ fn a_failed_export_leaves_nothing_wired_or_mapped() {
 }
 
 #[test]
-fn a_dead_drivers_iovas_are_quarantined_and_its_pages_freed() {
+fn a_dead_drivers_iovas_and_frames_are_quarantined_until_released() {
     let (mut k, plat) = machine(true);
     claim(&mut k, plat, "edu", EDU_AT).unwrap();
     let dev = edu_id(&mut k);
@@ -143,19 +143,31 @@ fn a_dead_drivers_iovas_are_quarantined_and_its_pages_freed() {
         call(&mut k, Sysno::WaitChild, [SCRATCH, 0, 0, 0, 0, 0]),
         Some(child as isize)
     );
-    // Unmapped (invalidated) and the frames went back; bus mastering off;
-    // the two iovas stay out of use until the platform holder releases.
+    // Unmapped (invalidated) and bus mastering off, but the device may
+    // still finish a transfer it translated before: the two iovas and the
+    // two frames stay out of use until the platform holder releases them.
     assert_eq!(translate(&mut k, dev, iova), None);
     assert_eq!(command(EDU_AT) & 0x4, 0);
-    assert_eq!(port_in(&mut k, plat, PLATFORM_PORT_QUARANTINED, 8), Ok(2));
-    assert_eq!(fake::with(|s| s.used()), free_before);
+    assert_eq!(port_in(&mut k, plat, PLATFORM_PORT_QUARANTINED, 8), Ok(4));
+    assert_eq!(fake::with(|s| s.used()), free_before + 2);
     let h = attach(&mut k, "edu", ALL).unwrap();
     map(&mut k, BUF, PAGE, 3);
+    let next = export(&mut k, h, BUF, 8, 0, (0, 0));
+    assert_eq!(next, Ok(WINDOW_BASE + 2 * PAGE));
+    assert_eq!(unexport(&mut k, h, next.unwrap()), Ok(()));
     assert_eq!(
-        export(&mut k, h, BUF, 8, 0, (0, 0)),
-        Ok(WINDOW_BASE + 2 * PAGE)
+        call(&mut k, Sysno::VmUnmap, [BUF, PAGE, 0, 0, 0, 0]),
+        Some(0)
     );
-    let _ = (h, peek_u64);
+    // Released (after the device's reset): the two frames are free again.
+    let held = fake::with(|s| s.used());
+    assert_eq!(
+        crate::devices::hw::release_quarantine(&mut k, "edu"),
+        Ok(())
+    );
+    assert_eq!(port_in(&mut k, plat, PLATFORM_PORT_QUARANTINED, 8), Ok(0));
+    assert_eq!(fake::with(|s| s.used()), held - 2);
+    let _ = peek_u64;
 }
 
 #[test]
