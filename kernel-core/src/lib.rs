@@ -33,6 +33,7 @@ pub mod hwclaims;
 pub mod iommu;
 pub mod kernel;
 pub mod loader;
+pub mod lockorder;
 pub mod machine;
 pub mod process;
 pub mod reserve;

@@ -6,11 +6,12 @@
 //! the log lock is held by the code that panicked, so the panic path uses
 //! [`force_write`], which steals the lock.
 
+use crate::arch::ordered::Ordered;
 use crate::arch::serial::Serial;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::klog::LogRing;
-use spin::Mutex;
+use kernel_core::lockorder::Rank;
 
 /// Size of the kernel log ring.
 pub const LOG_RING_SIZE: usize = 64 * 1024;
@@ -24,10 +25,13 @@ pub struct Log {
 /// IRQ (it cannot be raised here: logging happens under any lock).
 pub static GREW: AtomicBool = AtomicBool::new(false);
 
-static LOG: Mutex<Log> = Mutex::new(Log {
-    ring: LogRing::new(),
-    serial: Serial::absent(),
-});
+static LOG: Ordered<Log> = Ordered::new(
+    Rank::Log,
+    Log {
+        ring: LogRing::new(),
+        serial: Serial::absent(),
+    },
+);
 
 impl Write for Log {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -78,6 +82,7 @@ pub fn reclaim_serial() {
 /// Appends formatted text even if the lock is held (panic path only); the
 /// serial port is reclaimed first.
 pub fn force_write(args: fmt::Arguments<'_>) {
+    crate::arch::ordered::panicking();
     if LOG.is_locked() {
         // SAFETY: only called on the way to halting the machine; the holder
         // of the lock will never run again.

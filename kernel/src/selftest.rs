@@ -1,6 +1,8 @@
 //! Deliberate kernel failures, selected on the kernel command line, so the
 //! test suite can check that the kernel's own fault reporting works
-//! (`selftest=kernel-fault`, `selftest=stack-overflow`; see the
+//! (`selftest=kernel-fault`, `selftest=stack-overflow`) and that the
+//! checked build catches a lock taken out of order (`selftest=lock-order`;
+//! see the
 //! `tools/images/selftest-*.toml` images).
 //!
 //! Rules: nothing here runs unless the command line asks for it; user
@@ -15,6 +17,7 @@ pub fn run(cmdline: &str) {
                 crate::kprintln!("[kernel] selftest: overflowing the kernel stack");
                 recurse(0);
             }
+            Some("lock-order") => lock_order(),
             Some(other) => crate::kprintln!("[kernel] unknown selftest '{other}' ignored"),
             None => {}
         }
@@ -36,4 +39,19 @@ fn kernel_fault() {
 fn recurse(depth: u64) -> u64 {
     let pad = core::hint::black_box([depth; 64]);
     recurse(depth + 1) + pad[7]
+}
+
+/// Takes two locks against the order: the frame table's rank, then the
+/// heap's (locks of their own, so no real state is touched). The checked
+/// kernel stops there; the release kernel does not check and says so.
+fn lock_order() {
+    use crate::arch::ordered::Ordered;
+    use kernel_core::lockorder::Rank;
+    static INNER: Ordered<()> = Ordered::new(Rank::Frames, ());
+    static OUTER: Ordered<()> = Ordered::new(Rank::HeapSmall, ());
+    crate::kprintln!("[kernel] selftest: taking the heap's rank while holding the frames'");
+    let inner = INNER.lock();
+    let outer = OUTER.lock();
+    drop((outer, inner));
+    crate::kprintln!("[kernel] selftest: this kernel does not check the lock order");
 }

@@ -381,16 +381,15 @@ pub fn undo_export<M: Machine>(
     fate: Fate,
 ) {
     let base = e.iova & !(PAGE - 1);
-    if e.translated {
-        if let Some((f, d)) = dma_of(s, dev) {
-            d.unmap::<M>(f, base, e.pages, &mut |_| {});
-            let keep =
-                matches!(fate, Fate::Quarantine { .. }) && d.quarantined.try_reserve(1).is_ok();
-            if keep {
-                d.quarantined.push((base, e.pages));
-            } else if d.iovas.free(base, e.pages).is_err() {
-                crate::klog!(M, "[kernel] iova {base:#x} was not the device's");
-            }
+    if e.translated
+        && let Some((f, d)) = dma_of(s, dev)
+    {
+        d.unmap::<M>(f, base, e.pages, &mut |_| {});
+        let keep = matches!(fate, Fate::Quarantine { .. }) && d.quarantined.try_reserve(1).is_ok();
+        if keep {
+            d.quarantined.push((base, e.pages));
+        } else if d.iovas.free(base, e.pages).is_err() {
+            crate::klog!(M, "[kernel] iova {base:#x} was not the device's");
         }
     }
     // The unmap stops new translations, not a transfer the device already

@@ -73,9 +73,14 @@ pub fn report_kernel_fault(log: &dyn Fn(core::fmt::Arguments<'_>), frame: &TrapF
 
 /// Prints the return addresses of the frame-pointer chain from `rbp`.
 pub fn backtrace(log: &dyn Fn(core::fmt::Arguments<'_>), rip: u64, mut rbp: u64) {
-    log(format_args!(
-        "  backtrace (addr2line -e target/x86_64-unknown-none/release/kernel):\n"
-    ));
+    // The binary to look the addresses up in: the checked build has its
+    // own target directory (see xtask's build.rs).
+    let binary = if cfg!(feature = "lock-check") {
+        "target/checked/x86_64-unknown-none/release/kernel"
+    } else {
+        "target/x86_64-unknown-none/release/kernel"
+    };
+    log(format_args!("  backtrace (addr2line -e {binary}):\n"));
     log(format_args!("    {rip:#018x}\n"));
     for _ in 0..24 {
         if !rbp.is_multiple_of(8) || !in_kernel_stack(rbp) {

@@ -68,8 +68,11 @@ impl IoApic {
 unsafe impl Send for IoApic {}
 
 /// Every I/O APIC, once mapped.
-pub static IOAPICS: spin::Mutex<arrayvec::ArrayVec<IoApic, 8>> =
-    spin::Mutex::new(arrayvec::ArrayVec::new_const());
+pub static IOAPICS: super::ordered::Ordered<arrayvec::ArrayVec<IoApic, 8>> =
+    super::ordered::Ordered::new(
+        kernel_core::lockorder::Rank::IoApics,
+        arrayvec::ArrayVec::new_const(),
+    );
 
 /// The interrupt lines all I/O APICs together have (capped at MAX_GSI).
 pub fn gsi_count() -> u32 {

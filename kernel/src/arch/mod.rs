@@ -12,6 +12,7 @@ pub mod gdt;
 pub mod idt;
 pub mod ioapic;
 pub mod lapic;
+pub mod ordered;
 pub mod paging;
 pub mod pcicfg;
 pub mod percpu;

@@ -21,14 +21,15 @@
 //! them, and an address outside them is refused (`OutOfWindow`) rather
 //! than given an entry the user tables, copied earlier, would lack.
 
+use super::ordered::Ordered;
 use super::phys;
 use kernel_core::directmap::{self, HUGE_PAGE, LARGE_PAGE};
 use kernel_core::frame::Frame;
+use kernel_core::lockorder::Rank;
 use kernel_core::pagetable::{PageTree, TableFrames, TableMemory};
 use kernel_core::paging::{
     PteFlags, is_page_aligned, make_pte, pte_addr, pte_flags, table_indices,
 };
-use spin::Mutex;
 
 type Table = [u64; 512];
 
@@ -363,7 +364,7 @@ impl KernelTable {
 /// Where the kernel's own page tables get their frames: a fresh zeroed
 /// frame from the frame table, which lives above `arch` and says so once
 /// at boot (`set_table_frames`), before the first kernel table is made.
-static TABLE_FRAMES: Mutex<Option<FrameSource>> = Mutex::new(None);
+static TABLE_FRAMES: Ordered<Option<FrameSource>> = Ordered::new(Rank::TableFrames, None);
 
 /// A source of zeroed frames.
 pub type FrameSource = fn() -> Option<Frame>;
@@ -380,7 +381,7 @@ fn table_frame() -> Result<Frame, MapError> {
 }
 
 /// The kernel's page table, the template of every address space.
-pub static KERNEL_TABLE: Mutex<Option<KernelTable>> = Mutex::new(None);
+pub static KERNEL_TABLE: Ordered<Option<KernelTable>> = Ordered::new(Rank::KernelTable, None);
 
 /// What `init_kernel` made of the direct map.
 #[derive(Clone, Copy, Debug, Default)]

@@ -21,6 +21,7 @@ mod remap;
 
 pub use remap::{ioapic_route, msi_route, msi_unroute};
 
+use crate::arch::ordered::Ordered;
 use crate::arch::paging::DirectMap;
 use crate::arch::vtd::Unit;
 use crate::kprintln;
@@ -32,6 +33,7 @@ use kernel_core::frame::Frame;
 use kernel_core::iommu::Flush;
 use kernel_core::iommu::caps::Geometry;
 use kernel_core::iommu::context::RootTable;
+use kernel_core::lockorder::Rank;
 use kernel_core::machine::IommuLink;
 use kernel_core::pagetable::{ENTRIES, TableFrames, TableMemory};
 
@@ -63,8 +65,8 @@ pub struct Iommu {
 }
 
 /// Every unit that translates.
-pub static UNITS: spin::Mutex<arrayvec::ArrayVec<Iommu, 8>> =
-    spin::Mutex::new(arrayvec::ArrayVec::new_const());
+pub static UNITS: Ordered<arrayvec::ArrayVec<Iommu, 8>> =
+    Ordered::new(Rank::IommuUnits, arrayvec::ArrayVec::new_const());
 
 /// The DMAR, kept to find which unit translates a function.
 static DMAR: spin::Once<Dmar> = spin::Once::new();

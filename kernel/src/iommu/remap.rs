@@ -16,6 +16,7 @@
 
 use super::queue::{Forget, forget};
 use super::{UNITS, unit_index, with_tables};
+use crate::arch::ordered::Ordered;
 use crate::kprintln;
 use kernel_core::acpi::PciFunction;
 use kernel_core::acpi::dmar::ScopeKind;
@@ -105,8 +106,10 @@ pub fn msi_unroute(f: PciFunction, route: &MsiRoute) {
 }
 
 /// The remapping entry each I/O APIC line uses, by GSI.
-static IOAPIC_ENTRIES: spin::Mutex<[Option<u16>; crate::arch::ioapic::MAX_GSI as usize]> =
-    spin::Mutex::new([None; crate::arch::ioapic::MAX_GSI as usize]);
+static IOAPIC_ENTRIES: Ordered<[Option<u16>; crate::arch::ioapic::MAX_GSI as usize]> = Ordered::new(
+    kernel_core::lockorder::Rank::IoApicEntries,
+    [None; crate::arch::ioapic::MAX_GSI as usize],
+);
 
 /// Routes I/O APIC line `gsi` to its kernel vector on the boot CPU:
 /// through a remapping entry that only that I/O APIC may use (its source

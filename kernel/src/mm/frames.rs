@@ -15,6 +15,7 @@
 //! of low RAM can describe some 500 GiB. Ordinary allocations take the
 //! highest segment first, keeping low memory for what needs it.
 
+use crate::arch::ordered::Ordered;
 use crate::arch::phys;
 use arrayvec::ArrayVec;
 use core::mem::MaybeUninit;
@@ -22,9 +23,9 @@ use kernel_core::bootinfo::{BootInfo, MemKind};
 use kernel_core::frame::{
     Frame, FrameError, FrameInfo, FrameTable, MAX_RANGES, plan_segments, subtract_ranges,
 };
-use spin::Mutex;
+use kernel_core::lockorder::Rank;
 
-static FRAMES: Mutex<Option<FrameTable<'static>>> = Mutex::new(None);
+static FRAMES: Ordered<Option<FrameTable<'static>>> = Ordered::new(Rank::Frames, None);
 
 /// Frames below this lie where a device limited to 32-bit DMA addresses
 /// can reach them (the table is cut here).

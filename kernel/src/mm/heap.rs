@@ -16,6 +16,7 @@
 //! `OutOfMemory` rather than a panic.
 
 use super::frames;
+use crate::arch::ordered::Ordered;
 use crate::arch::phys;
 use crate::arch::{paging, tlb};
 use arrayvec::ArrayVec;
@@ -23,8 +24,8 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::frame::Frame;
+use kernel_core::lockorder::Rank;
 use kernel_core::slab::{PageSource, SizeClassHeap};
-use spin::Mutex;
 
 /// Kernel virtual addresses for multi-page allocations: PML4 slot 511 below
 /// the kernel image (which is at -2 GiB).
@@ -90,19 +91,22 @@ impl VmallocSpace {
 static LARGE_FRAMES: AtomicU64 = AtomicU64::new(0);
 
 struct Heap {
-    small: Mutex<SizeClassHeap>,
-    vmalloc: Mutex<VmallocSpace>,
+    small: Ordered<SizeClassHeap>,
+    vmalloc: Ordered<VmallocSpace>,
     /// Multi-page allocations freed but not yet unmapped (`defer_free`).
-    deferred: Mutex<ArrayVec<(u64, u64), 32>>,
+    deferred: Ordered<Deferred>,
 }
 
 #[global_allocator]
 static HEAP: Heap = Heap {
-    small: Mutex::new(SizeClassHeap::new()),
-    vmalloc: Mutex::new(VmallocSpace {
-        free: ArrayVec::new_const(),
-    }),
-    deferred: Mutex::new(ArrayVec::new_const()),
+    small: Ordered::new(Rank::HeapSmall, SizeClassHeap::new()),
+    vmalloc: Ordered::new(
+        Rank::HeapVmalloc,
+        VmallocSpace {
+            free: ArrayVec::new_const(),
+        },
+    ),
+    deferred: Ordered::new(Rank::HeapDeferred, Deferred { head: 0 }),
 };
 
 fn pages_for(layout: Layout) -> u64 {
@@ -133,8 +137,15 @@ impl Heap {
                     if let Some((f, Err(_))) = failed {
                         let _ = frames::release(f);
                     }
-                    self.free_vmalloc(start, i);
-                    self.vmalloc.lock().give_back(start, pages);
+                    if i == 0 {
+                        self.vmalloc.lock().give_back(start, pages);
+                    } else {
+                        // Mapped pages wait for a shootdown like any free
+                        // (this may run under any lock); the unmapped rest
+                        // is skipped by `free_vmalloc`.
+                        LARGE_FRAMES.fetch_add(pages, Ordering::Relaxed);
+                        self.defer_free(start, pages);
+                    }
                     return null_mut();
                 }
             }
@@ -148,6 +159,9 @@ impl Heap {
     /// so each unmapping batch ends with a shootdown of the other CPUs'
     /// entries (`tlb.rs`) before anything is given back.
     fn free_vmalloc(&self, start: u64, mapped_pages: u64) {
+        // Other CPUs answer a shootdown only while they spin for the
+        // kernel lock (or run outside any): no other lock may be held.
+        crate::arch::ordered::assert_only(&[Rank::Sched], "a kernel TLB shootdown");
         let mut unmapped: ArrayVec<Frame, 16> = ArrayVec::new();
         for i in 0..mapped_pages {
             if let Some(frame) = paging::unmap_kernel_page(start + i * 4096) {
@@ -172,15 +186,16 @@ impl Heap {
     /// and a CPU spinning for that lock would never answer. The mapping
     /// stays until then; nothing uses freed memory.
     fn defer_free(&self, start: u64, pages: u64) {
-        let deferred = self.deferred.lock().try_push((start, pages)).is_ok();
-        if deferred {
-            DEFERRED.store(true, Ordering::Release);
-        } else {
-            // Full (many frees in one kernel entry): free now.
-            LARGE_FRAMES.fetch_sub(pages, Ordering::Relaxed);
-            self.free_vmalloc(start, pages);
-            self.vmalloc.lock().give_back(start, pages);
+        let mut deferred = self.deferred.lock();
+        // SAFETY: the block is the caller's freed allocation, mapped and
+        // writable until `reclaim` unmaps it (its first page at least), and
+        // no one else uses it any more: its first words hold the link.
+        unsafe {
+            let link = start as *mut [u64; 2];
+            link.write([deferred.head, pages]);
         }
+        deferred.head = start;
+        DEFERRED.store(true, Ordering::Release);
     }
 
     fn dealloc_large(&self, ptr: *mut u8, layout: Layout) {
@@ -193,6 +208,14 @@ impl Heap {
         }
         self.defer_free(va, pages);
     }
+}
+
+/// Multi-page blocks freed since the last [`reclaim`]: a list threaded
+/// through the blocks themselves (each starts with `[next, pages]`), so
+/// deferring a free never needs memory and never fails, however many
+/// frees one kernel entry makes.
+struct Deferred {
+    head: u64,
 }
 
 /// Whether [`reclaim`] has work.
@@ -212,8 +235,13 @@ pub fn reclaim() {
 #[inline(never)]
 fn reclaim_slow() {
     DEFERRED.store(false, Ordering::Release);
-    let taken = core::mem::take(&mut *HEAP.deferred.lock());
-    for (start, pages) in taken {
+    let mut next = core::mem::take(&mut HEAP.deferred.lock().head);
+    while next != 0 {
+        let start = next;
+        // SAFETY: a block `defer_free` linked: still mapped, its first
+        // words written there.
+        let [link, pages] = unsafe { (start as *const [u64; 2]).read() };
+        next = link;
         LARGE_FRAMES.fetch_sub(pages, Ordering::Relaxed);
         HEAP.free_vmalloc(start, pages);
         HEAP.vmalloc.lock().give_back(start, pages);

@@ -12,6 +12,7 @@
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
+use kernel_core::lockorder::Rank;
 
 pub struct Lock<T> {
     held: AtomicBool,
@@ -33,6 +34,7 @@ impl<T> Lock<T> {
     /// Takes the lock, spinning while another holder has it.
     #[inline(always)]
     pub fn lock(&self) -> Guard<'_, T> {
+        crate::arch::ordered::taking(Rank::Sched);
         if self.held.swap(true, Ordering::Acquire) {
             self.wait();
         }
@@ -44,6 +46,7 @@ impl<T> Lock<T> {
     /// the state since the kernel was entered: see `trap.rs`).
     #[inline(always)]
     pub fn lock_noting_wait(&self) -> (Guard<'_, T>, bool) {
+        crate::arch::ordered::taking(Rank::Sched);
         let waited = self.held.swap(true, Ordering::Acquire);
         if waited {
             self.wait();
@@ -91,6 +94,7 @@ impl<T> DerefMut for Guard<'_, T> {
 impl<T> Drop for Guard<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
+        crate::arch::ordered::released(Rank::Sched);
         self.lock.held.store(false, Ordering::Release);
     }
 }

@@ -39,10 +39,33 @@ pub fn guest() -> Result<()> {
     cprog::build_all()
 }
 
+/// Builds the checked kernel (feature `lock-check`) in a target directory
+/// of its own, so that switching between images that boot either build
+/// never rebuilds the other.
+pub fn checked_kernel() -> Result<()> {
+    progress("building the checked kernel (lock order checked at run time)…");
+    let cargo = cargo();
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "--target", GUEST_TARGET])
+        .args(["-p", "kernel", "--features", "lock-check", "--target-dir"])
+        .arg(paths::checked_target_dir())
+        .current_dir(paths::root())
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| spawn_failure(&cargo, &e))?;
+    if !status.success() {
+        bail!("the checked kernel's build failed ({status}); see cargo's errors above");
+    }
+    Ok(())
+}
+
 /// Reads image `name`'s manifest, builds, and assembles the image.
 pub fn image(name: &str) -> Result<Image> {
     let manifest = manifest::load(name)?;
     guest()?;
+    if manifest.kernel == manifest::KernelBuild::Checked {
+        checked_kernel()?;
+    }
     progress(&format!(
         "assembling image '{name}' in {}",
         paths::display(&paths::mh_dir().join("image").join(name))

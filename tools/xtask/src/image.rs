@@ -27,7 +27,10 @@ pub struct Image {
 /// Checks the build's artifacts against the manifest, copies the modules
 /// into the image directory and prints the sizes.
 pub fn assemble(manifest: Manifest) -> Result<Image> {
-    let kernel = paths::guest_binary(KERNEL_BINARY);
+    let kernel = match manifest.kernel {
+        crate::manifest::KernelBuild::Release => paths::guest_binary(KERNEL_BINARY),
+        crate::manifest::KernelBuild::Checked => paths::checked_kernel(),
+    };
     if !kernel.is_file() {
         bail!(
             "no kernel binary {} (the guest build should have produced it: is the `kernel` crate's binary still called `kernel`?)",

@@ -16,10 +16,12 @@ use serde::Deserialize;
 use crate::error::{Failure, Result, bail, io_failure};
 use crate::paths;
 
+mod board;
 mod cpus;
 mod devices;
 mod disk;
 mod expect;
+pub use board::{KernelBuild, Machine};
 use cpus::check_module_cpus;
 use devices::{check_device_name, check_device_sources, check_devices};
 pub use disk::{Disk, describe_size};
@@ -57,6 +59,7 @@ struct RawImage {
     // file's message naming the field, not serde's type error.
     cpus: Option<toml::Value>,
     machine: Option<String>,
+    kernel: Option<String>,
     #[serde(default)]
     pci: Vec<String>,
 }
@@ -95,6 +98,8 @@ pub struct Manifest {
     pub cpus: u32,
     /// The board QEMU emulates.
     pub machine: Machine,
+    /// Which build of the kernel boots.
+    pub kernel: KernelBuild,
     /// Extra PCI devices on it (QEMU models from [`PCI_MODELS`]).
     pub pci: Vec<String>,
     /// Boot modules in boot order; never empty.
@@ -103,26 +108,6 @@ pub struct Manifest {
     pub disks: Vec<Disk>,
     /// For self-test images: how the run must end.
     pub expect: Option<Expect>,
-}
-
-/// The board an image boots on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Machine {
-    /// QEMU's q35 (PCI Express, ECAM) with an Intel I/O MMU (DMA and
-    /// interrupt remapping): the default.
-    Q35,
-    /// QEMU's i440FX `pc`, without an I/O MMU: the fallback, kept tested.
-    Pc,
-}
-
-impl Machine {
-    /// QEMU's arguments for it.
-    pub fn qemu_args(self) -> &'static [&'static str] {
-        match self {
-            Machine::Q35 => &["-M", "q35", "-device", "intel-iommu,intremap=on"],
-            Machine::Pc => &["-M", "pc"],
-        }
-    }
 }
 
 /// The PCI devices an image may add: QEMU's `edu` is a small test device
@@ -338,18 +323,9 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
             ));
         }
     };
-    let machine = match raw.image.machine.as_deref() {
-        None | Some("q35") => Machine::Q35,
-        Some("pc") => Machine::Pc,
-        Some(other) => {
-            return Err(err(
-                "image.machine",
-                format!(
-                    "{other:?} is not a machine: \"q35\" (the default, with an I/O MMU) or \"pc\" (without)"
-                ),
-            ));
-        }
-    };
+    let machine =
+        board::machine(raw.image.machine.as_deref()).map_err(|w| err("image.machine", w))?;
+    let kernel = board::kernel(raw.image.kernel.as_deref()).map_err(|w| err("image.kernel", w))?;
     for (i, model) in raw.image.pci.iter().enumerate() {
         if !PCI_MODELS.contains(&model.as_str()) {
             return Err(err(
@@ -534,6 +510,7 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
         memory_mib,
         cpus,
         machine,
+        kernel,
         pci: raw.image.pci,
         modules,
         disks,

@@ -32,6 +32,19 @@ pub fn guest_release_dir() -> PathBuf {
     root().join("target").join(GUEST_TARGET).join("release")
 }
 
+/// Where the checked kernel (feature `lock-check`) is built.
+pub fn checked_target_dir() -> PathBuf {
+    root().join("target").join("checked")
+}
+
+/// The checked kernel's binary.
+pub fn checked_kernel() -> PathBuf {
+    checked_target_dir()
+        .join(GUEST_TARGET)
+        .join("release")
+        .join(KERNEL_BINARY)
+}
+
 /// The path of a guest binary (kernel or user program) by its target name.
 pub fn guest_binary(name: &str) -> PathBuf {
     guest_release_dir().join(name)

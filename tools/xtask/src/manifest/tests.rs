@@ -67,6 +67,24 @@ fn the_default_image_has_two_cpus_and_the_test_image_one() {
 }
 
 #[test]
+fn the_kernel_is_the_release_build_unless_the_checked_one_is_named() {
+    let with = |kernel: &str| {
+        format!(
+            "[image]\ndescription = \"d\"\nkernel = \"{kernel}\"\n[[module]]\nbinary = \"init\"\n"
+        )
+    };
+    let plain = parse_ok("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n");
+    assert_eq!(plain.kernel, KernelBuild::Release);
+    assert_eq!(parse_ok(&with("release")).kernel, KernelBuild::Release);
+    assert_eq!(parse_ok(&with("checked")).kernel, KernelBuild::Checked);
+    let e = parse_err(&with("debug"));
+    assert!(
+        e.starts_with("t.toml: image.kernel: \"debug\" is not a kernel build"),
+        "{e}"
+    );
+}
+
+#[test]
 fn the_machine_is_q35_or_pc() {
     let with = |machine: &str| {
         format!(
