@@ -49,12 +49,16 @@ impl PageSource for FramePages {
 /// Free ranges of the vmalloc area, (start, pages), sorted by address.
 struct VmallocSpace {
     free: ArrayVec<(u64, u64), 64>,
+    /// Whether `free` has been filled with the whole area (an empty list
+    /// later means the area is all taken, not that it is new).
+    started: bool,
 }
 
 impl VmallocSpace {
     fn take(&mut self, pages: u64) -> Option<u64> {
-        if self.free.is_empty() && self.free.capacity() > 0 {
+        if !self.started {
             // First use: the whole area is free.
+            self.started = true;
             self.free
                 .push((VMALLOC_START, (VMALLOC_END - VMALLOC_START) / 4096));
         }
@@ -104,6 +108,7 @@ static HEAP: Heap = Heap {
         Rank::HeapVmalloc,
         VmallocSpace {
             free: ArrayVec::new_const(),
+            started: false,
         },
     ),
     deferred: Ordered::new(Rank::HeapDeferred, Deferred { head: 0 }),
