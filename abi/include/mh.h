@@ -449,6 +449,28 @@
 #define MH_HW_DMA_FAULT_RECORDS 8
 
 /**
+ * in (size 8): the CPU line `i` is delivered to (`HW_PORT_IRQ_CPU + 8 *
+ * i`, `i < 64`): the lowest CPU its owner may run on when it mapped the
+ * line, CPU 0 for an owner not bound to some CPUs; [`HW_IRQ_NO_CPU`] if
+ * the line is not mapped. Bind the driver (`set_affinity`, the
+ * manifest's `cpus`) before `irq_map` to choose the CPU; mapping the
+ * line again after a new binding moves it. Any hardware device, PCI or
+ * not.
+ */
+#define MH_HW_PORT_IRQ_CPU 262144
+
+/**
+ * in (size 8): the CPU that took line `i`'s latest interrupt since it
+ * was mapped (`HW_PORT_IRQ_LAST_CPU + 8 * i`), [`HW_IRQ_NO_CPU`] if none.
+ */
+#define MH_HW_PORT_IRQ_LAST_CPU 262656
+
+/**
+ * [`HW_PORT_IRQ_CPU`], [`HW_PORT_IRQ_LAST_CPU`]: no CPU (as `PROC_CPU_NONE`).
+ */
+#define MH_HW_IRQ_NO_CPU (uint64_t)UINT32_MAX
+
+/**
  * [`HW_PORT_PCI_BAR_KIND`]: no BAR.
  */
 #define MH_HW_BAR_NONE 0

@@ -135,6 +135,19 @@ pub const HW_PORT_DMA_FAULTS: u32 = 0x3_0000;
 pub const HW_PORT_DMA_FAULT: u32 = 0x3_0100;
 /// How many recent DMA faults a function keeps.
 pub const HW_DMA_FAULT_RECORDS: u32 = 8;
+/// in (size 8): the CPU line `i` is delivered to (`HW_PORT_IRQ_CPU + 8 *
+/// i`, `i < 64`): the lowest CPU its owner may run on when it mapped the
+/// line, CPU 0 for an owner not bound to some CPUs; [`HW_IRQ_NO_CPU`] if
+/// the line is not mapped. Bind the driver (`set_affinity`, the
+/// manifest's `cpus`) before `irq_map` to choose the CPU; mapping the
+/// line again after a new binding moves it. Any hardware device, PCI or
+/// not.
+pub const HW_PORT_IRQ_CPU: u32 = 0x4_0000;
+/// in (size 8): the CPU that took line `i`'s latest interrupt since it
+/// was mapped (`HW_PORT_IRQ_LAST_CPU + 8 * i`), [`HW_IRQ_NO_CPU`] if none.
+pub const HW_PORT_IRQ_LAST_CPU: u32 = 0x4_0200;
+/// [`HW_PORT_IRQ_CPU`], [`HW_PORT_IRQ_LAST_CPU`]: no CPU (as `PROC_CPU_NONE`).
+pub const HW_IRQ_NO_CPU: u64 = u32::MAX as u64;
 
 /// [`HW_PORT_PCI_BAR_KIND`]: no BAR.
 pub const HW_BAR_NONE: u64 = 0;

@@ -87,8 +87,9 @@ pub trait Machine: Sized + 'static {
     fn port_read(port: u16, size: u64) -> u64;
     /// Writes an I/O port (`size` 1, 2 or 4).
     fn port_write(port: u16, size: u64, value: u64);
-    /// Routes line `gsi` to the kernel (delivered as `hw` interrupts).
-    fn irq_route(gsi: u32, level: bool, active_low: bool);
+    /// Routes line `gsi` to the kernel on CPU `cpu` (an online CPU's
+    /// index; delivered as `hw` interrupts).
+    fn irq_route(gsi: u32, level: bool, active_low: bool, cpu: usize);
     fn irq_mask(gsi: u32);
     fn irq_unmask(gsi: u32);
 
@@ -117,10 +118,11 @@ pub trait Machine: Sized + 'static {
     /// a translation that was removed before the call.
     fn iommu_flush(f: PciFunction, did: u16, flush: &Flush);
     /// The message function `f` must send to raise the kernel's MSI
-    /// vector `slot` (`kernel_core::devices::msi`): through an interrupt
-    /// remapping entry that only `f` may use, where the machine remaps;
-    /// `LimitReached` when no entry is free.
-    fn msi_route(f: PciFunction, slot: u8) -> Result<MsiRoute, abi::Error>;
+    /// vector `slot` (`kernel_core::devices::msi`) on CPU `cpu` (an
+    /// online CPU's index): through an interrupt remapping entry that only
+    /// `f` may use, where the machine remaps; `LimitReached` when no entry
+    /// is free.
+    fn msi_route(f: PciFunction, slot: u8, cpu: usize) -> Result<MsiRoute, abi::Error>;
     /// Withdraws a message `msi_route` made (the device no longer sends
     /// it); waits until the machine has forgotten it.
     fn msi_unroute(f: PciFunction, route: &MsiRoute);

@@ -64,8 +64,8 @@ impl Machine for Hw {
         crate::iommu::flush(f, did, flush)
     }
 
-    fn msi_route(f: PciFunction, slot: u8) -> Result<MsiRoute, abi::Error> {
-        crate::iommu::msi_route(f, lapic::MSI_VECTOR_BASE + slot)
+    fn msi_route(f: PciFunction, slot: u8, cpu: usize) -> Result<MsiRoute, abi::Error> {
+        crate::iommu::msi_route(f, lapic::MSI_VECTOR_BASE + slot, apic_of(cpu))
     }
 
     fn msi_unroute(f: PciFunction, route: &MsiRoute) {
@@ -194,8 +194,8 @@ impl Machine for Hw {
         unsafe { cpu::port_write(port, size, value) }
     }
 
-    fn irq_route(gsi: u32, level: bool, active_low: bool) {
-        crate::iommu::ioapic_route(gsi, level, active_low)
+    fn irq_route(gsi: u32, level: bool, active_low: bool, cpu: usize) {
+        crate::iommu::ioapic_route(gsi, level, active_low, apic_of(cpu))
     }
 
     fn irq_mask(gsi: u32) {
@@ -281,5 +281,15 @@ impl Machine for Hw {
 
     fn modules() -> &'static [Module] {
         MODULES.get().map_or(&[], |m| m.as_slice())
+    }
+}
+
+/// The local APIC id of online CPU `cpu` (the boot CPU's for an index no
+/// CPU has, which the kernel never passes).
+fn apic_of(cpu: usize) -> u32 {
+    if cpu < percpu::online() {
+        percpu::of(cpu).apic_id.load(Ordering::Relaxed)
+    } else {
+        percpu::of(0).apic_id.load(Ordering::Relaxed)
     }
 }

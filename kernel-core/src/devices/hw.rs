@@ -41,6 +41,10 @@ pub struct IrqOwner {
     pub handle: u64,
     pub vector: u32,
     pub level: bool,
+    /// The CPU the line is routed to, and the one that took its latest
+    /// interrupt (`irqcpu::NONE` until one comes).
+    pub cpu: u8,
+    pub last_cpu: u8,
 }
 
 fn hw<M: Machine>(s: &mut Kernel<M>, dev: DeviceId) -> Result<&mut HwDevice, Error> {
@@ -140,6 +144,9 @@ pub fn port_in<M: Machine>(
     port: u64,
     size: u64,
 ) -> Result<u64, Error> {
+    if super::irqcpu::is_port(port) {
+        return super::irqcpu::port_in(s, dev, port, size);
+    }
     if super::pci::is_kernel_port(port) && hw(s, dev)?.pci.is_some() {
         return super::pci::port_in(s, dev, port, size);
     }
@@ -236,13 +243,16 @@ pub fn irq_map<M: Machine>(
         return Err(Error::Busy);
     }
     let level = flags & HW_IRQ_LEVEL != 0;
-    *owner = Some(IrqOwner {
+    let cpu = super::irqcpu::choose(s, pid);
+    s.devices.irq_owners[gsi as usize] = Some(IrqOwner {
         pid,
         handle: h,
         vector: vector.get(),
         level,
+        cpu: cpu as u8,
+        last_cpu: super::irqcpu::NONE,
     });
-    M::irq_route(gsi, level, flags & HW_IRQ_ACTIVE_LOW != 0);
+    M::irq_route(gsi, level, flags & HW_IRQ_ACTIVE_LOW != 0, cpu);
     Ok(())
 }
 
@@ -285,6 +295,9 @@ pub fn interrupt<M: Machine>(s: &mut Kernel<M>, gsi: u32) {
     };
     if o.level {
         M::irq_mask(gsi);
+    }
+    if let Some(Some(owner)) = s.devices.irq_owners.get_mut(gsi as usize) {
+        owner.last_cpu = M::cpu_index() as u8;
     }
     s.raise(o.pid, o.vector);
 }

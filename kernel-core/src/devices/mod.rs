@@ -20,6 +20,7 @@ pub mod dma;
 #[cfg(test)]
 mod dma_tests;
 pub mod hw;
+pub mod irqcpu;
 pub mod kdev;
 pub mod lifecycle;
 pub mod msi;

@@ -56,6 +56,10 @@ pub struct Line {
     /// Its index in the kernel's pool of MSI vectors.
     pub slot: u8,
     pub route: MsiRoute,
+    /// The CPU the message is delivered to, and the one that took the
+    /// latest (`irqcpu::NONE` until one comes).
+    pub cpu: u8,
+    pub last_cpu: u8,
 }
 
 /// The lines of one function.
@@ -114,13 +118,23 @@ pub fn map<M: Machine>(
         return Err(Error::InvalidArgument);
     }
     let i = line as usize;
+    let cpu = super::irqcpu::choose(s, pid);
+    let p = pci_of(s, dev).ok_or(Error::NotSupported)?;
     if let Some(l) = &mut p.msi.lines[i] {
         if (l.pid, l.handle) != (pid, h) {
             return Err(Error::Busy);
         }
         l.vector = vector;
-        return Ok(());
+        if usize::from(l.cpu) == cpu {
+            return Ok(());
+        }
+        // Its owner's CPUs changed: the message is made again for the
+        // new CPU (masked, withdrawn, then routed as a new line).
+        unmap_line(s, dev, i);
     }
+    let Some(p) = pci_of(s, dev) else {
+        return Err(Error::DeviceGone);
+    };
     let f = p.function;
     let signal = p.msi.signal;
     let slot = s
@@ -129,7 +143,7 @@ pub fn map<M: Machine>(
         .iter()
         .position(Option::is_none)
         .ok_or(Error::LimitReached)?;
-    let route = M::msi_route(f, slot as u8)?;
+    let route = M::msi_route(f, slot as u8, cpu)?;
     s.devices.msi_slots[slot] = Some((dev, i as u8));
     let Some(p) = pci_of(s, dev) else {
         return Err(Error::DeviceGone);
@@ -140,6 +154,8 @@ pub fn map<M: Machine>(
         vector,
         slot: slot as u8,
         route,
+        cpu: cpu as u8,
+        last_cpu: super::irqcpu::NONE,
     });
     let mut cfg = M::pci_config(f).ok_or(Error::DeviceGone)?;
     match signal {
@@ -232,8 +248,10 @@ pub fn interrupt<M: Machine>(s: &mut Kernel<M>, slot: usize) {
     let Some(Some((dev, i))) = s.devices.msi_slots.get(slot).copied() else {
         return;
     };
-    let owner = pci_of(s, dev).and_then(|p| p.msi.lines[usize::from(i)]);
+    let owner = pci_of(s, dev).and_then(|p| p.msi.lines[usize::from(i)].as_mut());
     if let Some(l) = owner {
-        s.raise(l.pid, l.vector);
+        l.last_cpu = M::cpu_index() as u8;
+        let (pid, vector) = (l.pid, l.vector);
+        s.raise(pid, vector);
     }
 }

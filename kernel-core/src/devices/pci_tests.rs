@@ -475,3 +475,65 @@ fn running_out_of_remapping_entries_is_an_error() {
     );
     assert_eq!(fake::with(|s| s.msi_routes.len()), 2);
 }
+
+#[test]
+fn a_line_goes_to_its_owners_cpu_and_moves_when_mapped_again() {
+    let (mut k, plat) = machine(true);
+    for cpu in 0..4 {
+        k.cpu_online(cpu);
+    }
+    let at = PciFunction::new(0, 0, 5, 0);
+    plug(at, models::virtio_net());
+    claim(&mut k, plat, "net", at).unwrap();
+    let h = attach(&mut k, "net", ALL).unwrap();
+    let map =
+        |k: &mut Kernel<Fake>, line: u64, v: u64| call(k, Sysno::IrqMap, [h, line, v, 0, 0, 0]);
+    let slot_cpu = |k: &Kernel<Fake>| {
+        let slot = k
+            .devices
+            .msi_slots
+            .iter()
+            .position(|s| s.is_some())
+            .unwrap();
+        (slot, fake::with(|s| s.msi_cpus.get(&(slot as u8)).copied()))
+    };
+    // Not mapped: no CPU; a line the function lacks, a bad size.
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_IRQ_CPU + 8, 8),
+        Ok(HW_IRQ_NO_CPU)
+    );
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_IRQ_CPU + 8 * 3, 8),
+        Err(Error::InvalidArgument)
+    );
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_IRQ_CPU + 8, 4),
+        Err(Error::InvalidArgument)
+    );
+    // An owner free to run anywhere: CPU 0.
+    assert_eq!(map(&mut k, 1, 40), Some(0));
+    assert_eq!(port_in(&mut k, h, HW_PORT_IRQ_CPU + 8, 8), Ok(0));
+    assert_eq!(slot_cpu(&k).1, Some(0));
+    assert_eq!(
+        port_in(&mut k, h, HW_PORT_IRQ_LAST_CPU + 8, 8),
+        Ok(HW_IRQ_NO_CPU)
+    );
+    // Bound to CPUs 2 and 3 (set here: the call would move it off this
+    // CPU), mapped again: the message is made anew for CPU 2 (the old
+    // one withdrawn), and the vector still reaches it.
+    k.current().affinity = 0b1100;
+    assert_eq!(map(&mut k, 1, 41), Some(0));
+    assert_eq!(port_in(&mut k, h, HW_PORT_IRQ_CPU + 8, 8), Ok(2));
+    let (slot, cpu) = slot_cpu(&k);
+    assert_eq!(cpu, Some(2));
+    assert_eq!(fake::with(|s| s.msi_routes.len()), 1);
+    fake::with(|s| s.cpu = 2);
+    super::msi::interrupt(&mut k, slot);
+    fake::with(|s| s.cpu = 0);
+    assert_eq!(k.current().pending & (1 << 41), 1 << 41);
+    assert_eq!(port_in(&mut k, h, HW_PORT_IRQ_LAST_CPU + 8, 8), Ok(2));
+    // Mapped again on the same CPU: only the vector changes.
+    assert_eq!(map(&mut k, 1, 42), Some(0));
+    assert_eq!(slot_cpu(&k).0, slot);
+    assert_eq!(port_in(&mut k, h, HW_PORT_IRQ_LAST_CPU + 8, 8), Ok(2));
+}

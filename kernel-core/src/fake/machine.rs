@@ -52,7 +52,8 @@ impl Machine for Fake {
         0
     }
 
-    fn msi_route(f: PciFunction, slot: u8) -> Result<MsiRoute, abi::Error> {
+    fn msi_route(f: PciFunction, slot: u8, cpu: usize) -> Result<MsiRoute, abi::Error> {
+        with(|s| s.msi_cpus.insert(slot, cpu));
         super::pci::msi_route(f, slot)
     }
 
@@ -230,8 +231,11 @@ impl Machine for Fake {
         with(|s| s.ports.insert(port, value));
     }
 
-    fn irq_route(gsi: u32, level: bool, active_low: bool) {
-        with(|s| s.routes.insert(gsi, (level, active_low, true)));
+    fn irq_route(gsi: u32, level: bool, active_low: bool, cpu: usize) {
+        with(|s| {
+            s.routes.insert(gsi, (level, active_low, true));
+            s.irq_cpus.insert(gsi, cpu);
+        });
     }
 
     fn irq_mask(gsi: u32) {

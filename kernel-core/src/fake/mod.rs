@@ -75,6 +75,10 @@ pub struct State {
     pub iommu: Option<pci::FakeIommu>,
     /// Device memory the kernel wrote (MSI-X tables), by address.
     pub mmio: HashMap<u64, u32>,
+    /// The CPU each line was last routed to: I/O APIC lines by GSI, and
+    /// messages by the kernel's MSI slot.
+    pub irq_cpus: HashMap<u32, usize>,
+    pub msi_cpus: HashMap<u8, usize>,
     /// Messages routed, by (function, slot): the remapping handle.
     pub msi_routes: HashMap<(crate::acpi::PciFunction, u8), u16>,
     /// Remapping handles the machine has (so that running out is
@@ -106,6 +110,8 @@ impl State {
             preempt: false,
             ports: HashMap::new(),
             routes: HashMap::new(),
+            irq_cpus: HashMap::new(),
+            msi_cpus: HashMap::new(),
             installed: None,
             active_root: None,
             powered_off: None,

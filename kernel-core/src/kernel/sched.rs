@@ -54,7 +54,7 @@ impl<M: Machine> Kernel<M> {
     /// `affinity` as it applies now: 0 (anywhere) when it names every
     /// running CPU or none of them (a mask naming no running CPU would
     /// leave the process nowhere to run: it runs anywhere instead).
-    pub(super) fn effective_affinity(&self, affinity: u64) -> u64 {
+    pub(crate) fn effective_affinity(&self, affinity: u64) -> u64 {
         let online = self.online_mask();
         let a = affinity & online;
         if affinity == 0 || a == 0 || a == online {

@@ -95,8 +95,9 @@ fn with_line(gsi: u32, f: impl FnOnce(&IoApic, u32)) {
     }
 }
 
-/// Routes `gsi` to vector `VECTOR_BASE + gsi` on this CPU and unmasks it.
-pub fn route(gsi: u32, level: bool, active_low: bool) {
+/// Routes `gsi` to vector `VECTOR_BASE + gsi` on the CPU whose local APIC
+/// is `apic` and unmasks it.
+pub fn route(gsi: u32, level: bool, active_low: bool, apic: u32) {
     with_line(gsi, |a, line| {
         let mut low = (VECTOR_BASE as u32 + gsi) & 0xff;
         if level {
@@ -105,10 +106,7 @@ pub fn route(gsi: u32, level: bool, active_low: bool) {
         if active_low {
             low |= ACTIVE_LOW;
         }
-        a.write(
-            REG_REDIRECTION_BASE + 2 * line + 1,
-            super::lapic::id() << 24,
-        );
+        a.write(REG_REDIRECTION_BASE + 2 * line + 1, (apic & 0xff) << 24);
         a.write(REG_REDIRECTION_BASE + 2 * line, low);
     });
 }

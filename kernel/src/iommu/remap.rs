@@ -45,9 +45,10 @@ pub fn start(u: &mut super::Iommu, host_bits: u8) -> Result<(), &'static str> {
         .map_err(|_| "the unit did not turn remapping on")
 }
 
-/// The message `f` sends to raise `vector` on the boot CPU.
-pub fn msi_route(f: PciFunction, vector: u8) -> Result<MsiRoute, abi::Error> {
-    let apic = crate::arch::lapic::id() & 0xff;
+/// The message `f` sends to raise `vector` on the CPU whose local APIC
+/// is `apic` (an xAPIC id: 8 bits).
+pub fn msi_route(f: PciFunction, vector: u8, apic: u32) -> Result<MsiRoute, abi::Error> {
+    let apic = apic & 0xff;
     let mut units = UNITS.lock();
     let remapping = unit_index(&units, f).filter(|&i| units[i].ir.is_some());
     let Some(i) = remapping else {
@@ -111,27 +112,27 @@ static IOAPIC_ENTRIES: Ordered<[Option<u16>; crate::arch::ioapic::MAX_GSI as usi
     [None; crate::arch::ioapic::MAX_GSI as usize],
 );
 
-/// Routes I/O APIC line `gsi` to its kernel vector on the boot CPU:
+/// Routes I/O APIC line `gsi` to its kernel vector on the CPU whose local
+/// APIC is `apic`:
 /// through a remapping entry that only that I/O APIC may use (its source
 /// id from the DMAR) where a unit remaps its interrupts, since VT-d
 /// hardware blocks the compatibility format once remapping is on; in
 /// compatibility format otherwise.
-pub fn ioapic_route(gsi: u32, level: bool, active_low: bool) {
-    let remapped = ioapic_entry(gsi, level);
+pub fn ioapic_route(gsi: u32, level: bool, active_low: bool, apic: u32) {
+    let remapped = ioapic_entry(gsi, level, apic & 0xff);
     match remapped {
         Some(handle) => crate::arch::ioapic::route_remapped(gsi, level, active_low, handle),
-        None => crate::arch::ioapic::route(gsi, level, active_low),
+        None => crate::arch::ioapic::route(gsi, level, active_low, apic),
     }
 }
 
 /// A fresh remapping entry for `gsi` (its old one freed), if its I/O APIC
 /// is behind a unit that remaps.
-fn ioapic_entry(gsi: u32, level: bool) -> Option<u16> {
+fn ioapic_entry(gsi: u32, level: bool, apic: u32) -> Option<u16> {
     let id = crate::arch::ioapic::id_of(gsi)?;
     let (drhd, scope) = super::DMAR.get()?.platform_scope(ScopeKind::IoApic, id)?;
     let f = scope.function(drhd.segment)?;
     let vector = crate::arch::ioapic::VECTOR_BASE + gsi as u8;
-    let apic = crate::arch::lapic::id() & 0xff;
     let mut units = UNITS.lock();
     let u = units
         .iter_mut()

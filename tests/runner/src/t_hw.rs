@@ -252,6 +252,19 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run(
+        "an_io_apic_line_goes_to_the_cpu_its_owner_is_bound_to",
+        || {
+            let (_, cpus) = process::cpu();
+            let last = cpus.saturating_sub(1);
+            ensure_eq!(process::set_affinity(0, 1 << last), Ok(()));
+            let took = rtc_tick_cpu();
+            let _ = process::set_affinity(0, 0);
+            ensure_eq!(took?, (u64::from(last), u64::from(last)));
+            Ok(())
+        },
+    );
+
     s.run("hardware_devices_need_the_system_right", || {
         let st = in_child(|| {
             let Ok(info) = REGISTRY.info() else { return 1 };
@@ -402,4 +415,30 @@ pub fn run(s: &mut Suite) {
     });
 
     let _ = plat.detach();
+}
+
+/// Maps the clock's line (the caller bound to a CPU first), takes one
+/// periodic interrupt: (the CPU the kernel routed the line to, the CPU
+/// that took the interrupt).
+fn rtc_tick_cpu() -> Result<(u64, u64), Fail> {
+    use abi::hw::{HW_PORT_IRQ_CPU, HW_PORT_IRQ_LAST_CPU};
+    let h = dev::attach(REGISTRY, RTC, ALL).map_err(fail)?;
+    let tick = (|| {
+        h.irq_map(0, V).map_err(fail)?;
+        let routed = h.port_in(HW_PORT_IRQ_CPU, 8).map_err(fail)?;
+        let a = cmos_read(h, 0x0a).map_err(fail)?;
+        cmos_write(h, 0x0a, (a & 0xf0) | 6).map_err(fail)?;
+        let b = cmos_read(h, 0x0b).map_err(fail)?;
+        cmos_write(h, 0x0b, b | 0x40).map_err(fail)?;
+        let _ = cmos_read(h, 0x0c);
+        let got = process::irq_wait(1 << V);
+        cmos_write(h, 0x0b, b & !0x40).map_err(fail)?;
+        let _ = cmos_read(h, 0x0c);
+        ensure_eq!(got, Ok(1 << V));
+        ensure_eq!(h.irq_ack(0), Ok(()));
+        let took = h.port_in(HW_PORT_IRQ_LAST_CPU, 8).map_err(fail)?;
+        Ok((routed, took))
+    })();
+    let _ = h.detach();
+    tick
 }

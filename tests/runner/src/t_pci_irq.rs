@@ -1,6 +1,6 @@
 //! Interrupts of claimed PCI functions, driven with QEMU's edu (see
 //! `t_pci`): DMA faults reported to the driver, MSI delivered to the
-//! line's owner, and the interrupt window (0xFEEx_xxxx) a hostile driver
+//! line's owner on the CPU it is bound to, and the interrupt window (0xFEEx_xxxx) a hostile driver
 //! aims its device at.
 
 use crate::suite::{Fail, Suite};
@@ -12,6 +12,12 @@ use libmh::pci::Function;
 use libmh::process;
 
 pub fn run(s: &mut Suite) {
+    s.run("an_msi_goes_to_the_cpu_its_driver_is_bound_to", || {
+        let moved = msi_follows_the_binding();
+        // Whatever happened, the runner is free to run anywhere again.
+        let _ = process::set_affinity(0, 0);
+        moved
+    });
     s.run("dma_faults_are_reported_to_the_driver", || {
         let e = Edu::open()?;
         let f = Function(e.h);
@@ -134,4 +140,40 @@ pub fn run(s: &mut Suite) {
             e.close()
         },
     );
+}
+
+/// Binds the runner to the last CPU, maps edu's line there, then to CPU
+/// 0 and maps it again: each time the kernel says where the line goes and
+/// the interrupt is taken on that CPU. On one CPU both are CPU 0.
+fn msi_follows_the_binding() -> crate::suite::TestResult {
+    use abi::hw::{HW_IRQ_NO_CPU, HW_PORT_IRQ_CPU, HW_PORT_IRQ_LAST_CPU};
+    let (_, cpus) = process::cpu();
+    let last = cpus.saturating_sub(1);
+    let e = Edu::open()?;
+    ensure_eq!(e.h.port_in(HW_PORT_IRQ_CPU, 8), Ok(HW_IRQ_NO_CPU));
+    ensure_eq!(
+        e.h.port_in(HW_PORT_IRQ_CPU + 8, 8),
+        Err(Error::InvalidArgument)
+    );
+    ensure_eq!(
+        e.h.port_in(HW_PORT_IRQ_CPU + 4, 8),
+        Err(Error::InvalidArgument)
+    );
+    for (round, cpu) in [last, 0].into_iter().enumerate() {
+        ensure_eq!(process::set_affinity(0, 1 << cpu), Ok(()));
+        ensure_eq!(e.h.irq_map(0, MSI_VECTOR), Ok(()));
+        ensure_eq!(e.h.port_in(HW_PORT_IRQ_CPU, 8), Ok(u64::from(cpu)));
+        if round == 0 {
+            ensure_eq!(e.h.port_in(HW_PORT_IRQ_LAST_CPU, 8), Ok(HW_IRQ_NO_CPU));
+        }
+        // SAFETY: REGS maps edu's registers: 0x60 raises its interrupt,
+        // 0x64 acknowledges it.
+        unsafe { reg32(0x60).write_volatile(1) };
+        ensure_eq!(process::irq_wait(1 << MSI_VECTOR), Ok(1 << MSI_VECTOR));
+        // SAFETY: as above.
+        unsafe { reg32(0x64).write_volatile(1) };
+        ensure_eq!(e.h.irq_ack(0), Ok(()));
+        ensure_eq!(e.h.port_in(HW_PORT_IRQ_LAST_CPU, 8), Ok(u64::from(cpu)));
+    }
+    e.close()
 }
