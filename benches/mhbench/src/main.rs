@@ -22,6 +22,7 @@ mod measure;
 mod memsrv;
 mod scale;
 mod servers;
+mod smp;
 mod time;
 mod tiny;
 
@@ -82,7 +83,12 @@ const BENCHES: [Bench; 31] = [
     ("disk_read_1mib_seq_irq", disk::read_1mib_seq_irq),
 ];
 
-fn main(_args: Args) -> i32 {
+fn main(args: Args) -> i32 {
+    // The bench-smp image: the wall-time figures of several CPUs only.
+    if args.get(0) == Some("smp") {
+        let failed = smp::run();
+        return if failed == 0 { 0 } else { 1 };
+    }
     // First thing: under -icount this is every instruction since the CPU
     // started (firmware, kernel boot, loading init, libmh's start-up).
     let boot = measure::now();

@@ -444,6 +444,7 @@ pub fn command(args: Args) -> Result<i32> {
     if let Some(n) = boot.instructions {
         report.results.push(("boot_to_shell".to_string(), n, 1));
     }
+    let smp = crate::smpbench::measure()?;
 
     let results = paths::mh_dir().join("bench.txt");
     let mut lines = report.machine_lines(wall);
@@ -453,6 +454,7 @@ pub fn command(args: Args) -> Result<i32> {
     if let Some(r) = boot.scan_mib_per_s() {
         let _ = writeln!(lines, "disk_scan_wall_mib_per_s {r:.0}");
     }
+    lines.push_str(&smp.machine_lines());
     std::fs::write(&results, lines).map_err(|e| io_failure("cannot write", &results, &e))?;
     println!();
     print!("{}", report.table());
@@ -489,10 +491,13 @@ pub fn command(args: Args) -> Result<i32> {
             runs.join(", ")
         );
     }
+    println!();
+    print!("{}", smp.report());
     progress(&format!("results in {}", paths::display(&results)));
 
     let mut problems = report.problems(run.outcome);
     problems.extend(boot.problems);
+    problems.extend(smp.problems);
     if problems.is_empty() {
         return Ok(0);
     }

@@ -15,7 +15,7 @@ use crate::manifest::Manifest;
 use crate::paths::{self, KERNEL_BINARY};
 
 /// A built, assembled image, ready to boot.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Image {
     pub manifest: Manifest,
     /// The absolute path of the kernel ELF (QEMU's `-kernel`).

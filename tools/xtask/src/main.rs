@@ -26,6 +26,7 @@ mod prereq;
 mod qemu;
 mod run;
 mod selftest;
+mod smpbench;
 mod suite;
 #[cfg(test)]
 mod testdir;
