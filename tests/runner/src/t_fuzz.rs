@@ -49,7 +49,7 @@ const ROUND_TICKS: u64 = 2_000_000_000;
 static TRACE: AtomicBool = AtomicBool::new(false);
 
 /// The seed of round `r` (the same in the suite and in `fuzz-trace`).
-fn seed_of(r: u64) -> u64 {
+pub(crate) fn seed_of(r: u64) -> u64 {
     0x9e37_79b9_7f4a_7c15 ^ (r * 0x1234_5678_9abc)
 }
 
@@ -167,7 +167,7 @@ fn fuzz(seed: u64) -> i32 {
 
 /// Runs one fuzzing child to its end (or its deadline); returns whether
 /// it had to be killed.
-fn round(seed: u64) -> Result<bool, Fail> {
+pub(crate) fn round(seed: u64) -> Result<bool, Fail> {
     let fail = |e: Error| Fail::new(format_args!("{e}"));
     // The fuzzer gets a reserve of its own, limited, made with it at fork
     // (so no step of it runs on the runner's, and no limit is set on a
@@ -256,7 +256,7 @@ fn make_hardware_devices() -> Result<(), Error> {
     plat.detach()
 }
 
-fn release_hardware_quarantine() -> Result<(), Fail> {
+pub(crate) fn release_hardware_quarantine() -> Result<(), Fail> {
     let fail = |e: Error| Fail::new(format_args!("{e}"));
     let rights = dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA;
     let plat = dev::attach(REGISTRY, "platform", rights).map_err(fail)?;
@@ -271,7 +271,7 @@ fn release_hardware_quarantine() -> Result<(), Fail> {
 }
 
 /// Frames this process holds (its reserve's use), through mempool.
-fn own_frames() -> Result<u64, Fail> {
+pub(crate) fn own_frames() -> Result<u64, Fail> {
     let fail = |e: Error| Fail::new(format_args!("{e}"));
     let pool =
         dev::attach(REGISTRY, "mempool", dev::RIGHT_READ | dev::RIGHT_WRITE).map_err(fail)?;
