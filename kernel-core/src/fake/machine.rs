@@ -280,7 +280,7 @@ impl Machine for Fake {
 
     const LOG_RING_SIZE: usize = 64 * 1024;
 
-    fn log_grew() -> bool {
+    fn exit_work() -> bool {
         with(|s| s.log_grew)
     }
 
