@@ -21,7 +21,6 @@ pub mod pagetable;
 pub mod paging;
 pub mod pci;
 pub mod slab;
-pub mod smp;
 
 pub mod bus;
 pub mod charged;
