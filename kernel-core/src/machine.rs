@@ -145,18 +145,11 @@ pub trait Machine: Sized + 'static {
     fn log_written() -> u64;
     /// The ring's size.
     const LOG_RING_SIZE: usize;
-    /// Whether `settle` has work on the way out besides scheduling: the
-    /// log grew since `take_log_grew` last said so (klog's IRQ is raised
-    /// then, not while logging, which happens under any lock), or the
-    /// machine has chores of its own (`exit_chores`). One flag for both,
-    /// so the system-call path tests once.
-    fn exit_work() -> bool;
-    /// Whether the log grew since the last call, clearing it.
+    /// Whether the log grew since `take_log_grew` last said so (klog's IRQ
+    /// is raised then, not while logging, which happens under any lock).
+    fn log_grew() -> bool;
+    /// `log_grew`, clearing it.
     fn take_log_grew() -> bool;
-    /// The machine's own work before a CPU leaves the kernel (the kernel's
-    /// deferred frees), done by `settle`'s slow path, where `exit_work`
-    /// sends it, with the kernel's lock held and no other.
-    fn exit_chores() {}
     /// The kernel stops writing the log to the serial port (a driver owns
     /// it now).
     fn stop_serial();

@@ -12,7 +12,6 @@ use crate::arch::paging::{self, PageTable};
 use crate::arch::phys;
 use crate::arch::{cpu, entry, fault, ioapic, lapic, percpu, tlb};
 use crate::mm::{self, frames};
-use crate::sched;
 use arrayvec::ArrayVec;
 use core::fmt;
 use core::sync::atomic::Ordering;
@@ -226,16 +225,12 @@ impl Machine for Hw {
     const LOG_RING_SIZE: usize = crate::log::LOG_RING_SIZE;
 
     #[inline(always)]
-    fn exit_work() -> bool {
-        sched::EXIT_WORK.load(Ordering::Relaxed) != 0
+    fn log_grew() -> bool {
+        crate::log::GREW.load(Ordering::Relaxed)
     }
 
     fn take_log_grew() -> bool {
-        sched::EXIT_WORK.fetch_and(!sched::WORK_LOG, Ordering::Relaxed) & sched::WORK_LOG != 0
-    }
-
-    fn exit_chores() {
-        crate::mm::heap::reclaim();
+        crate::log::GREW.swap(false, Ordering::Relaxed)
     }
 
     fn stop_serial() {

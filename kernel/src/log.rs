@@ -9,7 +9,7 @@
 use crate::arch::ordered::Ordered;
 use crate::arch::serial::Serial;
 use core::fmt::{self, Write};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::klog::LogRing;
 use kernel_core::lockorder::Rank;
 
@@ -20,6 +20,10 @@ pub struct Log {
     ring: LogRing<LOG_RING_SIZE>,
     serial: Serial,
 }
+
+/// Set whenever the log grows; the scheduler clears it and raises klog's
+/// IRQ (it cannot be raised here: logging happens under any lock).
+pub static GREW: AtomicBool = AtomicBool::new(false);
 
 static LOG: Ordered<Log> = Ordered::new(
     Rank::Log,
@@ -38,9 +42,7 @@ impl Write for Log {
 
 impl Log {
     fn write_bytes(&mut self, bytes: &[u8]) {
-        // The scheduler clears it and raises klog's IRQ (it cannot be
-        // raised here: logging happens under any lock).
-        crate::sched::EXIT_WORK.fetch_or(crate::sched::WORK_LOG, Ordering::Relaxed);
+        GREW.store(true, Ordering::Relaxed);
         self.ring.write(bytes);
         self.serial.write(bytes);
     }

@@ -152,27 +152,10 @@ unsafe fn args(frame: *const TrapFrame) -> kernel_core::syscall::Args {
     kernel_core::syscall::Args { number, a }
 }
 
-/// Asks for this CPU's index once, up front. The kernel code inlined into
-/// an entry asks for it again at nearly every step (`Machine::cpu_index`,
-/// for `cpus[i]`); the compiler merges all those reads (one `gs` load
-/// each, being `pure`) into the first one only where that one comes first
-/// on every path, and otherwise repeats the load and the mask in each arm
-/// and again in `settle`.
-#[inline(always)]
-fn cpu_index_up_front() {
-    let me = <crate::hw::Hw as kernel_core::machine::Machine>::cpu_index();
-    // SAFETY: an empty asm (a comment, no instruction) that only makes
-    // the index needed here; it touches no memory, stack or flags.
-    unsafe {
-        core::arch::asm!("/* cpu {0} */", in(reg) me, options(nomem, nostack, preserves_flags))
-    };
-}
-
 /// The SYSCALL entry's Rust half for every call but the fused IPC ones;
 /// like `trap_from_user` it never returns.
 #[unsafe(no_mangle)]
 extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
-    cpu_index_up_front();
     let (mut s, waited) = sched::SCHED.lock_noting_wait();
     // Another CPU can evict this one's process only while holding the lock
     // and with this CPU's answer (given in the lock's spin loop, or in the

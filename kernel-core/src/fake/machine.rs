@@ -280,7 +280,7 @@ impl Machine for Fake {
 
     const LOG_RING_SIZE: usize = 64 * 1024;
 
-    fn exit_work() -> bool {
+    fn log_grew() -> bool {
         with(|s| s.log_grew)
     }
 

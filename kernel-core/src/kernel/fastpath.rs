@@ -32,7 +32,7 @@ impl<M: Machine> Kernel<M> {
     pub fn ipc_fast_path(&mut self, number: u64, a: &[u64; 6]) -> bool {
         if self.cpus[M::cpu_index()].resched
             || self.cpus[M::cpu_index()].current_ptr.is_null()
-            || M::exit_work()
+            || M::log_grew()
         {
             return false;
         }

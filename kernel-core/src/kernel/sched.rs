@@ -482,7 +482,7 @@ impl<M: Machine> Kernel<M> {
         // The common case: the caller simply continues, with nothing to
         // deliver. (`resched` is set until a first process is current, so
         // `current` is there when it is clear.)
-        if !self.cpus[M::cpu_index()].resched && !M::exit_work() {
+        if !self.cpus[M::cpu_index()].resched && !M::log_grew() {
             // SAFETY: `resched` is clear only once a process is current, so
             // the pointer is set, and it points into the table (see
             // `current`).
@@ -494,17 +494,8 @@ impl<M: Machine> Kernel<M> {
         self.settle_slow()
     }
 
-    /// Everything `settle` does when the caller may not simply continue,
-    /// then the machine's chores (the last thing before the lock is let
-    /// go: what the pick freed is among them).
     #[inline(never)]
     fn settle_slow(&mut self) -> Settled {
-        let settled = self.settle_pick();
-        M::exit_chores();
-        settled
-    }
-
-    fn settle_pick(&mut self) -> Settled {
         if M::take_log_grew() {
             crate::devices::kdev::klog::notify_listeners(self);
         }

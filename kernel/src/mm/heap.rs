@@ -19,7 +19,6 @@ use super::frames;
 use crate::arch::ordered::Ordered;
 use crate::arch::phys;
 use crate::arch::{paging, tlb};
-use crate::sched::{EXIT_WORK, WORK_FREE};
 use arrayvec::ArrayVec;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
@@ -201,7 +200,7 @@ impl Heap {
             link.write([deferred.head, pages]);
         }
         deferred.head = start;
-        EXIT_WORK.fetch_or(WORK_FREE, Ordering::Release);
+        DEFERRED.store(true, Ordering::Release);
     }
 
     fn dealloc_large(&self, ptr: *mut u8, layout: Layout) {
@@ -224,13 +223,15 @@ struct Deferred {
     head: u64,
 }
 
+/// Whether [`reclaim`] has work.
+static DEFERRED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Frees the multi-page allocations freed since the last call: called
-/// where the CPU holds the kernel lock and nothing else (on the way out of
-/// every kernel entry that has some, sent there by `sched::EXIT_WORK`),
-/// and from the boot code.
+/// where the CPU holds the kernel lock and nothing else (the end of every
+/// kernel entry), and from the boot code.
 #[inline]
 pub fn reclaim() {
-    if EXIT_WORK.load(Ordering::Acquire) & WORK_FREE != 0 {
+    if DEFERRED.load(Ordering::Acquire) {
         reclaim_slow();
     }
 }
@@ -238,7 +239,7 @@ pub fn reclaim() {
 #[cold]
 #[inline(never)]
 fn reclaim_slow() {
-    EXIT_WORK.fetch_and(!WORK_FREE, Ordering::AcqRel);
+    DEFERRED.store(false, Ordering::Release);
     let mut next = core::mem::take(&mut HEAP.deferred.lock().head);
     while next != 0 {
         let start = next;

@@ -10,7 +10,7 @@ pub mod lock;
 
 use crate::arch::{cpu, entry};
 use crate::hw::Hw;
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::kernel::Settled;
 use lock::{Guard, Lock};
 
@@ -23,44 +23,22 @@ pub static IDLE_CYCLES: AtomicU64 = AtomicU64::new(0);
 /// The one instance.
 pub static SCHED: Lock<Kernel> = Lock::new(Kernel::new());
 
-/// Work for the way out of the kernel besides scheduling, one bit per
-/// kind, so that the end of every entry tests one byte for all of it
-/// (`Machine::exit_work`): set by whoever makes the work, on any CPU and
-/// under any lock, and taken by `settle`'s slow path.
-pub static EXIT_WORK: AtomicU8 = AtomicU8::new(0);
-/// The log grew: klog's listeners are to be woken (`log.rs`).
-pub const WORK_LOG: u8 = 1;
-/// Multi-page heap blocks wait to be freed (`heap::reclaim`).
-pub const WORK_FREE: u8 = 2;
-
 /// Makes sure a runnable process is current, idling with interrupts on
 /// (and the lock released) until one is. Called at the end of every trap
 /// and system call, with the lock the call took.
 #[inline(always)]
 pub fn settle(mut s: Guard<'static, Kernel>) {
-    // The heap's deferred frees are done inside (`Hw::exit_chores`), on
-    // the slow path, which `EXIT_WORK` sends every entry to when there are
-    // some.
-    if s.settle() == Settled::Run {
-        return;
-    }
-    idle_until_runnable(s);
-}
-
-/// `settle` once the CPU found nothing to run: out of line, so that the
-/// common case above is straight code, not the head of a loop.
-#[cold]
-#[inline(never)]
-fn idle_until_runnable(mut s: Guard<'static, Kernel>) {
     loop {
+        if s.settle() == Settled::Run {
+            crate::mm::heap::reclaim();
+            return;
+        }
+        crate::mm::heap::reclaim();
         drop(s);
         let start = cpu::rdtsc();
         cpu::idle_wait();
         IDLE_CYCLES.fetch_add(cpu::rdtsc().wrapping_sub(start), Ordering::Relaxed);
         s = SCHED.lock();
-        if s.settle() == Settled::Run {
-            return;
-        }
     }
 }
 
