@@ -21,6 +21,7 @@ pub mod pagetable;
 pub mod paging;
 pub mod pci;
 pub mod slab;
+pub mod smp;
 
 pub mod bus;
 pub mod charged;

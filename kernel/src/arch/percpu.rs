@@ -16,6 +16,7 @@
 //! `PerCpu` is written by that CPU only, except the mailbox (atomics).
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use kernel_core::smp::mailbox::Mailbox;
 use x86_64::structures::gdt::GlobalDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
 
@@ -42,11 +43,10 @@ pub struct PerCpu {
     /// own (idle, or a space being torn down): which CPUs a space is live
     /// on, for TLB shootdowns.
     pub loaded_root: AtomicU64,
-    /// The TLB mailbox (see `tlb.rs`): kinds of flush asked for, the
-    /// generation of the latest request and the last one done.
-    pub tlb_kinds: AtomicU32,
-    pub tlb_requested: AtomicU64,
-    pub tlb_done: AtomicU64,
+    /// The TLB mailbox (`tlb.rs`; the protocol is kernel-core's
+    /// `smp::mailbox`): kinds of flush asked for, the generation of the
+    /// latest request and the last one done.
+    pub tlb: Mailbox,
     pub(super) tss: TaskStateSegment,
     pub(super) gdt: GlobalDescriptorTable,
 }
@@ -69,9 +69,7 @@ impl PerCpu {
             index: 0,
             apic_id: AtomicU32::new(0),
             loaded_root: AtomicU64::new(0),
-            tlb_kinds: AtomicU32::new(0),
-            tlb_requested: AtomicU64::new(0),
-            tlb_done: AtomicU64::new(0),
+            tlb: Mailbox::new(),
             tss: TaskStateSegment::new(),
             gdt: GlobalDescriptorTable::new(),
         }

@@ -1,13 +1,15 @@
 //! TLB coherence across CPUs: a mailbox per CPU, an inter-processor
 //! interrupt to make it look, and a wait until it has.
 //!
-//! The protocol: the initiator ORs the kinds of work it needs into the
-//! target's `tlb_kinds`, then takes a new generation from
-//! `tlb_requested`, sends [`super::lapic::IPI_VECTOR`] and spins until the
-//! target's `tlb_done` reaches that generation. The target, in
-//! [`service`], reads the requested generation *before* taking the kinds,
-//! so every request of that generation or earlier has its kinds in what it
-//! takes; it does them, then publishes the generation as done.
+//! The protocol (kernel-core's `smp::mailbox`, where loom models check
+//! it): the initiator posts the kinds of work it needs to the target's
+//! mailbox, which gives it a generation, sends
+//! [`super::lapic::IPI_VECTOR`] and spins until the target has done that
+//! generation. The target, in [`service`], reads the requested generation
+//! *before* taking the kinds, so every request of that generation or
+//! earlier has its kinds in what it takes; it does them, then publishes
+//! the generation as done. This file adds the x86 side: the flushes, the
+//! IPI, and where the target services.
 //!
 //! Rules: the work is done wherever the target is: in the IPI handler
 //! (from user mode or the idle loop), in the kernel lock's spin loop, or
@@ -20,7 +22,7 @@
 //! and a space is live on at most one CPU (its process's, since MH
 //! processes have one thread) — the CPU whose `loaded_root` names it.
 
-use super::percpu::{self, PerCpu};
+use super::percpu;
 use core::sync::atomic::Ordering;
 
 /// Drop the user half's translations (reload CR3).
@@ -35,20 +37,13 @@ pub const LEAVE: u32 = 4;
 /// Does what this CPU's mailbox asks. Interrupts off.
 #[inline]
 pub fn service() {
-    let me = percpu::this();
-    // Done when every generation asked for is: looking at the kinds
-    // instead would miss a request whose kinds an earlier pass took
-    // before its generation was published.
-    if me.tlb_requested.load(Ordering::Acquire) == me.tlb_done.load(Ordering::Relaxed) {
-        return;
-    }
-    service_slow(me);
+    // The quiet test (two loads and a compare) is inlined here; the work
+    // is a cold call.
+    percpu::this().tlb.service(work);
 }
 
-#[cold]
-fn service_slow(me: &PerCpu) {
-    let generation = me.tlb_requested.load(Ordering::Acquire);
-    let kinds = me.tlb_kinds.swap(0, Ordering::AcqRel);
+/// Does `kinds` on this CPU.
+fn work(kinds: u32) {
     if kinds & LEAVE != 0 {
         super::paging::activate_kernel_table();
     }
@@ -57,19 +52,14 @@ fn service_slow(me: &PerCpu) {
     } else if kinds & FLUSH_USER != 0 {
         reload_cr3();
     }
-    me.tlb_done.fetch_max(generation, Ordering::AcqRel);
 }
 
 /// Asks CPU `target` for `kinds` and waits until it has done them.
 pub fn request(target: usize, kinds: u32) {
     let t = percpu::of(target);
-    t.tlb_kinds.fetch_or(kinds, Ordering::AcqRel);
-    let generation = t.tlb_requested.fetch_add(1, Ordering::AcqRel) + 1;
+    let generation = t.tlb.post(kinds);
     super::lapic::send_ipi(t.apic_id.load(Ordering::Relaxed));
-    while t.tlb_done.load(Ordering::Acquire) < generation {
-        service();
-        core::hint::spin_loop();
-    }
+    t.tlb.wait(generation, service);
 }
 
 /// Asks every other running CPU for `kinds`, and waits for all.
@@ -85,18 +75,14 @@ pub fn request_all_others(kinds: u32) {
             continue;
         }
         let t = percpu::of(i);
-        t.tlb_kinds.fetch_or(kinds, Ordering::AcqRel);
-        *g = t.tlb_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        *g = t.tlb.post(kinds);
         super::lapic::send_ipi(t.apic_id.load(Ordering::Relaxed));
     }
     for (i, g) in generations.iter().enumerate().take(online) {
         if i == me {
             continue;
         }
-        while percpu::of(i).tlb_done.load(Ordering::Acquire) < *g {
-            service();
-            core::hint::spin_loop();
-        }
+        percpu::of(i).tlb.wait(*g, service);
     }
 }
 
