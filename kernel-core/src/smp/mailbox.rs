@@ -44,7 +44,7 @@ impl Default for Mailbox {
 
 impl Mailbox {
     /// An empty mailbox: nothing asked for, nothing done.
-    #[cfg(not(all(test, loom)))]
+    #[cfg(not(loom))]
     pub const fn new() -> Mailbox {
         Mailbox {
             kinds: AtomicU32::new(0),
@@ -54,7 +54,7 @@ impl Mailbox {
     }
 
     /// An empty mailbox (loom's atomics have no `const` constructor).
-    #[cfg(all(test, loom))]
+    #[cfg(loom)]
     pub fn new() -> Mailbox {
         Mailbox {
             kinds: AtomicU32::new(0),
