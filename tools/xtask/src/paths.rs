@@ -37,6 +37,12 @@ pub fn checked_target_dir() -> PathBuf {
     root().join("target").join("checked")
 }
 
+/// Where the loom models (`--cfg loom`) are built: a flag of their own
+/// would otherwise rebuild the host tests' cache every time.
+pub fn loom_target_dir() -> PathBuf {
+    root().join("target").join("loom")
+}
+
 /// The checked kernel's binary.
 pub fn checked_kernel() -> PathBuf {
     checked_target_dir()

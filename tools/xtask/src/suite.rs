@@ -1,5 +1,5 @@
-//! `cargo xtask test`: the host unit tests and the C header's staleness
-//! check, then the `test` image booted headless once per pass (on 1 CPU,
+//! `cargo xtask test`: the host unit tests, the loom models of the
+//! cross-CPU protocols and the C header's staleness check, then the `test` image booted headless once per pass (on 1 CPU,
 //! then on 4: see `passes`), then the self-test images, then one verdict
 //! line.
 //!
@@ -11,6 +11,7 @@
 //! target/mh/test-<pass>-serial.log.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Instant;
@@ -34,6 +35,9 @@ pub fn command(args: Args) -> Result<i32> {
         }
         Ok(()) => {
             host = host_tests();
+            let loom = loom_tests();
+            host.passed += loom.passed;
+            host.failed.extend(loom.failed);
             header_test(&mut host);
             let passes = crate::passes::run_all();
             guest = passes.tally;
@@ -81,23 +85,61 @@ fn failure(name: &str, e: &Failure) -> Failed {
 /// crates), streaming its output and reading its summaries.
 fn host_tests() -> Tally {
     progress("running host unit tests (cargo test)…");
-    match run_cargo_test() {
-        Ok(tally) => tally,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut tally = Tally::default();
-            tally.failed.push(failure("cargo test", &e));
-            tally
-        }
-    }
-}
-
-fn run_cargo_test() -> Result<Tally> {
-    let cargo = build::cargo();
     // --no-fail-fast: a failure in one crate must not hide the counts of
     // the others.
-    let mut child = Command::new(&cargo)
-        .args(["test", "--no-fail-fast"])
+    counted(
+        "cargo test",
+        run_cargo_test(&["test", "--no-fail-fast"], None),
+    )
+}
+
+/// The loom models of the TLB mailbox and the idle CPU's wake-up
+/// (kernel-core/tests/loom_smp): `--cfg loom` switches kernel-core's
+/// protocol atomics to loom's, so they are built apart, in
+/// `target/loom` with the `loom` profile (optimized, no LTO).
+fn loom_tests() -> Tally {
+    progress("running the loom models of the cross-CPU protocols…");
+    let args = [
+        "test",
+        "-p",
+        "kernel-core",
+        "--profile",
+        "loom",
+        "--test",
+        "loom_smp",
+    ];
+    counted(
+        "loom models",
+        run_cargo_test(&args, Some(&paths::loom_target_dir())),
+    )
+}
+
+/// A run's tally, or one failure named `name` if cargo could not run.
+fn counted(name: &str, run: Result<Tally>) -> Tally {
+    run.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        let mut tally = Tally::default();
+        tally.failed.push(failure(name, &e));
+        tally
+    })
+}
+
+/// Runs cargo with `args` (a `cargo test`), streaming its output and
+/// reading its summaries; with `loom_dir`, as a `--cfg loom` build in
+/// that target directory.
+fn run_cargo_test(args: &[&str], loom_dir: Option<&Path>) -> Result<Tally> {
+    let cargo = build::cargo();
+    let mut command = Command::new(&cargo);
+    command.args(args);
+    if let Some(dir) = loom_dir {
+        // The encoded form wins over RUSTFLAGS and any configured flags,
+        // so nothing in the caller's environment can drop the cfg.
+        command
+            .arg("--target-dir")
+            .arg(dir)
+            .env("CARGO_ENCODED_RUSTFLAGS", "--cfg\u{1f}loom");
+    }
+    let mut child = command
         .current_dir(paths::root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
