@@ -440,8 +440,11 @@ pub fn forget_fault_owner<M: Machine>(s: &mut Kernel<M>, dev: DeviceId, pid: Pid
 
 /// The I/O MMU of `segment` reported `record`: kept on the function that
 /// made the request, whose driver hears of it; a function that keeps
-/// faulting is stopped (bus mastering off). A request from a function no
-/// one claimed is only logged.
+/// faulting is stopped (bus mastering off). A function no one claimed
+/// has no business making requests (firmware may have left it running):
+/// its first fault is logged and its bus mastering turned off at once, so
+/// that it cannot flood the log; a claim turns it on again with the first
+/// holder.
 pub fn dma_fault<M: Machine>(s: &mut Kernel<M>, segment: u16, record: FaultRecord) {
     let (bus, devfn) = record.source;
     let f = PciFunction::new(segment, bus, devfn >> 3, devfn & 7);
@@ -451,14 +454,21 @@ pub fn dma_fault<M: Machine>(s: &mut Kernel<M>, segment: u16, record: FaultRecor
         .find(|&(_, h)| h.pci.as_ref().is_some_and(|p| p.function == f))
         .map(|(id, _)| id);
     let Some(dev) = found else {
+        let stopped = M::pci_config(f)
+            .map(|mut cfg| crate::pci::update_command(&mut cfg, |c| c - Command::BUS_MASTER));
         crate::klog!(
             M,
-            "[kernel] DMA fault from unclaimed pci {:02x}:{:02x}.{} at {:#x}: {}",
+            "[kernel] DMA fault from unclaimed pci {:02x}:{:02x}.{} at {:#x}: {}{}",
             bus,
             devfn >> 3,
             devfn & 7,
             record.iova,
-            crate::iommu::fault::reason_text(record.reason)
+            crate::iommu::fault::reason_text(record.reason),
+            if matches!(stopped, Some(Ok(_))) {
+                "; bus mastering off until it is claimed"
+            } else {
+                ""
+            }
         );
         return;
     };

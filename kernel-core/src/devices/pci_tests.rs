@@ -11,7 +11,7 @@ use crate::hwclaims::Reserved;
 use crate::iommu::Access;
 use crate::kernel::Kernel;
 use crate::kernel::tests::{SCRATCH, boot, call, fork};
-use crate::pci::models;
+use crate::pci::{Command, models};
 use abi::bus::*;
 use abi::hw::*;
 use abi::kdev::*;
@@ -322,6 +322,35 @@ fn fault_at(iova: u64, write: bool) -> crate::iommu::fault::FaultRecord {
 }
 
 #[test]
+fn an_unclaimed_function_that_faults_loses_bus_mastering_until_claimed() {
+    let (mut k, plat) = machine(true);
+    let bm = |on: bool| {
+        let mut cfg = <Fake as crate::machine::Machine>::pci_config(EDU_AT).unwrap();
+        crate::pci::update_command(&mut cfg, |c| {
+            if on {
+                c | Command::BUS_MASTER
+            } else {
+                c - Command::BUS_MASTER
+            }
+        })
+        .unwrap();
+    };
+    // Left running by the firmware.
+    bm(true);
+    super::pci::dma_fault(&mut k, 0, fault_at(0x2000, true));
+    assert_eq!(command(EDU_AT) & 0x4, 0, "stopped at its first fault");
+    let log = fake::with(|s| s.log_text());
+    let line = log.lines().find(|l| l.contains("00:03.0")).unwrap();
+    assert!(line.starts_with("[kernel] DMA fault from unclaimed pci 00:03.0 at 0x2000: "));
+    assert!(line.ends_with("; bus mastering off until it is claimed"), "{line}");
+    // A claim and a holder turn it on again.
+    claim(&mut k, plat, "edu", EDU_AT).unwrap();
+    let h = attach(&mut k, "edu", ALL).unwrap();
+    assert_eq!(command(EDU_AT) & 0x4, 0x4);
+    assert_eq!(call(&mut k, Sysno::Detach, [h, 0, 0, 0, 0, 0]), Some(0));
+}
+
+#[test]
 fn faults_reach_the_driver_and_a_storm_stops_the_function() {
     use crate::iommu::fault::STORM_FAULTS;
     let (mut k, plat) = machine(true);
@@ -329,12 +358,16 @@ fn faults_reach_the_driver_and_a_storm_stops_the_function() {
     let h = attach(&mut k, "edu", ALL).unwrap();
     let line = u64::from(HW_LINE_DMA_FAULT);
     assert_eq!(call(&mut k, Sysno::IrqMap, [h, line, 40, 0, 0, 0]), Some(0));
-    // An unclaimed function's fault is only logged.
+    // An unclaimed function's fault is logged and reaches no driver; a
+    // function that is not there cannot be stopped.
     let mut stray = fault_at(0x1000, true);
     stray.source = (0, 7 << 3);
     super::pci::dma_fault(&mut k, 0, stray);
     assert_eq!(port_in(&mut k, h, HW_PORT_DMA_FAULTS, 8), Ok(0));
-    assert!(fake::with(|s| s.log_text()).contains("DMA fault from unclaimed pci 00:07.0"));
+    let log = fake::with(|s| s.log_text());
+    assert!(log.contains("DMA fault from unclaimed pci 00:07.0 at 0x1000: "));
+    let logged = log.lines().find(|l| l.contains("00:07.0")).unwrap();
+    assert!(!logged.contains("bus mastering off"), "{logged}");
     super::pci::dma_fault(&mut k, 0, fault_at(0x5000, true));
     assert_eq!(k.current().pending & (1 << 40), 1 << 40, "the driver heard");
     assert_eq!(port_in(&mut k, h, HW_PORT_DMA_FAULTS, 8), Ok(1));

@@ -11,8 +11,13 @@
 //! neither as passed nor failed. Without a pass (the image booted by
 //! hand) every test runs.
 
+use abi::kdev::{
+    PROC_PORT_NEXT, PROC_PORT_PARENT, PROC_PORT_SELECT, PROC_PORT_STATE, PROC_STATE_ZOMBIE,
+    PROCESSES_MAX,
+};
+use arrayvec::ArrayVec;
 use core::fmt::{self, Write};
-use libmh::println;
+use libmh::{println, process, procs};
 
 /// Why a test failed: a short formatted message.
 pub struct Fail {
@@ -132,12 +137,16 @@ impl Suite {
 
     pub fn run(&mut self, name: &str, test: impl FnOnce() -> TestResult) {
         self.total += 1;
+        let before = live_children();
         match test() {
             Ok(()) => {
                 self.ok += 1;
                 println!("test {name} ... ok");
             }
-            Err(f) => println!("test {name} ... FAILED: {}", f.as_str()),
+            Err(f) => {
+                println!("test {name} ... FAILED: {}", f.as_str());
+                end_children_born_since(&before);
+            }
         }
     }
 
@@ -149,5 +158,61 @@ impl Suite {
             self.total, self.ok, failed, self.skipped
         );
         if failed == 0 { 0 } else { 1 }
+    }
+}
+
+/// The runner's children that have not exited (at most 128 are tracked:
+/// the suite never keeps more alive across tests).
+type Children = ArrayVec<u32, 128>;
+
+fn live_children() -> Children {
+    let mut found = Children::new();
+    let Ok(h) = procs::open(false) else {
+        return found;
+    };
+    let me = process::getpid();
+    let mut pid = 0;
+    // One step per process-table slot at most; each moves to a later slot.
+    for _ in 0..=PROCESSES_MAX {
+        let next = h
+            .port_out(PROC_PORT_SELECT, 4, u64::from(pid))
+            .and_then(|()| h.port_in(PROC_PORT_NEXT, 4));
+        let Ok(next @ 1..) = next.map(|n| n as u32) else {
+            break;
+        };
+        let parent = h.port_in(PROC_PORT_PARENT, 4);
+        let state = h.port_in(PROC_PORT_STATE, 4);
+        if parent == Ok(u64::from(me)) && state != Ok(u64::from(PROC_STATE_ZOMBIE)) {
+            let _ = found.try_push(next);
+        }
+        pid = next;
+    }
+    let _ = h.detach();
+    found
+}
+
+/// After a failed test: ends the children it left running (a server it
+/// started, a client it was waiting for) and reaps them, so that they
+/// cannot run into later tests or keep a later "wait for every child"
+/// waiting for ever. Children that were alive before the test are left
+/// alone (servers the suite keeps across tests).
+fn end_children_born_since(before: &Children) {
+    let Ok(h) = procs::open(true) else {
+        return;
+    };
+    let mut ended = 0;
+    for pid in live_children() {
+        if !before.contains(&pid) && procs::kill_tree(h, pid).is_ok() {
+            ended += 1;
+        }
+    }
+    let _ = h.detach();
+    // Each ended child becomes a zombie: `ended` waits cannot block for
+    // ever (they may reap other zombies first, which is as good).
+    for _ in 0..ended {
+        let _ = process::wait_child();
+    }
+    if ended > 0 {
+        println!("mhtest: ended {ended} children the failed test left running");
     }
 }

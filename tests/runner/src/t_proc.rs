@@ -41,13 +41,10 @@ fn server(name: &str) -> Result<u32, Fail> {
 
 /// Attaches `name`, retrying while its server has not registered yet.
 fn attach_when_served(name: &str) -> Result<dev::Handle, Fail> {
-    for _ in 0..1000 {
-        match dev::attach(REGISTRY, name, dev::RIGHT_READ) {
-            Err(Error::NotFound) => process::yield_now(),
-            other => return other.map_err(fail),
-        }
+    match crate::echo::attach_when_ready(name, dev::RIGHT_READ) {
+        Err(Error::NotFound) => Err(Fail::new(format_args!("'{name}' was never registered"))),
+        other => other.map_err(fail),
     }
-    Err(Fail::new(format_args!("'{name}' was never registered")))
 }
 
 pub fn run(s: &mut Suite) {
@@ -73,7 +70,8 @@ pub fn run(s: &mut Suite) {
         };
         // Until it sleeps in port_out_wait.
         let mut asleep = false;
-        for _ in 0..1000 {
+        let start = crate::helpers::ticks_now();
+        while !crate::helpers::seconds_passed(start, 10) {
             process::yield_now();
             let state = h
                 .port_out(PROC_PORT_SELECT, 4, u64::from(client))

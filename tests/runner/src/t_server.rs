@@ -8,7 +8,7 @@ use crate::{ensure, ensure_eq};
 use abi::Error;
 use abi::interrupt::VECTOR_CHILD;
 use abi::userdev::REQUEST_OUT;
-use libmh::dev::{self, REGISTRY, Request, Served};
+use libmh::dev::{self, Request, Served};
 use libmh::process;
 use libmh::server::{self, Reply, Server};
 
@@ -66,19 +66,11 @@ pub fn run(s: &mut Suite) {
                 0 => process::exit(run_server() as i64),
                 pid => pid,
             };
-            let mut h = Err(Error::NotFound);
-            for _ in 0..10_000 {
-                h = dev::attach(
-                    REGISTRY,
-                    NAME,
-                    dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_IRQ,
-                );
-                if h.is_ok() {
-                    break;
-                }
-                process::yield_now();
-            }
-            let h = h.map_err(fail)?;
+            let h = crate::echo::attach_when_ready(
+                NAME,
+                dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_IRQ,
+            )
+            .map_err(fail)?;
             h.irq_map(0, V).map_err(fail)?;
             // The child's exit reaches the server's interrupt side.
             let mut exits = 0;
