@@ -145,11 +145,17 @@ pub trait Machine: Sized + 'static {
     fn log_written() -> u64;
     /// The ring's size.
     const LOG_RING_SIZE: usize;
-    /// Whether the log grew since `take_log_grew` last said so (klog's IRQ
-    /// is raised then, not while logging, which happens under any lock).
-    fn log_grew() -> bool;
-    /// `log_grew`, clearing it.
-    fn take_log_grew() -> bool;
+    /// Whether the current kernel entry (or another CPU's) left work for
+    /// the end of an entry: the log grew (klog's IRQ is raised then, not
+    /// while logging, which happens under any lock), or the machine has
+    /// memory to give back that was freed where it could not be. One
+    /// test, so that the end of every system call checks for both at
+    /// once; `settle` takes its slow path while it holds.
+    fn exit_work_due() -> bool;
+    /// Does the machine's part of that work and clears it; true if the
+    /// log grew (the kernel then wakes klog's listeners). Called with the
+    /// kernel's lock held and no other.
+    fn take_exit_work() -> bool;
     /// The kernel stops writing the log to the serial port (a driver owns
     /// it now).
     fn stop_serial();

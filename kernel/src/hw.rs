@@ -225,12 +225,16 @@ impl Machine for Hw {
     const LOG_RING_SIZE: usize = crate::log::LOG_RING_SIZE;
 
     #[inline(always)]
-    fn log_grew() -> bool {
-        crate::log::GREW.load(Ordering::Relaxed)
+    fn exit_work_due() -> bool {
+        crate::exit_work::due()
     }
 
-    fn take_log_grew() -> bool {
-        crate::log::GREW.swap(false, Ordering::Relaxed)
+    fn take_exit_work() -> bool {
+        let work = crate::exit_work::take();
+        if work & crate::exit_work::HEAP_DEFERRED != 0 {
+            crate::mm::heap::reclaim();
+        }
+        work & crate::exit_work::LOG_GREW != 0
     }
 
     fn stop_serial() {

@@ -9,7 +9,6 @@
 use crate::arch::ordered::Ordered;
 use crate::arch::serial::Serial;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::klog::LogRing;
 use kernel_core::lockorder::Rank;
 
@@ -20,10 +19,6 @@ pub struct Log {
     ring: LogRing<LOG_RING_SIZE>,
     serial: Serial,
 }
-
-/// Set whenever the log grows; the scheduler clears it and raises klog's
-/// IRQ (it cannot be raised here: logging happens under any lock).
-pub static GREW: AtomicBool = AtomicBool::new(false);
 
 static LOG: Ordered<Log> = Ordered::new(
     Rank::Log,
@@ -42,9 +37,11 @@ impl Write for Log {
 
 impl Log {
     fn write_bytes(&mut self, bytes: &[u8]) {
-        GREW.store(true, Ordering::Relaxed);
         self.ring.write(bytes);
         self.serial.write(bytes);
+        // The scheduler raises klog's IRQ at the end of the entry (it
+        // cannot be raised here: logging happens under any lock).
+        crate::exit_work::announce(crate::exit_work::LOG_GREW);
     }
 }
 

@@ -17,6 +17,7 @@ extern crate alloc;
 
 mod arch;
 mod cpus;
+mod exit_work;
 mod firmware;
 mod hw;
 mod iommu;

@@ -12,7 +12,6 @@ use crate::sched;
 use abi::interrupt::VECTOR_PAGE_FAULT;
 use core::sync::atomic::Ordering;
 use kernel_core::kernel::UserFault;
-use kernel_core::machine::UserFrame;
 
 fn is_device_vector(vector: u64) -> bool {
     let base = crate::arch::ioapic::VECTOR_BASE as u64;
@@ -140,16 +139,44 @@ extern "C" fn trap_from_kernel(frame: &mut TrapFrame) {
     }
 }
 
-/// The number and argument words of the call whose frame is `frame`.
-///
-/// # Safety
-/// `frame` must be the current process's frame, just filled by the entry
-/// code, with no reference to it live.
+/// The argument registers of the current call, read where decoding needs
+/// each one (a raw pointer: the kernel reaches the same frame through
+/// the process table, and no reference to it is held).
+#[derive(Clone, Copy)]
+struct SavedWords(*const TrapFrame);
+
+impl kernel_core::syscall::Words for SavedWords {
+    #[inline(always)]
+    fn word(self, i: usize) -> u64 {
+        let f = self.0;
+        // SAFETY: `f` is the current process's frame, filled by the entry
+        // code; the calls' decoding reads its words before anything
+        // changes the process (see the handlers below), and the reads go
+        // through the raw pointer, with no reference made.
+        unsafe {
+            match i {
+                0 => (*f).rdi,
+                1 => (*f).rsi,
+                2 => (*f).rdx,
+                3 => (*f).r10,
+                4 => (*f).r8,
+                _ => (*f).r9,
+            }
+        }
+    }
+}
+
+/// Reads this CPU's index once, at the top of an entry, so that every
+/// later use (the compiler merges the reads: the value never changes in
+/// an entry) finds it in a register instead of reading GS again on each
+/// path.
 #[inline(always)]
-unsafe fn args(frame: *const TrapFrame) -> kernel_core::syscall::Args {
-    // SAFETY: as the caller guarantees.
-    let (number, a) = unsafe { &*frame }.syscall();
-    kernel_core::syscall::Args { number, a }
+fn read_cpu_index_once() {
+    let index = crate::arch::percpu::index();
+    // SAFETY: an empty instruction that only "uses" the register.
+    unsafe {
+        core::arch::asm!("/* cpu {0} */", in(reg) index, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// The SYSCALL entry's Rust half for every call but the fused IPC ones;
@@ -167,10 +194,11 @@ extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
         sched::settle(s);
         crate::arch::entry::enter_user()
     }
+    read_cpu_index_once();
     // SAFETY: the entry code passes the current process's frame, which
     // lives while the process is current.
-    let args = unsafe { args(frame) };
-    if let Some(ret) = kernel_core::syscall::dispatch(&mut s, &args) {
+    let number = unsafe { (*frame).rax };
+    if let Some(ret) = kernel_core::syscall::dispatch_words(&mut s, number, SavedWords(frame)) {
         // SAFETY: the caller neither exited nor blocked, so it is still the
         // current process (only `settle` and the fast path switch) and
         // `frame` is still its frame; no reference to it is live.
@@ -180,20 +208,22 @@ extern "C" fn syscall_from_user(frame: *mut TrapFrame) -> ! {
     crate::arch::entry::enter_user()
 }
 
-/// The SYSCALL entry's Rust half for `port_out_wait` and `dev_reply_poll`
-/// (the entry code sorts them out by number): the IPC fast path, or the
-/// general path when it declines. A function of its own, so that the
-/// compiler allocates the fast path's registers without the dispatcher's.
+/// The SYSCALL entry's Rust half for `port_out_wait` (the entry code
+/// sorts it out by number): the IPC fast path, or the general path when
+/// it declines. A function of its own, so that the compiler allocates
+/// the fast path's registers without the dispatcher's or the other
+/// fused call's.
 #[unsafe(no_mangle)]
-extern "C" fn syscall_ipc_from_user(frame: *mut TrapFrame) -> ! {
+extern "C" fn syscall_port_out_wait_from_user(frame: *mut TrapFrame) -> ! {
     let (mut s, waited) = sched::SCHED.lock_noting_wait();
     if waited && !s.has_current() {
         sched::settle(s);
         crate::arch::entry::enter_user()
     }
-    // SAFETY: the entry code passes the current process's frame.
-    let args = unsafe { args(frame) };
-    if s.ipc_fast_path(args.number, &args.a) {
+    read_cpu_index_once();
+    // SAFETY: the caller is current (the lock was taken without waiting,
+    // or it was checked above).
+    if unsafe { s.ipc_fast_port_out_wait(SavedWords(frame)) } {
         // Handed off, and nothing for `settle` to do (see the fast path).
         drop(s);
         crate::arch::entry::enter_user()
@@ -201,6 +231,24 @@ extern "C" fn syscall_ipc_from_user(frame: *mut TrapFrame) -> ! {
     // Declined, having changed nothing: the general path takes the call
     // from the start. (Another CPU may take the lock in between and even
     // evict this process; the general path checks for that.)
+    drop(s);
+    syscall_from_user(frame)
+}
+
+/// The same for `dev_reply_poll`.
+#[unsafe(no_mangle)]
+extern "C" fn syscall_reply_poll_from_user(frame: *mut TrapFrame) -> ! {
+    let (mut s, waited) = sched::SCHED.lock_noting_wait();
+    if waited && !s.has_current() {
+        sched::settle(s);
+        crate::arch::entry::enter_user()
+    }
+    read_cpu_index_once();
+    // SAFETY: as for `port_out_wait`.
+    if unsafe { s.ipc_fast_reply_poll(SavedWords(frame)) } {
+        drop(s);
+        crate::arch::entry::enter_user()
+    }
     drop(s);
     syscall_from_user(frame)
 }

@@ -342,7 +342,10 @@ fn an_unclaimed_function_that_faults_loses_bus_mastering_until_claimed() {
     let log = fake::with(|s| s.log_text());
     let line = log.lines().find(|l| l.contains("00:03.0")).unwrap();
     assert!(line.starts_with("[kernel] DMA fault from unclaimed pci 00:03.0 at 0x2000: "));
-    assert!(line.ends_with("; bus mastering off until it is claimed"), "{line}");
+    assert!(
+        line.ends_with("; bus mastering off until it is claimed"),
+        "{line}"
+    );
     // A claim and a holder turn it on again.
     claim(&mut k, plat, "edu", EDU_AT).unwrap();
     let h = attach(&mut k, "edu", ALL).unwrap();

@@ -280,11 +280,11 @@ impl Machine for Fake {
 
     const LOG_RING_SIZE: usize = 64 * 1024;
 
-    fn log_grew() -> bool {
+    fn exit_work_due() -> bool {
         with(|s| s.log_grew)
     }
 
-    fn take_log_grew() -> bool {
+    fn take_exit_work() -> bool {
         with(|s| core::mem::take(&mut s.log_grew))
     }
 

@@ -18,6 +18,7 @@ use super::Kernel;
 use crate::devices::Attachment;
 use crate::machine::{Machine, UserFrame};
 use crate::process::{Block, Process, State};
+use crate::syscall::Words;
 use abi::Sysno;
 use abi::bus::{RIGHT_SERVE, RIGHT_WRITE};
 
@@ -27,22 +28,63 @@ impl<M: Machine> Kernel<M> {
     /// to the process it handed off to, and there is nothing for `settle`
     /// to do (no reschedule due, no klog listener to wake, no interrupt to
     /// deliver to the new current process), so the caller may return to
-    /// user mode at once.
+    /// user mode at once. The kernel's entry code sorts the two calls
+    /// apart already and calls [`Kernel::ipc_fast_port_out_wait`] or
+    /// [`Kernel::ipc_fast_reply_poll`] itself.
     #[inline]
     pub fn ipc_fast_path(&mut self, number: u64, a: &[u64; 6]) -> bool {
-        if self.cpus[M::cpu_index()].resched
-            || self.cpus[M::cpu_index()].current_ptr.is_null()
-            || M::log_grew()
-        {
+        if !self.has_current() {
             return false;
         }
-        if number == Sysno::PortOutWait as u64 {
-            self.fast_port_out_wait(a[0], a[1], a[2], a[3], a[4])
-        } else if number == Sysno::DevReplyPoll as u64 {
-            self.fast_reply_poll(a[0], a[1], a[2], a[3], a[4], a[5])
-        } else {
-            false
+        // SAFETY: a process is current, as just checked.
+        unsafe {
+            if number == Sysno::PortOutWait as u64 {
+                self.ipc_fast_port_out_wait(*a)
+            } else if number == Sysno::DevReplyPoll as u64 {
+                self.ipc_fast_reply_poll(*a)
+            } else {
+                false
+            }
         }
+    }
+
+    /// Whether nothing stands in the fast path's way before it looks at
+    /// the call: no reschedule due, no work left for the end of the
+    /// kernel entry.
+    ///
+    /// # Safety
+    /// A process is current on this CPU (a system call's caller is).
+    #[inline(always)]
+    unsafe fn fast_path_open(&self) -> bool {
+        let cpu = &self.cpus[M::cpu_index()];
+        // SAFETY: as the caller guarantees; said to the compiler, it drops
+        // `current`'s check on the way (two instructions a call).
+        unsafe { core::hint::assert_unchecked(!cpu.current_ptr.is_null()) };
+        !cpu.resched && !M::exit_work_due()
+    }
+
+    /// The fast path of `port_out_wait` (see [`Kernel::ipc_fast_path`]),
+    /// each argument word read where it is first needed.
+    ///
+    /// # Safety
+    /// A process is current on this CPU: the caller of the system call.
+    #[inline(always)]
+    pub unsafe fn ipc_fast_port_out_wait(&mut self, a: impl Words) -> bool {
+        // SAFETY: as the caller guarantees.
+        let open = unsafe { self.fast_path_open() };
+        open && self.fast_port_out_wait(a.word(0), a.word(1), a.word(2), a.word(3), a.word(4))
+    }
+
+    /// The fast path of `dev_reply_poll` (see [`Kernel::ipc_fast_path`]).
+    ///
+    /// # Safety
+    /// As for [`Kernel::ipc_fast_port_out_wait`].
+    #[inline(always)]
+    pub unsafe fn ipc_fast_reply_poll(&mut self, a: impl Words) -> bool {
+        // SAFETY: as the caller guarantees.
+        let open = unsafe { self.fast_path_open() };
+        open && a.word(5) == 0
+            && self.fast_reply_poll(a.word(0), a.word(1), a.word(2), a.word(3), a.word(4))
     }
 
     /// The client's half: hand the request to a server polling for it.
@@ -113,7 +155,8 @@ impl<M: Machine> Kernel<M> {
     }
 
     /// The server's half: answer the client that waits for the answer,
-    /// then sleep polling for the next request.
+    /// then sleep polling for the next request (into registers: the
+    /// caller checked that it gave no buffer).
     #[inline(always)]
     fn fast_reply_poll(
         &mut self,
@@ -122,11 +165,7 @@ impl<M: Machine> Kernel<M> {
         port_size: u64,
         value: u64,
         line: u64,
-        out: u64,
     ) -> bool {
-        if out != 0 {
-            return false;
-        }
         let me: *mut Process<M> = self.current();
         let current = self.cpus[M::cpu_index()].current;
         let p = self.current();

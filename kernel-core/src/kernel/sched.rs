@@ -482,7 +482,7 @@ impl<M: Machine> Kernel<M> {
         // The common case: the caller simply continues, with nothing to
         // deliver. (`resched` is set until a first process is current, so
         // `current` is there when it is clear.)
-        if !self.cpus[M::cpu_index()].resched && !M::log_grew() {
+        if !self.cpus[M::cpu_index()].resched && !M::exit_work_due() {
             // SAFETY: `resched` is clear only once a process is current, so
             // the pointer is set, and it points into the table (see
             // `current`).
@@ -496,7 +496,7 @@ impl<M: Machine> Kernel<M> {
 
     #[inline(never)]
     fn settle_slow(&mut self) -> Settled {
-        if M::take_log_grew() {
+        if M::take_exit_work() {
             crate::devices::kdev::klog::notify_listeners(self);
         }
         let me = M::cpu_index();

@@ -276,231 +276,257 @@ fn out_ptr<T: crate::usercopy::Pod>(addr: u64) -> Result<Option<UserPtr<T>>, Err
     UserPtr::new(addr).map(Some)
 }
 
+/// A call's six argument words, read where decoding needs each one. The
+/// kernel's system-call path passes its saved registers, so an arm reads
+/// only the registers its call takes (a `getpid` reads none) instead of
+/// all six before the dispatch; tests pass an array.
+pub trait Words: Copy {
+    /// Word `i` (0 to 5).
+    fn word(self, i: usize) -> u64;
+}
+
+impl Words for [u64; 6] {
+    #[inline(always)]
+    fn word(self, i: usize) -> u64 {
+        self[i]
+    }
+}
+
 /// Decodes call `number` with argument words `a`, and hands the call to
 /// `then` (see [`decode`]). The system-call path passes `invoke`: the
 /// compiler then sees a known variant in each arm and goes straight from
 /// the decoded words to the call's code, with no `Call` built in memory
 /// and no second dispatch on it.
 #[inline(always)]
-pub fn decode_then<T: Then>(number: Sysno, a: [u64; 6], then: T) -> Result<T::Out, Error> {
+pub fn decode_then<T: Then>(number: Sysno, a: impl Words, then: T) -> Result<T::Out, Error> {
     use Sysno::*;
     Ok(match number {
         LogWrite => then.then(Call::LogWrite(USlice::new(
-            a[0],
-            a[1],
+            a.word(0),
+            a.word(1),
             LOG_WRITE_MAX as u64,
         )?)),
         LogRead => then.then(Call::LogRead {
-            pos: a[0],
-            buf: USlice::new(a[1], a[2].min(LOG_WRITE_MAX as u64), LOG_WRITE_MAX as u64)?,
+            pos: a.word(0),
+            buf: USlice::new(
+                a.word(1),
+                a.word(2).min(LOG_WRITE_MAX as u64),
+                LOG_WRITE_MAX as u64,
+            )?,
         }),
-        Exit => then.then(Call::Exit(a[0] as i64)),
+        Exit => then.then(Call::Exit(a.word(0) as i64)),
         GetPid => then.then(Call::GetPid),
         Yield => then.then(Call::Yield),
         WaitChild => {
-            if a[1] & !WAIT_NOHANG != 0 {
+            if a.word(1) & !WAIT_NOHANG != 0 {
                 return Err(Error::InvalidArgument);
             }
             then.then(Call::WaitChild {
-                out: UserPtr::new(a[0])?,
-                nohang: a[1] & WAIT_NOHANG != 0,
+                out: UserPtr::new(a.word(0))?,
+                nohang: a.word(1) & WAIT_NOHANG != 0,
             })
         }
         Fork => then.then(Call::Fork),
         Exec => {
-            if a[1] == 0 {
+            if a.word(1) == 0 {
                 return Err(Error::InvalidArgument);
             }
             then.then(Call::Exec {
-                image: USlice::new(a[0], a[1], EXEC_IMAGE_MAX as u64)?,
-                cmdline: USlice::new(a[2], a[3], CMDLINE_MAX as u64)?,
+                image: USlice::new(a.word(0), a.word(1), EXEC_IMAGE_MAX as u64)?,
+                cmdline: USlice::new(a.word(2), a.word(3), CMDLINE_MAX as u64)?,
             })
         }
         SetPriority => {
-            if a[1] >= crate::process::PRIORITY_LEVELS as u64 {
+            if a.word(1) >= crate::process::PRIORITY_LEVELS as u64 {
                 return Err(Error::InvalidArgument);
             }
             then.then(Call::SetPriority {
-                pid: a[0],
-                priority: a[1] as u8,
+                pid: a.word(0),
+                priority: a.word(1) as u8,
             })
         }
-        SysInfo => then.then(Call::SysInfo(UserPtr::new(a[0])?)),
+        SysInfo => then.then(Call::SysInfo(UserPtr::new(a.word(0))?)),
         VmMap | VmProtect => {
-            let pages = Pages::new(a[0], a[1])?;
-            Prot::from_abi(a[2])?;
+            let pages = Pages::new(a.word(0), a.word(1))?;
+            Prot::from_abi(a.word(2))?;
             if number == VmMap {
-                then.then(Call::VmMap { pages, prot: a[2] })
+                then.then(Call::VmMap {
+                    pages,
+                    prot: a.word(2),
+                })
             } else {
-                then.then(Call::VmProtect { pages, prot: a[2] })
+                then.then(Call::VmProtect {
+                    pages,
+                    prot: a.word(2),
+                })
             }
         }
-        VmUnmap => then.then(Call::VmUnmap(Pages::new(a[0], a[1])?)),
+        VmUnmap => then.then(Call::VmUnmap(Pages::new(a.word(0), a.word(1))?)),
         VmMove => then.then(Call::VmMove {
-            dst: a[0],
-            src: a[1],
-            len: a[2],
+            dst: a.word(0),
+            src: a.word(1),
+            len: a.word(2),
         }),
         SetHandler => then.then(Call::SetHandler {
-            entry: a[0],
-            base: a[1],
-            size: a[2],
+            entry: a.word(0),
+            base: a.word(1),
+            size: a.word(2),
         }),
-        IntReturn => then.then(Call::IntReturn(UserPtr::new(a[0])?)),
-        IntEnable => match a[0] {
+        IntReturn => then.then(Call::IntReturn(UserPtr::new(a.word(0))?)),
+        IntEnable => match a.word(0) {
             0 => then.then(Call::IntEnable(false)),
             1 => then.then(Call::IntEnable(true)),
             _ => return Err(Error::InvalidArgument),
         },
-        IrqWait => then.then(Call::IrqWait(VectorMask::new(a[0])?)),
-        IrqRaise => then.then(Call::IrqRaise(Vector::new(a[0])?)),
+        IrqWait => then.then(Call::IrqWait(VectorMask::new(a.word(0))?)),
+        IrqRaise => then.then(Call::IrqRaise(Vector::new(a.word(0))?)),
         Attach => {
-            if a[2] == 0 || a[2] > DEVICE_NAME_MAX as u64 {
+            if a.word(2) == 0 || a.word(2) > DEVICE_NAME_MAX as u64 {
                 return Err(Error::InvalidArgument);
             }
-            let close_on_exec = a[3] & u64::from(ATTACH_CLOSE_ON_EXEC) != 0;
+            let close_on_exec = a.word(3) & u64::from(ATTACH_CLOSE_ON_EXEC) != 0;
             then.then(Call::Attach {
-                registry: a[0],
-                rights: Rights::new(a[3] & !u64::from(ATTACH_CLOSE_ON_EXEC))?,
-                name: USlice::new(a[1], a[2], DEVICE_NAME_MAX as u64)?,
+                registry: a.word(0),
+                rights: Rights::new(a.word(3) & !u64::from(ATTACH_CLOSE_ON_EXEC))?,
+                name: USlice::new(a.word(1), a.word(2), DEVICE_NAME_MAX as u64)?,
                 close_on_exec,
             })
         }
-        Detach => then.then(Call::Detach(a[0])),
+        Detach => then.then(Call::Detach(a.word(0))),
         Info => then.then(Call::Info {
-            h: a[0],
-            out: UserPtr::new(a[1])?,
+            h: a.word(0),
+            out: UserPtr::new(a.word(1))?,
         }),
         Restrict => then.then(Call::Restrict {
-            h: a[0],
-            rights: Rights::new(a[1])?,
+            h: a.word(0),
+            rights: Rights::new(a.word(1))?,
         }),
         PortIn => then.then(Call::PortIn {
-            h: a[0],
-            port: Port::new(a[1], a[2])?,
+            h: a.word(0),
+            port: Port::new(a.word(1), a.word(2))?,
         }),
         PortOut => then.then(Call::PortOut {
-            h: a[0],
-            port: Port::new(a[1], a[2])?,
-            value: a[3],
+            h: a.word(0),
+            port: Port::new(a.word(1), a.word(2))?,
+            value: a.word(3),
         }),
         PortOutWait => then.then(Call::PortOutWait {
-            h: a[0],
-            mask: VectorMask::new(a[4])?,
-            port: Port::new(a[1], a[2])?,
-            value: a[3],
+            h: a.word(0),
+            mask: VectorMask::new(a.word(4))?,
+            port: Port::new(a.word(1), a.word(2))?,
+            value: a.word(3),
         }),
         Export => {
-            if a[2] == 0 {
+            if a.word(2) == 0 {
                 return Err(Error::InvalidArgument);
             }
-            if !crate::paging::is_user_range(a[1], a[2]) {
+            if !crate::paging::is_user_range(a.word(1), a.word(2)) {
                 return Err(Error::BadAddress);
             }
-            if a[3] & !abi::hw::EXPORT_FLAGS != 0 {
+            if a.word(3) & !abi::hw::EXPORT_FLAGS != 0 {
                 return Err(Error::InvalidArgument);
             }
-            let pages = USlice::new(a[4], a[5], abi::hw::HW_DMA_WINDOW_PAGES * 8)?;
+            let pages = USlice::new(a.word(4), a.word(5), abi::hw::HW_DMA_WINDOW_PAGES * 8)?;
             then.then(Call::Export {
-                h: a[0],
-                va: a[1],
-                len: a[2],
-                device_writes: a[3] & abi::hw::EXPORT_DEVICE_READS_ONLY == 0,
+                h: a.word(0),
+                va: a.word(1),
+                len: a.word(2),
+                device_writes: a.word(3) & abi::hw::EXPORT_DEVICE_READS_ONLY == 0,
                 pages,
             })
         }
         Unexport => then.then(Call::Unexport {
-            h: a[0],
-            iova: a[1],
+            h: a.word(0),
+            iova: a.word(1),
         }),
         IrqMap => then.then(Call::IrqMap {
-            h: a[0],
-            line: a[1],
-            vector: Vector::new(a[2])?,
+            h: a.word(0),
+            line: a.word(1),
+            vector: Vector::new(a.word(2))?,
         }),
         IrqAck => then.then(Call::IrqAck {
-            h: a[0],
-            line: a[1],
+            h: a.word(0),
+            line: a.word(1),
         }),
         DevCreate => then.then(Call::DevCreate {
-            registry: a[0],
-            config: UserPtr::new(a[1])?,
+            registry: a.word(0),
+            config: UserPtr::new(a.word(1))?,
         }),
         DevPoll => {
-            if a[2] & !POLL_NOWAIT != 0 {
+            if a.word(2) & !POLL_NOWAIT != 0 {
                 return Err(Error::InvalidArgument);
             }
             then.then(Call::DevPoll {
-                dev: a[0],
-                out: out_ptr(a[1])?,
-                nowait: a[2] & POLL_NOWAIT != 0,
+                dev: a.word(0),
+                out: out_ptr(a.word(1))?,
+                nowait: a.word(2) & POLL_NOWAIT != 0,
             })
         }
         DevWriteIospace => then.then(Call::DevWriteIospace {
-            dev: a[0],
-            client: a[1],
-            port: Port::new(a[2], a[3])?,
-            value: a[4],
+            dev: a.word(0),
+            client: a.word(1),
+            port: Port::new(a.word(2), a.word(3))?,
+            value: a.word(4),
         }),
         DevIrq => then.then(Call::DevIrq {
-            dev: a[0],
-            client: a[1],
-            line: a[2],
+            dev: a.word(0),
+            client: a.word(1),
+            line: a.word(2),
         }),
         DevDmaRead | DevDmaWrite => {
             // dev_dma_read(dev, client, iova, buf, len);
             // dev_dma_write(dev, client, buf, len, iova).
             let to_client = number == DevDmaWrite;
             let (iova, buf, len) = if to_client {
-                (a[4], a[2], a[3])
+                (a.word(4), a.word(2), a.word(3))
             } else {
-                (a[2], a[3], a[4])
+                (a.word(2), a.word(3), a.word(4))
             };
             if buf.checked_add(len).is_none() {
                 return Err(Error::InvalidArgument);
             }
             then.then(Call::DevDma {
-                dev: a[0],
-                client: a[1],
+                dev: a.word(0),
+                client: a.word(1),
                 iova,
                 buf: USlice::new(buf, len, DMA_MAX)?,
                 to_client,
             })
         }
         DevReplyPoll => then.then(Call::DevReplyPoll {
-            dev: a[0],
-            client: a[1],
-            answer: match a[2] {
+            dev: a.word(0),
+            client: a.word(1),
+            answer: match a.word(2) {
                 0 => None,
-                ps => Some((Port::new(ps >> 8, ps & 0xff)?, a[3])),
+                ps => Some((Port::new(ps >> 8, ps & 0xff)?, a.word(3))),
             },
-            line: (a[4] != u64::MAX).then_some(a[4]),
-            out: out_ptr(a[5])?,
+            line: (a.word(4) != u64::MAX).then_some(a.word(4)),
+            out: out_ptr(a.word(5))?,
         }),
         IoMap => then.then(Call::IoMap {
-            h: a[0],
-            va: a[1],
-            phys: a[2],
-            len: a[3],
+            h: a.word(0),
+            va: a.word(1),
+            phys: a.word(2),
+            len: a.word(3),
         }),
         IoUnmap => then.then(Call::IoUnmap {
-            h: a[0],
-            va: a[1],
-            len: a[2],
+            h: a.word(0),
+            va: a.word(1),
+            len: a.word(2),
         }),
         RestrictNames => then.then(Call::RestrictNames(USlice::new(
-            a[0],
-            a[1],
+            a.word(0),
+            a.word(1),
             NAME_LIST_MAX as u64,
         )?)),
         SetAffinity => {
             // Bits above the most CPUs the kernel runs name no CPU.
-            if a[1] >> crate::kernel::MAX_CPUS != 0 {
+            if a.word(1) >> crate::kernel::MAX_CPUS != 0 {
                 return Err(Error::InvalidArgument);
             }
             then.then(Call::SetAffinity {
-                pid: a[0],
-                mask: a[1],
+                pid: a.word(0),
+                mask: a.word(1),
             })
         }
     })

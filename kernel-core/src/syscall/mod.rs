@@ -15,7 +15,7 @@ mod log;
 mod memory;
 mod process;
 
-pub use decode::{Call, decode, decode_then};
+pub use decode::{Call, Words, decode, decode_then};
 
 use crate::devices::calls;
 use crate::kernel::Kernel;
@@ -38,10 +38,17 @@ pub struct Args {
 /// in memory.
 #[inline(always)]
 pub fn dispatch<M: Machine>(s: &mut Kernel<M>, args: &Args) -> Option<isize> {
-    let Some(number) = sysno(args.number) else {
+    dispatch_words(s, args.number, args.a)
+}
+
+/// [`dispatch`] of call `number` whose argument words `a` are read only
+/// where decoding needs them (the kernel passes its saved registers).
+#[inline(always)]
+pub fn dispatch_words<M: Machine>(s: &mut Kernel<M>, number: u64, a: impl Words) -> Option<isize> {
+    let Some(number) = sysno(number) else {
         return Some(Error::NoSuchSyscall.to_ret());
     };
-    match decode_then(number, args.a, Invoke(s)) {
+    match decode_then(number, a, Invoke(s)) {
         Ok(ret) => ret,
         Err(e) => Some(e.to_ret()),
     }

@@ -203,15 +203,20 @@ syscall_entry:
     movq %rsp, %rdi
     movq %gs:{kstack_top}, %rsp
     /* port_out_wait and dev_reply_poll (consecutive numbers; rax still
-       holds the number) have a handler of their own, with the IPC fast
-       path. Neither handler returns: both leave through resume_user. */
+       holds the number) have a handler each, with the IPC fast path; the
+       other calls pay one test and a jump for it. No handler returns:
+       all leave through resume_user. */
     leaq -{port_out_wait}(%rax), %rcx
     cmpq $1, %rcx
-    jbe 1f
-    call syscall_from_user
+    ja 2f
+    je 1f
+    call syscall_port_out_wait_from_user
     ud2
 1:
-    call syscall_ipc_from_user
+    call syscall_reply_poll_from_user
+    ud2
+2:
+    call syscall_from_user
     ud2
 
     .global resume_user

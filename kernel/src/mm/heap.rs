@@ -8,7 +8,7 @@
 //! contiguous memory.
 //!
 //! Rules: multi-page frees are deferred to the end of the kernel entry
-//! (`reclaim`), where they shoot down the other CPUs' TLB entries before
+//! (`reclaim`, announced through `exit_work`), where they shoot down the other CPUs' TLB entries before
 //! the frames or the addresses are used again, with no heap lock held
 //! across that wait; an allocation failure returns null (Rust's `alloc` then reports
 //! it); the kernel's own code paths that can run out of memory use
@@ -200,7 +200,8 @@ impl Heap {
             link.write([deferred.head, pages]);
         }
         deferred.head = start;
-        DEFERRED.store(true, Ordering::Release);
+        drop(deferred);
+        crate::exit_work::announce(crate::exit_work::HEAP_DEFERRED);
     }
 
     fn dealloc_large(&self, ptr: *mut u8, layout: Layout) {
@@ -223,23 +224,10 @@ struct Deferred {
     head: u64,
 }
 
-/// Whether [`reclaim`] has work.
-static DEFERRED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
 /// Frees the multi-page allocations freed since the last call: called
-/// where the CPU holds the kernel lock and nothing else (the end of every
-/// kernel entry), and from the boot code.
-#[inline]
+/// where the CPU holds the kernel lock and nothing else (the end of a
+/// kernel entry that `exit_work` says left some, and the boot code).
 pub fn reclaim() {
-    if DEFERRED.load(Ordering::Acquire) {
-        reclaim_slow();
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn reclaim_slow() {
-    DEFERRED.store(false, Ordering::Release);
     let mut next = core::mem::take(&mut HEAP.deferred.lock().head);
     while next != 0 {
         let start = next;

@@ -29,17 +29,26 @@ pub static SCHED: Lock<Kernel> = Lock::new(Kernel::new());
 #[inline(always)]
 pub fn settle(mut s: Guard<'static, Kernel>) {
     loop {
+        // The deferred heap frees are given back on `settle`'s slow path
+        // (`Machine::take_exit_work`), which an entry that made some
+        // always takes.
         if s.settle() == Settled::Run {
-            crate::mm::heap::reclaim();
             return;
         }
-        crate::mm::heap::reclaim();
-        drop(s);
-        let start = cpu::rdtsc();
-        cpu::idle_wait();
-        IDLE_CYCLES.fetch_add(cpu::rdtsc().wrapping_sub(start), Ordering::Relaxed);
+        idle(s);
         s = SCHED.lock();
     }
+}
+
+/// Waits, with the lock released and interrupts on, until this CPU may
+/// find work (out of line: the end of a system call never needs it).
+#[cold]
+#[inline(never)]
+fn idle(s: Guard<'static, Kernel>) {
+    drop(s);
+    let start = cpu::rdtsc();
+    cpu::idle_wait();
+    IDLE_CYCLES.fetch_add(cpu::rdtsc().wrapping_sub(start), Ordering::Relaxed);
 }
 
 /// Gives this CPU to the first process it finds; never returns.

@@ -151,7 +151,10 @@ pub fn run(s: &mut Suite) {
             last = now;
         }
         // 100 ms on the timer is about 10 of the kernel's 100 Hz ticks
-        // (both count the same virtual time; loose bounds).
+        // (both count the same virtual time). Only the upper bound is
+        // tight-ish: a busy host can keep QEMU's vCPU from running, and
+        // ticks due meanwhile are merged into one, so the kernel may
+        // count far fewer; it must count some (the tick goes on).
         let info0 = process::sys_info().map_err(fail)?;
         let start = t.now_ns();
         t.sleep_ns(100 * MS).map_err(fail)?;
@@ -161,7 +164,7 @@ pub fn run(s: &mut Suite) {
         let ticks = info1.ticks - info0.ticks;
         let want = info0.tick_hz / 10;
         ensure!(
-            ticks + 5 >= want && ticks <= want * 3 + 5,
+            ticks >= 1 && ticks <= want * 3 + 5,
             "100 ms on the timer took {ticks} kernel ticks at {} Hz",
             info0.tick_hz
         );
