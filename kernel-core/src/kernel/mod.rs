@@ -97,6 +97,9 @@ pub struct Kernel<M: Machine> {
     ready: Ready,
     /// What each CPU is doing, by `Machine::cpu_index`.
     cpus: [Cpu<M>; MAX_CPUS],
+    /// The CPUs that run processes, bit i for CPU i (each `Cpu::online`
+    /// too): the scheduler's searches across CPUs visit only these.
+    online: u64,
 }
 
 /// The most CPUs the kernel runs on.
@@ -137,6 +140,7 @@ impl<M: Machine> Kernel<M> {
             procs: Procs::new(),
             ready: RunQueue::new(),
             cpus: [const { Cpu::idle() }; MAX_CPUS],
+            online: 0,
         }
     }
 
@@ -145,23 +149,18 @@ impl<M: Machine> Kernel<M> {
     pub fn cpu_online(&mut self, cpu: usize) {
         if let Some(c) = self.cpus.get_mut(cpu) {
             c.online = true;
+            self.online |= 1 << cpu;
         }
     }
 
     /// How many CPUs run processes.
     pub fn cpus_online(&self) -> usize {
-        self.cpus.iter().filter(|c| c.online).count().max(1)
+        (self.online.count_ones() as usize).max(1)
     }
 
     /// The CPUs that run processes, as a mask (bit i: CPU i).
     pub fn online_mask(&self) -> u64 {
-        let mask = self
-            .cpus
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.online)
-            .fold(0u64, |m, (i, _)| m | 1 << i);
-        if mask == 0 { 1 } else { mask }
+        if self.online == 0 { 1 } else { self.online }
     }
 
     /// Whether this CPU still has a current process: false when it was

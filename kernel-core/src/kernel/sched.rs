@@ -345,14 +345,18 @@ impl<M: Machine> Kernel<M> {
         let me = M::cpu_index();
         const IDLE: u16 = u16::MAX;
         let mut worst: Option<(usize, u16)> = None;
-        for (j, c) in self.cpus.iter().enumerate() {
+        // Only the online CPUs the affinity allows: the wake-up path runs
+        // this, and most machines have far fewer CPUs than `MAX_CPUS`.
+        let mut candidates = self.online & if affinity == 0 { u64::MAX } else { affinity };
+        while candidates != 0 {
+            let j = candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            let Some(c) = self.cpus.get(j) else {
+                break;
+            };
             // Claimed already: asked to preempt, or kicked out of idle
             // (`idle` clear, `resched` still set).
-            if !c.online
-                || (others_only && j == me)
-                || !super::allowed(affinity, j)
-                || (j != me && (c.preempt || (c.resched && !c.idle)))
-            {
+            if (others_only && j == me) || (j != me && (c.preempt || (c.resched && !c.idle))) {
                 continue;
             }
             let rank = if c.idle && j != me {

@@ -47,8 +47,11 @@ pub fn command(mut args: Args) -> Result<i32> {
         Some(p) => Some(user_program(p)?),
     };
     let gdbinit = paths::mh_dir().join("gdbinit");
-    fs::write(&gdbinit, gdbinit_text(program_path.as_deref()))
-        .map_err(|e| io_failure("cannot write", &gdbinit, &e))?;
+    fs::write(
+        &gdbinit,
+        gdbinit_text(&image.kernel, program_path.as_deref()),
+    )
+    .map_err(|e| io_failure("cannot write", &gdbinit, &e))?;
 
     let serial_log = paths::mh_dir().join("gdb-serial.log");
     progress(&format!(
@@ -99,21 +102,20 @@ pub fn command(mut args: Args) -> Result<i32> {
     Ok(if status.success() { 0 } else { 1 })
 }
 
-/// The gdb commands. Paths are relative to the workspace root, where gdb
-/// runs, so the file stays valid if the checkout moves.
-fn gdbinit_text(program: Option<&Path>) -> String {
+/// The gdb commands, for the image's `kernel` (the release or the checked
+/// build). Paths are relative to the workspace root, where gdb runs, so
+/// the file stays valid if the checkout moves.
+fn gdbinit_text(kernel: &Path, program: Option<&Path>) -> String {
     let mut text = String::from("# Written by `cargo xtask gdb`; run from the workspace root.\n");
     // QEMU's x86_64 stub always sends 64-bit registers, even while the CPU
     // is still in real or protected mode; gdb must not guess i386 from it.
     text.push_str("set architecture i386:x86-64\n");
-    text.push_str(&format!(
-        "file target/{}/release/{}\n",
-        paths::GUEST_TARGET,
-        paths::KERNEL_BINARY
-    ));
+    text.push_str(&format!("file {}\n", paths::display(kernel)));
     if let Some(program) = program {
         text.push_str(&format!("add-symbol-file {}\n", paths::display(program)));
     }
+    // `count-path`: instruction counts of one CPU (docs/debugging.md).
+    text.push_str("source tools/gdb/count_path.py\n");
     text.push_str(&format!("target remote :{GDB_PORT}\n"));
     text
 }
@@ -207,11 +209,15 @@ mod tests {
 
     #[test]
     fn gdbinit_names_kernel_and_program() {
-        let text = gdbinit_text(None);
+        let text = gdbinit_text(&paths::guest_binary(paths::KERNEL_BINARY), None);
         assert!(text.contains("file target/x86_64-unknown-none/release/kernel\n"));
+        assert!(text.contains("source tools/gdb/count_path.py\n"));
         assert!(text.ends_with("target remote :1234\n"));
         assert!(!text.contains("add-symbol-file"));
-        let with = gdbinit_text(Some(&paths::guest_binary("init")));
+        let checked = gdbinit_text(&paths::checked_kernel(), None);
+        assert!(checked.contains("file target/checked/x86_64-unknown-none/release/kernel\n"));
+        let kernel = paths::guest_binary(paths::KERNEL_BINARY);
+        let with = gdbinit_text(&kernel, Some(&paths::guest_binary("init")));
         assert!(with.contains("add-symbol-file target/x86_64-unknown-none/release/init\n"));
     }
 }
