@@ -10,9 +10,10 @@
 //! itself (capacity, segment limits, block size, used-ring ids, status
 //! bytes) is range-checked before it is believed.
 
-use crate::arena::{self, Arena, PAGE};
-use crate::queue::{Queue, SIZE_MAX};
-use crate::transport::{NO_VECTOR, Transport};
+use crate::arena::{self, PAGE};
+use libvirtio::features::{ACCESS_PLATFORM as F_ACCESS_PLATFORM, VERSION_1 as F_VERSION_1};
+use libvirtio::queue::SIZE_MAX;
+use libvirtio::{Arena, NO_VECTOR, Queue, Transport};
 use abi::Error;
 use abi::disk::{DISK_FLAG_FLUSH, DISK_FLAG_READ_ONLY, DISK_SECTOR_SIZE, DISK_TRANSFER_MAX};
 use libmh::dev::Handle;
@@ -23,10 +24,11 @@ const F_SEG_MAX: u64 = 1 << 2;
 const F_RO: u64 = 1 << 5;
 const F_BLK_SIZE: u64 = 1 << 6;
 const F_FLUSH: u64 = 1 << 9;
-const F_VERSION_1: u64 = 1 << 32;
-const F_ACCESS_PLATFORM: u64 = 1 << 33;
 const REQUIRED: u64 = F_VERSION_1;
 const WANTED: u64 = F_SIZE_MAX | F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | F_ACCESS_PLATFORM;
+
+/// The queue's three pages in the arena.
+const QUEUE_PAGES: [u64; 3] = [arena::DESC, arena::AVAIL, arena::USED];
 
 /// Request slots: requests in flight at once.
 pub const SLOTS_MAX: usize = 8;
@@ -74,10 +76,24 @@ pub struct Geometry {
     queue_size: u16,
 }
 
+/// virtio-blk's configuration: capacity (512-byte units), size_max,
+/// seg_max, blk_size.
+fn blk_config(t: &Transport) -> Result<(u64, u32, u32, u32), Error> {
+    if t.device_len() < 24 {
+        println!("virtio-blk: the device configuration is too short");
+        return Err(Error::NotSupported);
+    }
+    t.config(|t| {
+        let word = |off| t.device_read::<u32>(off);
+        let capacity = u64::from(word(4)) << 32 | u64::from(word(0));
+        (capacity, word(8), word(12), word(20))
+    })
+}
+
 /// Works out the geometry from the agreed features and the device's
 /// configuration; `NotSupported` for a device this driver cannot use.
 fn plan(t: &Transport, features: u64, translated: bool, queue_max: u16) -> Result<Geometry, Error> {
-    let (units, size_max, seg_max, blk_size) = t.blk_config()?;
+    let (units, size_max, seg_max, blk_size) = blk_config(t)?;
     // Sector size: the logical block size if the device names a sane one.
     let sector_size = if features & F_BLK_SIZE != 0
         && blk_size.is_power_of_two()
@@ -174,9 +190,9 @@ impl Blk {
             );
             return Err(Error::NotSupported);
         }
-        let geo = plan(&t, features, translated, t.queue_max())?;
-        let mut arena = Arena::new(h, SLOTS_MAX, PER_SLOT)?;
-        let q = Queue::new(&mut arena, geo.queue_size, vector != NO_VECTOR);
+        let geo = plan(&t, features, translated, t.queue_max(0))?;
+        let mut arena = Arena::new(h, arena::VA, arena::bounce(SLOTS_MAX, PER_SLOT))?;
+        let q = Queue::new(&mut arena, QUEUE_PAGES, geo.queue_size, vector != NO_VECTOR);
         let mut blk = Blk {
             t,
             arena,
@@ -190,10 +206,8 @@ impl Blk {
 
     /// Queue 0 at the arena's rings, then DRIVER_OK.
     fn setup_queue(&mut self) -> Result<bool, Error> {
-        let (desc, driver, device) = self.q.addresses(&self.arena);
-        let taken = self
-            .t
-            .queue_setup(self.q.size(), desc, driver, device, self.vector)?;
+        let rings = self.q.addresses(&self.arena);
+        let taken = self.t.queue_setup(0, self.q.size(), rings, self.vector)?;
         self.t.driver_ok();
         Ok(taken)
     }
@@ -207,10 +221,11 @@ impl Blk {
             &self.t,
             features,
             self.arena.translated(),
-            self.t.queue_max(),
+            self.t.queue_max(0),
         )?;
         self.q = Queue::new(
             &mut self.arena,
+            QUEUE_PAGES,
             self.geo.queue_size,
             self.vector != NO_VECTOR,
         );
@@ -260,7 +275,7 @@ impl Blk {
         }
         q.set(a, next, a.dev_addr(arena::status(k)), 1, true, None);
         self.q.publish(&self.arena, head);
-        self.t.notify();
+        self.t.notify(0);
     }
 
     /// The next slot the device finished, with the bytes it says it wrote;

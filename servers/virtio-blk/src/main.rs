@@ -26,8 +26,6 @@
 mod arena;
 mod device;
 mod disk;
-mod queue;
-mod transport;
 mod wait;
 
 use abi::Error;
@@ -37,7 +35,7 @@ use libmh::dev::{self, Handle, REGISTRY};
 use libmh::pci::{self, Function};
 use libmh::timer::Timer;
 use libmh::{Args, println};
-use transport::{NO_VECTOR, Transport};
+use libvirtio::{NO_VECTOR, Transport};
 use wait::{Mode, V_DEVICE, V_FAULT, V_TIMER_REPLY, V_WATCHDOG};
 
 /// The user device this driver serves.
@@ -156,7 +154,7 @@ fn claim() -> Result<(Handle, Handle), Error> {
 /// Reset, quarantine release, interrupts, and the device's set-up.
 fn start(hw: Handle, platform: Handle) -> Result<disk::Disk, Error> {
     let f = Function(hw);
-    let t = Transport::open(f)?;
+    let t = Transport::open("virtio-blk", f)?;
     // Before anything of this driver's is exported: the device stops using
     // what a dead predecessor gave it, and only then may the kernel reuse
     // the iovas (or frames) it kept for that.

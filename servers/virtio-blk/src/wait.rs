@@ -1,7 +1,6 @@
-//! Bounded waits: deadlines on the kernel's preemption ticks (the one
-//! clock every process has, through `sys_info`, without the timer server),
-//! and the one place that decides how the driver waits for the device —
-//! by its interrupt, or by polling the used ring.
+//! Bounded waits: the one place that decides how the driver waits for the
+//! device — by its interrupt, or by polling the used ring (deadlines are
+//! `libvirtio::Deadline`, on the kernel's tick clock).
 //!
 //! Rules: nothing here sleeps without a way out. Polling yields between
 //! looks (so clients and other servers of the same priority run); an
@@ -9,35 +8,9 @@
 //! timer device, which fires by the oldest request's deadline, so a device
 //! that never completes and never interrupts still wakes the driver.
 
+pub use libvirtio::Deadline;
 use libmh::process;
 use libmh::timer::Timer;
-
-/// A point on the kernel's tick clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Deadline(u64);
-
-/// (ticks now, ticks per second); (0, 100) if the kernel will not say.
-fn ticks() -> (u64, u64) {
-    process::sys_info().map_or((0, 100), |i| (i.ticks, i.tick_hz.max(1)))
-}
-
-impl Deadline {
-    pub fn after_ms(ms: u64) -> Deadline {
-        let (now, hz) = ticks();
-        // At least two ticks: "now" may be about to end.
-        Deadline(now + (ms * hz).div_ceil(1000).max(2))
-    }
-
-    pub fn passed(self) -> bool {
-        ticks().0 >= self.0
-    }
-
-    /// Milliseconds from now until the deadline (0 if passed).
-    pub fn ms_left(self) -> u64 {
-        let (now, hz) = ticks();
-        self.0.saturating_sub(now) * 1000 / hz
-    }
-}
 
 /// Vectors the driver's waits use.
 pub const V_DEVICE: u32 = 2;

@@ -3,7 +3,7 @@
 //! mediated configuration window, the BAR regions they point at are mapped
 //! with `iomap` at the address and size the kernel gave the BAR, and the
 //! common configuration structure drives reset, feature negotiation and
-//! queue 0.
+//! the queues (up to `QUEUES_MAX`).
 //!
 //! Rules: no BAR is ever written or sized here (the kernel refuses both;
 //! its sizing is the truth); every capability's (BAR, offset, length) is
@@ -13,13 +13,13 @@
 //! 32-bit halves, which the specification allows); every wait for the
 //! device is bounded.
 
-use crate::wait::Deadline;
+use crate::deadline::Deadline;
 use abi::Error;
 use libmh::pci::{Bar, Function};
 use libmh::println;
 
 /// Where the capabilities' BAR regions are mapped: BAR `i`'s at `VA +
-/// i * BAR_WINDOW`.
+/// i * BAR_WINDOW` (a driver drives one device).
 const VA: u64 = 0x5a00_0000_0000;
 const BAR_WINDOW: u64 = 1 << 32;
 const PAGE: u64 = 4096;
@@ -98,14 +98,19 @@ struct Cap {
     len: u64,
 }
 
+/// The most queues a driver sets up (virtio-net: receive and transmit).
+pub const QUEUES_MAX: usize = 4;
+
 /// A virtio-pci device's registers.
 pub struct Transport {
+    /// The driver's name, for its log lines.
+    name: &'static str,
     common: Region,
     device: Region,
     notify: Region,
     notify_multiplier: u64,
-    /// Where queue 0's notifications go, inside `notify`.
-    queue_notify: u64,
+    /// Where each queue's notifications go, inside `notify`.
+    queue_notify: [u64; QUEUES_MAX],
 }
 
 /// Reads the virtio capabilities of `f`: (common, notify, isr, device,
@@ -148,7 +153,7 @@ fn capabilities(f: Function) -> Result<([Option<Cap>; 4], u64), Error> {
 
 /// Maps, for each BAR the capabilities use, the pages that cover them;
 /// returns each capability's region.
-fn map(f: Function, caps: &[Cap; 4]) -> Result<[Region; 4], Error> {
+fn map(name: &str, f: Function, caps: &[Cap; 4]) -> Result<[Region; 4], Error> {
     let mut regions = [Region { va: 0, len: 0 }; 4];
     for bar in 0..6u8 {
         let used: Option<(u64, u64)> =
@@ -158,11 +163,11 @@ fn map(f: Function, caps: &[Cap; 4]) -> Result<[Region; 4], Error> {
             });
         let Some((lo, hi)) = used else { continue };
         let Bar::Mem { base, len, .. } = f.bar(u32::from(bar))? else {
-            println!("virtio-blk: BAR {bar} holds virtio registers but is not memory");
+            println!("{name}: BAR {bar} holds virtio registers but is not memory");
             return Err(Error::NotSupported);
         };
         if hi > len {
-            println!("virtio-blk: a capability reaches past BAR {bar} ({hi:#x} > {len:#x})");
+            println!("{name}: a capability reaches past BAR {bar} ({hi:#x} > {len:#x})");
             return Err(Error::NotSupported);
         }
         let start = lo & !(PAGE - 1);
@@ -182,28 +187,30 @@ fn map(f: Function, caps: &[Cap; 4]) -> Result<[Region; 4], Error> {
 }
 
 impl Transport {
-    /// Finds and maps the device's virtio structures.
-    pub fn open(f: Function) -> Result<Transport, Error> {
+    /// Finds and maps the device's virtio structures; `name` is the
+    /// driver's, for log lines.
+    pub fn open(name: &'static str, f: Function) -> Result<Transport, Error> {
         let (caps, notify_multiplier) = capabilities(f)?;
         let [Some(common), Some(notify), Some(isr), Some(device)] = caps else {
-            println!("virtio-blk: the function lacks a virtio structure ({caps:?})");
+            println!("{name}: the function lacks a virtio structure ({caps:?})");
             return Err(Error::NotSupported);
         };
         // Offsets and lengths are 32-bit values: their sums cannot overflow.
         if common.bar >= 6 || notify.bar >= 6 || isr.bar >= 6 || device.bar >= 6 {
             return Err(Error::NotSupported);
         }
-        if common.len < COMMON_LEN || device.len < 24 || notify.len < 2 {
-            println!("virtio-blk: virtio structures too short ({caps:?})");
+        if common.len < COMMON_LEN || notify.len < 2 {
+            println!("{name}: virtio structures too short ({caps:?})");
             return Err(Error::NotSupported);
         }
-        let [common, notify, _isr, device] = map(f, &[common, notify, isr, device])?;
+        let [common, notify, _isr, device] = map(name, f, &[common, notify, isr, device])?;
         Ok(Transport {
+            name,
             common,
             device,
             notify,
             notify_multiplier,
-            queue_notify: 0,
+            queue_notify: [0; QUEUES_MAX],
         })
     }
 
@@ -222,7 +229,7 @@ impl Transport {
         let deadline = Deadline::after_ms(1000);
         while self.status() != 0 {
             if deadline.passed() {
-                println!("virtio-blk: the device does not finish its reset");
+                println!("{}: the device does not finish its reset", self.name);
                 return Err(Error::IoError);
             }
             libmh::process::yield_now();
@@ -248,7 +255,8 @@ impl Transport {
         let offered = self.device_features();
         if offered & required != required {
             println!(
-                "virtio-blk: the device lacks features {:#x} (offers {offered:#x})",
+                "{}: the device lacks features {:#x} (offers {offered:#x})",
+                self.name,
                 required & !offered
             );
             self.set_status(STATUS_FAILED);
@@ -262,32 +270,34 @@ impl Transport {
         let s = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK;
         self.set_status(s);
         if self.status() & STATUS_FEATURES_OK == 0 {
-            println!("virtio-blk: the device refused features {agreed:#x}");
+            println!("{}: the device refused features {agreed:#x}", self.name);
             self.set_status(STATUS_FAILED);
             return Err(Error::NotSupported);
         }
         Ok(agreed)
     }
 
-    /// Queue 0's largest size (0: no queue).
-    pub fn queue_max(&self) -> u16 {
-        self.common.write(QUEUE_SELECT, 0u16);
+    /// Queue `q`'s largest size (0: no such queue).
+    pub fn queue_max(&self, q: u16) -> u16 {
+        self.common.write(QUEUE_SELECT, q);
         self.common.read(QUEUE_SIZE)
     }
 
-    /// Sets queue 0 up with `size` entries at these device addresses and
-    /// MSI-X vector `vector` (`NO_VECTOR` for none); returns whether the
-    /// device took the vector. Enables the queue.
+    /// Sets queue `q` (below `QUEUES_MAX`) up with `size` entries at these
+    /// device addresses and MSI-X vector `vector` (`NO_VECTOR` for none);
+    /// returns whether the device took the vector. Enables the queue.
     pub fn queue_setup(
         &mut self,
+        q: u16,
         size: u16,
-        desc: u64,
-        driver: u64,
-        device: u64,
+        (desc, driver, device): (u64, u64, u64),
         vector: u16,
     ) -> Result<bool, Error> {
+        if usize::from(q) >= QUEUES_MAX {
+            return Err(Error::InvalidArgument);
+        }
         let c = &self.common;
-        c.write(QUEUE_SELECT, 0u16);
+        c.write(QUEUE_SELECT, q);
         c.write(QUEUE_SIZE, size);
         for (off, addr) in [
             (QUEUE_DESC, desc),
@@ -303,10 +313,13 @@ impl Transport {
         let vector_taken = vector != NO_VECTOR && c.read::<u16>(QUEUE_MSIX_VECTOR) == vector;
         let off = u64::from(c.read::<u16>(QUEUE_NOTIFY_OFF)) * self.notify_multiplier;
         if self.notify.at(off, 2).is_none() {
-            println!("virtio-blk: queue 0's notification address is outside its structure");
+            println!(
+                "{}: queue {q}'s notification address is outside its structure",
+                self.name
+            );
             return Err(Error::NotSupported);
         }
-        self.queue_notify = off;
+        self.queue_notify[usize::from(q)] = off;
         c.write(QUEUE_ENABLE, 1u16);
         Ok(vector_taken)
     }
@@ -317,13 +330,23 @@ impl Transport {
         self.set_status(s | STATUS_DRIVER_OK);
     }
 
-    /// Tells the device queue 0 has new buffers.
-    pub fn notify(&self) {
-        self.notify.write(self.queue_notify, 0u16);
+    /// Tells the device queue `q` (one `queue_setup` set up) has new
+    /// buffers.
+    pub fn notify(&self, q: u16) {
+        if let Some(&off) = self.queue_notify.get(usize::from(q)) {
+            self.notify.write(off, q);
+        }
     }
 
-    /// A 32-bit field of the device-specific configuration.
-    fn device32(&self, off: u64) -> u32 {
+    /// The length of the device-specific configuration structure.
+    pub fn device_len(&self) -> u64 {
+        self.device.len
+    }
+
+    /// A field of the device-specific configuration (zero where the
+    /// structure is shorter: a device that says less is believed to say
+    /// nothing there).
+    pub fn device_read<T: Copy + Default>(&self, off: u64) -> T {
         self.device.read(off)
     }
 
@@ -341,12 +364,4 @@ impl Transport {
         Err(Error::IoError)
     }
 
-    /// virtio-blk's configuration: capacity (512-byte units), size_max,
-    /// seg_max, blk_size.
-    pub fn blk_config(&self) -> Result<(u64, u32, u32, u32), Error> {
-        self.config(|t| {
-            let capacity = u64::from(t.device32(4)) << 32 | u64::from(t.device32(0));
-            (capacity, t.device32(8), t.device32(12), t.device32(20))
-        })
-    }
 }
