@@ -1134,6 +1134,119 @@
 #define MH_MEM_FREE_FLOOR 256
 
 /**
+ * out (size 8): send the frame [`nic_buffer_word`] `value` names.
+ */
+#define MH_NIC_PORT_SEND 0
+
+/**
+ * out (size 8): post the receive buffer `value` names.
+ */
+#define MH_NIC_PORT_RX_POST 1
+
+/**
+ * out (size 8): complete at once with tag `value & NIC_TAG_MASK`.
+ */
+#define MH_NIC_PORT_SYNC 2
+
+/**
+ * I/O space (u64): the last SEND's or SYNC's completion,
+ * [`nic_result_word`].
+ */
+#define MH_NIC_IO_SEND_RESULT 0
+
+/**
+ * I/O space (u64): the interface's MAC address in bits 0–47 (the first
+ * byte on the wire in bits 0–7).
+ */
+#define MH_NIC_IO_MAC 8
+
+/**
+ * I/O space (u64): receive buffers filled since the client attached.
+ */
+#define MH_NIC_IO_RX_FILLED 16
+
+/**
+ * I/O space (u64): frames dropped because no buffer was posted.
+ */
+#define MH_NIC_IO_RX_DROPPED 24
+
+/**
+ * I/O space (u64): frames sent since the client attached.
+ */
+#define MH_NIC_IO_TX_SENT 32
+
+/**
+ * I/O space (u64): the result of the last RX_POST that failed
+ * ([`nic_result_word`], tag 0), or 0. A post that succeeds raises
+ * nothing and writes nothing; one that fails raises
+ * [`NIC_IRQ_POST_FAILED`].
+ */
+#define MH_NIC_IO_POST_RESULT 40
+
+/**
+ * Bytes of I/O space per client.
+ */
+#define MH_NIC_IOSPACE_SIZE 48
+
+/**
+ * IRQ line raised after a SEND or SYNC completes.
+ */
+#define MH_NIC_IRQ_SENT 0
+
+/**
+ * IRQ line raised when receive buffers were filled.
+ */
+#define MH_NIC_IRQ_RX 1
+
+/**
+ * IRQ line raised when an RX_POST was refused ([`NIC_IO_POST_RESULT`]
+ * says why).
+ */
+#define MH_NIC_IRQ_POST_FAILED 2
+
+/**
+ * IRQ lines the device has.
+ */
+#define MH_NIC_IRQ_LINES 3
+
+/**
+ * The shortest frame: an Ethernet header.
+ */
+#define MH_NIC_FRAME_MIN 14
+
+/**
+ * The longest frame: a 1500-byte payload and its header.
+ */
+#define MH_NIC_FRAME_MAX 1514
+
+/**
+ * A receive buffer holds a header and the longest frame.
+ */
+#define MH_NIC_RX_BUFFER_MIN (MH_NIC_RX_HEADER_SIZE + MH_NIC_FRAME_MAX)
+
+/**
+ * Bytes of [`NicRxHeader`].
+ */
+#define MH_NIC_RX_HEADER_SIZE 8
+
+/**
+ * Receive buffers one client may have posted at once.
+ */
+#define MH_NIC_RX_POSTED_MAX 64
+
+/**
+ * The most requests a client may have waiting for the server (its
+ * `port_out` says `Busy` beyond): every buffer it may post, and a few
+ * more for SEND and SYNC.
+ */
+#define MH_NIC_QUEUE_PER_CLIENT (MH_NIC_RX_POSTED_MAX + 8)
+
+/**
+ * The bits of a tag that a completion carries.
+ */
+#define MH_NIC_TAG_MASK 2147483647
+
+/**
  * The I/O port of QEMU's `isa-debug-exit` device (as xtask configures it).
  */
 #define MH_DEBUG_EXIT_PORT 244
@@ -2034,6 +2147,22 @@ typedef struct MhDiskRequest {
    */
   uint32_t tag;
 } MhDiskRequest;
+
+/**
+ * What the driver writes at the start of a receive buffer it fills.
+ */
+typedef struct MhNicRxHeader {
+  /**
+   * The frame's length (it follows this header).
+   */
+  uint32_t len;
+  /**
+   * The buffer's number among those filled for the client, from 1
+   * (the value [`NIC_IO_RX_FILLED`] had once it was filled): a buffer
+   * whose header still says 0, or an older number, was not filled.
+   */
+  uint32_t seq;
+} MhNicRxHeader;
 
 
 /*

@@ -266,10 +266,27 @@ pub fn create(
     iospace_size: u32,
     vector: u32,
 ) -> Result<Served, Error> {
+    create_queued(registry, name, irq_lines, iospace_size, vector, 0)
+}
+
+/// [`create`] for a device whose clients may have up to
+/// `queue_per_client` OUT requests waiting (1 ..= `QUEUE_PER_CLIENT_MAX`;
+/// 0: the default, `QUEUE_PER_CLIENT_DEFAULT`): for a protocol in which a
+/// client sends many requests before it waits (virtio-net's receive
+/// buffers).
+pub fn create_queued(
+    registry: Handle,
+    name: &str,
+    irq_lines: u32,
+    iospace_size: u32,
+    vector: u32,
+    queue_per_client: u32,
+) -> Result<Served, Error> {
     let mut config = DeviceConfig {
         irq_lines,
         iospace_size,
         vector,
+        queue_per_client,
         ..DeviceConfig::default()
     };
     let n = name.len().min(config.name.len());

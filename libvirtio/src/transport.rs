@@ -363,5 +363,4 @@ impl Transport {
         }
         Err(Error::IoError)
     }
-
 }

@@ -11,13 +11,13 @@
 //! bytes) is range-checked before it is believed.
 
 use crate::arena::{self, PAGE};
-use libvirtio::features::{ACCESS_PLATFORM as F_ACCESS_PLATFORM, VERSION_1 as F_VERSION_1};
-use libvirtio::queue::SIZE_MAX;
-use libvirtio::{Arena, NO_VECTOR, Queue, Transport};
 use abi::Error;
 use abi::disk::{DISK_FLAG_FLUSH, DISK_FLAG_READ_ONLY, DISK_SECTOR_SIZE, DISK_TRANSFER_MAX};
 use libmh::dev::Handle;
 use libmh::println;
+use libvirtio::features::{ACCESS_PLATFORM as F_ACCESS_PLATFORM, VERSION_1 as F_VERSION_1};
+use libvirtio::queue::SIZE_MAX;
+use libvirtio::{Arena, NO_VECTOR, Queue, Transport};
 
 const F_SIZE_MAX: u64 = 1 << 1;
 const F_SEG_MAX: u64 = 1 << 2;

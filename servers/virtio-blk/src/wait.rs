@@ -8,9 +8,9 @@
 //! timer device, which fires by the oldest request's deadline, so a device
 //! that never completes and never interrupts still wakes the driver.
 
-pub use libvirtio::Deadline;
 use libmh::process;
 use libmh::timer::Timer;
+pub use libvirtio::Deadline;
 
 /// Vectors the driver's waits use.
 pub const V_DEVICE: u32 = 2;

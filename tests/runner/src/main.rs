@@ -30,6 +30,7 @@ mod t_isolation;
 mod t_mem;
 mod t_memserver;
 mod t_names;
+mod t_net;
 mod t_pci;
 mod t_pci_irq;
 mod t_proc;
@@ -133,6 +134,7 @@ fn run_all(pass: Option<&'static str>) -> i32 {
     t_hw::run(&mut s);
     t_pci::run(&mut s);
     t_disk::run(&mut s);
+    t_net::run(&mut s);
     t_mem::run(&mut s);
     t_proc::run(&mut s);
     t_names::run(&mut s);

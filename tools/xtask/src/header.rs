@@ -40,6 +40,7 @@ pub const TYPES: &[&str] = &[
     "HwDeviceSpec",
     "PciClaimSpec",
     "DiskRequest",
+    "NicRxHeader",
 ];
 
 /// Associated constants cbindgen would emit as broken `MhError_ALL`-style

@@ -1,6 +1,6 @@
 //! Image manifests: `tools/images/<name>.toml`, which name the boot modules
 //! of an image (in boot order, the first is init), their arguments, a few
-//! machine settings and its disks (`disk`).
+//! machine settings, its disks (`disk`) and network interfaces (`nic`).
 //!
 //! Rules: unknown fields are errors (a typo must not be silently ignored) and
 //! every error names the file and the field. Validation here covers what can
@@ -21,11 +21,13 @@ mod cpus;
 mod devices;
 mod disk;
 mod expect;
+mod nic;
 pub use board::{KernelBuild, Machine};
 use cpus::check_module_cpus;
 use devices::{check_device_name, check_device_sources, check_devices};
 pub use disk::{Disk, describe_size};
 pub use expect::{Expect, ExpectedOutcome, Input};
+pub use nic::Nic;
 
 /// The memory size when the manifest names none.
 const DEFAULT_MEMORY_MIB: u32 = 256;
@@ -45,6 +47,8 @@ struct RawManifest {
     module: Vec<RawModule>,
     #[serde(default)]
     disk: Vec<disk::RawDisk>,
+    #[serde(default)]
+    nic: Vec<nic::RawNic>,
     expect: Option<expect::RawExpect>,
 }
 
@@ -106,6 +110,8 @@ pub struct Manifest {
     pub modules: Vec<Module>,
     /// The virtio-blk disks, in PCI order (after `pci`'s devices).
     pub disks: Vec<Disk>,
+    /// The network interfaces, in PCI order (after the disks).
+    pub nics: Vec<Nic>,
     /// For self-test images: how the run must end.
     pub expect: Option<Expect>,
 }
@@ -341,6 +347,7 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
     }
     let manifest_dir = path.parent().unwrap_or(Path::new(""));
     let disks = disk::parse_disks(raw.disk, manifest_dir).map_err(|(f, w)| err(&f, w))?;
+    let nics = nic::parse_nics(raw.nic).map_err(|(f, w)| err(&f, w))?;
 
     let mut modules = Vec::with_capacity(raw.module.len());
     for (i, m) in raw.module.into_iter().enumerate() {
@@ -514,6 +521,7 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Manifest> {
         pci: raw.image.pci,
         modules,
         disks,
+        nics,
         expect,
     })
 }

@@ -60,14 +60,61 @@ impl Serial {
 /// measuring options.
 pub fn command(image: &Image, serial: &Serial, extra: &[String]) -> Result<Command> {
     let disk_files = disk_image::prepare(&image.manifest)?;
-    Ok(command_with_disks(image, &disk_files, serial, extra))
+    let hosts = host_ports(&image.manifest.nics)?;
+    for (nic, ports) in image.manifest.nics.iter().zip(&hosts) {
+        for (f, host) in nic.forwards.iter().zip(ports) {
+            let url = if f.guest == 80 {
+                format!(" (http://127.0.0.1:{host}/)")
+            } else {
+                String::new()
+            };
+            crate::progress(&format!(
+                "{}: the guest's TCP port {} is 127.0.0.1:{host} on this host{url}",
+                nic.id, f.guest
+            ));
+        }
+    }
+    Ok(command_with_disks(
+        image,
+        &disk_files,
+        &hosts,
+        serial,
+        extra,
+    ))
 }
 
-/// `command` once the disks' files are made: `disk_files` has one file per
-/// disk of the manifest, in order.
+/// The host port of every forward of every interface: the manifest's, or
+/// a free one on 127.0.0.1 (the port the kernel gives a listener on port
+/// 0, closed again at once; QEMU binds it a moment later).
+fn host_ports(nics: &[crate::manifest::Nic]) -> Result<Vec<Vec<u16>>> {
+    nics.iter()
+        .map(|nic| {
+            nic.forwards
+                .iter()
+                .map(|f| match f.host {
+                    Some(port) => Ok(port),
+                    None => std::net::TcpListener::bind(("127.0.0.1", 0))
+                        .and_then(|l| l.local_addr())
+                        .map(|a| a.port())
+                        .map_err(|e| {
+                            crate::error::Failure::new(format!(
+                                "no free TCP port on 127.0.0.1 for {}'s forward of port {}: {e}",
+                                nic.id, f.guest
+                            ))
+                        }),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `command` once the disks' files are made and the forwards' host ports
+/// chosen: `disk_files` has one file per disk of the manifest, in order,
+/// `hosts` the ports of each interface's forwards.
 fn command_with_disks(
     image: &Image,
     disk_files: &[DiskFile],
+    hosts: &[Vec<u16>],
     serial: &Serial,
     extra: &[String],
 ) -> Command {
@@ -84,6 +131,12 @@ fn command_with_disks(
     }
     for (disk, file) in m.disks.iter().zip(disk_files) {
         cmd.args(disk.qemu_args(&file.path));
+    }
+    // No network device unless the manifest asks for one: QEMU would add
+    // its default (an e1000 on its user network) to every machine.
+    cmd.args(["-nic", "none"]);
+    for (i, (nic, ports)) in m.nics.iter().zip(hosts).enumerate() {
+        cmd.args(nic.qemu_args(i, ports));
     }
     cmd.arg("-m")
         .arg(format!("{}M", m.memory_mib))
@@ -469,7 +522,7 @@ mod tests {
             kernel: "/image/kernel".into(),
             dir: "/image".into(),
         };
-        let cmd = command_with_disks(&image, &disk_files, &Serial::Stdio, &[]);
+        let cmd = command_with_disks(&image, &disk_files, &[], &Serial::Stdio, &[]);
         cmd.get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect()
@@ -501,6 +554,9 @@ mod tests {
         assert!(iommu < edu && edu < disks, "{args:?}");
         // The I/O MMU is the first device of all.
         assert_eq!(args.iter().position(|a| a == "-device"), Some(iommu));
+        // Without [[nic]], no network device: not even QEMU's default.
+        assert!(position(&args, &["-nic", "none"]).is_some(), "{args:?}");
+        assert!(!args.iter().any(|a| a == "-netdev"), "{args:?}");
     }
 
     #[test]
@@ -535,7 +591,7 @@ mod tests {
                 kernel: "/image/kernel".into(),
                 dir: "/image".into(),
             };
-            let cmd = command_with_disks(&image, &[], &Serial::Stdio, extra);
+            let cmd = command_with_disks(&image, &[], &[], &Serial::Stdio, extra);
             cmd.get_args()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect::<Vec<_>>()

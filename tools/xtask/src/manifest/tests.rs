@@ -624,3 +624,73 @@ fn also_registers_names_more_devices_others_may_list() {
     let bad = ok.replace("[\"disk0-ro\"]", "[\"two words\"]");
     assert!(parse_err(&bad).contains("module[1].also_registers[0]"));
 }
+
+fn with_nics(nics: &str) -> String {
+    format!("[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n{nics}")
+}
+
+#[test]
+fn nics_get_ids_by_position_and_forwards_their_ports() {
+    let m = parse_ok(&with_nics(
+        "[[nic]]\nmodel = \"virtio-net\"\nforward = [{ guest = 80 }, { guest = 7, host = 8007 }]\n[[nic]]\n",
+    ));
+    assert_eq!(m.nics.len(), 2);
+    assert_eq!(m.nics[0].id, "net0");
+    assert_eq!(m.nics[1].id, "net1");
+    let f = &m.nics[0].forwards;
+    assert_eq!((f[0].guest, f[0].host), (80, None));
+    assert_eq!((f[1].guest, f[1].host), (7, Some(8007)));
+    let args = m.nics[0].qemu_args(0, &[40000, 8007]);
+    assert_eq!(args[0], "-netdev");
+    assert_eq!(
+        args[1],
+        "user,id=net0,hostfwd=tcp:127.0.0.1:40000-:80,hostfwd=tcp:127.0.0.1:8007-:7"
+    );
+    assert_eq!(
+        args[3],
+        "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56,disable-legacy=on,iommu_platform=on"
+    );
+    assert!(parse_ok(&with_nics("")).nics.is_empty());
+}
+
+#[test]
+fn nic_errors_name_their_field() {
+    for (nics, want) in [
+        (
+            "[[nic]]\nmodel = \"e1000\"\n",
+            "nic[0].model: 'e1000' is not a model MH drives",
+        ),
+        (
+            "[[nic]]\nforward = [{ host = 80 }]\n",
+            "nic[0].forward[0].guest: is missing",
+        ),
+        (
+            "[[nic]]\nforward = [{ guest = 0 }]\n",
+            "nic[0].forward[0].guest: 0 is not a TCP port",
+        ),
+        (
+            "[[nic]]\nforward = [{ guest = 80, host = 70000 }]\n",
+            "nic[0].forward[0].host: 70000 is not a TCP port",
+        ),
+        (
+            "[[nic]]\nforward = [{ guest = 80 }, { guest = 80 }]\n",
+            "nic[0].forward[1].guest: port 80 is forwarded already (forward[0])",
+        ),
+        (
+            "[[nic]]\nforward = [{ guest = 80, host = 9 }, { guest = 81, host = 9 }]\n",
+            "nic[0].forward[1].host: port 9 is forward[0]'s already",
+        ),
+        (
+            "[[nic]]\n[[nic]]\n[[nic]]\n",
+            "nic: 3 [[nic]] entries; an image has at most 2",
+        ),
+    ] {
+        let e = parse_err(&with_nics(nics));
+        assert!(e.starts_with(&format!("t.toml: {want}")), "{nics}: {e}");
+    }
+    let typo = parse_err(&with_nics("[[nic]]\nforwards = []\n"));
+    assert!(
+        typo.starts_with("t.toml:") && typo.contains("forwards"),
+        "{typo}"
+    );
+}
