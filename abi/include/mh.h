@@ -1134,6 +1134,93 @@
 #define MH_MEM_FREE_FLOOR 256
 
 /**
+ * out (size 8): write the configuration and counters into the I/O space
+ * (`NET_IO_ADDRESS` on), then complete. `value`: the tag.
+ */
+#define MH_NET_PORT_STATUS 0
+
+/**
+ * out (size 8): send an ICMP echo request to the address in
+ * [`net_ping_word`] `value` and complete when its reply arrives (the
+ * round trip's microseconds at [`NET_IO_PING_US`]), or with `TimedOut`
+ * after [`NET_PING_TIMEOUT_MS`].
+ */
+#define MH_NET_PORT_PING 1
+
+/**
+ * I/O space (u64): the last completion, [`net_result_word`].
+ */
+#define MH_NET_IO_RESULT 0
+
+/**
+ * I/O space (u64): the interface's address in bits 0–31, its prefix
+ * length in bits 32–39 and [`NET_CONFIG_DHCP`] or [`NET_CONFIG_STATIC`]
+ * in bits 40–47; 0 while it has none.
+ */
+#define MH_NET_IO_ADDRESS 8
+
+/**
+ * I/O space (u64): the default gateway (0: none).
+ */
+#define MH_NET_IO_GATEWAY 16
+
+/**
+ * I/O space (u64): frames received from the interface.
+ */
+#define MH_NET_IO_RX_FRAMES 24
+
+/**
+ * I/O space (u64): frames sent.
+ */
+#define MH_NET_IO_TX_FRAMES 32
+
+/**
+ * I/O space (u64): the interface's MAC address (the first byte on the
+ * wire in bits 0–7).
+ */
+#define MH_NET_IO_MAC 40
+
+/**
+ * I/O space (u64): the last successful PING's round trip, microseconds.
+ */
+#define MH_NET_IO_PING_US 48
+
+/**
+ * Bytes of I/O space per client.
+ */
+#define MH_NET_IOSPACE_SIZE 56
+
+/**
+ * IRQ line raised after each completion.
+ */
+#define MH_NET_IRQ_DONE 0
+
+/**
+ * IRQ lines the device has.
+ */
+#define MH_NET_IRQ_LINES 1
+
+/**
+ * [`NET_IO_ADDRESS`]: the address came from a DHCP lease.
+ */
+#define MH_NET_CONFIG_DHCP 1
+
+/**
+ * [`NET_IO_ADDRESS`]: the static fallback (no lease in time).
+ */
+#define MH_NET_CONFIG_STATIC 2
+
+/**
+ * How long a PING waits for its reply.
+ */
+#define MH_NET_PING_TIMEOUT_MS 2000
+
+/**
+ * The bits of a tag that a completion carries.
+ */
+#define MH_NET_TAG_MASK 2147483647
+
+/**
  * out (size 8): send the frame [`nic_buffer_word`] `value` names.
  */
 #define MH_NIC_PORT_SEND 0
@@ -1579,6 +1666,12 @@ enum MhError
    * kernel; drivers' servers report it (`abi::disk`).
    */
   MH_ERROR_IO_ERROR = 16,
+  /**
+   * What the request waited for did not happen in time (a ping's reply,
+   * a connection). Never made by the kernel; servers report it
+   * (`abi::net`).
+   */
+  MH_ERROR_TIMED_OUT = 17,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum MhError MhError;

@@ -41,11 +41,15 @@ pub enum Error {
     /// an I/O error, or stopped answering and was reset. Never made by the
     /// kernel; drivers' servers report it (`abi::disk`).
     IoError = 16,
+    /// What the request waited for did not happen in time (a ping's reply,
+    /// a connection). Never made by the kernel; servers report it
+    /// (`abi::net`).
+    TimedOut = 17,
 }
 
 impl Error {
     /// Every error, in code order (used by tests and tools).
-    pub const ALL: [Error; 16] = [
+    pub const ALL: [Error; 17] = [
         Error::NoSuchSyscall,
         Error::InvalidArgument,
         Error::BadAddress,
@@ -62,6 +66,7 @@ impl Error {
         Error::BadImage,
         Error::NotSupported,
         Error::IoError,
+        Error::TimedOut,
     ];
 
     /// The stable numeric code (always positive).
@@ -119,6 +124,7 @@ impl Error {
             Error::BadImage => "BadImage",
             Error::NotSupported => "NotSupported",
             Error::IoError => "IoError",
+            Error::TimedOut => "TimedOut",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod kdev;
 pub mod layout;
 pub mod mem;
+pub mod net;
 pub mod nic;
 pub mod power;
 pub mod syscall;

@@ -26,6 +26,7 @@ pub mod heap;
 pub mod init;
 pub mod mem;
 pub mod mempool;
+pub mod net;
 pub mod nic;
 pub mod pci;
 pub mod print;

@@ -14,9 +14,11 @@ use crate::helpers::{seconds_passed, ticks_now};
 use crate::suite::{Fail, Suite};
 use crate::{ensure, ensure_eq};
 use abi::Error;
+use abi::net::NET_PORT_STATUS;
 use abi::nic::*;
 use libmh::bootfs::Bootfs;
 use libmh::dev::{self, REGISTRY};
+use libmh::net::Net;
 use libmh::nic::{self, Nic, Vectors};
 use libmh::process;
 
@@ -27,6 +29,8 @@ const VECTORS: Vectors = Vectors {
     rx: 45,
     post_failed: 46,
 };
+/// The `net` client's completion vector.
+const NET_VECTOR: u32 = 47;
 const GUEST_IP: [u8; 4] = [10, 0, 2, 15];
 const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
@@ -35,18 +39,22 @@ const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 /// Starts the driver module and waits (10 s at most) until `net0` is
 /// registered; its pid.
 fn start_driver() -> Result<u32, Fail> {
+    start_module("virtio-net", nic::NAME)
+}
+
+/// Starts boot module `module` and waits (10 s at most) until `name` is
+/// registered; its pid.
+fn start_module(module: &str, name: &str) -> Result<u32, Fail> {
     let fs = Bootfs::open().map_err(fail)?;
-    let index = fs.find("virtio-net").map_err(fail)?;
+    let index = fs.find(module).map_err(fail)?;
     let Some(index) = index else {
-        return Err(Fail::new(format_args!(
-            "no 'virtio-net' module in the image"
-        )));
+        return Err(Fail::new(format_args!("no '{module}' module in the image")));
     };
     let pid = fs.spawn(index).map_err(fail)?;
     let _ = fs.0.detach();
     let start = ticks_now();
     while !seconds_passed(start, 10) {
-        match dev::attach(REGISTRY, nic::NAME, dev::RIGHT_READ) {
+        match dev::attach(REGISTRY, name, dev::RIGHT_READ) {
             // A handle that sends nothing owns nothing: it only proves the
             // name is there.
             Ok(h) => {
@@ -56,16 +64,16 @@ fn start_driver() -> Result<u32, Fail> {
             Err(Error::NotFound) => {
                 if let Ok(st) = process::try_wait_child() {
                     return Err(Fail::new(format_args!(
-                        "pid {} ended (kind {}, code {}) before net0 was there",
+                        "pid {} ended (kind {}, code {}) before {name} was there",
                         st.pid, st.kind, st.code
                     )));
                 }
                 process::yield_now();
             }
-            Err(e) => return Err(Fail::new(format_args!("attaching net0: {e}"))),
+            Err(e) => return Err(Fail::new(format_args!("attaching {name}: {e}"))),
         }
     }
-    Err(Fail::new(format_args!("net0 never appeared")))
+    Err(Fail::new(format_args!("{name} never appeared")))
 }
 
 /// An ARP request from `mac` (at 10.0.2.15) for the gateway's address,
@@ -302,7 +310,102 @@ pub fn run(s: &mut Suite) {
         },
     );
 
+    net_server_tests(s);
     s.run("nic_driver_stops", || stop_driver(driver));
+}
+
+/// The TCP/IP server on the interface: its configuration (QEMU's DHCP
+/// server leases 10.0.2.15), pings, refusals, and a restart.
+fn net_server_tests(s: &mut Suite) {
+    let (timer_pid, timer) = match crate::t_timer::start() {
+        Ok(t) => t,
+        Err(f) => {
+            s.run("net_timer_starts", || Err(f));
+            return;
+        }
+    };
+    let mut server = None;
+    s.run("net_server_starts_and_gets_its_address_by_dhcp", || {
+        server = Some(start_module("net", libmh::net::NAME)?);
+        let n = Net::open(NET_VECTOR).map_err(fail)?;
+        // The lease takes a few round trips with QEMU's DHCP server.
+        let start = ticks_now();
+        let mut st = n.status().map_err(fail)?;
+        while st.address.is_none() && !seconds_passed(start, 10) {
+            process::yield_now();
+            st = n.status().map_err(fail)?;
+        }
+        ensure_eq!(st.address, Some((GUEST_IP, 24, libmh::net::Config::Dhcp)));
+        ensure_eq!(st.gateway, Some(GATEWAY_IP));
+        ensure_eq!(&st.mac[..3], &[0x52, 0x54, 0x00]);
+        ensure!(st.rx_frames > 0 && st.tx_frames > 0, "frames {st:?}");
+        n.close().map_err(fail)
+    });
+    let Some(mut server) = server else {
+        let _ = timer.close();
+        let _ = crate::disk_util::stop_idle_exiting(timer_pid);
+        return;
+    };
+
+    s.run(
+        "net_pings_the_gateway_and_times_out_on_a_silent_address",
+        || {
+            let n = Net::open(NET_VECTOR).map_err(fail)?;
+            for _ in 0..3 {
+                let us = n.ping(GATEWAY_IP).map_err(fail)?;
+                ensure!(us < 2_000_000, "a reply after {us} us, past the deadline");
+            }
+            // Nobody has 10.0.2.99 on QEMU's network: ARP gets no answer.
+            ensure_eq!(n.ping([10, 0, 2, 99]), Err(Error::TimedOut));
+            n.close().map_err(fail)
+        },
+    );
+
+    s.run("net_refuses_bad_requests_with_their_errors", || {
+        let n = Net::open(NET_VECTOR).map_err(fail)?;
+        ensure_eq!(n.ping([0, 0, 0, 0]), Err(Error::InvalidArgument));
+        ensure_eq!(n.ping([255, 255, 255, 255]), Err(Error::InvalidArgument));
+        ensure_eq!(n.request(9, 8, 5, 5), Err(Error::NotSupported));
+        ensure_eq!(
+            n.request(NET_PORT_STATUS, 4, 0, 0),
+            Err(Error::InvalidArgument)
+        );
+        n.close().map_err(fail)
+    });
+
+    s.run(
+        "a_killed_net_server_is_gone_for_its_clients_and_comes_back",
+        || {
+            let n = Net::open(NET_VECTOR).map_err(fail)?;
+            n.status().map_err(fail)?;
+            kill(server)?;
+            let st = reap(1)?;
+            ensure_eq!(st[0].pid, server);
+            ensure_eq!(n.status().map(|_| ()), Err(Error::DeviceGone));
+            let _ = n.close();
+            // The interface is free again once the old server's handle went.
+            server = start_module("net", libmh::net::NAME)?;
+            let again = Net::open(NET_VECTOR).map_err(fail)?;
+            let start = ticks_now();
+            let mut answered = again.ping(GATEWAY_IP);
+            while answered.is_err() && !seconds_passed(start, 10) {
+                // No address yet (DHCP again): pings fail until there is one.
+                process::yield_now();
+                answered = again.ping(GATEWAY_IP);
+            }
+            ensure!(
+                answered.is_ok(),
+                "no ping through the new server: {answered:?}"
+            );
+            again.close().map_err(fail)
+        },
+    );
+
+    s.run("net_server_stops", || stop_driver(server));
+    let _ = timer.close();
+    s.run("net_timer_stops", || {
+        crate::disk_util::stop_idle_exiting(timer_pid)
+    });
 }
 
 /// Posts `word`, then a SYNC (the server takes a client's requests in

@@ -1,0 +1,185 @@
+//! The `net` device's requests (`abi::net`), and the loop's work between
+//! them: running the stack and arming the timer for its next deadline.
+//!
+//! Rules: every request gets one completion; a client has at most one
+//! request in flight (a PING waits for its reply), a second one is
+//! `Busy`; a completion for a client that left is dropped. The timer is
+//! armed only when the stack's next deadline is earlier than the alarm
+//! already set, so alarms do not pile up; an alarm that fires early only
+//! costs a look.
+
+use crate::stack::{PingEnd, Stack};
+use abi::Error;
+use abi::net::*;
+use abi::userdev::{REQUEST_CLOSE, REQUEST_OUT, Request};
+use libmh::dev::Served;
+use libmh::nic::Nic;
+use libmh::println;
+use libmh::server::{Reply, Server};
+use libmh::timer::Timer;
+use smoltcp::wire::Ipv4Address;
+
+/// The exit status when the interface went away.
+const EXIT_INTERFACE_GONE: i32 = 5;
+
+pub struct Service {
+    stack: Stack,
+    timer: Timer,
+    alarm_vector: u32,
+    /// The timer's clock when the server started (ns).
+    epoch_ns: u64,
+    /// The deadline an alarm is set for (µs since the epoch).
+    armed: Option<i64>,
+    /// The client whose PING is in flight.
+    pinging: Option<u64>,
+    stop: Option<i32>,
+}
+
+fn ipv4_word(a: Ipv4Address) -> u64 {
+    u64::from(u32::from_be_bytes(a.octets()))
+}
+
+impl Service {
+    pub fn new(nic: Nic, timer: Timer, alarm_vector: u32) -> Service {
+        let epoch_ns = timer.now_ns();
+        Service {
+            stack: Stack::new(crate::phy::Interface::new(nic), 0),
+            timer,
+            alarm_vector,
+            epoch_ns,
+            armed: None,
+            pinging: None,
+            stop: None,
+        }
+    }
+
+    fn now_us(&self) -> i64 {
+        (self.timer.now_ns().saturating_sub(self.epoch_ns) / 1000) as i64
+    }
+
+    /// The configuration and counters into `client`'s I/O space.
+    fn status(&self, dev: Served, client: u64) {
+        let address = self.stack.address().map_or(0, |(a, prefix)| {
+            ipv4_word(a) | u64::from(prefix) << 32 | self.stack.config << 40
+        });
+        let d = &self.stack.dev;
+        let mac = d
+            .nic
+            .mac()
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
+        let words = [
+            (NET_IO_ADDRESS, address),
+            (NET_IO_GATEWAY, self.stack.gateway.map_or(0, ipv4_word)),
+            (NET_IO_RX_FRAMES, d.rx_frames),
+            (NET_IO_TX_FRAMES, d.tx_frames),
+            (NET_IO_MAC, mac),
+        ];
+        for (port, value) in words {
+            let _ = dev.write_iospace(client, port, 8, value);
+        }
+    }
+
+    fn out(&mut self, dev: Served, r: &Request) -> Reply {
+        let done =
+            |tag, result| Reply::word(NET_IO_RESULT, net_result_word(tag, result), NET_IRQ_DONE);
+        if r.size != 8 {
+            return done(0, Err(Error::InvalidArgument));
+        }
+        if self.pinging == Some(r.client) {
+            return done(r.value as u32, Err(Error::Busy));
+        }
+        match r.port {
+            NET_PORT_STATUS => {
+                self.status(dev, r.client);
+                done(r.value as u32, Ok(()))
+            }
+            NET_PORT_PING => {
+                let (address, tag) = net_ping_of(r.value);
+                let to = Ipv4Address::from_bits(address);
+                let now = self.now_us();
+                match self.stack.ping(to, now, (r.client, tag)) {
+                    Ok(()) => {
+                        self.pinging = Some(r.client);
+                        Reply::None
+                    }
+                    Err(e) => done(tag, Err(e)),
+                }
+            }
+            _ => done(r.value as u32, Err(Error::NotSupported)),
+        }
+    }
+
+    /// Tells the pinging client how its ping ended.
+    fn ping_ended(&mut self, dev: Served, end: PingEnd) {
+        let ((client, tag), result) = match end {
+            PingEnd::Reply { cookie, us } => {
+                let _ = dev.write_iospace(cookie.0, NET_IO_PING_US, 8, us);
+                (cookie, Ok(()))
+            }
+            PingEnd::TimedOut { cookie } => (cookie, Err(Error::TimedOut)),
+        };
+        self.pinging = None;
+        let word = net_result_word(tag, result);
+        if dev.write_iospace(client, NET_IO_RESULT, 8, word).is_ok() {
+            let _ = dev.irq(client, NET_IRQ_DONE);
+        }
+    }
+
+    /// Runs the stack and sets the alarm for its next deadline.
+    fn run_stack(&mut self, dev: Served) {
+        let now = self.now_us();
+        if let Some(end) = self.stack.poll(now) {
+            self.ping_ended(dev, end);
+        }
+        let Some(delay) = self.stack.delay_us(now) else {
+            return;
+        };
+        let due = now.saturating_add(delay as i64);
+        if self.armed.is_none_or(|a| a > due) {
+            let at_ns = self.epoch_ns.saturating_add(due as u64 * 1000);
+            match self.timer.alarm_once(at_ns) {
+                Ok(_) => self.armed = Some(due),
+                Err(e) => {
+                    println!("net: the timer failed ({e}); stopping");
+                    self.stop = Some(1);
+                }
+            }
+        }
+    }
+}
+
+impl Server for Service {
+    fn request(&mut self, dev: Served, r: &Request) -> Reply {
+        if let Some(code) = self.stop {
+            return Reply::Stop(code);
+        }
+        match r.kind {
+            REQUEST_OUT => self.out(dev, r),
+            REQUEST_CLOSE => {
+                if self.pinging == Some(r.client) {
+                    // Its ping runs out unheard.
+                    self.pinging = None;
+                }
+                Reply::None
+            }
+            _ => Reply::None,
+        }
+    }
+
+    fn interrupt(&mut self, _dev: Served, vectors: u64) {
+        if vectors & 1 << self.alarm_vector != 0 {
+            self.armed = None;
+        }
+    }
+
+    fn idle(&mut self, dev: Served) -> Option<i32> {
+        self.run_stack(dev);
+        if self.stack.dev.nic.handle().info().is_err() {
+            println!("net: the interface is gone; stopping");
+            return Some(EXIT_INTERFACE_GONE);
+        }
+        self.stop
+    }
+}
