@@ -1186,9 +1186,35 @@
 #define MH_NET_IO_PING_US 48
 
 /**
+ * I/O space (u64): what the last successful SOCKET request gave: a
+ * socket (LISTEN, ACCEPT, CONNECT, UDP_BIND) or a byte count (SEND,
+ * RECV, SENDTO, RECVFROM).
+ */
+#define MH_NET_IO_VALUE 56
+
+/**
+ * I/O space (u64): the peer of the last ACCEPT or RECVFROM: its address
+ * in bits 0–31 and its port in bits 32–47.
+ */
+#define MH_NET_IO_PEER 64
+
+/**
+ * I/O space (u64): bit `s` set while socket `s` has something to take:
+ * data or the peer's end (RECV), a connection (ACCEPT), a datagram
+ * (RECVFROM), or an error to report.
+ */
+#define MH_NET_IO_READABLE 72
+
+/**
+ * I/O space (u64): bit `s` set while socket `s` can take data (SEND),
+ * and once a CONNECT has succeeded or failed.
+ */
+#define MH_NET_IO_WRITABLE 80
+
+/**
  * Bytes of I/O space per client.
  */
-#define MH_NET_IOSPACE_SIZE 56
+#define MH_NET_IOSPACE_SIZE 88
 
 /**
  * IRQ line raised after each completion.
@@ -1196,9 +1222,101 @@
 #define MH_NET_IRQ_DONE 0
 
 /**
+ * IRQ line raised when the client's sockets' readiness changed.
+ */
+#define MH_NET_IRQ_READY 1
+
+/**
  * IRQ lines the device has.
  */
-#define MH_NET_IRQ_LINES 1
+#define MH_NET_IRQ_LINES 2
+
+/**
+ * out (size 8): the socket operation the [`NetRequest`] at iova `value`
+ * names.
+ */
+#define MH_NET_PORT_SOCKET 2
+
+/**
+ * [`NetRequest::op`]: listen for TCP connections on `port` (0: refused);
+ * gives the listening socket.
+ */
+#define MH_NET_OP_TCP_LISTEN 1
+
+/**
+ * Take a connection a listening `socket` has (`WouldBlock`: none yet);
+ * gives the connection's socket, its peer in [`NET_IO_PEER`].
+ */
+#define MH_NET_OP_TCP_ACCEPT 2
+
+/**
+ * Connect to `address`:`port`; gives the socket at once, which becomes
+ * writable when the connection is made (or failed: a SEND then says
+ * why).
+ */
+#define MH_NET_OP_TCP_CONNECT 3
+
+/**
+ * Send up to `len` bytes at `buffer` on `socket`; gives how many were
+ * taken (`WouldBlock`: none could be).
+ */
+#define MH_NET_OP_SEND 4
+
+/**
+ * Receive up to `len` bytes into `buffer` from `socket`; gives how many
+ * (0: the peer has closed its end; `WouldBlock`: nothing yet).
+ */
+#define MH_NET_OP_RECV 5
+
+/**
+ * Close `socket` (TCP: the connection ends gracefully, with FIN; the
+ * socket's number is free at once).
+ */
+#define MH_NET_OP_CLOSE 6
+
+/**
+ * A UDP socket on local `port` (0: one the server picks).
+ */
+#define MH_NET_OP_UDP_BIND 7
+
+/**
+ * Send the `len` bytes at `buffer` as one datagram from UDP `socket` to
+ * `address`:`port`.
+ */
+#define MH_NET_OP_SENDTO 8
+
+/**
+ * Receive one datagram from UDP `socket` into `buffer` (at most `len`
+ * bytes; the rest of a longer one is lost); gives its length, its sender
+ * in [`NET_IO_PEER`].
+ */
+#define MH_NET_OP_RECVFROM 9
+
+/**
+ * The most sockets one client has open at once (socket numbers are
+ * 0 to this − 1).
+ */
+#define MH_NET_SOCKETS_PER_CLIENT 16
+
+/**
+ * Bytes of each TCP connection's receive and send buffers.
+ */
+#define MH_NET_TCP_BUFFER (16 * 1024)
+
+/**
+ * Connections a listening socket holds before they are accepted.
+ */
+#define MH_NET_TCP_BACKLOG 4
+
+/**
+ * The longest UDP datagram (payload) the server sends or keeps.
+ */
+#define MH_NET_UDP_MAX 1472
+
+/**
+ * The most bytes one SEND or RECV moves.
+ */
+#define MH_NET_TRANSFER_MAX MH_NET_TCP_BUFFER
 
 /**
  * [`NET_IO_ADDRESS`]: the address came from a DHCP lease.
@@ -1672,6 +1790,11 @@ enum MhError
    * (`abi::net`).
    */
   MH_ERROR_TIMED_OUT = 17,
+  /**
+   * The peer refused the connection or ended it abruptly (a TCP reset).
+   * Never made by the kernel (`abi::net`).
+   */
+  MH_ERROR_CONNECTION_RESET = 18,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum MhError MhError;
@@ -2240,6 +2363,42 @@ typedef struct MhDiskRequest {
    */
   uint32_t tag;
 } MhDiskRequest;
+
+/**
+ * What SOCKET reads (by DMA) from the client's export.
+ */
+typedef struct MhNetRequest {
+  /**
+   * `NET_OP_*`.
+   */
+  uint32_t op;
+  /**
+   * The socket the operation is on (ACCEPT: the listener).
+   */
+  uint32_t socket;
+  /**
+   * CONNECT, SENDTO: the remote address (first octet in the top byte).
+   */
+  uint32_t address;
+  /**
+   * LISTEN, UDP_BIND: the local port; CONNECT, SENDTO: the remote one.
+   */
+  uint16_t port;
+  uint16_t _reserved;
+  /**
+   * SEND, RECV, SENDTO, RECVFROM: the data, an iova in an export of
+   * the client's to the device.
+   */
+  uint64_t buffer;
+  /**
+   * Bytes at `buffer` (at most [`NET_TRANSFER_MAX`]).
+   */
+  uint32_t len;
+  /**
+   * Echoed in the completion (its low 31 bits).
+   */
+  uint32_t tag;
+} MhNetRequest;
 
 /**
  * What the driver writes at the start of a receive buffer it fills.

@@ -45,11 +45,14 @@ pub enum Error {
     /// a connection). Never made by the kernel; servers report it
     /// (`abi::net`).
     TimedOut = 17,
+    /// The peer refused the connection or ended it abruptly (a TCP reset).
+    /// Never made by the kernel (`abi::net`).
+    ConnectionReset = 18,
 }
 
 impl Error {
     /// Every error, in code order (used by tests and tools).
-    pub const ALL: [Error; 17] = [
+    pub const ALL: [Error; 18] = [
         Error::NoSuchSyscall,
         Error::InvalidArgument,
         Error::BadAddress,
@@ -67,6 +70,7 @@ impl Error {
         Error::NotSupported,
         Error::IoError,
         Error::TimedOut,
+        Error::ConnectionReset,
     ];
 
     /// The stable numeric code (always positive).
@@ -125,6 +129,7 @@ impl Error {
             Error::NotSupported => "NotSupported",
             Error::IoError => "IoError",
             Error::TimedOut => "TimedOut",
+            Error::ConnectionReset => "ConnectionReset",
         }
     }
 }

@@ -1,13 +1,19 @@
 //! The `net` device class: the TCP/IP stack served as a user device (`net`,
-//! by `servers/net`; docs/devices/net.md). Today it tells its clients the
-//! interface's configuration and counters and pings; sockets come next.
+//! by `servers/net`; docs/devices/net.md): the interface's configuration
+//! and counters, pings, and TCP and UDP sockets.
 //!
-//! Protocol: every request takes a tag in its value's low 31 bits (PING
-//! also an address, see [`net_ping_word`]) and gets exactly one
-//! completion: the result word at [`NET_IO_RESULT`] ([`net_result_word`]:
-//! the status and the tag) and [`NET_IRQ_DONE`]. A client has one request
-//! at a time in flight; the server answers a second one at once with
-//! `Busy`.
+//! Protocol: every request gets exactly one completion: the result word at
+//! [`NET_IO_RESULT`] ([`net_result_word`]: the status and the request's
+//! tag) and [`NET_IRQ_DONE`]. STATUS takes the tag as its value, PING an
+//! address and the tag ([`net_ping_word`]); SOCKET takes the iova of a
+//! [`NetRequest`] in an export of the client's to the device, which names
+//! the operation, the socket, the address and the data (another iova in an
+//! export). A socket operation never waits: what cannot happen yet is
+//! `WouldBlock`, and [`NET_IRQ_READY`] is raised whenever a socket of the
+//! client becomes readable or writable ([`NET_IO_READABLE`],
+//! [`NET_IO_WRITABLE`]), so a client waits on that line and tries again.
+//! A PING waits for its reply; while it does, the client's other requests
+//! are answered `Busy`.
 //!
 //! Rules: the numbers are stable; every word of the I/O space stays below
 //! 2^63; an address is an IPv4 address as a `u32` with the first octet in
@@ -41,13 +47,96 @@ pub const NET_IO_TX_FRAMES: u32 = 32;
 pub const NET_IO_MAC: u32 = 40;
 /// I/O space (u64): the last successful PING's round trip, microseconds.
 pub const NET_IO_PING_US: u32 = 48;
+/// I/O space (u64): what the last successful SOCKET request gave: a
+/// socket (LISTEN, ACCEPT, CONNECT, UDP_BIND) or a byte count (SEND,
+/// RECV, SENDTO, RECVFROM).
+pub const NET_IO_VALUE: u32 = 56;
+/// I/O space (u64): the peer of the last ACCEPT or RECVFROM: its address
+/// in bits 0–31 and its port in bits 32–47.
+pub const NET_IO_PEER: u32 = 64;
+/// I/O space (u64): bit `s` set while socket `s` has something to take:
+/// data or the peer's end (RECV), a connection (ACCEPT), a datagram
+/// (RECVFROM), or an error to report.
+pub const NET_IO_READABLE: u32 = 72;
+/// I/O space (u64): bit `s` set while socket `s` can take data (SEND),
+/// and once a CONNECT has succeeded or failed.
+pub const NET_IO_WRITABLE: u32 = 80;
 /// Bytes of I/O space per client.
-pub const NET_IOSPACE_SIZE: u32 = 56;
+pub const NET_IOSPACE_SIZE: u32 = 88;
 
 /// IRQ line raised after each completion.
 pub const NET_IRQ_DONE: u32 = 0;
+/// IRQ line raised when the client's sockets' readiness changed.
+pub const NET_IRQ_READY: u32 = 1;
 /// IRQ lines the device has.
-pub const NET_IRQ_LINES: u32 = 1;
+pub const NET_IRQ_LINES: u32 = 2;
+
+/// out (size 8): the socket operation the [`NetRequest`] at iova `value`
+/// names.
+pub const NET_PORT_SOCKET: u32 = 2;
+
+/// [`NetRequest::op`]: listen for TCP connections on `port` (0: refused);
+/// gives the listening socket.
+pub const NET_OP_TCP_LISTEN: u32 = 1;
+/// Take a connection a listening `socket` has (`WouldBlock`: none yet);
+/// gives the connection's socket, its peer in [`NET_IO_PEER`].
+pub const NET_OP_TCP_ACCEPT: u32 = 2;
+/// Connect to `address`:`port`; gives the socket at once, which becomes
+/// writable when the connection is made (or failed: a SEND then says
+/// why).
+pub const NET_OP_TCP_CONNECT: u32 = 3;
+/// Send up to `len` bytes at `buffer` on `socket`; gives how many were
+/// taken (`WouldBlock`: none could be).
+pub const NET_OP_SEND: u32 = 4;
+/// Receive up to `len` bytes into `buffer` from `socket`; gives how many
+/// (0: the peer has closed its end; `WouldBlock`: nothing yet).
+pub const NET_OP_RECV: u32 = 5;
+/// Close `socket` (TCP: the connection ends gracefully, with FIN; the
+/// socket's number is free at once).
+pub const NET_OP_CLOSE: u32 = 6;
+/// A UDP socket on local `port` (0: one the server picks).
+pub const NET_OP_UDP_BIND: u32 = 7;
+/// Send the `len` bytes at `buffer` as one datagram from UDP `socket` to
+/// `address`:`port`.
+pub const NET_OP_SENDTO: u32 = 8;
+/// Receive one datagram from UDP `socket` into `buffer` (at most `len`
+/// bytes; the rest of a longer one is lost); gives its length, its sender
+/// in [`NET_IO_PEER`].
+pub const NET_OP_RECVFROM: u32 = 9;
+
+/// The most sockets one client has open at once (socket numbers are
+/// 0 to this − 1).
+pub const NET_SOCKETS_PER_CLIENT: u32 = 16;
+/// Bytes of each TCP connection's receive and send buffers.
+pub const NET_TCP_BUFFER: u32 = 16 * 1024;
+/// Connections a listening socket holds before they are accepted.
+pub const NET_TCP_BACKLOG: u32 = 4;
+/// The longest UDP datagram (payload) the server sends or keeps.
+pub const NET_UDP_MAX: u32 = 1472;
+/// The most bytes one SEND or RECV moves.
+pub const NET_TRANSFER_MAX: u32 = NET_TCP_BUFFER;
+
+/// What SOCKET reads (by DMA) from the client's export.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetRequest {
+    /// `NET_OP_*`.
+    pub op: u32,
+    /// The socket the operation is on (ACCEPT: the listener).
+    pub socket: u32,
+    /// CONNECT, SENDTO: the remote address (first octet in the top byte).
+    pub address: u32,
+    /// LISTEN, UDP_BIND: the local port; CONNECT, SENDTO: the remote one.
+    pub port: u16,
+    pub _reserved: u16,
+    /// SEND, RECV, SENDTO, RECVFROM: the data, an iova in an export of
+    /// the client's to the device.
+    pub buffer: u64,
+    /// Bytes at `buffer` (at most [`NET_TRANSFER_MAX`]).
+    pub len: u32,
+    /// Echoed in the completion (its low 31 bits).
+    pub tag: u32,
+}
 
 /// [`NET_IO_ADDRESS`]: the address came from a DHCP lease.
 pub const NET_CONFIG_DHCP: u64 = 1;

@@ -1,8 +1,8 @@
 //! net: the TCP/IP server. It takes the `net0` interface (the NIC driver's
 //! one client), runs smoltcp over it (`stack`, over `phy`), and serves the
 //! `net` user device (`abi::net`, docs/devices/net.md): the interface's
-//! configuration and counters, and pings. Sockets for clients are the
-//! next step of this server.
+//! configuration and counters, pings, and clients' TCP and UDP sockets
+//! (`sockets`).
 //!
 //! Start-up: register `net` first (a second server stops there), then
 //! open `net0` and the timer, waiting for each (10 s at most: init starts
@@ -22,6 +22,7 @@ extern crate alloc;
 
 mod phy;
 mod service;
+mod sockets;
 mod stack;
 
 use abi::Error;

@@ -8,6 +8,7 @@
 //! already set, so alarms do not pile up; an alarm that fires early only
 //! costs a look.
 
+use crate::sockets::Sockets;
 use crate::stack::{PingEnd, Stack};
 use abi::Error;
 use abi::net::*;
@@ -24,6 +25,7 @@ const EXIT_INTERFACE_GONE: i32 = 5;
 
 pub struct Service {
     stack: Stack,
+    sockets: Sockets,
     timer: Timer,
     alarm_vector: u32,
     /// The timer's clock when the server started (ns).
@@ -44,6 +46,7 @@ impl Service {
         let epoch_ns = timer.now_ns();
         Service {
             stack: Stack::new(crate::phy::Interface::new(nic), 0),
+            sockets: Sockets::new(),
             timer,
             alarm_vector,
             epoch_ns,
@@ -107,6 +110,28 @@ impl Service {
                     Err(e) => done(tag, Err(e)),
                 }
             }
+            NET_PORT_SOCKET => {
+                let mut req = NetRequest::default();
+                // SAFETY: NetRequest is repr(C) plain integers (any bytes
+                // are a value); the view lives only for the copy.
+                let bytes = unsafe {
+                    core::slice::from_raw_parts_mut(
+                        (&raw mut req).cast::<u8>(),
+                        size_of::<NetRequest>(),
+                    )
+                };
+                if let Err(e) = dev.dma_read(r.client, r.value, bytes) {
+                    return done(0, Err(e));
+                }
+                let result = self.sockets.op(&mut self.stack, dev, r.client, &req);
+                let result = result.map(|d| {
+                    let _ = dev.write_iospace(r.client, NET_IO_VALUE, 8, d.value);
+                    if let Some(peer) = d.peer {
+                        let _ = dev.write_iospace(r.client, NET_IO_PEER, 8, peer);
+                    }
+                });
+                done(req.tag, result)
+            }
             _ => done(r.value as u32, Err(Error::NotSupported)),
         }
     }
@@ -127,20 +152,44 @@ impl Service {
         }
     }
 
-    /// Runs the stack and sets the alarm for its next deadline.
+    /// Runs the stack until nothing is due at once (a few rounds at most),
+    /// then sets the alarm for its next deadline, or comes straight back
+    /// (its own alarm vector raised) if work is still due.
     fn run_stack(&mut self, dev: Served) {
-        let now = self.now_us();
-        if let Some(end) = self.stack.poll(now) {
-            self.ping_ended(dev, end);
+        let mut delay = None;
+        for _ in 0..8 {
+            let now = self.now_us();
+            if let Some(end) = self.stack.poll(now) {
+                self.ping_ended(dev, end);
+            }
+            self.sockets.after_poll(&mut self.stack, dev);
+            delay = self.stack.delay_us(now);
+            if delay != Some(0) {
+                break;
+            }
         }
-        let Some(delay) = self.stack.delay_us(now) else {
+        let Some(delay) = delay else {
             return;
         };
+        let now = self.now_us();
         let due = now.saturating_add(delay as i64);
+        if delay == 0 {
+            // Requests and frames get their turn first; the loop comes
+            // back at once.
+            let _ = libmh::process::irq_raise(self.alarm_vector);
+            return;
+        }
         if self.armed.is_none_or(|a| a > due) {
             let at_ns = self.epoch_ns.saturating_add(due as u64 * 1000);
             match self.timer.alarm_once(at_ns) {
                 Ok(_) => self.armed = Some(due),
+                // Already past (the clock moved on): come back at once.
+                Err(Error::InvalidArgument) => {
+                    let _ = libmh::process::irq_raise(self.alarm_vector);
+                }
+                // Every alarm slot is set: one of them fires soon, and the
+                // loop arms again then.
+                Err(Error::LimitReached | Error::Busy) => {}
                 Err(e) => {
                     println!("net: the timer failed ({e}); stopping");
                     self.stop = Some(1);
@@ -162,6 +211,7 @@ impl Server for Service {
                     // Its ping runs out unheard.
                     self.pinging = None;
                 }
+                self.sockets.client_left(&mut self.stack, r.client);
                 Reply::None
             }
             _ => Reply::None,

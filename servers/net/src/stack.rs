@@ -14,11 +14,11 @@ use abi::net::{NET_CONFIG_DHCP, NET_CONFIG_STATIC, NET_PING_TIMEOUT_MS};
 use alloc::vec;
 use smoltcp::iface::{self, SocketHandle, SocketSet};
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::socket::{dhcpv4, icmp};
+use smoltcp::socket::{dhcpv4, icmp, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address,
-    Ipv4Cidr,
+    EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, IpEndpoint,
+    Ipv4Address, Ipv4Cidr,
 };
 
 /// How long the server waits for a DHCP lease before the static fallback,
@@ -93,6 +93,20 @@ impl Stack {
             .get_mut::<icmp::Socket>(s.icmp)
             .bind(icmp::Endpoint::Ident(PING_IDENT));
         s
+    }
+
+    /// The sockets (the clients' tables hold their handles).
+    pub fn set(&mut self) -> &mut SocketSet<'static> {
+        &mut self.sockets
+    }
+
+    /// Starts TCP socket `h`'s connection to `to` from local port `local`.
+    pub fn connect(&mut self, h: SocketHandle, to: IpEndpoint, local: u16) -> Result<(), ()> {
+        let cx = self.iface.context();
+        self.sockets
+            .get_mut::<tcp::Socket>(h)
+            .connect(cx, to, local)
+            .map_err(|_| ())
     }
 
     /// The interface's address (address, prefix length), if it has one.

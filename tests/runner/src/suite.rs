@@ -161,12 +161,13 @@ impl Suite {
     }
 }
 
-/// The runner's children that have not exited (at most 128 are tracked:
-/// the suite never keeps more alive across tests).
+/// The runner's children, zombies included (at most 128 are tracked: the
+/// suite never keeps more alive across tests).
 type Children = ArrayVec<u32, 128>;
 
-fn live_children() -> Children {
-    let mut found = Children::new();
+/// (pid, still running) of each child.
+fn children() -> ArrayVec<(u32, bool), 128> {
+    let mut found = ArrayVec::new();
     let Ok(h) = procs::open(false) else {
         return found;
     };
@@ -182,8 +183,8 @@ fn live_children() -> Children {
         };
         let parent = h.port_in(PROC_PORT_PARENT, 4);
         let state = h.port_in(PROC_PORT_STATE, 4);
-        if parent == Ok(u64::from(me)) && state != Ok(u64::from(PROC_STATE_ZOMBIE)) {
-            let _ = found.try_push(next);
+        if parent == Ok(u64::from(me)) {
+            let _ = found.try_push((next, state != Ok(u64::from(PROC_STATE_ZOMBIE))));
         }
         pid = next;
     }
@@ -191,24 +192,37 @@ fn live_children() -> Children {
     found
 }
 
+/// The children alive now (servers the suite keeps across tests).
+fn live_children() -> Children {
+    children()
+        .into_iter()
+        .filter(|&(_, running)| running)
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
 /// After a failed test: ends the children it left running (a server it
-/// started, a client it was waiting for) and reaps them, so that they
-/// cannot run into later tests or keep a later "wait for every child"
+/// started, a client it was waiting for) and reaps them and the ones it
+/// left unreaped, so that they cannot run into later tests (whose
+/// `wait_child` would get them) or keep a later "wait for every child"
 /// waiting for ever. Children that were alive before the test are left
-/// alone (servers the suite keeps across tests).
+/// alone.
 fn end_children_born_since(before: &Children) {
     let Ok(h) = procs::open(true) else {
         return;
     };
     let mut ended = 0;
-    for pid in live_children() {
-        if !before.contains(&pid) && procs::kill_tree(h, pid).is_ok() {
+    for (pid, running) in children() {
+        if before.contains(&pid) {
+            continue;
+        }
+        if !running || procs::kill_tree(h, pid).is_ok() {
             ended += 1;
         }
     }
     let _ = h.detach();
-    // Each ended child becomes a zombie: `ended` waits cannot block for
-    // ever (they may reap other zombies first, which is as good).
+    // Each of them is or becomes a zombie: `ended` waits cannot block for
+    // ever.
     for _ in 0..ended {
         let _ = process::wait_child();
     }

@@ -18,7 +18,7 @@ use abi::net::NET_PORT_STATUS;
 use abi::nic::*;
 use libmh::bootfs::Bootfs;
 use libmh::dev::{self, REGISTRY};
-use libmh::net::Net;
+use libmh::net::{Net, TcpStream};
 use libmh::nic::{self, Nic, Vectors};
 use libmh::process;
 
@@ -29,8 +29,15 @@ const VECTORS: Vectors = Vectors {
     rx: 45,
     post_failed: 46,
 };
-/// The `net` client's completion vector.
+/// The `net` client's completion and readiness vectors, and its socket
+/// area.
 const NET_VECTOR: u32 = 47;
+const READY_VECTOR: u32 = 48;
+const SOCKET_AREA: u64 = 0x5900_0000_0000;
+/// The test image's forward loop: connecting to the host's 47080 through
+/// the gateway comes back into the guest's port 8080.
+const LOOP_HOST: ([u8; 4], u16) = ([10, 0, 2, 2], 47080);
+const LOOP_GUEST_PORT: u16 = 8080;
 const GUEST_IP: [u8; 4] = [10, 0, 2, 15];
 const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
@@ -374,6 +381,32 @@ fn net_server_tests(s: &mut Suite) {
     });
 
     s.run(
+        "tcp_listen_accept_and_data_both_ways_through_the_forward_loop",
+        || {
+            let n = Net::open(NET_VECTOR)
+                .and_then(|n| n.with_sockets(SOCKET_AREA, READY_VECTOR))
+                .map_err(fail)?;
+            let result = loop_round_trips(&n);
+            let closed = n.close();
+            result?;
+            closed.map_err(fail)
+        },
+    );
+
+    s.run(
+        "tcp_to_a_closed_port_is_reset_and_socket_errors_are_named",
+        || {
+            let n = Net::open(NET_VECTOR)
+                .and_then(|n| n.with_sockets(SOCKET_AREA, READY_VECTOR))
+                .map_err(fail)?;
+            let result = socket_errors(&n);
+            let closed = n.close();
+            result?;
+            closed.map_err(fail)
+        },
+    );
+
+    s.run(
         "a_killed_net_server_is_gone_for_its_clients_and_comes_back",
         || {
             let n = Net::open(NET_VECTOR).map_err(fail)?;
@@ -418,4 +451,213 @@ fn post_result(h: dev::Handle, word: u64) -> Result<Result<(), Error>, Fail> {
     let (tag, synced) = nic_decode_result(h.port_in(NIC_IO_SEND_RESULT, 8).map_err(fail)?);
     ensure_eq!((tag, synced), (77, Ok(())));
     Ok(nic_decode_result(h.port_in(NIC_IO_POST_RESULT, 8).map_err(fail)?).1)
+}
+
+/// Retries `op` while it says `WouldBlock`, yielding, for at most `secs`
+/// seconds (then `TimedOut`): the tests never wait without a bound.
+fn within<T>(secs: u64, mut op: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    let start = ticks_now();
+    loop {
+        match op() {
+            Err(Error::WouldBlock) if !seconds_passed(start, secs) => process::yield_now(),
+            Err(Error::WouldBlock) => return Err(Error::TimedOut),
+            other => return other,
+        }
+    }
+}
+
+/// Whether socket `s` of `n` is writable (connected, or failed).
+fn writable(n: &Net, s: u32) -> Result<bool, Error> {
+    Ok(n.handle().port_in(abi::net::NET_IO_WRITABLE, 8)? & 1 << s != 0)
+}
+
+/// Three connections around the forward loop: the guest listens, connects
+/// to itself through QEMU and the host's loopback, accepts, and sends a
+/// pattern each way in pieces, the last larger than a socket's buffers.
+fn loop_round_trips(n: &Net) -> Result<(), Fail> {
+    let listener = n.tcp_listen(LOOP_GUEST_PORT).map_err(fail)?;
+    let result = (|| {
+        for (round, total) in [(1u8, 64usize), (2, 3000), (3, 40_000)] {
+            let c = n.tcp_connect(LOOP_HOST).map_err(fail)?;
+            let (a, peer) = within(10, || listener.try_accept())
+                .map_err(|e| Fail::new(format_args!("round {round}: accept: {e}")))?;
+            // QEMU's side of the loop connects from the gateway's address.
+            ensure_eq!(peer.0, GATEWAY_IP, "round {round}: the peer");
+            within(10, || {
+                if writable(n, c.number())? {
+                    Ok(())
+                } else {
+                    Err(Error::WouldBlock)
+                }
+            })
+            .map_err(|e| Fail::new(format_args!("round {round}: connect: {e}")))?;
+            stream_both_ways(&c, &a, round, total)?;
+            c.close().map_err(fail)?;
+            // The accepted end sees the close as the end of its stream.
+            let mut rest = [0u8; 16];
+            let eof = within(10, || a.try_read(&mut rest));
+            ensure_eq!(eof, Ok(0), "round {round}: the end of the stream");
+            a.close().map_err(fail)?;
+        }
+        Ok(())
+    })();
+    let closed = listener.close();
+    result?;
+    closed.map_err(fail)
+}
+
+/// Sends `total` bytes of a pattern from `c` to `a` and the same back,
+/// interleaved, checking every byte; 20 s at most.
+fn stream_both_ways(c: &TcpStream, a: &TcpStream, round: u8, total: usize) -> Result<(), Fail> {
+    let byte = |i: usize| (i as u8).wrapping_mul(31).wrapping_add(round);
+    // (sent by c, got by a, sent back by a, got back by c)
+    let (mut sent, mut got, mut back, mut home) = (0, 0, 0, 0);
+    let mut buf = [0u8; 1500];
+    let start = ticks_now();
+    while home < total {
+        ensure!(
+            !seconds_passed(start, 20),
+            "round {round}: {sent} sent, {got} arrived, {back} sent back, {home} home in 20 s"
+        );
+        let mut moved = false;
+        if sent < total {
+            let k = (total - sent).min(buf.len());
+            for (j, b) in buf[..k].iter_mut().enumerate() {
+                *b = byte(sent + j);
+            }
+            match c.try_write(&buf[..k]) {
+                Ok(m) => (sent, moved) = (sent + m, true),
+                Err(Error::WouldBlock) => {}
+                Err(e) => return Err(Fail::new(format_args!("round {round}: send: {e}"))),
+            }
+        }
+        // The accepted end checks what it gets and sends it straight back.
+        if back == got {
+            match a.try_read(&mut buf) {
+                Ok(0) => return Err(Fail::new(format_args!("round {round}: closed at {got}"))),
+                Ok(m) => {
+                    for (j, &b) in buf[..m].iter().enumerate() {
+                        ensure_eq!(b, byte(got + j), "round {round}: byte {} there", got + j);
+                    }
+                    got += m;
+                    moved = true;
+                }
+                Err(Error::WouldBlock) => {}
+                Err(e) => return Err(Fail::new(format_args!("round {round}: recv: {e}"))),
+            }
+        }
+        if back < got {
+            for (j, b) in buf[..got - back].iter_mut().enumerate() {
+                *b = byte(back + j);
+            }
+            match a.try_write(&buf[..got - back]) {
+                Ok(m) => (back, moved) = (back + m, true),
+                Err(Error::WouldBlock) => {}
+                Err(e) => return Err(Fail::new(format_args!("round {round}: send back: {e}"))),
+            }
+        }
+        let mut home_buf = [0u8; 2048];
+        match c.try_read(&mut home_buf) {
+            Ok(0) => {
+                return Err(Fail::new(format_args!(
+                    "round {round}: closed at {home} home"
+                )));
+            }
+            Ok(m) => {
+                for (j, &b) in home_buf[..m].iter().enumerate() {
+                    ensure_eq!(b, byte(home + j), "round {round}: byte {} home", home + j);
+                }
+                home += m;
+                moved = true;
+            }
+            Err(Error::WouldBlock) => {}
+            Err(e) => return Err(Fail::new(format_args!("round {round}: recv home: {e}"))),
+        }
+        if !moved {
+            process::yield_now();
+        }
+    }
+    Ok(())
+}
+
+/// A raw SOCKET request of `op` on `socket`.
+fn raw(n: &Net, op: u32, socket: u32) -> Result<(), Error> {
+    n.socket_request(abi::net::NetRequest {
+        op,
+        socket,
+        ..Default::default()
+    })
+    .map(|_| ())
+}
+
+fn socket_errors(n: &Net) -> Result<(), Fail> {
+    use abi::net::*;
+    // Nothing listens on the host's port 1: QEMU's connect is refused, and
+    // it resets the guest's connection.
+    let refused = n.tcp_connect(([10, 0, 2, 2], 1)).map_err(fail)?;
+    let outcome = within(10, || {
+        if !writable(n, refused.number())? {
+            return Err(Error::WouldBlock);
+        }
+        refused.try_write(b"x")
+    });
+    ensure_eq!(outcome, Err(Error::ConnectionReset));
+    refused.close().map_err(fail)?;
+    // A socket number that is not open, one outside the table, an
+    // operation that does not exist.
+    ensure_eq!(raw(n, NET_OP_RECV, 9), Err(Error::BadHandle));
+    ensure_eq!(raw(n, NET_OP_RECV, 99), Err(Error::BadHandle));
+    ensure_eq!(raw(n, 99, 0), Err(Error::NotSupported));
+    let listener = n.tcp_listen(7000).map_err(fail)?;
+    ensure_eq!(n.tcp_listen(7000).map(|_| ()), Err(Error::AlreadyExists));
+    ensure_eq!(listener.try_accept().map(|_| ()), Err(Error::WouldBlock));
+    ensure_eq!(n.tcp_listen(0).map(|_| ()), Err(Error::InvalidArgument));
+    ensure_eq!(
+        raw(n, NET_OP_SEND, 0),
+        Err(Error::InvalidArgument),
+        "SEND on a listener"
+    );
+    listener.close().map_err(fail)?;
+    ensure_eq!(
+        n.tcp_connect(([0, 0, 0, 0], 80)).map(|_| ()),
+        Err(Error::InvalidArgument)
+    );
+    // UDP: a port taken twice, a datagram too long, nothing to receive.
+    let u = n.udp_bind(5353).map_err(fail)?;
+    ensure_eq!(n.udp_bind(5353).map(|_| ()), Err(Error::AlreadyExists));
+    ensure_eq!(
+        u.send_to(&[0; 1473], ([10, 0, 2, 2], 9)),
+        Err(Error::InvalidArgument)
+    );
+    ensure_eq!(
+        u.send_to(b"to the discard port", ([10, 0, 2, 2], 9)),
+        Ok(())
+    );
+    let mut buf = [0u8; 64];
+    ensure_eq!(
+        u.try_recv_from(&mut buf).map(|_| ()),
+        Err(Error::WouldBlock)
+    );
+    // A data buffer outside the client's exports.
+    let bad = n.socket_request(NetRequest {
+        op: NET_OP_SENDTO,
+        socket: u.number(),
+        address: 0x0a00_0202,
+        port: 9,
+        buffer: 0x7700_0000_0000,
+        len: 16,
+        ..Default::default()
+    });
+    ensure_eq!(bad.map(|_| ()), Err(Error::AccessDenied));
+    u.close().map_err(fail)?;
+    // Sixteen sockets a client, no more.
+    let mut open = alloc::vec::Vec::new();
+    for _ in 0..NET_SOCKETS_PER_CLIENT {
+        open.push(n.udp_bind(0).map_err(fail)?);
+    }
+    ensure_eq!(n.udp_bind(0).map(|_| ()), Err(Error::LimitReached));
+    for u in open {
+        u.close().map_err(fail)?;
+    }
+    Ok(())
 }

@@ -40,6 +40,7 @@ pub const TYPES: &[&str] = &[
     "HwDeviceSpec",
     "PciClaimSpec",
     "DiskRequest",
+    "NetRequest",
     "NicRxHeader",
 ];
 
