@@ -343,8 +343,9 @@ impl Supervisor {
                         "died"
                     };
                     println!(
-                        "init: {} {verb} before registering '{name}' ({}); starting the next module",
+                        "init: {} (pid {}) {verb} before registering '{name}' ({}); starting the next module",
                         slot.name(),
+                        status.pid,
                         Ended(&status)
                     );
                 }
