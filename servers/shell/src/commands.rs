@@ -7,6 +7,7 @@
 //! shows one command's lines.
 
 use crate::jobs::{kill, run_module};
+use crate::out::Block;
 use crate::say;
 use abi::bus::{DEVICE_KIND_HARDWARE, DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
 use libmh::bootfs::Bootfs;
@@ -160,14 +161,13 @@ const COMMANDS: &[Command] = &[
 
 /// `help`'s line for `c`, usages aligned (a long one still gets two
 /// spaces before its text).
-fn help_line(console: &Console, c: &Command) {
-    say!(
-        console,
+fn help_line(out: &mut Block<'_>, c: &Command) {
+    out.line(format_args!(
         "  {:<w$}{}\n",
         c.usage,
         c.what,
         w = c.usage.len().max(19) + 2
-    );
+    ));
 }
 
 pub fn run(c: &Console, line: &str) -> Flow {
@@ -189,16 +189,18 @@ pub fn run(c: &Console, line: &str) -> Flow {
 
 /// `help`: every command; `help <command>`: that command's lines.
 fn help(c: &Console, which: &str) {
+    let mut out = Block::new(c);
     if which.is_empty() {
-        say!(c, "commands:\n");
-        COMMANDS.iter().for_each(|k| help_line(c, k));
+        out.line(format_args!("commands:\n"));
+        COMMANDS.iter().for_each(|k| help_line(&mut out, k));
         return;
     }
     let mut found = false;
     for k in COMMANDS.iter().filter(|k| k.name == which) {
-        help_line(c, k);
+        help_line(&mut out, k);
         found = true;
     }
+    drop(out);
     if !found {
         say!(c, "help: no command '{which}' (try 'help')\n");
     }
@@ -237,10 +239,10 @@ fn report(c: &Console, what: &str, result: Result<(), Error>) {
 
 fn ps(c: &Console) -> Result<(), Error> {
     let h = procs::open(false)?;
-    say!(c, "  PID PARENT STATE     PRIO   MEMORY NAME\n");
+    let mut out = Block::new(c);
+    out.line(format_args!("  PID PARENT STATE     PRIO   MEMORY NAME\n"));
     let listed = procs::for_each(h, |p| {
-        say!(
-            c,
+        out.line(format_args!(
             "{:>5} {:>6} {:<9} {:>4} {:>6}K {}\n",
             p.pid,
             p.parent,
@@ -248,17 +250,17 @@ fn ps(c: &Console) -> Result<(), Error> {
             p.priority,
             p.frames * 4,
             p.name()
-        );
+        ));
     });
     let _ = h.detach();
     listed
 }
 
 fn devices(c: &Console) -> Result<(), Error> {
-    say!(
-        c,
+    let mut out = Block::new(c);
+    out.line(format_args!(
         "NAME                             KIND      CLIENTS SERVER\n"
-    );
+    ));
     registry::for_each(|e| {
         let kind = match e.kind {
             DEVICE_KIND_KERNEL => "kernel",
@@ -271,14 +273,13 @@ fn devices(c: &Console) -> Result<(), Error> {
         } else {
             0
         };
-        say!(
-            c,
+        out.line(format_args!(
             "{:<32} {:<9} {:>7} {:>6}\n",
             e.name(),
             kind,
             e.clients,
             server
-        );
+        ));
     })
 }
 
