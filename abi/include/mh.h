@@ -785,6 +785,18 @@
 #define MH_PLATFORM_PORT_PCI_ID 5
 
 /**
+ * in (size 8): the TSC rate, in Hz (kept to the kHz), that the kernel
+ * converts TSC ticks with: its own estimate from boot (measured against the PIT over a few
+ * milliseconds, or assumed where it cannot measure) until a better
+ * measurement is written. out (size 8): that measurement (the timer
+ * server's, against the HPET), which the kernel uses from then on, so
+ * the whole system has one rate; `InvalidArgument` unless it is within
+ * a factor of 2 of the boot estimate (or, with no estimate, from 1 MHz
+ * to 1 THz).
+ */
+#define MH_PLATFORM_PORT_TSC_HZ 6
+
+/**
  * out: select process `pid` for the ports below.
  */
 #define MH_MEMPOOL_PORT_SELECT 0

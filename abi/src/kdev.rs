@@ -115,6 +115,15 @@ pub const PLATFORM_PORT_PCI_SELECT: u32 = 4;
 /// answers there (or no configuration window covers it): how a
 /// supervisor finds the function a driver is for.
 pub const PLATFORM_PORT_PCI_ID: u32 = 5;
+/// in (size 8): the TSC rate, in Hz (kept to the kHz), that the kernel
+/// converts TSC ticks with: its own estimate from boot (measured against the PIT over a few
+/// milliseconds, or assumed where it cannot measure) until a better
+/// measurement is written. out (size 8): that measurement (the timer
+/// server's, against the HPET), which the kernel uses from then on, so
+/// the whole system has one rate; `InvalidArgument` unless it is within
+/// a factor of 2 of the boot estimate (or, with no estimate, from 1 MHz
+/// to 1 THz).
+pub const PLATFORM_PORT_TSC_HZ: u32 = 6;
 
 // ---- mempool ----
 // `mempool`: frame reserves. A reserve is shared by a process and every

@@ -75,6 +75,13 @@ pub trait Machine: Sized + 'static {
     fn tick_hz() -> u64;
     /// Timer ticks since boot.
     fn ticks() -> u64;
+    /// The TSC rate (Hz) the kernel converts with now.
+    fn tsc_hz() -> u64;
+    /// The TSC rate (Hz) the kernel measured at boot; 0 if it could not
+    /// measure one (and assumed one).
+    fn tsc_boot_hz() -> u64;
+    /// Makes `hz` the TSC rate the kernel converts with.
+    fn set_tsc_hz(hz: u64);
     /// Whether a timer tick is pending: long work stops here.
     fn preempt_due() -> bool;
 

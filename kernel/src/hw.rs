@@ -176,6 +176,18 @@ impl Machine for Hw {
         lapic::TICKS.load(Ordering::Relaxed)
     }
 
+    fn tsc_hz() -> u64 {
+        lapic::tsc_per_ms() * 1000
+    }
+
+    fn tsc_boot_hz() -> u64 {
+        lapic::tsc_boot_per_ms() * 1000
+    }
+
+    fn set_tsc_hz(hz: u64) {
+        lapic::set_tsc_per_ms(hz / 1000)
+    }
+
     #[inline]
     fn preempt_due() -> bool {
         lapic::timer_pending()

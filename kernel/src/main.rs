@@ -119,7 +119,7 @@ extern "C" fn kmain() -> ! {
         features.smap,
     );
     kprintln!(
-        "MH kernel: LAPIC timer {} ticks/ms ({}), TSC {} MHz, {} I/O APIC lines, tick {} Hz",
+        "MH kernel: LAPIC timer {} ticks/ms ({}), TSC {} MHz (estimate), {} I/O APIC lines, tick {} Hz",
         timer.lapic_ticks_per_ms,
         if timer.calibrated {
             "calibrated with the PIT"

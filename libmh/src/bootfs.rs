@@ -15,6 +15,13 @@ use abi::kdev::*;
 const LOAD_AREA: u64 = 0x0000_7e00_0000_0000;
 const PAGE: u64 = 4096;
 
+/// The status a spawned child exits with when the module's rights or
+/// device scope could not be applied: its program never ran.
+pub const SPAWN_REFUSED: i64 = 126;
+/// The status a spawned child exits with when the module could not be
+/// loaded (read or exec failed): its program never ran.
+pub const SPAWN_FAILED: i64 = 127;
+
 /// A bootfs handle.
 #[derive(Clone, Copy, Debug)]
 pub struct Bootfs(pub Handle);
@@ -82,7 +89,7 @@ impl Bootfs {
 
     /// Starts module `index` as a child with its boot command line
     /// (`binary args…`, as the manifest wrote it); returns the child's pid.
-    /// The child exits with status 127 if it cannot load the image.
+    /// The child exits with [`SPAWN_FAILED`] if it cannot load the image.
     pub fn spawn(self, index: u32) -> Result<u32, Error> {
         self.spawn_with(index, None)
     }
@@ -90,7 +97,11 @@ impl Bootfs {
     /// `spawn`, but with `args` (words separated by spaces) instead of the
     /// arguments on the module's boot command line; its loader options
     /// (priority, memory limit) still apply. `InvalidArgument` if the name
-    /// and `args` do not fit in 255 bytes.
+    /// and `args` do not fit in 255 bytes; `AccessDenied` (nothing is
+    /// started) if the module has a memory or process limit and the caller
+    /// cannot attach mempool to apply it. A child that cannot take the
+    /// module's rights or device scope exits with [`SPAWN_REFUSED`] before
+    /// its program runs; one that cannot load it, with [`SPAWN_FAILED`].
     pub fn spawn_with(self, index: u32, args: Option<&str>) -> Result<u32, Error> {
         if let Some(a) = args
             && a.len() + 33 > 255
@@ -111,7 +122,7 @@ impl Bootfs {
                     && let Err(e) = drop_system_right()
                 {
                     crate::println!("spawn: module {index}: cannot drop RIGHT_SYSTEM: {e}");
-                    process::exit(126)
+                    process::exit(SPAWN_REFUSED)
                 }
                 if let Some(list) = options.devices
                     && let Err(e) =
@@ -122,11 +133,11 @@ impl Bootfs {
                     crate::println!(
                         "spawn: module {index}: cannot limit its devices to '{list}': {e}"
                     );
-                    process::exit(126)
+                    process::exit(SPAWN_REFUSED)
                 }
                 let e = self.load_and_exec(index, size, args);
                 crate::println!("spawn: module {index} could not start: {e}");
-                process::exit(127)
+                process::exit(SPAWN_FAILED)
             }
             pid => {
                 // fork returns to the parent first, so unless a timer tick
@@ -244,6 +255,12 @@ pub struct Options<'a> {
 }
 
 impl<'a> Options<'a> {
+    /// Whether the module has a memory or process limit of its own, which
+    /// only a spawner that can stage reserves (through mempool) can apply.
+    pub fn has_limits(&self) -> bool {
+        self.memory_kib.is_some() || self.processes.is_some()
+    }
+
     pub fn parse(cmdline: &'a str) -> Options<'a> {
         let mut o = Options::default();
         for word in split_options(cmdline).0 {
@@ -279,11 +296,15 @@ fn drop_system_right() -> Result<(), Error> {
 /// Stages the reserve of the module about to be forked: its memory limit
 /// (`@memory_kib`, none without it) and its process limit (`@processes`,
 /// `DEFAULT_PROCESSES` without it). Without mempool (a spawner that is
-/// not a system module) the child shares the spawner's reserve.
+/// not a system module) the child shares the spawner's reserve — unless
+/// the module has a limit of its own, which could then not hold: such a
+/// module is not started (`AccessDenied`), rather than run unlimited.
 fn stage_reserve(options: &Options<'_>) -> Result<(), Error> {
     let pool = match crate::mempool::Pool::open() {
         Ok(pool) => pool,
-        Err(Error::AccessDenied) | Err(Error::NotFound) => return Ok(()),
+        Err(e @ (Error::AccessDenied | Error::NotFound)) => {
+            return if options.has_limits() { Err(e) } else { Ok(()) };
+        }
         Err(e) => return Err(e),
     };
     let limit = options.memory_kib.map(|kib| kib.div_ceil(4));

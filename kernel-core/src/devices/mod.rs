@@ -27,6 +27,8 @@ pub mod msi;
 pub mod pci;
 #[cfg(test)]
 mod pci_tests;
+#[cfg(test)]
+mod tsc_tests;
 pub mod user;
 
 use crate::gentable::{GenTable, IdShape, Shape};

@@ -217,6 +217,18 @@ impl Machine for Fake {
         with(|s| s.ticks)
     }
 
+    fn tsc_hz() -> u64 {
+        with(|s| s.tsc_hz)
+    }
+
+    fn tsc_boot_hz() -> u64 {
+        super::FAKE_TSC_BOOT_HZ
+    }
+
+    fn set_tsc_hz(hz: u64) {
+        with(|s| s.tsc_hz = hz)
+    }
+
     fn preempt_due() -> bool {
         with(|s| s.preempt)
     }

@@ -27,6 +27,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 const PAGE: usize = 4096;
+/// The TSC rate the fake kernel "measured" at boot: 2 GHz.
+pub const FAKE_TSC_BOOT_HZ: u64 = 2_000_000_000;
 
 /// The fake machine.
 pub struct Fake;
@@ -59,6 +61,8 @@ pub struct State {
     pub log_grew: bool,
     pub now: u64,
     pub ticks: u64,
+    /// The TSC rate the kernel converts with (`Machine::tsc_hz`).
+    pub tsc_hz: u64,
     /// Whether a tick is pending (long calls stop at it).
     pub preempt: bool,
     pub ports: HashMap<u16, u64>,
@@ -107,6 +111,7 @@ impl State {
             log_grew: false,
             now: 0,
             ticks: 0,
+            tsc_hz: FAKE_TSC_BOOT_HZ,
             preempt: false,
             ports: HashMap::new(),
             routes: HashMap::new(),

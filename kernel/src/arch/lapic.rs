@@ -48,6 +48,9 @@ const LVT_PERIODIC: u32 = 1 << 17;
 
 static BASE: AtomicUsize = AtomicUsize::new(0);
 static TSC_PER_MS: AtomicU64 = AtomicU64::new(0);
+/// What calibration measured, kept when a better rate replaces it (0: it
+/// could not measure, and `TSC_PER_MS` was assumed).
+static TSC_BOOT_PER_MS: AtomicU64 = AtomicU64::new(0);
 /// The timer's initial count for one tick (measured on the boot CPU; the
 /// others share the bus clock).
 static PERIOD: AtomicU64 = AtomicU64::new(0);
@@ -108,6 +111,7 @@ pub fn init(phys: u64) -> Result<TimerInfo, super::paging::MapError> {
         (1_000_000 / 16, 1_000_000)
     };
     TSC_PER_MS.store(tsc_per_ms, Ordering::Relaxed);
+    TSC_BOOT_PER_MS.store(if calibrated { tsc_per_ms } else { 0 }, Ordering::Relaxed);
     write(REG_TIMER_INIT, 0);
     write(REG_LVT_TIMER, LVT_PERIODIC | TIMER_VECTOR as u32);
     let period = (lapic_ticks_per_ms * 1000 / TICK_HZ).clamp(1, u32::MAX as u64);
@@ -210,6 +214,17 @@ pub fn half_tick_tsc() -> u64 {
 /// TSC ticks per millisecond (0 before calibration).
 pub fn tsc_per_ms() -> u64 {
     TSC_PER_MS.load(Ordering::Relaxed)
+}
+
+/// TSC ticks per millisecond as calibration measured them (0 if assumed).
+pub fn tsc_boot_per_ms() -> u64 {
+    TSC_BOOT_PER_MS.load(Ordering::Relaxed)
+}
+
+/// Converts with `per_ms` from now on: a better measurement than the
+/// boot calibration's (the timer server's, against the HPET).
+pub fn set_tsc_per_ms(per_ms: u64) {
+    TSC_PER_MS.store(per_ms.max(1), Ordering::Relaxed);
 }
 
 /// Converts TSC ticks to microseconds (0 before calibration).

@@ -11,7 +11,7 @@
 //! typed input: the rest follows on the next pass, which the drain asks
 //! for itself).
 
-use crate::uart::Uart;
+use crate::screen::Screen;
 use abi::kdev::*;
 use libmh::Error;
 use libmh::dev::{self, Handle, REGISTRY};
@@ -56,10 +56,10 @@ impl<'a> Drain<'a> {
         })
     }
 
-    /// Copies what the log gained to the UART, up to `DRAIN_MAX` bytes;
+    /// Copies what the log gained to the screen, up to `DRAIN_MAX` bytes;
     /// if more is waiting, it raises klog's vector on the console itself
     /// so that the server comes back for it after its other work.
-    pub fn drain(&mut self, uart: &mut Uart) {
+    pub fn drain(&mut self, screen: &mut Screen) {
         let mut sent = 0;
         loop {
             if sent >= DRAIN_MAX {
@@ -77,12 +77,12 @@ impl<'a> Drain<'a> {
             if let Ok(lost) = self.h.port_in(KLOG_PORT_LOST, 8)
                 && lost > 0
             {
-                uart.send(b"\n[console: kernel log overran; lines lost]\n");
+                screen.log(b"\n[console: kernel log overran; lines lost]\n");
             }
             if n == 0 {
                 return;
             }
-            uart.send(&self.buf[..n.min(CHUNK)]);
+            screen.log(&self.buf[..n.min(CHUNK)]);
             sent += n;
             if let Ok(pos) = self.h.port_in(KLOG_PORT_POS_NOW, 8) {
                 let _ = self.h.port_out(KLOG_PORT_MARK, 8, pos);

@@ -6,14 +6,17 @@
 //! Rules: one event loop (libmh::server's, waiting on three vectors:
 //! requests, UART input, klog growth), and each event is handled to the
 //! end before the next, so a client's write goes out whole and is never interleaved with
-//! another's; nothing a client sends can stop the loop — a bad request
-//! gets an error result and the loop goes on.
+//! another's; kernel-log output goes above a line a client left
+//! unfinished (the shell's prompt and what is typed after it), which is
+//! then drawn again (`screen`); nothing a client sends can stop the
+//! loop — a bad request gets an error result and the loop goes on.
 #![no_std]
 #![no_main]
 
 mod clients;
 mod klog;
 mod line;
+mod screen;
 mod uart;
 
 use abi::console::*;
@@ -24,6 +27,7 @@ use libmh::dev::{self, Served};
 use libmh::server::{self, Reply, Server};
 use libmh::{Args, Error, println};
 use line::{Event, Line};
+use screen::Screen;
 use uart::Uart;
 
 /// Vectors: requests queued on the console device, UART input, klog data.
@@ -35,7 +39,8 @@ libmh::entry!(main);
 
 struct Console<'a> {
     dev: Served,
-    uart: Uart,
+    /// The UART, through what its last line shows.
+    screen: Screen,
     klog: klog::Drain<'a>,
     line: Line,
     clients: Clients,
@@ -75,7 +80,7 @@ fn run() -> Result<(), Error> {
     .map_err(step("register 'console'"))?;
     let mut c = Console {
         dev,
-        uart,
+        screen: Screen::new(uart),
         klog,
         line: Line::new(),
         clients: Clients::new(),
@@ -84,7 +89,7 @@ fn run() -> Result<(), Error> {
     println!("console: ready on COM1");
     // The log so far, and input typed before the claim (it waits in the
     // UART): take them first.
-    c.klog.drain(&mut c.uart);
+    c.klog.drain(&mut c.screen);
     c.input();
     let extra = (1 << V_UART) | (1 << V_KLOG);
     server::serve(dev, V_REQUEST, extra, &mut c).map(|_| ())
@@ -108,7 +113,7 @@ impl Server for Console<'_> {
     /// the prompt the shell writes after it ended. No `idle` pass is
     /// needed: data that arrives later raises its line again.
     fn interrupt(&mut self, _dev: Served, _vectors: u64) {
-        self.klog.drain(&mut self.uart);
+        self.klog.drain(&mut self.screen);
         self.input();
     }
 }
@@ -116,12 +121,12 @@ impl Server for Console<'_> {
 impl Console<'_> {
     /// Every received byte through the line discipline.
     fn input(&mut self) {
-        self.uart.ack();
-        while let Some(byte) = self.uart.receive() {
+        self.screen.uart.ack();
+        while let Some(byte) = self.screen.uart.receive() {
             let mut echo = ArrayVec::<u8, 64>::new();
             let live = self.clients.next_reader().is_some();
             let event = self.line.receive(byte, live, &mut echo);
-            self.uart.send(&echo);
+            self.screen.line(&echo);
             match event {
                 Event::Nothing => {}
                 Event::Line | Event::EndOfInput => self.serve_reads(),
@@ -143,7 +148,7 @@ impl Console<'_> {
                 self.finish(client, CONSOLE_IO_WRITE_RESULT, result);
             }
             CONSOLE_PORT_SYNC => {
-                self.klog.drain(&mut self.uart);
+                self.klog.drain(&mut self.screen);
                 self.finish(client, CONSOLE_IO_WRITE_RESULT, Ok(0));
             }
             CONSOLE_PORT_FOREGROUND => {
@@ -157,7 +162,7 @@ impl Console<'_> {
                         // Still waiting: show what was typed ahead so far.
                         let mut echo = ArrayVec::<u8, 64>::new();
                         self.line.show_typing(&mut echo);
-                        self.uart.send(&echo);
+                        self.screen.line(&echo);
                     }
                 }
                 Err(e) => self.finish(client, CONSOLE_IO_READ_RESULT, Err(e)),
@@ -174,7 +179,7 @@ impl Console<'_> {
         let iova = self.clients.out_buffer(client).ok_or(Error::NotFound)?;
         let bytes = &mut self.buf[..len as usize];
         self.dev.dma_read(client, iova, bytes)?;
-        self.uart.send(bytes);
+        self.screen.line(bytes);
         Ok(len)
     }
 
@@ -186,7 +191,7 @@ impl Console<'_> {
             }
             let mut text = [0u8; CONSOLE_LINE_MAX as usize];
             let (n, unshown) = self.line.take_line(max as usize, &mut text);
-            self.uart.send(&text[unshown..n]);
+            self.screen.line(&text[unshown..n]);
             let result = self
                 .dev
                 .dma_write(client, &text[..n], iova)

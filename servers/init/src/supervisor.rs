@@ -148,7 +148,7 @@ impl Supervisor {
         while self.programs_alive() {
             loop {
                 match process::try_wait_child() {
-                    Ok(status) => self.on_death(&status),
+                    Ok(status) => self.on_death(&status, true),
                     Err(Error::WouldBlock) | Err(Error::NoChildren) => break,
                     Err(e) => {
                         println!("init: wait failed: {e}");
@@ -333,12 +333,24 @@ impl Supervisor {
                 return true;
             }
             if let Ok(status) = process::try_wait_child() {
-                self.on_death(&status);
-                if self.slots[i].is_none_or(|s| s.pid != slot.pid) {
+                let ours = slot.pid == Some(status.pid);
+                if ours {
+                    // One line that says both what it failed to do and how
+                    // it ended, before any restart report.
+                    let verb = if status.kind == ExitKind::Exited as u32 && status.code == 0 {
+                        "ended"
+                    } else {
+                        "died"
+                    };
                     println!(
-                        "init: {} ended before it registered '{name}'; starting the next module",
-                        slot.name()
+                        "init: {} (pid {}) {verb} before registering '{name}' ({}); starting the next module",
+                        slot.name(),
+                        status.pid,
+                        Ended(&status)
                     );
+                }
+                self.on_death(&status, !ours);
+                if ours {
                     return false;
                 }
             }
@@ -348,7 +360,9 @@ impl Supervisor {
         false
     }
 
-    fn on_death(&mut self, status: &ExitStatus) {
+    /// Module death `status`; `report` says whether to log how it ended
+    /// (false when the caller already said so).
+    fn on_death(&mut self, status: &ExitStatus, report: bool) {
         let found = self
             .slots
             .iter_mut()
@@ -369,18 +383,14 @@ impl Supervisor {
                 status.pid
             );
         }
-        let how = match status.kind {
-            k if k == ExitKind::Exited as u32 => "exited with code",
-            k if k == ExitKind::Faulted as u32 => "faulted: vector",
-            k if k == ExitKind::KilledBy as u32 => "was stopped by pid",
-            _ => "was killed: error code",
-        };
-        println!(
-            "init: {} (pid {}) {how} {}",
-            slot.name(),
-            status.pid,
-            status.code
-        );
+        if report {
+            println!(
+                "init: {} (pid {}) {}",
+                slot.name(),
+                status.pid,
+                Ended(status)
+            );
+        }
         if !slot.restart {
             return;
         }
@@ -429,6 +439,21 @@ impl Supervisor {
             slot.quick_deaths
         );
         slot.restart_at = Some(now() + wait);
+    }
+}
+
+/// How a module ended, as init's log lines say it (`exited with code 1`).
+struct Ended<'a>(&'a ExitStatus);
+
+impl core::fmt::Display for Ended<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let how = match self.0.kind {
+            k if k == ExitKind::Exited as u32 => "exited with code",
+            k if k == ExitKind::Faulted as u32 => "faulted: vector",
+            k if k == ExitKind::KilledBy as u32 => "was stopped by pid",
+            _ => "was killed: error code",
+        };
+        write!(f, "{how} {}", self.0.code)
     }
 }
 

@@ -1,13 +1,18 @@
 //! The shell's commands. Each takes the rest of the line, reports on the
 //! console, and never fails the shell itself.
+//!
+//! Rules: every command is in [`COMMANDS`], which `help` lists and which
+//! gives each its usage line; a command that takes no arguments refuses
+//! any with that line instead of ignoring them, and `help <command>`
+//! shows one command's lines.
 
-use crate::V_INTERRUPT;
+use crate::jobs::{kill, run_module};
+use crate::out::Block;
 use crate::say;
 use abi::bus::{DEVICE_KIND_HARDWARE, DEVICE_KIND_KERNEL, DEVICE_KIND_USER};
-use abi::interrupt::VECTOR_CHILD;
 use libmh::bootfs::Bootfs;
 use libmh::console::Console;
-use libmh::{Error, ExitKind, ExitStatus, process, procs, registry};
+use libmh::{Error, process, procs, registry};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -15,47 +20,190 @@ pub enum Flow {
     Exit,
 }
 
-const HELP: &str = "\
-commands:
-  help                 this list
-  ps                   processes: pid, parent, state, priority, memory, name
-  devices              registered devices: name, kind, clients, server
-  run <module> [args]  start a boot module and wait for it (Ctrl-C ends it)
-  kill <pid>           end a process this shell started, or a server (init restarts it)
-  uptime               time since boot
-  mem                  free and total memory
-  echo [words]         print the words
-  bench                run the benchmark program, if the image has one
-  disk info            the disk (disk0): size, sector size, serial
-  disk read <sector>   one sector as a hex dump
-  disk write <sector> <text>  the text (zero-padded) to one sector, then a flush
-  disk scan            read the whole disk in order, with a checksum
-  exit                 leave the shell (init then powers off)
-";
+/// One line of `help`: the command's name, its usage, what it does,
+/// whether it takes arguments, and what runs it (given the rest of the
+/// line).
+struct Command {
+    name: &'static str,
+    usage: &'static str,
+    what: &'static str,
+    args: bool,
+    run: fn(&Console, &str) -> Flow,
+}
 
-pub fn run(c: &mut Console, line: &str) -> Flow {
+const fn cmd(
+    name: &'static str,
+    usage: &'static str,
+    what: &'static str,
+    args: bool,
+    run: fn(&Console, &str) -> Flow,
+) -> Command {
+    Command {
+        name,
+        usage,
+        what,
+        args,
+        run,
+    }
+}
+
+/// A `Command::run` for a command after which the shell always goes on.
+macro_rules! go_on {
+    (|$c:ident, $rest:ident| $body:expr) => {
+        |$c: &Console, $rest: &str| {
+            $body;
+            Flow::Continue
+        }
+    };
+}
+
+/// In `help` order; a command with several forms has a line for each.
+const COMMANDS: &[Command] = &[
+    cmd(
+        "help",
+        "help [command]",
+        "this list, or one command's lines",
+        true,
+        go_on!(|c, rest| help(c, rest)),
+    ),
+    cmd(
+        "ps",
+        "ps",
+        "processes: pid, parent, state, priority, memory, name",
+        false,
+        go_on!(|c, _r| report(c, "ps", ps(c))),
+    ),
+    cmd(
+        "devices",
+        "devices",
+        "registered devices: name, kind, clients, server",
+        false,
+        go_on!(|c, _r| report(c, "devices", devices(c))),
+    ),
+    cmd(
+        "run",
+        "run <module> [args]",
+        "start a boot module and wait for it (Ctrl-C ends it)",
+        true,
+        go_on!(|c, rest| report(c, "run", run_module(c, rest))),
+    ),
+    cmd(
+        "kill",
+        "kill <pid>",
+        "end a process this shell started, or a server (init restarts it)",
+        true,
+        go_on!(|c, rest| kill(c, rest)),
+    ),
+    cmd(
+        "uptime",
+        "uptime",
+        "time since boot",
+        false,
+        go_on!(|c, _r| uptime(c)),
+    ),
+    cmd(
+        "mem",
+        "mem",
+        "free and total memory",
+        false,
+        go_on!(|c, _r| mem(c)),
+    ),
+    cmd(
+        "echo",
+        "echo [words]",
+        "print the words",
+        true,
+        go_on!(|c, rest| say!(c, "{rest}\n")),
+    ),
+    cmd(
+        "bench",
+        "bench",
+        "run the benchmark program, if the image has one",
+        false,
+        go_on!(|c, _r| bench(c)),
+    ),
+    cmd(
+        "disk",
+        "disk info",
+        "the disk (disk0): size, sector size, serial",
+        true,
+        go_on!(|c, rest| crate::disk::run(c, rest)),
+    ),
+    cmd(
+        "disk",
+        "disk read <sector>",
+        "one sector as a hex dump",
+        true,
+        go_on!(|c, rest| crate::disk::run(c, rest)),
+    ),
+    cmd(
+        "disk",
+        "disk write <sector> <text>",
+        "the text (zero-padded) to one sector, then a flush",
+        true,
+        go_on!(|c, rest| crate::disk::run(c, rest)),
+    ),
+    cmd(
+        "disk",
+        "disk scan",
+        "read the whole disk in order, with a checksum",
+        true,
+        go_on!(|c, rest| crate::disk::run(c, rest)),
+    ),
+    cmd(
+        "exit",
+        "exit",
+        "leave the shell (init then powers off)",
+        false,
+        |_, _| Flow::Exit,
+    ),
+];
+
+/// `help`'s line for `c`, usages aligned (a long one still gets two
+/// spaces before its text).
+fn help_line(out: &mut Block<'_>, c: &Command) {
+    out.line(format_args!(
+        "  {:<w$}{}\n",
+        c.usage,
+        c.what,
+        w = c.usage.len().max(19) + 2
+    ));
+}
+
+pub fn run(c: &Console, line: &str) -> Flow {
     let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
     let rest = rest.trim();
-    match cmd {
-        "" => {}
-        "help" => {
-            for line in HELP.lines() {
-                say!(c, "{line}\n");
-            }
-        }
-        "ps" => report(c, "ps", ps(c)),
-        "devices" => report(c, "devices", devices(c)),
-        "run" => report(c, "run", run_module(c, rest)),
-        "kill" => kill(c, rest),
-        "uptime" => uptime(c),
-        "mem" => mem(c),
-        "echo" => say!(c, "{rest}\n"),
-        "bench" => bench(c),
-        "disk" => crate::disk::run(c, rest),
-        "exit" => return Flow::Exit,
-        other => say!(c, "{other}: no such command (try 'help')\n"),
+    if cmd.is_empty() {
+        return Flow::Continue;
     }
-    Flow::Continue
+    let Some(known) = COMMANDS.iter().find(|k| k.name == cmd) else {
+        say!(c, "{cmd}: no such command (try 'help')\n");
+        return Flow::Continue;
+    };
+    if !known.args && !rest.is_empty() {
+        say!(c, "{cmd}: takes no arguments\nusage: {}\n", known.usage);
+        return Flow::Continue;
+    }
+    (known.run)(c, rest)
+}
+
+/// `help`: every command; `help <command>`: that command's lines.
+fn help(c: &Console, which: &str) {
+    let mut out = Block::new(c);
+    if which.is_empty() {
+        out.line(format_args!("commands:\n"));
+        COMMANDS.iter().for_each(|k| help_line(&mut out, k));
+        return;
+    }
+    let mut found = false;
+    for k in COMMANDS.iter().filter(|k| k.name == which) {
+        help_line(&mut out, k);
+        found = true;
+    }
+    drop(out);
+    if !found {
+        say!(c, "help: no command '{which}' (try 'help')\n");
+    }
 }
 
 /// Runs the benchmark program if the image has one. Its numbers are
@@ -91,10 +239,10 @@ fn report(c: &Console, what: &str, result: Result<(), Error>) {
 
 fn ps(c: &Console) -> Result<(), Error> {
     let h = procs::open(false)?;
-    say!(c, "  PID PARENT STATE     PRIO   MEMORY NAME\n");
+    let mut out = Block::new(c);
+    out.line(format_args!("  PID PARENT STATE     PRIO   MEMORY NAME\n"));
     let listed = procs::for_each(h, |p| {
-        say!(
-            c,
+        out.line(format_args!(
             "{:>5} {:>6} {:<9} {:>4} {:>6}K {}\n",
             p.pid,
             p.parent,
@@ -102,17 +250,17 @@ fn ps(c: &Console) -> Result<(), Error> {
             p.priority,
             p.frames * 4,
             p.name()
-        );
+        ));
     });
     let _ = h.detach();
     listed
 }
 
 fn devices(c: &Console) -> Result<(), Error> {
-    say!(
-        c,
+    let mut out = Block::new(c);
+    out.line(format_args!(
         "NAME                             KIND      CLIENTS SERVER\n"
-    );
+    ));
     registry::for_each(|e| {
         let kind = match e.kind {
             DEVICE_KIND_KERNEL => "kernel",
@@ -125,151 +273,14 @@ fn devices(c: &Console) -> Result<(), Error> {
         } else {
             0
         };
-        say!(
-            c,
+        out.line(format_args!(
             "{:<32} {:<9} {:>7} {:>6}\n",
             e.name(),
             kind,
             e.clients,
             server
-        );
+        ));
     })
-}
-
-/// Starts boot module `name` with the given arguments and waits for it;
-/// Ctrl-C ends it.
-fn run_module(c: &Console, line: &str) -> Result<(), Error> {
-    let (name, args) = line.split_once(' ').unwrap_or((line, ""));
-    if name.is_empty() {
-        say!(c, "usage: run <module> [args]\n");
-        return Ok(());
-    }
-    let fs = Bootfs::open()?;
-    let mut opts = [0u8; 256];
-    let started = match fs.find(name)? {
-        // Module 0 is init, and a module without `start = false` is one
-        // init started at boot and supervises: running another copy would
-        // fight it (two inits, two consoles, ...).
-        Some(index) if index == 0 || !fs.options(index, &mut opts)?.no_start => {
-            Err(Error::AlreadyExists)
-        }
-        Some(index) => fs.spawn_with(index, (!args.is_empty()).then_some(args.trim())),
-        None => Err(Error::NotFound),
-    };
-    let _ = fs.0.detach();
-    let pid = match started {
-        Ok(pid) => pid,
-        Err(Error::NotFound) => {
-            say!(c, "run: no module '{name}' in this image\n");
-            return Ok(());
-        }
-        Err(Error::AlreadyExists) => {
-            say!(
-                c,
-                "run: '{name}' is started at boot and supervised by init; it is not run again\n"
-            );
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
-    c.take_foreground()?;
-    let status = wait_for(pid)?;
-    describe(c, name, &status);
-    Ok(())
-}
-
-/// Waits for child `pid`, ending it on Ctrl-C; other children that end
-/// meanwhile are reaped and reported by pid only.
-fn wait_for(pid: u32) -> Result<ExitStatus, Error> {
-    let mask = (1 << VECTOR_CHILD) | (1 << V_INTERRUPT);
-    loop {
-        match process::try_wait_child() {
-            Ok(st) if st.pid == pid => return Ok(st),
-            Ok(_) => continue,
-            Err(Error::WouldBlock) => {}
-            Err(e) => return Err(e),
-        }
-        let got = process::irq_wait(mask)?;
-        if got & (1 << V_INTERRUPT) != 0 {
-            let h = procs::open(true)?;
-            let killed = procs::kill(h, pid);
-            let _ = h.detach();
-            // Already ended is fine: the next reap finds it.
-            if let Err(e) = killed
-                && e != Error::NotFound
-            {
-                return Err(e);
-            }
-        }
-    }
-}
-
-fn describe(c: &Console, name: &str, st: &ExitStatus) {
-    match st.kind {
-        k if k == ExitKind::Exited as u32 && st.code == 0 => {}
-        k if k == ExitKind::Exited as u32 => say!(c, "{name}: exited with status {}\n", st.code),
-        k if k == ExitKind::Faulted as u32 => {
-            say!(
-                c,
-                "{name}: killed by a fault (vector {}) at {:#x}\n",
-                st.code,
-                st.fault_ip
-            )
-        }
-        k if k == ExitKind::KilledBy as u32 => say!(c, "{name}: killed\n"),
-        _ => say!(c, "{name}: killed by the kernel ({})\n", st.code),
-    }
-}
-
-/// Ends `pid`: directly if this shell is its ancestor, otherwise by asking
-/// init, which may stop the servers it supervises (and restarts them).
-/// `kill <pid>`, saying what went wrong in words a user can act on.
-fn kill(c: &Console, arg: &str) {
-    let arg = arg.trim();
-    if arg.is_empty() {
-        say!(c, "usage: kill <pid>  (pids as `ps` lists them)\n");
-        return;
-    }
-    let Ok(pid) = arg.parse::<u32>() else {
-        say!(
-            c,
-            "kill: '{arg}' is not a pid (a number, as `ps` lists them)\n"
-        );
-        return;
-    };
-    if pid == libmh::process::getpid() {
-        say!(c, "kill: {pid} is this shell; `exit` leaves it\n");
-        return;
-    }
-    let done = procs::open(true).and_then(|h| {
-        let done = procs::kill(h, pid);
-        let _ = h.detach();
-        done
-    });
-    let done = match done {
-        Err(Error::AccessDenied) => ask_init_to_stop(pid),
-        other => other,
-    };
-    match done {
-        Ok(()) => {}
-        Err(Error::NotFound) => say!(c, "kill: no process {pid} (NotFound)\n"),
-        Err(Error::AccessDenied) => say!(
-            c,
-            "kill: {pid} is not the shell's to end and init refused it (AccessDenied)\n"
-        ),
-        Err(e) => say!(c, "kill: {pid}: {e}\n"),
-    }
-}
-
-/// The vector init's answers arrive on.
-const V_INIT: u32 = 5;
-
-fn ask_init_to_stop(pid: u32) -> Result<(), Error> {
-    if !libmh::registry::is_registered("init").unwrap_or(false) {
-        // No supervisor to ask: the kernel's answer stands.
-        return Err(Error::AccessDenied);
-    }
-    libmh::init::stop(pid, V_INIT)
 }
 
 /// Vectors for the timer's answers while `uptime` asks it for its clock.

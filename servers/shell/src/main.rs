@@ -15,6 +15,7 @@
 
 mod commands;
 mod disk;
+mod jobs;
 mod out;
 
 use libmh::console::{Console, Read};
@@ -90,7 +91,7 @@ fn main(args: Args) -> i32 {
             say!(&console, "shell: the line is not UTF-8; ignored\n");
             continue;
         };
-        if commands::run(&mut console, line.trim()) == commands::Flow::Exit {
+        if commands::run(&console, line.trim()) == commands::Flow::Exit {
             return 0;
         }
     }

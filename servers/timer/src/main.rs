@@ -1,5 +1,6 @@
 //! timer: the timer server. It drives the HPET through a hardware device
-//! (made through `platform`), measures the TSC against it, and serves the
+//! (made through `platform`), measures the TSC against it (and gives the
+//! kernel that rate, `PLATFORM_PORT_TSC_HZ`: one rate for the system), and serves the
 //! `timer` user device (`abi::timer`, docs/devices/timer.md): each
 //! client's I/O space holds the TSC-to-nanosecond conversion, so libmh
 //! reads time without a system call, and clients arm one-shot and
@@ -41,6 +42,20 @@ const V_HPET: u32 = 2;
 const CALIBRATION_MS: u64 = 20;
 
 libmh::entry!(main);
+
+/// Gives the kernel the TSC rate measured against the HPET, which is
+/// better than its boot estimate (a few milliseconds against the PIT),
+/// so that the kernel and every clock reader convert with one rate.
+fn publish_rate(hz: u64) -> Result<(), Error> {
+    let platform = dev::attach(
+        dev::REGISTRY,
+        "platform",
+        dev::RIGHT_READ | dev::RIGHT_WRITE,
+    )?;
+    let done = platform.port_out(abi::kdev::PLATFORM_PORT_TSC_HZ, 8, hz);
+    let _ = platform.detach();
+    done
+}
 
 struct Options {
     base: u64,
@@ -99,6 +114,15 @@ fn main(args: Args) -> i32 {
         mult,
         tsc_hz,
     };
+    // Before registering: whoever finds the timer finds the kernel
+    // converting with its rate already.
+    let rate = match publish_rate(tsc_hz) {
+        Ok(()) => "the system's rate from now on",
+        Err(e) => {
+            println!("timer: the kernel kept its own TSC rate: {e}");
+            "the kernel converts with its own"
+        }
+    };
     let dev = match dev::create(
         dev::REGISTRY,
         libmh::timer::NAME,
@@ -113,7 +137,7 @@ fn main(args: Args) -> i32 {
         }
     };
     println!(
-        "timer: HPET at {:#x} on GSI {}, TSC {} kHz; serving '{}'",
+        "timer: HPET at {:#x} on GSI {}, TSC {} kHz ({rate}); serving '{}'",
         opts.base,
         opts.gsi,
         tsc_hz / 1000,

@@ -3,7 +3,8 @@
 //! once (the host checks that each arrives whole); then the input the
 //! host types after "ready for input" must come back as lines, with
 //! backspace applied, Ctrl-C reported and discarding its line, and Ctrl-D
-//! ending the input.
+//! ending the input. In between, a kernel-log line written while a line
+//! is unfinished must go above it, the unfinished line drawn again.
 
 use abi::Error;
 use core::fmt::Write;
@@ -13,6 +14,8 @@ use libmh::process;
 
 const DONE: u32 = 6;
 const INTERRUPT: u32 = 7;
+/// The vector `console::sync`'s answer comes on.
+const SYNC: u32 = 8;
 pub const WRITERS: u32 = 3;
 pub const LINES: u32 = 4;
 
@@ -77,6 +80,16 @@ pub fn run() -> i32 {
         return 3;
     }
     say(&c, "console-check: writers done\n");
+    // A log line while a client's line is unfinished (a prompt) goes
+    // above it, and the unfinished line is drawn again after it: the host
+    // looks for the erase before the log line and for the whole line.
+    say(&c, "console-check: prompt> ");
+    libmh::println!("console-check: a log line");
+    if let Err(e) = libmh::console::sync(SYNC) {
+        libmh::println!("console-check: sync failed: {e}");
+        return 8;
+    }
+    say(&c, "typed\n");
     // Bad requests get errors and leave the server running.
     let h = c.handle();
     let r1 = h.port_out_wait(99, 8, 0, 1 << DONE);

@@ -143,6 +143,18 @@ pub fn run(s: &mut Suite) {
         Ok(())
     });
 
+    s.run("timer_gives_the_kernel_its_tsc_rate", || {
+        // The server writes its rate before it registers, so the kernel
+        // converts with the rate this clock publishes: one for the system.
+        let plat = libmh::dev::attach(libmh::dev::REGISTRY, "platform", libmh::dev::RIGHT_READ)
+            .map_err(fail)?;
+        let kernel_hz = plat.port_in(abi::kdev::PLATFORM_PORT_TSC_HZ, 8);
+        let _ = plat.detach();
+        // The kernel keeps the rate to the kHz (it converts per ms).
+        ensure_eq!(kernel_hz, Ok(t.clock().tsc_hz / 1000 * 1000));
+        Ok(())
+    });
+
     s.run("timer_now_is_monotonic_and_advances", || {
         let mut last = t.now_ns();
         for _ in 0..1000 {

@@ -13,6 +13,7 @@ mod build;
 mod cprog;
 mod disk_image;
 mod elf;
+mod endings;
 mod error;
 mod gdb;
 mod harness;

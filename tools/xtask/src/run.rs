@@ -8,7 +8,12 @@
 //! by Ctrl-D, so the shell sees the end of input and the image powers off:
 //! `printf 'ps\nuptime\n' | cargo xtask run` is a scriptable session. The
 //! manifest's `timeout_secs` limits such a run.
-//! The exit status reports how the image ended (see `qemu::Outcome`).
+//! The exit status reports how the image ended (see `qemu::Outcome`); a
+//! piped run whose programs did not all end well (`endings`: an exit
+//! with a code other than 0, a fault, a kill) ends with status 1 and one
+//! `error:` line per such program, even when init powered off cleanly.
+//! An interactive run cannot tell: its serial line goes straight to the
+//! terminal.
 
 use std::io::{IsTerminal, Read};
 use std::time::Duration;
@@ -17,7 +22,7 @@ use crate::error::{Failure, Result};
 use crate::image::Image;
 use crate::manifest::Input;
 use crate::qemu::{self, Outcome, Serial, Stream};
-use crate::{Args, build, prereq, progress};
+use crate::{Args, build, endings, prereq, progress};
 
 /// `cargo xtask run [--image NAME] [--smp N] [-- extra qemu args]`.
 pub fn command(mut args: Args) -> Result<i32> {
@@ -46,12 +51,18 @@ pub fn command(mut args: Args) -> Result<i32> {
     } else {
         progress(&format!("booting {what}…"));
     }
-    let outcome = if interactive {
-        qemu::run_foreground(qemu::command(&image, &serial, &extra)?)?
+    let (outcome, bad) = if interactive {
+        let outcome = qemu::run_foreground(qemu::command(&image, &serial, &extra)?)?;
+        (outcome, Vec::new())
     } else {
-        run_piped(&image, &extra)?
+        let run = run_piped(&image, &extra)?;
+        let bad = endings::bad_endings(&image.manifest.modules, &run.serial, &[]);
+        (run.outcome, bad)
     };
     match outcome {
+        Outcome::Clean if !bad.is_empty() => {
+            eprintln!("error: init powered off cleanly, but not every program ended well:")
+        }
         Outcome::Clean => progress(&outcome.describe()),
         // Ctrl-A X also ends QEMU with status 0, so do not blame the guest
         // alone when the user may simply have quit.
@@ -60,7 +71,19 @@ pub fn command(mut args: Args) -> Result<i32> {
         ),
         _ => eprintln!("error: {}", outcome.describe()),
     }
-    Ok(outcome.exit_code())
+    for b in &bad {
+        eprintln!("error: program {}", b.describe());
+    }
+    Ok(run_status(outcome, &bad))
+}
+
+/// The status `run` exits with: the outcome's, but never 0 when a program
+/// ended badly.
+fn run_status(outcome: Outcome, bad: &[endings::BadEnding]) -> i32 {
+    match outcome.exit_code() {
+        0 if !bad.is_empty() => 1,
+        code => code,
+    }
 }
 
 /// "1 CPU", "4 CPUs".
@@ -80,7 +103,7 @@ const CTRL_D: u8 = 0x04;
 
 /// A non-interactive run: stdin (to its end) plus Ctrl-D is typed once the
 /// console is ready; the serial output is passed through line by line.
-fn run_piped(image: &Image, extra: &[String]) -> Result<Outcome> {
+fn run_piped(image: &Image, extra: &[String]) -> Result<qemu::Headless> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .read_to_end(&mut bytes)
@@ -103,5 +126,24 @@ fn run_piped(image: &Image, extra: &[String]) -> Result<Outcome> {
             Stream::Qemu => eprintln!("[qemu] {line}"),
         },
     )?;
-    Ok(run.outcome)
+    Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_ending_makes_a_clean_run_fail_but_keeps_a_worse_status() {
+        let bad = vec![endings::BadEnding {
+            name: "hello".to_string(),
+            module: 2,
+            pid: 3,
+            how: "exited with code 1".to_string(),
+        }];
+        assert_eq!(run_status(Outcome::Clean, &[]), 0);
+        assert_eq!(run_status(Outcome::Clean, &bad), 1);
+        assert_eq!(run_status(Outcome::KernelPanic, &bad), 2);
+        assert_eq!(run_status(Outcome::InitFailed, &[]), 1);
+    }
 }

@@ -4,16 +4,19 @@
 //! manifest says and the serial output contains every expected line. Each
 //! boots once, on its manifest's `cpus` (`selftest-smp16`: 16).
 //!
+//! A program init started that ends badly (`endings`) fails the image
+//! unless one of its `[expect]` output lines names init's report of it.
+//!
 //! They exist for what the in-guest runner cannot check from user space,
 //! such as the kernel's own fault report (a kernel fault must stop the
 //! machine, so no user program survives to report on it).
 
 use std::time::Duration;
 
-use crate::build;
 use crate::harness::{Failed, Tally};
 use crate::manifest::{self, Expect, ExpectedOutcome};
 use crate::qemu::{self, Outcome, Serial, Stream};
+use crate::{build, endings};
 
 /// Whether a run matched its expectation; the reason when it did not.
 pub fn judge(expect: &Expect, outcome: Outcome, serial: &[String]) -> Result<(), String> {
@@ -75,7 +78,17 @@ fn run_one(name: &str) -> Result<(), String> {
         }
     })
     .map_err(|e| e.message)?;
-    judge(&expect, run.outcome, &run.serial)
+    judge(&expect, run.outcome, &run.serial)?;
+    // A program's bad ending the image does not expect fails it too.
+    let bad = endings::bad_endings(&image.manifest.modules, &run.serial, &expect.output);
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = bad.iter().map(endings::BadEnding::describe).collect();
+    Err(format!(
+        "programs ended badly, which [expect] does not name: {}",
+        named.join("; ")
+    ))
 }
 
 #[cfg(test)]

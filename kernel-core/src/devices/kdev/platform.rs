@@ -4,6 +4,9 @@
 //! that device (`PLATFORM_PORT_CREATE`), to give back what is
 //! quarantined for one (`PLATFORM_PORT_RELEASE_QUARANTINE`), or writes a
 //! `PciClaimSpec` to claim a PCI function (`PLATFORM_PORT_CLAIM_PCI`).
+//! The timer server writes the TSC rate it measured against the HPET
+//! (`PLATFORM_PORT_TSC_HZ`), which replaces the kernel's estimate from
+//! boot so that the system has one rate.
 //!
 //! Rules: the spec is read from one export of the handle, whole, before
 //! anything is checked (so the kernel checks the copy, never memory the
@@ -58,6 +61,34 @@ fn pci_identity<M: Machine>(address: u32) -> u64 {
 
 pub struct Platform;
 
+/// Whether `hz` may replace the boot estimate `boot` (0: none) as the
+/// TSC rate: a measurement, not a typo or a fuzzer's word, so near the
+/// estimate — which a loaded host can throw off by a fifth, not by half.
+pub fn tsc_rate_plausible(boot: u64, hz: u64) -> bool {
+    if boot == 0 {
+        return (1_000_000..=1_000_000_000_000).contains(&hz);
+    }
+    hz >= boot / 2 && hz <= boot.saturating_mul(2)
+}
+
+/// `PLATFORM_PORT_TSC_HZ` out: the system's TSC rate from now on, which
+/// the log records beside the boot estimate.
+fn set_tsc_hz<M: Machine>(hz: u64) -> Result<(), Error> {
+    let boot = M::tsc_boot_hz();
+    if !tsc_rate_plausible(boot, hz) {
+        return Err(Error::InvalidArgument);
+    }
+    let before = M::tsc_hz();
+    // The kernel converts per millisecond: the rate is kept to the kHz.
+    M::set_tsc_hz(hz / 1000 * 1000);
+    M::log(format_args!(
+        "[kernel] TSC rate: {} kHz from now on, measured by a system server (the kernel's own estimate was {} kHz)\n",
+        hz / 1000,
+        before / 1000
+    ));
+    Ok(())
+}
+
 /// Reads the `T` at iova `at`, which must lie inside one export of `h`.
 fn read_spec<T: Pod, M: Machine>(k: &mut Kernel<M>, h: Handle, at: u64) -> Result<T, Error> {
     let att = parts::<Platform, M>(k, h)?;
@@ -78,6 +109,7 @@ impl KernelDevice for Platform {
         require_size(size, SIZE_4_8)?;
         match port {
             PLATFORM_PORT_PCI_ID => Ok(pci_identity::<M>(state.function)),
+            PLATFORM_PORT_TSC_HZ => Ok(M::tsc_hz()),
             PLATFORM_PORT_QUARANTINED => Ok(k
                 .devices
                 .hardware()
@@ -105,6 +137,10 @@ impl KernelDevice for Platform {
             PLATFORM_PORT_CLAIM_PCI => {
                 let spec = read_spec::<PciClaimSpec, M>(k, h, value)?;
                 crate::devices::pci::claim(k, &spec)?;
+                return Ok(Out::Done);
+            }
+            PLATFORM_PORT_TSC_HZ => {
+                set_tsc_hz::<M>(value)?;
                 return Ok(Out::Done);
             }
             _ => return Err(Error::InvalidArgument),
