@@ -72,7 +72,7 @@ fn main(args: Args) -> i32 {
     let Some(timer) = wait_for("the timer", || Timer::open(V_TIMER_REPLY, V_ALARM)) else {
         return 3;
     };
-    let mut service = service::Service::new(nic, timer, V_ALARM);
+    let mut service = service::Service::new(nic, timer, V_TIMER_REPLY, V_ALARM);
     let extra = 1 << NIC_VECTORS.rx | 1 << NIC_VECTORS.post_failed | 1 << V_ALARM;
     match libmh::server::serve(dev, V_REQUEST, extra, &mut service) {
         Ok(code) => code,

@@ -6,7 +6,8 @@
 //! `Busy`; a completion for a client that left is dropped. The timer is
 //! armed only when the stack's next deadline is earlier than the alarm
 //! already set, so alarms do not pile up; an alarm that fires early only
-//! costs a look.
+//! costs a look. A timer that goes away (init restarts it) costs the
+//! stack its deadlines until it is back, never the server.
 
 use crate::sockets::Sockets;
 use crate::stack::{PingEnd, Stack};
@@ -26,10 +27,17 @@ const EXIT_INTERFACE_GONE: i32 = 5;
 pub struct Service {
     stack: Stack,
     sockets: Sockets,
-    timer: Timer,
+    /// The timer, or `None` while it is away (restarted by init): the
+    /// server then runs on frames and requests alone, and opens it again
+    /// at each wake-up until it is back.
+    timer: Option<Timer>,
+    reply_vector: u32,
     alarm_vector: u32,
-    /// The timer's clock when the server started (ns).
-    epoch_ns: u64,
+    /// The server's own clock: the TSC at start and its rate (the
+    /// system's, from the timer's clock), so a restarted timer, whose
+    /// clock may start elsewhere, does not move it.
+    tsc_start: u64,
+    tsc_hz: u64,
     /// The deadline an alarm is set for (µs since the epoch).
     armed: Option<i64>,
     /// The client whose PING is in flight.
@@ -42,14 +50,16 @@ fn ipv4_word(a: Ipv4Address) -> u64 {
 }
 
 impl Service {
-    pub fn new(nic: Nic, timer: Timer, alarm_vector: u32) -> Service {
-        let epoch_ns = timer.now_ns();
+    pub fn new(nic: Nic, timer: Timer, reply_vector: u32, alarm_vector: u32) -> Service {
+        let tsc_hz = timer.clock().tsc_hz.max(1);
         Service {
             stack: Stack::new(crate::phy::Interface::new(nic), 0),
             sockets: Sockets::new(),
-            timer,
+            timer: Some(timer),
+            reply_vector,
             alarm_vector,
-            epoch_ns,
+            tsc_start: libmh::timer::rdtsc(),
+            tsc_hz,
             armed: None,
             pinging: None,
             stop: None,
@@ -57,7 +67,8 @@ impl Service {
     }
 
     fn now_us(&self) -> i64 {
-        (self.timer.now_ns().saturating_sub(self.epoch_ns) / 1000) as i64
+        let ticks = libmh::timer::rdtsc().saturating_sub(self.tsc_start);
+        (u128::from(ticks) * 1_000_000 / u128::from(self.tsc_hz)) as i64
     }
 
     /// The configuration and counters into `client`'s I/O space.
@@ -179,9 +190,16 @@ impl Service {
             let _ = libmh::process::irq_raise(self.alarm_vector);
             return;
         }
+        if self.timer.is_none() {
+            self.timer = Timer::open(self.reply_vector, self.alarm_vector).ok();
+            self.armed = None;
+        }
+        let Some(timer) = &self.timer else {
+            return;
+        };
         if self.armed.is_none_or(|a| a > due) {
-            let at_ns = self.epoch_ns.saturating_add(due as u64 * 1000);
-            match self.timer.alarm_once(at_ns) {
+            let at_ns = timer.now_ns().saturating_add(delay * 1000);
+            match timer.alarm_once(at_ns) {
                 Ok(_) => self.armed = Some(due),
                 // Already past (the clock moved on): come back at once.
                 Err(Error::InvalidArgument) => {
@@ -191,8 +209,10 @@ impl Service {
                 // loop arms again then.
                 Err(Error::LimitReached | Error::Busy) => {}
                 Err(e) => {
-                    println!("net: the timer failed ({e}); stopping");
-                    self.stop = Some(1);
+                    // Gone (init restarts it): without it until it is back.
+                    println!("net: the timer went away ({e}); waiting for it");
+                    self.timer = None;
+                    self.armed = None;
                 }
             }
         }

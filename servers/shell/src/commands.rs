@@ -151,6 +151,20 @@ const COMMANDS: &[Command] = &[
         go_on!(|c, rest| crate::disk::run(c, rest)),
     ),
     cmd(
+        "net",
+        "net",
+        "the network: address, gateway, MAC, frame counts",
+        false,
+        go_on!(|c, _r| crate::net::status(c)),
+    ),
+    cmd(
+        "ping",
+        "ping <a.b.c.d>",
+        "three ICMP echo requests, with their round trips",
+        true,
+        go_on!(|c, rest| crate::net::ping(c, rest)),
+    ),
+    cmd(
         "exit",
         "exit",
         "leave the shell (init then powers off)",

@@ -16,6 +16,7 @@
 mod commands;
 mod disk;
 mod jobs;
+mod net;
 mod out;
 
 use libmh::console::{Console, Read};

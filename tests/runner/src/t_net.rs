@@ -16,6 +16,7 @@ use crate::{ensure, ensure_eq};
 use abi::Error;
 use abi::net::NET_PORT_STATUS;
 use abi::nic::*;
+use alloc::vec::Vec;
 use libmh::bootfs::Bootfs;
 use libmh::dev::{self, REGISTRY};
 use libmh::net::{Net, TcpStream};
@@ -49,9 +50,8 @@ fn start_driver() -> Result<u32, Fail> {
     start_module("virtio-net", nic::NAME)
 }
 
-/// Starts boot module `module` and waits (10 s at most) until `name` is
-/// registered; its pid.
-fn start_module(module: &str, name: &str) -> Result<u32, Fail> {
+/// Starts boot module `module`; its pid.
+fn spawn_module(module: &str) -> Result<u32, Fail> {
     let fs = Bootfs::open().map_err(fail)?;
     let index = fs.find(module).map_err(fail)?;
     let Some(index) = index else {
@@ -59,6 +59,13 @@ fn start_module(module: &str, name: &str) -> Result<u32, Fail> {
     };
     let pid = fs.spawn(index).map_err(fail)?;
     let _ = fs.0.detach();
+    Ok(pid)
+}
+
+/// Starts boot module `module` and waits (10 s at most) until `name` is
+/// registered; its pid.
+fn start_module(module: &str, name: &str) -> Result<u32, Fail> {
+    let pid = spawn_module(module)?;
     let start = ticks_now();
     while !seconds_passed(start, 10) {
         match dev::attach(REGISTRY, name, dev::RIGHT_READ) {
@@ -406,6 +413,19 @@ fn net_server_tests(s: &mut Suite) {
         },
     );
 
+    s.run("httpd_serves_the_status_page_and_refuses_bad_http", || {
+        let httpd = spawn_module("httpd")?;
+        let n = Net::open(NET_VECTOR)
+            .and_then(|n| n.with_sockets(SOCKET_AREA, READY_VECTOR))
+            .map_err(fail)?;
+        let result = httpd_checks(&n);
+        let closed = n.close();
+        let stopped = stop_driver(httpd);
+        result?;
+        closed.map_err(fail)?;
+        stopped
+    });
+
     s.run(
         "a_killed_net_server_is_gone_for_its_clients_and_comes_back",
         || {
@@ -660,4 +680,129 @@ fn socket_errors(n: &Net) -> Result<(), Fail> {
         u.close().map_err(fail)?;
     }
     Ok(())
+}
+
+/// A connection around the forward loop to whoever listens on the guest's
+/// 8080, retrying (10 s) while nobody does yet (the SYN is reset).
+fn connect_loop(n: &Net) -> Result<TcpStream<'_>, Fail> {
+    let start = ticks_now();
+    loop {
+        let c = n.tcp_connect(LOOP_HOST).map_err(fail)?;
+        let made = within(10, || {
+            if writable(n, c.number())? {
+                c.try_write(&[]).map(|_| ())
+            } else {
+                Err(Error::WouldBlock)
+            }
+        });
+        match made {
+            Ok(()) => return Ok(c),
+            Err(Error::ConnectionReset) if !seconds_passed(start, 10) => {
+                let _ = c.close();
+                process::yield_now();
+            }
+            Err(e) => return Err(Fail::new(format_args!("connecting to httpd: {e}"))),
+        }
+    }
+}
+
+/// Sends `request` on `c` and reads one response: (status line, body).
+/// The body is read to its Content-Length, or to the close.
+fn exchange(c: &TcpStream, request: &[u8]) -> Result<(alloc::string::String, Vec<u8>), Fail> {
+    within(10, || c.try_write(request).map(|_| ())).map_err(fail)?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    let start = ticks_now();
+    loop {
+        ensure!(
+            !seconds_passed(start, 10),
+            "no whole response in 10 s ({} bytes)",
+            got.len()
+        );
+        let closed = match c.try_read(&mut buf) {
+            Ok(0) => true,
+            Ok(k) => {
+                got.extend_from_slice(&buf[..k]);
+                false
+            }
+            Err(Error::WouldBlock) => {
+                process::yield_now();
+                false
+            }
+            Err(Error::ConnectionReset) => true,
+            Err(e) => return Err(fail(e)),
+        };
+        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+            ensure!(!closed, "closed before a whole head");
+            continue;
+        };
+        let head = core::str::from_utf8(&got[..end])
+            .map_err(|_| Fail::new(format_args!("a head not UTF-8")))?;
+        let status = head.lines().next().unwrap_or("").into();
+        let length = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        });
+        let body = &got[end + 4..];
+        match length {
+            Some(len) if body.len() >= len => return Ok((status, body[..len].to_vec())),
+            None if closed => return Ok((status, body.to_vec())),
+            _ => ensure!(!closed, "closed mid-body"),
+        }
+    }
+}
+
+fn httpd_checks(n: &Net) -> Result<(), Fail> {
+    // Until httpd listens, QEMU's end of the loop is made and then closed
+    // (the guest resets it): try again, for 10 s.
+    let start = ticks_now();
+    let (c, status, body) = loop {
+        let c = connect_loop(n)?;
+        match exchange(&c, b"GET / HTTP/1.1\r\nHost: mh\r\n\r\n") {
+            Ok((status, body)) => break (c, status, body),
+            Err(f) if seconds_passed(start, 10) => return Err(f),
+            Err(_) => {
+                let _ = c.close();
+                process::yield_now();
+            }
+        }
+    };
+    ensure_eq!(status.as_str(), "HTTP/1.1 200 OK");
+    let page = core::str::from_utf8(&body).unwrap_or("");
+    ensure!(
+        page.contains("<h1>MH</h1>") && page.contains("httpd"),
+        "the page: {}",
+        &page[..page.len().min(120)]
+    );
+    // The same connection (keep-alive): the JSON, then a missing page.
+    let (status, body) = exchange(&c, b"GET /status.json HTTP/1.1\r\n\r\n")?;
+    ensure_eq!(status.as_str(), "HTTP/1.1 200 OK");
+    let json = core::str::from_utf8(&body).unwrap_or("");
+    ensure!(
+        json.starts_with("{\"uptime_ms\":")
+            && json.contains("\"name\":\"net\"")
+            && json.ends_with("]}\n"),
+        "the JSON: {}",
+        &json[..json.len().min(120)]
+    );
+    let (status, _) = exchange(&c, b"GET /nothing HTTP/1.1\r\n\r\n")?;
+    ensure_eq!(status.as_str(), "HTTP/1.1 404 Not Found");
+    let (status, _) = exchange(&c, b"POST / HTTP/1.1\r\n\r\n")?;
+    ensure_eq!(status.as_str(), "HTTP/1.1 405 Method Not Allowed");
+    // Malformed: 400, and the connection is closed.
+    let (status, _) = exchange(&c, b"this is not http\r\n\r\n")?;
+    ensure_eq!(status.as_str(), "HTTP/1.1 400 Bad Request");
+    let mut rest = [0u8; 16];
+    ensure_eq!(
+        within(10, || c.try_read(&mut rest)),
+        Ok(0),
+        "closed after the 400"
+    );
+    c.close().map_err(fail)?;
+    // A new connection still works: the server lives on.
+    let again = connect_loop(n)?;
+    let (status, _) = exchange(&again, b"GET / HTTP/1.0\r\n\r\n")?;
+    ensure_eq!(status.as_str(), "HTTP/1.1 200 OK");
+    again.close().map_err(fail)
 }

@@ -389,6 +389,10 @@ fn bench_boot_is_the_default_image_with_a_reporting_shell() {
     };
     assert_eq!(names(&boot), names(&default), "{KEEP_IN_STEP}");
     assert_eq!(boot.machine, default.machine, "{KEEP_IN_STEP}");
+    assert_eq!(
+        boot.nics, default.nics,
+        "{KEEP_IN_STEP} (and the same [[nic]])"
+    );
     for (b, d) in boot.modules.iter().zip(&default.modules) {
         if d.binary == "shell" {
             assert_eq!(b.args, ["report-boot"], "{KEEP_IN_STEP}");
