@@ -483,10 +483,17 @@ impl<M: Machine> Kernel<M> {
     /// call. `Idle` when none can run.
     #[inline(always)]
     pub fn settle(&mut self) -> Settled {
+        // Work the entry left (a grown log, deferred frees) is done out of
+        // line and then the quick test goes on: an entry that only freed
+        // memory should not pay for the whole slow path. (Waking klog's
+        // listeners may set `resched`, which is tested after it.)
+        if M::exit_work_due() {
+            self.exit_work();
+        }
         // The common case: the caller simply continues, with nothing to
         // deliver. (`resched` is set until a first process is current, so
         // `current` is there when it is clear.)
-        if !self.cpus[M::cpu_index()].resched && !M::exit_work_due() {
+        if !self.cpus[M::cpu_index()].resched {
             // SAFETY: `resched` is clear only once a process is current, so
             // the pointer is set, and it points into the table (see
             // `current`).
@@ -498,11 +505,19 @@ impl<M: Machine> Kernel<M> {
         self.settle_slow()
     }
 
+    /// Takes the work a kernel entry left (`Machine::take_exit_work`).
+    #[cold]
     #[inline(never)]
-    fn settle_slow(&mut self) -> Settled {
+    fn exit_work(&mut self) {
         if M::take_exit_work() {
             crate::devices::kdev::klog::notify_listeners(self);
         }
+    }
+
+    #[inline(never)]
+    fn settle_slow(&mut self) -> Settled {
+        // Work left meanwhile (by this slow path's own exits, say) waits
+        // for the next entry's end; the idle path below takes it too.
         let me = M::cpu_index();
         if core::mem::take(&mut self.cpus[me].preempt) {
             // Another CPU found someone more urgent waiting (see `offer`).

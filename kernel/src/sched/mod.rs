@@ -29,11 +29,15 @@ pub static SCHED: Lock<Kernel> = Lock::new(Kernel::new());
 #[inline(always)]
 pub fn settle(mut s: Guard<'static, Kernel>) {
     loop {
-        // The deferred heap frees are given back on `settle`'s slow path
-        // (`Machine::take_exit_work`), which an entry that made some
-        // always takes.
+        // `Kernel::settle` takes the work an entry left (the deferred heap
+        // frees, klog's listeners) before anything else.
         if s.settle() == Settled::Run {
             return;
+        }
+        // Work left while settling (a process it ended freed memory):
+        // taken, and what it woke seen, before this CPU sleeps.
+        if crate::exit_work::due() {
+            continue;
         }
         idle(s);
         s = SCHED.lock();
