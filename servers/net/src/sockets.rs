@@ -245,17 +245,27 @@ impl Sockets {
             return Err(Error::WouldBlock);
         };
         let h = waiting[i];
-        // Its place in the backlog goes to a fresh listening socket.
-        match Self::listening(stack, port) {
-            Ok(fresh) => waiting[i] = fresh,
-            Err(_) => {
+        // Its place in the backlog goes to a fresh listening socket (the
+        // accepted one now counts in the table, the fresh one in the
+        // backlog); without room for one the backlog shrinks.
+        let fresh = if self.count < SOCKETS_MAX {
+            Self::listening(stack, port).ok()
+        } else {
+            None
+        };
+        let Kind::Listener { waiting, .. } = self.kind(id, socket)? else {
+            return Err(Error::InvalidArgument);
+        };
+        match fresh {
+            Some(f) => waiting[i] = f,
+            None => {
                 waiting.remove(i);
             }
         }
+        if fresh.is_some() {
+            self.count += 1;
+        }
         let peer = stack.set().get::<tcp::Socket>(h).remote_endpoint();
-        // The accepted socket now counts in the table, the fresh one in
-        // the backlog.
-        self.count += 1;
         self.client(id).table[slot] = Some(Kind::Tcp(h));
         Ok(Done {
             value: slot as u64,

@@ -413,6 +413,41 @@ fn net_server_tests(s: &mut Suite) {
         },
     );
 
+    s.run("a_client_killed_with_open_sockets_frees_them", || {
+        // Nine clients in turn, each leaving 16 sockets open as it exits:
+        // 144 in all, more than the server's 128, so the last ones could
+        // not have their sockets if the earlier ones' were not freed.
+        for round in 0..9 {
+            let st = crate::util::in_child(|| {
+                let Ok(n) =
+                    Net::open(NET_VECTOR).and_then(|n| n.with_sockets(SOCKET_AREA, READY_VECTOR))
+                else {
+                    return 1;
+                };
+                let mut open = 0;
+                let mut kept = alloc::vec::Vec::new();
+                for _ in 0..abi::net::NET_SOCKETS_PER_CLIENT {
+                    match n.udp_bind(0) {
+                        Ok(u) => {
+                            open += 1;
+                            kept.push(u);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                core::mem::forget(kept);
+                // Exits with its sockets open (and its handle attached).
+                if open == abi::net::NET_SOCKETS_PER_CLIENT {
+                    0
+                } else {
+                    2
+                }
+            })?;
+            ensure_eq!(st.code, 0, "round {round}: all 16 sockets");
+        }
+        Ok(())
+    });
+
     s.run("httpd_serves_the_status_page_and_refuses_bad_http", || {
         let httpd = spawn_module("httpd")?;
         let n = Net::open(NET_VECTOR)
