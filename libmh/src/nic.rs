@@ -3,8 +3,10 @@
 //!
 //! [`Nic::open`] attaches `net0`, maps one area of fresh pages at the
 //! address the caller gives — a transmit buffer and [`RX_BUFFERS`] receive
-//! buffers — exports it to the device once, maps the three lines, posts
-//! every receive buffer and reads the MAC address. [`Nic::send`] copies a
+//! buffers — exports it to the device once, maps the three lines, becomes
+//! the owner (waiting up to 2 s for a last owner's CLOSE to be taken: the
+//! server takes its clients' requests in turn, so it may still be queued),
+//! posts every receive buffer and reads the MAC address. [`Nic::send`] copies a
 //! frame into the transmit buffer and waits for its completion;
 //! [`Nic::try_recv`] takes the next filled receive buffer (in the order
 //! they were posted, which is the order the server fills them) and posts
@@ -90,12 +92,26 @@ impl Nic {
             mac: [0; 6],
             taken: 0,
         };
-        // After a SYNC the server has taken the open: the address is there.
-        handle.port_out_wait(NIC_PORT_SYNC, 8, 1, 1 << vectors.sent)?;
-        let (tag, result) = nic_decode_result(handle.port_in(NIC_IO_SEND_RESULT, 8)?);
-        result?;
-        if tag != 1 {
-            return Err(Error::IoError);
+        // The first SYNC makes this client the owner, and after it the
+        // address is there. `Busy` may only mean that the last owner's
+        // CLOSE is still queued behind its other requests (the server
+        // takes its clients' requests in turn): ask again for up to 2 s.
+        let start = crate::process::sys_info().map_or(0, |i| i.ticks);
+        let hz = crate::process::sys_info().map_or(100, |i| i.tick_hz.max(1));
+        loop {
+            handle.port_out_wait(NIC_PORT_SYNC, 8, 1, 1 << vectors.sent)?;
+            let (tag, result) = nic_decode_result(handle.port_in(NIC_IO_SEND_RESULT, 8)?);
+            match result {
+                Err(Error::Busy)
+                    if crate::process::sys_info().map_or(u64::MAX, |i| i.ticks) - start
+                        < 2 * hz =>
+                {
+                    crate::process::yield_now();
+                }
+                Err(e) => return Err(e),
+                Ok(()) if tag != 1 => return Err(Error::IoError),
+                Ok(()) => break,
+            }
         }
         let mac = handle.port_in(NIC_IO_MAC, 8)?;
         nic.mac = core::array::from_fn(|i| (mac >> (8 * i)) as u8);
