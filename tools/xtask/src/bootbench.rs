@@ -52,6 +52,7 @@ pub fn measure() -> Result<BootFigures> {
     let input = [Input {
         after: BANNER.to_string(),
         bytes: b"exit\n".to_vec(),
+        host: None,
     }];
     let mut figures = BootFigures::default();
 
@@ -81,10 +82,12 @@ pub fn measure() -> Result<BootFigures> {
         Input {
             after: BANNER.to_string(),
             bytes: b"disk scan\n".to_vec(),
+            host: None,
         },
         Input {
             after: SCANNED.to_string(),
             bytes: b"exit\n".to_vec(),
+            host: None,
         },
     ];
     for run_no in 1..=WALL_RUNS {

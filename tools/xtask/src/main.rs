@@ -20,6 +20,7 @@ mod harness;
 mod header;
 mod image;
 mod manifest;
+mod nettest;
 mod new;
 mod passes;
 mod paths;

@@ -26,7 +26,7 @@ pub use board::{KernelBuild, Machine};
 use cpus::check_module_cpus;
 use devices::{check_device_name, check_device_sources, check_devices};
 pub use disk::{Disk, describe_size};
-pub use expect::{Expect, ExpectedOutcome, Input};
+pub use expect::{Expect, ExpectedOutcome, HostCheck, Input};
 pub use nic::Nic;
 
 /// The memory size when the manifest names none.

@@ -318,6 +318,8 @@ pub enum Stream {
 pub struct Headless {
     pub outcome: Outcome,
     pub serial: Vec<String>,
+    /// What the input stages' host checks found wrong (`Input::host`).
+    pub host_failures: Vec<String>,
 }
 
 /// Runs `cmd` (built with `Serial::Stdio`) with stdin closed and its output
@@ -352,6 +354,11 @@ pub fn run_headless_typing(
     let mut log_writer = LineWriter::new(file);
 
     show(&cmd);
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut host_failures = Vec::new();
     cmd.stdin(if !input.is_empty() {
         Stdio::piped()
     } else {
@@ -394,6 +401,11 @@ pub fn run_headless_typing(
                 && line.contains(&stage.after)
             {
                 next_stage = stages.next();
+                if let Some(check) = stage.host
+                    && let Err(why) = host_check(check, &args)
+                {
+                    host_failures.push(why);
+                }
                 // A failed write shows up as the guest missing its input.
                 let _ = pipe.write_all(&stage.bytes).and_then(|()| pipe.flush());
             }
@@ -426,7 +438,26 @@ pub fn run_headless_typing(
     } else {
         Outcome::from_status(status)
     };
-    Ok(Headless { outcome, serial })
+    Ok(Headless {
+        outcome,
+        serial,
+        host_failures,
+    })
+}
+
+/// Runs a stage's host check against the machine `args` boots (the
+/// guest's serial output waits in the readers' channel meanwhile).
+fn host_check(
+    check: crate::manifest::HostCheck,
+    args: &[String],
+) -> std::result::Result<(), String> {
+    match check {
+        crate::manifest::HostCheck::Http => {
+            let port = crate::nettest::http_port(args)
+                .ok_or("the machine forwards no host port to the guest's port 80")?;
+            crate::nettest::http(port).map_err(|e| format!("HTTP from the host: {e}"))
+        }
+    }
 }
 
 fn spawn_reader(

@@ -112,6 +112,7 @@ fn run_piped(image: &Image, extra: &[String]) -> Result<qemu::Headless> {
     let input = Input {
         after: CONSOLE_READY.to_string(),
         bytes,
+        host: None,
     };
     let log = crate::paths::mh_dir().join("run-serial.log");
     let timeout = Duration::from_secs(image.manifest.timeout_secs);

@@ -79,6 +79,9 @@ fn run_one(name: &str) -> Result<(), String> {
     })
     .map_err(|e| e.message)?;
     judge(&expect, run.outcome, &run.serial)?;
+    if !run.host_failures.is_empty() {
+        return Err(run.host_failures.join("; "));
+    }
     // A program's bad ending the image does not expect fails it too.
     let bad = endings::bad_endings(&image.manifest.modules, &run.serial, &expect.output);
     if bad.is_empty() {

@@ -115,6 +115,7 @@ impl SmpFigures {
         let input = [Input {
             after: BANNER.to_string(),
             bytes: b"exit\n".to_vec(),
+            host: None,
         }];
         let started = Instant::now();
         let mut banner_at = None;

@@ -25,6 +25,7 @@ pub(super) struct RawExpect {
 struct RawInput {
     after: String,
     text: String,
+    host: Option<String>,
 }
 
 /// How a self-test image must end: the QEMU outcome and lines of text the
@@ -44,6 +45,16 @@ pub struct Expect {
 pub struct Input {
     pub after: String,
     pub bytes: Vec<u8>,
+    /// Checks xtask runs from the host before it types (`host = "http"`).
+    pub host: Option<HostCheck>,
+}
+
+/// A check run from the host against the booted image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostCheck {
+    /// HTTP against the guest's port 80 through its forward
+    /// (`nettest::http`).
+    Http,
 }
 
 /// The outcomes a self-test image can expect.
@@ -75,9 +86,20 @@ pub(super) fn parse(e: RawExpect) -> FieldResult<Expect> {
                 "is empty: name a piece of the output line after which to type".into(),
             ));
         }
+        let host = match stage.host.as_deref() {
+            None => None,
+            Some("http") => Some(HostCheck::Http),
+            Some(other) => {
+                return Err((
+                    format!("expect.input[{k}].host"),
+                    format!("'{other}' is not a host check (known: http)"),
+                ));
+            }
+        };
         input.push(Input {
             after: stage.after,
             bytes: stage.text.into_bytes(),
+            host,
         });
     }
     Ok(Expect {

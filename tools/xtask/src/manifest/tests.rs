@@ -698,3 +698,22 @@ fn nic_errors_name_their_field() {
         "{typo}"
     );
 }
+
+#[test]
+fn a_host_check_is_http_or_an_error_naming_the_stage() {
+    let with = |host: &str| {
+        format!(
+            "[image]\ndescription = \"d\"\n[[module]]\nbinary = \"init\"\n[expect]\noutcome = \"clean\"\n\
+             input = [{{ after = \"a\", text = \"b\" }}, {{ after = \"c\", text = \"d\", host = \"{host}\" }}]\n"
+        )
+    };
+    let m = parse_ok(&with("http"));
+    let input = &m.expect.unwrap().input;
+    assert_eq!(input[0].host, None);
+    assert_eq!(input[1].host, Some(crate::manifest::HostCheck::Http));
+    let e = parse_err(&with("ftp"));
+    assert!(
+        e.starts_with("t.toml: expect.input[1].host: 'ftp' is not a host check"),
+        "{e}"
+    );
+}
