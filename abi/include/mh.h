@@ -1306,9 +1306,15 @@
 
 /**
  * The most sockets one client has open at once (socket numbers are
- * 0 to this − 1).
+ * 0 to this − 1: the readiness masks are 64 bits).
  */
-#define MH_NET_SOCKETS_PER_CLIENT 16
+#define MH_NET_SOCKETS_PER_CLIENT 64
+
+/**
+ * The most sockets the server has for all its clients together (a
+ * listener counts its backlog; their buffers are the server's memory).
+ */
+#define MH_NET_SOCKETS_MAX 256
 
 /**
  * Bytes of each TCP connection's receive and send buffers.

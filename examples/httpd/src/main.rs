@@ -30,9 +30,9 @@ use libmh::{Args, println, process};
 const V_DONE: u32 = 1;
 const V_READY: u32 = 2;
 const AREA: u64 = 0x5d00_0000_0000;
-/// Connections served at once: the listener takes one of the 16 sockets
-/// a `net` client has.
-const CONNECTIONS: usize = 15;
+/// Connections served at once: the listener takes one of the sockets a
+/// `net` client has.
+const CONNECTIONS: usize = abi::net::NET_SOCKETS_PER_CLIENT as usize - 1;
 /// How long a connection may say nothing while others wait for a slot.
 const IDLE_SECS: u64 = 10;
 

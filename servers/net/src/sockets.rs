@@ -25,9 +25,8 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address};
 
-/// The most smoltcp sockets all clients together have (their buffers are
-/// the server's memory): 16 clients' worth of full tables would be more.
-const SOCKETS_MAX: usize = 128;
+/// The most smoltcp sockets all clients together have.
+const SOCKETS_MAX: usize = NET_SOCKETS_MAX as usize;
 /// Datagrams a UDP socket queues each way.
 const UDP_PACKETS: usize = 8;
 /// The first port UDP_BIND picks from when asked for 0.

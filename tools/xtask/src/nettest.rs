@@ -1,6 +1,9 @@
 //! Host-side network checks of a booted image: HTTP against the guest's
 //! port 80 through its forward on 127.0.0.1, run by a self-test stage with
-//! `host = "http"` (`selftest-http.toml`).
+//! `host = "http"` (`selftest-http.toml`): 10,000 requests on one
+//! keep-alive connection, 200 on new connections, 64 concurrent
+//! keep-alive connections of 100 requests each while a silent one stays
+//! open, and a malformed request.
 //!
 //! Rules: every connection is to 127.0.0.1 only, every read and write has
 //! a timeout, and every loop is bounded in count and in time; concurrent
@@ -14,15 +17,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// Sequential requests on one keep-alive connection.
-const KEEP_ALIVE_REQUESTS: usize = 200;
+const KEEP_ALIVE_REQUESTS: usize = 10_000;
 /// Requests each on a new connection.
-const NEW_CONNECTIONS: usize = 20;
+const NEW_CONNECTIONS: usize = 200;
 /// Concurrent keep-alive connections, and requests on each.
-const CONCURRENT: usize = 4;
-const CONCURRENT_REQUESTS: usize = 25;
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+const CONCURRENT: usize = 64;
+const CONCURRENT_REQUESTS: usize = 100;
+/// Between two concurrent connections' openings.
+const OPENING_GAP: Duration = Duration::from_millis(100);
+const IO_TIMEOUT: Duration = Duration::from_secs(15);
 /// The whole of the checks.
-const TOTAL_LIMIT: Duration = Duration::from_secs(120);
+const TOTAL_LIMIT: Duration = Duration::from_secs(300);
 
 /// The host port of the forward of guest port 80 in QEMU's arguments
 /// (`hostfwd=tcp:127.0.0.1:<port>-:80`).
@@ -152,7 +157,7 @@ pub fn http(port: u16) -> Result<(), String> {
     let mut workers = Vec::new();
     for _ in 0..CONCURRENT {
         workers.push(thread::spawn(move || keep_alive(port, CONCURRENT_REQUESTS)));
-        thread::sleep(Duration::from_millis(200));
+        thread::sleep(OPENING_GAP);
     }
     for (i, w) in workers.into_iter().enumerate() {
         w.join()
