@@ -1306,9 +1306,10 @@
 
 /**
  * The most sockets one client has open at once (socket numbers are
- * 0 to this − 1: the readiness masks are 64 bits).
+ * 0 to this − 1): the readiness masks have a bit each, and an I/O-space
+ * word keeps below 2^63 (`port_in` returns it as a non-negative value).
  */
-#define MH_NET_SOCKETS_PER_CLIENT 64
+#define MH_NET_SOCKETS_PER_CLIENT 63
 
 /**
  * The most sockets the server has for all its clients together (a
@@ -1324,7 +1325,7 @@
 /**
  * Connections a listening socket holds before they are accepted.
  */
-#define MH_NET_TCP_BACKLOG 4
+#define MH_NET_TCP_BACKLOG 8
 
 /**
  * The longest UDP datagram (payload) the server sends or keeps.

@@ -105,15 +105,16 @@ pub const NET_OP_SENDTO: u32 = 8;
 pub const NET_OP_RECVFROM: u32 = 9;
 
 /// The most sockets one client has open at once (socket numbers are
-/// 0 to this − 1: the readiness masks are 64 bits).
-pub const NET_SOCKETS_PER_CLIENT: u32 = 64;
+/// 0 to this − 1): the readiness masks have a bit each, and an I/O-space
+/// word keeps below 2^63 (`port_in` returns it as a non-negative value).
+pub const NET_SOCKETS_PER_CLIENT: u32 = 63;
 /// The most sockets the server has for all its clients together (a
 /// listener counts its backlog; their buffers are the server's memory).
 pub const NET_SOCKETS_MAX: u32 = 256;
 /// Bytes of each TCP connection's receive and send buffers.
 pub const NET_TCP_BUFFER: u32 = 16 * 1024;
 /// Connections a listening socket holds before they are accepted.
-pub const NET_TCP_BACKLOG: u32 = 4;
+pub const NET_TCP_BACKLOG: u32 = 8;
 /// The longest UDP datagram (payload) the server sends or keeps.
 pub const NET_UDP_MAX: u32 = 1472;
 /// The most bytes one SEND or RECV moves.
