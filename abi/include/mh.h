@@ -149,6 +149,11 @@
 #define MH_DEVICE_KIND_USER 2
 
 /**
+ * The bits of a tag that a completion carries.
+ */
+#define MH_TAG_MASK 2147483647
+
+/**
  * out: the iova of the client's output buffer (inside an export).
  */
 #define MH_CONSOLE_PORT_OUT_BUFFER 0
@@ -343,7 +348,7 @@
 /**
  * The bits of a tag that a completion carries.
  */
-#define MH_DISK_TAG_MASK 2147483647
+#define MH_DISK_TAG_MASK MH_TAG_MASK
 
 /**
  * Port ranges one hardware device may have.
@@ -1355,7 +1360,7 @@
 /**
  * The bits of a tag that a completion carries.
  */
-#define MH_NET_TAG_MASK 2147483647
+#define MH_NET_TAG_MASK MH_TAG_MASK
 
 /**
  * out (size 8): send the frame [`nic_buffer_word`] `value` names.
@@ -1468,7 +1473,7 @@
 /**
  * The bits of a tag that a completion carries.
  */
-#define MH_NIC_TAG_MASK 2147483647
+#define MH_NIC_TAG_MASK MH_TAG_MASK
 
 /**
  * The I/O port of QEMU's `isa-debug-exit` device (as xtask configures it).

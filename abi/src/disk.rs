@@ -21,6 +21,7 @@
 //! `port_in` can return.
 
 use crate::Error;
+use crate::completion::TAG_MASK;
 
 /// out (size 8): read `len` bytes from sector `sector` on into `buffer`,
 /// as the [`DiskRequest`] at iova `value` says.
@@ -81,7 +82,7 @@ pub const DISK_SECTOR_SIZE: u64 = 512;
 /// buffer this size holds any one transfer.
 pub const DISK_TRANSFER_MAX: u64 = 64 * 1024;
 /// The bits of a tag that a completion carries.
-pub const DISK_TAG_MASK: u32 = 0x7fff_ffff;
+pub const DISK_TAG_MASK: u32 = TAG_MASK;
 
 /// What READ and WRITE read (by DMA) from the client's export.
 #[repr(C)]
@@ -102,25 +103,13 @@ pub struct DiskRequest {
 
 /// The result word for a completion of the request tagged `tag`.
 pub const fn disk_result_word(tag: u32, result: Result<(), Error>) -> u64 {
-    let status = match result {
-        Ok(()) => 0,
-        Err(e) => e.code() as u64,
-    };
-    status | ((tag & DISK_TAG_MASK) as u64) << 32
+    crate::completion::result_word(tag, result)
 }
 
 /// A result word as (tag, result); an unknown status is `InvalidArgument`
 /// (a server is not trusted to send only codes that exist).
 pub const fn disk_decode_result(word: u64) -> (u32, Result<(), Error>) {
-    let tag = (word >> 32) as u32 & DISK_TAG_MASK;
-    let status = word as u32;
-    if status == 0 {
-        return (tag, Ok(()));
-    }
-    match Error::from_code(status) {
-        Some(e) => (tag, Err(e)),
-        None => (tag, Err(Error::InvalidArgument)),
-    }
+    crate::completion::decode_result(word)
 }
 
 /// Whether a READ (`write` false) or WRITE may go to a disk of `capacity`

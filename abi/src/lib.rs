@@ -12,6 +12,7 @@
 #![no_std]
 
 pub mod bus;
+pub mod completion;
 pub mod console;
 pub mod disk;
 pub mod error;

@@ -20,6 +20,7 @@
 //! the top byte (10.0.2.15 is `0x0a00_020f`).
 
 use crate::Error;
+use crate::completion::TAG_MASK;
 
 /// out (size 8): write the configuration and counters into the I/O space
 /// (`NET_IO_ADDRESS` on), then complete. `value`: the tag.
@@ -150,7 +151,7 @@ pub const NET_CONFIG_STATIC: u64 = 2;
 /// How long a PING waits for its reply.
 pub const NET_PING_TIMEOUT_MS: u64 = 2000;
 /// The bits of a tag that a completion carries.
-pub const NET_TAG_MASK: u32 = 0x7fff_ffff;
+pub const NET_TAG_MASK: u32 = TAG_MASK;
 
 /// The value of a PING of `address` tagged `tag`.
 pub const fn net_ping_word(address: u32, tag: u32) -> u64 {
@@ -164,24 +165,12 @@ pub const fn net_ping_of(word: u64) -> (u32, u32) {
 
 /// The result word for the completion tagged `tag`.
 pub const fn net_result_word(tag: u32, result: Result<(), Error>) -> u64 {
-    let status = match result {
-        Ok(()) => 0,
-        Err(e) => e.code() as u64,
-    };
-    status | ((tag & NET_TAG_MASK) as u64) << 32
+    crate::completion::result_word(tag, result)
 }
 
 /// A result word as (tag, result); an unknown status is `InvalidArgument`.
 pub const fn net_decode_result(word: u64) -> (u32, Result<(), Error>) {
-    let tag = (word >> 32) as u32 & NET_TAG_MASK;
-    let status = word as u32;
-    if status == 0 {
-        return (tag, Ok(()));
-    }
-    match Error::from_code(status) {
-        Some(e) => (tag, Err(e)),
-        None => (tag, Err(Error::InvalidArgument)),
-    }
+    crate::completion::decode_result(word)
 }
 
 /// An [`NET_IO_ADDRESS`] word as (address, prefix length, how it came).

@@ -32,6 +32,7 @@
 //! code in the result word, never a silent drop of a client's request.
 
 use crate::Error;
+use crate::completion::TAG_MASK;
 
 /// out (size 8): send the frame [`nic_buffer_word`] `value` names.
 pub const NIC_PORT_SEND: u32 = 0;
@@ -85,7 +86,7 @@ pub const NIC_RX_POSTED_MAX: u32 = 64;
 /// more for SEND and SYNC.
 pub const NIC_QUEUE_PER_CLIENT: u32 = NIC_RX_POSTED_MAX + 8;
 /// The bits of a tag that a completion carries.
-pub const NIC_TAG_MASK: u32 = 0x7fff_ffff;
+pub const NIC_TAG_MASK: u32 = TAG_MASK;
 
 /// What the driver writes at the start of a receive buffer it fills.
 #[repr(C)]
@@ -115,25 +116,13 @@ pub const fn nic_buffer_of(word: u64) -> (u64, u32) {
 
 /// The result word for the completion tagged `tag`.
 pub const fn nic_result_word(tag: u32, result: Result<(), Error>) -> u64 {
-    let status = match result {
-        Ok(()) => 0,
-        Err(e) => e.code() as u64,
-    };
-    status | ((tag & NIC_TAG_MASK) as u64) << 32
+    crate::completion::result_word(tag, result)
 }
 
 /// A result word as (tag, result); an unknown status is `InvalidArgument`
 /// (a server is not trusted to send only codes that exist).
 pub const fn nic_decode_result(word: u64) -> (u32, Result<(), Error>) {
-    let tag = (word >> 32) as u32 & NIC_TAG_MASK;
-    let status = word as u32;
-    if status == 0 {
-        return (tag, Ok(()));
-    }
-    match Error::from_code(status) {
-        Some(e) => (tag, Err(e)),
-        None => (tag, Err(Error::InvalidArgument)),
-    }
+    crate::completion::decode_result(word)
 }
 
 /// Whether a SEND of `len` bytes may go out: `InvalidArgument` otherwise.

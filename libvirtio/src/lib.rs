@@ -31,3 +31,42 @@ pub mod features {
     /// accepts it when offered (QEMU refuses FEATURES_OK otherwise).
     pub const ACCESS_PLATFORM: u64 = 1 << 33;
 }
+
+use abi::Error;
+use libmh::dev::{self, Handle, REGISTRY};
+
+/// virtio's PCI vendor id.
+pub const VENDOR: u16 = 0x1af4;
+
+/// The hardware device `hw_name` of the first virtio function with PCI
+/// device id `device` (a modern one: 1041 net, 1042 block), claimed now
+/// through `platform` or by an earlier instance of the driver (the claim
+/// outlives it); with the platform handle, which the quarantine release
+/// needs. `driver` names the driver in its log line.
+pub fn claim(driver: &str, hw_name: &str, device: u16) -> Result<(Handle, Handle), Error> {
+    let platform = dev::attach(
+        REGISTRY,
+        "platform",
+        dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA,
+    )?;
+    let rights = dev::RIGHT_READ
+        | dev::RIGHT_WRITE
+        | dev::RIGHT_DMA
+        | dev::RIGHT_IRQ
+        | dev::RIGHT_MAP
+        | dev::ATTACH_CLOSE_ON_EXEC;
+    let hw = match dev::attach(REGISTRY, hw_name, rights) {
+        Ok(h) => h,
+        Err(Error::NotFound) => {
+            let at = libmh::pci::find(platform, VENDOR, device)?.ok_or(Error::NotFound)?;
+            match libmh::pci::claim(platform, hw_name, at) {
+                Ok(()) | Err(Error::AlreadyExists) => {}
+                Err(e) => return Err(e),
+            }
+            libmh::println!("{driver}: claimed {at} as '{hw_name}'");
+            dev::attach(REGISTRY, hw_name, rights)?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((hw, platform))
+}

@@ -32,7 +32,7 @@ use abi::Error;
 use abi::disk::{DISK_FLAG_FLUSH, DISK_IOSPACE_SIZE, DISK_IRQ_LINES};
 use device::Blk;
 use libmh::dev::{self, Handle, REGISTRY};
-use libmh::pci::{self, Function};
+use libmh::pci::Function;
 use libmh::timer::Timer;
 use libmh::{Args, println};
 use libvirtio::{NO_VECTOR, Transport};
@@ -45,8 +45,7 @@ pub const DISK_NAME: &str = "disk0";
 pub const DISK_RO_NAME: &str = "disk0-ro";
 /// The hardware device its PCI function becomes.
 pub const HW_NAME: &str = "disk0-pci";
-/// virtio's vendor, and the modern (non-transitional) block device.
-const VIRTIO_VENDOR: u16 = 0x1af4;
+/// virtio's modern (non-transitional) block device.
 const VIRTIO_BLK_MODERN: u16 = 0x1042;
 /// Raised when a request is queued on `disk0`, and on `disk0-ro`.
 const V_REQUEST: u32 = 1;
@@ -72,7 +71,7 @@ fn main(args: Args) -> i32 {
             return 4;
         }
     };
-    let (hw, platform) = match claim() {
+    let (hw, platform) = match libvirtio::claim("virtio-blk", HW_NAME, VIRTIO_BLK_MODERN) {
         Ok(x) => x,
         Err(e) => {
             println!("virtio-blk: no virtio-blk function to drive: {e}");
@@ -117,38 +116,6 @@ fn main(args: Args) -> i32 {
 
 fn disk_vectors(disk: &disk::Disk) -> u64 {
     disk.mode_vectors() | 1 << V_FAULT
-}
-
-/// The function's hardware device, claimed now or by an earlier driver;
-/// with the platform handle the quarantine release needs.
-fn claim() -> Result<(Handle, Handle), Error> {
-    let platform = dev::attach(
-        REGISTRY,
-        "platform",
-        dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA,
-    )?;
-    let rights = dev::RIGHT_READ
-        | dev::RIGHT_WRITE
-        | dev::RIGHT_DMA
-        | dev::RIGHT_IRQ
-        | dev::RIGHT_MAP
-        | dev::ATTACH_CLOSE_ON_EXEC;
-    let hw = match dev::attach(REGISTRY, HW_NAME, rights) {
-        // A driver before this one claimed it (the claim outlives it).
-        Ok(h) => h,
-        Err(Error::NotFound) => {
-            let at =
-                pci::find(platform, VIRTIO_VENDOR, VIRTIO_BLK_MODERN)?.ok_or(Error::NotFound)?;
-            match pci::claim(platform, HW_NAME, at) {
-                Ok(()) | Err(Error::AlreadyExists) => {}
-                Err(e) => return Err(e),
-            }
-            println!("virtio-blk: claimed {at} as '{HW_NAME}'");
-            dev::attach(REGISTRY, HW_NAME, rights)?
-        }
-        Err(e) => return Err(e),
-    };
-    Ok((hw, platform))
 }
 
 /// Reset, quarantine release, interrupts, and the device's set-up.

@@ -28,7 +28,7 @@ use abi::Error;
 use abi::nic::{NIC_IOSPACE_SIZE, NIC_IRQ_LINES, NIC_QUEUE_PER_CLIENT};
 use device::Net;
 use libmh::dev::{self, Handle, REGISTRY};
-use libmh::pci::{self, Function};
+use libmh::pci::Function;
 use libmh::{Args, println};
 use libvirtio::Transport;
 use nic::{EXIT_DEVICE_LOST, Nic, V_FAULT, V_RX};
@@ -37,8 +37,7 @@ use nic::{EXIT_DEVICE_LOST, Nic, V_FAULT, V_RX};
 pub const NET_NAME: &str = "net0";
 /// The hardware device its PCI function becomes.
 pub const HW_NAME: &str = "net0-pci";
-/// virtio's vendor, and the modern (non-transitional) network device.
-const VIRTIO_VENDOR: u16 = 0x1af4;
+/// virtio's modern (non-transitional) network device.
 const VIRTIO_NET_MODERN: u16 = 0x1041;
 /// Raised when a request is queued on `net0`.
 const V_REQUEST: u32 = 1;
@@ -64,7 +63,7 @@ fn main(args: Args) -> i32 {
             return 4;
         }
     };
-    let (hw, platform) = match claim() {
+    let (hw, platform) = match libvirtio::claim("virtio-net", HW_NAME, VIRTIO_NET_MODERN) {
         Ok(x) => x,
         Err(e) => {
             println!("virtio-net: no virtio-net function to drive: {e}");
@@ -85,37 +84,6 @@ fn main(args: Args) -> i32 {
             1
         }
     }
-}
-
-/// The function's hardware device, claimed now or by an earlier driver;
-/// with the platform handle the quarantine release needs.
-fn claim() -> Result<(Handle, Handle), Error> {
-    let platform = dev::attach(
-        REGISTRY,
-        "platform",
-        dev::RIGHT_READ | dev::RIGHT_WRITE | dev::RIGHT_DMA,
-    )?;
-    let rights = dev::RIGHT_READ
-        | dev::RIGHT_WRITE
-        | dev::RIGHT_DMA
-        | dev::RIGHT_IRQ
-        | dev::RIGHT_MAP
-        | dev::ATTACH_CLOSE_ON_EXEC;
-    let hw = match dev::attach(REGISTRY, HW_NAME, rights) {
-        Ok(h) => h,
-        Err(Error::NotFound) => {
-            let at =
-                pci::find(platform, VIRTIO_VENDOR, VIRTIO_NET_MODERN)?.ok_or(Error::NotFound)?;
-            match pci::claim(platform, HW_NAME, at) {
-                Ok(()) | Err(Error::AlreadyExists) => {}
-                Err(e) => return Err(e),
-            }
-            println!("virtio-net: claimed {at} as '{HW_NAME}'");
-            dev::attach(REGISTRY, HW_NAME, rights)?
-        }
-        Err(e) => return Err(e),
-    };
-    Ok((hw, platform))
 }
 
 /// Reset, quarantine release, the interrupt, and the device's set-up.
